@@ -1,0 +1,1 @@
+"""Thin command-line front ends: argparse, then one call into a pipeline stage."""

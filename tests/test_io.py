@@ -1,0 +1,65 @@
+"""Round-trips of images and geometry through lgeseg.io."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lgeseg import io
+from lgeseg.records import CaseGeometry
+
+
+def _oblique_geometry(shape: tuple[int, int, int]) -> CaseGeometry:
+    angle = np.deg2rad(30.0)
+    rotation = np.array(
+        [[np.cos(angle), -np.sin(angle), 0.0], [np.sin(angle), np.cos(angle), 0.0], [0.0, 0.0, 1.0]]
+    )
+    return CaseGeometry(shape=shape, spacing=(8.5, 1.37, 1.42), origin=(-12.5, 30.25, 7.0),
+                        direction=tuple(rotation.ravel().tolist()))
+
+
+@pytest.mark.parametrize("ending", [".nii.gz", ".nii", ".mha", ".nrrd"])
+def test_image_round_trip_keeps_array_and_geometry(tmp_path: Path, ending: str) -> None:
+    geometry = _oblique_geometry((4, 9, 7))
+    array = np.random.default_rng(0).normal(size=geometry.shape).astype(np.float32)
+    path = tmp_path / f"case_0000{ending}"
+    io.write_image(path, array, geometry)
+    back, back_geometry = io.read_image(path)
+    np.testing.assert_array_equal(back, array)
+    assert io.geometry_mismatch(back_geometry, geometry) == []
+    assert back_geometry.shape == (4, 9, 7)
+
+
+def test_label_round_trip_is_uint8(tmp_path: Path) -> None:
+    geometry = _oblique_geometry((3, 5, 6))
+    label = np.zeros(geometry.shape, dtype=np.uint8)
+    label[1, 2:4, 2:5] = 2
+    io.write_label(tmp_path / "case.nii.gz", label, geometry)
+    back, _ = io.read_label(tmp_path / "case.nii.gz")
+    assert back.dtype == np.uint8
+    np.testing.assert_array_equal(back, label)
+
+
+def test_unreadable_file_error_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.nii.gz"
+    path.write_bytes(b"not an image at all")
+    with pytest.raises(ValueError, match="broken.nii.gz"):
+        io.read_image(path)
+
+
+def test_wrong_ending_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "case.png"
+    path.write_bytes(b"x")
+    with pytest.raises(ValueError, match="unsupported file ending"):
+        io.read_image(path)
+
+
+def test_geometry_mismatch_names_each_field() -> None:
+    a = _oblique_geometry((4, 9, 7))
+    b = CaseGeometry(shape=(4, 9, 8), spacing=(8.5, 1.0, 1.42), origin=a.origin, direction=a.direction)
+    problems = io.geometry_mismatch(a, b)
+    assert any(p.startswith("shape") for p in problems)
+    assert any(p.startswith("spacing") for p in problems)
+    assert len(problems) == 2
