@@ -1,0 +1,178 @@
+"""The model folder: everything needed to use a trained model, in files a person can open.
+
+Layout of ``MODEL_DIR``::
+
+    model.json              ModelInfo: labels, channels, recipe, augmentation, datasets, lineage
+    plans.json              records.Plan the network and preprocessing follow
+    fingerprint.json        the training data's fingerprint (harmonization reference)
+    splits.json             training/validation case ids per fold
+    checkpoint_final.pt     weights (and, for latest, optimizer state) — tensors and plain values only
+    checkpoint_best.pt
+    checkpoint_latest.pt
+    training_log.txt, progress.png
+
+Checkpoints are loaded with ``torch.load(weights_only=True)``: a file that tries to unpickle
+arbitrary objects (and so could run code) is refused with a ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lgeseg.records import JsonRecord, Plan, load_json, save_json
+
+CHECKPOINT_NAMES: tuple[str, ...] = ("final", "best", "latest")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo(JsonRecord):
+    """Contents of ``model.json``.
+
+    Attributes:
+        lgeseg_version: version that wrote the folder.
+        labels: label name -> value.
+        channel_names: channel index (as string) -> name.
+        recipe: the resolved training recipe (optimizer, lr, epochs, ...), as a dict.
+        augmentation: augmentation preset name.
+        datasets: names of the preprocessed datasets trained on.
+        fold: cross-validation fold.
+        postprocessing: ``"lcc"``, ``"lcc_per_label"`` or ``"none"`` (chosen on validation cases).
+        parent: model folder this one was fine-tuned from, or None.
+        trainable: ``"all"``, ``"encoder:K"`` or ``"decoder:K"``.
+        target_cases: fine-tuning cases of the new center, or None.
+        epochs_trained: completed epochs.
+        extras: free-form (timings, validation Dice, ...).
+    """
+
+    lgeseg_version: str
+    labels: dict[str, int]
+    channel_names: dict[str, str]
+    recipe: dict[str, Any]
+    augmentation: str
+    datasets: tuple[str, ...]
+    fold: int = 0
+    postprocessing: str = "lcc"
+    parent: str | None = None
+    trainable: str = "all"
+    target_cases: tuple[str, ...] | None = None
+    epochs_trained: int = 0
+    extras: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A model ready for inference: network in eval mode on ``device``, its plan and info."""
+
+    network: torch.nn.Module
+    plan: Plan
+    info: ModelInfo
+    model_dir: Path
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` (tensors, state dicts, numbers, strings, lists, dicts) to ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint without unpickling arbitrary objects.
+
+    Returns the payload dict. Raises ``FileNotFoundError`` if missing and ``ValueError`` naming
+    the file if it is not a plain-data checkpoint (for example one crafted to run code on load).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError) as err:
+        raise ValueError(
+            f"{path}: refused to load: not a plain weights checkpoint (it may try to run code on load). "
+            f"Only files written by lgeseg are accepted. Details: {str(err).splitlines()[0]}"
+        ) from err
+    if not isinstance(payload, dict) or "network" not in payload:
+        raise ValueError(f"{path}: not an lgeseg checkpoint (expected a dict with a 'network' entry)")
+    return payload
+
+
+def write_model_metadata(model_dir: str | Path, plan: Plan, info: ModelInfo,
+                         fingerprint: dict[str, Any] | None = None) -> None:
+    """Write ``plans.json``, ``model.json`` and (if given) ``fingerprint.json`` into ``model_dir``."""
+    model_dir = Path(model_dir)
+    save_json(plan, model_dir / "plans.json")
+    save_json(info, model_dir / "model.json")
+    if fingerprint is not None:
+        save_json(fingerprint, model_dir / "fingerprint.json")
+
+
+def read_model_metadata(model_dir: str | Path) -> tuple[Plan, ModelInfo]:
+    """Read ``plans.json`` and ``model.json`` of a model folder.
+
+    Raises ``FileNotFoundError``/``ValueError`` naming the folder and the missing or bad file.
+    """
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"{model_dir}: model folder not found")
+    for name in ("plans.json", "model.json"):
+        if not (model_dir / name).is_file():
+            raise FileNotFoundError(f"{model_dir}: incomplete model folder, {name} is missing")
+    plan = Plan.from_dict(load_json(model_dir / "plans.json"))
+    info = ModelInfo.from_dict(load_json(model_dir / "model.json"))
+    return plan, info
+
+
+def find_checkpoint(model_dir: str | Path, checkpoint: str = "final") -> Path:
+    """Return the path of ``checkpoint_<checkpoint>.pt``; with ``"final"`` fall back to best, then latest.
+
+    Raises ``FileNotFoundError`` naming the folder when none exists.
+    """
+    model_dir = Path(model_dir)
+    order = [checkpoint] + ([n for n in CHECKPOINT_NAMES if n != checkpoint] if checkpoint == "final" else [])
+    for name in order:
+        path = model_dir / f"checkpoint_{name}.pt"
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"{model_dir}: incomplete model folder, no checkpoint_{checkpoint}.pt (nothing trained?)")
+
+
+def load_model(model_dir: str | Path, device: str | torch.device = "cpu", checkpoint: str = "final") -> LoadedModel:
+    """Build the network from ``plans.json`` and load its weights for inference.
+
+    Args:
+        model_dir: model folder.
+        device: torch device for the network.
+        checkpoint: ``"final"`` (falls back to best/latest), ``"best"`` or ``"latest"``.
+
+    Returns:
+        ``LoadedModel`` with the network in eval mode and deep supervision off.
+    """
+    from lgeseg.network import build_unet
+
+    model_dir = Path(model_dir)
+    plan, info = read_model_metadata(model_dir)
+    path = find_checkpoint(model_dir, checkpoint)
+    payload = load_checkpoint(path, map_location="cpu")
+    network = build_unet(plan.topology)
+    try:
+        network.load_state_dict(payload["network"])
+    except RuntimeError as err:
+        raise ValueError(f"{path}: weights do not match the network in {model_dir / 'plans.json'}: {err}") from err
+    network.deep_supervision = False
+    network.eval()
+    return LoadedModel(network=network.to(device), plan=plan, info=info, model_dir=model_dir)
