@@ -1,0 +1,29 @@
+"""``lgeseg_evaluate``: 3D Dice, HD95, volumes and clinical indices of predictions against references."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from lgeseg.evaluation import evaluate_folders, format_table
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``-p PRED_DIR -r REF_DIR -o OUT_DIR``, evaluate, print the table. Returns the exit code."""
+    parser = argparse.ArgumentParser(
+        prog="lgeseg_evaluate",
+        description="Evaluate predicted label maps against references (paired by case id); writes metrics.csv "
+                    "and summary.json to the output folder and prints a summary table.")
+    parser.add_argument("-p", "--predictions", required=True, help="folder of predicted <case>.nii.gz files")
+    parser.add_argument("-r", "--references", required=True,
+                        help="folder of reference <case>.nii.gz files, or a raw dataset with labelsTr/")
+    parser.add_argument("-o", "--output", required=True, help="folder for metrics.csv and summary.json")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        summary = evaluate_folders(args.predictions, args.references, args.output)
+    except (FileNotFoundError, ValueError) as err:
+        parser.exit(1, f"lgeseg_evaluate: error: {err}\n")
+    print(format_table(summary))
+    print(f"metrics.csv and summary.json written to {args.output}")
+    return 0

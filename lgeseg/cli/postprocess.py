@@ -1,0 +1,29 @@
+"""``lgeseg_postprocess``: keep the largest connected LV component of every label map in a folder."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from lgeseg.postprocessing import postprocess_folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``-i IN -o OUT [--per-label] [--overwrite]`` and postprocess the folder. Returns the exit code."""
+    parser = argparse.ArgumentParser(
+        prog="lgeseg_postprocess",
+        description="Keep the largest 3D connected component of the whole LV (labels > 0) in every label map "
+                    "of a folder; the geometry of each file is kept.")
+    parser.add_argument("-i", "--input", required=True, help="folder of label maps (.nii.gz, .nii, .mha, .nrrd)")
+    parser.add_argument("-o", "--output", required=True, help="output folder (must differ from the input)")
+    parser.add_argument("--per-label", action="store_true",
+                        help="also keep only the largest component of each label (lcc_per_label)")
+    parser.add_argument("--overwrite", action="store_true", help="rewrite outputs that already exist")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        written = postprocess_folder(args.input, args.output, per_label=args.per_label, overwrite=args.overwrite)
+    except (FileNotFoundError, ValueError) as err:
+        parser.exit(1, f"lgeseg_postprocess: error: {err}\n")
+    print(f"wrote {len(written)} label map(s) to {args.output}")
+    return 0

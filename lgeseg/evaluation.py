@@ -1,0 +1,271 @@
+"""Evaluation of predicted label maps against references: 3D Dice, HD95, volumes, clinical indices.
+
+Per case and per structure (blood pool = label 1, myocardium = label 2, whole LV = labels 1 and 2):
+
+* ``dice``: the paper's Eq. 1, 2|X∩Y| / (|X| + |Y|), over the whole 3D volume.
+* ``hd95_mm``: 95th-percentile symmetric Hausdorff distance between the 3D surfaces, in mm
+  (the larger of the two directed 95th percentiles, as in MedPy and MONAI), using the voxel spacing.
+* ``abs_volume_diff_ml``: |V_pred - V_ref| in mL.
+* Clinical: LV blood-pool volume (mL) and myocardial mass (g, 1.05 g/mL) for prediction and reference.
+
+Empty structures (documented convention, also stated in ``summary.json``):
+
+* prediction and reference both empty: Dice 1, HD95 0 mm (nothing to disagree on); counted as
+  ``both_empty`` in the summary.
+* exactly one empty: Dice 0 and HD95 undefined (NaN in ``metrics.csv``); the HD95 statistics
+  leave such cases out and the summary counts them as ``hd95_undefined``, so no mean is ever NaN
+  without saying so.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+from tqdm import tqdm
+
+from lgeseg import io
+from lgeseg.records import save_json
+
+logger = logging.getLogger(__name__)
+
+#: Structures evaluated: name -> label values that make it up.
+STRUCTURES: dict[str, tuple[int, ...]] = {"blood_pool": (1,), "myocardium": (2,), "lv": (1, 2)}
+#: Myocardial tissue density, g/mL.
+MYOCARDIUM_DENSITY_G_PER_ML: float = 1.05
+#: The empty-structure convention, copied into summary.json.
+EMPTY_CONVENTION: str = (
+    "both empty: Dice 1, HD95 0 mm (counted as both_empty); one empty: Dice 0, HD95 undefined "
+    "(NaN in metrics.csv, left out of HD95 statistics, counted as hd95_undefined)"
+)
+
+
+def _mask(label_map: np.ndarray, label: int | Sequence[int]) -> np.ndarray:
+    labels = (label,) if isinstance(label, (int, np.integer)) else tuple(label)
+    return np.isin(label_map, labels)
+
+
+def dice(pred: np.ndarray, ref: np.ndarray, label: int | Sequence[int]) -> float:
+    """3D Dice coefficient (paper Eq. 1) of one structure.
+
+    Args:
+        pred, ref: label maps (z, y, x) of equal shape.
+        label: label value, or several values taken together (e.g. (1, 2) for the whole LV).
+
+    Returns:
+        2|P∩R| / (|P| + |R|) in [0, 1]; 1.0 when both are empty.
+    """
+    if np.shape(pred) != np.shape(ref):
+        raise ValueError(f"prediction shape {np.shape(pred)} != reference shape {np.shape(ref)}")
+    p, r = _mask(pred, label), _mask(ref, label)
+    total = int(np.count_nonzero(p)) + int(np.count_nonzero(r))
+    if total == 0:
+        return 1.0
+    return 2.0 * int(np.count_nonzero(p & r)) / total
+
+
+def _surface(mask: np.ndarray) -> np.ndarray:
+    """Voxels of ``mask`` with at least one face neighbour outside it (the image border counts as outside)."""
+    padded = np.pad(mask, 1)
+    eroded = ndimage.binary_erosion(padded, structure=ndimage.generate_binary_structure(3, 1))
+    return (padded & ~eroded)[1:-1, 1:-1, 1:-1]
+
+
+def hd95(pred_mask: np.ndarray, ref_mask: np.ndarray, spacing: Sequence[float]) -> float:
+    """95th-percentile symmetric Hausdorff distance between two boolean masks (z, y, x), in mm.
+
+    Args:
+        pred_mask, ref_mask: boolean (z, y, x) masks of equal shape.
+        spacing: voxel size, mm, (z, y, x).
+
+    Returns:
+        max(P95 of pred-surface -> ref-surface distances, P95 of ref -> pred); 0.0 when both are
+        empty, NaN when exactly one is empty.
+    """
+    p_any, r_any = bool(pred_mask.any()), bool(ref_mask.any())
+    if not p_any and not r_any:
+        return 0.0
+    if not p_any or not r_any:
+        return math.nan
+    # Distances only involve the two surfaces: crop to their joint bounding box (exact, and cheap).
+    nonzero = np.argwhere(pred_mask | ref_mask)
+    box = tuple(slice(lo, hi + 1) for lo, hi in zip(nonzero.min(0), nonzero.max(0), strict=True))
+    ps, rs = _surface(pred_mask[box]), _surface(ref_mask[box])
+    to_ref = ndimage.distance_transform_edt(~rs, sampling=spacing)[ps]
+    to_pred = ndimage.distance_transform_edt(~ps, sampling=spacing)[rs]
+    return float(max(np.percentile(to_ref, 95), np.percentile(to_pred, 95)))
+
+
+def evaluate_case(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float]) -> dict[str, float]:
+    """All metrics of one case.
+
+    Args:
+        pred, ref: uint8 label maps (z, y, x) on the same grid.
+        spacing: mm, (z, y, x).
+
+    Returns:
+        A flat dict: ``dice_<structure>``, ``hd95_mm_<structure>``, ``abs_volume_diff_ml_<structure>``
+        for each of ``STRUCTURES``, plus ``bp_volume_{pred,ref}_ml`` and ``myo_mass_{pred,ref}_g``.
+    """
+    if np.shape(pred) != np.shape(ref):
+        raise ValueError(f"prediction shape {np.shape(pred)} != reference shape {np.shape(ref)}")
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    row: dict[str, float] = {}
+    for name, labels in STRUCTURES.items():
+        p, r = _mask(pred, labels), _mask(ref, labels)
+        row[f"dice_{name}"] = dice(pred, ref, labels)
+        row[f"hd95_mm_{name}"] = hd95(p, r, spacing)
+        row[f"abs_volume_diff_ml_{name}"] = abs(int(np.count_nonzero(p)) - int(np.count_nonzero(r))) * voxel_ml
+    for who, array in (("pred", pred), ("ref", ref)):
+        row[f"bp_volume_{who}_ml"] = int(np.count_nonzero(array == 1)) * voxel_ml
+        row[f"myo_mass_{who}_g"] = int(np.count_nonzero(array == 2)) * voxel_ml * MYOCARDIUM_DENSITY_G_PER_ML
+    return row
+
+
+def _label_files(folder: Path) -> dict[str, Path]:
+    return {io.strip_ending(p): p for p in sorted(folder.iterdir())
+            if io.file_ending(p) and not p.name.startswith(".") and p.is_file()}
+
+
+def pair_cases(pred_dir: str | Path, ref_dir: str | Path) -> tuple[list[tuple[str, Path, Path]], list[str]]:
+    """Pair prediction files with reference files by case id.
+
+    Args:
+        pred_dir: folder of ``<case>.<ending>`` predictions.
+        ref_dir: folder of ``<case>.<ending>`` references, or a raw dataset whose ``labelsTr``
+            (then ``labelsTs``) holds them.
+
+    Returns:
+        ([(case_id, pred_path, ref_path), ...] sorted by case, [case ids with a reference but no
+        prediction]). Raises ``ValueError`` naming predictions that have no reference.
+    """
+    pred_dir, ref_dir = Path(pred_dir), Path(ref_dir)
+    for folder in (pred_dir, ref_dir):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: folder not found")
+    preds = _label_files(pred_dir)
+    if not preds:
+        raise FileNotFoundError(f"{pred_dir}: no predictions found (expected <case>.nii.gz files)")
+    refs = _label_files(ref_dir)
+    for sub in ("labelsTr", "labelsTs"):
+        if not refs and (ref_dir / sub).is_dir():
+            refs = _label_files(ref_dir / sub)
+    missing = sorted(set(preds) - set(refs))
+    if missing:
+        raise ValueError(f"{ref_dir}: no reference for prediction(s) {', '.join(missing)} "
+                         f"(expected {ref_dir}/<case>.nii.gz or {ref_dir}/labelsTr/<case>.nii.gz)")
+    return [(case, preds[case], refs[case]) for case in sorted(preds)], sorted(set(refs) - set(preds))
+
+
+def _stats(values: list[float]) -> dict[str, float | int]:
+    finite = [v for v in values if not math.isnan(v)]
+    if not finite:
+        return {"mean": None, "std": None, "median": None, "n": 0}  # type: ignore[dict-item]
+    return {"mean": float(np.mean(finite)), "std": float(np.std(finite)), "median": float(np.median(finite)),
+            "n": len(finite)}
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Summary of per-case rows (as from ``evaluate_case`` plus ``case``): mean/std/median per metric.
+
+    Returns a dict with ``n_cases``, ``structures`` (per structure: dice, hd95_mm,
+    abs_volume_diff_ml statistics and the empty counts), ``clinical`` and ``empty_convention``.
+    """
+    structures: dict[str, Any] = {}
+    for name in STRUCTURES:
+        hd = [r[f"hd95_mm_{name}"] for r in rows]
+        structures[name] = {
+            "dice": _stats([r[f"dice_{name}"] for r in rows]),
+            "hd95_mm": {**_stats(hd), "hd95_undefined": sum(math.isnan(v) for v in hd)},
+            "abs_volume_diff_ml": _stats([r[f"abs_volume_diff_ml_{name}"] for r in rows]),
+            "both_empty": sum(bool(r[f"empty_{name}"] == "both") for r in rows),
+            "pred_empty_only": sum(bool(r[f"empty_{name}"] == "pred") for r in rows),
+            "ref_empty_only": sum(bool(r[f"empty_{name}"] == "ref") for r in rows),
+        }
+    clinical_keys = ("bp_volume_pred_ml", "bp_volume_ref_ml", "myo_mass_pred_g", "myo_mass_ref_g")
+    clinical = {key: _stats([r[key] for r in rows]) for key in clinical_keys}
+    return {"n_cases": len(rows), "structures": structures, "clinical": clinical,
+            "empty_convention": EMPTY_CONVENTION}
+
+
+def _empty_flag(pred: np.ndarray, ref: np.ndarray, labels: tuple[int, ...]) -> str:
+    p, r = bool(_mask(pred, labels).any()), bool(_mask(ref, labels).any())
+    return "both" if not (p or r) else "pred" if not p else "ref" if not r else ""
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def evaluate_folders(pred_dir: str | Path, ref_dir: str | Path, out_dir: str | Path) -> dict[str, Any]:
+    """Evaluate every prediction in ``pred_dir`` against its reference; write the results.
+
+    Args:
+        pred_dir: folder of predicted label maps ``<case>.nii.gz`` (any supported ending).
+        ref_dir: folder of reference label maps, or a raw dataset with ``labelsTr``/``labelsTs``.
+        out_dir: receives ``metrics.csv`` (one row per case) and ``summary.json``.
+
+    Returns:
+        The summary dict (as written to ``summary.json``). Raises ``ValueError`` naming the case
+        when a prediction's geometry (shape, spacing, origin, direction) differs from its reference.
+    """
+    pairs, unpredicted = pair_cases(pred_dir, ref_dir)
+    if unpredicted:
+        logger.warning("%d reference(s) have no prediction and are not evaluated: %s",
+                       len(unpredicted), ", ".join(unpredicted))
+    rows: list[dict[str, Any]] = []
+    for case, pred_path, ref_path in tqdm(pairs, desc="evaluate", unit="case"):
+        pred, pred_geometry = io.read_label(pred_path)
+        ref, ref_geometry = io.read_label(ref_path)
+        problems = io.geometry_mismatch(pred_geometry, ref_geometry)
+        if problems:
+            raise ValueError(f"case {case}: prediction {pred_path} and reference {ref_path} are on different "
+                             f"grids: {'; '.join(problems)}")
+        row: dict[str, Any] = {"case": case, **evaluate_case(pred, ref, ref_geometry.spacing)}
+        row.update({f"empty_{name}": _empty_flag(pred, ref, labels) for name, labels in STRUCTURES.items()})
+        rows.append(row)
+    summary = summarize(rows)
+    summary["references_without_prediction"] = unpredicted
+    out_dir = Path(out_dir)
+    _write_csv(out_dir / "metrics.csv", rows)
+    save_json(summary, out_dir / "summary.json")
+    return summary
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """A plain-text table of the summary: one line per structure, mean ± std of Dice, HD95, |ΔV|."""
+
+    def cell(stats: dict[str, Any], digits: int) -> str:
+        return "n/a" if stats["mean"] is None else f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"
+
+    lines = [f"{'structure':<12} {'Dice':>15} {'HD95 (mm)':>15} {'|dV| (mL)':>15}  empty (both/pred/ref)"]
+    for name, s in summary["structures"].items():
+        lines.append(f"{name:<12} {cell(s['dice'], 3):>15} {cell(s['hd95_mm'], 2):>15} "
+                     f"{cell(s['abs_volume_diff_ml'], 2):>15}  "
+                     f"{s['both_empty']}/{s['pred_empty_only']}/{s['ref_empty_only']}")
+    c = summary["clinical"]
+    lines.append(f"LV blood-pool volume (mL): pred {cell(c['bp_volume_pred_ml'], 1)}, "
+                 f"ref {cell(c['bp_volume_ref_ml'], 1)}")
+    lines.append(f"Myocardial mass (g):       pred {cell(c['myo_mass_pred_g'], 1)}, "
+                 f"ref {cell(c['myo_mass_ref_g'], 1)}")
+    lines.append(f"{summary['n_cases']} case(s). Empty structures: {summary['empty_convention']}.")
+    return "\n".join(lines)
