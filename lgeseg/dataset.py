@@ -153,3 +153,9 @@ def list_cases(dataset_dir: str | Path, subset: str = "Tr") -> list[RawCase]:
         )
         for case_id, by_channel in sorted(channels.items())
     ]
+
+from lgeseg.validation import Problem, validate_dataset  # noqa: E402  (re-export; validation imports us lazily)
+
+__all__ = [
+    "DatasetInfo", "Problem", "RawCase", "list_cases", "load_dataset_info", "split_channel_suffix", "validate_dataset",
+]

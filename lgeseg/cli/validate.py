@@ -1,0 +1,45 @@
+"""``lgeseg_validate DATASET [DATASET ...]``: check raw datasets and report every problem."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from lgeseg.validation import count_problems, format_problems, validate_dataset
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Validate each dataset, print its problems and a summary.
+
+    Returns:
+        1 if any dataset has an error, else 0 (warnings alone give 0).
+    """
+    parser = argparse.ArgumentParser(
+        prog="lgeseg_validate",
+        description="Check raw datasets (nnU-Net v2 layout) and report every problem at once. "
+        "Never modifies the datasets. Exit code 1 on errors, 0 otherwise (warnings allowed).",
+    )
+    parser.add_argument("datasets", nargs="+", type=Path, metavar="DATASET", help="raw dataset folder(s)")
+    parser.add_argument("--headers-only", action="store_true",
+                        help="check names, headers and geometry only; skip reading voxel data (fast)")
+    parser.add_argument("--workers", type=int, default=1, help="threads reading files in parallel (default 1)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    total_errors = total_warnings = 0
+    for dataset in args.datasets:
+        problems = validate_dataset(dataset, check_images=not args.headers_only, num_workers=args.workers)
+        errors, warnings = count_problems(problems)
+        total_errors += errors
+        total_warnings += warnings
+        print(f"{dataset}: {errors} error(s), {warnings} warning(s)")
+        if problems:
+            print("  " + format_problems(problems, root=dataset).replace("\n", "\n  "))
+    verdict = "FAILED" if total_errors else "OK"
+    print(f"{verdict}: {len(args.datasets)} dataset(s) checked, {total_errors} error(s), {total_warnings} warning(s)")
+    return 1 if total_errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
