@@ -1,0 +1,212 @@
+"""``augment_batch``: sample parameters from a preset, then apply the deterministic ops.
+
+Order: one spatial resampling (crop -> patch), then the intensity steps in ``STEP_ORDER``.
+Everything runs on the device the batch lives on; no Python loop visits individual samples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import torch
+
+from lgeseg.augmentation import intensity
+from lgeseg.augmentation.presets import AugmentationPreset
+from lgeseg.augmentation.spatial import SpatialParams, apply_spatial, centre_crop, sample_spatial
+
+#: Intensity steps in the order they are applied.
+STEP_ORDER: tuple[str, ...] = (
+    "bilateral",
+    "noise",
+    "blur",
+    "brightness_mul",
+    "brightness_add",
+    "contrast",
+    "low_res",
+    "inverse_gamma",
+    "gamma",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class IntensityStep:
+    """One sampled intensity step.
+
+    Attributes:
+        op: a name from ``STEP_ORDER``.
+        mask: (B, C) bool, which sample-channels it applies to.
+        values: per sample-channel parameters, each (B, C).
+    """
+
+    op: str
+    mask: torch.Tensor
+    values: tuple[torch.Tensor, ...]
+
+
+def _rand(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    return torch.rand(shape, generator=generator, device=generator.device)
+
+
+def _uniform(bounds: tuple[float, float], shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    return bounds[0] + (bounds[1] - bounds[0]) * _rand(shape, generator)
+
+
+def _factor(bounds: tuple[float, float], shape: tuple[int, ...], generator: torch.Generator, split: bool):
+    """Uniform in bounds, or (split) uniform in [lo, 1) or [1, hi] with probability 1/2 each."""
+    lo, hi = bounds
+    if not split or not lo < 1.0 < hi:
+        return _uniform(bounds, shape, generator)
+    below = _rand(shape, generator) < 0.5
+    return torch.where(below, _uniform((lo, 1.0), shape, generator), _uniform((1.0, hi), shape, generator))
+
+
+def _mask(p: float, p_channel: float, shape: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
+    per_sample = _rand(shape[:1], generator)[:, None] < p
+    return per_sample & (_rand(shape, generator) < p_channel)
+
+
+def sample_intensity(
+    preset: AugmentationPreset, batch_size: int, channels: int, generator: torch.Generator
+) -> list[IntensityStep]:
+    """Draw which intensity steps apply to which sample-channels, and their parameters.
+
+    Returns:
+        steps in ``STEP_ORDER`` whose probability is above 0, tensors on ``generator.device``.
+    """
+    shape, pr, sp = (batch_size, channels), preset, preset.split_factor_sampling
+    g = generator
+    samplers: dict[str, tuple[float, float, Callable[[], tuple[torch.Tensor, ...]]]] = {
+        "bilateral": (
+            pr.p_bilateral,
+            1.0,
+            lambda: (_uniform(pr.bilateral_sigma_space, shape, g), _uniform(pr.bilateral_sigma_color, shape, g)),
+        ),
+        "noise": (pr.p_noise, 1.0, lambda: (_noise_std(pr, shape, g),)),
+        "blur": (
+            pr.p_blur,
+            pr.blur_p_per_channel,
+            lambda: (_uniform(pr.blur_sigma, shape, g), _uniform(pr.blur_sigma, shape, g)),
+        ),
+        "brightness_mul": (pr.p_brightness_mul, 1.0, lambda: (_factor(pr.brightness_mul_range, shape, g, sp),)),
+        "brightness_add": (pr.p_brightness_add, 1.0, lambda: (_uniform(pr.brightness_add_range, shape, g),)),
+        "contrast": (pr.p_contrast, 1.0, lambda: (_factor(pr.contrast_range, shape, g, sp),)),
+        "low_res": (pr.p_low_res, pr.low_res_p_per_channel, lambda: (_uniform(pr.low_res_zoom, shape, g),)),
+        "inverse_gamma": (pr.p_inverse_gamma, 1.0, lambda: (_factor(pr.gamma_range, shape, g, sp),)),
+        "gamma": (pr.p_gamma, 1.0, lambda: (_factor(pr.gamma_range, shape, g, sp),)),
+    }
+    steps = []
+    for op in STEP_ORDER:
+        p, p_channel, draw = samplers[op]
+        if p > 0:
+            steps.append(IntensityStep(op, _mask(p, p_channel, shape, g), draw()))
+    return steps
+
+
+def _noise_std(preset: AugmentationPreset, shape: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
+    value = _uniform(preset.noise_std, shape[:1], generator)[:, None].expand(shape)  # same std for all channels
+    return value.sqrt() if preset.noise_range_is_variance else value
+
+
+def _op(step: str, preset: AugmentationPreset, generator: torch.Generator) -> Callable[..., torch.Tensor]:
+    radius = intensity.blur_radius(preset.blur_sigma[1])
+    ops: dict[str, Callable[..., torch.Tensor]] = {
+        "bilateral": intensity.bilateral_filter,
+        "noise": lambda x, std: intensity.add_noise(x, std, generator),
+        "blur": lambda x, sy, sx: intensity.gaussian_blur(x, sy, sx, radius),
+        "brightness_mul": intensity.multiply,
+        "brightness_add": intensity.add,
+        "contrast": intensity.contrast,
+        "low_res": intensity.simulate_low_resolution,
+        "inverse_gamma": lambda x, v: intensity.gamma(x, v, invert=True, retain_stats=preset.gamma_retain_stats),
+        "gamma": lambda x, v: intensity.gamma(x, v, invert=False, retain_stats=preset.gamma_retain_stats),
+    }
+    return ops[step]
+
+
+def apply_intensity(
+    images: torch.Tensor, steps: list[IntensityStep], preset: AugmentationPreset, generator: torch.Generator
+) -> torch.Tensor:
+    """Apply sampled intensity steps to (B, C, H, W) images; returns a new tensor.
+
+    Each step runs only on the sample-channels its mask selects (gathered into one batch).
+    ``generator`` supplies the noise fields (give one on the images' device for speed).
+    """
+    b, c, h, w = images.shape
+    x = images.reshape(b * c, 1, h, w)
+    for step in steps:
+        rows = step.mask.to(images.device).reshape(-1).nonzero().squeeze(1)
+        if rows.numel() == 0:
+            continue
+        values = [v.to(images.device, images.dtype).reshape(-1)[rows] for v in step.values]
+        x = x.index_copy(0, rows, _op(step.op, preset, generator)(x[rows], *values))
+    return x.reshape(b, c, h, w)
+
+
+def _check_inputs(images: torch.Tensor, labels: torch.Tensor, patch_size: tuple[int, int]) -> None:
+    if images.dim() != 4 or not images.is_floating_point():
+        raise ValueError(
+            f"augment_batch: images must be float (B, C, H, W), found {images.dtype} {tuple(images.shape)}"
+        )
+    b, _, h, w = images.shape
+    if tuple(labels.shape) != (b, h, w):
+        raise ValueError(f"augment_batch: labels must be (B, H, W) = {(b, h, w)}, found {tuple(labels.shape)}")
+    if labels.is_floating_point():
+        raise ValueError(f"augment_batch: labels must be an integer tensor, found {labels.dtype}")
+    if len(patch_size) != 2 or patch_size[0] > h or patch_size[1] > w:
+        raise ValueError(f"augment_batch: patch_size {tuple(patch_size)} must fit in the input crop {(h, w)}")
+
+
+def augment_batch(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    preset: AugmentationPreset,
+    patch_size: tuple[int, int],
+    spacing_yx: tuple[float, float],
+    generator: torch.Generator,
+    num_classes: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augment a batch of crops and cut the training patches out of them.
+
+    Args:
+        images: (B, C, H, W) float, crops centred where the patch should be, H >= ph, W >= pw.
+        labels: (B, H, W) integer label maps aligned with ``images``.
+        preset: e.g. ``get_preset("spatial_intensity")``.
+        patch_size: (ph, pw) voxels of the output.
+        spacing_yx: (sy, sx) mm of the input pixels (drives the paper's spacing-based rescaling).
+        generator: all randomness comes from it; a generator on the batch's device avoids copies.
+        num_classes: number of label values (default: ``labels.max() + 1``, which syncs a GPU).
+
+    Returns:
+        (images (B, C, ph, pw) of the input dtype, labels (B, ph, pw) long) on the input device;
+        labels only take values present in the input. Raises ``ValueError`` for bad shapes.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x, y = augment_batch(torch.rand(2, 1, 80, 80), torch.zeros(2, 80, 80, dtype=torch.long),
+        ...                      get_preset("spatial_intensity"), (64, 64), (1.25, 1.25), g)
+        >>> tuple(x.shape), tuple(y.shape)
+        ((2, 1, 64, 64), (2, 64, 64))
+    """
+    patch_size = (int(patch_size[0]), int(patch_size[1]))
+    _check_inputs(images, labels, patch_size)
+    b, c = images.shape[:2]
+    if preset.is_spatial_identity:
+        out_images, out_labels = centre_crop(images, patch_size).clone(), centre_crop(labels, patch_size).long()
+    else:
+        crop = (int(images.shape[-2]), int(images.shape[-1]))
+        params = sample_spatial(preset, b, crop, patch_size, spacing_yx, generator)
+        params = SpatialParams(*(getattr(params, f.name).to(images.device) for f in dataclasses.fields(params)))
+        k = int(labels.max()) + 1 if num_classes is None else int(num_classes)
+        out_images, out_labels = apply_spatial(
+            images,
+            labels,
+            params,
+            patch_size,
+            k,
+            preset.image_interpolation,
+            preset.label_interpolation,
+            preset.padding,
+        )
+    steps = sample_intensity(preset, b, c, generator)
+    return apply_intensity(out_images, steps, preset, generator), out_labels
