@@ -1,0 +1,56 @@
+"""``lgeseg_convert {emidec,mscmr,mnms} SRC DST``: convert a public dataset into lgeseg's raw format."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from lgeseg.converters import convert_emidec, convert_mnms, convert_mscmr
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lgeseg_convert",
+        description="Convert EMIDEC, MS-CMRSeg 2019 (LGE) or M&Ms into lgeseg's raw format (nnU-Net v2 layout, "
+        "labels 0 background, 1 LV blood pool, 2 LV myocardium) and validate the result. See docs/datasets.md.",
+    )
+    sub = parser.add_subparsers(dest="dataset", required=True, metavar="{emidec,mscmr,mnms}")
+    helps = {"emidec": "EMIDEC: SRC/Case_*/Images and Contours",
+             "mscmr": "MS-CMRSeg 2019 LGE: patientN_LGE.nii.gz and patientN_LGE_manual.nii.gz",
+             "mnms": "M&Ms: <code>/<code>_sa.nii.gz (+ _sa_gt) and the information CSV"}
+    for name, text in helps.items():
+        command = sub.add_parser(name, help=text, description=text)
+        command.add_argument("src", type=Path, metavar="SRC", help="the unpacked source dataset")
+        command.add_argument("dst", type=Path, metavar="DST", help="destination raw dataset folder (empty)")
+        command.add_argument("--overwrite", action="store_true",
+                             help="replace imagesTr, labelsTr, imagesTs and dataset.json in a non-empty DST")
+        if name == "mnms":
+            command.add_argument("--info", type=Path, default=None, metavar="CSV",
+                                 help="M&Ms information CSV (default: the one CSV with its columns below SRC)")
+            command.add_argument("--split-centers", action="store_true",
+                                 help="write one dataset per centre, DST/mnms_centre<k>")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one converter. Returns 0 on success, 1 with a message on stderr otherwise."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.dataset == "mnms":
+            count = convert_mnms(args.src, args.dst, args.overwrite, info_csv=args.info,
+                                 split_centers=args.split_centers)
+        else:
+            convert = convert_emidec if args.dataset == "emidec" else convert_mscmr
+            count = convert(args.src, args.dst, args.overwrite)
+    except (ValueError, OSError) as err:
+        print(f"lgeseg_convert {args.dataset}: error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {count} case(s) to {args.dst}; the result passes lgeseg_validate")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,212 @@
+"""Shared machinery of the public-dataset converters.
+
+A converter lists its source cases as ``SourceItem``s (a name and a loader), and
+``write_dataset`` does the rest: refuses a non-empty destination unless asked to overwrite,
+writes every case into a hidden temporary folder beside the destination (so a failed
+conversion leaves nothing half-written), writes ``dataset.json``, moves the result into place
+and runs ``validate_dataset`` on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from lgeseg import io
+from lgeseg.records import LABELS, CaseGeometry, save_json
+from lgeseg.validation import count_problems, format_problems, validate_dataset
+
+logger = logging.getLogger(__name__)
+
+#: Entries a converter writes into its destination (and replaces when overwriting).
+OUTPUT_ENTRIES: tuple[str, ...] = ("imagesTr", "labelsTr", "imagesTs", "labelsTs", "dataset.json")
+FILE_ENDING = ".nii.gz"
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvertedCase:
+    """One case ready to write.
+
+    Attributes:
+        case_id: output case identifier.
+        image: (z, y, x) intensities.
+        image_geometry: geometry of ``image``, copied from the source file.
+        label: (z, y, x) uint8 in lgeseg's labels (0, 1, 2), or None for an unlabelled case.
+        label_geometry: geometry of ``label``, copied from the source file.
+    """
+
+    case_id: str
+    image: np.ndarray
+    image_geometry: CaseGeometry
+    label: np.ndarray | None = None
+    label_geometry: CaseGeometry | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceItem:
+    """A unit of source data (usually one patient) and how to load it into cases."""
+
+    name: str
+    load: Callable[[], list[ConvertedCase]]
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetMeta:
+    """The descriptive fields of the ``dataset.json`` a converter writes."""
+
+    name: str
+    description: str
+    channel_name: str = "LGE"
+    center: str | None = None
+    vendor: str | None = None
+    field_strength: str | None = None
+    extra: Mapping[str, object] = dataclasses.field(default_factory=dict)
+
+
+def check_destination(dst: Path, overwrite: bool) -> None:
+    """Refuse to convert into a non-empty ``dst`` unless ``overwrite``.
+
+    Raises ``FileExistsError`` naming the folder (or ``NotADirectoryError`` if it is a file).
+    """
+    if dst.exists() and not dst.is_dir():
+        raise NotADirectoryError(f"{dst}: destination exists and is not a folder")
+    if dst.is_dir() and any(dst.iterdir()) and not overwrite:
+        raise FileExistsError(f"{dst}: destination folder is not empty; choose an empty folder or pass "
+                              f"overwrite (replaces {', '.join(OUTPUT_ENTRIES)} there, keeps anything else)")
+
+
+def remap_labels(array: np.ndarray, mapping: Mapping[int, int], source: Path) -> np.ndarray:
+    """Map source label values to lgeseg's labels.
+
+    Args:
+        array: (z, y, x) source label map, any numeric dtype.
+        mapping: source value -> lgeseg value; every value present must be listed.
+        source: the file the labels came from (named in errors).
+
+    Returns:
+        uint8 (z, y, x). Raises ``ValueError`` naming the file and the unexpected values.
+    """
+    if array.dtype.kind == "f" and (not np.all(np.isfinite(array)) or not np.all(np.mod(array, 1) == 0)):
+        raise ValueError(f"{source}: label map holds non-integer values")
+    values = np.unique(array).astype(np.int64)
+    unexpected = sorted(int(v) for v in values if int(v) not in mapping)
+    if unexpected:
+        raise ValueError(f"{source}: unexpected label value(s) {unexpected}; expected only {sorted(mapping)}")
+    out = np.zeros(array.shape, dtype=np.uint8)
+    for value, target in mapping.items():
+        if target:
+            out[array == value] = target
+    return out
+
+
+def compact_image(array: np.ndarray) -> np.ndarray:
+    """Return ``array`` as int16 when that is lossless (integral values in range), else float32."""
+    if array.size and np.all(np.isfinite(array)) and np.all(np.mod(array, 1) == 0):
+        if array.min() >= np.iinfo(np.int16).min and array.max() <= np.iinfo(np.int16).max:
+            return array.astype(np.int16)
+    return array.astype(np.float32, copy=False)
+
+
+def write_dataset(items: Sequence[SourceItem], dst: Path, meta: DatasetMeta, overwrite: bool = False) -> int:
+    """Convert ``items`` into the raw dataset ``dst`` and validate it.
+
+    Cases with a label go to ``imagesTr``/``labelsTr``, cases without to ``imagesTs``.
+
+    Returns:
+        Number of cases written. Raises ``ValueError`` listing every source item that failed
+        (then nothing is written to ``dst``), or naming the problems if the written dataset
+        fails ``validate_dataset`` (then the files stay for inspection).
+    """
+    check_destination(dst, overwrite)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.converting-"))
+    try:
+        num_training, num_test = _write_cases(items, staging, meta.name)
+        save_json(_dataset_json(meta, num_training), staging / "dataset.json")
+        _install(staging, dst)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    logger.info("%s: wrote %d training and %d test case(s)", dst, num_training, num_test)
+    _validate_result(dst)
+    return num_training + num_test
+
+
+def _write_cases(items: Sequence[SourceItem], out: Path, dataset_name: str) -> tuple[int, int]:
+    errors: list[str] = []
+    seen: set[str] = set()
+    num_training = num_test = 0
+    for folder in ("imagesTr", "labelsTr"):  # nnU-Net layout even when every case is unlabelled
+        (out / folder).mkdir()
+    for item in tqdm(items, desc=f"converting {dataset_name}", unit="case"):
+        try:
+            cases = item.load()
+        except (ValueError, FileNotFoundError) as err:
+            errors.append(str(err))
+            continue
+        for case in cases:
+            if case.case_id in seen:
+                errors.append(f"{item.name}: case id '{case.case_id}' occurs twice in the source")
+                continue
+            seen.add(case.case_id)
+            subset = "Tr" if case.label is not None else "Ts"
+            io.write_image(out / f"images{subset}" / f"{case.case_id}_0000{FILE_ENDING}",
+                           compact_image(case.image), case.image_geometry)
+            if case.label is not None:
+                io.write_label(out / "labelsTr" / f"{case.case_id}{FILE_ENDING}", case.label,
+                               case.label_geometry or case.image_geometry)
+                num_training += 1
+            else:
+                num_test += 1
+    if errors:
+        raise ValueError(f"{len(errors)} source problem(s); nothing was written:\n  " + "\n  ".join(errors))
+    if num_training + num_test == 0:
+        raise ValueError(f"no cases to convert for {dataset_name}")
+    return num_training, num_test
+
+
+def _dataset_json(meta: DatasetMeta, num_training: int) -> dict[str, object]:
+    data: dict[str, object] = {
+        "name": meta.name,
+        "description": meta.description,
+        "channel_names": {"0": meta.channel_name},
+        "labels": dict(LABELS),
+        "numTraining": num_training,
+        "file_ending": FILE_ENDING,
+    }
+    for key in ("center", "vendor", "field_strength"):
+        if getattr(meta, key) is not None:
+            data[key] = getattr(meta, key)
+    data.update(meta.extra)
+    return data
+
+
+def _install(staging: Path, dst: Path) -> None:
+    """Move the staged entries into ``dst``, replacing only the entries a converter writes."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in OUTPUT_ENTRIES:
+        target = dst / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+    for entry in sorted(staging.iterdir()):
+        os.replace(entry, dst / entry.name)
+
+
+def _validate_result(dst: Path) -> None:
+    problems = validate_dataset(dst)
+    errors, warnings = count_problems(problems)
+    if warnings:
+        logger.warning("%s: %d warning(s):\n%s", dst, warnings,
+                       format_problems([p for p in problems if p.severity == "warning"], root=dst))
+    if errors:
+        raise ValueError(f"{dst}: converted, but the result fails validation (files kept for inspection):\n"
+                         + format_problems(problems, root=dst))
