@@ -1,0 +1,170 @@
+"""Explicit GPU memory estimate for one training step of the 2D U-Net (pure functions, no torch).
+
+The estimate counts what PyTorch keeps alive between forward and backward for the network that
+``lgeseg.network.build_unet`` builds from a ``NetworkTopology`` (conv -> InstanceNorm -> LeakyReLU,
+``conv_per_stage`` times per stage; strided conv down; transposed conv up; skip concatenation;
+a 1x1 segmentation head per decoder level for deep supervision), plus weights, gradients,
+optimizer state and a fixed overhead for the CUDA context, cuDNN workspace and allocator slack.
+
+Every stored activation is counted (conv output, norm output, activation output, transposed
+conv output, concatenation, head logits and the loss's softmax/one-hot), so the estimate errs on
+the large side: PyTorch frees some of these (in-place LeakyReLU) and never frees more.
+"""
+
+from __future__ import annotations
+
+import math
+
+from lgeseg.records import MemoryEstimate, NetworkTopology
+
+GIB: int = 1024**3
+
+#: CUDA context + cuDNN handles, bytes. Counted because the budget is the free device memory
+#: *before* the training process starts.
+CUDA_CONTEXT_BYTES: int = 600 * 1024**2
+#: cuDNN convolution workspace, bytes (PyTorch lets cuDNN pick algorithms up to this much).
+CUDNN_WORKSPACE_BYTES: int = 256 * 1024**2
+#: Allocator slack (fragmentation, rounding of blocks) as a fraction of activations.
+ALLOCATOR_SLACK: float = 0.10
+
+_BYTES_PER_STATE = {"adam": 8, "adamw": 8, "sgd": 4}
+
+
+def stage_resolutions(topology: NetworkTopology, patch_size: tuple[int, int]) -> list[tuple[int, int]]:
+    """Feature map size (y, x) in pixels at each encoder stage for a ``patch_size`` (y, x) input."""
+    size_y, size_x = int(patch_size[0]), int(patch_size[1])
+    sizes: list[tuple[int, int]] = []
+    for stride_y, stride_x in topology.strides:
+        size_y = math.ceil(size_y / stride_y)
+        size_x = math.ceil(size_x / stride_x)
+        sizes.append((size_y, size_x))
+    return sizes
+
+
+def count_parameters(topology: NetworkTopology) -> int:
+    """Number of trainable parameters of the U-Net described by ``topology``.
+
+    Counts conv weights and biases, InstanceNorm affine parameters, transposed convs and the
+    deep-supervision heads (one per decoder level).
+    """
+    feats = topology.features_per_stage
+    total = 0
+    in_ch = topology.in_channels
+    for stage, out_ch in enumerate(feats):
+        ky, kx = topology.kernel_sizes[stage]
+        for _ in range(topology.conv_per_stage):
+            total += in_ch * out_ch * ky * kx + out_ch + 2 * out_ch
+            in_ch = out_ch
+    for stage in range(len(feats) - 2, -1, -1):
+        sy, sx = topology.strides[stage + 1]
+        total += feats[stage + 1] * feats[stage] * sy * sx + feats[stage]  # transposed conv
+        ky, kx = topology.kernel_sizes[stage]
+        in_ch = 2 * feats[stage]
+        for _ in range(topology.conv_per_stage):
+            total += in_ch * feats[stage] * ky * kx + feats[stage] + 2 * feats[stage]
+            in_ch = feats[stage]
+        total += feats[stage] * topology.num_classes + topology.num_classes  # 1x1 head
+    return total
+
+
+def activation_elements(topology: NetworkTopology, patch_size: tuple[int, int]) -> tuple[int, int]:
+    """Stored activation elements for ONE sample, and the largest single tensor (elements).
+
+    Returns:
+        (network elements kept for backward, largest single feature map), both per sample.
+        Loss tensors are not included (see ``loss_elements``).
+    """
+    feats = topology.features_per_stage
+    sizes = stage_resolutions(topology, patch_size)
+    per_conv = 3  # conv output, norm output, activation output
+    total = topology.in_channels * int(patch_size[0]) * int(patch_size[1])  # the input itself
+    largest = 0
+    for stage, channels in enumerate(feats):
+        pixels = sizes[stage][0] * sizes[stage][1]
+        total += topology.conv_per_stage * per_conv * channels * pixels
+        largest = max(largest, channels * pixels)
+    for stage in range(len(feats) - 2, -1, -1):
+        pixels = sizes[stage][0] * sizes[stage][1]
+        channels = feats[stage]
+        total += channels * pixels  # transposed conv output
+        total += 2 * channels * pixels  # concatenation with the skip
+        total += topology.conv_per_stage * per_conv * channels * pixels
+        total += topology.num_classes * pixels  # deep-supervision logits
+        largest = max(largest, 2 * channels * pixels)
+    return total, largest
+
+
+def loss_elements(topology: NetworkTopology, patch_size: tuple[int, int]) -> int:
+    """fp32 elements the Dice+CE loss keeps per sample: softmax, one-hot target, log-probs per head."""
+    sizes = stage_resolutions(topology, patch_size)
+    heads = sizes[: max(1, len(sizes) - 1)]
+    return sum(3 * topology.num_classes * y * x for y, x in heads)
+
+
+def estimate_memory(
+    topology: NetworkTopology,
+    patch_size: tuple[int, int],
+    batch_size: int,
+    budget_bytes: int = 0,
+    mixed_precision: bool = True,
+    optimizer: str = "adam",
+) -> MemoryEstimate:
+    """Estimate the peak device memory of one training step (forward + backward + optimizer step).
+
+    Args:
+        topology: the network's shape.
+        patch_size: input slice size, pixels (y, x).
+        batch_size: slices per batch.
+        budget_bytes: the budget to report beside the estimate (0: none, CPU).
+        mixed_precision: True for AMP (fp16/bf16 activations, 2 bytes) else fp32 (4 bytes).
+        optimizer: ``"adam"``/``"adamw"`` (two moments, 8 bytes per parameter) or ``"sgd"``
+            (momentum, 4 bytes).
+
+    Returns:
+        ``MemoryEstimate`` in bytes. ``workspace`` holds the CUDA context, cuDNN workspace,
+        allocator slack and the transient gradient of the largest feature map during backward.
+    """
+    if optimizer not in _BYTES_PER_STATE:
+        raise ValueError(f"optimizer must be one of {sorted(_BYTES_PER_STATE)}, found {optimizer!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, found {batch_size}")
+    act_bytes = 2 if mixed_precision else 4
+    per_sample, largest = activation_elements(topology, patch_size)
+    activations = batch_size * (per_sample * act_bytes + loss_elements(topology, patch_size) * 4)
+    params = count_parameters(topology)
+    weights = params * 4 + (params * 2 if mixed_precision else 0)  # fp32 master + fp16 copies
+    gradients = params * 4
+    optimizer_state = params * _BYTES_PER_STATE[optimizer]
+    transient = 2 * batch_size * largest * act_bytes  # grad of input and output of the widest layer
+    workspace = CUDA_CONTEXT_BYTES + CUDNN_WORKSPACE_BYTES + int(ALLOCATOR_SLACK * activations) + transient
+    total = activations + weights + gradients + optimizer_state + workspace
+    return MemoryEstimate(
+        activations=int(activations),
+        weights=int(weights),
+        gradients=int(gradients),
+        optimizer_state=int(optimizer_state),
+        workspace=int(workspace),
+        total=int(total),
+        budget=int(budget_bytes),
+        mixed_precision=bool(mixed_precision),
+    )
+
+
+def largest_fitting_batch(
+    topology: NetworkTopology,
+    patch_size: tuple[int, int],
+    budget_bytes: int,
+    max_batch: int,
+    mixed_precision: bool = True,
+    optimizer: str = "adam",
+) -> int:
+    """Largest batch in 1..``max_batch`` whose estimate fits ``budget_bytes``; 0 if none does."""
+    best = 0
+    low, high = 1, max_batch
+    while low <= high:  # the estimate grows monotonically with the batch: bisect
+        mid = (low + high) // 2
+        if estimate_memory(topology, patch_size, mid, budget_bytes, mixed_precision, optimizer).total <= budget_bytes:
+            best, low = mid, mid + 1
+        else:
+            high = mid - 1
+    return best

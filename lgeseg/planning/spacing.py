@@ -1,0 +1,44 @@
+"""Target spacing and the median slice size it implies (pure functions over a fingerprint dict)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def _training_cases(fingerprint: dict[str, Any]) -> list[dict[str, Any]]:
+    cases = fingerprint.get("cases", [])
+    if not cases:
+        raise ValueError("fingerprint: field 'cases' is empty; expected at least one case to plan from")
+    return cases
+
+
+def target_spacing(fingerprint: dict[str, Any]) -> tuple[float, float, float]:
+    """Median spacing (z, y, x) in mm over the fingerprint's cases.
+
+    In-plane (y, x) is the target that preprocessing resamples to; z is informational, because
+    the 2D configuration never resamples across slices.
+    """
+    spacings = np.array([case["spacing"] for case in _training_cases(fingerprint)], dtype=float)
+    return tuple(float(v) for v in np.median(spacings, axis=0))  # type: ignore[return-value]
+
+
+def median_shape_at_spacing(fingerprint: dict[str, Any], spacing: tuple[float, float, float]) -> tuple[float, float]:
+    """Median in-plane size (y, x), pixels, of the cropped cases once resampled to ``spacing`` (mm)."""
+    sizes = []
+    for case in _training_cases(fingerprint):
+        shape = np.asarray(case["shape_after_crop"], dtype=float)
+        case_spacing = np.asarray(case["spacing"], dtype=float)
+        sizes.append(shape[1:] * case_spacing[1:] / np.asarray(spacing[1:], dtype=float))
+    median = np.median(np.array(sizes), axis=0)
+    return float(median[0]), float(median[1])
+
+
+def resampled_inplane_shape(
+    shape_yx: tuple[int, int], spacing_yx: tuple[float, float], target_yx: tuple[float, float]
+) -> tuple[int, int]:
+    """In-plane shape (y, x), pixels, after resampling from ``spacing_yx`` to ``target_yx`` (mm)."""
+    return tuple(  # type: ignore[return-value]
+        max(1, int(round(n * s / t))) for n, s, t in zip(shape_yx, spacing_yx, target_yx, strict=True)
+    )

@@ -1,0 +1,87 @@
+"""Measure one training step on the GPU at the planned size (``--verify-memory``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from lgeseg.planning.memory import CUDA_CONTEXT_BYTES, GIB, estimate_memory
+from lgeseg.records import Plan
+
+logger = logging.getLogger(__name__)
+
+
+def measure_step_peak(plan: Plan, batch_size: int, device: str = "cuda") -> int:
+    """Peak bytes ``torch.cuda.max_memory_allocated`` reports for one forward/backward/Adam step.
+
+    Builds ``lgeseg.network.build_unet(plan.topology)``, runs a random (batch, C, y, x) batch
+    through it under AMP (if the plan's estimate assumed AMP) with a cross-entropy loss on every
+    deep-supervision output, and steps Adam. Raises ``torch.cuda.OutOfMemoryError`` if it
+    does not fit.
+    """
+    import torch
+
+    from lgeseg.network import build_unet
+
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    mixed = plan.memory.mixed_precision if plan.memory is not None else True
+    model = build_unet(plan.topology, seed=0).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    height, width = plan.patch_size
+    images = torch.randn(batch_size, plan.topology.in_channels, height, width, device=device)
+    target = torch.randint(0, plan.topology.num_classes, (batch_size, height, width), device=device)
+    try:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=mixed):
+            outputs = model(images)
+            loss = sum(
+                torch.nn.functional.cross_entropy(
+                    out.float(),
+                    torch.nn.functional.interpolate(target[:, None].float(), size=out.shape[-2:], mode="nearest")[
+                        :, 0
+                    ].long(),
+                )
+                for out in outputs
+            )
+        loss.backward()
+        optimizer.step()
+        torch.cuda.synchronize(device)
+        return int(torch.cuda.max_memory_allocated(device))
+    finally:
+        del model, optimizer, images, target
+        torch.cuda.empty_cache()
+
+
+def verify_memory(plan: Plan, device: str = "cuda") -> Plan:
+    """Run one step at the plan's size, lowering the batch by one until the step fits.
+
+    The measured peak plus the CUDA context (``memory.CUDA_CONTEXT_BYTES``) must stay within the
+    plan's budget. Returns the plan with the (possibly smaller) batch, its new estimate and
+    ``extras["measured_peak_bytes"]``/``extras["verified_batch"]``. Raises ``RuntimeError``
+    without CUDA and ``ValueError`` if not even batch 1 fits.
+    """
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError("--verify-memory needs a CUDA GPU; none is available")
+    budget = plan.memory.budget if plan.memory is not None and plan.memory.budget else None
+    batch = plan.batch_size
+    while batch >= 1:
+        try:
+            peak = measure_step_peak(plan, batch, device)
+        except torch.cuda.OutOfMemoryError:
+            peak = None
+        fits = peak is not None and (budget is None or peak + CUDA_CONTEXT_BYTES <= budget)
+        if fits:
+            break
+        logger.warning("batch %d does not fit (peak %s); trying %d", batch,
+                       "OOM" if peak is None else f"{peak / GIB:.2f} GB", batch - 1)
+        batch -= 1
+    else:
+        raise ValueError(f"not even batch 1 at patch {plan.patch_size} fits the budget; lower the patch")
+    mixed = plan.memory.mixed_precision if plan.memory is not None else True
+    optimizer = str(plan.extras.get("optimizer", "adam"))
+    memory = estimate_memory(plan.topology, plan.patch_size, batch, budget or 0, mixed, optimizer)
+    extras = dict(plan.extras, measured_peak_bytes=peak, verified_batch=batch)
+    logger.info("measured peak %.2f GB vs estimate %.2f GB at batch %d", peak / GIB, memory.total / GIB, batch)
+    return dataclasses.replace(plan, batch_size=batch, memory=memory, extras=extras)
