@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -113,7 +113,7 @@ def validate_dataset(dataset_dir: str | Path, check_images: bool = True, num_wor
     """
     dataset_dir = Path(dataset_dir)
     if not dataset_dir.is_dir():
-        return [Problem("error", str(dataset_dir), "dataset folder not found")]
+        return [_error(dataset_dir, "dataset folder not found")]
     problems, spec = _check_dataset_json(dataset_dir / "dataset.json")
     cases: list[_CaseFiles] = []
     for subset in ("Tr", "Ts"):
@@ -129,101 +129,81 @@ def validate_dataset(dataset_dir: str | Path, check_images: bool = True, num_wor
 # --- dataset.json -------------------------------------------------------------------------------
 
 
+#: dataset.json fields: name -> (severity when missing, example).
+_FIELDS = {"channel_names": ("error", '{"0": "LGE"}'), "labels": ("error", '{"background": 0, ...}'),
+           "file_ending": ("error", '".nii.gz"'), "numTraining": ("warning", "100 (nnU-Net v2 requires it)")}
+
+
 def _check_dataset_json(path: Path) -> tuple[list[Problem], _Spec]:
     if not path.is_file():
         text = "dataset.json not found; it must declare channel_names, labels, numTraining and file_ending"
-        return [Problem("error", str(path), text)], _Spec()
+        return [_error(path, text)], _Spec()
     try:
         raw = load_json(path)
     except ValueError as err:
-        return [Problem("error", str(path), _strip_path(err, path))], _Spec()
+        return [_error(path, _strip_path(err, path))], _Spec()
     if not isinstance(raw, dict):
-        return [Problem("error", str(path), f"expected a JSON object, found {type(raw).__name__}")], _Spec()
+        return [_error(path, f"expected a JSON object, found {type(raw).__name__}")], _Spec()
     problems: list[Problem] = []
-    channels = _check_channels(raw, path, problems)
-    labels = _check_labels(raw, path, problems)
-    ending = _check_ending_field(raw, path, problems)
-    num_training = _check_num_training_field(raw, path, problems)
+
+    def report(text: str, severity: str = "error") -> None:
+        problems.append(Problem(severity, str(path), text))
+
+    for key, (severity, example) in _FIELDS.items():
+        if key not in raw:
+            report(f"missing field '{key}' (e.g. {example})", severity)
+    channels = _check_channels(raw.get("channel_names"), report) if "channel_names" in raw else None
+    labels = _check_labels(raw.get("labels"), report) if "labels" in raw else None
+    ending = raw.get("file_ending")
+    if "file_ending" in raw and (not isinstance(ending, str) or ending.lower() not in io.SUPPORTED_ENDINGS):
+        report(f"field 'file_ending' must be one of {', '.join(io.SUPPORTED_ENDINGS)}, found {ending!r}")
+        ending = None
+    num_training = raw.get("numTraining")
+    if "numTraining" in raw and (not isinstance(num_training, int) or isinstance(num_training, bool)
+                                 or num_training < 0):
+        report(f"field 'numTraining' must be a non-negative integer, found {num_training!r}")
+        num_training = None
     for key in ("center", "vendor"):
         if raw.get(key) is not None and not isinstance(raw[key], str):
-            problems.append(Problem("warning", str(path), f"field '{key}' should be a string, found {raw[key]!r}"))
-    spec = _Spec(
-        num_channels=None if channels is None else len(channels),
-        channel_names=channels,
-        label_values=labels,
-        file_ending=ending,
-        num_training=num_training,
-    )
+            report(f"field '{key}' should be a string, found {raw[key]!r}", "warning")
+    spec = _Spec(num_channels=None if channels is None else len(channels), channel_names=channels,
+                 label_values=labels, file_ending=None if ending is None else ending.lower(),
+                 num_training=num_training)
     return problems, spec
 
 
-def _check_channels(raw: dict[str, Any], path: Path, problems: list[Problem]) -> dict[str, str] | None:
-    if "channel_names" not in raw:
-        problems.append(Problem("error", str(path), "missing field 'channel_names' (e.g. {\"0\": \"LGE\"})"))
-        return None
-    channels = raw["channel_names"]
+def _check_channels(channels: Any, report: Callable[[str], None]) -> dict[str, str] | None:
     if not isinstance(channels, dict) or not channels:
-        problems.append(Problem("error", str(path), f"field 'channel_names' must be a non-empty object like "
-                                                    f"{{\"0\": \"LGE\"}}, found {channels!r}"))
+        report(f"field 'channel_names' must be a non-empty object like {{\"0\": \"LGE\"}}, found {channels!r}")
         return None
     expected = [str(i) for i in range(len(channels))]
     if sorted(channels, key=str) != sorted(expected):
-        problems.append(Problem("error", str(path), f"field 'channel_names' keys must be {expected}, "
-                                                    f"found {sorted(channels)}"))
+        report(f"field 'channel_names' keys must be {expected}, found {sorted(channels)}")
         return None
     return {str(k): str(v) for k, v in channels.items()}
 
 
-def _check_labels(raw: dict[str, Any], path: Path, problems: list[Problem]) -> dict[str, int] | None:
-    if "labels" not in raw:
-        problems.append(Problem("error", str(path), "missing field 'labels' (e.g. {\"background\": 0, ...})"))
-        return None
-    labels = raw["labels"]
+def _check_labels(labels: Any, report: Callable[..., None]) -> dict[str, int] | None:
     if not isinstance(labels, dict) or not labels or not all(
         isinstance(v, int) and not isinstance(v, bool) for v in labels.values()
     ):
-        problems.append(Problem("error", str(path), f"field 'labels' must map names to integer values, "
-                                                    f"found {labels!r}"))
+        report(f"field 'labels' must map names to integer values, found {labels!r}")
         return None
     values = sorted(labels.values())
     if 0 not in values:
-        problems.append(Problem("error", str(path), f"field 'labels' must declare background as 0, found {labels}"))
+        report(f"field 'labels' must declare background as 0, found {labels}")
     if len(set(values)) != len(values):
-        problems.append(Problem("error", str(path), f"field 'labels' gives one value to several names: {labels}"))
+        report(f"field 'labels' gives one value to several names: {labels}")
     elif values != list(range(len(values))):
-        problems.append(Problem("warning", str(path), f"label values are not consecutive from 0: {values}"))
+        report(f"label values are not consecutive from 0: {values}", "warning")
     return {str(k): int(v) for k, v in labels.items()}
-
-
-def _check_ending_field(raw: dict[str, Any], path: Path, problems: list[Problem]) -> str | None:
-    if "file_ending" not in raw:
-        problems.append(Problem("error", str(path), "missing field 'file_ending' (e.g. \".nii.gz\")"))
-        return None
-    ending = raw["file_ending"]
-    if not isinstance(ending, str) or ending.lower() not in io.SUPPORTED_ENDINGS:
-        problems.append(Problem("error", str(path), f"field 'file_ending' must be one of "
-                                                    f"{', '.join(io.SUPPORTED_ENDINGS)}, found {ending!r}"))
-        return None
-    return ending.lower()
-
-
-def _check_num_training_field(raw: dict[str, Any], path: Path, problems: list[Problem]) -> int | None:
-    if "numTraining" not in raw:
-        problems.append(Problem("warning", str(path), "missing field 'numTraining' (nnU-Net v2 requires it)"))
-        return None
-    value = raw["numTraining"]
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        problems.append(Problem("error", str(path), f"field 'numTraining' must be a non-negative integer, "
-                                                    f"found {value!r}"))
-        return None
-    return value
 
 
 def _check_num_training(path: Path, spec: _Spec, found: int) -> list[Problem]:
     if spec.num_training is None or spec.num_training == found:
         return []
     text = f"numTraining is {spec.num_training} but imagesTr holds {found} case(s)"
-    return [Problem("warning", str(path), text)]
+    return [_warning(path, text)]
 
 
 # --- file listing -------------------------------------------------------------------------------
@@ -236,16 +216,16 @@ def _list_files(folder: Path, spec: _Spec, problems: list[Problem]) -> list[Path
         if path.name.startswith("."):
             continue
         if path.is_dir():
-            problems.append(Problem("warning", str(path), "unexpected folder (ignored)"))
+            problems.append(_warning(path, "unexpected folder (ignored)"))
             continue
         ending = io.file_ending(path)
         if not ending:
             expected = spec.file_ending or ", ".join(io.SUPPORTED_ENDINGS)
-            problems.append(Problem("error", str(path), f"unsupported file ending; expected {expected}"))
+            problems.append(_error(path, f"unsupported file ending; expected {expected}"))
             continue
         if spec.file_ending is not None and ending != spec.file_ending:
-            problems.append(Problem("error", str(path), f"file ending '{ending}' differs from dataset.json "
-                                                        f"file_ending '{spec.file_ending}'"))
+            text = f"file ending '{ending}' differs from dataset.json file_ending '{spec.file_ending}'"
+            problems.append(_error(path, text))
         kept.append(path)
     return kept
 
@@ -258,20 +238,17 @@ def _collect_subset(dataset_dir: Path, subset: str, spec: _Spec) -> tuple[list[_
     images_dir, labels_dir = dataset_dir / f"images{subset}", dataset_dir / f"labels{subset}"
     if not images_dir.is_dir():
         if subset == "Tr":
-            problems.append(Problem("error", str(images_dir), "folder not found (expected nnU-Net v2 layout)"))
+            problems.append(_error(images_dir, "folder not found (expected nnU-Net v2 layout)"))
         labels = _collect_labels(labels_dir, subset, spec, problems)
-        problems += [Problem("error", str(path), f"label without image: images{subset} is missing")
-                     for path in labels.values()]
+        problems += [_error(path, f"label without image: images{subset} is missing") for path in labels.values()]
         return [], problems
     images: dict[str, dict[int, Path]] = {}
     for path in _list_files(images_dir, spec, problems):
         case_id, channel = split_channel_suffix(path)
         if channel is None:
-            problems.append(Problem("error", str(path), "image name lacks the channel suffix; expected "
-                                                        f"<case>_0000{spec.file_ending or '.nii.gz'}"))
+            problems.append(_error(path, f"name lacks the channel suffix: <case>_0000{spec.file_ending or ''}"))
         elif channel in images.setdefault(case_id, {}):
-            problems.append(Problem("error", str(path), f"second file for case '{case_id}' channel {channel:04d} "
-                                                        f"(also {images[case_id][channel].name})"))
+            problems.append(_error(path, f"second file for channel {channel} (also {images[case_id][channel].name})"))
         else:
             images[case_id][channel] = path
     images = {case: chans for case, chans in images.items() if chans}
@@ -279,16 +256,15 @@ def _collect_subset(dataset_dir: Path, subset: str, spec: _Spec) -> tuple[list[_
     for case_id, path in sorted(labels.items()):
         if case_id not in images:
             ending = spec.file_ending or io.file_ending(path)
-            text = f"label without image: expected {images_dir.name}/{case_id}_0000{ending}"
-            problems.append(Problem("error", str(path), text))
+            problems.append(_error(path, f"label without image: expected {images_dir.name}/{case_id}_0000{ending}"))
     cases = []
     for case_id, channels in sorted(images.items()):
         problems += _check_channel_set(case_id, channels, spec)
         label = labels.get(case_id)
         if label is None and subset == "Tr":
-            ending = spec.file_ending or io.file_ending(channels[min(channels)])
-            problems.append(Problem("error", str(channels[min(channels)]),
-                                    f"image without label: expected {labels_dir.name}/{case_id}{ending}"))
+            first = channels[min(channels)]
+            ending = spec.file_ending or io.file_ending(first)
+            problems.append(_error(first, f"image without label: expected {labels_dir.name}/{case_id}{ending}"))
         cases.append(_CaseFiles(case_id, channels, label))
     return cases, problems
 
@@ -296,14 +272,13 @@ def _collect_subset(dataset_dir: Path, subset: str, spec: _Spec) -> tuple[list[_
 def _collect_labels(labels_dir: Path, subset: str, spec: _Spec, problems: list[Problem]) -> dict[str, Path]:
     if not labels_dir.is_dir():
         if subset == "Tr":
-            problems.append(Problem("error", str(labels_dir), "folder not found (expected nnU-Net v2 layout)"))
+            problems.append(_error(labels_dir, "folder not found (expected nnU-Net v2 layout)"))
         return {}
     labels: dict[str, Path] = {}
     for path in _list_files(labels_dir, spec, problems):
         case_id = io.strip_ending(path)
         if case_id in labels:
-            problems.append(Problem("error", str(path), f"second label file for case '{case_id}' "
-                                                        f"(also {labels[case_id].name})"))
+            problems.append(_error(path, f"second label file for case '{case_id}' (also {labels[case_id].name})"))
         else:
             labels[case_id] = path
     return labels
@@ -319,12 +294,11 @@ def _check_channel_set(case_id: str, channels: dict[int, Path], spec: _Spec) -> 
         if channel not in channels:
             name = (spec.channel_names or {}).get(str(channel), "?")
             declared = f"dataset.json channel_names declares {spec.num_channels}" if spec.num_channels else "gap"
-            problems.append(Problem("error", str(first.parent / f"{case_id}_{channel:04d}{ending}"),
-                                    f"channel {channel} ({name}) missing ({declared}; found "
-                                    f"{', '.join(f'_{c:04d}' for c in sorted(channels))})"))
+            found = ", ".join(f"_{c:04d}" for c in sorted(channels))
+            problems.append(_error(first.parent / f"{case_id}_{channel:04d}{ending}",
+                                   f"channel {channel} ({name}) missing ({declared}; found {found})"))
     for channel in sorted(set(channels) - set(expected)):
-        problems.append(Problem("error", str(channels[channel]),
-                                f"channel {channel} is not declared in dataset.json channel_names"))
+        problems.append(_error(channels[channel], f"channel {channel} is not declared in dataset.json channel_names"))
     return problems
 
 
@@ -335,19 +309,10 @@ def _check_all_cases(cases: list[_CaseFiles], spec: _Spec, check_images: bool, n
     def check(case: _CaseFiles) -> list[Problem]:
         return _check_case(case, spec, check_images)
 
-    bar = tqdm(total=len(cases), desc="validating", unit="case", disable=len(cases) < _PROGRESS_MIN_CASES)
-    results: list[list[Problem]] = []
-    with bar:
-        if num_workers > 1:
-            with ThreadPoolExecutor(max_workers=num_workers) as pool:
-                for result in pool.map(check, cases):
-                    results.append(result)
-                    bar.update()
-        else:
-            for case in cases:
-                results.append(check(case))
-                bar.update()
-    return [problem for result in results for problem in result]
+    with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
+        results = tqdm(pool.map(check, cases), total=len(cases), desc="validating", unit="case",
+                       disable=len(cases) < _PROGRESS_MIN_CASES)
+        return [problem for result in results for problem in result]
 
 
 def _check_case(case: _CaseFiles, spec: _Spec, check_images: bool) -> list[Problem]:
@@ -379,10 +344,10 @@ def _read_header(path: Path, problems: list[Problem]) -> CaseGeometry | None:
     try:
         geometry, components = io.read_geometry(path)
     except (ValueError, FileNotFoundError) as err:
-        problems.append(Problem("error", str(path), _strip_path(err, path)))
+        problems.append(_error(path, _strip_path(err, path)))
         return None
     if components != 1:
-        problems.append(Problem("error", str(path), f"{components} values per voxel; expected 1 (a scalar image)"))
+        problems.append(_error(path, f"{components} values per voxel; expected 1 (a scalar image)"))
         return None
     return geometry
 
@@ -392,38 +357,37 @@ def _compare_geometry(path: Path, geometry: CaseGeometry, reference: tuple[Path,
     differences = io.geometry_mismatch(reference[1], geometry)
     if differences:
         text = f"{kind} geometry differs from image {reference[0].name} (image vs {kind}): " + "; ".join(differences)
-        problems.append(Problem("error", str(path), text))
+        problems.append(_error(path, text))
 
 
 def _check_image_values(path: Path, problems: list[Problem]) -> None:
     try:
         array, _ = io.read_image(path)
     except (ValueError, FileNotFoundError) as err:
-        problems.append(Problem("error", str(path), _strip_path(err, path)))
+        problems.append(_error(path, _strip_path(err, path)))
         return
     counts = _nifti_nonfinite(path) if io.file_ending(path) in (".nii", ".nii.gz") else None
     n_nan, n_inf = counts if counts is not None else (int(np.isnan(array).sum()), int(np.isinf(array).sum()))
     if n_nan or n_inf:
-        problems.append(Problem("error", str(path), f"image holds {n_nan} NaN and {n_inf} Inf voxel(s) "
-                                                    f"of {array.size}"))
+        problems.append(_error(path, f"image holds {n_nan} NaN and {n_inf} Inf voxel(s) of {array.size}"))
     elif array.size and float(array.min()) == float(array.max()):
-        problems.append(Problem("warning", str(path), f"image is constant (every voxel is {float(array.min())})"))
+        problems.append(_warning(path, f"image is constant (every voxel is {float(array.min())})"))
 
 
 def _check_label_values(path: Path, spec: _Spec, problems: list[Problem]) -> None:
     try:
         array, _ = io.read_label(path)
     except (ValueError, FileNotFoundError) as err:
-        problems.append(Problem("error", str(path), _strip_path(err, path)))
+        problems.append(_error(path, _strip_path(err, path)))
         return
     values = [int(v) for v in np.unique(array)]
     if spec.label_values is not None:
         undeclared = sorted(set(values) - set(spec.label_values.values()))
         if undeclared:
-            problems.append(Problem("error", str(path), f"label value(s) {undeclared} not declared in dataset.json "
-                                                        f"labels {spec.label_values}"))
+            text = f"label value(s) {undeclared} not declared in dataset.json labels {spec.label_values}"
+            problems.append(_error(path, text))
     if values == [0]:
-        problems.append(Problem("warning", str(path), "label is empty (all background)"))
+        problems.append(_warning(path, "label is empty (all background)"))
 
 
 #: NIfTI-1 datatype code -> NumPy float type (integer types cannot hold NaN/Inf).
@@ -453,6 +417,14 @@ def _nifti_nonfinite(path: Path) -> tuple[int, int] | None:
     except (OSError, EOFError, ValueError, struct.error):
         return None
     return int(np.isnan(values).sum()), int(np.isinf(values).sum())
+
+
+def _error(path: Path | str, message: str) -> Problem:
+    return Problem("error", str(path), message)
+
+
+def _warning(path: Path | str, message: str) -> Problem:
+    return Problem("warning", str(path), message)
 
 
 def _strip_path(err: BaseException, path: Path) -> str:
