@@ -1,0 +1,58 @@
+"""``lgeseg_plan_and_preprocess``: validate -> fingerprint -> plan -> preprocess raw datasets."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from lgeseg.planning.presets import PRESETS
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lgeseg_plan_and_preprocess",
+        description="Validate raw datasets, fingerprint them, plan the 2D U-Net for a memory budget and "
+        "preprocess every case into OUT (plans.json, fingerprint.json, OUT/<dataset>/<case>.npz).",
+    )
+    parser.add_argument("-d", "--dataset", action="append", required=True, type=Path,
+                        help="raw dataset folder (nnU-Net v2 layout); repeat for several")
+    parser.add_argument("-o", "--output", required=True, type=Path, help="preprocessed output folder")
+    parser.add_argument("--gpu-memory", type=float, default=None, metavar="GB",
+                        help="GPU memory budget in GB (default: free memory of the present GPU; "
+                        "none: the 'cpu' preset)")
+    parser.add_argument("--preset", default="default", choices=sorted(PRESETS), help="planner preset")
+    parser.add_argument("--normalization", choices=("minmax", "zscore"), default=None,
+                        help="override the preset's normalization")
+    parser.add_argument("--verify-memory", action="store_true",
+                        help="run one training step on the GPU and shrink the batch until it fits")
+    parser.add_argument("-np", "--num-workers", type=int, default=1, help="parallel processes (default 1)")
+    parser.add_argument("--plans-from", type=Path, default=None, metavar="MODEL_OR_PLANS",
+                        help="reuse plans.json from a model folder or file instead of planning")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; returns 0 on success, 1 on a user error (message on stderr)."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    from lgeseg.planning.report import format_plan_table
+    from lgeseg.preprocessing.pipeline import plan_and_preprocess
+
+    try:
+        plan, paths = plan_and_preprocess(
+            args.dataset, args.output, args.gpu_memory, args.preset, args.verify_memory,
+            args.num_workers, args.plans_from, args.normalization,
+        )
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"lgeseg_plan_and_preprocess: error: {err}", file=sys.stderr)
+        return 1
+    print(format_plan_table(plan))
+    print(f"\n{len(paths)} case(s) preprocessed into {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,190 @@
+"""Dataset fingerprint: what the planner and harmonization need to know about raw datasets.
+
+``extract_fingerprint`` reads every training case once (in parallel) and returns a JSON-ready
+dict, written as ``fingerprint.json``:
+
+* ``cases``: per case spacing (mm, z y x), shape and shape after cropping to the body (voxels),
+  crop box, label voxel counts and per-channel foreground intensity statistics (voxels with
+  label > 0: mean, std, min, max, p00_5, p99_5).
+* ``summary``: median/min/max spacing and shapes over all cases, median foreground statistics,
+  and a compact foreground histogram per channel (64 bins of the per-image min-max normalized
+  intensity, the normalization the paper uses, plus quantiles of normalized and raw
+  intensities) that histogram harmonization uses as its reference.
+* ``centers``: the same summary per acquisition center (``center`` in dataset.json; the
+  dataset's folder name when it has none).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lgeseg import io
+from lgeseg.dataset import RawCase, list_cases, load_dataset_info
+from lgeseg.preprocessing.crop import body_bbox, include_foreground
+from lgeseg.preprocessing.parallel import parallel_map
+
+logger = logging.getLogger(__name__)
+
+FINGERPRINT_VERSION: int = 1
+HISTOGRAM_BINS: int = 64
+#: Percentile levels of the stored intensity quantiles (harmonization landmarks).
+QUANTILE_LEVELS: tuple[float, ...] = (0.5, 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 99, 99.5)
+#: Raw foreground voxels sampled per case and channel for the pooled raw quantiles.
+SAMPLES_PER_CASE: int = 4000
+CLIP_PERCENTILES: tuple[float, float] = (0.5, 99.5)
+
+
+def _foreground_stats(values: np.ndarray) -> dict[str, float]:
+    p_low, p_high = np.percentile(values, CLIP_PERCENTILES)
+    return {
+        "mean": float(values.mean(dtype=np.float64)), "std": float(values.std(dtype=np.float64)),
+        "min": float(values.min()), "max": float(values.max()), "p00_5": float(p_low), "p99_5": float(p_high),
+    }
+
+
+def _channel_entry(channel: np.ndarray, foreground: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+    """Statistics and histogram of one cropped channel's foreground, plus a raw sample."""
+    values = channel[foreground]
+    low, high = np.percentile(channel, CLIP_PERCENTILES)
+    scale = float(high - low) if high > low else 1.0
+    normalized = np.clip((values - low) / scale, 0.0, 1.0)
+    counts, _ = np.histogram(normalized, bins=HISTOGRAM_BINS, range=(0.0, 1.0))
+    entry = {
+        **_foreground_stats(values),
+        "num_voxels": int(values.size),
+        "histogram_counts": counts.astype(int).tolist(),
+        "normalized_quantiles": [round(float(v), 5) for v in np.percentile(normalized, QUANTILE_LEVELS)],
+    }
+    step = max(1, values.size // SAMPLES_PER_CASE)
+    return entry, values[::step][:SAMPLES_PER_CASE].astype(np.float32)
+
+
+def fingerprint_case(case: RawCase) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """Fingerprint of one raw case and a sample of its raw foreground intensities per channel.
+
+    Returns:
+        (JSON-ready case entry, one float32 sample array per channel; empty arrays without label).
+    """
+    channels = [io.read_image(path) for path in case.image_paths]
+    geometry = channels[0][1]
+    image = np.stack([array for array, _ in channels])
+    label = io.read_label(case.label_path)[0] if case.label_path is not None else None
+    box = body_bbox(image)
+    if label is not None:
+        if tuple(label.shape) != tuple(geometry.shape):
+            raise ValueError(f"{case.label_path}: shape {label.shape} differs from the image's {geometry.shape}")
+        box = include_foreground(box, label)
+    entry: dict[str, Any] = {
+        "case_id": case.case_id, "dataset": case.dataset, "center": case.center,
+        "spacing": [round(float(s), 6) for s in geometry.spacing], "shape": list(geometry.shape),
+        "crop_box": [list(axis) for axis in box], "shape_after_crop": [end - start for start, end in box],
+        "label_voxels": None, "foreground": None,
+    }
+    samples: list[np.ndarray] = [np.empty(0, np.float32) for _ in channels]
+    if label is not None:
+        values, counts = np.unique(label, return_counts=True)
+        entry["label_voxels"] = {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
+        slices = tuple(slice(start, end) for start, end in box)
+        foreground = label[slices] > 0
+        if foreground.any():
+            results = [_channel_entry(channel[slices], foreground) for channel in image]
+            entry["foreground"] = [entry_c for entry_c, _ in results]
+            samples = [sample for _, sample in results]
+    return entry, samples
+
+
+def _range_summary(values: list[list[float]], integer: bool = False) -> dict[str, list[float]]:
+    array = np.asarray(values, dtype=float)
+    cast = (lambda v: int(round(v))) if integer else (lambda v: round(float(v), 5))
+    return {name: [cast(v) for v in func(array, axis=0)] for name, func in
+            (("median", np.median), ("min", np.min), ("max", np.max))}
+
+
+def summarize(cases: list[dict[str, Any]], samples: list[list[np.ndarray]]) -> dict[str, Any]:
+    """Dataset-level summary of case entries (see the module docstring)."""
+    summary: dict[str, Any] = {
+        "num_cases": len(cases),
+        "spacing": _range_summary([c["spacing"] for c in cases]),
+        "shape": _range_summary([c["shape"] for c in cases], integer=True),
+        "shape_after_crop": _range_summary([c["shape_after_crop"] for c in cases], integer=True),
+        "foreground_intensity": None, "histogram": None,
+    }
+    labelled = [(c, s) for c, s in zip(cases, samples, strict=True) if c["foreground"]]
+    if not labelled:
+        return summary
+    num_channels = len(labelled[0][0]["foreground"])
+    stats, histograms = [], []
+    for ch in range(num_channels):
+        per_case = [c["foreground"][ch] for c, _ in labelled]
+        stats.append({key: round(float(np.median([e[key] for e in per_case])), 5)
+                      for key in ("mean", "std", "min", "max", "p00_5", "p99_5")})
+        counts = np.sum([e["histogram_counts"] for e in per_case], axis=0)
+        pooled = np.concatenate([s[ch] for _, s in labelled])
+        histograms.append({
+            "bins": HISTOGRAM_BINS, "range": [0.0, 1.0], "space": "per-image min-max (p0.5-p99.5) normalized",
+            "counts": counts.astype(int).tolist(),
+            "density": [round(float(v), 6) for v in counts / max(counts.sum(), 1)],
+            "quantile_levels": list(QUANTILE_LEVELS),
+            "normalized_quantiles": [round(float(v), 5) for v in
+                                     np.mean([e["normalized_quantiles"] for e in per_case], axis=0)],
+            "raw_quantiles": [round(float(v), 4) for v in np.percentile(pooled, QUANTILE_LEVELS)],
+        })
+    summary["foreground_intensity"] = stats
+    summary["histogram"] = histograms
+    return summary
+
+
+def _dataset_entries(dataset_dirs: list[Path]) -> tuple[list[dict[str, Any]], list[RawCase], dict[str, int]]:
+    entries, cases, labels = [], [], None
+    for directory in dataset_dirs:
+        info = load_dataset_info(directory)
+        if labels is not None and info.labels != labels:
+            raise ValueError(f"{Path(directory) / 'dataset.json'}: labels {info.labels} differ from {labels}")
+        labels = info.labels
+        found = [c for c in list_cases(directory, "Tr") if c.label_path is not None]
+        if not found:
+            raise ValueError(f"{Path(directory) / 'labelsTr'}: no labelled training cases to fingerprint")
+        entries.append({"name": info.name, "path": str(Path(directory).resolve()), "center": info.center,
+                        "vendor": info.vendor, "field_strength": info.field_strength, "num_cases": len(found),
+                        "channel_names": info.channel_names, "labels": info.labels})
+        cases += found
+    return entries, cases, labels or {}
+
+
+def extract_fingerprint(dataset_dirs: list[Path], num_workers: int = 1) -> dict[str, Any]:
+    """Fingerprint the labelled training cases of one or more raw datasets.
+
+    Args:
+        dataset_dirs: raw dataset folders (nnU-Net v2 layout with dataset.json).
+        num_workers: processes reading cases in parallel.
+
+    Returns:
+        The fingerprint dict (JSON-ready; see the module docstring). Raises ``ValueError`` when
+        datasets disagree on labels or channels, or a dataset has no labelled case.
+    """
+    if not dataset_dirs:
+        raise ValueError("extract_fingerprint: give at least one dataset folder")
+    datasets, cases, labels = _dataset_entries([Path(d) for d in dataset_dirs])
+    channel_counts = {len(d["channel_names"]) for d in datasets}
+    if len(channel_counts) != 1:
+        raise ValueError(f"datasets have different numbers of channels: {[d['name'] for d in datasets]}")
+    results = parallel_map(fingerprint_case, cases, num_workers, desc="fingerprint")
+    entries = [entry for entry, _ in results]
+    samples = [sample for _, sample in results]
+    by_center: dict[str, list[int]] = {}
+    for index, entry in enumerate(entries):
+        by_center.setdefault(entry["center"] or entry["dataset"], []).append(index)
+    return {
+        "fingerprint_version": FINGERPRINT_VERSION,
+        "datasets": datasets,
+        "num_channels": channel_counts.pop(),
+        "labels": labels,
+        "summary": summarize(entries, samples),
+        "centers": {name: summarize([entries[i] for i in idx], [samples[i] for i in idx])
+                    for name, idx in sorted(by_center.items())},
+        "cases": entries,
+    }

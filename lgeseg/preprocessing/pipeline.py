@@ -1,0 +1,95 @@
+"""validate -> fingerprint -> plan -> preprocess: what ``lgeseg_plan_and_preprocess`` runs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from lgeseg.fingerprint import extract_fingerprint
+from lgeseg.planning.planner import plan_experiment
+from lgeseg.preprocessing.run import run_preprocessing
+from lgeseg.records import Plan, load_json, save_json
+
+logger = logging.getLogger(__name__)
+
+
+def load_plan(source: Path) -> Plan:
+    """Read a plan from a ``plans.json`` file or a folder holding one (a model or PRE folder)."""
+    source = Path(source)
+    path = source / "plans.json" if source.is_dir() else source
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no plans.json found (give a model folder or a plans.json file)")
+    try:
+        return Plan.from_dict(load_json(path))
+    except ValueError as err:
+        raise ValueError(f"{path}: not a valid lgeseg plan ({err})") from err
+
+
+def validate_datasets(dataset_dirs: list[Path]) -> None:
+    """Raise ``ValueError`` listing every error ``lgeseg.dataset.validate_dataset`` finds; log warnings."""
+    from lgeseg.dataset import validate_dataset
+
+    errors: list[str] = []
+    for directory in dataset_dirs:
+        for problem in validate_dataset(directory):
+            text = f"{problem.path}: {problem.message}"
+            if problem.severity == "error":
+                errors.append(text)
+            else:
+                logger.warning(text)
+    if errors:
+        raise ValueError("invalid dataset(s):\n  " + "\n  ".join(errors))
+
+
+def _check_plan_fits(plan: Plan, fingerprint: dict) -> None:
+    labels = fingerprint.get("labels", {})
+    if labels and dict(labels) != dict(plan.labels):
+        raise ValueError(f"the plan's labels {plan.labels} differ from the dataset's labels {labels}")
+    channels = fingerprint.get("num_channels")
+    if channels is not None and channels != plan.topology.in_channels:
+        raise ValueError(f"the plan expects {plan.topology.in_channels} channel(s); the datasets have {channels}")
+
+
+def plan_and_preprocess(
+    dataset_dirs: list[Path],
+    out_dir: Path,
+    gpu_memory_gb: float | None = None,
+    preset: str = "default",
+    verify_memory: bool = False,
+    num_workers: int = 1,
+    plans_from: Path | None = None,
+    normalization: str | None = None,
+) -> tuple[Plan, list[Path]]:
+    """Validate the datasets, fingerprint them, plan (or reuse ``plans_from``), preprocess.
+
+    Args:
+        dataset_dirs: raw dataset folders.
+        out_dir: the preprocessed folder (``PRE``); receives fingerprint.json, plans.json and
+            one subfolder per dataset.
+        gpu_memory_gb: memory budget, GB; None: the present GPU's free memory or the CPU preset.
+        preset: planner preset (``default``, ``paper``, ``cpu``).
+        verify_memory: measure one training step on the GPU and shrink the batch until it fits.
+        num_workers: processes for fingerprinting and preprocessing.
+        plans_from: a ``plans.json`` or a folder holding one; when given, no planning is done.
+        normalization: override the preset's normalization scheme.
+
+    Returns:
+        (the plan used, the ``.npz`` paths of all preprocessed cases).
+    """
+    dataset_dirs = [Path(d) for d in dataset_dirs]
+    out_dir = Path(out_dir)
+    validate_datasets(dataset_dirs)
+    fingerprint = extract_fingerprint(dataset_dirs, num_workers)
+    save_json(fingerprint, out_dir / "fingerprint.json")
+    if plans_from is not None:
+        plan = load_plan(plans_from)
+        _check_plan_fits(plan, fingerprint)
+    else:
+        plan = plan_experiment(fingerprint, gpu_memory_gb, preset, fingerprint["num_channels"],
+                               fingerprint["labels"], normalization)
+    if verify_memory:
+        from lgeseg.planning.verify import verify_memory as verify
+
+        plan = verify(plan)
+    paths = run_preprocessing(dataset_dirs, out_dir, plan, num_workers, out_dir / "fingerprint.json")
+    return plan, paths

@@ -1,0 +1,185 @@
+"""Preprocess raw datasets into ``PRE/<dataset>/<case>.npz`` + ``<case>.json``; load them back."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from lgeseg import io
+from lgeseg.dataset import RawCase, list_cases
+from lgeseg.planning.planner import plan_fingerprint
+from lgeseg.preprocessing.arrays import effective_spacing, preprocess_arrays
+from lgeseg.preprocessing.parallel import parallel_map
+from lgeseg.records import Plan, PreprocessedCase, load_json, save_json
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    case: RawCase
+    out_dir: Path
+    plan: Plan
+    plan_hash: str
+
+
+def _source_files(case: RawCase) -> tuple[str, ...]:
+    paths = list(case.image_paths) + ([case.label_path] if case.label_path is not None else [])
+    return tuple(str(Path(p).resolve()) for p in paths)
+
+
+def is_up_to_date(case: RawCase, case_dir: Path, plan_hash: str) -> bool:
+    """True when ``case_dir/<case>.npz``/``.json`` exist, were made with this plan from these
+    source files, and are newer than every source file."""
+    npz, record_path = case_dir / f"{case.case_id}.npz", case_dir / f"{case.case_id}.json"
+    if not (npz.is_file() and record_path.is_file()):
+        return False
+    try:
+        record = PreprocessedCase.from_dict(load_json(record_path))
+    except ValueError:
+        return False
+    sources = _source_files(case)
+    if record.plan_fingerprint != plan_hash or tuple(record.source_files) != sources:
+        return False
+    newest = max(os.stat(p).st_mtime for p in sources)
+    return min(npz.stat().st_mtime, record_path.stat().st_mtime) >= newest
+
+
+def _save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def preprocess_case(case: RawCase, case_dir: Path, plan: Plan, plan_hash: str | None = None) -> Path:
+    """Read one raw case, preprocess it with ``plan`` and write ``case_dir/<case>.npz`` + ``.json``.
+
+    The ``.npz`` is written first and the ``.json`` last, both atomically, so a case whose
+    ``.json`` exists is complete. Returns the ``.npz`` path.
+    """
+    channels = []
+    geometry = None
+    for path in case.image_paths:
+        array, geometry_c = io.read_image(path)
+        if geometry is not None and io.geometry_mismatch(geometry, geometry_c):
+            raise ValueError(f"{path}: geometry differs from channel 0: {io.geometry_mismatch(geometry, geometry_c)}")
+        geometry = geometry or geometry_c
+        channels.append(array)
+    if geometry is None:
+        raise ValueError(f"case {case.case_id}: no image files")
+    label = None
+    if case.label_path is not None:
+        label, label_geometry = io.read_label(case.label_path)
+        mismatch = io.geometry_mismatch(geometry, label_geometry)
+        if mismatch:
+            raise ValueError(f"{case.label_path}: label geometry differs from the image: {'; '.join(mismatch)}")
+    try:
+        image_pp, label_pp, box, shape_after_crop = preprocess_arrays(np.stack(channels), geometry, plan, label)
+    except ValueError as err:
+        raise ValueError(f"{case.image_paths[0]}: {err}") from err
+    arrays = {"image": image_pp} if label_pp is None else {"image": image_pp, "label": label_pp}
+    npz = case_dir / f"{case.case_id}.npz"
+    _save_npz_atomic(npz, **arrays)
+    shape_pp = tuple(int(v) for v in image_pp.shape[1:])
+    record = PreprocessedCase(
+        case_id=case.case_id,
+        dataset=case.dataset,
+        center=case.center,
+        original=geometry,
+        crop_box=box,
+        shape_after_crop=shape_after_crop,
+        spacing_after_resampling=effective_spacing(geometry, shape_after_crop, shape_pp),
+        shape_after_resampling=shape_pp,
+        source_files=_source_files(case),
+        plan_fingerprint=plan_hash or plan_fingerprint(plan),
+    )
+    save_json(record, case_dir / f"{case.case_id}.json")
+    return npz
+
+
+def _run_job(job: _Job) -> Path:
+    if is_up_to_date(job.case, job.out_dir, job.plan_hash):
+        return job.out_dir / f"{job.case.case_id}.npz"
+    return preprocess_case(job.case, job.out_dir, job.plan, job.plan_hash)
+
+
+def run_preprocessing(
+    dataset_dirs: list[Path], out_dir: Path, plan: Plan, num_workers: int = 1, fingerprint_path: Path | None = None
+) -> list[Path]:
+    """Preprocess every training case of ``dataset_dirs`` into ``out_dir``.
+
+    Writes ``out_dir/plans.json``, ``out_dir/fingerprint.json`` (copied from ``fingerprint_path``
+    when given), and per dataset ``out_dir/<dataset>/dataset.json`` (a copy) with one
+    ``<case>.npz`` + ``<case>.json`` per case. Cases already preprocessed with the same plan
+    from unchanged sources are skipped, so an interrupted run can simply be rerun.
+
+    Returns:
+        The ``.npz`` paths of all cases, in dataset then case order.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_json(plan, out_dir / "plans.json")
+    if fingerprint_path is not None and Path(fingerprint_path).resolve() != (out_dir / "fingerprint.json").resolve():
+        save_json(load_json(fingerprint_path), out_dir / "fingerprint.json")
+    plan_hash = plan_fingerprint(plan)
+    jobs: list[_Job] = []
+    for dataset_dir in dataset_dirs:
+        dataset_dir = Path(dataset_dir)
+        cases = list_cases(dataset_dir, "Tr")
+        if not cases:
+            raise ValueError(f"{dataset_dir / 'imagesTr'}: no images found")
+        case_dir = out_dir / dataset_dir.resolve().name
+        case_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(dataset_dir / "dataset.json", case_dir / "dataset.json")
+        jobs += [_Job(case, case_dir, plan, plan_hash) for case in cases]
+    return parallel_map(_run_job, jobs, num_workers, desc="preprocess")
+
+
+def load_preprocessed(pre_dir: Path, datasets: list[str] | None = None) -> list[tuple[PreprocessedCase, Path]]:
+    """List the preprocessed cases in ``pre_dir`` (optionally only the named dataset subfolders).
+
+    Returns:
+        (record, ``.npz`` path) per case, sorted by dataset then case id. Raises
+        ``FileNotFoundError`` naming a missing dataset folder or a record without its ``.npz``.
+    """
+    pre_dir = Path(pre_dir)
+    if not pre_dir.is_dir():
+        raise FileNotFoundError(f"{pre_dir}: preprocessed folder not found")
+    if datasets is None:
+        folders = sorted(p for p in pre_dir.iterdir() if p.is_dir() and (p / "dataset.json").is_file())
+    else:
+        folders = [pre_dir / name for name in datasets]
+    result: list[tuple[PreprocessedCase, Path]] = []
+    for folder in folders:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: dataset not preprocessed (folder missing in {pre_dir})")
+        for record_path in sorted(folder.glob("*.json")):
+            if record_path.name == "dataset.json" or record_path.name.startswith("."):
+                continue
+            npz = record_path.with_suffix(".npz")
+            if not npz.is_file():
+                raise FileNotFoundError(f"{npz}: missing beside {record_path.name}; rerun preprocessing")
+            result.append((PreprocessedCase.from_dict(load_json(record_path)), npz))
+    return result
+
+
+def load_case_arrays(npz_path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read a preprocessed case: (image float32 (C, z, y, x), label uint8 (z, y, x) or None)."""
+    with np.load(npz_path) as data:
+        image = data["image"]
+        label = data["label"] if "label" in data.files else None
+    return image, label
+
+
+__all__ = ["is_up_to_date", "load_case_arrays", "load_preprocessed", "preprocess_case", "run_preprocessing"]

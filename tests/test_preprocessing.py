@@ -1,0 +1,217 @@
+"""Preprocessing: crop/normalize/resample, the way back to the raw grid, the stored cases and the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from lgeseg import io, records
+from lgeseg.cli.plan_and_preprocess import main
+from lgeseg.planning import plan_topology
+from lgeseg.preprocessing import (
+    load_case_arrays,
+    load_preprocessed,
+    preprocess_arrays,
+    revert_to_original,
+    run_preprocessing,
+)
+from lgeseg.preprocessing.resample import resample_inplane, resample_label_inplane
+
+SPACING = (9.0, 1.7, 1.3)  # anisotropic, y != x
+
+
+def _direction() -> tuple[float, ...]:
+    a, b = np.deg2rad(25.0), np.deg2rad(-10.0)
+    rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+    return tuple((rz @ rx).ravel().tolist())
+
+
+def _phantom(rng: np.random.Generator, shape=(4, 56, 64)) -> tuple[np.ndarray, np.ndarray]:
+    """Body ellipse on a noisy dark background, LV blood pool (1) inside a myocardial ring (2)."""
+    z, y, x = shape
+    yy, xx = np.mgrid[:y, :x].astype(float)
+    cy, cx = y / 2 + rng.uniform(-3, 3), x / 2 + rng.uniform(-3, 3)
+    body = ((yy - y / 2) / (0.42 * y)) ** 2 + ((xx - x / 2) / (0.45 * x)) ** 2 < 1
+    radius = np.hypot(yy - cy, xx - cx)
+    label2d = np.where(radius < 7, 1, np.where(radius < 11, 2, 0)).astype(np.uint8)
+    label = np.repeat(label2d[None], z, axis=0)
+    label[0] = np.where(radius < 9, 2, 0)  # apex: myocardium only
+    image = np.abs(rng.normal(0, 3, size=shape))
+    image[:, body] += 100
+    image[label == 1] = 300
+    image[label == 2] = 60
+    return (image + rng.normal(0, 5, size=shape) * (image > 50)).astype(np.float32), label
+
+
+def _dataset(root: Path, name: str, center: str, cases: int, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    geometry = records.CaseGeometry(shape=(4, 56, 64), spacing=SPACING, origin=(10.0, -4.0, 3.5),
+                                    direction=_direction())
+    folder = root / name
+    for index in range(cases):
+        image, label = _phantom(rng)
+        io.write_image(folder / "imagesTr" / f"{name}_{index:03d}_0000.nii.gz", image, geometry)
+        io.write_label(folder / "labelsTr" / f"{name}_{index:03d}.nii.gz", label, geometry)
+    records.save_json({"channel_names": {"0": "LGE"}, "labels": records.LABELS, "numTraining": cases,
+                       "file_ending": ".nii.gz", "center": center}, folder / "dataset.json")
+    return folder
+
+
+def _plan(spacing=(9.0, 1.0, 1.0), scheme="minmax", channels=1) -> records.Plan:
+    return records.Plan(
+        name="2d", preset="default", target_spacing=spacing, patch_size=(64, 64), batch_size=2,
+        normalization=records.NormalizationConfig(scheme=scheme),
+        topology=plan_topology((64, 64), channels, 3, base_features=8, max_features=32),
+        labels=dict(records.LABELS),
+    )
+
+
+def _dice(a: np.ndarray, b: np.ndarray, value: int) -> float:
+    return 2 * np.sum((a == value) & (b == value)) / (np.sum(a == value) + np.sum(b == value))
+
+
+def test_reverted_case_matches_the_raw_label_grid_and_labels(tmp_path: Path) -> None:
+    raw = _dataset(tmp_path / "raw", "center1", "A", cases=1)
+    pre = tmp_path / "pre"
+    run_preprocessing([raw], pre, _plan(spacing=(9.0, 1.2, 1.4)))
+    (record, npz), = load_preprocessed(pre)
+    _, label_pp = load_case_arrays(npz)
+    assert record.shape_after_resampling[1] > record.shape_after_crop[1]  # y: 1.7 mm -> 1.2 mm
+    assert record.shape_after_resampling[2] < record.shape_after_crop[2]  # x: 1.3 mm -> 1.4 mm
+    onehot = np.stack([(label_pp == k).astype(np.float32) for k in range(3)])
+    back = np.argmax(revert_to_original(onehot, record), axis=0).astype(np.uint8)
+    original, original_geometry = io.read_label(raw / "labelsTr" / "center1_000.nii.gz")
+    assert record.original == original_geometry  # stored exactly as read
+    assert back.shape == original.shape
+    io.write_label(tmp_path / "back.nii.gz", back, record.original)
+    back, back_geometry = io.read_label(tmp_path / "back.nii.gz")
+    assert io.geometry_mismatch(back_geometry, original_geometry) == []  # NIfTI keeps cosines as float32
+    for value in (1, 2):
+        assert _dice(back, original, value) >= 0.98
+
+
+def test_preprocess_arrays_crops_normalizes_and_resamples_like_scipy() -> None:
+    rng = np.random.default_rng(1)
+    image, label = _phantom(rng)
+    geometry = records.CaseGeometry((4, 56, 64), SPACING, (0.0, 0.0, 0.0), _direction())
+    image_pp, label_pp, box, shape_after_crop = preprocess_arrays(image[None], geometry, _plan(), label)
+    assert box[0] == (0, 4) and box[1][0] > 0 and box[2][1] < 64  # body box, all slices kept
+    assert shape_after_crop == tuple(end - start for start, end in box)
+    expected_yx = (round(shape_after_crop[1] * 1.7), round(shape_after_crop[2] * 1.3))
+    assert image_pp.shape == (1, 4) + expected_yx and label_pp.shape == (4,) + expected_yx
+    assert image_pp.dtype == np.float32 and label_pp.dtype == np.uint8
+    cropped = image[box[0][0]:box[0][1], box[1][0]:box[1][1], box[2][0]:box[2][1]]
+    low, high = np.percentile(cropped, (0.5, 99.5))
+    normalized = (np.clip(cropped, low, high) - low) / (high - low)
+    zoom = [1.0, expected_yx[0] / shape_after_crop[1], expected_yx[1] / shape_after_crop[2]]
+    reference = ndimage.zoom(normalized, zoom, order=3, mode="nearest", grid_mode=True)
+    np.testing.assert_allclose(image_pp[0], reference, atol=1e-4)
+
+
+def test_zscore_gives_zero_mean_unit_std_before_resampling() -> None:
+    image, _ = _phantom(np.random.default_rng(2))
+    geometry = records.CaseGeometry((4, 56, 64), SPACING, (0.0, 0.0, 0.0), _direction())
+    image_pp, label_pp, _, _ = preprocess_arrays(image[None], geometry, _plan(spacing=SPACING, scheme="zscore"))
+    assert label_pp is None
+    assert abs(float(image_pp.mean())) < 1e-3 and abs(float(image_pp.std()) - 1) < 1e-3
+
+
+def test_label_resampling_never_invents_labels() -> None:
+    label = np.zeros((2, 30, 30), dtype=np.uint8)
+    label[:, 10:20, 10:20] = 2
+    label[:, 14:16, 14:16] = 0  # background hole inside myocardium: no 1 may appear at the border
+    out = resample_label_inplane(label, (47, 41), (0, 1, 2))
+    assert set(np.unique(out)) <= {0, 2}
+    assert set(np.unique(resample_label_inplane(label, (13, 11), (0, 1, 2)))) <= {0, 2}
+
+
+def test_crop_box_grows_to_keep_labels_outside_the_body() -> None:
+    image, label = _phantom(np.random.default_rng(3))
+    label[:, 0:2, 0:2] = 1  # labelled voxels in the dark corner
+    geometry = records.CaseGeometry((4, 56, 64), SPACING, (0.0, 0.0, 0.0), _direction())
+    _, label_pp, box, _ = preprocess_arrays(image[None], geometry, _plan(spacing=SPACING), label)
+    assert box[1][0] == 0 and box[2][0] == 0
+    assert label_pp.sum() == label.sum()  # same spacing: nothing resampled, nothing lost
+
+
+def test_unknown_label_value_is_an_error_naming_it() -> None:
+    image, label = _phantom(np.random.default_rng(4))
+    label[0, 0, 0] = 7
+    geometry = records.CaseGeometry((4, 56, 64), SPACING, (0.0, 0.0, 0.0), _direction())
+    with pytest.raises(ValueError, match=r"\[7\]"):
+        preprocess_arrays(image[None], geometry, _plan(), label)
+
+
+def test_identity_resampling_returns_the_input() -> None:
+    array = np.random.default_rng(5).normal(size=(3, 5, 7)).astype(np.float32)
+    np.testing.assert_array_equal(resample_inplane(array, (5, 7), 3), array)
+
+
+def test_rerun_skips_up_to_date_cases_and_redoes_changed_or_interrupted_ones(tmp_path: Path) -> None:
+    raw = _dataset(tmp_path / "raw", "center1", "A", cases=2)
+    pre = tmp_path / "pre"
+    paths = run_preprocessing([raw], pre, _plan())
+    assert [p.name for p in paths] == ["center1_000.npz", "center1_001.npz"]
+    assert (pre / "center1" / "dataset.json").is_file() and (pre / "plans.json").is_file()
+    stamps = {p: p.stat().st_mtime_ns for p in paths}
+    run_preprocessing([raw], pre, _plan())
+    assert {p: p.stat().st_mtime_ns for p in paths} == stamps
+    (pre / "center1" / "center1_001.json").unlink()  # interrupted between npz and json
+    later = max(stamps.values()) / 1e9 + 5
+    os.utime(raw / "imagesTr" / "center1_000_0000.nii.gz", (later, later))  # source edited
+    run_preprocessing([raw], pre, _plan())
+    assert all(p.stat().st_mtime_ns != stamps[p] for p in paths)
+    assert len(load_preprocessed(pre)) == 2
+    new_stamps = {p: p.stat().st_mtime_ns for p in paths}
+    run_preprocessing([raw], pre, _plan(scheme="zscore"))  # another plan: everything is redone
+    assert all(p.stat().st_mtime_ns != new_stamps[p] for p in paths)
+
+
+def test_two_workers_give_the_same_cases_as_one(tmp_path: Path) -> None:
+    raw = _dataset(tmp_path / "raw", "center1", "A", cases=2)
+    one = run_preprocessing([raw], tmp_path / "one", _plan(), num_workers=1)
+    two = run_preprocessing([raw], tmp_path / "two", _plan(), num_workers=2)
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(load_case_arrays(a)[0], load_case_arrays(b)[0])
+
+
+def test_cli_plans_preprocesses_and_reuses_plans_for_another_center(tmp_path: Path, capsys) -> None:
+    first = _dataset(tmp_path / "raw", "center1", "A", cases=2, seed=1)
+    second = _dataset(tmp_path / "raw", "center2", "B", cases=1, seed=2)
+    assert main(["-d", str(first), "-o", str(tmp_path / "pre1"), "--gpu-memory", "4"]) == 0
+    table = capsys.readouterr().out
+    assert "patch (y, x) px" in table and "memory estimate" in table and "of budget 4.00 GB" in table
+    plan = records.Plan.from_dict(records.load_json(tmp_path / "pre1" / "plans.json"))
+    assert plan.memory.total <= 4 * 1024**3
+    fingerprint = json.loads((tmp_path / "pre1" / "fingerprint.json").read_text())
+    assert fingerprint["summary"]["num_cases"] == 2
+    assert main(["-d", str(second), "-o", str(tmp_path / "pre2"), "--plans-from", str(tmp_path / "pre1")]) == 0
+    reused = records.Plan.from_dict(records.load_json(tmp_path / "pre2" / "plans.json"))
+    assert reused == plan
+    assert [r.center for r, _ in load_preprocessed(tmp_path / "pre2")] == ["B"]
+
+
+def test_cli_refuses_an_invalid_dataset_with_a_clear_error(tmp_path: Path, capsys) -> None:
+    raw = _dataset(tmp_path / "raw", "center1", "A", cases=1)
+    (raw / "labelsTr" / "center1_000.nii.gz").unlink()
+    broken = raw / "imagesTr" / "center1_001_0000.nii.gz"
+    broken.write_bytes(b"not an image")
+    assert main(["-d", str(raw), "-o", str(tmp_path / "pre"), "--gpu-memory", "4"]) == 1
+    err = capsys.readouterr().err
+    assert "center1_001_0000.nii.gz" in err
+    assert not (tmp_path / "pre" / "plans.json").exists()
+
+
+def test_plans_from_with_other_labels_is_refused(tmp_path: Path, capsys) -> None:
+    raw = _dataset(tmp_path / "raw", "center1", "A", cases=1)
+    plan = dataclasses.replace(_plan(), labels={"background": 0, "scar": 1})
+    records.save_json(plan, tmp_path / "model" / "plans.json")
+    assert main(["-d", str(raw), "-o", str(tmp_path / "pre"), "--plans-from", str(tmp_path / "model")]) == 1
+    assert "labels" in capsys.readouterr().err
