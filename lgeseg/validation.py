@@ -89,11 +89,8 @@ def format_problems(problems: Sequence[Problem], root: Path | None = None) -> st
     lines = []
     for problem in ordered:
         path = problem.path
-        if root is not None:
-            try:
-                path = str(Path(problem.path).relative_to(root))
-            except ValueError:
-                pass
+        if root is not None and Path(path).is_relative_to(root) and Path(path) != Path(root):
+            path = str(Path(path).relative_to(root))
         lines.append(f"{problem.severity.upper():<7} {path}: {problem.message}")
     return "\n".join(lines)
 

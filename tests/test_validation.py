@@ -203,6 +203,12 @@ def test_missing_folders_are_reported(tmp_path: Path) -> None:
     assert paths == {"imagesTr", "labelsTr"}
 
 
+def test_missing_dataset_folder_is_one_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert validate_dataset(tmp_path / "nope") == [Problem("error", str(tmp_path / "nope"), "dataset folder not found")]
+    assert validate_cli.main([str(tmp_path / "nope")]) == 1
+    assert f"ERROR   {tmp_path / 'nope'}: dataset folder not found" in capsys.readouterr().out
+
+
 def test_cli_exit_codes_and_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     clean = _write_dataset(tmp_path / "clean", n_cases=2)
     warned = _write_dataset(tmp_path / "warned", n_cases=2)
