@@ -231,3 +231,14 @@ def test_cli_exit_codes_and_output(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_count_problems() -> None:
     problems = [Problem("error", "a", "x"), Problem("warning", "b", "y"), Problem("error", "c", "z")]
     assert count_problems(problems) == (2, 1)
+
+
+def test_synthetic_multicenter_datasets_validate_clean(tmp_path: Path) -> None:
+    synth = pytest.importorskip("lgeseg.synth")
+    if not hasattr(synth, "generate_multicenter"):
+        pytest.skip("lgeseg.synth.generate_multicenter not available yet")
+    datasets = synth.generate_multicenter(tmp_path, cases_per_center=1, seed=0, in_plane_size=32)
+    assert len(datasets) == 4
+    for dataset in datasets:
+        problems = validate_dataset(dataset)
+        assert problems == [], format_problems(problems)
