@@ -1,21 +1,37 @@
-"""Training: losses, data loading, the loop, checkpoints and the model folder."""
+"""Training: losses, data loading, the loop, checkpoints and the model folder.
+
+Public entry points: ``train`` / ``run_training`` (preprocessed data -> model folder),
+``finetune`` (pretrained model + new center -> model folder), ``get_recipe``/``TrainConfig``,
+and the model-folder helpers (``load_model``, ``load_checkpoint``, ...).
+"""
 
 from lgeseg.training.model_folder import (
     LoadedModel,
     ModelInfo,
+    find_checkpoint,
     load_checkpoint,
     load_model,
     read_model_metadata,
     save_checkpoint,
     write_model_metadata,
 )
+from lgeseg.training.recipes import DEFAULT_RECIPE, TrainConfig, available_recipes, get_recipe
+from lgeseg.training.trainer import FinetuneSpec, run_training, train
 
 __all__ = [
+    "DEFAULT_RECIPE",
+    "FinetuneSpec",
     "LoadedModel",
     "ModelInfo",
+    "TrainConfig",
+    "available_recipes",
+    "find_checkpoint",
+    "get_recipe",
     "load_checkpoint",
     "load_model",
     "read_model_metadata",
+    "run_training",
     "save_checkpoint",
+    "train",
     "write_model_metadata",
 ]

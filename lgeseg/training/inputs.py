@@ -1,0 +1,122 @@
+"""Which preprocessed data a training run uses: one or more preprocessed folders sharing one plan.
+
+Example:
+    >>> data = open_training_data(["pre_center1", "pre_center2"], datasets=None)
+    >>> data.datasets, len(data.case_keys)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lgeseg.records import Plan, PreprocessedCase, load_json
+from lgeseg.training.data import case_key
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """The preprocessed cases of a run and what they share.
+
+    Attributes:
+        folders: the preprocessed folders.
+        plan: the one plan all folders were preprocessed with.
+        fingerprint: ``fingerprint.json`` of the first folder (None when absent).
+        entries: (record, npz path) of every selected case.
+        datasets: selected dataset names, sorted.
+        channel_names: channel index (string) -> name, from the datasets' ``dataset.json``.
+    """
+
+    folders: tuple[Path, ...]
+    plan: Plan
+    fingerprint: dict[str, Any] | None
+    entries: list[tuple[PreprocessedCase, Path]]
+    datasets: tuple[str, ...]
+    channel_names: dict[str, str]
+
+    @property
+    def case_keys(self) -> list[str]:
+        """``"<dataset>/<case>"`` of every case, sorted."""
+        return sorted(case_key(record) for record, _ in self.entries)
+
+
+def available_datasets(folder: Path) -> list[str]:
+    """Dataset subfolders of a preprocessed folder (those holding ``.npz`` cases), sorted."""
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and any(p.glob("*.npz")))
+
+
+def _list_cases(folder: Path, datasets: list[str]) -> list[tuple[PreprocessedCase, Path]]:
+    try:
+        from lgeseg.preprocessing import load_preprocessed
+    except ImportError:  # the preprocessing package is not in this tree yet: read the documented layout
+        load_preprocessed = None
+    if load_preprocessed is not None:
+        return list(load_preprocessed(folder, datasets))
+    entries = []
+    for name in datasets:
+        for json_path in sorted((folder / name).glob("*.json")):
+            if json_path.name != "dataset.json":
+                record = PreprocessedCase.from_dict(load_json(json_path))
+                entries.append((record, json_path.with_suffix(".npz")))
+    return entries
+
+
+def _channel_names(folder: Path, dataset: str) -> dict[str, str]:
+    path = folder / dataset / "dataset.json"
+    if path.is_file():
+        names = load_json(path).get("channel_names")
+        if isinstance(names, dict) and names:
+            return {str(k): str(v) for k, v in names.items()}
+    return {"0": "LGE"}
+
+
+def open_training_data(preprocessed: str | Path | Sequence[str | Path],
+                       datasets: Sequence[str] | None = None) -> TrainingData:
+    """List the cases of the selected datasets in one or more preprocessed folders.
+
+    Args:
+        preprocessed: preprocessed folder(s); all must hold the same ``plans.json``.
+        datasets: dataset names to use (default: every dataset in the folders).
+
+    Raises:
+        FileNotFoundError: a folder or its ``plans.json`` is missing.
+        ValueError: the plans differ, a requested dataset is absent, a dataset is in two folders, or no cases.
+    """
+    folders = (Path(preprocessed),) if isinstance(preprocessed, (str, Path)) else tuple(Path(p) for p in preprocessed)
+    plans_dicts = []
+    for folder in folders:
+        if not (folder / "plans.json").is_file():
+            raise FileNotFoundError(f"{folder}: not a preprocessed folder (plans.json missing); "
+                                    "run lgeseg_plan_and_preprocess first")
+        plans_dicts.append(load_json(folder / "plans.json"))
+    for folder, plans in zip(folders[1:], plans_dicts[1:], strict=True):
+        if plans != plans_dicts[0]:
+            raise ValueError(f"{folder / 'plans.json'} differs from {folders[0] / 'plans.json'}: all preprocessed "
+                             "folders of one model must share one plan (use --plans-from when preprocessing)")
+    found = {folder: available_datasets(folder) for folder in folders}
+    owner: dict[str, Path] = {}
+    for folder, names in found.items():
+        for name in names:
+            if name in owner:
+                raise ValueError(f"dataset {name!r} is in both {owner[name]} and {folder}; pass each once")
+            owner[name] = folder
+    wanted = sorted(owner) if not datasets else sorted(set(datasets))
+    missing = [name for name in wanted if name not in owner]
+    if missing:
+        raise ValueError(f"dataset(s) {missing} not found in {', '.join(map(str, folders))}; "
+                         f"available: {sorted(owner) or 'none'}")
+    entries = []
+    for folder in folders:
+        selected = [name for name in wanted if owner[name] == folder]
+        if selected:
+            entries += _list_cases(folder, selected)
+    if not entries:
+        raise ValueError(f"no preprocessed cases in {', '.join(map(str, folders))}")
+    fingerprint_path = folders[0] / "fingerprint.json"
+    return TrainingData(
+        folders=folders, plan=Plan.from_dict(plans_dicts[0]),
+        fingerprint=load_json(fingerprint_path) if fingerprint_path.is_file() else None,
+        entries=entries, datasets=tuple(wanted), channel_names=_channel_names(owner[wanted[0]], wanted[0]),
+    )

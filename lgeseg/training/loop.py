@@ -1,0 +1,183 @@
+"""The training loop as functions over a ``TrainingState``: build, train one epoch, save, restore.
+
+The state holds the network, optimizer and bookkeeping; everything else (data, augmentation
+preset, model folder) is passed in. One epoch = ``iterations_per_epoch`` steps of: batch of
+crops from the background loader -> device -> ``augment_batch`` on the device -> forward under
+bf16 autocast (CUDA) -> deep-supervision Dice+CE -> backward -> optimizer step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from lgeseg.records import Plan
+from lgeseg.training.data import BatchLoader, PatchSampler
+from lgeseg.training.losses import DeepSupervisionLoss, deep_supervision_weights
+from lgeseg.training.model_folder import load_checkpoint, save_checkpoint
+from lgeseg.training.recipes import TrainConfig, build_optimizer, learning_rate_at
+from lgeseg.training.validation import autocast_for
+
+
+@dataclasses.dataclass
+class TrainingState:
+    """What changes while training.
+
+    Attributes:
+        config: the resolved recipe.
+        device: where the network trains.
+        network: the plain module (its state dict is what checkpoints hold).
+        step_network: ``network`` or its ``torch.compile`` wrapper, used for training steps.
+        optimizer: over the trainable parameters only.
+        loss_fn: deep-supervision Dice + CE.
+        trainable: ``"all"``, ``"encoder:K"`` or ``"decoder:K"``.
+        epoch: completed epochs.
+        best_dice: best validation mean Dice so far.
+        history: per-epoch lists (``train_loss``, ``val_loss``, ``val_mean_dice``, ``val_dice_<label>``,
+            ``lr``, ``seconds``, ``data_wait_fraction``).
+    """
+
+    config: TrainConfig
+    device: torch.device
+    network: torch.nn.Module
+    step_network: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    loss_fn: DeepSupervisionLoss
+    trainable: str = "all"
+    epoch: int = 0
+    best_dice: float = -math.inf
+    history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class EpochStats:
+    """One epoch of training: mean loss, wall seconds, share of time waiting for data, throughput."""
+
+    loss: float
+    seconds: float
+    data_wait_fraction: float
+    samples_per_second: float
+
+
+def use_compile(config: TrainConfig, device: torch.device) -> bool:
+    """Whether to ``torch.compile``: the config's choice, by default only on CUDA."""
+    return device.type == "cuda" if config.compile is None else bool(config.compile)
+
+
+def build_state(config: TrainConfig, plan: Plan, device: torch.device,
+                init_weights: dict[str, torch.Tensor] | None = None, trainable: str = "all") -> TrainingState:
+    """Network from the plan (seeded), optional initial weights, frozen parameters, optimizer and loss.
+
+    Parameters outside ``trainable`` get ``requires_grad=False`` and are not given to the optimizer.
+    """
+    from lgeseg.network import build_unet, select_trainable
+
+    network = build_unet(plan.topology, seed=config.seed)
+    if init_weights is not None:
+        network.load_state_dict(init_weights)
+    chosen = set(select_trainable(network, trainable))
+    for name, parameter in network.named_parameters():
+        parameter.requires_grad_(name in chosen)
+    network.to(device)
+    if device.type == "cuda" and config.channels_last:
+        network.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(config, [p for p in network.parameters() if p.requires_grad])
+    outputs = plan.topology.num_stages - 1 if getattr(network, "deep_supervision", True) else 1
+    loss_fn = DeepSupervisionLoss(deep_supervision_weights(max(outputs, 1)), config.dice_smooth)
+    step_network = torch.compile(network) if use_compile(config, device) else network
+    return TrainingState(config, device, network, step_network, optimizer, loss_fn, trainable)
+
+
+def _train_step(state: TrainingState, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    if state.device.type == "cuda" and state.config.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    state.optimizer.zero_grad(set_to_none=True)
+    with autocast_for(state.device, state.config.mixed_precision):
+        outputs = state.step_network(images)
+    loss = state.loss_fn(outputs, labels)
+    loss.backward()
+    if state.config.grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(state.network.parameters(), state.config.grad_clip)
+    state.optimizer.step()
+    return loss.detach()
+
+
+def train_epoch(state: TrainingState, sampler: PatchSampler, augment: Any, num_workers: int) -> EpochStats:
+    """Train one epoch (``config.iterations_per_epoch`` steps) at the scheduled learning rate.
+
+    Args:
+        state: training state; ``state.epoch`` is the epoch being trained (0-based) and is not advanced here.
+        sampler: draws crops (numpy) from the in-memory training cases.
+        augment: ``augment(images, labels, generator) -> (images, labels)`` on the device, patch-sized.
+        num_workers: batch-assembling threads.
+    """
+    config, device = state.config, state.device
+    for group in state.optimizer.param_groups:
+        group["lr"] = learning_rate_at(config, state.epoch)
+    generator = torch.Generator(device=device).manual_seed(config.seed * 100_003 + state.epoch)
+    loader = BatchLoader(sampler, config.iterations_per_epoch, (config.seed, state.epoch), num_workers,
+                         pin_memory=device.type == "cuda")
+    state.network.train()
+    total = torch.zeros((), device=device)
+    start = time.perf_counter()
+    bar = tqdm(loader, total=config.iterations_per_epoch, desc=f"epoch {state.epoch + 1}/{config.epochs}",
+               unit="it", leave=False, mininterval=1.0)
+    for step, (images, labels) in enumerate(bar, start=1):
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True).long()
+        images, labels = augment(images, labels, generator)
+        total += _train_step(state, images, labels)
+        if step % 10 == 0 or step == config.iterations_per_epoch:
+            elapsed = time.perf_counter() - start
+            bar.set_postfix(loss=f"{float(total) / step:.4f}", samples_s=f"{step * sampler.batch_size / elapsed:.1f}")
+    bar.close()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    steps = config.iterations_per_epoch
+    samples_per_second = steps * sampler.batch_size / seconds
+    return EpochStats(float(total) / steps, seconds, loader.wait_seconds / seconds, samples_per_second)
+
+
+def checkpoint_payload(state: TrainingState, with_optimizer: bool) -> dict[str, Any]:
+    """Plain-data checkpoint of ``state`` (tensors, numbers, strings, lists, dicts only)."""
+    payload: dict[str, Any] = {
+        "network": state.network.state_dict(),
+        "epoch": state.epoch,
+        "best_dice": state.best_dice,
+        "history": state.history,
+        "config": state.config.to_dict(),
+        "trainable": state.trainable,
+    }
+    if with_optimizer:
+        payload["optimizer"] = state.optimizer.state_dict()
+        payload["torch_rng"] = torch.get_rng_state()
+    return payload
+
+
+def save_state(state: TrainingState, path: str | Path, with_optimizer: bool = True) -> None:
+    """Write the state to ``path`` atomically (``model_folder.save_checkpoint``)."""
+    save_checkpoint(path, checkpoint_payload(state, with_optimizer))
+
+
+def restore_state(state: TrainingState, path: str | Path) -> None:
+    """Resume from a checkpoint written by ``save_state``: weights, optimizer, epoch, history, RNG.
+
+    Raises ``FileNotFoundError``/``ValueError`` naming the file when it is missing, unsafe or incomplete.
+    """
+    payload = load_checkpoint(path, map_location=state.device)
+    if "optimizer" not in payload:
+        raise ValueError(f"{path}: has no optimizer state, cannot resume from it (use checkpoint_latest.pt)")
+    state.network.load_state_dict(payload["network"])
+    state.optimizer.load_state_dict(payload["optimizer"])
+    state.epoch = int(payload["epoch"])
+    state.best_dice = float(payload["best_dice"])
+    state.history = {k: list(v) for k, v in payload["history"].items()}
+    if "torch_rng" in payload:
+        torch.set_rng_state(payload["torch_rng"].cpu())

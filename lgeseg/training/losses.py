@@ -1,0 +1,95 @@
+"""Soft Dice + cross-entropy with deep supervision.
+
+* ``soft_dice_loss``: batch Dice (sums over the whole batch and all pixels per class), background
+  excluded, smoothed; 1 - mean foreground Dice, so 0 is perfect.
+* ``DiceCELoss``: soft Dice + cross-entropy on one output.
+* ``DeepSupervisionLoss``: weighted sum over the decoder outputs; weights halve per level, the
+  lowest resolution gets weight 0 and the rest are normalized to sum to 1 (nnU-Net's scheme).
+  Targets are downsampled to each output's size by nearest neighbour.
+
+Example:
+    >>> loss = DeepSupervisionLoss(deep_supervision_weights(3))
+    >>> value = loss([torch.zeros(2, 3, 8, 8), torch.zeros(2, 3, 4, 4), torch.zeros(2, 3, 2, 2)],
+    ...              torch.zeros(2, 8, 8, dtype=torch.long))
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def deep_supervision_weights(num_outputs: int) -> list[float]:
+    """Loss weights for ``num_outputs`` outputs, highest resolution first.
+
+    Weights halve per level; the lowest-resolution output gets 0 (when there are several);
+    the rest sum to 1. Example: 4 outputs -> [4/7, 2/7, 1/7, 0].
+    """
+    if num_outputs < 1:
+        raise ValueError(f"need at least one network output, found {num_outputs}")
+    weights = [0.5**level for level in range(num_outputs)]
+    if num_outputs > 1:
+        weights[-1] = 0.0
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1e-5) -> torch.Tensor:
+    """Batch soft Dice loss over the foreground classes.
+
+    Args:
+        logits: (B, K, H, W) raw scores, K classes including background 0.
+        target: (B, H, W) long class indices.
+        smooth: added to numerator and denominator (keeps empty classes defined).
+
+    Returns:
+        Scalar ``1 - mean_k Dice_k`` over classes 1..K-1 (0 when perfect).
+    """
+    probs = torch.softmax(logits.float(), dim=1)
+    onehot = F.one_hot(target, num_classes=logits.shape[1]).permute(0, 3, 1, 2).to(probs.dtype)
+    dims = (0, 2, 3)
+    intersection = (probs * onehot).sum(dims)
+    denominator = probs.sum(dims) + onehot.sum(dims)
+    dice = (2.0 * intersection + smooth) / (denominator + smooth)
+    return 1.0 - dice[1:].mean()
+
+
+class DiceCELoss(nn.Module):
+    """Soft Dice (batch, foreground) + cross-entropy on one output; both weighted 1."""
+
+    def __init__(self, smooth: float = 1e-5) -> None:
+        super().__init__()
+        self.smooth = smooth
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Loss of ``logits`` (B, K, H, W) against ``target`` (B, H, W) long; a scalar tensor."""
+        ce = F.cross_entropy(logits.float(), target)
+        return ce + soft_dice_loss(logits, target, self.smooth)
+
+
+def downsample_target(target: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Nearest-neighbour resize of a (B, H, W) long label map to ``size`` (h, w) voxels."""
+    if tuple(target.shape[-2:]) == tuple(size):
+        return target
+    resized = F.interpolate(target[:, None].float(), size=size, mode="nearest")
+    return resized[:, 0].long()
+
+
+class DeepSupervisionLoss(nn.Module):
+    """Weighted ``DiceCELoss`` over the network's outputs (highest resolution first)."""
+
+    def __init__(self, weights: list[float], smooth: float = 1e-5) -> None:
+        super().__init__()
+        self.weights = list(weights)
+        self.loss = DiceCELoss(smooth)
+
+    def forward(self, outputs: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+        """Weighted loss of ``outputs`` (each (B, K, h, w)) against ``target`` (B, H, W) long."""
+        if len(outputs) != len(self.weights):
+            raise ValueError(f"expected {len(self.weights)} network outputs, found {len(outputs)}")
+        total = outputs[0].new_zeros((), dtype=torch.float32)
+        for weight, output in zip(self.weights, outputs, strict=True):
+            if weight > 0:
+                total = total + weight * self.loss(output, downsample_target(target, tuple(output.shape[-2:])))
+        return total

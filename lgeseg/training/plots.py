@@ -1,0 +1,47 @@
+"""``progress.png``: training and validation loss and validation Dice per epoch."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
+
+
+def plot_progress(history: dict[str, list[float]], path: str | Path) -> None:
+    """Write the training curve to ``path`` (PNG), atomically.
+
+    Args:
+        history: ``train_loss``, ``val_loss``, ``val_mean_dice`` and optional ``val_dice_<label>``
+            lists, one value per epoch (epoch 1 first).
+        path: output PNG.
+    """
+    path = Path(path)
+    epochs = list(range(1, len(history.get("train_loss", [])) + 1))
+    fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(11, 4))
+    ax_loss.plot(epochs, history.get("train_loss", []), label="train loss")
+    ax_loss.plot(epochs, history.get("val_loss", []), label="validation loss")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("Dice + CE loss")
+    ax_loss.legend()
+    ax_dice.plot(epochs, history.get("val_mean_dice", []), label="mean", linewidth=2)
+    for key, values in history.items():
+        if key.startswith("val_dice_"):
+            ax_dice.plot(epochs, values, label=key[len("val_dice_"):], linestyle="--")
+    ax_dice.set_xlabel("epoch")
+    ax_dice.set_ylabel("validation Dice (3D, per case)")
+    ax_dice.set_ylim(0, 1)
+    ax_dice.legend()
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=80)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,267 @@
+"""``train`` / ``run_training``: preprocessed data in, a self-contained model folder out.
+
+Example:
+    >>> from lgeseg.training import train
+    >>> model_dir = train(["work/preprocessed"], "work/model", recipe="paper", epochs=50)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lgeseg import __version__
+from lgeseg.training.data import PatchSampler, TrainingCase, load_cases
+from lgeseg.training.inputs import TrainingData, open_training_data
+from lgeseg.training.loop import EpochStats, TrainingState, build_state, restore_state, save_state, train_epoch
+from lgeseg.training.model_folder import ModelInfo, load_checkpoint, read_model_metadata, write_model_metadata
+from lgeseg.training.plots import plot_progress
+from lgeseg.training.recipes import DEFAULT_RECIPE, TrainConfig, get_recipe, resolve_device
+from lgeseg.training.splits import fold_of, load_or_create_splits
+from lgeseg.training.validation import ValidationResult, validate
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneSpec:
+    """How a fine-tuning run differs from training from scratch.
+
+    Attributes:
+        parent: the pretrained model folder.
+        init_checkpoint: checkpoint whose ``network`` weights start the run.
+        trainable: ``"all"``, ``"encoder:K"`` or ``"decoder:K"``; every other parameter is frozen.
+        target_cases: training cases of the new center (``"<dataset>/<case>"``).
+        val_cases: validation cases (the target cases when the center has no others).
+    """
+
+    parent: str
+    init_checkpoint: str
+    trainable: str
+    target_cases: tuple[str, ...]
+    val_cases: tuple[str, ...]
+
+
+@dataclasses.dataclass
+class _Run:
+    """Everything fixed for the run besides the state: data, folder, augmentation."""
+
+    data: TrainingData
+    model_dir: Path
+    train_cases: list[TrainingCase]
+    val_cases: list[TrainingCase]
+    sampler: PatchSampler
+    augment: Any
+    divisor: tuple[int, int]
+    num_workers: int
+    finetune: FinetuneSpec | None
+
+
+def train(preprocessed: str | Path | Sequence[str | Path], model_dir: str | Path, recipe: str | None = None,
+          datasets: Sequence[str] | None = None, resume: bool = False, **overrides: Any) -> Path:
+    """Train a 2D U-Net on preprocessed data; returns the model folder.
+
+    Args:
+        preprocessed: one or more preprocessed folders (``plans.json`` + ``<dataset>/<case>.npz``), one plan.
+        model_dir: output model folder.
+        recipe: ``"paper"`` (default) or ``"nnunet"``; ignored when resuming (the stored recipe is used).
+        datasets: dataset names to train on (default: all in the folders); sampled balanced per dataset.
+        resume: continue from ``checkpoint_latest.pt`` with its optimizer, epoch and RNG state.
+        **overrides: ``TrainConfig`` fields (``epochs``, ``iterations_per_epoch``, ``batch_size``,
+            ``device``, ``seed``, ``fold``, ``num_workers``, ``augmentation``, ...); None values are ignored.
+    """
+    model_dir = Path(model_dir)
+    if resume and (model_dir / "model.json").is_file():
+        _, info = read_model_metadata(model_dir)
+        config = TrainConfig.from_dict(info.recipe).replace(**overrides)
+    else:
+        config = get_recipe(recipe or DEFAULT_RECIPE, **overrides)
+    return run_training(config, preprocessed, model_dir, datasets, resume)
+
+
+def run_training(config: TrainConfig, preprocessed: str | Path | Sequence[str | Path], model_dir: str | Path,
+                 datasets: Sequence[str] | None = None, resume: bool = False,
+                 finetune: FinetuneSpec | None = None) -> Path:
+    """The training run: data, split, state, epochs (train, validate, checkpoint, plot), then finish.
+
+    Returns ``model_dir``. See ``train`` for the arguments; ``finetune`` sets initial weights,
+    frozen blocks and the case split of a fine-tuning run.
+    """
+    model_dir = Path(model_dir)
+    _check_folder(model_dir, resume)
+    data = open_training_data(preprocessed, datasets)
+    config = config.replace(batch_size=config.batch_size or data.plan.batch_size)
+    device = resolve_device(config.device)
+    state = _initial_state(config, data, device, finetune)
+    if resume:
+        restore_state(state, model_dir / "checkpoint_latest.pt")
+    with _log_to_file(model_dir / "training_log.txt"):
+        run = _prepare_run(state, data, model_dir, finetune)
+        _log_start(state, run, resume)
+        result = None
+        while state.epoch < config.epochs:
+            stats = train_epoch(state, run.sampler, run.augment, run.num_workers)
+            result = validate(state.network, run.val_cases, data.plan.labels, run.divisor, device,
+                              config.batch_size, config.mixed_precision)
+            _end_epoch(state, run, stats, result)
+        _finish(state, run, result)
+    return model_dir
+
+
+def _check_folder(model_dir: Path, resume: bool) -> None:
+    latest = model_dir / "checkpoint_latest.pt"
+    if resume and not latest.is_file():
+        raise FileNotFoundError(f"{latest}: nothing to continue (no checkpoint_latest.pt in {model_dir})")
+    if not resume and latest.is_file():
+        raise ValueError(f"{model_dir} already holds a training run (checkpoint_latest.pt): "
+                         "use --continue to resume it or choose another output folder")
+
+
+def _initial_state(config: TrainConfig, data: TrainingData, device: torch.device,
+                   finetune: FinetuneSpec | None) -> TrainingState:
+    if finetune is None:
+        return build_state(config, data.plan, device)
+    weights = load_checkpoint(finetune.init_checkpoint)["network"]
+    return build_state(config, data.plan, device, init_weights=weights, trainable=finetune.trainable)
+
+
+def _prepare_run(state: TrainingState, data: TrainingData, model_dir: Path, finetune: FinetuneSpec | None) -> _Run:
+    from lgeseg.augmentation import augment_batch, get_preset, required_crop_size
+
+    config, plan = state.config, data.plan
+    if finetune is None:
+        folds = load_or_create_splits(model_dir / "splits.json", data.case_keys, config.num_folds)
+        train_keys, val_keys = fold_of(folds, config.fold, model_dir / "splits.json")
+    else:
+        train_keys, val_keys = list(finetune.target_cases), list(finetune.val_cases)
+        from lgeseg.records import save_json
+
+        save_json([{"train": train_keys, "val": val_keys}], model_dir / "splits.json")
+    train_cases = load_cases(data.entries, train_keys)
+    val_cases = load_cases(data.entries, val_keys)
+    preset = get_preset(config.augmentation)
+    spacing_yx = tuple(plan.target_spacing[1:])
+    num_classes = plan.topology.num_classes
+    # Crops cover the preset's rotation/zoom-out, capped at crop_margin * patch (beyond: zero padding).
+    needed = required_crop_size(preset, tuple(plan.patch_size), spacing_yx)
+    crop = tuple(max(p, min(n, int(math.ceil(p * config.crop_margin))))
+                 for p, n in zip(plan.patch_size, needed, strict=True))
+    sampler = PatchSampler(train_cases, plan.patch_size, crop, config.batch_size, config.foreground_fraction)
+
+    def augment(images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> Any:
+        return augment_batch(images, labels, preset, tuple(plan.patch_size), spacing_yx, generator, num_classes)
+
+    divisor = tuple(math.prod(s[axis] for s in plan.topology.strides) for axis in (0, 1))
+    workers = config.num_workers if config.num_workers is not None else min(2, os.cpu_count() or 1)
+    run = _Run(data, model_dir, train_cases, val_cases, sampler, augment, divisor, workers, finetune)
+    write_model_metadata(model_dir, plan, _model_info(state, run), data.fingerprint)
+    return run
+
+
+def _model_info(state: TrainingState, run: _Run, postprocessing: str = "lcc",
+                extras: dict[str, Any] | None = None) -> ModelInfo:
+    history, finetune = state.history, run.finetune
+    summary: dict[str, Any] = {
+        "device": str(state.device),
+        "compiled": state.step_network is not state.network,
+        "num_workers": run.num_workers,
+        "train_cases": len(run.train_cases),
+        "val_cases": len(run.val_cases),
+        "best_val_mean_dice": None if state.best_dice == -math.inf else state.best_dice,
+        "last_val_dice": {k[len("val_dice_"):]: v[-1] for k, v in history.items() if k.startswith("val_dice_") and v},
+        "seconds_per_epoch": _mean(history.get("seconds", [])),
+        "data_wait_fraction": _mean(history.get("data_wait_fraction", [])),
+        "samples_per_second": _mean(history.get("samples_per_second", [])),
+        "preprocessed": [str(p) for p in run.data.folders],
+    }
+    summary.update(extras or {})
+    return ModelInfo(
+        lgeseg_version=__version__, labels=dict(run.data.plan.labels), channel_names=run.data.channel_names,
+        recipe=state.config.to_dict(), augmentation=state.config.augmentation, datasets=run.data.datasets,
+        fold=state.config.fold, postprocessing=postprocessing,
+        parent=finetune.parent if finetune else None, trainable=state.trainable,
+        target_cases=finetune.target_cases if finetune else None, epochs_trained=state.epoch, extras=summary,
+    )
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _end_epoch(state: TrainingState, run: _Run, stats: EpochStats, result: ValidationResult) -> None:
+    state.epoch += 1
+    record = {"train_loss": stats.loss, "val_loss": result.loss, "val_mean_dice": result.mean_dice,
+              "lr": state.optimizer.param_groups[0]["lr"], "seconds": stats.seconds,
+              "data_wait_fraction": stats.data_wait_fraction, "samples_per_second": stats.samples_per_second}
+    record.update({f"val_dice_{name}": value for name, value in result.dice.items()})
+    for key, value in record.items():
+        state.history.setdefault(key, []).append(float(value))
+    if not math.isnan(result.mean_dice) and result.mean_dice > state.best_dice:
+        state.best_dice = result.mean_dice
+        save_state(state, run.model_dir / "checkpoint_best.pt", with_optimizer=False)
+    save_state(state, run.model_dir / "checkpoint_latest.pt")
+    plot_progress(state.history, run.model_dir / "progress.png")
+    write_model_metadata(run.model_dir, run.data.plan, _model_info(state, run))
+    dice = " ".join(f"{name} {value:.4f}" for name, value in result.dice.items())
+    log.info("epoch %d/%d: train loss %.4f, val loss %.4f, val Dice mean %.4f (%s), lr %.2e, %.1f s, "
+             "%.0f samples/s, data wait %.1f%%", state.epoch, state.config.epochs, stats.loss, result.loss,
+             result.mean_dice, dice, record["lr"], stats.seconds, stats.samples_per_second,
+             100 * stats.data_wait_fraction)
+
+
+def _finish(state: TrainingState, run: _Run, result: ValidationResult | None) -> None:
+    save_state(state, run.model_dir / "checkpoint_final.pt", with_optimizer=False)
+    if result is None:  # resumed a finished run: validate the final weights once
+        config = state.config
+        result = validate(state.network, run.val_cases, run.data.plan.labels, run.divisor, state.device,
+                          config.batch_size, config.mixed_precision)
+    labels = [v for v in run.data.plan.labels.values() if v != 0]
+    postprocessing = _choose_postprocessing(result.predictions, [c.label for c in run.val_cases], labels)
+    write_model_metadata(run.model_dir, run.data.plan, _model_info(state, run, postprocessing))
+    log.info("finished %d epochs; best val mean Dice %.4f; postprocessing %r; model folder %s",
+             state.epoch, state.best_dice, postprocessing, run.model_dir)
+
+
+def _choose_postprocessing(predictions: list, references: list, labels: list[int]) -> str:
+    try:
+        from lgeseg.postprocessing import select_postprocessing
+    except ImportError:
+        log.warning("lgeseg.postprocessing is not available: postprocessing left at the default 'lcc'")
+        return "lcc"
+    return select_postprocessing(predictions, references, labels)
+
+
+def _log_start(state: TrainingState, run: _Run, resume: bool) -> None:
+    verb = f"resuming from epoch {state.epoch}" if resume else "starting"
+    log.info("%s: %d training / %d validation cases from %s, datasets %s, device %s, %d loader threads",
+             verb, len(run.train_cases), len(run.val_cases), ", ".join(map(str, run.data.folders)),
+             ", ".join(run.data.datasets), state.device, run.num_workers)
+    log.info("recipe: %s", state.config.to_dict())
+
+
+@contextlib.contextmanager
+def _log_to_file(path: Path) -> Iterator[None]:
+    """Send lgeseg's INFO log records to ``path`` (appending) while training."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logger = logging.getLogger("lgeseg")
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setLevel(logging.INFO)
+    old_level = logger.level
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        handler.close()

@@ -1,0 +1,126 @@
+"""Validation on whole slices: per-class 3D Dice per case, averaged over cases, and the validation loss.
+
+Each validation case is predicted slice by slice on the whole slice (padded at the end of y and x
+to a size the network can downsample), so the numbers reflect what inference will see, not patches.
+
+Example:
+    >>> result = validate(network, val_cases, labels={"blood_pool": 1, "myocardium": 2}, divisor=(4, 4),
+    ...                   device=torch.device("cpu"))
+    >>> result.mean_dice
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lgeseg.training.data import TrainingCase
+from lgeseg.training.losses import DiceCELoss
+
+
+@dataclasses.dataclass
+class ValidationResult:
+    """Validation of one epoch.
+
+    Attributes:
+        loss: Dice + CE of the full-resolution output on whole slices, mean over slices.
+        dice: label name -> 3D Dice averaged over the cases where the label is in the reference or prediction.
+        mean_dice: mean of ``dice`` over labels (NaN when no case has any foreground).
+        predictions: label maps uint8 (z, y, x) per case, at preprocessed resolution.
+    """
+
+    loss: float
+    dice: dict[str, float]
+    mean_dice: float
+    predictions: list[np.ndarray]
+
+
+def dice_score(prediction: np.ndarray, reference: np.ndarray, label: int) -> float:
+    """3D Dice of ``label`` between two label maps of equal shape; NaN when both lack the label."""
+    pred, ref = prediction == label, reference == label
+    denominator = int(pred.sum()) + int(ref.sum())
+    if denominator == 0:
+        return math.nan
+    return 2.0 * int(np.logical_and(pred, ref).sum()) / denominator
+
+
+def autocast_for(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when ``enabled``; a no-op context elsewhere."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _pad_to(tensor: torch.Tensor, divisor: Sequence[int]) -> torch.Tensor:
+    height, width = tensor.shape[-2:]
+    pad_y = (-height) % divisor[0]
+    pad_x = (-width) % divisor[1]
+    return F.pad(tensor, (0, pad_x, 0, pad_y)) if pad_y or pad_x else tensor
+
+
+@torch.inference_mode()
+def predict_case(network: torch.nn.Module, image: np.ndarray, divisor: Sequence[int], device: torch.device,
+                 label: np.ndarray | None = None, batch_size: int = 16,
+                 mixed_precision: bool = True) -> tuple[np.ndarray, float, int]:
+    """Segment every slice of ``image`` float32 (C, z, y, x).
+
+    Returns:
+        (label map uint8 (z, y, x), summed loss over slices (0 when ``label`` is None), slice count).
+    """
+    loss_fn = DiceCELoss()
+    prediction = np.zeros(image.shape[1:], dtype=np.uint8)
+    total_loss = 0.0
+    for start in range(0, image.shape[1], batch_size):
+        stop = min(start + batch_size, image.shape[1])
+        batch = torch.from_numpy(np.ascontiguousarray(image[:, start:stop].transpose(1, 0, 2, 3))).to(device)
+        with autocast_for(device, mixed_precision):
+            logits = network(_pad_to(batch, divisor))[0]
+        logits = logits[..., : image.shape[2], : image.shape[3]].float()
+        prediction[start:stop] = logits.argmax(1).to(torch.uint8).cpu().numpy()
+        if label is not None:
+            target = torch.from_numpy(label[start:stop].astype(np.int64)).to(device)
+            total_loss += float(loss_fn(logits, target)) * (stop - start)
+    return prediction, total_loss, image.shape[1]
+
+
+def validate(network: torch.nn.Module, cases: Sequence[TrainingCase], labels: dict[str, int],
+             divisor: Sequence[int], device: torch.device, batch_size: int = 16,
+             mixed_precision: bool = True) -> ValidationResult:
+    """Predict ``cases`` on whole slices and score them.
+
+    Args:
+        network: U-Net returning a list of logits (full resolution first).
+        cases: validation cases in memory.
+        labels: label name -> value; background (0) is not scored.
+        divisor: (y, x) voxels the padded slice size must be divisible by (product of the strides).
+        device: where ``network`` lives.
+        batch_size: slices per forward pass.
+        mixed_precision: bf16 autocast on CUDA.
+    """
+    was_training = network.training
+    network.eval()
+    predictions, loss_sum, slices = [], 0.0, 0
+    per_label: dict[str, list[float]] = {name: [] for name, value in labels.items() if value != 0}
+    try:
+        for case in cases:
+            pred, case_loss, count = predict_case(network, case.image, divisor, device, case.label,
+                                                  batch_size, mixed_precision)
+            predictions.append(pred)
+            loss_sum, slices = loss_sum + case_loss, slices + count
+            for name in per_label:
+                per_label[name].append(dice_score(pred, case.label, labels[name]))
+    finally:
+        network.train(was_training)
+    dice = {name: _nanmean(values) for name, values in per_label.items()}
+    return ValidationResult(loss_sum / max(slices, 1), dice, _nanmean(list(dice.values())), predictions)
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else math.nan

@@ -1,0 +1,249 @@
+"""Training: tiny network on tiny synthetic preprocessed cases, on the CPU."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lgeseg.cli.train import main as train_main
+from lgeseg.records import LABELS, NetworkTopology, NormalizationConfig, Plan, PreprocessedCase, save_json
+from lgeseg.training import (
+    ModelInfo,
+    get_recipe,
+    load_checkpoint,
+    load_model,
+    read_model_metadata,
+    save_checkpoint,
+    train,
+    write_model_metadata,
+)
+from lgeseg.training.data import BatchLoader, PatchSampler, TrainingCase, extract_crop, load_cases
+from lgeseg.training.inputs import open_training_data
+from lgeseg.training.splits import load_or_create_splits, make_splits
+
+TINY = {"epochs": 2, "iterations_per_epoch": 4, "device": "cpu", "num_workers": 1, "augmentation": "none"}
+
+
+def tiny_plan(patch: tuple[int, int] = (32, 32)) -> Plan:
+    """A 3-stage, 8-feature U-Net plan for 32x32 patches."""
+    topology = NetworkTopology(in_channels=1, num_classes=3, features_per_stage=(8, 16, 32),
+                               kernel_sizes=((3, 3),) * 3, strides=((1, 1), (2, 2), (2, 2)))
+    return Plan(name="2d", preset="test", target_spacing=(8.0, 1.5, 1.5), patch_size=patch, batch_size=4,
+                normalization=NormalizationConfig(), topology=topology, labels=dict(LABELS))
+
+
+def tiny_case(rng: np.random.Generator, shape: tuple[int, int, int] = (3, 40, 44)) -> tuple[np.ndarray, np.ndarray]:
+    """An LV-like phantom: bright disk (label 1) in a darker ring (label 2), noisy; (1,z,y,x), (z,y,x)."""
+    z, h, w = shape
+    yy, xx = np.mgrid[:h, :w]
+    cy, cx = rng.uniform(14, h - 14), rng.uniform(14, w - 14)
+    radius = np.hypot(yy - cy, xx - cx)
+    label = np.zeros(shape, np.uint8)
+    inner, outer = rng.uniform(4, 6), rng.uniform(8, 10)
+    label[:, radius < outer] = 2
+    label[:, radius < inner] = 1
+    image = np.choose(label, [0.2, 0.9, 0.5]).astype(np.float32) + rng.normal(0, 0.05, shape).astype(np.float32)
+    return image[None], label
+
+
+def make_preprocessed(root: Path, cases: dict[str, int], seed: int = 0, plan: Plan | None = None) -> Path:
+    """Write a preprocessed folder ``root`` with ``cases[dataset]`` tiny cases per dataset."""
+    rng = np.random.default_rng(seed)
+    plan = plan or tiny_plan()
+    save_json(plan, root / "plans.json")
+    save_json({"note": "test fingerprint"}, root / "fingerprint.json")
+    for dataset, count in cases.items():
+        save_json({"channel_names": {"0": "LGE"}, "labels": dict(LABELS)}, root / dataset / "dataset.json")
+        for index in range(count):
+            image, label = tiny_case(rng)
+            case_id = f"{dataset}_{index:03d}"
+            np.savez(root / dataset / f"{case_id}.npz", image=image, label=label)
+            geometry = {"shape": label.shape, "spacing": plan.target_spacing, "origin": (0.0, 0.0, 0.0),
+                        "direction": (1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0)}
+            record = PreprocessedCase.from_dict({
+                "case_id": case_id, "dataset": dataset, "center": dataset, "original": geometry,
+                "crop_box": [[0, s] for s in label.shape], "shape_after_crop": label.shape,
+                "spacing_after_resampling": plan.target_spacing, "shape_after_resampling": label.shape})
+            save_json(record, root / dataset / f"{case_id}.json")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> object:
+    """Tiny networks run fastest (and do not fight other processes) on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def pre(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_preprocessed(tmp_path_factory.mktemp("pre"), {"center1": 5})
+
+
+def test_loss_falls_in_a_few_cpu_iterations(pre: Path) -> None:
+    from lgeseg.training.loop import build_state
+
+    data = open_training_data(pre)
+    cases = load_cases(data.entries, data.case_keys)
+    sampler = PatchSampler(cases, (32, 32), (32, 32), batch_size=4)
+    images, labels = (torch.from_numpy(a) for a in sampler.sample_batch(np.random.default_rng(0)))
+    state = build_state(get_recipe("paper", device="cpu"), data.plan, torch.device("cpu"))
+    losses = []
+    for _ in range(12):
+        state.optimizer.zero_grad()
+        loss = state.loss_fn(state.network(images), labels.long())
+        loss.backward()
+        state.optimizer.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.9 * losses[0] and losses[-1] == min(losses)
+
+
+def test_train_writes_a_self_contained_model_folder(pre: Path, tmp_path: Path) -> None:
+    model_dir = train(pre, tmp_path / "model", **TINY)
+    for name in ("model.json", "plans.json", "fingerprint.json", "splits.json", "checkpoint_latest.pt",
+                 "checkpoint_best.pt", "checkpoint_final.pt", "training_log.txt", "progress.png"):
+        assert (model_dir / name).is_file(), name
+    plan, info = read_model_metadata(model_dir)
+    assert info.epochs_trained == 2 and info.datasets == ("center1",)
+    assert info.recipe["optimizer"] == "adam" and info.recipe["batch_size"] == 4
+    assert info.postprocessing in ("none", "lcc", "lcc_per_label")
+    assert set(info.extras["last_val_dice"]) == {"blood_pool", "myocardium"}
+    assert json.loads((model_dir / "fingerprint.json").read_text()) == {"note": "test fingerprint"}
+    assert "epoch 2/2" in (model_dir / "training_log.txt").read_text()
+    loaded = load_model(model_dir)
+    assert loaded.network(torch.zeros(1, 1, 32, 32))[0].shape == (1, 3, 32, 32)
+
+
+def test_continue_resumes_from_the_saved_epoch(pre: Path, tmp_path: Path) -> None:
+    straight = train(pre, tmp_path / "straight", **{**TINY, "epochs": 3})
+    resumed = tmp_path / "resumed"
+    assert train_main(["-p", str(pre), "-o", str(resumed), "--epochs", "2", "--iterations-per-epoch", "4",
+                       "--device", "cpu", "--num-workers", "1", "--augmentation", "none"]) == 0
+    with pytest.raises(ValueError, match="--continue"):
+        train(pre, resumed, **TINY)
+    assert train_main(["-p", str(pre), "-o", str(resumed), "--continue", "--epochs", "3"]) == 0
+    _, info = read_model_metadata(resumed)
+    latest = load_checkpoint(resumed / "checkpoint_latest.pt")
+    assert info.epochs_trained == 3 and latest["epoch"] == 3 and len(latest["history"]["train_loss"]) == 3
+    steps = {int(s["step"]) for s in latest["optimizer"]["state"].values()}
+    assert steps == {3 * 4}  # Adam's step counter went on from the restored optimizer state
+    assert "resuming from epoch 2" in (resumed / "training_log.txt").read_text()
+    reference = load_checkpoint(straight / "checkpoint_final.pt")["network"]
+    for name, tensor in load_checkpoint(resumed / "checkpoint_final.pt")["network"].items():
+        torch.testing.assert_close(tensor, reference[name], rtol=1e-4, atol=1e-5)
+
+
+class _Exploit:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('pwned')",))
+
+
+def test_checkpoint_crafted_to_run_code_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "marker.txt"
+    path = tmp_path / "checkpoint_final.pt"
+    torch.save({"network": {"w": torch.zeros(1)}, "extra": _Exploit(marker)}, path)
+    with pytest.raises(ValueError, match="refused"):
+        load_checkpoint(path)
+    assert not marker.exists()
+    write_model_metadata(tmp_path, tiny_plan(), ModelInfo("0", dict(LABELS), {"0": "LGE"}, {}, "none", ("c",)))
+    with pytest.raises(ValueError, match="refused"):  # also when a whole model folder is loaded
+        load_model(tmp_path)
+    assert not marker.exists()
+    torch.load(path, weights_only=False)  # the file really is an exploit: unsafe loading runs it
+    assert marker.read_text() == "pwned"
+
+
+def test_checkpoint_of_plain_data_round_trips(tmp_path: Path) -> None:
+    payload = {"network": {"w": torch.arange(3.0)}, "epoch": 4, "history": {"loss": [1.0, 0.5]}}
+    save_checkpoint(tmp_path / "c.pt", payload)
+    loaded = load_checkpoint(tmp_path / "c.pt")
+    assert loaded["epoch"] == 4 and torch.equal(loaded["network"]["w"], torch.arange(3.0))
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary files left behind
+
+
+def test_splits_are_by_subject_and_reused(tmp_path: Path) -> None:
+    keys = [f"acdc/patient{p:03d}_frame{f:02d}" for p in range(10) for f in (1, 12)]
+    folds = make_splits(keys, num_folds=5)
+    for fold in folds:
+        train_subjects = {k.split("_frame")[0] for k in fold["train"]}
+        assert not train_subjects & {k.split("_frame")[0] for k in fold["val"]}
+        assert len(fold["val"]) == 4 and len(fold["train"]) == 16
+    path = tmp_path / "splits.json"
+    load_or_create_splits(path, keys)
+    custom = [{"train": keys[2:], "val": keys[:2]}]
+    save_json(custom, path)
+    assert load_or_create_splits(path, keys) == custom  # an existing (even hand-edited) split is kept
+    with pytest.raises(ValueError, match="does not match"):
+        load_or_create_splits(path, keys[:-1])
+
+
+def _case(name: str, dataset: str, fill: int = 1) -> TrainingCase:
+    label = np.zeros((2, 20, 20), np.uint8)
+    label[1, 15:18, 2:5] = fill
+    image = np.full((1, 2, 20, 20), float(len(dataset)), np.float32)
+    return TrainingCase(f"{dataset}/{name}", dataset, image, label, [np.argwhere(label == fill).astype(np.int32)])
+
+
+def test_sampler_balances_datasets_and_oversamples_foreground() -> None:
+    cases = [_case(f"a{i}", "a") for i in range(8)] + [_case("b0", "bb")]
+    sampler = PatchSampler(cases, (8, 8), (12, 12), batch_size=6, foreground_fraction=0.33)
+    images, labels = [], []
+    for seed in range(100):
+        batch_images, batch_labels = sampler.sample_batch(np.random.default_rng(seed))
+        images.append(batch_images)
+        labels.append(batch_labels)
+    images, labels = np.stack(images), np.stack(labels)
+    share_b = float((images.max(axis=(2, 3, 4)) == 2.0).mean())  # dataset "bb" has image value 2
+    assert 0.4 < share_b < 0.6  # 1 case of "bb" drawn as often as 8 cases of "a"
+    assert (labels[:, 4:].max(axis=(2, 3)) == 1).all()  # the last third is centred on foreground
+    assert (labels[:, :4].max(axis=(2, 3)) == 0).mean() > 0.5  # the rest mostly is not (tiny object)
+
+
+def test_crops_pad_with_zeros_beyond_the_slice() -> None:
+    array = np.arange(1, 13, dtype=np.float32).reshape(3, 4)
+    crop = extract_crop(array, (0, 0), (4, 4))
+    assert crop.shape == (4, 4)
+    np.testing.assert_array_equal(crop[2:, 2:], array[:2, :2])
+    assert crop[:2].sum() == 0 and crop[:, :2].sum() == 0
+
+
+def test_batches_do_not_depend_on_the_number_of_workers() -> None:
+    cases = [_case(f"a{i}", "a") for i in range(4)]
+    sampler = PatchSampler(cases, (8, 8), (10, 10), batch_size=3)
+    runs = [[b[1].numpy().copy() for b in BatchLoader(sampler, 6, (0, 1), workers)] for workers in (0, 1, 3)]
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_two_datasets_and_bad_selections(tmp_path: Path) -> None:
+    first = make_preprocessed(tmp_path / "pre1", {"center1": 3})
+    second = make_preprocessed(tmp_path / "pre2", {"center2": 2}, seed=1)
+    data = open_training_data([first, second])
+    assert data.datasets == ("center1", "center2") and len(data.case_keys) == 5
+    assert open_training_data([first, second], ["center2"]).case_keys == ["center2/center2_000", "center2/center2_001"]
+    with pytest.raises(ValueError, match="not found"):
+        open_training_data(first, ["center9"])
+    other = make_preprocessed(tmp_path / "pre3", {"center3": 1}, plan=tiny_plan((16, 16)))
+    with pytest.raises(ValueError, match="share one plan"):
+        open_training_data([first, other])
+
+
+def test_unknown_recipe_and_bad_values_name_the_problem() -> None:
+    with pytest.raises(ValueError, match="available: nnunet, paper"):
+        get_recipe("fast")
+    with pytest.raises(ValueError, match="fold must be in 0..4"):
+        get_recipe("paper", fold=7)
+    config = get_recipe("nnunet", epochs=10)
+    assert (config.optimizer, config.lr_schedule, config.momentum, config.weight_decay) == ("sgd", "poly", 0.99, 3e-5)
+    assert pickle.loads(pickle.dumps(config)) == config
