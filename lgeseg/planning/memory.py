@@ -76,7 +76,7 @@ def activation_elements(topology: NetworkTopology, patch_size: tuple[int, int]) 
     """
     feats = topology.features_per_stage
     sizes = stage_resolutions(topology, patch_size)
-    per_conv = 3  # conv output, norm output, activation output
+    per_conv = 2  # conv output + norm output; LeakyReLU runs in place on the latter (network/blocks.py)
     total = topology.in_channels * int(patch_size[0]) * int(patch_size[1])  # the input itself
     largest = 0
     for stage, channels in enumerate(feats):
