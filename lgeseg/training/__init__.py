@@ -5,6 +5,7 @@ Public entry points: ``train`` / ``run_training`` (preprocessed data -> model fo
 and the model-folder helpers (``load_model``, ``load_checkpoint``, ...).
 """
 
+from lgeseg.training.finetune import finetune, pick_target_cases
 from lgeseg.training.model_folder import (
     LoadedModel,
     ModelInfo,
@@ -26,9 +27,11 @@ __all__ = [
     "TrainConfig",
     "available_recipes",
     "find_checkpoint",
+    "finetune",
     "get_recipe",
     "load_checkpoint",
     "load_model",
+    "pick_target_cases",
     "read_model_metadata",
     "run_training",
     "save_checkpoint",

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lgeseg.preprocessing import load_preprocessed
 from lgeseg.records import Plan, PreprocessedCase, load_json
 from lgeseg.training.data import case_key
 
@@ -45,22 +46,6 @@ class TrainingData:
 def available_datasets(folder: Path) -> list[str]:
     """Dataset subfolders of a preprocessed folder (those holding ``.npz`` cases), sorted."""
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and any(p.glob("*.npz")))
-
-
-def _list_cases(folder: Path, datasets: list[str]) -> list[tuple[PreprocessedCase, Path]]:
-    try:
-        from lgeseg.preprocessing import load_preprocessed
-    except ImportError:  # the preprocessing package is not in this tree yet: read the documented layout
-        load_preprocessed = None
-    if load_preprocessed is not None:
-        return list(load_preprocessed(folder, datasets))
-    entries = []
-    for name in datasets:
-        for json_path in sorted((folder / name).glob("*.json")):
-            if json_path.name != "dataset.json":
-                record = PreprocessedCase.from_dict(load_json(json_path))
-                entries.append((record, json_path.with_suffix(".npz")))
-    return entries
 
 
 def _channel_names(folder: Path, dataset: str) -> dict[str, str]:
@@ -111,7 +96,7 @@ def open_training_data(preprocessed: str | Path | Sequence[str | Path],
     for folder in folders:
         selected = [name for name in wanted if owner[name] == folder]
         if selected:
-            entries += _list_cases(folder, selected)
+            entries += load_preprocessed(folder, selected)
     if not entries:
         raise ValueError(f"no preprocessed cases in {', '.join(map(str, folders))}")
     fingerprint_path = folders[0] / "fingerprint.json"

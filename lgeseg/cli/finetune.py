@@ -1,0 +1,56 @@
+"""``lgeseg_finetune``: fine-tune a trained model on a new center's preprocessed data."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from lgeseg.training.finetune import DEFAULT_FINETUNE_EPOCHS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``lgeseg_finetune``."""
+    parser = argparse.ArgumentParser(
+        prog="lgeseg_finetune",
+        description="Fine-tune the blocks of a pretrained model on a few cases of a new center (transfer "
+                    "learning). Preprocess the new center first with: lgeseg_plan_and_preprocess -d NEW "
+                    "-o OUT --plans-from PRETRAINED_MODEL",
+    )
+    parser.add_argument("-m", "--model", required=True, help="pretrained model folder")
+    parser.add_argument("-p", "--preprocessed", action="append", required=True,
+                        help="the new center's preprocessed folder (made with the model's plans)")
+    parser.add_argument("-o", "--output", required=True, help="model folder to create")
+    parser.add_argument("-d", "--dataset", action="append", default=None, help="dataset(s) to use (default: all)")
+    parser.add_argument("--train", dest="trainable", default="all", metavar="all|encoder:K|decoder:K",
+                        help="blocks to train; all others are frozen (default: all)")
+    amount = parser.add_mutually_exclusive_group()
+    amount.add_argument("--cases", type=int, default=None, help="train on this many subjects of the new center")
+    amount.add_argument("--fraction", type=float, default=None, help="train on this share of its subjects")
+    parser.add_argument("--epochs", type=int, default=None, help=f"epochs (default {DEFAULT_FINETUNE_EPOCHS})")
+    parser.add_argument("--iterations-per-epoch", type=int, default=None, help="default: the pretrained recipe's")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the pretrained recipe's)")
+    parser.add_argument("--seed", type=int, default=0, help="picks the cases and seeds training (default 0)")
+    parser.add_argument("--device", choices=["cuda", "cpu", "mps"], default=None, help="default: best available")
+    parser.add_argument("--num-workers", type=int, default=None, help="batch-assembling threads")
+    parser.add_argument("--continue", dest="resume", action="store_true", help="resume an interrupted run")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``lgeseg_finetune``; returns the exit code (0 success, 2 bad input)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from lgeseg.training.finetune import finetune
+
+    try:
+        model_dir = finetune(
+            args.model, args.preprocessed, args.output, trainable=args.trainable, cases=args.cases,
+            fraction=args.fraction, epochs=args.epochs, lr=args.lr, seed=args.seed, datasets=args.dataset,
+            resume=args.resume, iterations_per_epoch=args.iterations_per_epoch, device=args.device,
+            num_workers=args.num_workers,
+        )
+    except (ValueError, FileNotFoundError) as err:
+        print(f"lgeseg_finetune: error: {err}")
+        return 2
+    print(f"model folder: {model_dir}")
+    return 0

@@ -1,0 +1,119 @@
+"""Fine-tuning a trained model on a new center (the paper's transfer learning, section 2.4).
+
+The new center must be preprocessed with the pretrained model's plans
+(``lgeseg_plan_and_preprocess -d NEW -o OUT --plans-from MODEL``). A reproducible choice of the
+new center's cases (``cases`` or ``fraction``, by subject, for a seed) trains the blocks named by
+``trainable``; every other parameter is frozen and left out of the optimizer. The result is a
+normal model folder that records its parent, the trained blocks, the target cases and the epochs.
+
+Example:
+    >>> finetune("models/center1", "pre_center2", "models/center1_to_2", trainable="decoder:2", cases=3)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lgeseg.records import Plan, load_json
+from lgeseg.training.inputs import open_training_data
+from lgeseg.training.model_folder import find_checkpoint, read_model_metadata
+from lgeseg.training.recipes import TrainConfig
+from lgeseg.training.splits import subject_of
+from lgeseg.training.trainer import FinetuneSpec, run_training
+
+log = logging.getLogger(__name__)
+
+#: Epochs of a fine-tuning run when none are given (a fifth of the paper's 250).
+DEFAULT_FINETUNE_EPOCHS = 50
+
+
+def pick_target_cases(keys: Sequence[str], cases: int | None = None, fraction: float | None = None,
+                      seed: int = 0) -> tuple[list[str], list[str]]:
+    """Choose the new center's training cases reproducibly, by subject.
+
+    Args:
+        keys: ``"<dataset>/<case>"`` of every available case.
+        cases: number of subjects to train on, or
+        fraction: share of subjects (at least one); neither: all subjects.
+        seed: the same seed picks the same cases.
+
+    Returns:
+        (training keys, validation keys). Validation takes the next subjects in the seeded order
+        (about 20% of them, at least one); when no subject is left, it reuses the training cases.
+    """
+    if cases is not None and fraction is not None:
+        raise ValueError("give either --cases or --fraction, not both")
+    subjects = sorted({subject_of(k) for k in keys})
+    order = [subjects[i] for i in np.random.default_rng(seed).permutation(len(subjects))]
+    if cases is not None:
+        if not 1 <= cases <= len(order):
+            raise ValueError(f"--cases must be between 1 and {len(order)} (subjects available), found {cases}")
+        count = cases
+    elif fraction is not None:
+        if not 0 < fraction <= 1:
+            raise ValueError(f"--fraction must be in (0, 1], found {fraction}")
+        count = max(1, round(fraction * len(order)))
+    else:
+        count = len(order)
+    chosen = set(order[:count])
+    remaining = order[count:]
+    validation = set(remaining[: max(1, math.ceil(0.2 * len(order)))]) if remaining else chosen
+    train = [k for k in sorted(keys) if subject_of(k) in chosen]
+    val = [k for k in sorted(keys) if subject_of(k) in validation]
+    return train, val
+
+
+def check_same_plans(model_dir: Path, preprocessed: Sequence[Path]) -> Plan:
+    """Return the model's plan; ``ValueError`` when a preprocessed folder used another one."""
+    plan, _ = read_model_metadata(model_dir)
+    for folder in preprocessed:
+        path = folder / "plans.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{folder}: not a preprocessed folder (plans.json missing)")
+        if Plan.from_dict(load_json(path)) != plan:
+            raise ValueError(
+                f"{path} differs from {model_dir / 'plans.json'}: the new center must be preprocessed with the "
+                "pretrained model's plans. Run: lgeseg_plan_and_preprocess -d NEW_CENTER -o OUT "
+                f"--plans-from {model_dir}"
+            )
+    return plan
+
+
+def finetune(pretrained: str | Path, preprocessed: str | Path | Sequence[str | Path], model_dir: str | Path,
+             trainable: str = "all", cases: int | None = None, fraction: float | None = None,
+             epochs: int | None = None, lr: float | None = None, seed: int = 0,
+             datasets: Sequence[str] | None = None, resume: bool = False, **overrides: Any) -> Path:
+    """Fine-tune ``pretrained`` on the new center's preprocessed data; returns the new model folder.
+
+    Args:
+        pretrained: model folder to start from (its final checkpoint, else best/latest).
+        preprocessed: the new center's preprocessed folder(s), made with the pretrained model's plans.
+        model_dir: output model folder.
+        trainable: ``"all"``, ``"encoder:K"`` (first K encoder blocks) or ``"decoder:K"`` (last K decoder
+            blocks with their heads).
+        cases / fraction: how many of the new center's subjects to train on (default: all).
+        epochs: default ``DEFAULT_FINETUNE_EPOCHS``; lr: default the pretrained recipe's.
+        seed: picks the cases and seeds sampling and augmentation.
+        datasets: dataset names within ``preprocessed`` (default: all).
+        resume: continue an interrupted fine-tuning run in ``model_dir``.
+        **overrides: other ``TrainConfig`` fields (``iterations_per_epoch``, ``device``, ...).
+    """
+    pretrained, model_dir = Path(pretrained), Path(model_dir)
+    folders = [Path(preprocessed)] if isinstance(preprocessed, (str, Path)) else [Path(p) for p in preprocessed]
+    check_same_plans(pretrained, folders)
+    _, parent_info = read_model_metadata(pretrained)
+    data = open_training_data(folders, datasets)
+    train_keys, val_keys = pick_target_cases(data.case_keys, cases, fraction, seed)
+    log.info("fine-tuning %s (%s trainable) on %d case(s): %s", pretrained, trainable, len(train_keys),
+             ", ".join(train_keys))
+    config = TrainConfig.from_dict(parent_info.recipe).replace(
+        epochs=epochs or DEFAULT_FINETUNE_EPOCHS, learning_rate=lr, seed=seed, fold=0, **overrides)
+    spec = FinetuneSpec(parent=str(pretrained.resolve()), init_checkpoint=str(find_checkpoint(pretrained)),
+                        trainable=trainable, target_cases=tuple(train_keys), val_cases=tuple(val_keys))
+    return run_training(config, folders, model_dir, datasets, resume, finetune=spec)

@@ -1,0 +1,88 @@
+"""Fine-tuning: frozen blocks stay bitwise identical, target cases are reproducible and recorded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from test_training import TINY, make_preprocessed, tiny_plan
+
+from lgeseg.cli.finetune import main as finetune_main
+from lgeseg.training import finetune, load_checkpoint, pick_target_cases, read_model_metadata, train
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> object:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("pretrain")
+    pre = make_preprocessed(root / "pre1", {"center1": 3})
+    return train(pre, root / "model", **{**TINY, "epochs": 1, "iterations_per_epoch": 2})
+
+
+@pytest.fixture(scope="module")
+def new_center(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_preprocessed(tmp_path_factory.mktemp("pre2"), {"center2": 6}, seed=2)
+
+
+def test_encoder_2_changes_only_the_first_two_encoder_blocks(pretrained: Path, new_center: Path,
+                                                              tmp_path: Path) -> None:
+    out = finetune(pretrained, new_center, tmp_path / "ft", trainable="encoder:2", cases=2, epochs=1,
+                   iterations_per_epoch=3, device="cpu", num_workers=1)
+    before = load_checkpoint(pretrained / "checkpoint_final.pt")["network"]
+    after = load_checkpoint(out / "checkpoint_final.pt")["network"]
+    assert before.keys() == after.keys()
+    inside = [n for n in before if n.startswith(("encoder_blocks.0.", "encoder_blocks.1."))]
+    assert inside and any("weight" in n for n in inside)
+    for name in before:
+        if name in inside:
+            assert not torch.equal(before[name], after[name]), f"{name} should have been trained"
+        else:
+            assert torch.equal(before[name], after[name]), f"{name} should be frozen"
+    _, info = read_model_metadata(out)
+    assert info.parent == str(pretrained.resolve()) and info.trainable == "encoder:2"
+    assert info.epochs_trained == 1 and info.datasets == ("center2",)
+
+
+def test_one_case_for_a_seed_is_the_same_every_time_and_recorded(pretrained: Path, new_center: Path,
+                                                                  tmp_path: Path) -> None:
+    keys = [f"center2/center2_{i:03d}" for i in range(6)]
+    picks = {tuple(pick_target_cases(keys, cases=1, seed=7)[0]) for _ in range(3)}
+    assert len(picks) == 1
+    assert {tuple(pick_target_cases(keys, cases=1, seed=s)[0]) for s in range(6)} != picks  # the seed matters
+    out = tmp_path / "ft1"
+    assert finetune_main(["-m", str(pretrained), "-p", str(new_center), "-o", str(out), "--train", "decoder:1",
+                          "--cases", "1", "--seed", "7", "--epochs", "1", "--iterations-per-epoch", "2",
+                          "--device", "cpu"]) == 0
+    _, info = read_model_metadata(out)
+    assert info.target_cases == picks.pop()
+    split = json.loads((out / "splits.json").read_text())
+    assert split[0]["train"] == list(info.target_cases) and not set(split[0]["val"]) & set(info.target_cases)
+
+
+def test_fraction_picks_a_share_of_subjects() -> None:
+    keys = [f"acdc/patient{p:03d}_frame{f:02d}" for p in range(10) for f in (1, 12)]
+    train_keys, val_keys = pick_target_cases(keys, fraction=0.1, seed=0)
+    assert len(train_keys) == 2 and train_keys[0].split("_frame")[0] == train_keys[1].split("_frame")[0]
+    assert len(val_keys) == 4 and not set(train_keys) & set(val_keys)
+    with pytest.raises(ValueError, match="between 1 and 10"):
+        pick_target_cases(keys, cases=11)
+
+
+def test_new_center_with_other_plans_is_refused_with_the_fix(pretrained: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    other = make_preprocessed(tmp_path / "other", {"center3": 2}, plan=tiny_plan((16, 16)))
+    code = finetune_main(["-m", str(pretrained), "-p", str(other), "-o", str(tmp_path / "ft"), "--cases", "1"])
+    assert code == 2
+    message = capsys.readouterr().out
+    assert "--plans-from" in message and "lgeseg_plan_and_preprocess" in message
+    assert not (tmp_path / "ft").exists()
