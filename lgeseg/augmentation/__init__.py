@@ -10,6 +10,7 @@ from lgeseg.augmentation.pipeline import (
     IntensityStep,
     apply_intensity,
     augment_batch,
+    augment_batch_with_params,
     sample_intensity,
 )
 from lgeseg.augmentation.presets import DEFAULT_PRESET, AugmentationPreset, get_preset, list_presets
@@ -32,6 +33,7 @@ __all__ = [
     "apply_intensity",
     "apply_spatial",
     "augment_batch",
+    "augment_batch_with_params",
     "centre_crop",
     "get_preset",
     "list_presets",

@@ -188,10 +188,32 @@ def augment_batch(
         >>> tuple(x.shape), tuple(y.shape)
         ((2, 1, 64, 64), (2, 64, 64))
     """
+    out_images, out_labels, _, _ = augment_batch_with_params(
+        images, labels, preset, patch_size, spacing_yx, generator, num_classes
+    )
+    return out_images, out_labels
+
+
+def augment_batch_with_params(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    preset: AugmentationPreset,
+    patch_size: tuple[int, int],
+    spacing_yx: tuple[float, float],
+    generator: torch.Generator,
+    num_classes: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, SpatialParams, list[IntensityStep]]:
+    """``augment_batch`` that also returns what was sampled (for previews and debugging).
+
+    Returns:
+        (images, labels, spatial parameters on the batch's device, intensity steps); arguments and
+        the first two results as in ``augment_batch``.
+    """
     patch_size = (int(patch_size[0]), int(patch_size[1]))
     _check_inputs(images, labels, patch_size)
     b, c = images.shape[:2]
     if preset.is_spatial_identity:
+        params = SpatialParams.identity(b, images.device)
         out_images, out_labels = centre_crop(images, patch_size).clone(), centre_crop(labels, patch_size).long()
     else:
         crop = (int(images.shape[-2]), int(images.shape[-1]))
@@ -209,4 +231,4 @@ def augment_batch(
             preset.padding,
         )
     steps = sample_intensity(preset, b, c, generator)
-    return apply_intensity(out_images, steps, preset, generator), out_labels
+    return apply_intensity(out_images, steps, preset, generator), out_labels, params, steps

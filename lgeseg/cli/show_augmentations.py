@@ -1,0 +1,53 @@
+"""``lgeseg_show_augmentations DATASET --preset P -o grid.png``: preview an augmentation preset."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from lgeseg.augmentation import DEFAULT_PRESET, list_presets
+from lgeseg.augmentation.preview import render_augmentation_grid
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lgeseg_show_augmentations",
+        description="Augment one slice of a raw dataset many times and save a grid PNG with label contours.",
+    )
+    parser.add_argument("dataset", help="raw dataset folder (nnU-Net v2 layout)")
+    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=list_presets(), help="augmentation preset")
+    parser.add_argument("-o", "--output", required=True, help="PNG file to write")
+    parser.add_argument("--case", default=None, help="case id (default: first labelled case)")
+    parser.add_argument("--slice", type=int, default=None, help="z index (default: slice with most foreground)")
+    parser.add_argument("--n", type=int, default=16, help="number of augmented tiles (default 16)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--patch", type=int, nargs=2, default=None, metavar=("Y", "X"), help="tile size in voxels")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; returns 0 on success, 2 for bad input (message on stderr)."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    if args.n < 1:
+        _parser().error("--n must be at least 1")
+    try:
+        path = render_augmentation_grid(
+            args.dataset,
+            args.output,
+            args.preset,
+            args.case,
+            args.slice,
+            args.n,
+            args.seed,
+            tuple(args.patch) if args.patch else None,
+        )
+    except (FileNotFoundError, ValueError) as err:
+        logging.error("%s", err)
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
