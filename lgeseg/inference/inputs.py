@@ -1,0 +1,100 @@
+"""The input side of prediction: which files form a case, and checking them before any work starts."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from lgeseg import io
+from lgeseg.dataset import split_channel_suffix
+from lgeseg.records import CaseGeometry
+
+
+@dataclasses.dataclass(frozen=True)
+class InputCase:
+    """One case to predict.
+
+    Attributes:
+        case_id: output name (``<case_id>.nii.gz``): the file name without ending and ``_NNNN`` suffix.
+        paths: one image per channel, in channel order.
+    """
+
+    case_id: str
+    paths: tuple[Path, ...]
+
+
+def check_folders(input_dir: Path, output_dir: Path) -> None:
+    """Refuse a missing input folder and an output folder equal to or inside the input folder."""
+    if not input_dir.is_dir():
+        raise FileNotFoundError(f"{input_dir}: input folder not found")
+    inp, out = input_dir.resolve(), output_dir.resolve()
+    if out == inp or inp in out.parents:
+        raise ValueError(f"{output_dir}: the output folder must not be the input folder or inside it "
+                         f"({input_dir}); inputs are never overwritten")
+
+
+def list_input_cases(input_dir: str | Path) -> list[InputCase]:
+    """Group the images of ``input_dir`` into cases.
+
+    ``<case>_0000.nii.gz``, ``<case>_0001.nii.gz`` ... are the channels of ``<case>``; a file without
+    the ``_NNNN`` suffix is a single-channel case. Hidden files and unsupported endings are ignored.
+
+    Returns:
+        Cases sorted by id. Raises ``ValueError`` naming the case when its channel numbers are not
+        0, 1, ... without gaps, and ``FileNotFoundError`` when the folder holds no image.
+    """
+    input_dir = Path(input_dir)
+    channels: dict[str, dict[int, Path]] = {}
+    for path in sorted(input_dir.iterdir()):
+        if path.name.startswith(".") or not path.is_file() or not io.file_ending(path):
+            continue
+        case_id, channel = split_channel_suffix(path)
+        index = 0 if channel is None else channel
+        if index in channels.get(case_id, {}):
+            raise ValueError(f"{path}: case {case_id} has two files for channel {index} "
+                             f"(also {channels[case_id][index].name})")
+        channels.setdefault(case_id, {})[index] = path
+    if not channels:
+        raise FileNotFoundError(f"{input_dir}: no images found (expected .nii.gz, .nii, .mha or .nrrd files)")
+    cases = []
+    for case_id, by_channel in sorted(channels.items()):
+        if sorted(by_channel) != list(range(len(by_channel))):
+            raise ValueError(f"{input_dir}: case {case_id} has channels {sorted(by_channel)}; expected "
+                             f"_0000 .. _{len(by_channel) - 1:04d} without gaps")
+        cases.append(InputCase(case_id, tuple(by_channel[c] for c in sorted(by_channel))))
+    return cases
+
+
+def check_case(case: InputCase, channel_names: dict[str, str]) -> CaseGeometry:
+    """Read the headers of a case's files and check them against the model's channels.
+
+    Returns the case geometry. Raises ``ValueError`` naming the file when it is unreadable or not
+    3D, when the number of channels differs from the model's ``channel_names``, or when a channel's
+    grid differs from channel 0's.
+    """
+    if len(case.paths) != len(channel_names):
+        names = ", ".join(f"_{int(k):04d} ({v})" for k, v in sorted(channel_names.items(), key=lambda kv: int(kv[0])))
+        raise ValueError(f"{case.paths[0]}: case {case.case_id} has {len(case.paths)} channel file(s) but the model "
+                         f"expects {len(channel_names)}: {names}")
+    geometry, components = io.read_geometry(case.paths[0])
+    for path in case.paths:
+        other, components = io.read_geometry(path)
+        if components != 1:
+            raise ValueError(f"{path}: expected one value per voxel, found {components}")
+        problems = io.geometry_mismatch(other, geometry)
+        if problems:
+            raise ValueError(f"{path}: grid differs from {case.paths[0].name}: {'; '.join(problems)}")
+    return geometry
+
+
+def read_case(case: InputCase) -> tuple[np.ndarray, CaseGeometry]:
+    """Read all channels of ``case``: returns (float32 (C, Z, Y, X), geometry of channel 0)."""
+    arrays, geometry = [], None
+    for path in case.paths:
+        array, this = io.read_image(path)
+        arrays.append(array)
+        geometry = geometry or this
+    assert geometry is not None  # a case has at least one file
+    return (arrays[0][None] if len(arrays) == 1 else np.stack(arrays)), geometry

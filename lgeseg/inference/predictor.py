@@ -1,0 +1,207 @@
+"""Segment a folder of images with one or several trained models (``lgeseg_predict``).
+
+For each case: read the channels, optionally harmonize, preprocess with the model's plan (the same
+code path as training), predict slice by slice (``sliding_window.predict_slices``), average the
+probabilities of all models, put them back on the raw grid (``preprocessing.revert_to_original``),
+take the argmax, postprocess, and write ``<case>.nii.gz`` with exactly the input's shape, spacing,
+origin and direction. Every input header is checked before anything is predicted, and every file
+is written atomically, so an error never leaves half a file behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lgeseg import io
+from lgeseg.inference.inputs import InputCase, check_case, check_folders, list_input_cases, read_case
+from lgeseg.inference.sliding_window import predict_slices, prepare_for_inference
+from lgeseg.postprocessing import apply_postprocessing
+from lgeseg.records import CaseGeometry, PreprocessedCase
+from lgeseg.training.model_folder import LoadedModel, load_model
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` -> ``cuda`` when available, else ``cpu``; strings are parsed by torch."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _preprocessing_key(model: LoadedModel) -> tuple:
+    plan = model.plan
+    return (tuple(plan.target_spacing), plan.normalization.to_dict(), plan.image_interpolation_order,
+            tuple(sorted(plan.labels.items())), tuple(sorted(model.info.channel_names.items())))
+
+
+def load_models(model_dirs: Sequence[str | Path], device: torch.device, checkpoint: str = "final") -> list[LoadedModel]:
+    """Load every model folder for inference and check they can be ensembled.
+
+    Returns the models (networks in eval mode on ``device``, see ``prepare_for_inference``). Raises
+    ``FileNotFoundError``/``ValueError`` naming the folder for a missing or incomplete model folder,
+    and ``ValueError`` when two models preprocess differently (target spacing, normalization,
+    interpolation, labels or channels) and so cannot share one prediction.
+    """
+    if not model_dirs:
+        raise ValueError("no model folder given (use -m MODEL_DIR)")
+    models = []
+    for model_dir in model_dirs:
+        model = load_model(model_dir, device=device, checkpoint=checkpoint)
+        prepare_for_inference(model.network, device)
+        if models and _preprocessing_key(model) != _preprocessing_key(models[0]):
+            raise ValueError(f"{model_dir}: cannot be ensembled with {models[0].model_dir}: their plans preprocess "
+                             "differently (target spacing, normalization, interpolation, labels or channels)")
+        models.append(model)
+    return models
+
+
+def _record(case_id: str, geometry: CaseGeometry, crop_box: Sequence[Sequence[int]],
+            shape_after_crop: Sequence[int], shape_after: Sequence[int]) -> PreprocessedCase:
+    spacing_after = tuple(float(s) * c / a for s, c, a in zip(geometry.spacing, shape_after_crop, shape_after,
+                                                                 strict=True))
+    return PreprocessedCase(
+        case_id=case_id, dataset="", center=None, original=geometry,
+        crop_box=tuple((int(a), int(b)) for a, b in crop_box), shape_after_crop=tuple(int(v) for v in shape_after_crop),
+        spacing_after_resampling=spacing_after, shape_after_resampling=tuple(int(v) for v in shape_after),
+    )
+
+
+def predict_volume(image: np.ndarray, geometry: CaseGeometry, models: Sequence[LoadedModel], mirroring: bool = True,
+                   step: float = 0.5, batch_size: int | None = None, case_id: str = "case") -> np.ndarray:
+    """Class probabilities of one raw volume, averaged over ``models``.
+
+    Args:
+        image: float32 (C, Z, Y, X) raw intensities on the grid described by ``geometry``.
+        geometry: the image's geometry (shape (Z, Y, X), spacing mm (z, y, x)).
+        models: loaded models with one shared preprocessing (see ``load_models``).
+        mirroring: in-plane flip test-time augmentation.
+        step: sliding-window stride as a fraction of the patch.
+        batch_size: tiles per forward pass (None: a device default).
+        case_id: used in log messages and the preprocessing record.
+
+    Returns:
+        float32 (K, Z, Y, X) probabilities on the raw grid (background 1 outside the crop box).
+    """
+    from lgeseg.preprocessing import preprocess_arrays, revert_to_original
+
+    plan = models[0].plan
+    image_pp, _, crop_box, shape_after_crop = preprocess_arrays(image, geometry, plan)
+    tensor = torch.from_numpy(np.ascontiguousarray(image_pp, dtype=np.float32))
+    total: np.ndarray | None = None
+    for model in models:
+        probabilities = predict_slices(model.network, tensor, model.plan.patch_size, step=step, mirroring=mirroring,
+                                       batch_size=batch_size)
+        total = probabilities if total is None else total + probabilities
+    assert total is not None  # models is never empty (load_models)
+    if len(models) > 1:
+        total /= len(models)
+    record = _record(case_id, geometry, crop_box, shape_after_crop, image_pp.shape[1:])
+    return np.asarray(revert_to_original(total, record), dtype=np.float32)
+
+
+def _label_lookup(models: Sequence[LoadedModel]) -> np.ndarray:
+    """Class index -> label value (classes are the plan's label values in increasing order)."""
+    return np.array(sorted(models[0].plan.labels.values()), dtype=np.uint8)
+
+
+def _save_probabilities(path: Path, probabilities: np.ndarray, labels: dict[str, int]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
+    os.close(fd)
+    try:
+        np.savez_compressed(tmp, probabilities=probabilities.astype(np.float32, copy=False),
+                            label_values=np.array(sorted(labels.values())), label_names=np.array(sorted(labels,
+                                                                                                      key=labels.get)))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _harmonize(image: np.ndarray, geometry: CaseGeometry, spec: str, model_dir: Path) -> np.ndarray:
+    try:
+        from lgeseg.harmonization import apply_harmonization
+    except ImportError as err:
+        raise ValueError(f"--harmonize {spec}: lgeseg.harmonization.apply_harmonization is not available "
+                         f"in this installation ({err})") from err
+    return np.asarray(apply_harmonization(image, geometry, spec, model_dir), dtype=np.float32)
+
+
+def _outputs_of(case: InputCase, output_dir: Path, save_probabilities: bool, overlays: bool) -> list[Path]:
+    paths = [output_dir / f"{case.case_id}.nii.gz"]
+    if save_probabilities:
+        paths.append(output_dir / f"{case.case_id}.npz")
+    if overlays:
+        paths.append(output_dir / f"{case.case_id}_overlay.png")
+    return paths
+
+
+def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Sequence[str | Path],
+                   device: str | torch.device | None = None, mirroring: bool = True, save_probabilities: bool = False,
+                   postprocess: str | None = None, overlays: bool = False, overwrite: bool = False,
+                   harmonize: str | None = None, checkpoint: str = "final", step: float = 0.5,
+                   batch_size: int | None = None) -> list[Path]:
+    """Segment every image of ``input_dir`` and write ``output_dir/<case>.nii.gz`` on the input's exact grid.
+
+    Args:
+        input_dir: images (.nii.gz, .nii, .mha, .nrrd), ``<case>_0000.<ending>`` (channels _0000, _0001, ...)
+            or ``<case>.<ending>`` for one channel.
+        output_dir: destination; must not be ``input_dir`` or inside it.
+        model_dirs: one model folder, or several (folds, seeds) to ensemble by averaging probabilities.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ... (None: CUDA when available).
+        mirroring: in-plane flip test-time augmentation (4x the network work).
+        save_probabilities: also write ``<case>.npz`` with ``probabilities`` float32 (K, Z, Y, X).
+        postprocess: ``"lcc"``, ``"lcc_per_label"`` or ``"none"``; None applies the first model's choice
+            from ``model.json``.
+        overlays: also write ``<case>_overlay.png`` (contours over every slice).
+        overwrite: redo cases whose outputs exist (otherwise they are skipped).
+        harmonize: ``"histogram"`` or ``"cyclegan:GAN_DIR"`` (see ``lgeseg.harmonization``), or None.
+        checkpoint: ``"final"`` (falls back to best, then latest) or ``"best"``.
+        step: sliding-window stride as a fraction of the patch.
+        batch_size: tiles per forward pass (None: a device default).
+
+    Returns:
+        The label maps written, in case order (skipped cases are not included). Raises
+        ``FileNotFoundError``/``ValueError`` naming the file or folder for a bad model folder,
+        unreadable input or channel mismatch; all inputs are checked before the first prediction.
+    """
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    check_folders(input_dir, output_dir)
+    if postprocess is not None:
+        apply_postprocessing(np.zeros((1, 1, 1), np.uint8), postprocess)  # names the valid choices if unknown
+    models = load_models(model_dirs, resolve_device(device), checkpoint)
+    variant = postprocess or models[0].info.postprocessing
+    cases = list_input_cases(input_dir)
+    geometries = {case.case_id: check_case(case, models[0].info.channel_names) for case in cases}
+    todo = [c for c in cases if overwrite or not all(p.exists() for p in _outputs_of(c, output_dir,
+                                                                                       save_probabilities, overlays))]
+    if len(todo) < len(cases):
+        logger.info("%d case(s) already predicted in %s, skipped (use --overwrite)", len(cases) - len(todo), output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    lookup = _label_lookup(models)
+    written = []
+    for case in tqdm(todo, desc="predict", unit="case"):
+        image, geometry = read_case(case)
+        if harmonize:
+            image = _harmonize(image, geometry, harmonize, models[0].model_dir)
+        probabilities = predict_volume(image, geometry, models, mirroring, step, batch_size, case.case_id)
+        segmentation = apply_postprocessing(lookup[np.argmax(probabilities, axis=0)], variant)
+        target = output_dir / f"{case.case_id}.nii.gz"
+        io.write_label(target, segmentation, geometries[case.case_id])
+        if save_probabilities:
+            _save_probabilities(output_dir / f"{case.case_id}.npz", probabilities, models[0].plan.labels)
+        if overlays:
+            from lgeseg.inference.overlays import write_overlay
+
+            write_overlay(output_dir / f"{case.case_id}_overlay.png", image[0], segmentation, geometry.spacing,
+                          title=case.case_id)
+        written.append(target)
+    return written
