@@ -1,0 +1,170 @@
+"""Harmonization by name: ``"histogram"`` or ``"cyclegan:GAN_DIR"``, in memory or over a folder of files.
+
+``lgeseg_predict --harmonize SPEC`` calls ``make_harmonizer`` once and the returned function per
+case; ``lgeseg_harmonize`` writes harmonized image files on the input's exact grid.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from lgeseg import io
+from lgeseg.harmonization.histogram import (
+    DEFAULT_LANDMARKS,
+    HistogramReference,
+    fit_reference,
+    load_reference,
+    match_channels,
+    match_histogram,
+    write_reference,
+)
+from lgeseg.records import CaseGeometry
+
+logger = logging.getLogger(__name__)
+
+#: (images (C, z, y, x), geometry) -> harmonized images (C, z, y, x), same grid.
+Harmonizer = Callable[[np.ndarray, CaseGeometry], np.ndarray]
+_CHANNEL_SUFFIX = re.compile(r"_(\d{4})$")
+
+
+def make_harmonizer(spec: str, model_dir: str | Path | None = None, device: str = "cpu",
+                    direction: str = "target-to-source") -> Harmonizer:
+    """Load what a harmonization needs once and return a function that applies it.
+
+    Args:
+        spec: ``"histogram"`` (reference from ``model_dir/harmonization_reference.json``),
+            ``"cyclegan:GAN_DIR"`` (the GAN's ``direction`` generator) or ``"none"``.
+        model_dir: the segmentation model folder (needed for ``"histogram"``).
+        device: torch device for the CycleGAN generator.
+        direction: CycleGAN direction; the default maps the unseen center onto the training center.
+
+    Returns:
+        harmonizer: (C, z, y, x) float32 images + geometry -> (C, z, y, x) float32 on the same grid.
+    """
+    if spec == "none":
+        return lambda images, geometry: np.asarray(images, dtype=np.float32)
+    if spec == "histogram":
+        if model_dir is None:
+            raise ValueError("harmonization 'histogram' needs the model folder holding harmonization_reference.json")
+        references = load_reference(model_dir)
+        return lambda images, geometry: match_channels(images, references)
+    if spec.startswith("cyclegan:") and len(spec) > len("cyclegan:"):
+        from lgeseg.harmonization.translate import load_translator, translate_image
+
+        translator = load_translator(spec[len("cyclegan:"):], direction=direction, device=device)
+        return lambda images, geometry: translate_image(images, geometry, translator)
+    raise ValueError(f"harmonization: expected 'histogram', 'cyclegan:GAN_DIR' or 'none', found '{spec}'")
+
+
+def apply_harmonization(images: np.ndarray, geometry: CaseGeometry, spec: str,
+                        model_dir: str | Path | None = None) -> np.ndarray:
+    """Harmonize one image in memory (loads the reference or GAN each call; see ``make_harmonizer`` for many).
+
+    Args:
+        images: (C, z, y, x) raw intensities.
+        geometry: the image's geometry.
+        spec: ``"histogram"``, ``"cyclegan:GAN_DIR"`` or ``"none"``.
+        model_dir: segmentation model folder (for ``"histogram"``).
+
+    Returns:
+        float32 (C, z, y, x), same grid as the input.
+    """
+    return make_harmonizer(spec, model_dir)(images, geometry)
+
+
+def image_files(path: str | Path) -> list[Path]:
+    """The image files of ``path`` (a file, or a folder's files with a supported ending), sorted."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    files = sorted(p for p in path.iterdir() if p.is_file() and io.file_ending(p))
+    if not files:
+        raise FileNotFoundError(f"{path}: no image files ({', '.join(io.SUPPORTED_ENDINGS)})")
+    return files
+
+
+def channel_of(path: Path) -> int:
+    """Channel index from an nnU-Net file name (``case_0001.nii.gz`` -> 1); 0 without a suffix."""
+    match = _CHANNEL_SUFFIX.search(io.strip_ending(path))
+    return int(match.group(1)) if match else 0
+
+
+def _file_harmonizer(spec: str, model_dir: str | Path | None, device: str,
+                     direction: str) -> Callable[[np.ndarray, CaseGeometry, int], np.ndarray]:
+    """(image (z, y, x), geometry, channel) -> harmonized (z, y, x), for one-channel-per-file folders."""
+    if spec == "histogram":
+        if model_dir is None:
+            raise ValueError("harmonization 'histogram' needs the model folder holding harmonization_reference.json")
+        references = load_reference(model_dir)
+
+        def match(image: np.ndarray, geometry: CaseGeometry, channel: int) -> np.ndarray:
+            if channel >= len(references):
+                raise ValueError(f"channel {channel} has no histogram reference ({len(references)} channel(s))")
+            return match_histogram(image, references[channel])
+
+        return match
+    harmonizer = make_harmonizer(spec, model_dir, device=device, direction=direction)
+    return lambda image, geometry, channel: harmonizer(image[None], geometry)[0]
+
+
+def harmonize_files(input_path: str | Path, output_dir: str | Path, spec: str, model_dir: str | Path | None = None,
+                    device: str = "cpu", direction: str = "target-to-source") -> list[Path]:
+    """Harmonize every image file of ``input_path``; write each, same name and exact grid, into ``output_dir``.
+
+    Args:
+        input_path: an image file or a folder of them (nnU-Net layout: one channel per file, ``_XXXX``
+            suffix picks the histogram reference channel).
+        output_dir: folder for the harmonized images (float32).
+        spec, model_dir, device, direction: as for ``make_harmonizer`` (CycleGANs here must be one-channel).
+
+    Returns:
+        written paths.
+    """
+    output_dir = Path(output_dir)
+    files = image_files(input_path)
+    harmonize = _file_harmonizer(spec, model_dir, device, direction)
+    written = []
+    for path in tqdm(files, desc=f"harmonize ({spec.split(':')[0]})", disable=None):
+        image, geometry = io.read_image(path)
+        try:
+            out = harmonize(image, geometry, channel_of(path))
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from err
+        target = output_dir / path.name
+        io.write_image(target, np.asarray(out, dtype=np.float32), geometry)
+        written.append(target)
+    return written
+
+
+def fit_reference_from_files(input_path: str | Path, model_dir: str | Path,
+                             landmarks: Sequence[float] = DEFAULT_LANDMARKS) -> list[HistogramReference]:
+    """Fit one ``HistogramReference`` per channel from training image files and write it into ``model_dir``.
+
+    Args:
+        input_path: a folder of images (e.g. ``RAW/imagesTr``; channel from the ``_XXXX`` suffix) or one file.
+        model_dir: model folder receiving ``harmonization_reference.json``.
+        landmarks: percentiles (0..100) to use as landmarks.
+
+    Returns:
+        the references, in channel order.
+    """
+    by_channel: dict[int, list[Path]] = {}
+    for path in image_files(input_path):
+        by_channel.setdefault(channel_of(path), []).append(path)
+    if sorted(by_channel) != list(range(len(by_channel))):
+        raise ValueError(f"{input_path}: channels {sorted(by_channel)} found; expected 0..{len(by_channel) - 1}")
+    references = []
+    for channel in range(len(by_channel)):
+        paths = tqdm(by_channel[channel], desc=f"fit histogram reference (channel {channel})", disable=None)
+        references.append(fit_reference((io.read_image(p)[0] for p in paths), landmarks=landmarks))
+    path = write_reference(model_dir, references)
+    logger.info("wrote %s (%d channel(s))", path, len(references))
+    return references
