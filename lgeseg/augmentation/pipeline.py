@@ -133,13 +133,13 @@ def apply_intensity(
     ``generator`` supplies the noise fields (give one on the images' device for speed).
     """
     b, c, h, w = images.shape
-    x = images.reshape(b * c, 1, h, w)
+    x = images.reshape(b * c, 1, h, w).clone()  # one copy, then steps write their rows in place
     for step in steps:
         rows = step.mask.to(images.device).reshape(-1).nonzero().squeeze(1)
         if rows.numel() == 0:
             continue
         values = [v.to(images.device, images.dtype).reshape(-1)[rows] for v in step.values]
-        x = x.index_copy(0, rows, _op(step.op, preset, generator)(x[rows], *values))
+        x[rows] = _op(step.op, preset, generator)(x[rows], *values)
     return x.reshape(b, c, h, w)
 
 
