@@ -48,7 +48,7 @@ def reference_images() -> list[np.ndarray]:
     return [_case(1, i)[0] for i in range(3)]
 
 
-def _write_preprocessed(pre_dir: Path, dataset: str, center: int, count: int) -> None:
+def _write_preprocessed(pre_dir: Path, dataset: str, center: int, count: int, raw_dir: Path | None = None) -> None:
     """A preprocessed folder in the documented layout: <dataset>/<case>.npz + .json + dataset.json."""
     (pre_dir / dataset).mkdir(parents=True)
     for index in range(count):
@@ -56,10 +56,16 @@ def _write_preprocessed(pre_dir: Path, dataset: str, center: int, count: int) ->
         low, high = np.percentile(image, (0.5, 99.5))
         normalized = np.clip((image - low) / (high - low), 0, 1)[None].astype(np.float32)
         case_id = f"c{center}_{index:03d}"
+        sources: tuple[str, ...] = ()
+        if raw_dir is not None:
+            io.write_image(raw_dir / f"{case_id}_0000.nii.gz", image, geometry)
+            io.write_label(raw_dir / f"{case_id}.nii.gz", label, geometry)
+            sources = (str(raw_dir / f"{case_id}_0000.nii.gz"), str(raw_dir / f"{case_id}.nii.gz"))
         np.savez_compressed(pre_dir / dataset / f"{case_id}.npz", image=normalized, label=label)
         record = PreprocessedCase(case_id=case_id, dataset=dataset, center=f"center{center}", original=geometry,
                                   crop_box=tuple((0, s) for s in geometry.shape), shape_after_crop=geometry.shape,
-                                  spacing_after_resampling=geometry.spacing, shape_after_resampling=geometry.shape)
+                                  spacing_after_resampling=geometry.spacing, shape_after_resampling=geometry.shape,
+                                  source_files=sources)
         save_json(record, pre_dir / dataset / f"{case_id}.json")
     save_json({"name": dataset, "center": f"center{center}"}, pre_dir / dataset / "dataset.json")
 
@@ -128,6 +134,13 @@ def test_histogram_cli_writes_images_on_the_input_grid(reference_images, tmp_pat
     assert not np.allclose(out, image)
     in_memory = apply_harmonization(image[None], geometry, "histogram", model)
     np.testing.assert_allclose(in_memory[0], out, rtol=1e-5, atol=1e-3)
+
+
+def test_reference_from_preprocessed_cases_uses_their_raw_images(tmp_path):
+    _write_preprocessed(tmp_path / "PRE", "center2", 2, 2, raw_dir=tmp_path / "raw")
+    assert harmonize_main(["fit-reference", "--preprocessed", str(tmp_path / "PRE"), "-m", str(tmp_path / "m")]) == 0
+    expected = fit_reference([_case(2, 0)[0], _case(2, 1)[0]])
+    assert load_reference(tmp_path / "m") == [expected]
 
 
 def test_histogram_cli_reports_a_missing_reference(tmp_path, capsys):

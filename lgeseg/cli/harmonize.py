@@ -2,7 +2,7 @@
 
 Subcommands::
 
-    lgeseg_harmonize fit-reference -i RAW/imagesTr -m MODEL_DIR
+    lgeseg_harmonize fit-reference -i RAW/imagesTr -m MODEL_DIR   (or --preprocessed PRE)
     lgeseg_harmonize histogram -i IN -o OUT -m MODEL_DIR
     lgeseg_harmonize cyclegan-train --source PRE_A --target PRE_B -o GAN_DIR [--epochs N] [--continue]
     lgeseg_harmonize cyclegan-apply -i IN -o OUT -g GAN_DIR [--direction target-to-source]
@@ -21,7 +21,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lgeseg_harmonize", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     fit = sub.add_parser("fit-reference", help="fit the training center's histogram reference into a model folder")
-    fit.add_argument("-i", "--input", required=True, help="training images (folder, e.g. RAW/imagesTr, or file)")
+    source = fit.add_mutually_exclusive_group(required=True)
+    source.add_argument("-i", "--input", help="training images (folder, e.g. RAW/imagesTr, or file)")
+    source.add_argument("--preprocessed", help="preprocessed folder PRE: use the raw images of its cases")
+    fit.add_argument("--dataset", action="append", help="dataset subfolder of --preprocessed (repeatable)")
     fit.add_argument("-m", "--model", required=True, help="model folder receiving harmonization_reference.json")
     fit.add_argument("--landmarks", type=float, nargs="+", default=list(DEFAULT_LANDMARKS),
                      help="percentiles used as landmarks (default: %(default)s)")
@@ -57,7 +60,11 @@ def _run(args: argparse.Namespace) -> str:
     from lgeseg import harmonization
 
     if args.command == "fit-reference":
-        refs = harmonization.fit_reference_from_files(args.input, args.model, landmarks=args.landmarks)
+        if args.input:
+            refs = harmonization.fit_reference_from_files(args.input, args.model, landmarks=args.landmarks)
+        else:
+            refs = harmonization.fit_reference_from_preprocessed(args.preprocessed, args.model, args.dataset,
+                                                                 landmarks=args.landmarks)
         return f"wrote {args.model}/harmonization_reference.json ({len(refs)} channel(s))"
     if args.command == "histogram":
         written = harmonization.harmonize_files(args.input, args.output, "histogram", model_dir=args.model)

@@ -9,6 +9,7 @@
 from lgeseg.harmonization.apply import (
     apply_harmonization,
     fit_reference_from_files,
+    fit_reference_from_preprocessed,
     harmonize_files,
     make_harmonizer,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "body_mask",
     "fit_reference",
     "fit_reference_from_files",
+    "fit_reference_from_preprocessed",
     "harmonize_files",
     "load_reference",
     "make_harmonizer",

@@ -144,6 +144,54 @@ def harmonize_files(input_path: str | Path, output_dir: str | Path, spec: str, m
     return written
 
 
+def _fit_and_write(by_channel: dict[int, list[Path]], model_dir: str | Path, landmarks: Sequence[float],
+                   source: str) -> list[HistogramReference]:
+    if not by_channel:
+        raise FileNotFoundError(f"{source}: no training images found to fit the histogram reference")
+    if sorted(by_channel) != list(range(len(by_channel))):
+        raise ValueError(f"{source}: channels {sorted(by_channel)} found; expected 0..{len(by_channel) - 1}")
+    references = []
+    for channel in range(len(by_channel)):
+        paths = tqdm(by_channel[channel], desc=f"fit histogram reference (channel {channel})", disable=None)
+        references.append(fit_reference((io.read_image(p)[0] for p in paths), landmarks=landmarks))
+    path = write_reference(model_dir, references)
+    logger.info("wrote %s (%d channel(s))", path, len(references))
+    return references
+
+
+def fit_reference_from_preprocessed(pre_dir: str | Path, model_dir: str | Path, datasets: Sequence[str] | None = None,
+                                    case_ids: Sequence[str] | None = None,
+                                    landmarks: Sequence[float] = DEFAULT_LANDMARKS) -> list[HistogramReference]:
+    """Fit the reference from the raw images behind preprocessed training cases; write it into ``model_dir``.
+
+    The trainer calls this once per model folder, so ``--harmonize histogram`` works on every model.
+
+    Args:
+        pre_dir: preprocessed folder ``PRE``.
+        model_dir: model folder receiving ``harmonization_reference.json``.
+        datasets: dataset subfolders (None: all).
+        case_ids: only these cases (e.g. the training split); None for all.
+        landmarks: percentiles (0..100) used as landmarks.
+
+    Returns:
+        the references, in channel order. Raises ``FileNotFoundError`` naming a raw image that moved.
+    """
+    from lgeseg.preprocessing import load_preprocessed
+
+    wanted = set(case_ids) if case_ids is not None else None
+    by_channel: dict[int, list[Path]] = {}
+    for record, _ in load_preprocessed(Path(pre_dir), list(datasets) if datasets else None):
+        if wanted is not None and record.case_id not in wanted:
+            continue
+        images = [Path(f) for f in record.source_files if _CHANNEL_SUFFIX.search(io.strip_ending(f))]
+        for path in images:
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: raw image of case {record.case_id} not found (moved?); fit the "
+                                        f"reference from the images instead: lgeseg_harmonize fit-reference -i ...")
+            by_channel.setdefault(channel_of(path), []).append(path)
+    return _fit_and_write(by_channel, model_dir, landmarks, str(pre_dir))
+
+
 def fit_reference_from_files(input_path: str | Path, model_dir: str | Path,
                              landmarks: Sequence[float] = DEFAULT_LANDMARKS) -> list[HistogramReference]:
     """Fit one ``HistogramReference`` per channel from training image files and write it into ``model_dir``.
@@ -159,12 +207,4 @@ def fit_reference_from_files(input_path: str | Path, model_dir: str | Path,
     by_channel: dict[int, list[Path]] = {}
     for path in image_files(input_path):
         by_channel.setdefault(channel_of(path), []).append(path)
-    if sorted(by_channel) != list(range(len(by_channel))):
-        raise ValueError(f"{input_path}: channels {sorted(by_channel)} found; expected 0..{len(by_channel) - 1}")
-    references = []
-    for channel in range(len(by_channel)):
-        paths = tqdm(by_channel[channel], desc=f"fit histogram reference (channel {channel})", disable=None)
-        references.append(fit_reference((io.read_image(p)[0] for p in paths), landmarks=landmarks))
-    path = write_reference(model_dir, references)
-    logger.info("wrote %s (%d channel(s))", path, len(references))
-    return references
+    return _fit_and_write(by_channel, model_dir, landmarks, str(input_path))
