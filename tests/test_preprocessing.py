@@ -132,6 +132,17 @@ def test_label_resampling_never_invents_labels() -> None:
     assert set(np.unique(resample_label_inplane(label, (13, 11), (0, 1, 2)))) <= {0, 2}
 
 
+def test_label_resampling_matches_argmax_of_interpolated_one_hot() -> None:
+    rng = np.random.default_rng(6)
+    label = ndimage.zoom(rng.integers(0, 3, size=(3, 8, 9)), (1, 5, 5), order=0).astype(np.uint8)
+    label[:, :6] = 0
+    out = resample_label_inplane(label, (53, 31), (0, 1, 2))
+    onehot = [ndimage.zoom((label == k).astype(np.float32), (1, 53 / 40, 31 / 45), order=1, mode="nearest",
+                           grid_mode=True) for k in range(3)]
+    reference = np.argmax(np.stack(onehot), axis=0)
+    assert np.mean(out == reference) > 0.999  # exact ties may break either way
+
+
 def test_crop_box_grows_to_keep_labels_outside_the_body() -> None:
     image, label = _phantom(np.random.default_rng(3))
     label[:, 0:2, 0:2] = 1  # labelled voxels in the dark corner

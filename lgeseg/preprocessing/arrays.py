@@ -64,7 +64,9 @@ def _check_label(label: np.ndarray, shape: tuple[int, ...], plan: Plan) -> np.nd
     label = np.asarray(label)
     if tuple(label.shape) != tuple(shape):
         raise ValueError(f"label shape {label.shape} does not match image shape {tuple(shape)}")
-    present = np.unique(label)
+    if label.dtype != np.uint8 and (label.min() < 0 or label.max() > 255):
+        raise ValueError(f"label values must lie in 0..255, found {label.min()}..{label.max()}")
+    present = np.flatnonzero(np.bincount(label.astype(np.uint8, copy=False).ravel(), minlength=256))
     unknown = sorted(set(present.tolist()) - set(plan.labels.values()))
     if unknown:
         raise ValueError(f"label holds value(s) {unknown} not in the plan's labels {plan.labels}")
