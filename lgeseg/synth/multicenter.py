@@ -1,0 +1,132 @@
+"""Write the synthetic centers as raw datasets in nnU-Net v2 layout, one folder per center."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from lgeseg.io import write_image, write_label
+from lgeseg.records import LABELS, load_json, save_json
+from lgeseg.synth.centers import CenterProfile, get_profile
+from lgeseg.synth.phantom import SyntheticCase, synthesize_case
+
+logger = logging.getLogger(__name__)
+
+FILE_ENDING = ".nii.gz"
+GENERATOR = "lgeseg.synth"
+
+
+def case_id(center: int, index: int) -> str:
+    """Case identifier ``c<center>_<nnn>``, e.g. ``c1_000``."""
+    return f"c{center}_{index:03d}"
+
+
+def _case_summary(case: SyntheticCase) -> dict[str, Any]:
+    acq = case.acquisition
+    return {
+        "field_strength_t": acq.field_strength_t,
+        "imaging_time_min": round(acq.imaging_time_min, 2),
+        "ti_error": round(acq.ti_error, 4),
+        "ghost_amplitude": round(acq.ghost_amplitude, 4),
+        "infarcts": [f"{i.territory} transmurality {i.transmurality:.2f}{' with MVO' if i.mvo else ''}"
+                     for i in case.subject.infarcts],
+    }
+
+
+def dataset_json(profile: CenterProfile, num_training: int, seed: int, cases: dict[str, Any]) -> dict[str, Any]:
+    """The ``dataset.json`` of one synthetic center (nnU-Net v2 fields plus lgeseg's center fields)."""
+    return {
+        "channel_names": {"0": "LGE"},
+        "labels": dict(LABELS),
+        "numTraining": num_training,
+        "file_ending": FILE_ENDING,
+        "center": profile.name,
+        "vendor": profile.vendor,
+        "field_strength": profile.field_strength,
+        "description": (f"Synthetic LGE short-axis phantom, {profile.name}: imitates {profile.paper_analogue}. "
+                        "Papillary muscles are labelled blood pool; scar and microvascular obstruction are "
+                        "labelled myocardium."),
+        "paper_analogue": profile.paper_analogue,
+        "generator": GENERATOR,
+        "seed": seed,
+        "profile": dataclasses.asdict(profile),
+        "cases": cases,
+    }
+
+
+def _prepare_folder(dataset_dir: Path, center: int) -> None:
+    """Create the folders; refuse a folder that is not a synthetic dataset; drop stale cases."""
+    meta = dataset_dir / "dataset.json"
+    if meta.is_file() and load_json(meta).get("generator") != GENERATOR:
+        raise ValueError(f"{meta}: exists and was not written by {GENERATOR}; choose another output folder")
+    pattern = re.compile(rf"^c{center}_\d{{3}}(_0000)?{re.escape(FILE_ENDING)}$")
+    for sub in ("imagesTr", "labelsTr"):
+        folder = dataset_dir / sub
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in folder.iterdir():
+            if pattern.match(path.name):
+                path.unlink()
+
+
+def write_center(out_dir: str | Path, center: int | str, cases: int, seed: int, in_plane_size: int | None = None,
+                 progress: tqdm | None = None) -> Path:
+    """Write ``cases`` synthetic cases of one center to ``out_dir/center<k>``; returns that folder.
+
+    Images are stored in the center's dtype (int16, uint8 or float32), labels as uint8;
+    ``dataset.json`` is written last, so a folder with a ``dataset.json`` is complete.
+    """
+    profile = get_profile(center)
+    dataset_dir = Path(out_dir) / profile.name
+    _prepare_folder(dataset_dir, profile.number)
+    summaries: dict[str, Any] = {}
+    for index in range(cases):
+        case = synthesize_case(profile.number, index, seed, in_plane_size=in_plane_size)
+        cid = case_id(profile.number, index)
+        image = case.image.astype(np.dtype(profile.storage_dtype))
+        write_image(dataset_dir / "imagesTr" / f"{cid}_0000{FILE_ENDING}", image, case.geometry)
+        write_label(dataset_dir / "labelsTr" / f"{cid}{FILE_ENDING}", case.label, case.geometry)
+        summaries[cid] = _case_summary(case)
+        if progress is not None:
+            progress.update(1)
+    save_json(dataset_json(profile, cases, seed, summaries), dataset_dir / "dataset.json")
+    return dataset_dir
+
+
+def generate_multicenter(out_dir: str | Path, cases_per_center: int = 10, seed: int = 0,
+                         centers: Sequence[int | str] = (1, 2, 3, 4), in_plane_size: int | None = None) -> list[Path]:
+    """Write one raw dataset per center: ``out_dir/center1`` .. ``out_dir/center4``.
+
+    Args:
+        out_dir: parent folder (created).
+        cases_per_center: cases per center (ids ``c<k>_000`` ...).
+        seed: every case depends only on (seed, center, case index).
+        centers: which centers (1..4) to write.
+        in_plane_size: optional square in-plane matrix (pixels) for tiny test data; keeps each
+            center's field of view, so the spacing is no longer the center's.
+
+    Returns:
+        The dataset folders, in the order of ``centers``.
+
+    Example:
+        >>> folders = generate_multicenter("/tmp/synth", cases_per_center=2, seed=0)
+        >>> [f.name for f in folders]
+        ['center1', 'center2', 'center3', 'center4']
+    """
+    if cases_per_center < 1:
+        raise ValueError(f"cases_per_center must be at least 1, found {cases_per_center}")
+    profiles = [get_profile(c) for c in centers]
+    if len({p.number for p in profiles}) != len(profiles):
+        raise ValueError(f"centers must not repeat, found {list(centers)}")
+    folders = []
+    with tqdm(total=cases_per_center * len(profiles), desc="synthesizing LGE cases", unit="case") as bar:
+        for profile in profiles:
+            folders.append(write_center(out_dir, profile.number, cases_per_center, seed, in_plane_size, bar))
+            logger.info("wrote %s (%d cases)", folders[-1], cases_per_center)
+    return folders
