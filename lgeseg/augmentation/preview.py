@@ -160,7 +160,7 @@ def render_augmentation_grid(
     fig.tight_layout()
     output_png = Path(output_png)
     output_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output_png, dpi=110)
+    fig.savefig(output_png, dpi=90)
     plt.close(fig)
     logger.info("wrote %s", output_png)
     return output_png
