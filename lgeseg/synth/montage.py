@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from lgeseg.dataset import list_cases
 from lgeseg.io import read_image, read_label
 
 #: Contour colours: endocardium (label 1 border), epicardium (border of labels 1 + 2).
-CONTOUR_COLOURS = {1: "#ffd23f", 2: "#3fd0ff"}
+CONTOUR_COLOURS = {1: "#ffdd00", 2: "#00c8ff"}
 
 
 def mid_slice(label: np.ndarray) -> int:
@@ -87,11 +88,17 @@ def write_montage(dataset_dirs: Sequence[str | Path], png_path: str | Path, case
             ax.imshow(image, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1, aspect=aspect)
             for mask, colour in ((label == 1, CONTOUR_COLOURS[1]), (label > 0, CONTOUR_COLOURS[2])):
                 if mask.any():
-                    ax.contour(mask, levels=[0.5], colors=colour, linewidths=0.7)
+                    ax.contour(mask, levels=[0.5], colors=colour, linewidths=1.0)
             ax.set_title(f"{name}: {title}", fontsize=7)
     fig.tight_layout()
     png_path = Path(png_path)
     png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=90, format="png")
     plt.close(fig)
+    # A 256-colour palette keeps the file small (grey images, a few contour colours).
+    from PIL import Image
+
+    buffer.seek(0)
+    Image.open(buffer).convert("RGB").quantize(colors=256).save(png_path, optimize=True)
     return png_path
