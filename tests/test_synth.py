@@ -72,6 +72,8 @@ def test_lge_contrast_bright_blood_dark_myocardium_brighter_scar(center):
         assert case.image[case.label == 1].mean() > case.image[healthy].mean(), f"case {index}"
         if scarred is None and case.scar.sum() > 20:
             scarred = case
+        if scarred is not None and index >= 1:
+            break
     assert scarred is not None, "no case with scar among the first six"
     healthy = (scarred.label == 2) & ~scarred.scar
     assert scarred.image[scarred.scar].mean() > 1.5 * scarred.image[healthy].mean()
@@ -98,8 +100,8 @@ def test_centers_differ_in_myocardium_blood_ratio_and_range():
     ratios, maxima = {}, {}
     for center in CENTERS:
         values = []
-        for index in range(3):
-            case = synthesize_case(center, index, seed=0, in_plane_size=96, num_slices=6)
+        for index in range(2):
+            case = synthesize_case(center, index, seed=0, in_plane_size=80, num_slices=5)
             image = (case.image - case.image.min()) / (case.image.max() - case.image.min())
             healthy = (case.label == 2) & ~case.scar
             values.append(np.median(image[healthy]) / np.median(image[case.label == 1]))

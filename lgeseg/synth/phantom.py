@@ -96,13 +96,16 @@ def _direction(kind: str, rng: np.random.Generator) -> tuple[float, ...]:
         return (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
     if kind == "flipped":
         return (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)
-    # Short axis: slices step from base to apex (towards patient left, anterior, inferior).
+    # Short axis: slices step from base to apex (towards the patient's left, anterior, inferior);
+    # image y points inferior and image x to the lateral wall (patient's left, posterior), as the
+    # anatomy is drawn. That triple is left-handed (determinant -1), as for many short-axis stacks
+    # stored base to apex.
     normal = np.array([0.55, -0.45, -0.70]) + rng.normal(0.0, 0.08, size=3)
     normal /= np.linalg.norm(normal)
-    up = np.array([0.0, 0.0, 1.0])
-    col = np.cross(up, normal)  # image x: roughly towards the patient's left
-    col /= np.linalg.norm(col)
-    row = np.cross(normal, col)  # image y: completes a right-handed frame
+    inferior = np.array([0.0, 0.0, -1.0])
+    row = inferior - (inferior @ normal) * normal  # image y
+    row /= np.linalg.norm(row)
+    col = np.cross(normal, row)  # image x
     matrix = np.stack([col, row, normal], axis=1)  # columns: directions of index x, y, z
     return tuple(float(v) for v in matrix.ravel())
 
