@@ -129,3 +129,17 @@ def test_without_gpu_or_budget_the_cpu_preset_is_used() -> None:
 def test_unknown_preset_names_the_choices() -> None:
     with pytest.raises(ValueError, match="default"):
         plan_experiment(FINGERPRINTS["lge_256"], 8, "fancy")
+
+
+@pytest.mark.gpu
+def test_verify_memory_measures_a_step_within_the_estimate() -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    from lgeseg.planning.memory import CUDA_CONTEXT_BYTES
+    from lgeseg.planning.verify import verify_memory
+
+    plan = plan_experiment(FINGERPRINTS["small_fov_160"], 2, "default")
+    verified = verify_memory(plan)
+    assert verified.batch_size == plan.batch_size
+    assert verified.extras["measured_peak_bytes"] + CUDA_CONTEXT_BYTES <= verified.memory.total
