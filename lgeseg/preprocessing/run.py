@@ -108,10 +108,11 @@ def preprocess_case(case: RawCase, case_dir: Path, plan: Plan, plan_hash: str | 
     return npz
 
 
-def _run_job(job: _Job) -> Path:
+def _run_job(job: _Job) -> tuple[Path, bool]:
+    """Preprocess one case unless it is up to date; returns (npz path, whether it was skipped)."""
     if is_up_to_date(job.case, job.out_dir, job.plan_hash):
-        return job.out_dir / f"{job.case.case_id}.npz"
-    return preprocess_case(job.case, job.out_dir, job.plan, job.plan_hash)
+        return job.out_dir / f"{job.case.case_id}.npz", True
+    return preprocess_case(job.case, job.out_dir, job.plan, job.plan_hash), False
 
 
 def run_preprocessing(
@@ -143,7 +144,10 @@ def run_preprocessing(
         case_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(dataset_dir / "dataset.json", case_dir / "dataset.json")
         jobs += [_Job(case, case_dir, plan, plan_hash) for case in cases]
-    return parallel_map(_run_job, jobs, num_workers, desc="preprocess")
+    results = parallel_map(_run_job, jobs, num_workers, desc="preprocess")
+    skipped = sum(1 for _, was_skipped in results if was_skipped)
+    logger.info("%d case(s) preprocessed, %d already up to date", len(results) - skipped, skipped)
+    return [path for path, _ in results]
 
 
 def load_preprocessed(pre_dir: Path, datasets: list[str] | None = None) -> list[tuple[PreprocessedCase, Path]]:
