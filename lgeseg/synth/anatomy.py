@@ -64,7 +64,22 @@ class Infarct:
 
 @dataclasses.dataclass(frozen=True)
 class Subject:
-    """Random anatomy of one subject; lengths in mm, angles in radians unless named ``_deg``."""
+    """Random anatomy of one subject; lengths in mm (image frame), angles in radians.
+
+    Attributes:
+        lv_x, lv_y, base_z: where the LV long axis crosses the base plane.
+        tilt, azimuth: long-axis tilt from the slice normal and its direction.
+        r_endo, ellipticity, ellipse_angle: basal endocardial radius and its elliptical shape.
+        wall: regional wall thickness harmonics (mean, c1, phase1, c2, phase2), clipped to 6-12 mm.
+        l_endo, apex_wall: cavity length from the base and wall thickness at the apex.
+        septum_angle: in-plane direction from the LV axis to the septum (image frame).
+        rv_depth, rv_insertion, rv_length: RV crescent depth, insertion angle from the septum and
+            length (fraction of the LV length).
+        fat_base, fat_groove, papillary_radius: epicardial fat everywhere / in the grooves, and
+            the papillary muscles' radius.
+        body, body_phase, subcutaneous_fat, chest_muscle, liver, lung_vessels: the torso.
+        infarcts: none for a scar-free subject.
+    """
 
     lv_x: float
     lv_y: float
