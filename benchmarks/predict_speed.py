@@ -85,8 +85,8 @@ def predict_command(input_dir: Path, output_dir: Path, model_dir: Path, device: 
     return command + ([] if mirroring else ["--no-mirroring"])
 
 
-def machine_description() -> str:
-    """CPU model, torch version and GPU name (if any), one line."""
+def machine_description(threads: int) -> str:
+    """CPU model, cores used, torch version and GPU name (if any), one line."""
     import torch
 
     cpu = platform.processor() or platform.machine()
@@ -98,7 +98,8 @@ def machine_description() -> str:
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return f"CPU {cpu} ({os.cpu_count()} logical cores), GPU {gpu}, torch {torch.__version__}"
+    return (f"CPU {cpu} ({os.cpu_count()} logical cores, runs pinned to {threads}), GPU {gpu}, "
+            f"torch {torch.__version__}")
 
 
 def write_section(path: Path, text: str) -> None:
@@ -127,7 +128,7 @@ def run(repeats: int, threads: int, output_md: Path | None, slices: int = 12) ->
         rows.append(("start-up only (import of the CLI)", f"cpu, {threads} threads", startup))
         devices = [("cpu", f"cpu, {threads} threads")]
         if torch.cuda.is_available():
-            devices.append(("cuda", "cuda (bf16 autocast)"))
+            devices.append(("cuda", "cuda (float32)"))
         for device, label in devices:
             for mirroring in (False, True):
                 command = predict_command(tmp_path / "in", tmp_path / "out", tmp_path / "model", device, mirroring)
@@ -137,7 +138,7 @@ def run(repeats: int, threads: int, output_md: Path | None, slices: int = 12) ->
     lines = [SECTION, "", f"`benchmarks/predict_speed.py` (median of {repeats} runs of `lgeseg_predict` as a "
              "subprocess, start-up, reading, preprocessing, prediction, resampling back, postprocessing (lcc) and "
              f"writing included; one {slices} x 256 x 256 case at 1.25 mm in-plane, no resampling; "
-             f"default-preset network, {network}).", "", f"Machine: {machine_description()}.", "",
+             f"default-preset network, {network}).", "", f"Machine: {machine_description(threads)}.", "",
              "| what | device | median s | runs (s) |", "| --- | --- | --- | --- |"]
     for name, label, times in rows:
         lines.append(f"| {name} | {label} | {statistics.median(times):.2f} | {', '.join(f'{t:.2f}' for t in times)} |")
