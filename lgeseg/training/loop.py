@@ -94,7 +94,11 @@ def build_state(config: TrainConfig, plan: Plan, device: torch.device,
     return TrainingState(config, device, network, step_network, optimizer, loss_fn, trainable)
 
 
-def _train_step(state: TrainingState, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def train_step(state: TrainingState, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """One optimizer step on an augmented batch (images (B,C,ph,pw), labels (B,ph,pw) long, on the device).
+
+    Returns the loss as a detached device tensor (no host synchronisation).
+    """
     if state.device.type == "cuda" and state.config.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     state.optimizer.zero_grad(set_to_none=True)
@@ -132,7 +136,7 @@ def train_epoch(state: TrainingState, sampler: PatchSampler, augment: Any, num_w
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True).long()
         images, labels = augment(images, labels, generator)
-        total += _train_step(state, images, labels)
+        total += train_step(state, images, labels)
         if step % 10 == 0 or step == config.iterations_per_epoch:
             elapsed = time.perf_counter() - start
             bar.set_postfix(loss=f"{float(total) / step:.4f}", samples_s=f"{step * sampler.batch_size / elapsed:.1f}")

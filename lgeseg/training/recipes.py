@@ -55,6 +55,8 @@ class TrainConfig(JsonRecord):
         crop_margin: crops are ``patch * crop_margin`` voxels, room for rotation and scaling.
         grad_clip: clip the gradient norm to this (None: no clipping).
         dice_smooth: smoothing term of the soft Dice.
+        max_minutes: wall-clock budget of one invocation; training ends (as if finished) after the
+            epoch that crosses it. None: no limit.
     """
 
     name: str = DEFAULT_RECIPE
@@ -82,6 +84,7 @@ class TrainConfig(JsonRecord):
     crop_margin: float = 1.5
     grad_clip: float | None = 12.0
     dice_smooth: float = 1e-5
+    max_minutes: float | None = None
 
     def __post_init__(self) -> None:
         problems = _problems(self)

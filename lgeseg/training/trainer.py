@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import math
 import os
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -106,14 +107,21 @@ def run_training(config: TrainConfig, preprocessed: str | Path | Sequence[str | 
     with _log_to_file(model_dir / "training_log.txt"):
         run = _prepare_run(state, data, model_dir, finetune)
         _log_start(state, run, resume)
-        result = None
-        while state.epoch < config.epochs:
+        result, started = None, time.monotonic()
+        while state.epoch < config.epochs and not _out_of_time(config, started):
             stats = train_epoch(state, run.sampler, run.augment, run.num_workers)
             result = validate(state.network, run.val_cases, data.plan.labels, run.divisor, device,
                               config.batch_size, config.mixed_precision)
             _end_epoch(state, run, stats, result)
         _finish(state, run, result)
     return model_dir
+
+
+def _out_of_time(config: TrainConfig, started: float) -> bool:
+    if config.max_minutes is None or time.monotonic() - started < 60 * config.max_minutes:
+        return False
+    log.info("time budget of %.1f minutes used: stopping here", config.max_minutes)
+    return True
 
 
 def _check_folder(model_dir: Path, resume: bool) -> None:
