@@ -6,11 +6,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
-
 
 def plot_progress(history: dict[str, list[float]], path: str | Path) -> None:
     """Write the training curve to ``path`` (PNG), atomically.
@@ -20,9 +15,16 @@ def plot_progress(history: dict[str, list[float]], path: str | Path) -> None:
             lists, one value per epoch (epoch 1 first).
         path: output PNG.
     """
+    # Imported here, and without pyplot: loading a model for inference should not pay for matplotlib,
+    # and a notebook's backend must not change.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     path = Path(path)
     epochs = list(range(1, len(history.get("train_loss", [])) + 1))
-    fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    FigureCanvasAgg(fig)
+    ax_loss, ax_dice = fig.subplots(1, 2)
     ax_loss.plot(epochs, history.get("train_loss", []), label="train loss")
     ax_loss.plot(epochs, history.get("val_loss", []), label="validation loss")
     ax_loss.set_xlabel("epoch")
@@ -41,7 +43,7 @@ def plot_progress(history: dict[str, list[float]], path: str | Path) -> None:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=80)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the curve is for everyone reading the folder
         os.replace(tmp, path)
     finally:
-        plt.close(fig)
         Path(tmp).unlink(missing_ok=True)
