@@ -5,9 +5,9 @@ landmarks of the body intensities of the training images; ``match_histogram`` ma
 own landmarks onto them with a monotone piecewise-linear function.
 
 Only voxels inside the *body mask* count: LGE stacks are mostly air, and an air-dominated histogram
-would match background instead of tissue. The mask is an Otsu threshold of the log intensities
-(opened and closed slice-wise), its largest 3D connected component, and holes filled slice by slice (the dark
-lungs and scar-free myocardium stay inside).
+would match background instead of tissue. The mask is an Otsu threshold of the lightly smoothed log
+intensities, closed slice-wise, its largest 3D connected component, and its convex hull per slice
+(so dark lungs, dark body regions and scar-free myocardium stay inside).
 
 The reference lives in one place: ``MODEL_DIR/harmonization_reference.json`` (see
 ``write_reference``/``load_reference``), one ``HistogramReference`` per image channel.
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 from skimage.filters import threshold_otsu
+from skimage.morphology import convex_hull_image
 
 from lgeseg.records import JsonRecord, load_json, save_json
 
@@ -77,27 +78,28 @@ def body_mask(image: np.ndarray) -> np.ndarray:
         image: (z, y, x) intensities, any scale.
 
     Returns:
-        bool (z, y, x) mask: Otsu threshold on log intensities, opening and closing, largest 3D connected
-        component, holes filled per slice.
+        bool (z, y, x) mask: Otsu threshold on in-plane smoothed (1 px) log intensities, closing,
+        largest 3D connected component, convex hull per slice.
         Falls back to all voxels when the image is constant or the mask comes out (nearly) empty.
     """
     image = np.asarray(image, dtype=np.float32)
     finite = image[np.isfinite(image)]
     if finite.size == 0 or finite.min() == finite.max():
         return np.ones(image.shape, dtype=bool)
-    # Otsu on log intensities: air noise vs tissue. On linear intensities Otsu splits bright blood
-    # from dark muscle instead and the mask misses most of the body.
-    low = float(np.percentile(finite, 0.5))
-    log_image = np.log1p(np.clip(np.nan_to_num(image, nan=low) - low, 0, None))
-    mask = log_image > threshold_otsu(log_image)
-    # Opening drops isolated noise pixels in the air; closing bridges small gaps in the body outline.
-    mask = np.stack([ndimage.binary_closing(ndimage.binary_opening(s), iterations=2)
-                     for s in mask.reshape((-1,) + mask.shape[-2:])])
+    # Light in-plane smoothing keeps thin bright structures (the subcutaneous fat ring) connected
+    # and pulls air noise below the threshold. Otsu runs on log intensities: on linear ones it
+    # splits bright blood from dark muscle instead, and the mask misses most of the body.
+    smooth = ndimage.gaussian_filter(np.nan_to_num(image, nan=float(finite.min())).reshape((-1,) + image.shape[-2:]),
+                                     sigma=(0, 1, 1))
+    low = float(np.percentile(smooth, 0.5))
+    log_image = np.log1p(np.clip(smooth - low, 0, None))
+    mask = np.stack([ndimage.binary_closing(s, iterations=2) for s in log_image > threshold_otsu(log_image)])
     components, count = ndimage.label(mask)
     if count > 1:
         sizes = np.bincount(components.ravel())[1:]
         mask = components == (int(np.argmax(sizes)) + 1)
-    mask = np.stack([ndimage.binary_fill_holes(s) for s in mask]).reshape(image.shape)
+    # The convex hull per slice closes the body even where its outline is dark (bias field, thin fat).
+    mask = np.stack([convex_hull_image(s) if s.any() else s for s in mask]).reshape(image.shape)
     if mask.sum() < max(16, 0.001 * mask.size):
         logger.warning("body mask is nearly empty; using all voxels for histogram matching")
         return np.ones(image.shape, dtype=bool)
