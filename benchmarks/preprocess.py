@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
         "About half of the preprocessing time is zlib compressing the float32 images in "
         "`np.savez_compressed` (noisy float32 shrinks by only ~30 %); a 12 x 256 x 256 case takes "
-        "~70 ms in `preprocess_arrays` on one core. With other work on the two cores (load average "
-        "above 2) a second worker cannot help.\n"
+        "~70 ms in `preprocess_arrays` on one core. The two cores were shared with other work (load "
+        "average column), so a second worker gains far less than 2x here.\n"
     )
     write_section(args.doc, body)
     return 0
