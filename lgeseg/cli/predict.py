@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--harmonize", default=None, metavar="SPEC",
                         help="'histogram' or 'cyclegan:GAN_DIR': harmonize images before predicting")
     parser.add_argument("--checkpoint", choices=("final", "best"), default="final", help="weights to use")
+    parser.add_argument("--sliding-window", action="store_true",
+                        help="predict Gaussian-weighted tiles of the plan's patch size (nnU-Net) instead of whole slices")
     parser.add_argument("--step", type=float, default=0.5, help="sliding-window stride, fraction of the patch")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -36,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         written = predict_folder(args.input, args.output, args.models, device=args.device,
                                  mirroring=not args.no_mirroring, save_probabilities=args.save_probabilities,
                                  postprocess=args.postprocess, overlays=args.overlays, overwrite=args.overwrite,
-                                 harmonize=args.harmonize, checkpoint=args.checkpoint, step=args.step)
+                                 harmonize=args.harmonize, checkpoint=args.checkpoint, step=args.step,
+                                 window="sliding" if args.sliding_window else "slice")
     except (FileNotFoundError, ValueError) as err:
         parser.exit(1, f"lgeseg_predict: error: {err}\n")
     print(f"wrote {len(written)} prediction(s) to {args.output}")

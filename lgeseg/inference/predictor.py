@@ -30,6 +30,10 @@ from lgeseg.training.model_folder import LoadedModel, load_model
 logger = logging.getLogger(__name__)
 
 
+#: Largest whole slice (pixels) predicted in one pass; bigger slices use sliding-window tiles.
+MAX_WHOLE_SLICE = 512 * 512
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """``None`` -> ``cuda`` when available, else ``cpu``; strings are parsed by torch."""
     if device is None:
@@ -75,8 +79,27 @@ def _record(case_id: str, geometry: CaseGeometry, crop_box: Sequence[Sequence[in
     )
 
 
+def inference_window(model: LoadedModel, slice_shape: Sequence[int], window: str) -> tuple[int, int]:
+    """The (py, px) input size of one forward pass for slices of ``slice_shape`` (y, x) voxels.
+
+    ``window="slice"``: the whole slice, zero-padded up to the network's divisor, so each slice
+    takes one forward pass (the network is fully convolutional and validation during training
+    scores whole slices the same way); slices over ``MAX_WHOLE_SLICE`` pixels fall back to tiles.
+    ``window="sliding"``: nnU-Net's Gaussian-weighted tiles of the plan's patch size.
+    """
+    if window not in ("slice", "sliding"):
+        raise ValueError(f"window must be 'slice' or 'sliding', found {window!r}")
+    patch = tuple(int(v) for v in model.plan.patch_size)
+    divisor = getattr(model.network, "divisor", (1, 1))
+    whole = tuple(max(p, -(-int(n) // d) * d) for n, d, p in zip(slice_shape, divisor, patch, strict=True))
+    if window == "sliding" or whole[0] * whole[1] > MAX_WHOLE_SLICE:
+        return patch  # type: ignore[return-value]
+    return whole  # type: ignore[return-value]
+
+
 def predict_volume(image: np.ndarray, geometry: CaseGeometry, models: Sequence[LoadedModel], mirroring: bool = True,
-                   step: float = 0.5, batch_size: int | None = None, case_id: str = "case") -> np.ndarray:
+                   step: float = 0.5, batch_size: int | None = None, case_id: str = "case",
+                   window: str = "slice") -> np.ndarray:
     """Class probabilities of one raw volume, averaged over ``models``.
 
     Args:
@@ -87,6 +110,7 @@ def predict_volume(image: np.ndarray, geometry: CaseGeometry, models: Sequence[L
         step: sliding-window stride as a fraction of the patch.
         batch_size: tiles per forward pass (None: a device default).
         case_id: used in log messages and the preprocessing record.
+        window: ``"slice"`` (whole slices, the default) or ``"sliding"`` (tiles); see ``inference_window``.
 
     Returns:
         float32 (K, Z, Y, X) probabilities on the raw grid (background 1 outside the crop box).
@@ -98,7 +122,8 @@ def predict_volume(image: np.ndarray, geometry: CaseGeometry, models: Sequence[L
     tensor = torch.from_numpy(np.ascontiguousarray(image_pp, dtype=np.float32))
     total: np.ndarray | None = None
     for model in models:
-        probabilities = predict_slices(model.network, tensor, model.plan.patch_size, step=step, mirroring=mirroring,
+        size = inference_window(model, image_pp.shape[2:], window)
+        probabilities = predict_slices(model.network, tensor, size, step=step, mirroring=mirroring,
                                        batch_size=batch_size)
         total = probabilities if total is None else total + probabilities
     assert total is not None  # models is never empty (load_models)
@@ -148,7 +173,7 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
                    device: str | torch.device | None = None, mirroring: bool = True, save_probabilities: bool = False,
                    postprocess: str | None = None, overlays: bool = False, overwrite: bool = False,
                    harmonize: str | None = None, checkpoint: str = "final", step: float = 0.5,
-                   batch_size: int | None = None) -> list[Path]:
+                   batch_size: int | None = None, window: str = "slice") -> list[Path]:
     """Segment every image of ``input_dir`` and write ``output_dir/<case>.nii.gz`` on the input's exact grid.
 
     Args:
@@ -167,6 +192,7 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
         checkpoint: ``"final"`` (falls back to best, then latest) or ``"best"``.
         step: sliding-window stride as a fraction of the patch.
         batch_size: tiles per forward pass (None: a device default).
+        window: ``"slice"`` (one pass per whole slice, default) or ``"sliding"`` (nnU-Net's tiles).
 
     Returns:
         The label maps written, in case order (skipped cases are not included). Raises
@@ -192,7 +218,7 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
         image, geometry = read_case(case)
         if harmonize:
             image = _harmonize(image, geometry, harmonize, models[0].model_dir)
-        probabilities = predict_volume(image, geometry, models, mirroring, step, batch_size, case.case_id)
+        probabilities = predict_volume(image, geometry, models, mirroring, step, batch_size, case.case_id, window)
         segmentation = apply_postprocessing(lookup[np.argmax(probabilities, axis=0)], variant)
         target = output_dir / f"{case.case_id}.nii.gz"
         io.write_label(target, segmentation, geometries[case.case_id])
