@@ -7,13 +7,12 @@ reproduces the header bit for bit.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
+from lgeseg.atomic import atomic_output
 from lgeseg.records import CaseGeometry
 
 #: File endings lgeseg reads and writes (anything SimpleITK reads; these are the common ones).
@@ -153,16 +152,9 @@ def write_image(path: str | Path, array: np.ndarray, geometry: CaseGeometry, com
     ending = file_ending(path)
     if not ending:
         raise ValueError(f"{path}: unsupported file ending; expected one of {', '.join(SUPPORTED_ENDINGS)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     image = to_sitk(np.ascontiguousarray(array), geometry)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=ending)
-    os.close(fd)
-    try:
-        sitk.WriteImage(image, tmp, useCompression=compress)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, suffix=ending) as tmp:
+        sitk.WriteImage(image, str(tmp), useCompression=compress)
 
 
 def write_label(path: str | Path, array: np.ndarray, geometry: CaseGeometry) -> None:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, TypeVar
+
+from lgeseg.atomic import atomic_output
 
 T = TypeVar("T")
 
@@ -97,18 +97,10 @@ def save_json(data: Any, path: str | Path) -> None:
     The file is written to a temporary name in the same folder and renamed, so a reader never
     sees half a file.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.to_dict() if isinstance(data, JsonRecord) else _to_jsonable(data)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=False)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp, open(tmp, "w") as handle:
+        json.dump(payload, handle, indent=2, sort_keys=False)
+        handle.write("\n")
 
 
 def load_json(path: str | Path) -> Any:

@@ -63,3 +63,11 @@ def test_geometry_mismatch_names_each_field() -> None:
     assert any(p.startswith("shape") for p in problems)
     assert any(p.startswith("spacing") for p in problems)
     assert len(problems) == 2
+
+
+def test_written_files_are_readable_by_others(tmp_path: Path) -> None:
+    """Atomic writes must not leave mkstemp's private 0600 mode on shared outputs."""
+    geometry = _oblique_geometry((2, 3, 4))
+    io.write_image(tmp_path / "img.nii.gz", np.zeros(geometry.shape, np.float32), geometry)
+    assert (tmp_path / "img.nii.gz").stat().st_mode & 0o044 == 0o044
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

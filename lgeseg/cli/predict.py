@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="'histogram' or 'cyclegan:GAN_DIR': harmonize images before predicting")
     parser.add_argument("--checkpoint", choices=("final", "best"), default="final", help="weights to use")
     parser.add_argument("--sliding-window", action="store_true",
-                        help="predict Gaussian-weighted tiles of the plan's patch size (nnU-Net) instead of whole slices")
+                        help="Gaussian-weighted tiles of the plan's patch size (nnU-Net) instead of whole slices")
     parser.add_argument("--step", type=float, default=0.5, help="sliding-window stride, fraction of the patch")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -9,13 +9,13 @@ without a prediction, so missed slices are visible; the view is zoomed on the pr
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from lgeseg.atomic import atomic_output
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -80,11 +80,5 @@ def write_overlay(path: str | Path, image: np.ndarray, segmentation: np.ndarray,
     """Render the overlay (see ``render_overlay``) and write it to ``path`` (PNG) atomically."""
     path = Path(path)
     figure = render_overlay(image, segmentation, spacing, title)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_output(path, suffix=".png") as tmp:
         figure.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -11,8 +11,6 @@ is written atomically, so an error never leaves half a file behind.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from lgeseg import io
+from lgeseg.atomic import atomic_output
 from lgeseg.inference.inputs import InputCase, check_case, check_folders, list_input_cases, read_case
 from lgeseg.inference.sliding_window import predict_slices, prepare_for_inference
 from lgeseg.postprocessing import apply_postprocessing
@@ -139,16 +138,10 @@ def _label_lookup(models: Sequence[LoadedModel]) -> np.ndarray:
 
 
 def _save_probabilities(path: Path, probabilities: np.ndarray, labels: dict[str, int]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.close(fd)
-    try:
+    with atomic_output(path, suffix=".npz") as tmp:
         np.savez_compressed(tmp, probabilities=probabilities.astype(np.float32, copy=False),
-                            label_values=np.array(sorted(labels.values())), label_names=np.array(sorted(labels,
-                                                                                                      key=labels.get)))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+                            label_values=np.array(sorted(labels.values())),
+                            label_names=np.array(sorted(labels, key=labels.get)))
 
 
 def _harmonize(image: np.ndarray, geometry: CaseGeometry, spec: str, model_dir: Path) -> np.ndarray:

@@ -6,12 +6,12 @@ import dataclasses
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from lgeseg import io
+from lgeseg.atomic import atomic_output
 from lgeseg.dataset import RawCase, list_cases
 from lgeseg.planning.planner import plan_fingerprint
 from lgeseg.preprocessing.arrays import effective_spacing, preprocess_arrays
@@ -52,14 +52,8 @@ def is_up_to_date(case: RawCase, case_dir: Path, plan_hash: str) -> bool:
 
 
 def _save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
 
 
 def preprocess_case(case: RawCase, case_dir: Path, plan: Plan, plan_hash: str | None = None) -> Path:

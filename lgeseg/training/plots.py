@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
+
+from lgeseg.atomic import atomic_output
 
 
 def plot_progress(history: dict[str, list[float]], path: str | Path) -> None:
@@ -39,11 +39,5 @@ def plot_progress(history: dict[str, list[float]], path: str | Path) -> None:
     ax_dice.set_ylim(0, 1)
     ax_dice.legend()
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_output(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=80)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the curve is for everyone reading the folder
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)

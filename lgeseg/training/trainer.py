@@ -234,8 +234,25 @@ def _finish(state: TrainingState, run: _Run, result: ValidationResult | None) ->
     labels = [v for v in run.data.plan.labels.values() if v != 0]
     postprocessing = _choose_postprocessing(result.predictions, [c.label for c in run.val_cases], labels)
     write_model_metadata(run.model_dir, run.data.plan, _model_info(state, run, postprocessing))
+    _write_harmonization_reference(run)
     log.info("finished %d epochs; best val mean Dice %.4f; postprocessing %r; model folder %s",
              state.epoch, state.best_dice, postprocessing, run.model_dir)
+
+
+def _write_harmonization_reference(run: _Run) -> None:
+    """Fit the histogram-matching reference from the training cases' raw images into the model folder.
+
+    Makes ``lgeseg_predict --harmonize histogram`` work on every model. The reference comes from the
+    first preprocessed folder's training cases; a raw image that has moved only costs the reference.
+    """
+    from lgeseg.harmonization import fit_reference_from_preprocessed
+
+    train_ids = [case.key.split("/", 1)[1] for case in run.train_cases]
+    try:
+        fit_reference_from_preprocessed(run.data.folders[0], run.model_dir, run.data.datasets, train_ids)
+    except (FileNotFoundError, ValueError) as err:
+        log.warning("no histogram-matching reference written (%s); fit one later with "
+                    "`lgeseg_harmonize fit-reference`", err)
 
 
 def _choose_postprocessing(predictions: list, references: list, labels: list[int]) -> str:

@@ -1,0 +1,40 @@
+"""Atomic file output: write to a temporary name beside the target, then rename.
+
+A reader (or a rerun after an interruption) never sees half a file: either the old file or the
+new one is there. The temporary file gets the permissions an ordinary new file would get
+(0666 less the umask), not ``mkstemp``'s private 0600.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _default_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextmanager
+def atomic_output(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed.
+
+    Args:
+        path: the final file; its folder is created.
+        suffix: ending of the temporary file (some writers choose the format by ending, e.g. ".nii.gz").
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, _default_mode())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
