@@ -18,7 +18,11 @@ def _parser() -> argparse.ArgumentParser:
                         help="work folder (default: %(default)s)")
     parser.add_argument("--cases-per-center", type=int, default=DemoConfig.cases_per_center)
     parser.add_argument("--train-center", type=int, choices=(1, 2, 3, 4), default=DemoConfig.train_center)
-    parser.add_argument("--epochs", type=int, default=DemoConfig.epochs)
+    parser.add_argument("--train-minutes", type=float, default=DemoConfig.train_minutes,
+                        help="training time budget in minutes (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=DemoConfig.epochs, help="upper bound on epochs")
+    parser.add_argument("--test-cases-per-center", type=int, default=DemoConfig.test_cases_per_center,
+                        help="cases predicted per unseen center (default: %(default)s)")
     parser.add_argument("--iterations-per-epoch", type=int, default=DemoConfig.iterations_per_epoch)
     parser.add_argument("--seed", type=int, default=DemoConfig.seed)
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
@@ -30,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     config = DemoConfig(out_dir=args.out, cases_per_center=args.cases_per_center, train_center=args.train_center,
+                        train_minutes=args.train_minutes, test_cases_per_center=args.test_cases_per_center,
                         epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch, seed=args.seed,
                         device=args.device)
     results = run_demo(config)

@@ -31,19 +31,28 @@ class DemoConfig:
         out_dir: work folder (raw data, preprocessed data, model, predictions, metrics).
         cases_per_center: synthetic subjects per center.
         train_center: the single center trained on (1..4).
-        epochs: training epochs.
+        train_minutes: wall-clock training budget in minutes (training stops after the epoch that
+            crosses it; ``epochs`` is the upper bound).
+        epochs: upper bound on training epochs.
         iterations_per_epoch: optimizer steps per epoch.
+        test_cases_per_center: cases predicted per unseen center (all of the held-out ones for the
+            training center).
         seed: seed for data, split and training.
+        in_plane_size: square in-plane matrix of the synthetic cases (None: each center's own);
+            small values make tiny data for tests.
         device: torch device, or None for the best available.
     """
 
     out_dir: Path
     cases_per_center: int = 12
     train_center: int = 1
-    epochs: int = 20
+    train_minutes: float = 3.0
+    epochs: int = 1000
     iterations_per_epoch: int = 25
+    test_cases_per_center: int = 4
     seed: int = 0
     device: str | None = None
+    in_plane_size: int | None = None
 
 
 def _copy_cases(case_ids: list[str], dataset_dir: Path, out_dir: Path) -> tuple[Path, Path]:
@@ -75,7 +84,8 @@ def run_demo(config: DemoConfig) -> dict[str, dict[str, float]]:
 
     out = Path(config.out_dir)
     start = time.perf_counter()
-    raw_dirs = generate_multicenter(out / "raw", cases_per_center=config.cases_per_center, seed=config.seed)
+    raw_dirs = generate_multicenter(out / "raw", cases_per_center=config.cases_per_center, seed=config.seed,
+                                   in_plane_size=config.in_plane_size)
     train_raw = raw_dirs[config.train_center - 1]
     logger.info("synthetic data ready in %.0f s", time.perf_counter() - start)
 
@@ -83,7 +93,7 @@ def run_demo(config: DemoConfig) -> dict[str, dict[str, float]]:
     plan_and_preprocess([train_raw], pre)
     model_dir = out / "model"
     train(pre, model_dir, epochs=config.epochs, iterations_per_epoch=config.iterations_per_epoch,
-          seed=config.seed, device=config.device)
+          max_minutes=config.train_minutes, seed=config.seed, device=config.device)
     logger.info("trained in %.1f min", (time.perf_counter() - start) / 60)
 
     folds = load_json(model_dir / "splits.json")
@@ -93,7 +103,8 @@ def run_demo(config: DemoConfig) -> dict[str, dict[str, float]]:
         if raw_dir == train_raw:
             case_ids = [key.split("/", 1)[1] for key in folds[0]["val"]]
         else:
-            case_ids = [p.name.split(".")[0] for p in sorted((raw_dir / "labelsTr").iterdir())]
+            labels = sorted((raw_dir / "labelsTr").glob("*.nii.gz"))[: config.test_cases_per_center]
+            case_ids = [p.name.split(".")[0] for p in labels]
         images, labels = _copy_cases(case_ids, raw_dir, out / "test" / name)
         predictions = out / "predictions" / name
         predict_folder(images, predictions, [model_dir], device=config.device, overlays=True, overwrite=True)
