@@ -27,22 +27,31 @@ ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Prediction speed"
 
 
-def make_model(model_dir: Path, spacing: tuple[float, float, float]) -> str:
-    """Write a default-preset model folder for a 256 x 256 patch; returns a description of the network."""
+def make_model(model_dir: Path, spacing: tuple[float, float, float], preset: str = "default") -> str:
+    """Write a model folder with the ``preset`` planner preset's network; returns a description of it.
+
+    ``default``: 32 ... 512 features for a 256 x 256 patch (what a GPU plan gives);
+    ``cpu``: the CPU-only preset's 16 ... 256 features for its 128 x 128 patch.
+    """
     from lgeseg.network import build_unet, count_parameters
+    from lgeseg.planning.presets import get_preset
     from lgeseg.planning.topology import plan_topology
     from lgeseg.records import LABELS, NormalizationConfig, Plan
     from lgeseg.training import ModelInfo, save_checkpoint, write_model_metadata
 
-    topology = plan_topology((256, 256), in_channels=1, num_classes=3)
-    plan = Plan(name="2d", preset="default", target_spacing=spacing, patch_size=(256, 256), batch_size=12,
+    settings = get_preset(preset)
+    patch = (256, 256) if preset == "default" else (settings.max_patch, settings.max_patch)
+    topology = plan_topology(patch, in_channels=1, num_classes=3, base_features=settings.base_features,
+                             max_features=settings.max_features)
+    plan = Plan(name="2d", preset=preset, target_spacing=spacing, patch_size=patch, batch_size=12,
                 normalization=NormalizationConfig(), topology=topology, labels=dict(LABELS))
     info = ModelInfo(lgeseg_version="bench", labels=dict(LABELS), channel_names={"0": "LGE"}, recipe={},
                      augmentation="none", datasets=("bench",), postprocessing="lcc")
     write_model_metadata(model_dir, plan, info)
     network = build_unet(topology, seed=0)
     save_checkpoint(model_dir / "checkpoint_final.pt", {"network": network.state_dict()})
-    return f"features {topology.features_per_stage}, {count_parameters(network) / 1e6:.1f} M parameters"
+    return (f"`{preset}` preset: features {topology.features_per_stage}, "
+            f"{count_parameters(network) / 1e6:.2f} M parameters")
 
 
 def make_case(input_dir: Path, spacing: tuple[float, float, float], slices: int = 12) -> None:
@@ -122,23 +131,27 @@ def run(repeats: int, threads: int, output_md: Path | None, slices: int = 12) ->
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        network = make_model(tmp_path / "model", spacing)
+        networks = [make_model(tmp_path / f"model_{preset}", spacing, preset) for preset in ("cpu", "default")]
         make_case(tmp_path / "in", spacing, slices)
         startup = time_command([sys.executable, "-c", "import lgeseg.cli.predict"], threads, repeats)
         rows.append(("start-up only (import of the CLI)", f"cpu, {threads} threads", startup))
         devices = [("cpu", f"cpu, {threads} threads")]
         if torch.cuda.is_available():
             devices.append(("cuda", "cuda (float32)"))
-        for device, label in devices:
-            for mirroring in (False, True):
-                command = predict_command(tmp_path / "in", tmp_path / "out", tmp_path / "model", device, mirroring)
-                times = time_command(command, threads, repeats)
-                rows.append((f"{slices}x256x256, {'with' if mirroring else 'no'} mirroring", label, times))
-                print(f"{rows[-1][0]:<38} {label:<22} median {statistics.median(times):.2f} s  {times}", flush=True)
+        for preset in ("cpu", "default"):
+            for device, label in devices:
+                for mirroring in (False, True):
+                    command = predict_command(tmp_path / "in", tmp_path / "out", tmp_path / f"model_{preset}",
+                                              device, mirroring)
+                    times = time_command(command, threads, repeats)
+                    rows.append((f"{slices}x256x256, {'with' if mirroring else 'no'} mirroring, `{preset}` network",
+                                 label, times))
+                    print(f"{rows[-1][0]:<56} {label:<22} median {statistics.median(times):.2f} s  {times}", flush=True)
     lines = [SECTION, "", f"`benchmarks/predict_speed.py` (median of {repeats} runs of `lgeseg_predict` as a "
              "subprocess, start-up, reading, preprocessing, prediction, resampling back, postprocessing (lcc) and "
              f"writing included; one {slices} x 256 x 256 case at 1.25 mm in-plane, no resampling; "
-             f"default-preset network, {network}).", "", f"Machine: {machine_description(threads)}.", "",
+             f"whole-slice inference (one forward pass per slice and flip); networks: {'; '.join(networks)}).",
+             "", f"Machine: {machine_description(threads)}.", "",
              "| what | device | median s | runs (s) |", "| --- | --- | --- | --- |"]
     for name, label, times in rows:
         lines.append(f"| {name} | {label} | {statistics.median(times):.2f} | {', '.join(f'{t:.2f}' for t in times)} |")
