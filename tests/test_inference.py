@@ -139,3 +139,31 @@ def test_ensemble_of_two_models_writes_labels_on_input_grid(tmp_path: Path, mode
                          "-m", str(second), "--postprocess", "none"]) == 0
     label, out_geometry = io.read_label(tmp_path / "out" / "e.nii.gz")
     assert io.geometry_mismatch(out_geometry, geometry, tolerance=1e-6) == []
+
+
+def test_whole_slice_window_is_padded_to_the_divisor_and_falls_back_to_tiles(model_dir: Path) -> None:
+    from lgeseg.inference.predictor import MAX_WHOLE_SLICE, inference_window
+    from lgeseg.training import load_model
+
+    model = load_model(model_dir)
+    dy, dx = model.network.divisor
+    py, px = model.plan.patch_size
+    slice_shape = (py + dy * 5 + 1, px + dx * 3)  # larger than the patch, y not a multiple of the divisor
+    assert inference_window(model, slice_shape, "slice") == (py + dy * 6, px + dx * 3)
+    assert inference_window(model, (py // 2, px // 2), "slice") == (py, px)  # never below the patch
+    assert inference_window(model, slice_shape, "sliding") == (py, px)
+    huge = int(MAX_WHOLE_SLICE**0.5) + 64
+    assert inference_window(model, (huge, huge), "slice") == tuple(model.plan.patch_size)
+    with pytest.raises(ValueError, match="window"):
+        inference_window(model, (10, 10), "tiles")
+
+
+def test_sliding_window_and_whole_slice_predictions_agree_on_grid(tmp_path: Path, model_dir: Path) -> None:
+    geometry = _oblique_geometry((3, 40, 36))
+    io.write_image(tmp_path / "in" / "case_0000.nii.gz", _image(geometry.shape), geometry)
+    for window in ("slice", "sliding"):
+        written = predict_folder(tmp_path / "in", tmp_path / window, [model_dir], device="cpu", mirroring=False,
+                                 window=window)
+        label, out_geometry = io.read_label(written[0])
+        assert out_geometry.shape == geometry.shape
+        assert set(np.unique(label)) <= {0, 1, 2}
