@@ -10,19 +10,21 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 pip_quiet=(-q --disable-pip-version-check)
+# pip: quiet, and without the noise about package-index folders this machine's pip config names.
+pip_install() { "$venv/bin/pip" install "${pip_quiet[@]}" "$@" 2> >(grep -v "^WARNING: Location" >&2); }
 stamp="$venv/.lgeseg-installed"
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
     if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
         if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
             echo "[lgeseg setup] NVIDIA GPU found: installing the CUDA build of torch"
-            "$venv/bin/pip" install "${pip_quiet[@]}" "torch>=2.1"
+            pip_install "torch>=2.1"
         else
             echo "[lgeseg setup] no CUDA GPU: installing the CPU build of torch 2.13.0"
-            "$venv/bin/pip" install "${pip_quiet[@]}" "torch==2.13.0"
+            pip_install "torch==2.13.0"
         fi
     fi
     echo "[lgeseg setup] installing lgeseg and its dependencies"
-    "$venv/bin/pip" install "${pip_quiet[@]}" -e "$root[dev]" 2>&1 | grep -v "^WARNING: Location" || true
-    "$venv/bin/python" -c "import lgeseg, torch, SimpleITK, batchgenerators" || { echo "[lgeseg setup] install failed" >&2; exit 1; }
+    pip_install -e "$root[dev]"
+    "$venv/bin/python" -c "import lgeseg, torch, SimpleITK, scipy, skimage" || { echo "[lgeseg setup] install failed" >&2; exit 1; }
     touch "$stamp"
 fi
