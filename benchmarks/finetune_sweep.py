@@ -39,11 +39,16 @@ from lgeseg.training import finetune, train  # noqa: E402
 
 def test_dice(model_dir: Path, test_raw: Path, work: Path, device: str) -> float:
     """Mean Dice (blood pool, myocardium) of ``model_dir`` on the raw test dataset."""
-    pred = work / "pred" / model_dir.name
+    pred = work / "pred" / f"{model_dir.name}_on_{test_raw.name}"  # one folder per (model, test center)
     predict_folder(test_raw / "imagesTr", pred, [model_dir], device=device, overwrite=True, mirroring=False)
-    summary = evaluate_folders(pred, test_raw, work / "eval" / model_dir.name)
+    summary = evaluate_folders(pred, test_raw, work / "eval" / f"{model_dir.name}_on_{test_raw.name}")
     structures = summary["structures"]
     return (structures["blood_pool"]["dice"]["mean"] + structures["myocardium"]["dice"]["mean"]) / 2
+
+
+def trained(model_dir: Path) -> bool:
+    """True when ``model_dir`` already holds a finished model (a rerun of the sweep reuses it)."""
+    return (model_dir / "checkpoint_final.pt").is_file()
 
 
 def amount_kwargs(amount: str) -> dict:
@@ -59,8 +64,10 @@ def sweep(args: argparse.Namespace) -> dict:
     test_raw = dict(zip(centers, generate_multicenter(work / "raw_test", args.test_cases, 1, centers), strict=True))
     cpu_start, start = time.process_time(), time.perf_counter()
     plan_and_preprocess([train_raw[1]], work / "pre1", preset="cpu" if device == "cpu" else "default")
-    base = train(work / "pre1", work / "models" / "pretrained", device=device, epochs=1000,
-                 iterations_per_epoch=args.iterations, max_minutes=args.pretrain_minutes)
+    base = work / "models" / "pretrained"
+    if not trained(base):
+        train(work / "pre1", base, device=device, epochs=1000, iterations_per_epoch=args.iterations,
+              max_minutes=args.pretrain_minutes)
     results: dict = {"device": device, "baseline": {}, "blocks": {}, "amounts": {}}
     for center in args.centers:
         pre = work / f"pre{center}"
@@ -68,12 +75,14 @@ def sweep(args: argparse.Namespace) -> dict:
         results["baseline"][center] = test_dice(base, test_raw[center], work, device)
         common = {"epochs": args.epochs, "iterations_per_epoch": args.iterations, "device": device, "seed": args.seed}
         for spec in args.blocks:
-            out = finetune(base, pre, work / "models" / f"c{center}_{spec.replace(':', '')}", trainable=spec,
-                           cases=args.block_cases, **common)
+            out = work / "models" / f"c{center}_{spec.replace(':', '')}"
+            if not trained(out):
+                finetune(base, pre, out, trainable=spec, cases=args.block_cases, **common)
             results["blocks"].setdefault(center, {})[spec] = test_dice(out, test_raw[center], work, device)
         for amount in args.amounts:
-            out = finetune(base, pre, work / "models" / f"c{center}_n{amount}", trainable=args.amount_train,
-                           **amount_kwargs(amount), **common)
+            out = work / "models" / f"c{center}_n{amount}"
+            if not trained(out):
+                finetune(base, pre, out, trainable=args.amount_train, **amount_kwargs(amount), **common)
             results["amounts"].setdefault(center, {})[amount] = test_dice(out, test_raw[center], work, device)
     results["wall_minutes"] = (time.perf_counter() - start) / 60
     results["cpu_minutes"] = (time.process_time() - cpu_start) / 60

@@ -92,6 +92,8 @@ def train_models(work: Path, train_pre: Path, pres: dict[int, Path],
     config = CycleGANConfig(epochs=args.gan_epochs, iterations_per_epoch=args.gan_iterations,
                             patch_size=(args.gan_patch, args.gan_patch), seed=args.seed)
     for center, pre in pres.items():
+        if "cyclegan" not in args.methods:
+            break
         gans[center] = work / f"gan_center{args.train_center}_center{center}"
         start = time.perf_counter()
         if not (gans[center] / "checkpoint_final.pt").is_file():
@@ -108,8 +110,8 @@ def evaluate_methods(work: Path, model: Path, gans: dict[int, Path], tests: dict
 
     rows = []
     for center, test in tests.items():
-        for method in METHODS:
-            spec = {"none": None, "histogram": "histogram", "cyclegan": f"cyclegan:{gans[center]}"}[method]
+        for method in args.methods:
+            spec = f"cyclegan:{gans[center]}" if method == "cyclegan" else None if method == "none" else method
             out = work / "predictions" / method / f"center{center}"
             start = time.perf_counter()
             predict_folder(test / "imagesTr", out, [model], device=args.device, harmonize=spec, overwrite=True)
@@ -125,7 +127,7 @@ def evaluate_methods(work: Path, model: Path, gans: dict[int, Path], tests: dict
 
 def markdown(rows: list[dict[str, Any]], seconds: dict[str, float], args: argparse.Namespace) -> str:
     """The RESULTS.md section: settings, Dice table per unseen center and method, timings."""
-    lines = [SECTION, "", f"`benchmarks/harmonization.py` on the synthetic phantom: U-Net trained on center"
+    lines = [args.section, "", f"`benchmarks/harmonization.py` on the synthetic phantom: U-Net trained on center"
              f"{args.train_center} ({args.cases} cases, {args.epochs} x {args.iterations} iterations, paper recipe), "
              f"tested on {args.test_cases} unseen cases per other center; CycleGAN {args.gan_epochs} x "
              f"{args.gan_iterations} iterations, {args.gan_patch}px patches, per unseen center. "
@@ -140,14 +142,14 @@ def markdown(rows: list[dict[str, Any]], seconds: dict[str, float], args: argpar
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace the ``SECTION`` of ``path`` with ``text`` (append it when absent)."""
+def write_section(path: Path, text: str, section: str = SECTION) -> None:
+    """Replace the ``section`` of ``path`` with ``text`` (append it when absent)."""
     old = path.read_text() if path.is_file() else "# Results\n"
-    start = old.find(SECTION + "\n")
+    start = old.find(section + "\n")
     if start < 0:
         new = old.rstrip("\n") + "\n\n" + text
     else:
-        end = old.find("\n## ", start + len(SECTION))
+        end = old.find("\n## ", start + len(section))
         new = old[:start] + text + ("" if end < 0 else old[end + 1:])
     path.write_text(new)
 
@@ -173,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preprocessed", help="existing preprocessed folder of the training center")
     parser.add_argument("--model", help="existing trained model folder")
     parser.add_argument("--results", type=Path, default=ROOT / "docs" / "RESULTS.md", help="'-' to skip writing")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
+                        help="harmonization methods to compare (CycleGANs are trained only when listed)")
+    parser.add_argument("--section", default=SECTION, help="RESULTS.md heading to write (replaced when present)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args.work.mkdir(parents=True, exist_ok=True)
@@ -185,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(rows, seconds, args)
     (args.work / "harmonization.json").write_text(json.dumps({"rows": rows, "seconds": seconds}, indent=2))
     if str(args.results) != "-":
-        write_section(args.results, text)
+        write_section(args.results, text, args.section)
     print(text)
     return 0
 
