@@ -12,13 +12,7 @@ from test_training import TINY, make_preprocessed, tiny_plan
 from lgeseg.cli.finetune import main as finetune_main
 from lgeseg.training import finetune, load_checkpoint, pick_target_cases, read_model_metadata, train
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> object:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -30,13 +30,7 @@ TINY_GAN = CycleGANConfig(generator_features=4, generator_blocks=1, discriminato
                           patch_size=(32, 32), epochs=2, iterations_per_epoch=6, pool_size=4, seed=1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny networks run several times faster on one thread than on contended cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _case(center: int, index: int) -> tuple[np.ndarray, np.ndarray, CaseGeometry]:

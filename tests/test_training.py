@@ -73,13 +73,7 @@ def make_preprocessed(root: Path, cases: dict[str, int], seed: int = 0, plan: Pl
     return root
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> object:
-    """Tiny networks run fastest (and do not fight other processes) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
