@@ -1,12 +1,21 @@
 """Seconds per case of ``lgeseg_predict`` for a 12 x 256 x 256 case, start-up included.
 
-Builds a model folder with the default preset's network for a 256 x 256 patch (untrained weights:
-speed does not depend on them), writes one 12 x 256 x 256 LGE-like case, and runs the CLI as a
-subprocess several times (median), on the CPU with a fixed number of torch threads, with and
-without mirroring, and on the GPU when one is available. Also times ``import`` of the CLI alone
-(the start-up share). Appends (or replaces) a "## Prediction speed" section in docs/PERFORMANCE.md.
+Writes one 12 x 256 x 256 synthetic LGE case (center 1's phantom, stored at the model's in-plane
+spacing so nothing is resampled) and runs the CLI as a subprocess several times (median), on the CPU
+with a fixed number of threads, and on the GPU when one is available:
 
-Run it when the CPU is otherwise idle:  ``python benchmarks/predict_speed.py [--repeats 3]``
+* a trained model (``--model``, e.g. the demo's ``lgeseg_demo/model``): no mirroring, mirroring around
+  the ventricle (the default) and mirroring over whole slices (nnU-Net's way); mirroring around the
+  ventricle needs a trained model: an untrained one calls everything foreground;
+* untrained networks of the planner's presets (speed does not depend on the weights): no mirroring and
+  whole-slice mirroring;
+* per case when a folder of ``--folder-cases`` cases is predicted in one call (start-up paid once).
+
+Also times ``import`` of the CLI alone (the start-up share). Replaces the "## Prediction speed" section
+of docs/PERFORMANCE.md.
+
+Run it when the CPU is otherwise idle:
+``python benchmarks/predict_speed.py --model lgeseg_demo/model [--repeats 3]``
 """
 
 from __future__ import annotations
@@ -20,8 +29,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Prediction speed"
@@ -54,18 +61,21 @@ def make_model(model_dir: Path, spacing: tuple[float, float, float], preset: str
             f"{count_parameters(network) / 1e6:.2f} M parameters")
 
 
-def make_case(input_dir: Path, spacing: tuple[float, float, float], slices: int = 12) -> None:
-    """Write ``bench_0000.nii.gz``: slices x 256 x 256, a dark ring in noise, at ``spacing`` (mm, z y x)."""
+def make_cases(input_dir: Path, in_plane_spacing: tuple[float, float], count: int = 1, slices: int = 12) -> None:
+    """Write ``count`` synthetic center-1 LGE cases ``bench<k>_0000.nii.gz``, each slices x 256 x 256.
+
+    The phantom's pixels are kept and the header says (10 mm, ``in_plane_spacing``), so a model
+    with that in-plane target spacing predicts them without resampling.
+    """
     from lgeseg import io
     from lgeseg.records import CaseGeometry
+    from lgeseg.synth import generate_case
 
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[:256, :256]
-    radius = np.hypot(yy - 128, xx - 120)
-    image = rng.normal(200, 40, size=(slices, 256, 256)).astype(np.float32)
-    image[:, (radius > 18) & (radius < 28)] -= 120
-    geometry = CaseGeometry((slices, 256, 256), spacing, (0.0, 0.0, 0.0), (1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0))
-    io.write_image(input_dir / "bench_0000.nii.gz", image, geometry)
+    for index in range(count):
+        image, _, _ = generate_case(1, index, seed=7, in_plane_size=256, num_slices=slices)
+        geometry = CaseGeometry(image.shape, (10.0, *in_plane_spacing), (0.0, 0.0, 0.0),
+                                (1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0))
+        io.write_image(input_dir / f"bench{index}_0000.nii.gz", image, geometry)
 
 
 def _pin(threads: int) -> None:
@@ -87,11 +97,16 @@ def time_command(command: list[str], threads: int, repeats: int) -> list[float]:
     return times
 
 
-def predict_command(input_dir: Path, output_dir: Path, model_dir: Path, device: str, mirroring: bool) -> list[str]:
+#: Mirroring settings: row label -> extra ``lgeseg_predict`` arguments.
+MIRRORING = {"no mirroring": ["--no-mirroring"], "mirroring around the ventricle (default)": [],
+             "mirroring, whole slices": ["--mirror-whole-slices"]}
+
+
+def predict_command(input_dir: Path, output_dir: Path, model_dir: Path, device: str, extra: list[str]) -> list[str]:
     """The ``lgeseg_predict`` command line (as ``python -c``, so no installed entry point is needed)."""
     command = [sys.executable, "-c", "import sys; from lgeseg.cli.predict import main; sys.exit(main())",
                "-i", str(input_dir), "-o", str(output_dir), "-m", str(model_dir), "--device", device, "--overwrite"]
-    return command + ([] if mirroring else ["--no-mirroring"])
+    return command + extra
 
 
 def machine_description(threads: int) -> str:
@@ -123,36 +138,58 @@ def write_section(path: Path, text: str) -> None:
     path.write_text(new)
 
 
-def run(repeats: int, threads: int, output_md: Path | None, slices: int = 12) -> str:
+def describe_model(model_dir: Path) -> str:
+    """Preset, feature widths and parameter count of a model folder's network, one phrase."""
+    from lgeseg.network import build_unet, count_parameters
+    from lgeseg.training.model_folder import read_model_metadata
+
+    plan, _ = read_model_metadata(model_dir)
+    million = count_parameters(build_unet(plan.topology)) / 1e6
+    return f"`{plan.preset}` preset, features {plan.topology.features_per_stage}, {million:.2f} M parameters"
+
+
+def run(repeats: int, threads: int, output_md: Path | None, slices: int = 12, model: Path | None = None,
+        folder_cases: int = 8) -> str:
     """Run every measurement; returns the markdown section (and writes it when ``output_md``)."""
     import torch
 
-    spacing = (10.0, 1.25, 1.25)
-    rows = []
+    from lgeseg.training.model_folder import read_model_metadata
+
+    spacing = (10.0, 1.25, 1.25) if model is None else (10.0, *read_model_metadata(model)[0].target_spacing[1:])
+    rows, networks = [], []
+    devices = [("cpu", f"cpu, {threads} threads")] + ([("cuda", "cuda (float32)")] if torch.cuda.is_available() else [])
+
+    def measure(name: str, model_dir: Path, input_dir: Path, settings: list[str], per_case: int = 1) -> None:
+        for device, label in devices:
+            for setting in settings:
+                command = predict_command(input_dir, Path(tmp) / "out", model_dir, device, MIRRORING[setting])
+                times = [t / per_case for t in time_command(command, threads, repeats)]
+                rows.append((f"{name}, {setting}", label, times))
+                print(f"{rows[-1][0]:<90} {label:<16} median {statistics.median(times):.2f} s  {times}", flush=True)
+
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        networks = [make_model(tmp_path / f"model_{preset}", spacing, preset) for preset in ("cpu", "default")]
-        make_case(tmp_path / "in", spacing, slices)
+        make_cases(tmp_path / "one", spacing[1:], 1, slices)
+        make_cases(tmp_path / "folder", spacing[1:], folder_cases, slices)
         startup = time_command([sys.executable, "-c", "import lgeseg.cli.predict"], threads, repeats)
         rows.append(("start-up only (import of the CLI)", f"cpu, {threads} threads", startup))
-        devices = [("cpu", f"cpu, {threads} threads")]
-        if torch.cuda.is_available():
-            devices.append(("cuda", "cuda (float32)"))
+        if model is not None:
+            networks.append(f"trained: {describe_model(model)}")
+            measure("trained model, one case", model, tmp_path / "one", list(MIRRORING))
+            measure(f"trained model, per case of a {folder_cases}-case folder", model, tmp_path / "folder",
+                    ["no mirroring", "mirroring around the ventricle (default)"], per_case=folder_cases)
         for preset in ("cpu", "default"):
-            for device, label in devices:
-                for mirroring in (False, True):
-                    command = predict_command(tmp_path / "in", tmp_path / "out", tmp_path / f"model_{preset}",
-                                              device, mirroring)
-                    times = time_command(command, threads, repeats)
-                    rows.append((f"{slices}x256x256, {'with' if mirroring else 'no'} mirroring, `{preset}` network",
-                                 label, times))
-                    print(f"{rows[-1][0]:<56} {label:<22} median {statistics.median(times):.2f} s  {times}", flush=True)
-    lines = [SECTION, "", f"`benchmarks/predict_speed.py` (median of {repeats} runs of `lgeseg_predict` as a "
-             "subprocess, start-up, reading, preprocessing, prediction, resampling back, postprocessing (lcc) and "
-             f"writing included; one {slices} x 256 x 256 case at 1.25 mm in-plane, no resampling; "
-             f"whole-slice inference (one forward pass per slice and flip); networks: {'; '.join(networks)}).",
+            make_model(tmp_path / f"model_{preset}", spacing, preset)
+            networks.append(f"untrained: {describe_model(tmp_path / f'model_{preset}')}")
+            measure(f"untrained `{preset}` network, one case", tmp_path / f"model_{preset}", tmp_path / "one",
+                    ["no mirroring", "mirroring, whole slices"])
+    lines = [SECTION, "", f"`benchmarks/predict_speed.py{'' if model is None else ' --model MODEL'}` (median of "
+             f"{repeats} runs of `lgeseg_predict` as a subprocess: start-up, reading, preprocessing, prediction, "
+             "resampling back, postprocessing (lcc) and writing included; synthetic center-1 cases of "
+             f"{slices} x 256 x 256 at {spacing[1]:g} mm in-plane, no resampling; whole-slice inference, one forward "
+             "pass per slice and flip). Networks: " + "; ".join(networks) + ".",
              "", f"Machine: {machine_description(threads)}.", "",
-             "| what | device | median s | runs (s) |", "| --- | --- | --- | --- |"]
+             "| what | device | median s per case | runs (s) |", "| --- | --- | --- | --- |"]
     for name, label, times in rows:
         lines.append(f"| {name} | {label} | {statistics.median(times):.2f} | {', '.join(f'{t:.2f}' for t in times)} |")
     text = "\n".join(lines) + "\n"
@@ -169,8 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "PERFORMANCE.md")
     parser.add_argument("--no-write", action="store_true", help="print the section, do not write it")
     parser.add_argument("--slices", type=int, default=12, help="slices of the case (12 for the reported numbers)")
+    parser.add_argument("--model", type=Path, default=None, help="a trained model folder (e.g. lgeseg_demo/model)")
+    parser.add_argument("--folder-cases", type=int, default=8, help="cases of the folder timed per case")
     args = parser.parse_args(argv)
-    print(run(args.repeats, args.threads, None if args.no_write else args.output, args.slices))
+    print(run(args.repeats, args.threads, None if args.no_write else args.output, args.slices, args.model,
+              args.folder_cases))
     return 0
 
 

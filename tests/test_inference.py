@@ -11,7 +11,7 @@ import torch
 from lgeseg import io
 from lgeseg.cli.predict import main as predict_main
 from lgeseg.inference import predict_folder, predict_slices
-from lgeseg.inference.sliding_window import prepare_for_inference
+from lgeseg.inference.sliding_window import foreground_box, prepare_for_inference
 from lgeseg.network import build_unet
 from lgeseg.records import LABELS, CaseGeometry, NetworkTopology, NormalizationConfig, Plan
 from lgeseg.training import ModelInfo, save_checkpoint, write_model_metadata
@@ -63,6 +63,63 @@ def test_tiled_prediction_equals_whole_slice_prediction_for_a_pointwise_network(
         expected = torch.softmax(network(image.permute(1, 0, 2, 3)), dim=1).permute(1, 0, 2, 3).numpy()
     assert probabilities.shape == (3, *shape)
     np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+
+
+def _flip_sensitive_network() -> torch.nn.Module:
+    """3x3 conv whose class-1 logit is high on bright voxels and depends on the neighbours asymmetrically,
+    so each flipped pass gives different logits and a crop's border changes the result only 1 voxel deep."""
+    network = torch.nn.Conv2d(1, 3, kernel_size=3, padding=1)
+    with torch.no_grad():
+        network.weight.zero_()
+        network.bias.zero_()
+        network.weight[0, 0, 1, 1] = -1.0
+        network.weight[1, 0] = torch.tensor([[0.9, -0.4, 0.2], [0.3, 1.0, -0.7], [0.1, 0.5, -0.2]])
+        network.bias[1] = -1.0
+    return network.eval()
+
+
+def _bright_square_image() -> torch.Tensor:
+    image = torch.randn(1, 3, 64, 80, generator=torch.Generator().manual_seed(0)) * 0.1
+    image[:, 1, 20:30, 40:52] += 4.0  # foreground in slice 1 only
+    return image
+
+
+def test_foreground_box_covers_the_foreground_with_a_margin_and_fits_the_network() -> None:
+    logits = torch.zeros(3, 3, 64, 80)
+    logits[:, 0] = 1.0
+    logits[1, 1, 20:30, 40:52] = 5.0
+    ys, xs = foreground_box(logits, minimum=(16, 16), divisor=(8, 8))
+    assert ys.start <= 20 - 2 and ys.stop >= 30 + 2 and xs.start <= 40 - 2 and xs.stop >= 52 + 2
+    assert (ys.stop - ys.start) % 8 == 0 and (xs.stop - xs.start) % 8 == 0
+    assert 0 <= ys.start and ys.stop <= 64 and 0 <= xs.start and xs.stop <= 80
+    big_ys, big_xs = foreground_box(logits, minimum=(48, 48), divisor=(8, 8))
+    assert big_ys.stop - big_ys.start == 48 and big_xs.stop - big_xs.start == 48  # never below the minimum
+    logits[:, 1] = 0.0
+    assert foreground_box(logits, minimum=(16, 16), divisor=(8, 8)) is None
+
+
+def test_roi_mirroring_equals_whole_slice_mirroring_around_the_foreground() -> None:
+    network, image = _flip_sensitive_network(), _bright_square_image()
+    whole = predict_slices(network, image, (64, 80), mirroring=True, mirror_region="slice")
+    roi = predict_slices(network, image, (64, 80), mirroring=True, mirror_region="roi", roi_min_size=(16, 16))
+    plain = predict_slices(network, image, (64, 80), mirroring=False)
+    ys, xs = foreground_box(torch.from_numpy(np.log(plain)).permute(1, 0, 2, 3), (16, 16), (1, 1))
+    inner = (slice(None), slice(None), slice(ys.start + 1, ys.stop - 1), slice(xs.start + 1, xs.stop - 1))
+    np.testing.assert_allclose(roi[inner], whole[inner], atol=1e-5)  # the crop changes only its 1-voxel rim
+    outside = np.ones(plain.shape[2:], bool)
+    outside[ys, xs] = False
+    np.testing.assert_allclose(roi[:, :, outside], plain[:, :, outside], atol=1e-6)  # identity pass only
+    assert not np.allclose(roi[inner], plain[inner], atol=1e-3)  # the flipped passes did contribute
+    assert (roi.argmax(0) == whole.argmax(0)).all()
+
+
+def test_roi_mirroring_with_no_foreground_mirrors_whole_slices() -> None:
+    network, image = _flip_sensitive_network(), _bright_square_image() * 0.0
+    whole = predict_slices(network, image, (64, 80), mirroring=True, mirror_region="slice")
+    roi = predict_slices(network, image, (64, 80), mirroring=True, mirror_region="roi", roi_min_size=(16, 16))
+    np.testing.assert_allclose(roi, whole, atol=1e-6)
+    with pytest.raises(ValueError, match="mirror_region"):
+        predict_slices(network, image, (64, 80), mirror_region="box")
 
 
 def test_inference_speed_ups_do_not_change_the_network_output() -> None:

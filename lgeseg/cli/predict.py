@@ -19,7 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-m", "--model", action="append", required=True, dest="models",
                         help="model folder; repeat (-m A -m B) to ensemble folds or seeds")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    parser.add_argument("--no-mirroring", action="store_true", help="skip flip test-time augmentation (4x faster)")
+    parser.add_argument("--no-mirroring", action="store_true", help="skip flip test-time augmentation")
+    parser.add_argument("--mirror-whole-slices", action="store_true",
+                        help="run the flipped passes over whole slices (nnU-Net) instead of only around the "
+                             "ventricle the first pass found (default; about 2x faster on the CPU)")
     parser.add_argument("--save-probabilities", action="store_true",
                         help="also write <case>.npz with the class probabilities (K, z, y, x)")
     parser.add_argument("--postprocess", choices=("lcc", "lcc_per_label", "none"), default=None,
@@ -39,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
                                  mirroring=not args.no_mirroring, save_probabilities=args.save_probabilities,
                                  postprocess=args.postprocess, overlays=args.overlays, overwrite=args.overwrite,
                                  harmonize=args.harmonize, checkpoint=args.checkpoint, step=args.step,
-                                 window="sliding" if args.sliding_window else "slice")
+                                 window="sliding" if args.sliding_window else "slice",
+                                 mirror_region="slice" if args.mirror_whole_slices else "roi")
     except (FileNotFoundError, ValueError) as err:
         parser.exit(1, f"lgeseg_predict: error: {err}\n")
     print(f"wrote {len(written)} prediction(s) to {args.output}")
