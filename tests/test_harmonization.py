@@ -15,6 +15,7 @@ from lgeseg.harmonization import (
     apply_harmonization,
     body_mask,
     fit_reference,
+    fit_reference_from_preprocessed,
     load_reference,
     match_histogram,
     write_reference,
@@ -135,6 +136,14 @@ def test_reference_from_preprocessed_cases_uses_their_raw_images(tmp_path):
     assert harmonize_main(["fit-reference", "--preprocessed", str(tmp_path / "PRE"), "-m", str(tmp_path / "m")]) == 0
     expected = fit_reference([_case(2, 0)[0], _case(2, 1)[0]])
     assert load_reference(tmp_path / "m") == [expected]
+
+
+def test_reference_of_a_model_trained_on_two_folders_uses_the_cases_of_both(tmp_path):
+    _write_preprocessed(tmp_path / "PRE1", "center1", 1, 1, raw_dir=tmp_path / "raw1")
+    _write_preprocessed(tmp_path / "PRE2", "center2", 2, 1, raw_dir=tmp_path / "raw2")
+    references = fit_reference_from_preprocessed([tmp_path / "PRE1", tmp_path / "PRE2"], tmp_path / "m",
+                                                 datasets=["center1", "center2"])
+    assert references == [fit_reference([_case(1, 0)[0], _case(2, 0)[0]])]
 
 
 def test_histogram_cli_reports_a_missing_reference(tmp_path, capsys):

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "lgeseg_postprocess": "keep the largest connected component of predictions",
     "lgeseg_evaluate": "3D Dice, HD95 and volumes of predictions against references",
     "lgeseg_harmonize": "histogram matching and CycleGAN harmonization",
+    "lgeseg_experiments": "the paper's four generalization experiments (Table 5) in one run",
 }
 
 

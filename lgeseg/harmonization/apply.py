@@ -159,17 +159,17 @@ def _fit_and_write(by_channel: dict[int, list[Path]], model_dir: str | Path, lan
     return references
 
 
-def fit_reference_from_preprocessed(pre_dir: str | Path, model_dir: str | Path, datasets: Sequence[str] | None = None,
-                                    case_ids: Sequence[str] | None = None,
+def fit_reference_from_preprocessed(pre_dir: str | Path | Sequence[str | Path], model_dir: str | Path,
+                                    datasets: Sequence[str] | None = None, case_ids: Sequence[str] | None = None,
                                     landmarks: Sequence[float] = DEFAULT_LANDMARKS) -> list[HistogramReference]:
     """Fit the reference from the raw images behind preprocessed training cases; write it into ``model_dir``.
 
     The trainer calls this once per model folder, so ``--harmonize histogram`` works on every model.
 
     Args:
-        pre_dir: preprocessed folder ``PRE``.
+        pre_dir: preprocessed folder ``PRE``, or several (a model trained on more than one).
         model_dir: model folder receiving ``harmonization_reference.json``.
-        datasets: dataset subfolders (None: all).
+        datasets: dataset subfolders (None: all); each is looked for in every folder.
         case_ids: only these cases (e.g. the training split); None for all.
         landmarks: percentiles (0..100) used as landmarks.
 
@@ -178,9 +178,15 @@ def fit_reference_from_preprocessed(pre_dir: str | Path, model_dir: str | Path, 
     """
     from lgeseg.preprocessing import load_preprocessed
 
+    folders = [Path(pre_dir)] if isinstance(pre_dir, (str, Path)) else [Path(p) for p in pre_dir]
     wanted = set(case_ids) if case_ids is not None else None
     by_channel: dict[int, list[Path]] = {}
-    for record, _ in load_preprocessed(Path(pre_dir), list(datasets) if datasets else None):
+    records = []
+    for folder in folders:
+        present = None if not datasets else [d for d in datasets if (folder / d).is_dir()]
+        if present != []:
+            records += [record for record, _ in load_preprocessed(folder, present)]
+    for record in records:
         if wanted is not None and record.case_id not in wanted:
             continue
         images = [Path(f) for f in record.source_files if _CHANNEL_SUFFIX.search(io.strip_ending(f))]
@@ -189,7 +195,7 @@ def fit_reference_from_preprocessed(pre_dir: str | Path, model_dir: str | Path, 
                 raise FileNotFoundError(f"{path}: raw image of case {record.case_id} not found (moved?); fit the "
                                         f"reference from the images instead: lgeseg_harmonize fit-reference -i ...")
             by_channel.setdefault(channel_of(path), []).append(path)
-    return _fit_and_write(by_channel, model_dir, landmarks, str(pre_dir))
+    return _fit_and_write(by_channel, model_dir, landmarks, ", ".join(str(f) for f in folders))
 
 
 def fit_reference_from_files(input_path: str | Path, model_dir: str | Path,

@@ -243,13 +243,13 @@ def _write_harmonization_reference(run: _Run) -> None:
     """Fit the histogram-matching reference from the training cases' raw images into the model folder.
 
     Makes ``lgeseg_predict --harmonize histogram`` work on every model. The reference comes from the
-    first preprocessed folder's training cases; a raw image that has moved only costs the reference.
+    training cases of every preprocessed folder; a raw image that has moved only costs the reference.
     """
     from lgeseg.harmonization import fit_reference_from_preprocessed
 
     train_ids = [case.key.split("/", 1)[1] for case in run.train_cases]
     try:
-        fit_reference_from_preprocessed(run.data.folders[0], run.model_dir, run.data.datasets, train_ids)
+        fit_reference_from_preprocessed(run.data.folders, run.model_dir, run.data.datasets, train_ids)
     except (FileNotFoundError, ValueError) as err:
         log.warning("no histogram-matching reference written (%s); fit one later with "
                     "`lgeseg_harmonize fit-reference`", err)

@@ -1,0 +1,121 @@
+"""Cine-to-LGE transfer: fine-tune a model trained on real cine MRI on a few synthetic LGE cases.
+
+The paper's transfer learning (section 2.4) starts from a model of another center; this starts from
+another *modality*: a model trained on ``../shared/data/acdc_cine`` (``benchmarks/train_accuracy.py
+acdc``). For each unseen synthetic LGE center (same data and seeds as ``finetune_sweep.py``), with the
+cine model's plans:
+
+* **cine model, no fine-tuning**: the cine model applied to LGE as is;
+* **from scratch**: a randomly initialised network of the same plans trained on the same target
+  cases for the same iterations (the fair comparison: what pretraining adds);
+* **cine -> LGE**: the cine model fine-tuned on those cases (``--train``, default all blocks).
+
+Every model is scored on held-out cases of the target center (mean Dice of blood pool and
+myocardium). Writes a docs/RESULTS.md section.
+
+    python benchmarks/train_accuracy.py acdc --minutes 15          # prints the model folder
+    python benchmarks/cross_modality.py --cine-model runs/accuracy_acdc/model_XXXX
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import torch
+from finetune_sweep import test_dice, trained
+from train_accuracy import ROOT, write_section
+
+from lgeseg.network import build_unet
+from lgeseg.preprocessing.pipeline import plan_and_preprocess
+from lgeseg.synth import generate_multicenter
+from lgeseg.training import finetune, save_checkpoint
+from lgeseg.training.model_folder import read_model_metadata, write_model_metadata
+
+
+def untrained_copy(model_dir: Path, out: Path, seed: int) -> Path:
+    """A model folder with ``model_dir``'s plans and metadata but freshly initialised weights."""
+    if not trained(out):
+        plan, info = read_model_metadata(model_dir)
+        fresh = dataclasses.replace(info, datasets=(), extras={"note": "random initialisation"})
+        write_model_metadata(out, plan, fresh)
+        save_checkpoint(out / "checkpoint_final.pt", {"network": build_unet(plan.topology, seed=seed).state_dict()})
+    return out
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Zero-shot, scratch and fine-tuned Dice per target center; returns them with timings."""
+    work, cine = Path(args.work), Path(args.cine_model).resolve()
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    train_raw = dict(zip(args.centers, generate_multicenter(work / "raw_train", args.cases, 0, args.centers),
+                         strict=True))
+    test_raw = dict(zip(args.centers, generate_multicenter(work / "raw_test", args.test_cases, 1, args.centers),
+                        strict=True))
+    scratch_parent = untrained_copy(cine, work / "models" / "untrained", args.seed)
+    start = time.perf_counter()
+    common = {"trainable": args.train, "cases": args.target_cases, "epochs": args.epochs,
+              "iterations_per_epoch": args.iterations, "device": device, "seed": args.seed}
+    results: dict = {"device": device, "centers": {}}
+    for center in args.centers:
+        pre = work / f"pre{center}"
+        plan_and_preprocess([train_raw[center]], pre, plans_from=cine)
+        row = {"zero_shot": test_dice(cine, test_raw[center], work, device)}
+        for name, parent in (("scratch", scratch_parent), ("cine_finetuned", cine)):
+            out = work / "models" / f"c{center}_{name}"
+            if not trained(out):
+                finetune(parent, pre, out, **common)
+            row[name] = test_dice(out, test_raw[center], work, device)
+        results["centers"][center] = row
+        print(f"center {center}: {row}", flush=True)
+    results["wall_minutes"] = (time.perf_counter() - start) / 60
+    return results
+
+
+def markdown(results: dict, args: argparse.Namespace) -> str:
+    """The RESULTS.md section."""
+    _, info = read_model_metadata(args.cine_model)
+    rows = ["| center | cine model, no fine-tuning | from scratch | cine -> LGE fine-tuned |", "|---|---|---|---|"]
+    for center, row in results["centers"].items():
+        rows.append(f"| {center} | {row['zero_shot']:.3f} | {row['scratch']:.3f} | {row['cine_finetuned']:.3f} |")
+    return (
+        "## Cine-to-LGE transfer (real ACDC cine model fine-tuned on synthetic LGE)\n\n"
+        f"`python benchmarks/cross_modality.py {' '.join(args.argv)}` on {results['device']}, "
+        f"{results['wall_minutes']:.0f} wall minutes. Parent: a model trained on real cine MRI "
+        f"(`../shared/data/acdc_cine`, {info.epochs_trained} epochs, datasets {', '.join(info.datasets)}). "
+        f"Target: {args.target_cases} case(s) of each synthetic LGE center, preprocessed with the cine "
+        f"model's plans; `--train {args.train}`, {args.epochs} x {args.iterations} iterations for both the "
+        f"fine-tuned and the from-scratch network. Test Dice (mean of blood pool and myocardium) on "
+        f"{args.test_cases} held-out cases per center:\n\n" + "\n".join(rows) + "\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments, run, and write the RESULTS.md section (unless --no-write)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cine-model", required=True, help="model folder trained on cine MRI")
+    parser.add_argument("--work", default=str(ROOT / "runs" / "cross_modality"))
+    parser.add_argument("--cases", type=int, default=12, help="synthetic training cases per center")
+    parser.add_argument("--test-cases", type=int, default=5, help="held-out cases per center")
+    parser.add_argument("--centers", type=int, nargs="+", default=[2, 3, 4])
+    parser.add_argument("--target-cases", type=int, default=3, help="target cases to fine-tune on")
+    parser.add_argument("--train", default="all", help="blocks to fine-tune (all, encoder:K, decoder:K)")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--iterations", type=int, default=25, help="iterations per epoch")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv
+    results = run(args)
+    text = markdown(results, args)
+    print(text)
+    if not args.no_write:
+        write_section(text, "cross_modality")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
