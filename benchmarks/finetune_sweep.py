@@ -6,6 +6,9 @@ the pretrained model's plans):
 * blocks: ``encoder:1..N``, ``decoder:1..N`` and ``all`` with ``--block-cases`` target cases;
 * amount: 1 case, 10%, 25%, 50%, 100% of the target's training cases, training ``--amount-train``.
 
+A setting that picks the same trainable blocks and target cases as one already run (10% of 12
+subjects is the 1-case run; 25% with ``all`` is the 3-case ``all`` run) reuses its result.
+
 Every model is evaluated on held-out cases of the target center (seed 1) on the raw grid. Writes
 ``docs/images/finetune_blocks.png``, ``docs/images/finetune_fraction.png`` and a docs/RESULTS.md
 section with the Dice tables and the CPU time used.
@@ -35,6 +38,7 @@ from lgeseg.inference import predict_folder  # noqa: E402
 from lgeseg.preprocessing.pipeline import plan_and_preprocess  # noqa: E402
 from lgeseg.synth import generate_multicenter  # noqa: E402
 from lgeseg.training import finetune, train  # noqa: E402
+from lgeseg.training.finetune import pick_target_cases  # noqa: E402
 
 
 def test_dice(model_dir: Path, test_raw: Path, work: Path, device: str) -> float:
@@ -56,6 +60,12 @@ def amount_kwargs(amount: str) -> dict:
     return {"cases": int(amount)} if "." not in amount else {"fraction": float(amount)}
 
 
+def training_keys(pre: Path, amount: dict, seed: int) -> tuple[str, ...]:
+    """The target cases ``finetune`` will pick in ``pre`` for ``amount`` (``{"cases": n}`` or ``{"fraction": f}``)."""
+    keys = [f"{p.parent.name}/{p.stem}" for p in sorted(pre.glob("*/*.npz"))]
+    return tuple(pick_target_cases(keys, seed=seed, **amount)[0])
+
+
 def sweep(args: argparse.Namespace) -> dict:
     """Pretrain, then fine-tune per center, block spec and amount; returns all Dice values and timings."""
     work, device = Path(args.work), args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -74,16 +84,22 @@ def sweep(args: argparse.Namespace) -> dict:
         plan_and_preprocess([train_raw[center]], pre, plans_from=base)
         results["baseline"][center] = test_dice(base, test_raw[center], work, device)
         common = {"epochs": args.epochs, "iterations_per_epoch": args.iterations, "device": device, "seed": args.seed}
+        done: dict[tuple, float] = {}  # (trainable, target cases) -> Dice: an identical run is not repeated
         for spec in args.blocks:
             out = work / "models" / f"c{center}_{spec.replace(':', '')}"
             if not trained(out):
                 finetune(base, pre, out, trainable=spec, cases=args.block_cases, **common)
-            results["blocks"].setdefault(center, {})[spec] = test_dice(out, test_raw[center], work, device)
+            dice = test_dice(out, test_raw[center], work, device)
+            results["blocks"].setdefault(center, {})[spec] = dice
+            done[(spec, training_keys(pre, {"cases": args.block_cases}, args.seed))] = dice
         for amount in args.amounts:
-            out = work / "models" / f"c{center}_n{amount}"
-            if not trained(out):
-                finetune(base, pre, out, trainable=args.amount_train, **amount_kwargs(amount), **common)
-            results["amounts"].setdefault(center, {})[amount] = test_dice(out, test_raw[center], work, device)
+            same = (args.amount_train, training_keys(pre, amount_kwargs(amount), args.seed))
+            if same not in done:
+                out = work / "models" / f"c{center}_n{amount}"
+                if not trained(out):
+                    finetune(base, pre, out, trainable=args.amount_train, **amount_kwargs(amount), **common)
+                done[same] = test_dice(out, test_raw[center], work, device)
+            results["amounts"].setdefault(center, {})[amount] = done[same]
     results["wall_minutes"] = (time.perf_counter() - start) / 60
     results["cpu_minutes"] = (time.process_time() - cpu_start) / 60
     return results
