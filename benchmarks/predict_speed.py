@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Prediction speed"
 
@@ -61,21 +63,66 @@ def make_model(model_dir: Path, spacing: tuple[float, float, float], preset: str
             f"{count_parameters(network) / 1e6:.2f} M parameters")
 
 
-def make_cases(input_dir: Path, in_plane_spacing: tuple[float, float], count: int = 1, slices: int = 12) -> None:
-    """Write ``count`` synthetic center-1 LGE cases ``bench<k>_0000.nii.gz``, each slices x 256 x 256.
+def _pad_or_crop(volume: np.ndarray, size: int, fill: float) -> np.ndarray:
+    """Centre ``volume`` (z, y, x) on a size x size in-plane grid, padding with ``fill`` or cropping."""
+    out = np.full((volume.shape[0], size, size), fill, dtype=volume.dtype)
+    src, dst = [], []
+    for n in volume.shape[1:]:
+        lo = max((n - size) // 2, 0)
+        start = max((size - n) // 2, 0)
+        length = min(n, size)
+        src.append(slice(lo, lo + length))
+        dst.append(slice(start, start + length))
+    out[:, dst[0], dst[1]] = volume[:, src[0], src[1]]
+    return out
 
-    The phantom's pixels are kept and the header says (10 mm, ``in_plane_spacing``), so a model
-    with that in-plane target spacing predicts them without resampling.
+
+def make_cases(input_dir: Path, in_plane_spacing: tuple[float, float], count: int = 1,
+               slices: int | None = 12) -> None:
+    """Write ``count`` synthetic center-1 LGE cases ``bench<k>_0000.nii.gz``, each slices x 256 x 256
+    (``slices`` None: the phantom's own number, as in training), and their reference label maps into
+    ``input_dir/labels``.
+
+    Each phantom is generated at center 1's own resolution (about 1.6 mm), centred on a 256 x 256
+    grid (air around it) and stored with ``in_plane_spacing``: with a model trained on center 1 the
+    heart has its usual size in pixels and nothing is resampled.
     """
     from lgeseg import io
     from lgeseg.records import CaseGeometry
     from lgeseg.synth import generate_case
 
     for index in range(count):
-        image, _, _ = generate_case(1, index, seed=7, in_plane_size=256, num_slices=slices)
+        image, label, _ = generate_case(1, index, seed=7, num_slices=slices)
+        image = _pad_or_crop(image, 256, float(np.percentile(image, 1)))
+        label = _pad_or_crop(label, 256, 0)
         geometry = CaseGeometry(image.shape, (10.0, *in_plane_spacing), (0.0, 0.0, 0.0),
                                 (1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0))
         io.write_image(input_dir / f"bench{index}_0000.nii.gz", image, geometry)
+        io.write_label(input_dir / "labels" / f"bench{index}.nii.gz", label, geometry)
+
+
+def mirroring_agreement(model: Path, cases: Path, work: Path) -> str:
+    """Markdown lines: Dice of ROI vs whole-slice mirroring labels, and of each against the references.
+
+    ``cases`` should hold cases like the training data (the phantom's own slice count): 12 slices of
+    a center-1 phantom reach past base and apex, where a briefly trained model has false positives.
+    """
+    from lgeseg.evaluation import evaluate_folders
+    from lgeseg.inference import predict_folder
+
+    def mean_dice(pred: Path, ref: Path) -> str:
+        summary = evaluate_folders(pred, ref, work / "eval" / f"{pred.name}_vs_{ref.name}")
+        return ", ".join(f"{name} {summary['structures'][name]['dice']['mean']:.4f}"
+                         for name in ("blood_pool", "myocardium"))
+
+    for region in ("roi", "slice"):
+        predict_folder(cases, work / region, [model], device="cpu", mirroring=True, mirror_region=region,
+                       overwrite=True)
+    count = len(list((cases / "labels").glob("*.nii.gz")))
+    return (f"Mirroring around the ventricle against whole-slice mirroring, same trained model, {count} cases: "
+            f"Dice between the two label maps {mean_dice(work / 'roi', work / 'slice')}; against the reference "
+            f"labels: around the ventricle {mean_dice(work / 'roi', cases / 'labels')}, whole slices "
+            f"{mean_dice(work / 'slice', cases / 'labels')}.")
 
 
 def _pin(threads: int) -> None:
@@ -178,6 +225,9 @@ def run(repeats: int, threads: int, output_md: Path | None, slices: int = 12, mo
             measure("trained model, one case", model, tmp_path / "one", list(MIRRORING))
             measure(f"trained model, per case of a {folder_cases}-case folder", model, tmp_path / "folder",
                     ["no mirroring", "mirroring around the ventricle (default)"], per_case=folder_cases)
+        if model is not None:
+            make_cases(tmp_path / "native", spacing[1:], folder_cases, None)
+        agreement = "" if model is None else mirroring_agreement(model, tmp_path / "native", tmp_path / "agree")
         for preset in ("cpu", "default"):
             make_model(tmp_path / f"model_{preset}", spacing, preset)
             networks.append(f"untrained: {describe_model(tmp_path / f'model_{preset}')}")
@@ -186,12 +236,14 @@ def run(repeats: int, threads: int, output_md: Path | None, slices: int = 12, mo
     lines = [SECTION, "", f"`benchmarks/predict_speed.py{'' if model is None else ' --model MODEL'}` (median of "
              f"{repeats} runs of `lgeseg_predict` as a subprocess: start-up, reading, preprocessing, prediction, "
              "resampling back, postprocessing (lcc) and writing included; synthetic center-1 cases of "
-             f"{slices} x 256 x 256 at {spacing[1]:g} mm in-plane, no resampling; whole-slice inference, one forward "
-             "pass per slice and flip). Networks: " + "; ".join(networks) + ".",
+             f"{slices} x 256 x 256 (the phantom centred in air) at {spacing[1]:g} mm in-plane, no resampling; "
+             "whole-slice inference, one forward pass per slice and flip). Networks: " + "; ".join(networks) + ".",
              "", f"Machine: {machine_description(threads)}.", "",
              "| what | device | median s per case | runs (s) |", "| --- | --- | --- | --- |"]
     for name, label, times in rows:
         lines.append(f"| {name} | {label} | {statistics.median(times):.2f} | {', '.join(f'{t:.2f}' for t in times)} |")
+    if agreement:
+        lines += ["", agreement]
     text = "\n".join(lines) + "\n"
     if output_md is not None:
         write_section(output_md, text)
