@@ -44,8 +44,14 @@ from lgeseg.training.finetune import pick_target_cases  # noqa: E402
 def test_dice(model_dir: Path, test_raw: Path, work: Path, device: str) -> float:
     """Mean Dice (blood pool, myocardium) of ``model_dir`` on the raw test dataset."""
     pred = work / "pred" / f"{model_dir.name}_on_{test_raw.name}"  # one folder per (model, test center)
-    predict_folder(test_raw / "imagesTr", pred, [model_dir], device=device, overwrite=True, mirroring=False)
-    summary = evaluate_folders(pred, test_raw, work / "eval" / f"{model_dir.name}_on_{test_raw.name}")
+    evaluation = work / "eval" / f"{model_dir.name}_on_{test_raw.name}"
+    checkpoint = model_dir / "checkpoint_final.pt"
+    summary_file = evaluation / "summary.json"
+    if summary_file.is_file() and summary_file.stat().st_mtime > checkpoint.stat().st_mtime:
+        summary = json.loads(summary_file.read_text())  # this model was already scored (a rerun)
+    else:
+        predict_folder(test_raw / "imagesTr", pred, [model_dir], device=device, overwrite=True, mirroring=False)
+        summary = evaluate_folders(pred, test_raw, evaluation)
     structures = summary["structures"]
     return (structures["blood_pool"]["dice"]["mean"] + structures["myocardium"]["dice"]["mean"]) / 2
 
