@@ -226,3 +226,11 @@ def test_plans_from_with_other_labels_is_refused(tmp_path: Path, capsys) -> None
     records.save_json(plan, tmp_path / "model" / "plans.json")
     assert main(["-d", str(raw), "-o", str(tmp_path / "pre"), "--plans-from", str(tmp_path / "model")]) == 1
     assert "labels" in capsys.readouterr().err
+
+
+def test_plans_from_with_other_label_names_but_the_same_values_is_accepted(tmp_path: Path) -> None:
+    raw = _dataset(tmp_path / "raw", "center1", "A", cases=1)
+    cine_names = {"background": 0, "LV_bloodpool": 1, "LV_myocardium": 2}  # ACDC's names for the same classes
+    records.save_json(dataclasses.replace(_plan(), labels=cine_names), tmp_path / "model" / "plans.json")
+    assert main(["-d", str(raw), "-o", str(tmp_path / "pre"), "--plans-from", str(tmp_path / "model")]) == 0
+    assert records.load_json(tmp_path / "pre" / "plans.json")["labels"] == cine_names

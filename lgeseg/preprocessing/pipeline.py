@@ -42,9 +42,18 @@ def validate_datasets(dataset_dirs: list[Path]) -> None:
 
 
 def _check_plan_fits(plan: Plan, fingerprint: dict) -> None:
-    labels = fingerprint.get("labels", {})
-    if labels and dict(labels) != dict(plan.labels):
-        raise ValueError(f"the plan's labels {plan.labels} differ from the dataset's labels {labels}")
+    """Refuse a reused plan whose label values or channel count differ from the datasets'.
+
+    Label *names* may differ (a cine model's ``LV_bloodpool`` is an LGE dataset's ``blood_pool``):
+    the classes are the values, so only a warning says which names are kept (the plan's).
+    """
+    labels = dict(fingerprint.get("labels", {}))
+    if labels and sorted(labels.values()) != sorted(plan.labels.values()):
+        raise ValueError(f"the plan's labels {plan.labels} differ from the dataset's labels {labels}: "
+                         "the label values (classes) must be the same")
+    if labels and labels != dict(plan.labels):
+        logger.warning("label names differ but their values match: the plan's %s are kept for the dataset's %s",
+                       plan.labels, labels)
     channels = fingerprint.get("num_channels")
     if channels is not None and channels != plan.topology.in_channels:
         raise ValueError(f"the plan expects {plan.topology.in_channels} channel(s); the datasets have {channels}")
