@@ -195,7 +195,8 @@ def predict_slices(network: nn.Module, image: torch.Tensor, patch_size: Sequence
         mirror_region: ``"slice"``: the flipped passes cover whole slices (nnU-Net). ``"roi"``: the
             identity pass covers whole slices, the three flipped passes only the box around its
             foreground (``foreground_box``, at least ``roi_min_size``); elsewhere the identity logits
-            stand. Same labels in practice at a fraction of the cost (docs/inference.md).
+            stand. About half the cost of whole-slice mirroring on the CPU; labels and Dice of the
+            two compared in docs/PERFORMANCE.md.
         roi_min_size: (my, mx) smallest mirrored box, voxels (None: ``patch_size``); pass the training
             patch. Must be a multiple of the network's ``divisor`` for whole-box passes.
 
