@@ -4,12 +4,10 @@ Writes one 12 x 256 x 256 synthetic LGE case (center 1's phantom, stored at the 
 spacing so nothing is resampled) and runs the CLI as a subprocess several times (median), on the CPU
 with a fixed number of threads, and on the GPU when one is available:
 
-* a trained model (``--model``, e.g. the demo's ``lgeseg_demo/model``): no mirroring, mirroring around
-  the ventricle (the default) and mirroring over whole slices (nnU-Net's way); mirroring around the
-  ventricle needs a trained model: an untrained one calls everything foreground;
-* untrained networks of the planner's presets (speed does not depend on the weights): no mirroring and
-  whole-slice mirroring;
-* per case when a folder of ``--folder-cases`` cases is predicted in one call (start-up paid once).
+* a trained model (``--model``, e.g. the demo's ``lgeseg_demo/model``): each inference window (``roi``,
+  the default; ``sliding``, nnU-Net's; ``slice``) with and without mirroring, per case of a folder,
+  and each window's Dice against the phantom's labels;
+* an untrained network of the ``default`` preset (speed does not depend on the weights).
 
 Also times ``import`` of the CLI alone (the start-up share). Replaces the "## Prediction speed" section
 of docs/PERFORMANCE.md.
@@ -101,28 +99,21 @@ def make_cases(input_dir: Path, in_plane_spacing: tuple[float, float], count: in
         io.write_label(input_dir / "labels" / f"bench{index}.nii.gz", label, geometry)
 
 
-def mirroring_agreement(model: Path, cases: Path, work: Path) -> str:
-    """Markdown lines: Dice of ROI vs whole-slice mirroring labels, and of each against the references.
-
-    ``cases`` should hold cases like the training data (the phantom's own slice count): 12 slices of
-    a center-1 phantom reach past base and apex, where a briefly trained model has false positives.
-    """
+def window_accuracy(model: Path, cases: Path, work: Path) -> str:
+    """Markdown: mean Dice against the reference labels of each inference window, mirroring on."""
     from lgeseg.evaluation import evaluate_folders
     from lgeseg.inference import predict_folder
 
-    def mean_dice(pred: Path, ref: Path) -> str:
-        summary = evaluate_folders(pred, ref, work / "eval" / f"{pred.name}_vs_{ref.name}")
-        return ", ".join(f"{name} {summary['structures'][name]['dice']['mean']:.4f}"
-                         for name in ("blood_pool", "myocardium"))
-
-    for region in ("roi", "slice"):
-        predict_folder(cases, work / region, [model], device="cpu", mirroring=True, mirror_region=region,
-                       overwrite=True)
+    parts = []
+    for window in ("roi", "sliding", "slice"):
+        predict_folder(cases, work / window, [model], device="cpu", mirroring=True, window=window, overwrite=True)
+        summary = evaluate_folders(work / window, cases / "labels", work / "eval" / window)
+        dice = summary["structures"]
+        parts.append(f"`{window}` blood pool {dice['blood_pool']['dice']['mean']:.3f}, myocardium "
+                     f"{dice['myocardium']['dice']['mean']:.3f}")
     count = len(list((cases / "labels").glob("*.nii.gz")))
-    return (f"Mirroring around the ventricle against whole-slice mirroring, same trained model, {count} cases: "
-            f"Dice between the two label maps {mean_dice(work / 'roi', work / 'slice')}; against the reference "
-            f"labels: around the ventricle {mean_dice(work / 'roi', cases / 'labels')}, whole slices "
-            f"{mean_dice(work / 'slice', cases / 'labels')}.")
+    return (f"Accuracy of the same trained model by window (mirroring on, {count} center-1 cases with the "
+            f"phantom's own slice count, mean Dice against the references): {'; '.join(parts)}.")
 
 
 def _pin(threads: int) -> None:
@@ -144,9 +135,15 @@ def time_command(command: list[str], threads: int, repeats: int) -> list[float]:
     return times
 
 
-#: Mirroring settings: row label -> extra ``lgeseg_predict`` arguments.
-MIRRORING = {"no mirroring": ["--no-mirroring"], "mirroring around the ventricle (default)": [],
-             "mirroring, whole slices": ["--mirror-whole-slices"]}
+#: Settings: row label -> extra ``lgeseg_predict`` arguments.
+MIRRORING = {
+    "roi (default), no mirroring": ["--no-mirroring"],
+    "roi (default), mirroring": [],
+    "sliding window (nnU-Net), no mirroring": ["--window", "sliding", "--no-mirroring"],
+    "sliding window (nnU-Net), mirroring": ["--window", "sliding"],
+    "whole slices, no mirroring": ["--window", "slice", "--no-mirroring"],
+    "whole slices, mirroring": ["--window", "slice"],
+}
 
 
 def predict_command(input_dir: Path, output_dir: Path, model_dir: Path, device: str, extra: list[str]) -> list[str]:
@@ -224,26 +221,27 @@ def run(repeats: int, threads: int, output_md: Path | None, slices: int = 12, mo
             networks.append(f"trained: {describe_model(model)}")
             measure("trained model, one case", model, tmp_path / "one", list(MIRRORING))
             measure(f"trained model, per case of a {folder_cases}-case folder", model, tmp_path / "folder",
-                    ["no mirroring", "mirroring around the ventricle (default)"], per_case=folder_cases)
-        if model is not None:
+                    ["roi (default), no mirroring", "roi (default), mirroring"], per_case=folder_cases)
             make_cases(tmp_path / "native", spacing[1:], folder_cases, None)
-        agreement = "" if model is None else mirroring_agreement(model, tmp_path / "native", tmp_path / "agree")
-        for preset in ("cpu", "default"):
-            make_model(tmp_path / f"model_{preset}", spacing, preset)
-            networks.append(f"untrained: {describe_model(tmp_path / f'model_{preset}')}")
-            measure(f"untrained `{preset}` network, one case", tmp_path / f"model_{preset}", tmp_path / "one",
-                    ["no mirroring", "mirroring, whole slices"])
+            accuracy = window_accuracy(model, tmp_path / "native", tmp_path / "accuracy")
+        else:
+            accuracy = ""
+        make_model(tmp_path / "model_default", spacing, "default")
+        networks.append(f"untrained: {describe_model(tmp_path / 'model_default')} (its 256 x 256 patch covers the "
+                        "slice, so `roi` is one whole-slice pass)")
+        measure("untrained `default` network, one case", tmp_path / "model_default", tmp_path / "one",
+                ["roi (default), no mirroring", "roi (default), mirroring"])
     lines = [SECTION, "", f"`benchmarks/predict_speed.py{'' if model is None else ' --model MODEL'}` (median of "
              f"{repeats} runs of `lgeseg_predict` as a subprocess: start-up, reading, preprocessing, prediction, "
              "resampling back, postprocessing (lcc) and writing included; synthetic center-1 cases of "
              f"{slices} x 256 x 256 (the phantom centred in air) at {spacing[1]:g} mm in-plane, no resampling; "
-             "whole-slice inference, one forward pass per slice and flip). Networks: " + "; ".join(networks) + ".",
+             "windows: docs/inference.md). Networks: " + "; ".join(networks) + ".",
              "", f"Machine: {machine_description(threads)}.", "",
              "| what | device | median s per case | runs (s) |", "| --- | --- | --- | --- |"]
     for name, label, times in rows:
         lines.append(f"| {name} | {label} | {statistics.median(times):.2f} | {', '.join(f'{t:.2f}' for t in times)} |")
-    if agreement:
-        lines += ["", agreement]
+    if accuracy:
+        lines += ["", accuracy]
     text = "\n".join(lines) + "\n"
     if output_md is not None:
         write_section(output_md, text)

@@ -75,12 +75,13 @@ def _flip_sensitive_network() -> torch.nn.Module:
         network.weight[0, 0, 1, 1] = -1.0
         network.weight[1, 0] = torch.tensor([[0.9, -0.4, 0.2], [0.3, 1.0, -0.7], [0.1, 0.5, -0.2]])
         network.bias[1] = -1.0
+        network.bias[2] = -2.0  # background (class 0) wins on the noise
     return network.eval()
 
 
 def _bright_square_image() -> torch.Tensor:
     image = torch.randn(1, 3, 64, 80, generator=torch.Generator().manual_seed(0)) * 0.1
-    image[:, 1, 20:30, 40:52] += 4.0  # foreground in slice 1 only
+    image[:, 1, 20:30, 40:50] += 4.0  # foreground in slice 1 only
     return image
 
 
@@ -98,28 +99,27 @@ def test_foreground_box_covers_the_foreground_with_a_margin_and_fits_the_network
     assert foreground_box(logits, minimum=(16, 16), divisor=(8, 8)) is None
 
 
-def test_roi_mirroring_equals_whole_slice_mirroring_around_the_foreground() -> None:
+def test_roi_refinement_equals_the_whole_slice_result_around_the_foreground() -> None:
     network, image = _flip_sensitive_network(), _bright_square_image()
-    whole = predict_slices(network, image, (64, 80), mirroring=True, mirror_region="slice")
-    roi = predict_slices(network, image, (64, 80), mirroring=True, mirror_region="roi", roi_min_size=(16, 16))
+    whole = predict_slices(network, image, (64, 80), mirroring=True)
+    roi = predict_slices(network, image, (64, 80), mirroring=True, roi_patch=(16, 16))
     plain = predict_slices(network, image, (64, 80), mirroring=False)
     ys, xs = foreground_box(torch.from_numpy(np.log(plain)).permute(1, 0, 2, 3), (16, 16), (1, 1))
+    assert (ys.stop - ys.start, xs.stop - xs.start) == (16, 16)  # one training-patch tile covers the box
     inner = (slice(None), slice(None), slice(ys.start + 1, ys.stop - 1), slice(xs.start + 1, xs.stop - 1))
     np.testing.assert_allclose(roi[inner], whole[inner], atol=1e-5)  # the crop changes only its 1-voxel rim
     outside = np.ones(plain.shape[2:], bool)
     outside[ys, xs] = False
-    np.testing.assert_allclose(roi[:, :, outside], plain[:, :, outside], atol=1e-6)  # identity pass only
+    np.testing.assert_allclose(roi[:, :, outside], plain[:, :, outside], atol=1e-6)  # localizing pass only
     assert not np.allclose(roi[inner], plain[inner], atol=1e-3)  # the flipped passes did contribute
     assert (roi.argmax(0) == whole.argmax(0)).all()
 
 
-def test_roi_mirroring_with_no_foreground_mirrors_whole_slices() -> None:
+def test_roi_refinement_finding_nothing_tiles_whole_slices_like_nnunet() -> None:
     network, image = _flip_sensitive_network(), _bright_square_image() * 0.0
-    whole = predict_slices(network, image, (64, 80), mirroring=True, mirror_region="slice")
-    roi = predict_slices(network, image, (64, 80), mirroring=True, mirror_region="roi", roi_min_size=(16, 16))
-    np.testing.assert_allclose(roi, whole, atol=1e-6)
-    with pytest.raises(ValueError, match="mirror_region"):
-        predict_slices(network, image, (64, 80), mirror_region="box")
+    sliding = predict_slices(network, image, (16, 16), mirroring=True)
+    roi = predict_slices(network, image, (64, 80), mirroring=True, roi_patch=(16, 16))
+    np.testing.assert_allclose(roi, sliding, atol=1e-6)
 
 
 def test_inference_speed_ups_do_not_change_the_network_output() -> None:
@@ -218,7 +218,7 @@ def test_whole_slice_window_is_padded_to_the_divisor_and_falls_back_to_tiles(mod
 def test_sliding_window_and_whole_slice_predictions_agree_on_grid(tmp_path: Path, model_dir: Path) -> None:
     geometry = _oblique_geometry((3, 40, 36))
     io.write_image(tmp_path / "in" / "case_0000.nii.gz", _image(geometry.shape), geometry)
-    for window in ("slice", "sliding"):
+    for window in ("roi", "slice", "sliding"):
         written = predict_folder(tmp_path / "in", tmp_path / window, [model_dir], device="cpu", mirroring=False,
                                  window=window)
         label, out_geometry = io.read_label(written[0])

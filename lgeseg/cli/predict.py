@@ -20,9 +20,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="model folder; repeat (-m A -m B) to ensemble folds or seeds")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     parser.add_argument("--no-mirroring", action="store_true", help="skip flip test-time augmentation")
-    parser.add_argument("--mirror-whole-slices", action="store_true",
-                        help="run the flipped passes over whole slices (nnU-Net) instead of only around the "
-                             "ventricle the first pass found (default; about 2x faster on the CPU)")
     parser.add_argument("--save-probabilities", action="store_true",
                         help="also write <case>.npz with the class probabilities (K, z, y, x)")
     parser.add_argument("--postprocess", choices=("lcc", "lcc_per_label", "none"), default=None,
@@ -32,8 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--harmonize", default=None, metavar="SPEC",
                         help="'histogram' or 'cyclegan:GAN_DIR': harmonize images before predicting")
     parser.add_argument("--checkpoint", choices=("final", "best"), default="final", help="weights to use")
-    parser.add_argument("--sliding-window", action="store_true",
-                        help="Gaussian-weighted tiles of the plan's patch size (nnU-Net) instead of whole slices")
+    parser.add_argument("--window", choices=("roi", "sliding", "slice"), default="roi",
+                        help="roi (default): whole slices find the ventricle, training-patch tiles refine around it; "
+                             "sliding: training-patch tiles everywhere (nnU-Net, slowest); slice: whole slices only "
+                             "(fastest, less accurate when slices are larger than the training patch)")
+    parser.add_argument("--sliding-window", action="store_const", const="sliding", dest="window",
+                        help="same as --window sliding")
     parser.add_argument("--step", type=float, default=0.5, help="sliding-window stride, fraction of the patch")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -42,8 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                                  mirroring=not args.no_mirroring, save_probabilities=args.save_probabilities,
                                  postprocess=args.postprocess, overlays=args.overlays, overwrite=args.overwrite,
                                  harmonize=args.harmonize, checkpoint=args.checkpoint, step=args.step,
-                                 window="sliding" if args.sliding_window else "slice",
-                                 mirror_region="slice" if args.mirror_whole_slices else "roi")
+                                 window=args.window)
     except (FileNotFoundError, ValueError) as err:
         parser.exit(1, f"lgeseg_predict: error: {err}\n")
     print(f"wrote {len(written)} prediction(s) to {args.output}")

@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 #: Largest whole slice (pixels) predicted in one pass; bigger slices use sliding-window tiles.
 MAX_WHOLE_SLICE = 512 * 512
+#: Inference strategies (``predict_volume``'s ``window``).
+WINDOWS = ("roi", "sliding", "slice")
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -81,13 +83,12 @@ def _record(case_id: str, geometry: CaseGeometry, crop_box: Sequence[Sequence[in
 def inference_window(model: LoadedModel, slice_shape: Sequence[int], window: str) -> tuple[int, int]:
     """The (py, px) input size of one forward pass for slices of ``slice_shape`` (y, x) voxels.
 
-    ``window="slice"``: the whole slice, zero-padded up to the network's divisor, so each slice
-    takes one forward pass (the network is fully convolutional and validation during training
-    scores whole slices the same way); slices over ``MAX_WHOLE_SLICE`` pixels fall back to tiles.
-    ``window="sliding"``: nnU-Net's Gaussian-weighted tiles of the plan's patch size.
+    ``window="slice"`` (and the localizing pass of ``"roi"``): the whole slice, zero-padded up to the
+    network's divisor, so each slice takes one forward pass; slices over ``MAX_WHOLE_SLICE`` pixels
+    fall back to tiles. ``window="sliding"``: nnU-Net's Gaussian-weighted tiles of the plan's patch size.
     """
-    if window not in ("slice", "sliding"):
-        raise ValueError(f"window must be 'slice' or 'sliding', found {window!r}")
+    if window not in WINDOWS:
+        raise ValueError(f"window must be one of {', '.join(WINDOWS)}, found {window!r}")
     patch = tuple(int(v) for v in model.plan.patch_size)
     divisor = getattr(model.network, "divisor", (1, 1))
     whole = tuple(max(p, -(-int(n) // d) * d) for n, d, p in zip(slice_shape, divisor, patch, strict=True))
@@ -98,7 +99,7 @@ def inference_window(model: LoadedModel, slice_shape: Sequence[int], window: str
 
 def predict_volume(image: np.ndarray, geometry: CaseGeometry, models: Sequence[LoadedModel], mirroring: bool = True,
                    step: float = 0.5, batch_size: int | None = None, case_id: str = "case",
-                   window: str = "slice", mirror_region: str = "roi") -> np.ndarray:
+                   window: str = "roi") -> np.ndarray:
     """Class probabilities of one raw volume, averaged over ``models``.
 
     Args:
@@ -109,9 +110,9 @@ def predict_volume(image: np.ndarray, geometry: CaseGeometry, models: Sequence[L
         step: sliding-window stride as a fraction of the patch.
         batch_size: tiles per forward pass (None: a device default).
         case_id: used in log messages and the preprocessing record.
-        window: ``"slice"`` (whole slices, the default) or ``"sliding"`` (tiles); see ``inference_window``.
-        mirror_region: ``"roi"`` (flipped passes only around the found ventricle, the default) or
-            ``"slice"`` (whole slices, as nnU-Net); see ``sliding_window.predict_slices``.
+        window: ``"roi"`` (default: localize with whole slices, refine around the ventricle with
+            training-patch tiles), ``"sliding"`` (nnU-Net: training-patch tiles everywhere) or
+            ``"slice"`` (whole slices only, fastest); see ``sliding_window.predict_slices``.
 
     Returns:
         float32 (K, Z, Y, X) probabilities on the raw grid (background 1 outside the crop box).
@@ -124,9 +125,9 @@ def predict_volume(image: np.ndarray, geometry: CaseGeometry, models: Sequence[L
     total: np.ndarray | None = None
     for model in models:
         size = inference_window(model, image_pp.shape[2:], window)
+        roi_patch = model.plan.patch_size if window == "roi" else None
         probabilities = predict_slices(model.network, tensor, size, step=step, mirroring=mirroring,
-                                       batch_size=batch_size, mirror_region=mirror_region,
-                                       roi_min_size=model.plan.patch_size)
+                                       batch_size=batch_size, roi_patch=roi_patch)
         total = probabilities if total is None else total + probabilities
     assert total is not None  # models is never empty (load_models)
     if len(models) > 1:
@@ -169,7 +170,7 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
                    device: str | torch.device | None = None, mirroring: bool = True, save_probabilities: bool = False,
                    postprocess: str | None = None, overlays: bool = False, overwrite: bool = False,
                    harmonize: str | None = None, checkpoint: str = "final", step: float = 0.5,
-                   batch_size: int | None = None, window: str = "slice", mirror_region: str = "roi") -> list[Path]:
+                   batch_size: int | None = None, window: str = "roi") -> list[Path]:
     """Segment every image of ``input_dir`` and write ``output_dir/<case>.nii.gz`` on the input's exact grid.
 
     Args:
@@ -178,7 +179,7 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
         output_dir: destination; must not be ``input_dir`` or inside it.
         model_dirs: one model folder, or several (folds, seeds) to ensemble by averaging probabilities.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ... (None: CUDA when available).
-        mirroring: in-plane flip test-time augmentation (4 passes; see ``mirror_region``).
+        mirroring: in-plane flip test-time augmentation (4 passes per tile).
         save_probabilities: also write ``<case>.npz`` with ``probabilities`` float32 (K, Z, Y, X).
         postprocess: ``"lcc"``, ``"lcc_per_label"`` or ``"none"``; None applies the first model's choice
             from ``model.json``.
@@ -188,9 +189,7 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
         checkpoint: ``"final"`` (falls back to best, then latest) or ``"best"``.
         step: sliding-window stride as a fraction of the patch.
         batch_size: tiles per forward pass (None: a device default).
-        window: ``"slice"`` (one pass per whole slice, default) or ``"sliding"`` (nnU-Net's tiles).
-        mirror_region: ``"roi"`` (default): the three flipped passes cover only the box around the
-            foreground of the identity pass (about 2x faster on the CPU); ``"slice"``: whole slices.
+        window: ``"roi"`` (default), ``"sliding"`` (nnU-Net) or ``"slice"`` (fastest); see ``predict_volume``.
 
     Returns:
         The label maps written, in case order (skipped cases are not included). Raises
@@ -198,8 +197,8 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
         unreadable input or channel mismatch; all inputs are checked before the first prediction.
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
-    if mirror_region not in ("roi", "slice"):
-        raise ValueError(f"mirror_region must be 'roi' or 'slice', found {mirror_region!r}")
+    if window not in WINDOWS:
+        raise ValueError(f"window must be one of {', '.join(WINDOWS)}, found {window!r}")
     check_folders(input_dir, output_dir)
     if postprocess is not None:
         apply_postprocessing(np.zeros((1, 1, 1), np.uint8), postprocess)  # names the valid choices if unknown
@@ -218,8 +217,7 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
         image, geometry = read_case(case)
         if harmonize:
             image = _harmonize(image, geometry, harmonize, models[0].model_dir)
-        probabilities = predict_volume(image, geometry, models, mirroring, step, batch_size, case.case_id, window,
-                                       mirror_region)
+        probabilities = predict_volume(image, geometry, models, mirroring, step, batch_size, case.case_id, window)
         segmentation = apply_postprocessing(lookup[np.argmax(probabilities, axis=0)], variant)
         target = output_dir / f"{case.case_id}.nii.gz"
         io.write_label(target, segmentation, geometries[case.case_id])

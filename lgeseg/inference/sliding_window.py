@@ -4,9 +4,9 @@ Every slice of a (C, z, y, x) volume is covered by the same grid of (py, px) til
 ``1 - step`` of the patch. The tiles of *all* slices are batched together through the network; each
 tile's logits are weighted by a Gaussian that favours the tile centre (where the network sees the
 most context) and the weighted sum is divided by the summed weights. Mirroring test-time
-augmentation averages the logits of the identity, y-flip, x-flip and yx-flip passes, over whole
-slices or (``mirror_region="roi"``) only around the foreground the identity pass found. Slices smaller
-than the patch are zero-padded (centred) and cropped back afterwards.
+augmentation averages the logits of the identity, y-flip, x-flip and yx-flip passes. With
+``roi_patch`` a first whole-slice pass localizes the ventricle and training-patch tiles refine the box
+around it. Slices smaller than the patch are zero-padded (centred) and cropped back afterwards.
 """
 
 from __future__ import annotations
@@ -179,26 +179,25 @@ def foreground_box(logits: torch.Tensor, minimum: Sequence[int], divisor: Sequen
 @torch.inference_mode()
 def predict_slices(network: nn.Module, image: torch.Tensor, patch_size: Sequence[int], step: float = 0.5,
                    mirroring: bool = True, batch_size: int | None = None,
-                   device: str | torch.device | None = None, mirror_region: str = "slice",
-                   roi_min_size: Sequence[int] | None = None) -> np.ndarray:
+                   device: str | torch.device | None = None, roi_patch: Sequence[int] | None = None) -> np.ndarray:
     """Class probabilities of every voxel of a volume, predicted slice by slice.
 
     Args:
         network: 2D network in eval mode mapping (B, C, py, px) to logits (B, K, py, px) (or a list
             whose first entry is those logits); already on ``device``.
         image: (C, z, y, x) float32 tensor, preprocessed (normalized, at the model's spacing).
-        patch_size: (py, px) voxels, the network's input size (the whole padded slice, or the tile size).
-        step: tile stride as a fraction of the patch (0.5: tiles overlap by half).
+        patch_size: (py, px) voxels, the network's input size: the whole padded slice, or the tile size.
+        step: tile stride as a fraction of the tile (0.5: tiles overlap by half).
         mirroring: average over in-plane flips (4 forward passes per tile).
         batch_size: tiles per forward pass (None: ``default_batch_size``).
         device: where the network runs (None: the network's device).
-        mirror_region: ``"slice"``: the flipped passes cover whole slices (nnU-Net). ``"roi"``: the
-            identity pass covers whole slices, the three flipped passes only the box around its
-            foreground (``foreground_box``, at least ``roi_min_size``); elsewhere the identity logits
-            stand. About half the cost of whole-slice mirroring on the CPU; labels and Dice of the
-            two compared in docs/PERFORMANCE.md.
-        roi_min_size: (my, mx) smallest mirrored box, voxels (None: ``patch_size``); pass the training
-            patch. Must be a multiple of the network's ``divisor`` for whole-box passes.
+        roi_patch: (ry, rx) voxels, the training patch; turns on *localize, then refine*: one unmirrored
+            pass with ``patch_size`` windows finds the ventricle, then Gaussian-weighted tiles of
+            ``roi_patch`` (with the flips when ``mirroring``) cover the box around everything it
+            found (``foreground_box``) and replace its logits there. The network sees inputs like
+            its training patches where it matters, at a fraction of the cost of tiling whole slices.
+            When nothing is found the tiles cover the whole slices (nnU-Net's sliding window). None,
+            or a ``roi_patch`` as large as the slices: plain passes with ``patch_size`` windows.
 
     Returns:
         float32 NumPy array (K, z, y, x): softmax of the (Gaussian-weighted, flip-averaged) logits.
@@ -209,8 +208,6 @@ def predict_slices(network: nn.Module, image: torch.Tensor, patch_size: Sequence
     """
     if image.ndim != 4:
         raise ValueError(f"predict_slices: expected image (C, z, y, x), found shape {tuple(image.shape)}")
-    if mirror_region not in ("slice", "roi"):
-        raise ValueError(f"mirror_region must be 'slice' or 'roi', found {mirror_region!r}")
     device = torch.device(device) if device is not None else next(network.parameters()).device
     py, px = (int(v) for v in patch_size)
     _, nz, ny, nx = image.shape
@@ -220,19 +217,17 @@ def predict_slices(network: nn.Module, image: torch.Tensor, patch_size: Sequence
         slices = torch.nn.functional.pad(slices, (x0, x1, y0, y1))
     slices = slices.contiguous(memory_format=torch.channels_last)
     batch_size = batch_size or default_batch_size(device)
-    if not mirroring or mirror_region == "slice":
-        logits = _slice_logits(network, slices, (py, px), step, MIRROR_AXES if mirroring else ((),), batch_size)
+    flips = MIRROR_AXES if mirroring else ((),)
+    if roi_patch is None or all(int(r) >= n for r, n in zip(roi_patch, slices.shape[2:], strict=True)):
+        logits = _slice_logits(network, slices, (py, px), step, flips, batch_size)
     else:
         logits = _slice_logits(network, slices, (py, px), step, ((),), batch_size)
-        divisor = getattr(network, "divisor", (1, 1))
-        box = foreground_box(logits, roi_min_size or (py, px), divisor)
-        if box is None:  # nothing found: mirror everything, the flips may still find it
+        box = foreground_box(logits, roi_patch, getattr(network, "divisor", (1, 1)))
+        if box is None:  # nothing found: nnU-Net's sliding window over the whole slices
             box = (slice(0, slices.shape[2]), slice(0, slices.shape[3]))
         region = slices[:, :, box[0], box[1]]
-        window = tuple(min(p, n) for p, n in zip((py, px), region.shape[2:], strict=True))
-        flipped = _slice_logits(network, region, window, step, MIRROR_AXES[1:], batch_size)
-        logits[:, :, box[0], box[1]] += flipped * (len(MIRROR_AXES) - 1)
-        logits[:, :, box[0], box[1]] /= len(MIRROR_AXES)
+        window = tuple(min(int(r), n) for r, n in zip(roi_patch, region.shape[2:], strict=True))
+        logits[:, :, box[0], box[1]] = _slice_logits(network, region, window, step, flips, batch_size)
     logits = logits[:, :, y0:y0 + ny, x0:x0 + nx]
     probabilities = torch.softmax(logits, dim=1).permute(1, 0, 2, 3)  # (K, z, y, x)
     return probabilities.contiguous().cpu().numpy()
