@@ -34,13 +34,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Prediction speed"
 
 
-def make_model(model_dir: Path, spacing: tuple[float, float, float], preset: str = "default") -> str:
-    """Write a model folder with the ``preset`` planner preset's network; returns a description of it.
+def make_model(model_dir: Path, spacing: tuple[float, float, float], preset: str = "default") -> None:
+    """Write a model folder with the ``preset`` planner preset's untrained network (``describe_model`` says which).
 
     ``default``: 32 ... 512 features for a 256 x 256 patch (what a GPU plan gives);
     ``cpu``: the CPU-only preset's 16 ... 256 features for its 128 x 128 patch.
     """
-    from lgeseg.network import build_unet, count_parameters
+    from lgeseg.network import build_unet
     from lgeseg.planning.presets import get_preset
     from lgeseg.planning.topology import plan_topology
     from lgeseg.records import LABELS, NormalizationConfig, Plan
@@ -55,10 +55,7 @@ def make_model(model_dir: Path, spacing: tuple[float, float, float], preset: str
     info = ModelInfo(lgeseg_version="bench", labels=dict(LABELS), channel_names={"0": "LGE"}, recipe={},
                      augmentation="none", datasets=("bench",), postprocessing="lcc")
     write_model_metadata(model_dir, plan, info)
-    network = build_unet(topology, seed=0)
-    save_checkpoint(model_dir / "checkpoint_final.pt", {"network": network.state_dict()})
-    return (f"`{preset}` preset: features {topology.features_per_stage}, "
-            f"{count_parameters(network) / 1e6:.2f} M parameters")
+    save_checkpoint(model_dir / "checkpoint_final.pt", {"network": build_unet(topology, seed=0).state_dict()})
 
 
 def _pad_or_crop(volume: np.ndarray, size: int, fill: float) -> np.ndarray:
@@ -136,7 +133,7 @@ def time_command(command: list[str], threads: int, repeats: int) -> list[float]:
 
 
 #: Settings: row label -> extra ``lgeseg_predict`` arguments.
-MIRRORING = {
+SETTINGS = {
     "roi (default), no mirroring": ["--no-mirroring"],
     "roi (default), mirroring": [],
     "sliding window (nnU-Net), no mirroring": ["--window", "sliding", "--no-mirroring"],
@@ -206,7 +203,7 @@ def run(repeats: int, threads: int, output_md: Path | None, slices: int = 12, mo
     def measure(name: str, model_dir: Path, input_dir: Path, settings: list[str], per_case: int = 1) -> None:
         for device, label in devices:
             for setting in settings:
-                command = predict_command(input_dir, Path(tmp) / "out", model_dir, device, MIRRORING[setting])
+                command = predict_command(input_dir, Path(tmp) / "out", model_dir, device, SETTINGS[setting])
                 times = [t / per_case for t in time_command(command, threads, repeats)]
                 rows.append((f"{name}, {setting}", label, times))
                 print(f"{rows[-1][0]:<90} {label:<16} median {statistics.median(times):.2f} s  {times}", flush=True)
@@ -219,7 +216,7 @@ def run(repeats: int, threads: int, output_md: Path | None, slices: int = 12, mo
         rows.append(("start-up only (import of the CLI)", f"cpu, {threads} threads", startup))
         if model is not None:
             networks.append(f"trained: {describe_model(model)}")
-            measure("trained model, one case", model, tmp_path / "one", list(MIRRORING))
+            measure("trained model, one case", model, tmp_path / "one", list(SETTINGS))
             measure(f"trained model, per case of a {folder_cases}-case folder", model, tmp_path / "folder",
                     ["roi (default), no mirroring", "roi (default), mirroring"], per_case=folder_cases)
             make_cases(tmp_path / "native", spacing[1:], folder_cases, None)

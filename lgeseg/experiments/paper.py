@@ -15,8 +15,8 @@ every model is scored on held-out test cases of each center it is meant for:
 
 Data: the embedded synthetic centers (``synth.generate_multicenter``; training and test cases from
 different seeds), or real raw datasets, one folder per center, given as ``raw_dir`` and ``test_dir``
-with the same center names. Each step is the same library function its CLI runs; finished models,
-GANs and predictions are reused when the run is repeated (delete a folder to redo it). Writes
+with the same center names. Each step is the same library function its CLI runs; finished models
+and GANs are reused when the run is repeated (delete a folder to redo it), predictions are redone. Writes
 ``OUT/results.json`` and ``OUT/table.md``.
 """
 
@@ -33,15 +33,15 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-#: Column name -> (experiment, short description) in table order.
-COLUMNS: dict[str, tuple[int, str]] = {
-    "no_augmentation": (1, "1: no augmentation"),
-    "spatial": (1, "1: spatial"),
-    "spatial_intensity": (1, "1: spatial + intensity"),
-    "histogram": (2, "2: histogram matching"),
-    "cyclegan": (2, "2: CycleGAN"),
-    "transfer": (3, "3: transfer learning"),
-    "multi_center": (4, "4: multi-center"),
+#: Column name -> table header ("experiment: setting"), in table order.
+COLUMNS: dict[str, str] = {
+    "no_augmentation": "1: no augmentation",
+    "spatial": "1: spatial",
+    "spatial_intensity": "1: spatial + intensity",
+    "histogram": "2: histogram matching",
+    "cyclegan": "2: CycleGAN",
+    "transfer": "3: transfer learning",
+    "multi_center": "4: multi-center",
 }
 AUGMENTATION_OF = {"no_augmentation": "none", "spatial": "spatial", "spatial_intensity": "spatial_intensity"}
 
@@ -195,7 +195,7 @@ class _Run:
         predictions = self.out / "predictions" / column / center
         test = self.test_raw[center]
         self.timed(f"predict {column} {center}", predict_folder, test / "imagesTr", predictions, [model],
-                   device=self.device, mirroring=self.config.mirroring, harmonize=harmonize)
+                   device=self.device, mirroring=self.config.mirroring, harmonize=harmonize, overwrite=True)
         summary = evaluate_folders(predictions, test, self.out / "metrics" / column / center)
         dice = {name: stats["dice"]["mean"] for name, stats in summary["structures"].items()}
         self.results.setdefault(column, {})[center] = dice
@@ -309,7 +309,7 @@ def format_table(results: dict[str, Any], train_center: str) -> str:
     columns = [c for c in COLUMNS if c in dice]
     centers = sorted({center for column in dice.values() for center in column},
                      key=lambda c: (c != train_center, c))
-    lines = ["| test center | " + " | ".join(COLUMNS[c][1] for c in columns) + " |",
+    lines = ["| test center | " + " | ".join(COLUMNS[c] for c in columns) + " |",
              "| --- |" + " --- |" * len(columns)]
     for center in centers:
         cells = []
