@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
+import SimpleITK as sitk
 from tqdm import tqdm
 
 from lgeseg import io
@@ -32,7 +32,19 @@ logger = logging.getLogger(__name__)
 #: Variants from simplest to most aggressive; ties in ``select_postprocessing`` go to the earlier one.
 POSTPROCESSING_VARIANTS: tuple[str, ...] = ("none", "lcc", "lcc_per_label")
 
-_FULL_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
+
+def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """Connected components (full connectivity: 26 neighbours in 3D, 8 in 2D) of a boolean ``mask``.
+
+    Returns (labels, count): int32 array of ``mask``'s shape, 0 outside the mask and 1..count numbered in
+    scan order (last axis fastest) of each component's first voxel. Uses SimpleITK (already loaded to read
+    images), which keeps SciPy's import out of ``lgeseg_predict``'s start-up.
+    """
+    mask = np.asarray(mask, dtype=np.uint8)
+    image = sitk.GetImageFromArray(mask)
+    components = sitk.ConnectedComponent(image, True)
+    labels = sitk.GetArrayFromImage(components).astype(np.int32, copy=False)
+    return labels, int(labels.max()) if labels.size else 0
 
 
 def largest_component_mask(mask: np.ndarray) -> np.ndarray:
@@ -40,7 +52,7 @@ def largest_component_mask(mask: np.ndarray) -> np.ndarray:
 
     Ties go to the component met first in (z, y, x) scan order. An empty mask gives an empty mask.
     """
-    components, count = ndimage.label(mask, structure=_FULL_CONNECTIVITY)
+    components, count = label_components(mask)
     if count <= 1:
         return components > 0
     sizes = np.bincount(components.ravel(), minlength=count + 1)

@@ -11,7 +11,13 @@ import torch
 from lgeseg import io
 from lgeseg.cli.predict import main as predict_main
 from lgeseg.inference import predict_folder, predict_slices
-from lgeseg.inference.sliding_window import foreground_box, prepare_for_inference
+from lgeseg.inference.sliding_window import (
+    foreground_box,
+    localization_slices,
+    prepare_for_inference,
+    refine_window,
+    ventricle_foreground,
+)
 from lgeseg.network import build_unet
 from lgeseg.records import LABELS, CaseGeometry, NetworkTopology, NormalizationConfig, Plan
 from lgeseg.training import ModelInfo, save_checkpoint, write_model_metadata
@@ -79,38 +85,57 @@ def _flip_sensitive_network() -> torch.nn.Module:
     return network.eval()
 
 
-def _bright_square_image() -> torch.Tensor:
+def _bright_square_image(foreground_slices: slice = slice(1, 2)) -> torch.Tensor:
     image = torch.randn(1, 3, 64, 80, generator=torch.Generator().manual_seed(0)) * 0.1
-    image[:, 1, 20:30, 40:50] += 4.0  # foreground in slice 1 only
+    image[:, foreground_slices, 20:30, 40:50] += 4.0  # foreground in slice 1 only by default
     return image
 
 
 def test_foreground_box_covers_the_foreground_with_a_margin_and_fits_the_network() -> None:
-    logits = torch.zeros(3, 3, 64, 80)
-    logits[:, 0] = 1.0
-    logits[1, 1, 20:30, 40:52] = 5.0
-    ys, xs = foreground_box(logits, minimum=(16, 16), divisor=(8, 8))
+    foreground = np.zeros((3, 64, 80), bool)
+    foreground[1, 20:30, 40:52] = True
+    ys, xs = foreground_box(foreground, minimum=(16, 16), divisor=(8, 8))
     assert ys.start <= 20 - 2 and ys.stop >= 30 + 2 and xs.start <= 40 - 2 and xs.stop >= 52 + 2
     assert (ys.stop - ys.start) % 8 == 0 and (xs.stop - xs.start) % 8 == 0
     assert 0 <= ys.start and ys.stop <= 64 and 0 <= xs.start and xs.stop <= 80
-    big_ys, big_xs = foreground_box(logits, minimum=(48, 48), divisor=(8, 8))
+    big_ys, big_xs = foreground_box(foreground, minimum=(48, 48), divisor=(8, 8))
     assert big_ys.stop - big_ys.start == 48 and big_xs.stop - big_xs.start == 48  # never below the minimum
-    logits[:, 1] = 0.0
-    assert foreground_box(logits, minimum=(16, 16), divisor=(8, 8)) is None
+    assert foreground_box(np.zeros_like(foreground), minimum=(16, 16), divisor=(8, 8)) is None
+
+
+def test_localizing_pass_ignores_small_islands_in_air_and_skips_at_most_every_other_slice() -> None:
+    labels = np.zeros((5, 64, 64), np.uint8)
+    labels[1:4, 20:40, 20:40] = 1  # the ventricle over three slices
+    labels[2, 60:62, 1:3] = 2  # a false positive in the air: would stretch the box across the slice
+    kept = ventricle_foreground(labels)
+    assert kept[1:4, 20:40, 20:40].all() and not kept[2, 60:62, 1:3].any()
+    ys, xs = foreground_box(kept, minimum=(16, 16), divisor=(1, 1))
+    assert ys.stop <= 44 and xs.start >= 16
+    assert not ventricle_foreground(np.zeros((2, 4, 4), np.uint8)).any()
+    assert len(localization_slices(12)) == 7  # about half the slices: the localizing pass costs half
+    for count in (1, 2, 3, 12, 13):
+        chosen = localization_slices(count)
+        assert chosen[0] == 0 and chosen[-1] == count - 1 and max(np.diff(chosen), default=1) <= 2
+
+
+def test_refining_window_is_the_box_unless_it_is_much_larger_than_the_training_patch() -> None:
+    assert refine_window((144, 128), (128, 128)) == (144, 128)  # one window: cheaper than 2 tiles
+    assert refine_window((240, 128), (128, 128)) == (128, 128)  # tiles of the training patch
+    assert refine_window((240, 96), (128, 128)) == (128, 96)
 
 
 def test_roi_refinement_equals_the_whole_slice_result_around_the_foreground() -> None:
-    network, image = _flip_sensitive_network(), _bright_square_image()
+    network, image = _flip_sensitive_network(), _bright_square_image(slice(1, 3))  # the localizer skips slice 1
     whole = predict_slices(network, image, (64, 80), mirroring=True)
     roi = predict_slices(network, image, (64, 80), mirroring=True, roi_patch=(16, 16))
     plain = predict_slices(network, image, (64, 80), mirroring=False)
-    ys, xs = foreground_box(torch.from_numpy(np.log(plain)).permute(1, 0, 2, 3), (16, 16), (1, 1))
-    assert (ys.stop - ys.start, xs.stop - xs.start) == (16, 16)  # one training-patch tile covers the box
+    ys, xs = foreground_box(ventricle_foreground(plain.argmax(0)), (16, 16), (1, 1))
+    assert (ys.stop - ys.start, xs.stop - xs.start) == (16, 16)  # one training-patch window covers the box
     inner = (slice(None), slice(None), slice(ys.start + 1, ys.stop - 1), slice(xs.start + 1, xs.stop - 1))
     np.testing.assert_allclose(roi[inner], whole[inner], atol=1e-5)  # the crop changes only its 1-voxel rim
     outside = np.ones(plain.shape[2:], bool)
     outside[ys, xs] = False
-    np.testing.assert_allclose(roi[:, :, outside], plain[:, :, outside], atol=1e-6)  # localizing pass only
+    assert (roi[0][:, outside] > 0.999).all()  # background outside the box
     assert not np.allclose(roi[inner], plain[inner], atol=1e-3)  # the flipped passes did contribute
     assert (roi.argmax(0) == whole.argmax(0)).all()
 

@@ -9,7 +9,12 @@ import pytest
 
 from lgeseg import io
 from lgeseg.cli.postprocess import main as postprocess_main
-from lgeseg.postprocessing import keep_largest_component, select_postprocessing
+from lgeseg.postprocessing import (
+    keep_largest_component,
+    label_components,
+    largest_component_mask,
+    select_postprocessing,
+)
 from lgeseg.records import CaseGeometry
 
 
@@ -35,6 +40,18 @@ def test_distant_island_is_removed_and_ventricle_kept() -> None:
     np.testing.assert_array_equal(result, truth)
     assert result.dtype == np.uint8
     assert noisy[2, 2, 2] == 2, "input must not be modified"
+
+
+def test_components_touching_at_a_corner_are_one_and_ties_go_to_the_first_in_scan_order() -> None:
+    mask = np.zeros((3, 6, 6), bool)
+    mask[0, 0, 0] = mask[1, 1, 1] = True  # corner contact across slices: one component
+    mask[2, 4:6, 4] = True  # two voxels, as many as the first component
+    labels, count = label_components(mask)
+    assert count == 2 and labels[0, 0, 0] == labels[1, 1, 1] == 1 and (labels[2, 4:6, 4] == 2).all()
+    assert (labels[~mask] == 0).all()
+    kept = largest_component_mask(mask)
+    assert kept[0, 0, 0] and kept[1, 1, 1] and not kept[2].any()
+    assert label_components(np.zeros((2, 3, 3), bool))[1] == 0
 
 
 def test_per_label_removes_label_fragment_inside_the_ventricle() -> None:

@@ -140,6 +140,43 @@ def _slice_logits(network: nn.Module, slices: torch.Tensor, window: Sequence[int
     return logits if single_tile else logits / weights
 
 
+#: The localizing pass of the ``roi`` window predicts every ``LOCALIZE_STRIDE``-th slice (first and last included).
+LOCALIZE_STRIDE = 2
+#: Foreground components of the localizing pass smaller than this fraction of the largest are left out of the box.
+MIN_COMPONENT_FRACTION = 0.1
+#: The refining pass covers the box with one window while each side is at most this many training patches long;
+#: larger boxes are covered by Gaussian-weighted training-patch tiles.
+SINGLE_WINDOW_LIMIT = 1.5
+#: Background logit (others 0) where the ``roi`` window predicts nothing: probability of background ~1 - 1e-13.
+_BACKGROUND_LOGIT = 30.0
+
+
+def localization_slices(num_slices: int, stride: int = LOCALIZE_STRIDE) -> list[int]:
+    """Indices of the slices the localizing pass predicts: evenly spread, gaps at most ``stride``, ends included."""
+    if num_slices <= 2:
+        return list(range(num_slices))
+    count = math.ceil((num_slices - 1) / stride) + 1
+    return sorted({int(round(v)) for v in np.linspace(0, num_slices - 1, count)})
+
+
+def ventricle_foreground(labels: np.ndarray, min_fraction: float = MIN_COMPONENT_FRACTION) -> np.ndarray:
+    """Foreground of a (z, y, x) class-index map, without the small components that whole-slice passes produce in air.
+
+    Keeps every 3D connected component (26-connectivity) of ``labels != 0`` with at least ``min_fraction``
+    of the largest one's voxels. Returns a bool array of the same shape (all False without foreground).
+    """
+    from lgeseg.postprocessing import label_components
+
+    components, count = label_components(labels != 0)
+    if count == 0:
+        return np.zeros(labels.shape, bool)
+    sizes = np.bincount(components.ravel())
+    sizes[0] = 0
+    keep = sizes >= min_fraction * sizes.max()
+    keep[0] = False
+    return keep[components]
+
+
 def _span(low: int, high: int, size: int, minimum: int, margin: int, divisor: int) -> tuple[int, int]:
     """[start, stop) along one axis of length ``size``: ``[low, high)`` widened by ``margin`` on each side,
     to at least ``minimum``, rounded up to a multiple of ``divisor`` and shifted to lie inside the axis."""
@@ -149,31 +186,60 @@ def _span(low: int, high: int, size: int, minimum: int, margin: int, divisor: in
     return start, start + length
 
 
-def foreground_box(logits: torch.Tensor, minimum: Sequence[int], divisor: Sequence[int],
+def foreground_box(foreground: np.ndarray, minimum: Sequence[int], divisor: Sequence[int],
                    margin_fraction: float = 0.125) -> tuple[slice, slice] | None:
-    """The in-plane region worth mirroring: where any slice's argmax is not background, plus a margin.
+    """The in-plane region to refine: where any slice has foreground, plus a margin.
 
     Args:
-        logits: (z, K, y, x) logits; class 0 is background.
+        foreground: (z, y, x) bool, e.g. ``ventricle_foreground`` of the localizing pass.
         minimum: (my, mx) smallest region, voxels (the training patch, so the network sees as much context
             as in training).
         divisor: (dy, dx); the region's size is a multiple of these (a valid network input).
         margin_fraction: margin on each side, as a fraction of ``minimum``.
 
     Returns:
-        (y slice, x slice) into the last two axes of ``logits``, or None when nothing is foreground.
+        (y slice, x slice) into the last two axes, or None when nothing is foreground.
     """
-    foreground = (logits.argmax(dim=1) != 0).any(dim=0)  # (y, x)
-    if not bool(foreground.any()):
+    plane = np.asarray(foreground, bool).any(axis=0)  # (y, x)
+    if not plane.any():
         return None
     box = []
     for axis, (lowest, dim) in enumerate(zip(minimum, divisor, strict=True)):
-        hits = torch.nonzero(foreground.any(dim=1 - axis)).flatten()
-        size = foreground.shape[axis]
+        hits = np.flatnonzero(plane.any(axis=1 - axis))
+        size = plane.shape[axis]
         start, stop = _span(int(hits[0]), int(hits[-1]) + 1, size, min(int(lowest), size),
                             int(round(lowest * margin_fraction)), int(dim))
         box.append(slice(start, stop))
     return box[0], box[1]
+
+
+def refine_window(region: Sequence[int], patch: Sequence[int], limit: float = SINGLE_WINDOW_LIMIT) -> tuple[int, int]:
+    """(wy, wx) window of the refining pass over a ``region`` (y, x) box, voxels.
+
+    The whole region in one window while each side is at most ``limit`` training patches (a box around the
+    ventricle looks like a training patch to the network, and one window costs far less than overlapping
+    tiles); otherwise training-patch tiles (or the region's side where it is smaller).
+    """
+    if all(n <= limit * p for n, p in zip(region, patch, strict=True)):
+        return int(region[0]), int(region[1])
+    return min(int(patch[0]), int(region[0])), min(int(patch[1]), int(region[1]))
+
+
+def _localize_and_refine(network: nn.Module, slices: torch.Tensor, window: Sequence[int], step: float,
+                         flips: Sequence[tuple[int, ...]], batch_size: int, roi_patch: Sequence[int]) -> torch.Tensor:
+    """Logits (z, K, y, x) of the ``roi`` window (see ``predict_slices``); background-certain outside the box."""
+    chosen = localization_slices(slices.shape[0])
+    coarse = _slice_logits(network, slices[chosen], window, step, ((),), batch_size)
+    foreground = ventricle_foreground(coarse.argmax(dim=1).cpu().numpy())
+    box = foreground_box(foreground, roi_patch, getattr(network, "divisor", (1, 1)))
+    if box is None:  # nothing found: nnU-Net's sliding window over the whole slices
+        box = (slice(0, slices.shape[2]), slice(0, slices.shape[3]))
+    region = slices[:, :, box[0], box[1]]
+    refined = _slice_logits(network, region, refine_window(region.shape[2:], roi_patch), step, flips, batch_size)
+    logits = torch.zeros((slices.shape[0], refined.shape[1], *slices.shape[2:]), device=slices.device)
+    logits[:, 0] = _BACKGROUND_LOGIT
+    logits[:, :, box[0], box[1]] = refined
+    return logits
 
 
 @torch.inference_mode()
@@ -221,13 +287,7 @@ def predict_slices(network: nn.Module, image: torch.Tensor, patch_size: Sequence
     if roi_patch is None or all(int(r) >= n for r, n in zip(roi_patch, slices.shape[2:], strict=True)):
         logits = _slice_logits(network, slices, (py, px), step, flips, batch_size)
     else:
-        logits = _slice_logits(network, slices, (py, px), step, ((),), batch_size)
-        box = foreground_box(logits, roi_patch, getattr(network, "divisor", (1, 1)))
-        if box is None:  # nothing found: nnU-Net's sliding window over the whole slices
-            box = (slice(0, slices.shape[2]), slice(0, slices.shape[3]))
-        region = slices[:, :, box[0], box[1]]
-        window = tuple(min(int(r), n) for r, n in zip(roi_patch, region.shape[2:], strict=True))
-        logits[:, :, box[0], box[1]] = _slice_logits(network, region, window, step, flips, batch_size)
+        logits = _localize_and_refine(network, slices, (py, px), step, flips, batch_size, roi_patch)
     logits = logits[:, :, y0:y0 + ny, x0:x0 + nx]
     probabilities = torch.softmax(logits, dim=1).permute(1, 0, 2, 3)  # (K, z, y, x)
     return probabilities.contiguous().cpu().numpy()

@@ -11,9 +11,12 @@ faster than dense products and ~10x faster than ``ndimage.zoom``. z is never res
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import ndimage, sparse
+
+if TYPE_CHECKING:  # SciPy is imported when first needed: lgeseg_predict starts faster on cases it need not resample
+    from scipy import sparse
 
 #: Interpolation weights smaller than this are dropped from the sparse matrices.
 WEIGHT_TOLERANCE: float = 1e-7
@@ -27,6 +30,8 @@ def interpolation_matrix(old: int, new: int, order: int) -> sparse.csr_matrix:
     """
     if order not in (0, 1, 3):
         raise ValueError(f"interpolation order must be 0, 1 or 3, found {order}")
+    from scipy import ndimage, sparse
+
     eye = np.eye(old, dtype=np.float64)
     matrix = ndimage.zoom(eye, (new / old, 1.0), order=order, mode="nearest", grid_mode=True)
     if matrix.shape[0] != new:  # zoom rounds the output size; keep the size we asked for
