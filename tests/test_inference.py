@@ -192,6 +192,23 @@ def test_output_inside_input_is_refused_and_existing_outputs_are_skipped(tmp_pat
     assert len(predict_folder(tmp_path / "in", tmp_path / "out", [model_dir], device="cpu", overwrite=True)) == 1
 
 
+def test_predict_command_exits_fast_with_its_outputs_written_and_its_exit_code(tmp_path: Path, model_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    geometry = _oblique_geometry((2, 30, 30))
+    io.write_image(tmp_path / "in" / "c_0000.nii.gz", _image(geometry.shape), geometry)
+    entry = "from lgeseg.cli.predict import console_main; console_main()"  # what the lgeseg_predict command runs
+    args = ["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(model_dir), "--device", "cpu"]
+    done = subprocess.run([sys.executable, "-c", entry, *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "wrote 1 prediction(s)" in done.stdout  # stdout flushed before the fast exit
+    assert io.read_label(tmp_path / "out" / "c.nii.gz")[0].shape == geometry.shape
+    failed = subprocess.run([sys.executable, "-c", entry, *args[:4], "-m", str(tmp_path / "nowhere")],
+                            capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1 and "nowhere" in failed.stderr
+
+
 def test_bad_inputs_and_models_give_one_message_naming_the_file(tmp_path: Path, model_dir: Path) -> None:
     geometry = _oblique_geometry((2, 30, 30))
     io.write_image(tmp_path / "two" / "c_0000.nii.gz", _image(geometry.shape), geometry)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from lgeseg.cli import exit_without_teardown
 from lgeseg.inference import predict_folder
 
 
@@ -48,3 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(1, f"lgeseg_predict: error: {err}\n")
     print(f"wrote {len(written)} prediction(s) to {args.output}")
     return 0
+
+
+def console_main() -> None:
+    """Entry point of the ``lgeseg_predict`` command: ``main()`` without the interpreter's slow teardown."""
+    exit_without_teardown(main)
