@@ -205,13 +205,17 @@ def write_section(path: Path, text: str) -> None:
 
 
 def describe_model(model_dir: Path) -> str:
-    """Preset, feature widths and parameter count of a model folder's network, one phrase."""
+    """Preset, feature widths, parameter count and (for a trained model) training data and length, one phrase."""
     from lgeseg.network import build_unet, count_parameters
     from lgeseg.training.model_folder import read_model_metadata
 
-    plan, _ = read_model_metadata(model_dir)
+    plan, info = read_model_metadata(model_dir)
     million = count_parameters(build_unet(plan.topology)) / 1e6
-    return f"`{plan.preset}` preset, features {plan.topology.features_per_stage}, {million:.2f} M parameters"
+    text = f"`{plan.preset}` preset, features {plan.topology.features_per_stage}, {million:.2f} M parameters"
+    if info.recipe.get("epochs") and info.datasets != ("bench",):
+        text += (f", trained on {', '.join(info.datasets)} for {info.recipe['epochs']} epochs x "
+                 f"{info.recipe.get('iterations_per_epoch')} iterations of {info.recipe.get('batch_size')} slices")
+    return text
 
 
 def run(repeats: int, threads: int, output_md: Path | None, slices: int = 12, model: Path | None = None,
@@ -237,7 +241,7 @@ def run(repeats: int, threads: int, output_md: Path | None, slices: int = 12, mo
         tmp_path = Path(tmp)
         make_cases(tmp_path / "one", spacing[1:], 1, slices)
         make_cases(tmp_path / "folder", spacing[1:], folder_cases, slices)
-        startup = time_command([sys.executable, "-c", "import lgeseg.cli.predict"], threads, repeats)
+        startup = time_command([sys.executable, "-c", "import os, lgeseg.cli.predict; os._exit(0)"], threads, repeats)
         rows.append(("start-up only (import of the CLI)", f"cpu, {threads} threads", startup))
         if model is not None:
             networks.append(f"trained: {describe_model(model)}")
@@ -266,7 +270,7 @@ def run(repeats: int, threads: int, output_md: Path | None, slices: int = 12, mo
         lines += ["", f"Accuracy and speed by window of the same trained model, mirroring on, on {accuracy_cases} "
                   "synthetic cases per phantom center on the center's own grid (seed 7, not the model's training "
                   "cases; centers 2-4 are unseen in training and resampled to the model's spacing):", "", accuracy]
-    text = "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n\n"
     if output_md is not None:
         write_section(output_md, text)
     return text

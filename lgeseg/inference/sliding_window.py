@@ -5,8 +5,8 @@ Every slice of a (C, z, y, x) volume is covered by the same grid of (py, px) til
 tile's logits are weighted by a Gaussian that favours the tile centre (where the network sees the
 most context) and the weighted sum is divided by the summed weights. Mirroring test-time
 augmentation averages the logits of the identity, y-flip, x-flip and yx-flip passes. With
-``roi_patch`` a first whole-slice pass localizes the ventricle and training-patch tiles refine the box
-around it. Slices smaller than the patch are zero-padded (centred) and cropped back afterwards.
+``roi_patch`` a first whole-slice pass over every other slice localizes the ventricle and the box around
+it is refined on every slice. Slices smaller than the patch are zero-padded (centred) and cropped back afterwards.
 """
 
 from __future__ import annotations
@@ -258,12 +258,13 @@ def predict_slices(network: nn.Module, image: torch.Tensor, patch_size: Sequence
         batch_size: tiles per forward pass (None: ``default_batch_size``).
         device: where the network runs (None: the network's device).
         roi_patch: (ry, rx) voxels, the training patch; turns on *localize, then refine*: one unmirrored
-            pass with ``patch_size`` windows finds the ventricle, then Gaussian-weighted tiles of
-            ``roi_patch`` (with the flips when ``mirroring``) cover the box around everything it
-            found (``foreground_box``) and replace its logits there. The network sees inputs like
-            its training patches where it matters, at a fraction of the cost of tiling whole slices.
-            When nothing is found the tiles cover the whole slices (nnU-Net's sliding window). None,
-            or a ``roi_patch`` as large as the slices: plain passes with ``patch_size`` windows.
+            pass with ``patch_size`` windows over every other slice (``localization_slices``) finds the
+            ventricle; the box around its big components (``ventricle_foreground``, ``foreground_box``:
+            widened by 1/8 patch, at least the patch) is then predicted on every slice, with the flips when
+            ``mirroring``, in one window while it is at most 1.5 patches a side (``refine_window``), else
+            with Gaussian-weighted ``roi_patch`` tiles. Outside the box every voxel is background. When
+            nothing is found, tiles cover the whole slices (nnU-Net's sliding window). None, or a
+            ``roi_patch`` as large as the slices: plain passes with ``patch_size`` windows.
 
     Returns:
         float32 NumPy array (K, z, y, x): softmax of the (Gaussian-weighted, flip-averaged) logits.
