@@ -31,9 +31,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="'histogram' or 'cyclegan:GAN_DIR': harmonize images before predicting")
     parser.add_argument("--checkpoint", choices=("final", "best"), default="final", help="weights to use")
     parser.add_argument("--window", choices=("roi", "sliding", "slice"), default="roi",
-                        help="roi (default): whole slices find the ventricle, training-patch tiles refine around it; "
+                        help="roi (default): whole slices find the ventricle, a box around it is refined; "
                              "sliding: training-patch tiles everywhere (nnU-Net, slowest); slice: whole slices only "
-                             "(fastest, less accurate when slices are larger than the training patch)")
+                             "(less accurate when slices are larger than the training patch)")
     parser.add_argument("--sliding-window", action="store_const", const="sliding", dest="window",
                         help="same as --window sliding")
     parser.add_argument("--step", type=float, default=0.5, help="sliding-window stride, fraction of the patch")

@@ -110,9 +110,9 @@ def predict_volume(image: np.ndarray, geometry: CaseGeometry, models: Sequence[L
         step: sliding-window stride as a fraction of the patch.
         batch_size: tiles per forward pass (None: a device default).
         case_id: used in log messages and the preprocessing record.
-        window: ``"roi"`` (default: localize with whole slices, refine around the ventricle with
-            training-patch tiles), ``"sliding"`` (nnU-Net: training-patch tiles everywhere) or
-            ``"slice"`` (whole slices only, fastest); see ``sliding_window.predict_slices``.
+        window: ``"roi"`` (default: localize with whole slices, refine a training-patch-sized box
+            around the ventricle), ``"sliding"`` (nnU-Net: training-patch tiles everywhere) or
+            ``"slice"`` (whole slices only); see ``sliding_window.predict_slices``.
 
     Returns:
         float32 (K, Z, Y, X) probabilities on the raw grid (background 1 outside the crop box).
@@ -189,7 +189,7 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
         checkpoint: ``"final"`` (falls back to best, then latest) or ``"best"``.
         step: sliding-window stride as a fraction of the patch.
         batch_size: tiles per forward pass (None: a device default).
-        window: ``"roi"`` (default), ``"sliding"`` (nnU-Net) or ``"slice"`` (fastest); see ``predict_volume``.
+        window: ``"roi"`` (default), ``"sliding"`` (nnU-Net) or ``"slice"`` (whole slices); see ``predict_volume``.
 
     Returns:
         The label maps written, in case order (skipped cases are not included). Raises
