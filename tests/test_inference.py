@@ -145,6 +145,8 @@ def test_roi_refinement_finding_nothing_tiles_whole_slices_like_nnunet() -> None
     sliding = predict_slices(network, image, (16, 16), mirroring=True)
     roi = predict_slices(network, image, (64, 80), mirroring=True, roi_patch=(16, 16))
     np.testing.assert_allclose(roi, sliding, atol=1e-6)
+    near_patch = predict_slices(network, image, (64, 80), mirroring=True, roi_patch=(48, 64))  # slice < 1.5 patches
+    np.testing.assert_allclose(near_patch, predict_slices(network, image, (48, 64), mirroring=True), atol=1e-6)
 
 
 def test_inference_speed_ups_do_not_change_the_network_output() -> None:

@@ -232,10 +232,12 @@ def _localize_and_refine(network: nn.Module, slices: torch.Tensor, window: Seque
     coarse = _slice_logits(network, slices[chosen], window, step, ((),), batch_size)
     foreground = ventricle_foreground(coarse.argmax(dim=1).cpu().numpy())
     box = foreground_box(foreground, roi_patch, getattr(network, "divisor", (1, 1)))
-    if box is None:  # nothing found: nnU-Net's sliding window over the whole slices
+    if box is None:  # nothing found: nnU-Net's sliding window of training-patch tiles over the whole slices
         box = (slice(0, slices.shape[2]), slice(0, slices.shape[3]))
-    region = slices[:, :, box[0], box[1]]
-    refined = _slice_logits(network, region, refine_window(region.shape[2:], roi_patch), step, flips, batch_size)
+        window = tuple(min(int(r), n) for r, n in zip(roi_patch, slices.shape[2:], strict=True))
+    else:
+        window = refine_window((box[0].stop - box[0].start, box[1].stop - box[1].start), roi_patch)
+    refined = _slice_logits(network, slices[:, :, box[0], box[1]], window, step, flips, batch_size)
     logits = torch.zeros((slices.shape[0], refined.shape[1], *slices.shape[2:]), device=slices.device)
     logits[:, 0] = _BACKGROUND_LOGIT
     logits[:, :, box[0], box[1]] = refined
