@@ -47,16 +47,23 @@ def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return labels, int(labels.max()) if labels.size else 0
 
 
+def component_sizes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``label_components`` of ``mask`` and the voxel count of each: (labels, sizes) with ``sizes[k]`` the size
+    of component k for k = 1..count and ``sizes[0] = 0`` (background is no component)."""
+    components, count = label_components(mask)
+    sizes = np.bincount(components.ravel(), minlength=count + 1)
+    sizes[0] = 0
+    return components, sizes
+
+
 def largest_component_mask(mask: np.ndarray) -> np.ndarray:
     """Return the largest 3D connected component (26-connectivity) of a boolean ``mask`` (z, y, x).
 
     Ties go to the component met first in (z, y, x) scan order. An empty mask gives an empty mask.
     """
-    components, count = label_components(mask)
-    if count <= 1:
+    components, sizes = component_sizes(mask)
+    if len(sizes) <= 2:
         return components > 0
-    sizes = np.bincount(components.ravel(), minlength=count + 1)
-    sizes[0] = 0
     return components == int(np.argmax(sizes))
 
 

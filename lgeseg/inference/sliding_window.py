@@ -165,13 +165,11 @@ def ventricle_foreground(labels: np.ndarray, min_fraction: float = MIN_COMPONENT
     Keeps every 3D connected component (26-connectivity) of ``labels != 0`` with at least ``min_fraction``
     of the largest one's voxels. Returns a bool array of the same shape (all False without foreground).
     """
-    from lgeseg.postprocessing import label_components
+    from lgeseg.postprocessing import component_sizes
 
-    components, count = label_components(labels != 0)
-    if count == 0:
+    components, sizes = component_sizes(labels != 0)
+    if len(sizes) == 1:
         return np.zeros(labels.shape, bool)
-    sizes = np.bincount(components.ravel())
-    sizes[0] = 0
     keep = sizes >= min_fraction * sizes.max()
     keep[0] = False
     return keep[components]
@@ -225,11 +223,14 @@ def refine_window(region: Sequence[int], patch: Sequence[int], limit: float = SI
     return min(int(patch[0]), int(region[0])), min(int(patch[1]), int(region[1]))
 
 
-def _localize_and_refine(network: nn.Module, slices: torch.Tensor, window: Sequence[int], step: float,
+def _localize_and_refine(network: nn.Module, slices: torch.Tensor, coarse_window: Sequence[int], step: float,
                          flips: Sequence[tuple[int, ...]], batch_size: int, roi_patch: Sequence[int]) -> torch.Tensor:
-    """Logits (z, K, y, x) of the ``roi`` window (see ``predict_slices``); background-certain outside the box."""
+    """Logits (z, K, y, x) of the ``roi`` window (see ``predict_slices``); background-certain outside the box.
+
+    ``coarse_window`` is the localizing pass's window; the refining pass picks its own (``refine_window``).
+    """
     chosen = localization_slices(slices.shape[0])
-    coarse = _slice_logits(network, slices[chosen], window, step, ((),), batch_size)
+    coarse = _slice_logits(network, slices[chosen], coarse_window, step, ((),), batch_size)
     foreground = ventricle_foreground(coarse.argmax(dim=1).cpu().numpy())
     box = foreground_box(foreground, roi_patch, getattr(network, "divisor", (1, 1)))
     if box is None:  # nothing found: nnU-Net's sliding window of training-patch tiles over the whole slices
