@@ -82,7 +82,7 @@ def train_models(work: Path, train_pre: Path, pres: dict[int, Path],
     model = Path(args.model) if args.model else work / "model"
     if not args.model:
         start = time.perf_counter()
-        train(train_pre, model, recipe="paper", epochs=args.epochs, iterations_per_epoch=args.iterations,
+        train(train_pre, model, recipe="default", epochs=args.epochs, iterations_per_epoch=args.iterations,
               device=args.device, num_workers=args.workers)
         seconds["segmentation training"] = time.perf_counter() - start
     start = time.perf_counter()

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> dict:
     preprocess_s = time.perf_counter() - start
     model_dir = work / f"model_{int(time.time())}"
     start = time.perf_counter()
-    train(work / "pre", model_dir, recipe="paper", epochs=args.epochs, iterations_per_epoch=args.iterations,
+    train(work / "pre", model_dir, recipe="default", epochs=args.epochs, iterations_per_epoch=args.iterations,
           device=device, max_minutes=args.minutes, seed=args.seed)
     train_s = time.perf_counter() - start
     start = time.perf_counter()

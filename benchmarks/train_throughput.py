@@ -63,7 +63,7 @@ def measure(args: argparse.Namespace) -> dict:
     """Time the full step, the loader alone and the compute alone; returns the numbers as a dict."""
     device = resolve_device(args.device)
     plan = make_plan(tuple(args.patch), args.batch, args.stages, args.max_features)
-    config = get_recipe("paper", device=device.type, batch_size=args.batch, iterations_per_epoch=args.iterations,
+    config = get_recipe("default", device=device.type, batch_size=args.batch, iterations_per_epoch=args.iterations,
                         augmentation=args.augmentation, compile=args.compile, num_workers=args.num_workers)
     preset = get_preset(config.augmentation)
     spacing = tuple(plan.target_spacing[1:])

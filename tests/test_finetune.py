@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -80,3 +81,21 @@ def test_new_center_with_other_plans_is_refused_with_the_fix(pretrained: Path, t
     message = capsys.readouterr().out
     assert "--plans-from" in message and "lgeseg_plan_and_preprocess" in message
     assert not (tmp_path / "ft").exists()
+
+
+def test_default_trains_the_first_five_encoder_blocks_when_there_are_five(tmp_path: Path) -> None:
+    from lgeseg.cli.finetune import build_parser
+    from lgeseg.records import NetworkTopology
+    from lgeseg.training.finetune import default_trainable
+
+    assert default_trainable(6) == default_trainable(5) == "encoder:5" and default_trainable(4) == "all"
+    assert "encoder:5" in " ".join(build_parser().format_help().split())
+    five = NetworkTopology(in_channels=1, num_classes=3, features_per_stage=(4, 4, 8, 8, 8),
+                           kernel_sizes=((3, 3),) * 5, strides=((1, 1),) + ((2, 2),) * 4)
+    plan = dataclasses.replace(tiny_plan(), topology=five)
+    model = train(make_preprocessed(tmp_path / "pre1", {"center1": 3}, plan=plan), tmp_path / "model",
+                  **{**TINY, "epochs": 1, "iterations_per_epoch": 1})
+    target = make_preprocessed(tmp_path / "pre2", {"center2": 2}, seed=2, plan=plan)
+    out = finetune(model, target, tmp_path / "ft", cases=1, epochs=1, iterations_per_epoch=1, device="cpu",
+                   num_workers=1)
+    assert read_model_metadata(out)[1].trainable == "encoder:5"

@@ -234,10 +234,52 @@ def test_two_datasets_and_bad_selections(tmp_path: Path) -> None:
 
 
 def test_unknown_recipe_and_bad_values_name_the_problem() -> None:
-    with pytest.raises(ValueError, match="available: nnunet, paper"):
+    with pytest.raises(ValueError, match="available: default, nnunet, paper"):
         get_recipe("fast")
     with pytest.raises(ValueError, match="fold must be in 0..4"):
         get_recipe("paper", fold=7)
     config = get_recipe("nnunet", epochs=10)
     assert (config.optimizer, config.lr_schedule, config.momentum, config.weight_decay) == ("sgd", "poly", 0.99, 3e-5)
     assert pickle.loads(pickle.dumps(config)) == config
+
+
+#: The paper's training as section 2.6.4 writes it (Adam 1e-3 constant, batch 16, 250 epochs) and
+#: nothing more: fp32, no gradient clipping, random patch positions, an epoch is a pass over the data.
+PAPER_NUMBERS = {"optimizer": "adam", "learning_rate": 1e-3, "lr_schedule": "constant", "weight_decay": 0.0,
+                 "epochs": 250, "iterations_per_epoch": None, "batch_size": 16, "augmentation": "spatial_intensity",
+                 "mixed_precision": False, "grad_clip": None, "foreground_fraction": 0.0,
+                 "subjects_per_center": None}
+
+
+def test_paper_recipe_resolves_to_the_papers_numbers_and_default_names_its_extras() -> None:
+    paper = get_recipe("paper").to_dict()
+    assert {key: paper[key] for key in PAPER_NUMBERS} == PAPER_NUMBERS
+    default = get_recipe().to_dict()
+    extras = {key for key in paper if paper[key] != default[key]}
+    assert extras == {"name", "description", "iterations_per_epoch", "batch_size", "mixed_precision", "grad_clip",
+                      "foreground_fraction"}
+    assert (default["iterations_per_epoch"], default["grad_clip"], default["foreground_fraction"]) == (250, 12.0, 0.33)
+
+
+def test_paper_epoch_is_one_pass_over_the_training_slices(tmp_path: Path) -> None:
+    pre = make_preprocessed(tmp_path / "pre", {"center1": 12})
+    model = train(pre, tmp_path / "model", recipe="paper", epochs=1, batch_size=4, device="cpu", num_workers=1,
+                  augmentation="none")
+    _, info = read_model_metadata(model)
+    train_slices = 3 * len(json.loads((model / "splits.json").read_text())[0]["train"])  # 3 slices per case
+    assert info.recipe["iterations_per_epoch"] == -(-train_slices // 4)
+    assert info.recipe["mixed_precision"] is False and info.recipe["grad_clip"] is None
+
+
+def test_subjects_per_center_trains_on_equal_counts_per_center(tmp_path: Path) -> None:
+    first = make_preprocessed(tmp_path / "pre1", {"center1": 6})
+    second = make_preprocessed(tmp_path / "pre2", {"center2": 4}, seed=1)
+    out = tmp_path / "model"
+    assert train_main(["-p", str(first), "-p", str(second), "-o", str(out), "--subjects-per-center", "3",
+                       "--epochs", "1", "--iterations-per-epoch", "1", "--device", "cpu", "--augmentation", "none",
+                       "--num-workers", "1"]) == 0
+    fold = json.loads((out / "splits.json").read_text())[0]
+    used = fold["train"] + fold["val"]
+    assert sorted(key.split("/")[0] for key in used) == ["center1"] * 3 + ["center2"] * 3
+    _, info = read_model_metadata(out)
+    assert info.recipe["subjects_per_center"] == 3

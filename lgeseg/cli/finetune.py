@@ -21,8 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the new center's preprocessed folder (made with the model's plans)")
     parser.add_argument("-o", "--output", required=True, help="model folder to create")
     parser.add_argument("-d", "--dataset", action="append", default=None, help="dataset(s) to use (default: all)")
-    parser.add_argument("--train", dest="trainable", default="all", metavar="all|encoder:K|decoder:K",
-                        help="blocks to train; all others are frozen (default: all)")
+    parser.add_argument("--train", dest="trainable", default=None, metavar="all|encoder:K|decoder:K",
+                        help="blocks to train; all others are frozen (default: encoder:5, the paper's "
+                             "recommendation, when the network has five or more encoder blocks, else all)")
     amount = parser.add_mutually_exclusive_group()
     amount.add_argument("--cases", type=int, default=None, help="train on this many subjects of the new center")
     amount.add_argument("--fraction", type=float, default=None, help="train on this share of its subjects")

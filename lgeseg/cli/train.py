@@ -21,7 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-d", "--dataset", action="append", default=None,
                         help="dataset (center) to train on; repeat for several (default: all)")
     parser.add_argument("--recipe", choices=available_recipes(), default=None,
-                        help=f"training recipe (default: {DEFAULT_RECIPE}, the paper's Adam 1e-3, 250 epochs)")
+                        help=f"training recipe (default: {DEFAULT_RECIPE}: the paper's Adam 1e-3, 250 epochs, with "
+                             "the extras of docs/paper.md; paper: the paper as written)")
     parser.add_argument("--augmentation", default=None, help="augmentation preset (default: the recipe's)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's)")
     parser.add_argument("--iterations-per-epoch", type=int, default=None, help="optimizer steps per epoch")
@@ -30,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=["cuda", "cpu", "mps"], default=None,
                         help="training device (default: best available)")
     parser.add_argument("--seed", type=int, default=None, help="seed of weights, sampling and augmentation")
+    parser.add_argument("--subjects-per-center", type=int, default=None,
+                        help="keep N subjects of every dataset (center), chosen reproducibly: equal counts per "
+                             "center, the paper's Table 4 (default: all subjects, balanced sampling)")
     parser.add_argument("--fold", type=int, default=None, help="cross-validation fold 0-4 (default 0)")
     parser.add_argument("--num-workers", type=int, default=None, help="batch-assembling threads (default min(2, CPUs))")
     parser.add_argument("--compile", dest="compile", action="store_true", default=None,
@@ -51,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             args.preprocessed, args.output, recipe=args.recipe, datasets=args.dataset, resume=args.resume,
             augmentation=args.augmentation, epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
             batch_size=args.batch_size, learning_rate=args.lr, device=args.device, seed=args.seed, fold=args.fold,
+            subjects_per_center=args.subjects_per_center,
             num_workers=args.num_workers, compile=args.compile,
         )
     except (ValueError, FileNotFoundError) as err:

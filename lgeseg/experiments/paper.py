@@ -182,7 +182,7 @@ class _Run:
         if not _done(model):
             config = self.config
             folders = [self.preprocessed(c) for c in centers]
-            self.timed(f"train {name}", train, folders, model, recipe="paper", epochs=config.epochs,
+            self.timed(f"train {name}", train, folders, model, recipe="default", epochs=config.epochs,
                        iterations_per_epoch=config.iterations_per_epoch, max_minutes=config.train_minutes,
                        augmentation=augmentation, seed=config.seed, device=self.device, resume=_resumable(model))
         return model

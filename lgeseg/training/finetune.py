@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -31,6 +32,15 @@ log = logging.getLogger(__name__)
 
 #: Epochs of a fine-tuning run when none are given (a fifth of the paper's 250).
 DEFAULT_FINETUNE_EPOCHS = 50
+
+#: Encoder blocks fine-tuned by default: the paper's recommendation (section 3.3 and the discussion:
+#: "fine-tuning the first 5 blocks of the encoder").
+PAPER_ENCODER_BLOCKS = 5
+
+
+def default_trainable(num_encoder_blocks: int) -> str:
+    """The default fine-tuning selection: ``encoder:5`` when the network has >= 5 encoder blocks, else ``all``."""
+    return f"encoder:{PAPER_ENCODER_BLOCKS}" if num_encoder_blocks >= PAPER_ENCODER_BLOCKS else "all"
 
 
 def pick_target_cases(keys: Sequence[str], cases: int | None = None, fraction: float | None = None,
@@ -86,7 +96,7 @@ def check_same_plans(model_dir: Path, preprocessed: Sequence[Path]) -> Plan:
 
 
 def finetune(pretrained: str | Path, preprocessed: str | Path | Sequence[str | Path], model_dir: str | Path,
-             trainable: str = "all", cases: int | None = None, fraction: float | None = None,
+             trainable: str | None = None, cases: int | None = None, fraction: float | None = None,
              epochs: int | None = None, lr: float | None = None, seed: int = 0,
              datasets: Sequence[str] | None = None, resume: bool = False, **overrides: Any) -> Path:
     """Fine-tune ``pretrained`` on the new center's preprocessed data; returns the new model folder.
@@ -96,7 +106,8 @@ def finetune(pretrained: str | Path, preprocessed: str | Path | Sequence[str | P
         preprocessed: the new center's preprocessed folder(s), made with the pretrained model's plans.
         model_dir: output model folder.
         trainable: ``"all"``, ``"encoder:K"`` (first K encoder blocks) or ``"decoder:K"`` (last K decoder
-            blocks with their heads).
+            blocks with their heads); None: ``default_trainable`` (``encoder:5``, the paper's choice,
+            when the network has five or more encoder blocks, else ``all``).
         cases / fraction: how many of the new center's subjects to train on (default: all).
         epochs: default ``DEFAULT_FINETUNE_EPOCHS``; lr: default the pretrained recipe's.
         seed: picks the cases and seeds sampling and augmentation.
@@ -106,7 +117,8 @@ def finetune(pretrained: str | Path, preprocessed: str | Path | Sequence[str | P
     """
     pretrained, model_dir = Path(pretrained), Path(model_dir)
     folders = [Path(preprocessed)] if isinstance(preprocessed, (str, Path)) else [Path(p) for p in preprocessed]
-    check_same_plans(pretrained, folders)
+    plan = check_same_plans(pretrained, folders)
+    trainable = trainable or default_trainable(plan.topology.num_stages)
     _, parent_info = read_model_metadata(pretrained)
     data = open_training_data(folders, datasets)
     train_keys, val_keys = pick_target_cases(data.case_keys, cases, fraction, seed)
@@ -114,6 +126,7 @@ def finetune(pretrained: str | Path, preprocessed: str | Path | Sequence[str | P
              ", ".join(train_keys))
     config = TrainConfig.from_dict(parent_info.recipe).replace(
         epochs=epochs or DEFAULT_FINETUNE_EPOCHS, learning_rate=lr, seed=seed, fold=0, **overrides)
+    config = dataclasses.replace(config, subjects_per_center=None)  # the target cases are chosen above
     spec = FinetuneSpec(parent=str(pretrained.resolve()), init_checkpoint=str(find_checkpoint(pretrained)),
                         trainable=trainable, target_cases=tuple(train_keys), val_cases=tuple(val_keys))
     return run_training(config, folders, model_dir, datasets, resume, finetune=spec)

@@ -58,6 +58,29 @@ def make_splits(keys: Sequence[str], num_folds: int = 5, seed: int = SPLIT_SEED)
     return folds
 
 
+def limit_subjects(keys: Sequence[str], per_dataset: int, seed: int = SPLIT_SEED) -> list[str]:
+    """Keep ``per_dataset`` subjects of every dataset (all frames of a kept subject), chosen reproducibly.
+
+    Equal subject counts per center are how the paper's Table 4 balances multi-center models. A
+    dataset with fewer subjects keeps them all (a warning is logged). Returns the kept keys, sorted.
+    """
+    if per_dataset < 1:
+        raise ValueError(f"subjects_per_center must be >= 1, found {per_dataset}")
+    datasets: dict[str, list[str]] = {}
+    for key in sorted(set(keys)):
+        datasets.setdefault(key.split("/", 1)[0], []).append(key)
+    kept: list[str] = []
+    for name, members in sorted(datasets.items()):
+        subjects = sorted({subject_of(k) for k in members})
+        if len(subjects) < per_dataset:
+            log.warning("dataset %s has %d subjects, fewer than subjects_per_center=%d: all are used",
+                        name, len(subjects), per_dataset)
+        order = [subjects[i] for i in np.random.default_rng(seed).permutation(len(subjects))]
+        chosen = set(order[:per_dataset])
+        kept += [k for k in members if subject_of(k) in chosen]
+    return sorted(kept)
+
+
 def load_or_create_splits(path: str | Path, keys: Sequence[str], num_folds: int = 5) -> list[dict[str, list[str]]]:
     """Read ``splits.json`` when it exists (checking it covers exactly ``keys``), else create and write it.
 

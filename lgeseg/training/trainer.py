@@ -2,7 +2,7 @@
 
 Example:
     >>> from lgeseg.training import train
-    >>> model_dir = train(["work/preprocessed"], "work/model", recipe="paper", epochs=50)
+    >>> model_dir = train(["work/preprocessed"], "work/model", recipe="default", epochs=50)
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from typing import Any
 import torch
 
 from lgeseg import __version__
-from lgeseg.training.data import PatchSampler, TrainingCase, load_cases
+from lgeseg.training.data import PatchSampler, TrainingCase, case_key, load_cases
 from lgeseg.training.inputs import TrainingData, open_training_data
 from lgeseg.training.loop import EpochStats, TrainingState, build_state, restore_state, save_state, train_epoch
 from lgeseg.training.model_folder import ModelInfo, load_checkpoint, read_model_metadata, write_model_metadata
 from lgeseg.training.plots import plot_progress
 from lgeseg.training.recipes import DEFAULT_RECIPE, TrainConfig, get_recipe, resolve_device
-from lgeseg.training.splits import fold_of, load_or_create_splits
+from lgeseg.training.splits import fold_of, limit_subjects, load_or_create_splits
 from lgeseg.training.validation import ValidationResult, validate
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,10 @@ def train(preprocessed: str | Path | Sequence[str | Path], model_dir: str | Path
     Args:
         preprocessed: one or more preprocessed folders (``plans.json`` + ``<dataset>/<case>.npz``), one plan.
         model_dir: output model folder.
-        recipe: ``"paper"`` (default) or ``"nnunet"``; ignored when resuming (the stored recipe is used).
-        datasets: dataset names to train on (default: all in the folders); sampled balanced per dataset.
+        recipe: ``"default"`` (when None), ``"paper"`` (the paper as written) or ``"nnunet"``; ignored
+            when resuming (the stored recipe is used).
+        datasets: dataset names to train on (default: all in the folders); sampled balanced per dataset
+            (``subjects_per_center=N`` in the overrides also keeps N subjects of each: equal counts).
         resume: continue from ``checkpoint_latest.pt`` with its optimizer, epoch and RNG state.
         **overrides: ``TrainConfig`` fields (``epochs``, ``iterations_per_epoch``, ``batch_size``,
             ``device``, ``seed``, ``fold``, ``num_workers``, ``augmentation``, ...); None values are ignored.
@@ -99,6 +101,9 @@ def run_training(config: TrainConfig, preprocessed: str | Path | Sequence[str | 
     model_dir = Path(model_dir)
     _check_folder(model_dir, resume)
     data = open_training_data(preprocessed, datasets)
+    if config.subjects_per_center is not None and finetune is None:
+        kept = set(limit_subjects(data.case_keys, config.subjects_per_center))
+        data = dataclasses.replace(data, entries=[e for e in data.entries if case_key(e[0]) in kept])
     config = config.replace(batch_size=config.batch_size or data.plan.batch_size)
     device = resolve_device(config.device)
     state = _initial_state(config, data, device, finetune)
@@ -155,6 +160,9 @@ def _prepare_run(state: TrainingState, data: TrainingData, model_dir: Path, fine
         save_json([{"train": train_keys, "val": val_keys}], model_dir / "splits.json")
     train_cases = load_cases(data.entries, train_keys)
     val_cases = load_cases(data.entries, val_keys)
+    if config.iterations_per_epoch is None:  # the paper's epoch: one pass over the training slices
+        slices = sum(case.image.shape[1] for case in train_cases)
+        state.config = config = config.replace(iterations_per_epoch=max(1, math.ceil(slices / config.batch_size)))
     preset = get_preset(config.augmentation)
     spacing_yx = tuple(plan.target_spacing[1:])
     num_classes = plan.topology.num_classes
