@@ -7,6 +7,7 @@ import logging
 
 from lgeseg.cli import exit_without_teardown
 from lgeseg.inference import predict_folder
+from lgeseg.inference.quality import read_quality_report, summary_text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         parser.exit(1, f"lgeseg_predict: error: {err}\n")
     print(f"wrote {len(written)} prediction(s) to {args.output}")
+    try:
+        records = read_quality_report(args.output)
+    except ValueError as err:
+        parser.exit(1, f"lgeseg_predict: error: {err}\n")
+    if records:
+        print(summary_text(records))
     return 0
 
 

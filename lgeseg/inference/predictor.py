@@ -21,6 +21,13 @@ from tqdm import tqdm
 from lgeseg import io
 from lgeseg.atomic import atomic_output
 from lgeseg.inference.inputs import InputCase, check_case, check_folders, list_input_cases, read_case
+from lgeseg.inference.quality import (
+    CaseQuality,
+    MirrorAgreement,
+    assess_segmentation,
+    is_constant_image,
+    write_quality_report,
+)
 from lgeseg.inference.sliding_window import predict_slices, prepare_for_inference
 from lgeseg.postprocessing import apply_postprocessing
 from lgeseg.records import CaseGeometry, PreprocessedCase
@@ -99,7 +106,7 @@ def inference_window(model: LoadedModel, slice_shape: Sequence[int], window: str
 
 def predict_volume(image: np.ndarray, geometry: CaseGeometry, models: Sequence[LoadedModel], mirroring: bool = True,
                    step: float = 0.5, batch_size: int | None = None, case_id: str = "case",
-                   window: str = "roi") -> np.ndarray:
+                   window: str = "roi", agreement: MirrorAgreement | None = None) -> np.ndarray:
     """Class probabilities of one raw volume, averaged over ``models``.
 
     Args:
@@ -113,6 +120,8 @@ def predict_volume(image: np.ndarray, geometry: CaseGeometry, models: Sequence[L
         window: ``"roi"`` (default: localize with whole slices, refine a training-patch-sized box
             around the ventricle), ``"sliding"`` (nnU-Net: training-patch tiles everywhere) or
             ``"slice"`` (whole slices only); see ``sliding_window.predict_slices``.
+        agreement: with ``mirroring``, collects how the flipped passes of every model agree with
+            their average (``quality.MirrorAgreement``, on the preprocessed grid).
 
     Returns:
         float32 (K, Z, Y, X) probabilities on the raw grid (background 1 outside the crop box).
@@ -127,7 +136,7 @@ def predict_volume(image: np.ndarray, geometry: CaseGeometry, models: Sequence[L
         size = inference_window(model, image_pp.shape[2:], window)
         roi_patch = model.plan.patch_size if window == "roi" else None
         probabilities = predict_slices(model.network, tensor, size, step=step, mirroring=mirroring,
-                                       batch_size=batch_size, roi_patch=roi_patch)
+                                       batch_size=batch_size, roi_patch=roi_patch, agreement=agreement)
         total = probabilities if total is None else total + probabilities
     assert total is not None  # models is never empty (load_models)
     if len(models) > 1:
@@ -191,6 +200,10 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
         batch_size: tiles per forward pass (None: a device default).
         window: ``"roi"`` (default), ``"sliding"`` (nnU-Net) or ``"slice"`` (whole slices); see ``predict_volume``.
 
+    Every predicted case is also checked (``quality.assess_segmentation``: mirror disagreement, myocardium
+    missing on a slice, thin wall, implausible volume, empty prediction, constant input) and the records
+    are written to ``output_dir/qc.csv`` and ``qc.json`` (records of skipped cases already there are kept).
+
     Returns:
         The label maps written, in case order (skipped cases are not included). Raises
         ``FileNotFoundError``/``ValueError`` naming the file or folder for a bad model folder,
@@ -214,19 +227,37 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
     lookup = _label_lookup(models)
     written = []
     for case in tqdm(todo, desc="predict", unit="case"):
-        image, geometry = read_case(case)
-        if harmonize:
-            image = _harmonize(image, geometry, harmonize, models[0].model_dir)
-        probabilities = predict_volume(image, geometry, models, mirroring, step, batch_size, case.case_id, window)
-        segmentation = apply_postprocessing(lookup[np.argmax(probabilities, axis=0)], variant)
-        target = output_dir / f"{case.case_id}.nii.gz"
-        io.write_label(target, segmentation, geometries[case.case_id])
-        if save_probabilities:
-            _save_probabilities(output_dir / f"{case.case_id}.npz", probabilities, models[0].plan.labels)
-        if overlays:
-            from lgeseg.inference.overlays import write_overlay
-
-            write_overlay(output_dir / f"{case.case_id}_overlay.png", image[0], segmentation, geometry.spacing,
-                          title=case.case_id)
+        target, quality = _predict_case(case, output_dir, models, geometries[case.case_id], variant, lookup,
+                                        mirroring=mirroring, step=step, batch_size=batch_size, window=window,
+                                        harmonize=harmonize, save_probabilities=save_probabilities,
+                                        overlays=overlays)
+        write_quality_report([quality], output_dir)  # after every case: the report matches what is on disk
         written.append(target)
     return written
+
+
+def _predict_case(case: InputCase, output_dir: Path, models: Sequence[LoadedModel], geometry: CaseGeometry,
+                  variant: str, lookup: np.ndarray, *, mirroring: bool, step: float, batch_size: int | None,
+                  window: str, harmonize: str | None, save_probabilities: bool,
+                  overlays: bool) -> tuple[Path, CaseQuality]:
+    """Predict one case and write its outputs; returns the label map's path and the case's quality record."""
+    image, geometry_read = read_case(case)
+    input_constant = is_constant_image(image)
+    if harmonize:
+        image = _harmonize(image, geometry_read, harmonize, models[0].model_dir)
+    agreement = MirrorAgreement()
+    probabilities = predict_volume(image, geometry_read, models, mirroring, step, batch_size, case.case_id, window,
+                                   agreement=agreement)
+    segmentation = apply_postprocessing(lookup[np.argmax(probabilities, axis=0)], variant)
+    target = output_dir / f"{case.case_id}.nii.gz"
+    io.write_label(target, segmentation, geometry)
+    if save_probabilities:
+        _save_probabilities(output_dir / f"{case.case_id}.npz", probabilities, models[0].plan.labels)
+    if overlays:
+        from lgeseg.inference.overlays import write_overlay
+
+        write_overlay(output_dir / f"{case.case_id}_overlay.png", image[0], segmentation, geometry_read.spacing,
+                      title=case.case_id)
+    quality = assess_segmentation(segmentation, geometry_read.spacing, case.case_id, agreement.disagreement(),
+                                  input_constant)
+    return target, quality

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from lgeseg.inference.quality import MirrorAgreement
+
 #: Flips (tensor dims of a (B, C, y, x) batch) used by mirroring TTA: identity, y, x, y and x.
 MIRROR_AXES: tuple[tuple[int, ...], ...] = ((), (2,), (3,), (2, 3))
 
@@ -49,17 +51,42 @@ def _pad_amounts(size: int, patch: int) -> tuple[int, int]:
     return missing // 2, missing - missing // 2
 
 
-def _forward(network: nn.Module, batch: torch.Tensor, axes: Sequence[tuple[int, ...]]) -> torch.Tensor:
-    """Logits (B, K, py, px) in float32, averaged over the passes flipped along each entry of ``axes``."""
+def _forward(network: nn.Module, batch: torch.Tensor, axes: Sequence[tuple[int, ...]],
+             agreement: MirrorAgreement | None = None) -> torch.Tensor:
+    """Logits (B, K, py, px) in float32, averaged over the passes flipped along each entry of ``axes``.
+
+    With ``agreement`` (and more than one pass) each pass's argmax is compared with the average's and
+    the counts are added to it (``quality.MirrorAgreement``).
+    """
     total: torch.Tensor | None = None
+    passes: list[torch.Tensor] = []
     for dims in axes:
         x = torch.flip(batch, dims) if dims else batch
         out = network(x)
         out = out[0] if isinstance(out, (list, tuple)) else out
-        out = torch.flip(out, dims) if dims else out
-        total = out.float() if total is None else total + out.float()
+        out = (torch.flip(out, dims) if dims else out).float()
+        if agreement is not None and len(axes) > 1:
+            passes.append(out.argmax(dim=1))
+        total = out if total is None else total + out
     assert total is not None  # MIRROR_AXES is never empty
+    if passes and agreement is not None:
+        _add_agreement(agreement, passes, total.argmax(dim=1), total.shape[1])
     return total / len(axes) if len(axes) > 1 else total
+
+
+def _add_agreement(agreement: MirrorAgreement, passes: Sequence[torch.Tensor], average: torch.Tensor,
+                   num_classes: int) -> None:
+    """Add each pass's per-foreground-class overlap with ``average`` (class maps (B, py, px)) to ``agreement``."""
+    classes = torch.arange(1, num_classes, device=average.device).view(-1, 1, 1, 1)
+    average_masks = average.unsqueeze(0) == classes  # (K-1, B, py, px)
+    average_size = average_masks.flatten(1).sum(dim=1)
+    intersection, pass_size = [], []
+    for labels in passes:
+        masks = labels.unsqueeze(0) == classes
+        intersection.append((masks & average_masks).flatten(1).sum(dim=1))
+        pass_size.append(masks.flatten(1).sum(dim=1))
+    agreement.add(torch.stack(intersection).cpu().numpy(), torch.stack(pass_size).cpu().numpy(),
+                  average_size.expand(len(passes), -1).cpu().numpy())
 
 
 def _batches(tiles: list[tuple[int, int, int]], batch_size: int) -> Iterator[list[tuple[int, int, int]]]:
@@ -105,7 +132,8 @@ def prepare_for_inference(network: nn.Module, device: torch.device) -> nn.Module
 
 
 def _slice_logits(network: nn.Module, slices: torch.Tensor, window: Sequence[int], step: float,
-                  flips: Sequence[tuple[int, ...]], batch_size: int) -> torch.Tensor:
+                  flips: Sequence[tuple[int, ...]], batch_size: int,
+                  agreement: MirrorAgreement | None = None) -> torch.Tensor:
     """Gaussian-weighted tile logits (z, K, y, x) of ``slices`` (z, C, y, x), averaged over ``flips``.
 
     ``slices`` must be at least ``window`` (py, px) in y and x; a window equal to the slice size is
@@ -127,7 +155,7 @@ def _slice_logits(network: nn.Module, slices: torch.Tensor, window: Sequence[int
             batch = slices[group[0][0]:group[-1][0] + 1]
         else:
             batch = torch.stack([slices[z, :, y:y + py, x:x + px] for z, y, x in group])
-        out = _forward(network, batch, flips)
+        out = _forward(network, batch, flips, agreement)
         if logits is None:
             logits = torch.zeros((nz, out.shape[1], *slices.shape[2:]), device=slices.device)
         if single_tile:
@@ -224,7 +252,8 @@ def refine_window(region: Sequence[int], patch: Sequence[int], limit: float = SI
 
 
 def _localize_and_refine(network: nn.Module, slices: torch.Tensor, coarse_window: Sequence[int], step: float,
-                         flips: Sequence[tuple[int, ...]], batch_size: int, roi_patch: Sequence[int]) -> torch.Tensor:
+                         flips: Sequence[tuple[int, ...]], batch_size: int, roi_patch: Sequence[int],
+                         agreement: MirrorAgreement | None = None) -> torch.Tensor:
     """Logits (z, K, y, x) of the ``roi`` window (see ``predict_slices``); background-certain outside the box.
 
     ``coarse_window`` is the localizing pass's window; the refining pass picks its own (``refine_window``).
@@ -238,7 +267,7 @@ def _localize_and_refine(network: nn.Module, slices: torch.Tensor, coarse_window
         window = tuple(min(int(r), n) for r, n in zip(roi_patch, slices.shape[2:], strict=True))
     else:
         window = refine_window((box[0].stop - box[0].start, box[1].stop - box[1].start), roi_patch)
-    refined = _slice_logits(network, slices[:, :, box[0], box[1]], window, step, flips, batch_size)
+    refined = _slice_logits(network, slices[:, :, box[0], box[1]], window, step, flips, batch_size, agreement)
     logits = torch.zeros((slices.shape[0], refined.shape[1], *slices.shape[2:]), device=slices.device)
     logits[:, 0] = _BACKGROUND_LOGIT
     logits[:, :, box[0], box[1]] = refined
@@ -248,7 +277,8 @@ def _localize_and_refine(network: nn.Module, slices: torch.Tensor, coarse_window
 @torch.inference_mode()
 def predict_slices(network: nn.Module, image: torch.Tensor, patch_size: Sequence[int], step: float = 0.5,
                    mirroring: bool = True, batch_size: int | None = None,
-                   device: str | torch.device | None = None, roi_patch: Sequence[int] | None = None) -> np.ndarray:
+                   device: str | torch.device | None = None, roi_patch: Sequence[int] | None = None,
+                   agreement: MirrorAgreement | None = None) -> np.ndarray:
     """Class probabilities of every voxel of a volume, predicted slice by slice.
 
     Args:
@@ -268,6 +298,9 @@ def predict_slices(network: nn.Module, image: torch.Tensor, patch_size: Sequence
             with Gaussian-weighted ``roi_patch`` tiles. Outside the box every voxel is background. When
             nothing is found, tiles cover the whole slices (nnU-Net's sliding window). None, or a
             ``roi_patch`` as large as the slices: plain passes with ``patch_size`` windows.
+        agreement: with ``mirroring``, receives how each flipped pass's labels agree with the
+            flip-averaged labels, tile by tile (``quality.MirrorAgreement``; the per-case mirror
+            disagreement of the quality report); untouched without mirroring.
 
     Returns:
         float32 NumPy array (K, z, y, x): softmax of the (Gaussian-weighted, flip-averaged) logits.
@@ -289,9 +322,9 @@ def predict_slices(network: nn.Module, image: torch.Tensor, patch_size: Sequence
     batch_size = batch_size or default_batch_size(device)
     flips = MIRROR_AXES if mirroring else ((),)
     if roi_patch is None or all(int(r) >= n for r, n in zip(roi_patch, slices.shape[2:], strict=True)):
-        logits = _slice_logits(network, slices, (py, px), step, flips, batch_size)
+        logits = _slice_logits(network, slices, (py, px), step, flips, batch_size, agreement)
     else:
-        logits = _localize_and_refine(network, slices, (py, px), step, flips, batch_size, roi_patch)
+        logits = _localize_and_refine(network, slices, (py, px), step, flips, batch_size, roi_patch, agreement)
     logits = logits[:, :, y0:y0 + ny, x0:x0 + nx]
     probabilities = torch.softmax(logits, dim=1).permute(1, 0, 2, 3)  # (K, z, y, x)
     return probabilities.contiguous().cpu().numpy()
