@@ -37,7 +37,7 @@ def _gen(seed: int = 0) -> torch.Generator:
 
 
 def test_presets_are_listed_and_round_trip_through_json() -> None:
-    assert list_presets() == ["none", "spatial", "spatial_intensity", "nnunet"]
+    assert list_presets() == ["none", "spatial", "spatial_intensity", "nnunet", "lge_dg"]
     for name in list_presets():
         preset = get_preset(name)
         assert AugmentationPreset.from_dict(preset.to_dict()) == preset
@@ -50,7 +50,7 @@ def test_unknown_preset_and_bad_probability_are_explained() -> None:
         AugmentationPreset(name="x", p_rotation=1.5)
 
 
-@pytest.mark.parametrize("name", ["none", "spatial", "spatial_intensity", "nnunet"])
+@pytest.mark.parametrize("name", ["none", "spatial", "spatial_intensity", "nnunet", "lge_dg"])
 def test_every_preset_gives_patch_shape_and_only_input_label_values(name: str) -> None:
     images, labels = _square_batch(8, 72)
     labels[:, 40:60, 10:30] = 0  # values present: {0, 2} only, so 1 must never appear

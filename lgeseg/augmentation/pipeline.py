@@ -11,12 +11,17 @@ from collections.abc import Callable
 
 import torch
 
-from lgeseg.augmentation import intensity
+from lgeseg.augmentation import appearance, intensity
 from lgeseg.augmentation.presets import AugmentationPreset
 from lgeseg.augmentation.spatial import SpatialParams, apply_spatial, centre_crop, sample_spatial
 
 #: Intensity steps in the order they are applied.
 STEP_ORDER: tuple[str, ...] = (
+    "location_scale",
+    "scar",
+    "random_conv",
+    "bias_field",
+    "invert",
     "bilateral",
     "noise",
     "blur",
@@ -36,7 +41,7 @@ class IntensityStep:
     Attributes:
         op: a name from ``STEP_ORDER``.
         mask: (B, C) bool, which sample-channels it applies to.
-        values: per sample-channel parameters, each (B, C).
+        values: per sample-channel parameters, each (B, C) or (B, C, K) for K numbers per row.
     """
 
     op: str
@@ -66,10 +71,48 @@ def _mask(p: float, p_channel: float, shape: tuple[int, int], generator: torch.G
     return per_sample & (_rand(shape, generator) < p_channel)
 
 
+def _appearance_samplers(
+    preset: AugmentationPreset, shape: tuple[int, int], num_classes: int, generator: torch.Generator
+) -> dict[str, tuple[float, float, Callable[[], tuple[torch.Tensor, ...]]]]:
+    pr, g = preset, generator
+    blobs, classes = (*shape, appearance.SCAR_BLOBS), (*shape, num_classes)
+
+    def normal(size: tuple[int, ...], std: float) -> torch.Tensor:
+        return std * torch.randn(size, generator=g, device=g.device)
+
+    return {
+        "location_scale": (
+            pr.p_location_scale,
+            1.0,
+            lambda: (_uniform(pr.location_scale_scale, classes, g), _uniform(pr.location_scale_shift, classes, g)),
+        ),
+        "scar": (
+            pr.p_scar,
+            1.0,
+            lambda: (_rand(blobs, g), _uniform(pr.scar_sigma, blobs, g), _uniform(pr.scar_brightness, shape, g)),
+        ),
+        "random_conv": (
+            pr.p_random_conv,
+            1.0,
+            lambda: (normal((*shape, appearance.GIN_PARAMETERS), 1.0), _uniform(pr.random_conv_mix, shape, g)),
+        ),
+        "bias_field": (
+            pr.p_bias_field,
+            1.0,
+            lambda: (normal((*shape, appearance.BIAS_FIELD_TERMS), pr.bias_field_strength),),
+        ),
+        "invert": (pr.p_invert, 1.0, lambda: ()),
+    }
+
+
 def sample_intensity(
-    preset: AugmentationPreset, batch_size: int, channels: int, generator: torch.Generator
+    preset: AugmentationPreset, batch_size: int, channels: int, generator: torch.Generator, num_classes: int = 3
 ) -> list[IntensityStep]:
     """Draw which intensity steps apply to which sample-channels, and their parameters.
+
+    Args:
+        preset: probabilities and ranges. batch_size, channels: B and C of the batch.
+        generator: source of randomness. num_classes: K, label values 0 .. K-1 (for class-wise steps).
 
     Returns:
         steps in ``STEP_ORDER`` whose probability is above 0, tensors on ``generator.device``.
@@ -77,6 +120,7 @@ def sample_intensity(
     shape, pr, sp = (batch_size, channels), preset, preset.split_factor_sampling
     g = generator
     samplers: dict[str, tuple[float, float, Callable[[], tuple[torch.Tensor, ...]]]] = {
+        **_appearance_samplers(preset, shape, num_classes, generator),
         "bilateral": (
             pr.p_bilateral,
             1.0,
@@ -111,6 +155,9 @@ def _noise_std(preset: AugmentationPreset, shape: tuple[int, int], generator: to
 def _op(step: str, preset: AugmentationPreset, generator: torch.Generator) -> Callable[..., torch.Tensor]:
     radius = intensity.blur_radius(preset.blur_sigma[1])
     ops: dict[str, Callable[..., torch.Tensor]] = {
+        "random_conv": appearance.random_convolution,
+        "bias_field": appearance.bias_field,
+        "invert": appearance.invert,
         "bilateral": intensity.bilateral_filter,
         "noise": lambda x, std: intensity.add_noise(x, std, generator),
         "blur": lambda x, sy, sx: intensity.gaussian_blur(x, sy, sx, radius),
@@ -124,22 +171,41 @@ def _op(step: str, preset: AugmentationPreset, generator: torch.Generator) -> Ca
     return ops[step]
 
 
+#: Steps that read the label map (class-wise intensities, scar inside the myocardium).
+LABEL_STEPS: dict[str, Callable[..., torch.Tensor]] = {
+    "location_scale": appearance.location_scale,
+    "scar": appearance.paint_scar,
+}
+
+
 def apply_intensity(
-    images: torch.Tensor, steps: list[IntensityStep], preset: AugmentationPreset, generator: torch.Generator
+    images: torch.Tensor,
+    steps: list[IntensityStep],
+    preset: AugmentationPreset,
+    generator: torch.Generator,
+    labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Apply sampled intensity steps to (B, C, H, W) images; returns a new tensor.
 
     Each step runs only on the sample-channels its mask selects (gathered into one batch).
     ``generator`` supplies the noise fields (give one on the images' device for speed).
+    ``labels`` (B, H, W) are needed by the steps in ``LABEL_STEPS`` (``ValueError`` without them);
+    no step changes them.
     """
     b, c, h, w = images.shape
     x = images.reshape(b * c, 1, h, w).clone()  # one copy, then steps write their rows in place
+    label_rows = labels.to(images.device).repeat_interleave(c, 0) if labels is not None else None
     for step in steps:
         rows = step.mask.to(images.device).reshape(-1).nonzero().squeeze(1)
         if rows.numel() == 0:
             continue
-        values = [v.to(images.device, images.dtype).reshape(-1)[rows] for v in step.values]
-        x[rows] = _op(step.op, preset, generator)(x[rows], *values)
+        values = [v.to(images.device, images.dtype).reshape(b * c, *v.shape[2:])[rows] for v in step.values]
+        if step.op in LABEL_STEPS:
+            if label_rows is None:
+                raise ValueError(f"apply_intensity: step {step.op!r} needs the labels, none were given")
+            x[rows] = LABEL_STEPS[step.op](x[rows], label_rows[rows], *values)
+        else:
+            x[rows] = _op(step.op, preset, generator)(x[rows], *values)
     return x.reshape(b, c, h, w)
 
 
@@ -212,6 +278,7 @@ def augment_batch_with_params(
     patch_size = (int(patch_size[0]), int(patch_size[1]))
     _check_inputs(images, labels, patch_size)
     b, c = images.shape[:2]
+    k = int(labels.max()) + 1 if num_classes is None else int(num_classes)
     if preset.is_spatial_identity:
         params = SpatialParams.identity(b, images.device)
         out_images, out_labels = centre_crop(images, patch_size).clone(), centre_crop(labels, patch_size).long()
@@ -219,7 +286,6 @@ def augment_batch_with_params(
         crop = (int(images.shape[-2]), int(images.shape[-1]))
         params = sample_spatial(preset, b, crop, patch_size, spacing_yx, generator)
         params = SpatialParams(*(getattr(params, f.name).to(images.device) for f in dataclasses.fields(params)))
-        k = int(labels.max()) + 1 if num_classes is None else int(num_classes)
         out_images, out_labels = apply_spatial(
             images,
             labels,
@@ -230,5 +296,5 @@ def augment_batch_with_params(
             preset.label_interpolation,
             preset.padding,
         )
-    steps = sample_intensity(preset, b, c, generator)
-    return apply_intensity(out_images, steps, preset, generator), out_labels, params, steps
+    steps = sample_intensity(preset, b, c, generator, k)
+    return apply_intensity(out_images, steps, preset, generator, out_labels), out_labels, params, steps

@@ -52,6 +52,16 @@ class AugmentationPreset(JsonRecord):
         gamma_retain_stats: restore the sample's mean and std after gamma (nnU-Net).
         split_factor_sampling: sample multiplicative factors (gamma, contrast, brightness_mul)
             from [lo, 1) or [1, hi] with equal chance, as nnU-Net does, instead of uniformly.
+        p_location_scale: probability of class-wise location-scale (SLAug): every label region's
+            deviations from its mean are scaled by ``location_scale_scale`` and shifted by
+            ``location_scale_shift`` (a fraction of the intensity range), blended at soft borders.
+        p_scar: probability of painting bright blobs (widths ``scar_sigma`` voxels, brightness
+            ``scar_brightness`` as a fraction of the intensity range) into the myocardium.
+        p_random_conv: probability of GIN, a random shallow convolutional network whose output is
+            mixed with the image by a share from ``random_conv_mix``.
+        p_bias_field: probability of a smooth multiplicative field; its cubic log-polynomial
+            coefficients are normal with standard deviation ``bias_field_strength``.
+        p_invert: probability of contrast inversion (min + max - x).
     """
 
     name: str
@@ -89,6 +99,17 @@ class AugmentationPreset(JsonRecord):
     gamma_range: tuple[float, float] = (0.7, 1.5)
     gamma_retain_stats: bool = False
     split_factor_sampling: bool = True
+    p_location_scale: float = 0.0
+    location_scale_scale: tuple[float, float] = (0.5, 1.5)
+    location_scale_shift: tuple[float, float] = (-0.3, 0.3)
+    p_scar: float = 0.0
+    scar_sigma: tuple[float, float] = (1.5, 4.0)
+    scar_brightness: tuple[float, float] = (0.6, 1.0)
+    p_random_conv: float = 0.0
+    random_conv_mix: tuple[float, float] = (0.0, 1.0)
+    p_bias_field: float = 0.0
+    bias_field_strength: float = 0.3
+    p_invert: float = 0.0
 
     def __post_init__(self) -> None:
         self._check_choices()
@@ -99,6 +120,8 @@ class AugmentationPreset(JsonRecord):
                     raise ValueError(f"AugmentationPreset {self.name!r}: {field.name} must be in [0, 1], found {value}")
             elif isinstance(value, tuple) and (len(value) != 2 or value[0] > value[1]):
                 raise ValueError(f"AugmentationPreset {self.name!r}: {field.name} must be (min, max), found {value}")
+        if self.bias_field_strength < 0:
+            raise ValueError(f"AugmentationPreset {self.name!r}: bias_field_strength must be >= 0")
         if self.max_translation < 0:
             raise ValueError(f"AugmentationPreset {self.name!r}: max_translation must be >= 0")
 
@@ -182,6 +205,22 @@ _PRESETS: dict[str, AugmentationPreset] = {
     ),
 }
 
+#: Appearance randomization for training on cine or phantom images and predicting unseen LGE
+#: (issue 12): the paper's steps plus a wider, likelier rescaling, stronger gamma, class-wise
+#: location-scale, painted scar, GIN random convolutions, bias fields and occasional inversion.
+_PRESETS["lge_dg"] = dataclasses.replace(
+    _PRESETS["spatial_intensity"],
+    name="lge_dg",
+    p_scaling=0.4,
+    scaling_range=(0.7, 2.0),
+    gamma_range=(0.5, 2.0),
+    p_location_scale=0.5,
+    p_scar=0.3,
+    p_random_conv=0.5,
+    p_bias_field=0.3,
+    p_invert=0.1,
+)
+
 #: Preset used when none is named (the paper's full pipeline).
 DEFAULT_PRESET: str = "spatial_intensity"
 
@@ -192,7 +231,20 @@ def list_presets() -> list[str]:
 
 
 def get_preset(name: str) -> AugmentationPreset:
-    """Return the built-in preset ``name``; raises ``ValueError`` listing the valid names."""
-    if name not in _PRESETS:
-        raise ValueError(f"unknown augmentation preset {name!r}; choose one of {', '.join(_PRESETS)}")
-    return _PRESETS[name]
+    """Return the built-in preset ``name``; raises ``ValueError`` listing the valid names.
+
+    ``"base-step1-step2"`` is preset ``base`` with the steps named after it switched off (their
+    probability ``p_<step>`` set to 0), for ablations: ``"lge_dg-random_conv-scar"``.
+    """
+    base, *removed = name.split("-")
+    if base not in _PRESETS:
+        raise ValueError(f"unknown augmentation preset {base!r}; choose one of {', '.join(_PRESETS)}")
+    probabilities = {f.name[2:] for f in dataclasses.fields(AugmentationPreset) if f.name.startswith("p_")}
+    unknown = [step for step in removed if step not in probabilities]
+    if unknown:
+        raise ValueError(
+            f"augmentation preset {name!r}: cannot switch off {unknown}; steps are {', '.join(sorted(probabilities))}"
+        )
+    if not removed:
+        return _PRESETS[base]
+    return dataclasses.replace(_PRESETS[base], name=name, **{f"p_{step}": 0.0 for step in removed})

@@ -1,0 +1,196 @@
+"""Appearance (domain-generalization) ops: make cine or phantom images look like unseen LGE scans.
+
+A model trained on one modality or center learns its intensities; these ops randomize appearance
+while keeping the anatomy, so what is left to learn is shape:
+
+* ``random_convolution``: GIN (global intensity non-linear, Ouyang et al. 2022): a shallow random
+  convolutional network, mixed with the input;
+* ``bias_field``: a smooth multiplicative field (coil sensitivity), a low-order polynomial in log space;
+* ``location_scale``: class-wise intensity location-scale as SLAug's local augmentation (Su et al.
+  2023): each label region gets its own random scale and shift, blended with smoothed label masks
+  (cine's bright myocardium/blood-pool contrast becomes nulled or bright myocardium);
+* ``invert``: contrast inversion within each row's range;
+* ``paint_scar``: bright, blurred blobs painted into the myocardium (labels unchanged), the
+  enhancement pattern of LGE scar that cine and the healthy parts of the phantom lack.
+
+Like ``intensity``, every op takes rows ``x`` of shape (n, 1, H, W) and explicit per-row parameters
+(sampled by ``pipeline.sample_intensity``), so the ops are deterministic; label-aware ops also take
+``labels`` (n, H, W). Every op keeps each row within its input [min, max] (the min-max normalized
+range the network sees at prediction time).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+#: Hidden channels of the random network of ``random_convolution``.
+GIN_CHANNELS: int = 4
+#: Number of random weights per row of ``random_convolution`` (3 layers of 3x3 convolutions + biases).
+GIN_PARAMETERS: int = (GIN_CHANNELS * 9 + GIN_CHANNELS) + (GIN_CHANNELS * GIN_CHANNELS * 9 + GIN_CHANNELS) + (
+    GIN_CHANNELS * 9 + 1
+)
+#: Coefficients of the cubic polynomial of ``bias_field`` (1, x, y, x^2, xy, y^2, x^3, ...).
+BIAS_FIELD_TERMS: int = 10
+#: Blobs per row of ``paint_scar``.
+SCAR_BLOBS: int = 3
+#: Label value of the myocardium.
+MYOCARDIUM: int = 2
+_EPS = 1e-6
+
+
+def _row_range(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return x.amin(dim=(-2, -1), keepdim=True), x.amax(dim=(-2, -1), keepdim=True)
+
+
+def rescale_to(y: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Min-max rescale every row of ``y`` (n, 1, H, W) onto [lo, hi] (each (n, 1, 1, 1))."""
+    y_lo, y_hi = _row_range(y)
+    return (y - y_lo) / (y_hi - y_lo + _EPS) * (hi - lo) + lo
+
+
+def _standardize(y: torch.Tensor) -> torch.Tensor:
+    mean = y.mean(dim=(-2, -1), keepdim=True)
+    return (y - mean) / (y.std(dim=(-2, -1), keepdim=True) + _EPS)
+
+
+def _grouped_conv(y: torch.Tensor, weights: torch.Tensor, bias: torch.Tensor, c_in: int, c_out: int) -> torch.Tensor:
+    """Per-row 3x3 convolution: y (1, n*c_in, H, W), weights (n, c_out*c_in*9), bias (n, c_out)."""
+    n = weights.shape[0]
+    kernel = weights.reshape(n * c_out, c_in, 3, 3)
+    return F.conv2d(F.pad(y, (1, 1, 1, 1), mode="reflect"), kernel, bias.reshape(-1), groups=n)
+
+
+def random_convolution(x: torch.Tensor, weights: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
+    """GIN: a random 3-layer convolutional network (3x3, leaky ReLU) mixed with the input.
+
+    Args:
+        x: (n, 1, H, W).
+        weights: (n, ``GIN_PARAMETERS``) the network's weights and biases, e.g. standard normal.
+        mix: (n,) in [0, 1], share of the network's output (0 returns ``x``).
+
+    Returns:
+        (n, 1, H, W): ``mix * net(x) + (1 - mix) * x`` on standardized intensities, min-max rescaled
+        onto each row's input [min, max].
+    """
+    n, _, h, w = x.shape
+    k = GIN_CHANNELS
+    sizes = [k * 9, k, k * k * 9, k, k * 9, 1]
+    w1, b1, w2, b2, w3, b3 = torch.split(weights.to(x.dtype), sizes, dim=1)
+    lo, hi = _row_range(x)
+    y = x.reshape(1, n, h, w)
+    y = F.leaky_relu(_grouped_conv(y, w1 / 3.0, b1, 1, k), 0.2)
+    y = F.leaky_relu(_grouped_conv(y, w2 / (3.0 * k**0.5), b2, k, k), 0.2)
+    y = _grouped_conv(y, w3 / (3.0 * k**0.5), b3, k, 1).reshape(n, 1, h, w)
+    m = mix.to(x.dtype).view(-1, 1, 1, 1)
+    return rescale_to(m * _standardize(y) + (1 - m) * _standardize(x), lo, hi)
+
+
+def _polynomial_basis(h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(``BIAS_FIELD_TERMS``, H, W) monomials of degree <= 3 in coordinates scaled to [-1, 1]."""
+    yy, xx = torch.meshgrid(
+        torch.linspace(-1, 1, h, device=device, dtype=dtype), torch.linspace(-1, 1, w, device=device, dtype=dtype),
+        indexing="ij",
+    )
+    terms = [yy**i * xx**j for degree in range(4) for i in range(degree + 1) for j in [degree - i]]
+    return torch.stack(terms)
+
+
+def bias_field(x: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
+    """Multiply by a smooth field ``exp(sum_k c_k * monomial_k(y, x))`` and keep the row's range.
+
+    Args:
+        x: (n, 1, H, W), intensities >= 0 (e.g. min-max normalized).
+        coefficients: (n, ``BIAS_FIELD_TERMS``) log-field coefficients of the monomials of degree
+            <= 3 in (y, x) scaled to [-1, 1]; the constant term only scales and is undone.
+
+    Returns:
+        (n, 1, H, W), min-max rescaled onto each row's input [min, max].
+    """
+    lo, hi = _row_range(x)
+    basis = _polynomial_basis(x.shape[-2], x.shape[-1], x.device, x.dtype)
+    log_field = torch.einsum("nk,khw->nhw", coefficients.to(x.dtype), basis)[:, None]
+    return rescale_to((x - lo) * torch.exp(log_field), lo, hi)
+
+
+def _soft_masks(labels: torch.Tensor, num_classes: int, sigma: float) -> torch.Tensor:
+    """(n, K, H, W) one-hot masks blurred with a Gaussian of ``sigma`` voxels, summing to 1."""
+    onehot = F.one_hot(labels.long().clamp(0, num_classes - 1), num_classes).permute(0, 3, 1, 2).float()
+    radius = max(1, int(3 * sigma))
+    t = torch.arange(-radius, radius + 1, device=labels.device, dtype=torch.float32)
+    kernel = torch.exp(-(t**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    n, k, h, w = onehot.shape
+    y = onehot.reshape(n * k, 1, h, w)
+    y = F.conv2d(F.pad(y, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
+    y = F.conv2d(F.pad(y, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
+    y = y.reshape(n, k, h, w)
+    return y / y.sum(1, keepdim=True).clamp_min(_EPS)
+
+
+def location_scale(
+    x: torch.Tensor, labels: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, sigma: float = 1.5
+) -> torch.Tensor:
+    """Class-wise location-scale (SLAug's local augmentation) with smooth class borders.
+
+    Each class region k gets ``(x - mean_k) * scale_k + mean_k + shift_k`` (``mean_k``: the row's mean
+    intensity inside class k), blended with the one-hot labels blurred by ``sigma`` voxels.
+
+    Args:
+        x: (n, 1, H, W).
+        labels: (n, H, W) integer labels 0 .. K-1 (higher values count as K-1).
+        scale, shift: (n, K) per class; shift in units of the row's intensity range.
+        sigma: blur of the class masks, voxels.
+
+    Returns:
+        (n, 1, H, W), min-max rescaled onto each row's input [min, max].
+    """
+    lo, hi = _row_range(x)
+    k = scale.shape[1]
+    masks = _soft_masks(labels, k, sigma).to(x.dtype)
+    hard = F.one_hot(labels.long().clamp(0, k - 1), k).permute(0, 3, 1, 2).to(x.dtype)
+    count = hard.sum(dim=(-2, -1), keepdim=True)
+    mean = (hard * x).sum(dim=(-2, -1), keepdim=True) / count.clamp_min(1)
+    mean = torch.where(count > 0, mean, x.mean(dim=(-2, -1), keepdim=True))
+    span = hi - lo
+    per_class = (x - mean) * scale.to(x.dtype)[..., None, None] + mean + shift.to(x.dtype)[..., None, None] * span
+    return rescale_to((masks * per_class).sum(1, keepdim=True), lo, hi)
+
+
+def invert(x: torch.Tensor) -> torch.Tensor:
+    """Contrast inversion within each row's range: ``min + max - x`` (bright becomes dark)."""
+    lo, hi = _row_range(x)
+    return lo + hi - x
+
+
+def paint_scar(
+    x: torch.Tensor, labels: torch.Tensor, position: torch.Tensor, sigma: torch.Tensor, brightness: torch.Tensor
+) -> torch.Tensor:
+    """Paint ``SCAR_BLOBS`` bright Gaussian blobs into the myocardium (label 2) of every row.
+
+    Args:
+        x: (n, 1, H, W).
+        labels: (n, H, W) integer labels; rows without myocardium are returned unchanged.
+        position: (n, ``SCAR_BLOBS``) in [0, 1): which myocardium pixel (by quantile of the
+            row-major order) each blob is centred on.
+        sigma: (n, ``SCAR_BLOBS``) blob widths in voxels.
+        brightness: (n,) in [0, 1]: target intensity as a fraction of the row's [min, max].
+
+    Returns:
+        (n, 1, H, W): inside the myocardium ``x + a * max(target - x, 0)`` with ``a`` in [0, 1] the
+        blobs' envelope (only brightens); outside the myocardium unchanged. Labels are not changed.
+    """
+    n, _, h, w = x.shape
+    lo, hi = _row_range(x)
+    myo = (labels == MYOCARDIUM).reshape(n, h * w)
+    count = myo.sum(1, keepdim=True)
+    rank = (position.clamp(0, 1 - 1e-6) * count).floor() + 1  # 1 .. count
+    index = torch.searchsorted(myo.long().cumsum(1), rank.long()).clamp_max(h * w - 1)  # (n, blobs)
+    cy, cx = (index // w).to(x.dtype), (index % w).to(x.dtype)
+    yy = torch.arange(h, device=x.device, dtype=x.dtype).view(1, 1, h, 1)
+    xx = torch.arange(w, device=x.device, dtype=x.dtype).view(1, 1, 1, w)
+    d2 = (yy - cy[..., None, None]) ** 2 + (xx - cx[..., None, None]) ** 2
+    blobs = torch.exp(-d2 / (2 * sigma.to(x.dtype)[..., None, None] ** 2)).amax(1, keepdim=True)
+    envelope = blobs * myo.reshape(n, 1, h, w).to(x.dtype) * (count > 0).to(x.dtype).view(n, 1, 1, 1)
+    target = lo + brightness.to(x.dtype).view(-1, 1, 1, 1) * (hi - lo)
+    return x + envelope * (target - x).clamp_min(0)

@@ -1,0 +1,122 @@
+"""Appearance (domain-generalization) augmentation: GIN, bias field, location-scale, inversion, scar."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lgeseg.augmentation import appearance, augment_batch, get_preset
+from lgeseg.augmentation.pipeline import apply_intensity, sample_intensity
+from lgeseg.synth import generate_case
+
+SPACING = (1.5, 1.5)
+APPEARANCE_STEPS = ("location_scale", "scar", "random_conv", "bias_field", "invert")
+
+
+def _phantom_batch(b: int = 4, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mid slices of tiny phantom cases, min-max normalized: images (b, 1, size, size), labels (b, size, size)."""
+    images, labels = [], []
+    for index in range(b):
+        image, label, _ = generate_case(1, index, seed=0, in_plane_size=size, num_slices=3)
+        z = int((label > 0).reshape(label.shape[0], -1).sum(1).argmax())
+        lo, hi = np.percentile(image[z], (0.5, 99.5))
+        images.append(np.clip((image[z] - lo) / (hi - lo), 0, 1))
+        labels.append(label[z])
+    return torch.from_numpy(np.stack(images)[:, None]).float(), torch.from_numpy(np.stack(labels)).long()
+
+
+def _only(step: str) -> object:
+    """``lge_dg`` with every random step but ``step`` switched off and ``step`` always applied."""
+    import dataclasses
+
+    preset = get_preset("none")
+    return dataclasses.replace(preset, name=step, **{f"p_{step}": 1.0})
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("step", APPEARANCE_STEPS)
+def test_each_step_keeps_labels_and_range_and_is_deterministic_for_a_seed(step: str) -> None:
+    images, labels = _phantom_batch()
+    preset = _only(step)
+    out, out_labels = augment_batch(images, labels, preset, (64, 64), SPACING, _gen(3), num_classes=3)
+    again, _ = augment_batch(images, labels, preset, (64, 64), SPACING, _gen(3), num_classes=3)
+    other, _ = augment_batch(images, labels, preset, (64, 64), SPACING, _gen(4), num_classes=3)
+    assert torch.equal(out_labels, labels)
+    assert torch.isfinite(out).all()
+    lo, hi = images.amin(dim=(-2, -1)), images.amax(dim=(-2, -1))
+    assert (out.amin(dim=(-2, -1)) >= lo - 1e-5).all() and (out.amax(dim=(-2, -1)) <= hi + 1e-5).all()
+    assert not torch.equal(out, images)
+    assert torch.equal(out, again)
+    if step != "invert":  # inversion has no parameters: every seed gives the same picture
+        assert not torch.equal(out, other)
+
+
+def test_lge_dg_preset_gives_patches_with_the_input_labels_only() -> None:
+    images, labels = _phantom_batch(8, 96)
+    out, out_labels = augment_batch(images, labels, get_preset("lge_dg"), (64, 64), SPACING, _gen(), num_classes=3)
+    assert out.shape == (8, 1, 64, 64) and set(out_labels.unique().tolist()) <= {0, 1, 2}
+    assert torch.isfinite(out).all()
+
+
+def test_scar_only_brightens_the_myocardium() -> None:
+    images, labels = _phantom_batch()
+    n = images.shape[0]
+    out = appearance.paint_scar(images, labels, torch.full((n, 3), 0.5), torch.full((n, 3), 3.0), torch.ones(n))
+    myo = (labels == 2)[:, None]
+    assert torch.equal(out[~myo], images[~myo])
+    assert (out >= images - 1e-6).all()
+    assert (out[myo] - images[myo]).max() > 0.3  # a blob reaches near the row maximum
+
+
+def test_location_scale_changes_the_myocardium_to_blood_pool_contrast() -> None:
+    images, labels = _phantom_batch()
+    n = images.shape[0]
+
+    def ratio(x: torch.Tensor) -> float:
+        return float(x[:, 0][labels == 2].mean() / x[:, 0][labels == 1].mean())
+
+    darker_myo = appearance.location_scale(
+        images, labels, torch.ones(n, 3), torch.tensor([[0.0, 0.0, -0.4]]).expand(n, 3))
+    brighter_myo = appearance.location_scale(
+        images, labels, torch.ones(n, 3), torch.tensor([[0.0, 0.0, 0.4]]).expand(n, 3))
+    assert ratio(darker_myo) < ratio(images) < ratio(brighter_myo)
+
+
+def test_random_convolution_without_mixing_only_rescales() -> None:
+    images, _ = _phantom_batch()
+    n = images.shape[0]
+    weights = torch.randn(n, appearance.GIN_PARAMETERS, generator=_gen())
+    out = appearance.random_convolution(images, weights, torch.zeros(n))
+    torch.testing.assert_close(out, images, atol=1e-4, rtol=0)
+
+
+def test_bias_field_is_smooth_and_zero_coefficients_change_nothing() -> None:
+    flat = torch.full((1, 1, 32, 32), 0.5)
+    flat[..., 0, 0] = 0.0  # a dark pixel, so the row's range is [0, 0.5]
+    coefficients = torch.zeros(1, appearance.BIAS_FIELD_TERMS)
+    torch.testing.assert_close(appearance.bias_field(flat, coefficients), flat)
+    coefficients[0, 1] = 1.0  # exp(x): brighter towards the right, smoothly
+    out = appearance.bias_field(flat, coefficients)[0, 0, 16]
+    assert (out[2:].diff() > 0).all() and out[30] > 1.5 * out[2]
+
+
+def test_invert_swaps_dark_and_bright() -> None:
+    x = torch.linspace(0.2, 0.9, 64).view(1, 1, 8, 8)
+    out = appearance.invert(x)
+    torch.testing.assert_close(out.flip(-1).flip(-2), x)
+
+
+def test_label_steps_need_labels_and_ablation_names_switch_steps_off() -> None:
+    images, _ = _phantom_batch(2)
+    steps = sample_intensity(_only("scar"), 2, 1, _gen())
+    with pytest.raises(ValueError, match="needs the labels"):
+        apply_intensity(images, steps, _only("scar"), _gen())
+    assert get_preset("lge_dg-scar-random_conv").p_scar == 0.0
+    assert get_preset("lge_dg-scar-random_conv").p_random_conv == 0.0
+    assert get_preset("lge_dg-scar").p_location_scale == get_preset("lge_dg").p_location_scale
+    with pytest.raises(ValueError, match="cannot switch off"):
+        get_preset("lge_dg-sparkle")
