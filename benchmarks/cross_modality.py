@@ -29,11 +29,11 @@ import torch
 from finetune_sweep import test_dice, trained
 from train_accuracy import ROOT, write_section
 
+from lgeseg.model_folder import read_model_metadata, write_model_metadata
 from lgeseg.network import build_unet
-from lgeseg.preprocessing.pipeline import plan_and_preprocess
+from lgeseg.plan_and_preprocess import plan_and_preprocess
 from lgeseg.synth import generate_multicenter
 from lgeseg.training import finetune, save_checkpoint
-from lgeseg.training.model_folder import read_model_metadata, write_model_metadata
 
 
 def untrained_copy(model_dir: Path, out: Path, seed: int) -> Path:

@@ -35,7 +35,7 @@ from train_accuracy import ROOT, write_section  # noqa: E402
 
 from lgeseg.evaluation import evaluate_folders  # noqa: E402
 from lgeseg.inference import predict_folder  # noqa: E402
-from lgeseg.preprocessing.pipeline import plan_and_preprocess  # noqa: E402
+from lgeseg.plan_and_preprocess import plan_and_preprocess  # noqa: E402
 from lgeseg.synth import generate_multicenter  # noqa: E402
 from lgeseg.training import finetune, train  # noqa: E402
 from lgeseg.training.finetune import pick_target_cases  # noqa: E402

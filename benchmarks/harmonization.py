@@ -44,7 +44,7 @@ def prepare_data(work: Path, args: argparse.Namespace) -> tuple[Path, dict[int, 
     Returns:
         (preprocessed folder of the training center, {center: its preprocessed folder}, {center: raw test dataset}).
     """
-    from lgeseg.preprocessing.pipeline import plan_and_preprocess
+    from lgeseg.plan_and_preprocess import plan_and_preprocess
     from lgeseg.synth.multicenter import generate_multicenter
 
     centers = (1, 2, 3, 4)

@@ -206,8 +206,8 @@ def write_section(path: Path, text: str) -> None:
 
 def describe_model(model_dir: Path) -> str:
     """Preset, feature widths, parameter count and (for a trained model) training data and length, one phrase."""
+    from lgeseg.model_folder import read_model_metadata
     from lgeseg.network import build_unet, count_parameters
-    from lgeseg.training.model_folder import read_model_metadata
 
     plan, info = read_model_metadata(model_dir)
     million = count_parameters(build_unet(plan.topology)) / 1e6
@@ -223,7 +223,7 @@ def run(repeats: int, threads: int, output_md: Path | None, slices: int = 12, mo
     """Run every measurement; returns the markdown section (and writes it when ``output_md``)."""
     import torch
 
-    from lgeseg.training.model_folder import read_model_metadata
+    from lgeseg.model_folder import read_model_metadata
 
     spacing = (10.0, 1.25, 1.25) if model is None else (10.0, *read_model_metadata(model)[0].target_spacing[1:])
     rows, networks = [], []

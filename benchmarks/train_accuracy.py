@@ -29,7 +29,7 @@ import torch
 
 from lgeseg.evaluation import evaluate_folders
 from lgeseg.inference import predict_folder
-from lgeseg.preprocessing.pipeline import plan_and_preprocess
+from lgeseg.plan_and_preprocess import plan_and_preprocess
 from lgeseg.training import read_model_metadata, train
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,6 +7,8 @@ reproduces the header bit for bit.
 
 from __future__ import annotations
 
+import gzip
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -178,3 +180,33 @@ def geometry_mismatch(a: CaseGeometry, b: CaseGeometry, tolerance: float = 1e-4)
     if not np.allclose(a.direction, b.direction, atol=tolerance):
         problems.append(f"direction {tuple(a.direction)} vs {tuple(b.direction)}")
     return problems
+
+
+#: NIfTI-1 datatype code -> NumPy float type (integer types cannot hold NaN/Inf).
+_NIFTI_FLOAT_TYPES = {16: "f4", 64: "f8"}
+
+
+def nifti_nonfinite_counts(path: str | Path) -> tuple[int, int] | None:
+    """Count (NaN, Inf) voxels of a float NIfTI-1 file (``.nii``/``.nii.gz``) from its raw bytes.
+
+    ITK's NIfTI reader silently turns NaN and Inf into 0, so ``read_image`` cannot see them;
+    other tools (and the person who made the file) do. Returns None for non-float or non-NIfTI-1
+    files and for files this cannot parse (the regular read reports those).
+    """
+    path = Path(path)
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            data = handle.read()
+        order = next((o for o in "<>" if len(data) >= 348 and struct.unpack(f"{o}i", data[:4])[0] == 348), None)
+        if order is None:
+            return None
+        dims = struct.unpack(f"{order}8h", data[40:56])
+        dtype = _NIFTI_FLOAT_TYPES.get(struct.unpack(f"{order}h", data[70:72])[0])
+        offset = int(struct.unpack(f"{order}f", data[108:112])[0])
+        if dtype is None or not 1 <= dims[0] <= 7:
+            return None
+        values = np.frombuffer(data, dtype=f"{order}{dtype}", count=int(np.prod(dims[1:1 + dims[0]])), offset=offset)
+    except (OSError, EOFError, ValueError, struct.error):
+        return None
+    return int(np.isnan(values).sum()), int(np.isinf(values).sum())

@@ -258,3 +258,15 @@ class PreprocessedCase(JsonRecord):
     plan_fingerprint: str = ""
 
     _nested = {"original": CaseGeometry}
+
+
+def load_plan(source: Path) -> Plan:
+    """Read a plan from a ``plans.json`` file or a folder holding one (a model or PRE folder)."""
+    source = Path(source)
+    path = source / "plans.json" if source.is_dir() else source
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no plans.json found (give a model folder or a plans.json file)")
+    try:
+        return Plan.from_dict(load_json(path))
+    except ValueError as err:
+        raise ValueError(f"{path}: not a valid lgeseg plan ({err})") from err

@@ -9,7 +9,7 @@ import pytest
 
 from lgeseg.cli.experiments import main as experiments_main
 from lgeseg.experiments.paper import PaperExperimentsConfig, format_table, run_paper_experiments
-from lgeseg.training.model_folder import read_model_metadata
+from lgeseg.model_folder import read_model_metadata
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -12,9 +12,9 @@ import SimpleITK as sitk
 
 from lgeseg import io
 from lgeseg.cli import validate as validate_cli
-from lgeseg.dataset import Problem, validate_dataset
+from lgeseg.dataset import Problem, list_cases, load_dataset_info
 from lgeseg.records import LABELS, CaseGeometry, load_json, save_json
-from lgeseg.validation import count_problems, format_problems
+from lgeseg.validation import count_problems, format_problems, validate_dataset
 
 SHAPE = (3, 8, 9)
 GEOMETRY = CaseGeometry(shape=SHAPE, spacing=(8.0, 1.25, 1.3), origin=(-5.0, 10.0, 2.5),
@@ -242,3 +242,28 @@ def test_synthetic_multicenter_datasets_validate_clean(tmp_path: Path) -> None:
     for dataset in datasets:
         problems = validate_dataset(dataset)
         assert problems == [], format_problems(problems)
+
+
+@pytest.mark.parametrize("field, value", [("labels", {"background": 0, "blood_pool": True, "myocardium": 2}),
+                                          ("file_ending", ".png"),
+                                          ("channel_names", {"1": "LGE"})])
+def test_loading_refuses_what_validation_reports(tmp_path: Path, field: str, value: object) -> None:
+    """dataset.json has one parser: a field validation calls an error also stops load_dataset_info and list_cases."""
+    root = _write_dataset(tmp_path / "ds", n_cases=1)
+    raw = load_json(root / "dataset.json")
+    raw[field] = value
+    save_json(raw, root / "dataset.json")
+    assert any(f"'{field}'" in p.message for p in validate_dataset(root, check_images=False))
+    for read in (load_dataset_info, list_cases):
+        with pytest.raises(ValueError, match=f"dataset.json: .*'{field}'"):
+            read(root)
+
+
+def test_list_cases_leaves_out_the_files_validation_reports(tmp_path: Path) -> None:
+    root = _write_dataset(tmp_path / "ds", n_cases=2)
+    (root / "imagesTr" / "case_000_0000.nii.gz").rename(root / "imagesTr" / "case_000.nii.gz")
+    problems = validate_dataset(root, check_images=False)
+    assert any(p.path.endswith("case_000.nii.gz") and "channel suffix" in p.message for p in problems)
+    cases = list_cases(root)
+    assert [c.case_id for c in cases] == ["case_000", "case_001"]
+    assert [p.name for p in cases[0].image_paths] == ["case_000_0001.nii.gz"]

@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command; returns 0 on success, 1 on a user error (message on stderr)."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    from lgeseg.plan_and_preprocess import plan_and_preprocess
     from lgeseg.planning.report import format_plan_table
-    from lgeseg.preprocessing.pipeline import plan_and_preprocess
 
     try:
         plan, paths = plan_and_preprocess(

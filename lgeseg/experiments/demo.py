@@ -78,7 +78,7 @@ def run_demo(config: DemoConfig) -> dict[str, dict[str, float]]:
     """
     from lgeseg.evaluation import evaluate_folders
     from lgeseg.inference import predict_folder
-    from lgeseg.preprocessing.pipeline import plan_and_preprocess
+    from lgeseg.plan_and_preprocess import plan_and_preprocess
     from lgeseg.synth import generate_multicenter
     from lgeseg.training.trainer import train
 

@@ -160,7 +160,7 @@ class _Run:
 
     def preprocessed(self, center: str) -> Path:
         """The center's preprocessed folder; the training center is planned, the others use its plans."""
-        from lgeseg.preprocessing.pipeline import plan_and_preprocess
+        from lgeseg.plan_and_preprocess import plan_and_preprocess
 
         if center not in self.pre:
             folder = self.out / "preprocessed" / center
@@ -204,7 +204,7 @@ class _Run:
 
 def _finetune_spec(blocks: str, model: Path) -> str:
     """``encoder:all`` -> ``encoder:K`` with K the model's number of encoder blocks."""
-    from lgeseg.training.model_folder import read_model_metadata
+    from lgeseg.model_folder import read_model_metadata
 
     part, _, count = blocks.partition(":")
     if count == "all":

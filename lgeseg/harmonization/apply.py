@@ -7,7 +7,6 @@ case; ``lgeseg_harmonize`` writes harmonized image files on the input's exact gr
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lgeseg import io
+from lgeseg.dataset import split_channel_suffix
 from lgeseg.harmonization.histogram import (
     DEFAULT_LANDMARKS,
     HistogramReference,
@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 
 #: (images (C, z, y, x), geometry) -> harmonized images (C, z, y, x), same grid.
 Harmonizer = Callable[[np.ndarray, CaseGeometry], np.ndarray]
-_CHANNEL_SUFFIX = re.compile(r"_(\d{4})$")
 
 
 def make_harmonizer(spec: str, model_dir: str | Path | None = None, device: str = "cpu",
@@ -93,8 +92,8 @@ def image_files(path: str | Path) -> list[Path]:
 
 def channel_of(path: Path) -> int:
     """Channel index from an nnU-Net file name (``case_0001.nii.gz`` -> 1); 0 without a suffix."""
-    match = _CHANNEL_SUFFIX.search(io.strip_ending(path))
-    return int(match.group(1)) if match else 0
+    channel = split_channel_suffix(path)[1]
+    return 0 if channel is None else channel
 
 
 def _file_harmonizer(spec: str, model_dir: str | Path | None, device: str,
@@ -189,7 +188,7 @@ def fit_reference_from_preprocessed(pre_dir: str | Path | Sequence[str | Path], 
     for record in records:
         if wanted is not None and record.case_id not in wanted:
             continue
-        images = [Path(f) for f in record.source_files if _CHANNEL_SUFFIX.search(io.strip_ending(f))]
+        images = [Path(f) for f in record.source_files if split_channel_suffix(f)[1] is not None]
         for path in images:
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: raw image of case {record.case_id} not found (moved?); fit the "

@@ -26,7 +26,7 @@ from lgeseg.harmonization.cyclegan import (
 )
 from lgeseg.harmonization.gan_data import Domain, load_domain, random_patches, split_cases
 from lgeseg.harmonization.gan_plots import plot_examples, plot_progress
-from lgeseg.training.model_folder import load_checkpoint, save_checkpoint
+from lgeseg.model_folder import load_checkpoint, save_checkpoint
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from torch.nn import functional
 from lgeseg.harmonization.cyclegan import DIRECTIONS, CycleGANInfo, build_generator, read_info, translate_slices
 from lgeseg.harmonization.gan_data import scale_to_unit_range
 from lgeseg.harmonization.networks import ResnetGenerator
+from lgeseg.model_folder import find_checkpoint, load_checkpoint
 from lgeseg.records import CaseGeometry
-from lgeseg.training.model_folder import find_checkpoint, load_checkpoint
 
 #: Relative in-plane spacing difference above which images are resampled to the GAN's spacing.
 SPACING_TOLERANCE = 0.1

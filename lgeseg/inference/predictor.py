@@ -29,9 +29,9 @@ from lgeseg.inference.quality import (
     write_quality_report,
 )
 from lgeseg.inference.sliding_window import predict_slices, prepare_for_inference
+from lgeseg.model_folder import LoadedModel, load_model
 from lgeseg.postprocessing import apply_postprocessing
 from lgeseg.records import CaseGeometry, PreprocessedCase
-from lgeseg.training.model_folder import LoadedModel, load_model
 
 logger = logging.getLogger(__name__)
 

@@ -1,12 +1,11 @@
-"""Training: losses, data loading, the loop, checkpoints and the model folder.
+"""Training: losses, data loading, the loop, checkpoints; writes the model folder (`lgeseg.model_folder`).
 
 Public entry points: ``train`` / ``run_training`` (preprocessed data -> model folder),
 ``finetune`` (pretrained model + new center -> model folder), ``get_recipe``/``TrainConfig``,
-and the model-folder helpers (``load_model``, ``load_checkpoint``, ...).
+and, re-exported from ``lgeseg.model_folder``, the model-folder helpers (``load_model``, ...).
 """
 
-from lgeseg.training.finetune import finetune, pick_target_cases
-from lgeseg.training.model_folder import (
+from lgeseg.model_folder import (
     LoadedModel,
     ModelInfo,
     find_checkpoint,
@@ -16,6 +15,7 @@ from lgeseg.training.model_folder import (
     save_checkpoint,
     write_model_metadata,
 )
+from lgeseg.training.finetune import finetune, pick_target_cases
 from lgeseg.training.recipes import DEFAULT_RECIPE, TrainConfig, available_recipes, get_recipe
 from lgeseg.training.trainer import FinetuneSpec, run_training, train
 

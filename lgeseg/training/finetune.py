@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from lgeseg.model_folder import find_checkpoint, read_model_metadata
 from lgeseg.records import Plan, load_json
 from lgeseg.training.inputs import open_training_data
-from lgeseg.training.model_folder import find_checkpoint, read_model_metadata
 from lgeseg.training.recipes import TrainConfig
 from lgeseg.training.splits import subject_of
 from lgeseg.training.trainer import FinetuneSpec, run_training

@@ -17,10 +17,10 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from lgeseg.model_folder import load_checkpoint, save_checkpoint
 from lgeseg.records import Plan
 from lgeseg.training.data import BatchLoader, PatchSampler
 from lgeseg.training.losses import DeepSupervisionLoss, deep_supervision_weights
-from lgeseg.training.model_folder import load_checkpoint, save_checkpoint
 from lgeseg.training.recipes import TrainConfig, build_optimizer, learning_rate_at
 from lgeseg.training.validation import autocast_for
 

@@ -20,10 +20,10 @@ from typing import Any
 import torch
 
 from lgeseg import __version__
+from lgeseg.model_folder import ModelInfo, load_checkpoint, read_model_metadata, write_model_metadata
 from lgeseg.training.data import PatchSampler, TrainingCase, case_key, load_cases
 from lgeseg.training.inputs import TrainingData, open_training_data
 from lgeseg.training.loop import EpochStats, TrainingState, build_state, restore_state, save_state, train_epoch
-from lgeseg.training.model_folder import ModelInfo, load_checkpoint, read_model_metadata, write_model_metadata
 from lgeseg.training.plots import plot_progress
 from lgeseg.training.recipes import DEFAULT_RECIPE, TrainConfig, get_recipe, resolve_device
 from lgeseg.training.splits import fold_of, limit_subjects, load_or_create_splits

@@ -1,4 +1,8 @@
-"""validate -> fingerprint -> plan -> preprocess: what ``lgeseg_plan_and_preprocess`` runs."""
+"""validate -> fingerprint -> plan -> preprocess: what ``lgeseg_plan_and_preprocess`` runs.
+
+The orchestration sits above the stages it calls (validation, fingerprint, planning,
+preprocessing) so that none of them imports another one upward.
+"""
 
 from __future__ import annotations
 
@@ -8,27 +12,14 @@ from pathlib import Path
 from lgeseg.fingerprint import extract_fingerprint
 from lgeseg.planning.planner import plan_experiment
 from lgeseg.preprocessing.run import run_preprocessing
-from lgeseg.records import Plan, load_json, save_json
+from lgeseg.records import Plan, load_plan, save_json
+from lgeseg.validation import validate_dataset
 
 logger = logging.getLogger(__name__)
 
 
-def load_plan(source: Path) -> Plan:
-    """Read a plan from a ``plans.json`` file or a folder holding one (a model or PRE folder)."""
-    source = Path(source)
-    path = source / "plans.json" if source.is_dir() else source
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no plans.json found (give a model folder or a plans.json file)")
-    try:
-        return Plan.from_dict(load_json(path))
-    except ValueError as err:
-        raise ValueError(f"{path}: not a valid lgeseg plan ({err})") from err
-
-
 def validate_datasets(dataset_dirs: list[Path]) -> None:
-    """Raise ``ValueError`` listing every error ``lgeseg.dataset.validate_dataset`` finds; log warnings."""
-    from lgeseg.dataset import validate_dataset
-
+    """Raise ``ValueError`` listing every error ``lgeseg.validation.validate_dataset`` finds; log warnings."""
     errors: list[str] = []
     for directory in dataset_dirs:
         for problem in validate_dataset(directory):

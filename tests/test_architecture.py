@@ -1,0 +1,169 @@
+"""The import rule of docs/ARCHITECTURE.md: lgeseg's imports point down the layers and never form a cycle.
+
+The import graph is read from the source with ``ast`` (every ``import``, function-level ones too), so
+the test needs neither torch nor the data. A module's *unit* is its first name under ``lgeseg``
+(``lgeseg/training/trainer.py`` -> ``training``, ``lgeseg/io.py`` -> ``io``); every unit sits in one
+layer below, and a new package or top-level module must be placed there by whoever adds it.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import lgeseg
+
+PACKAGE_DIR = Path(lgeseg.__file__).resolve().parent
+
+#: Layers from the bottom up; a unit may import units of its own layer or of a layer below it.
+LAYERS: list[tuple[str, set[str]]] = [
+    # the version, atomic file writes and the JSON records every stage exchanges
+    ("foundation", {"lgeseg", "atomic", "records"}),
+    # image files <-> (array, geometry); the one module that reads and writes image bytes
+    ("files", {"io"}),
+    # the one parser of dataset.json and of the case folders
+    ("dataset", {"dataset"}),
+    # what reads or writes raw datasets: validation (built on the parser), the phantom, the converters
+    ("raw datasets", {"validation", "synth", "converters"}),
+    # array and network building blocks of the stages; none knows of models or of its callers
+    ("building blocks", {"network", "planning", "preprocessing", "fingerprint", "augmentation", "evaluation",
+                         "postprocessing"}),
+    # the model-folder contract (model.json, plans.json, checkpoints) shared by the stages below
+    ("model folder", {"model_folder"}),
+    # intensity harmonization (histogram reference, CycleGAN): training writes it, inference applies it
+    ("harmonization", {"harmonization"}),
+    # the two stages that use a model: training and inference
+    ("stages", {"training", "inference"}),
+    # runs of several stages: validate -> fingerprint -> plan -> preprocess, the demo, the paper's experiments
+    ("orchestration", {"plan_and_preprocess", "experiments"}),
+    # the thin command-line front ends and `python -m lgeseg`
+    ("commands", {"cli", "__main__"}),
+]
+
+
+def module_name(path: Path, root: Path) -> str:
+    """``root/training/trainer.py`` -> ``lgeseg.training.trainer`` (a package's ``__init__`` is the package)."""
+    parts = [root.name, *path.relative_to(root).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """Module -> the modules of the same package tree it imports (every import statement, at any depth).
+
+    ``from pkg import name`` points at ``pkg.name`` when that is a module, else at ``pkg``. Importing
+    ``a.b.c`` also runs ``a/__init__`` and ``a/b/__init__``: those count too, unless they are
+    packages of the importer itself (Python runs those first, whatever the importer imports).
+    """
+    top = root.name
+    files = {module_name(p, root): p for p in sorted(root.rglob("*.py"))}
+    graph: dict[str, set[str]] = {}
+    for module, path in files.items():
+        package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+        own_packages = {".".join(module.split(".")[:i]) for i in range(1, module.count(".") + 1)}
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(anchor + ([node.module] if node.module else []))
+                names = [f"{base}.{a.name}" if f"{base}.{a.name}" in files else base for a in node.names]
+            else:
+                continue
+            for name in names:
+                if name != top and not name.startswith(top + "."):
+                    continue
+                targets.add(name)
+                parts = name.split(".")
+                targets |= {".".join(parts[:i]) for i in range(2, len(parts))} - own_packages
+        graph[module] = targets - {module}
+    return graph
+
+
+def unit_of(module: str) -> str:
+    """``lgeseg.training.trainer`` -> ``training``; the root package is ``lgeseg``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of ``graph`` as [a, b, ..., a], or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def layering_violations(graph: dict[str, set[str]], layers: list[tuple[str, set[str]]]) -> list[str]:
+    """Imports of a unit in a higher layer, and units no layer names, as readable lines."""
+    rank = {unit: i for i, (_, units) in enumerate(layers) for unit in units}
+    problems = sorted({f"{unit_of(m)} is in no layer (add it to LAYERS)" for m in graph if unit_of(m) not in rank})
+    for module, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            source_unit, target_unit = unit_of(module), unit_of(target)
+            if source_unit in rank and target_unit in rank and rank[target_unit] > rank[source_unit]:
+                problems.append(f"{module} ({layers[rank[source_unit]][0]}) imports {target} "
+                                f"({layers[rank[target_unit]][0]}), a layer above it")
+    return problems
+
+
+def unit_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The import graph between units (a unit's imports of itself left out)."""
+    units: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        units.setdefault(unit_of(module), set()).update(unit_of(t) for t in targets if unit_of(t) != unit_of(module))
+    return units
+
+
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    return import_graph(PACKAGE_DIR)
+
+
+def test_imports_point_down_the_layers(graph: dict[str, set[str]]) -> None:
+    assert layering_violations(graph, LAYERS) == []
+
+
+def test_modules_import_each_other_without_cycle(graph: dict[str, set[str]]) -> None:
+    assert find_cycle(graph) is None
+
+
+def test_units_import_each_other_without_cycle(graph: dict[str, set[str]]) -> None:
+    assert find_cycle(unit_graph(graph)) is None
+
+
+def test_the_checks_catch_an_upward_import_and_a_cycle(tmp_path: Path) -> None:
+    """A planted upward import and a cycle through a package ``__init__`` are both reported."""
+    root = tmp_path / "pkg"
+    (root / "low").mkdir(parents=True)
+    (root / "high").mkdir()
+    (root / "__init__.py").write_text("")
+    (root / "high" / "__init__.py").write_text("from pkg.high.run import go\n")
+    (root / "high" / "run.py").write_text("def go():\n    from pkg.low.part import helper\n")
+    (root / "low" / "__init__.py").write_text("")
+    (root / "low" / "part.py").write_text("from pkg.high.run import go\nhelper = go\n")
+    graph = import_graph(root)
+    layers = [("base", {"pkg", "low"}), ("top", {"high"})]
+    assert layering_violations(graph, layers) == ["pkg.low.part (base) imports pkg.high (top), a layer above it",
+                                                  "pkg.low.part (base) imports pkg.high.run (top), a layer above it"]
+    assert find_cycle(graph) is not None
+    assert layering_violations(graph, [("base", {"pkg", "low"})])[0] == "high is in no layer (add it to LAYERS)"
