@@ -76,7 +76,7 @@ class TrainConfig(JsonRecord):
     epochs: int = 250
     iterations_per_epoch: int | None = 250
     batch_size: int | None = None
-    augmentation: str = "spatial_intensity"
+    augmentation: str = "lge_dg"
     seed: int = 0
     device: str | None = None
     mixed_precision: bool = True
