@@ -154,7 +154,8 @@ def finetune_folds(work: Path, args: argparse.Namespace, parent: Path, cases: in
     evaluations = []
     for fold, group in enumerate(groups):
         chosen = group[:cases]
-        name = f"{parent.name}_ft{cases}_f{fold}_e{args.ft_epochs}x{args.iterations}"
+        lr = f"_lr{args.ft_lr:g}" if args.ft_lr else ""
+        name = f"{parent.name}_ft{cases}_f{fold}_e{args.ft_epochs}x{args.iterations}{lr}"
         raw = link_subset(args.lge, work / "raw_ft" / name / "myops_lge", chosen)
         pre = work / "pre_ft" / name
         if not (pre / "plans.json").is_file():
@@ -167,6 +168,8 @@ def finetune_folds(work: Path, args: argparse.Namespace, parent: Path, cases: in
                     "--seed", str(args.seed)]
             if args.device:
                 argv += ["--device", args.device]
+            if args.ft_lr:
+                argv += ["--lr", str(args.ft_lr)]
             cli("finetune", argv, work / "logs" / f"finetune_{name}.txt")
         evaluations.append(predict_and_evaluate(work, args, out, tuple(chosen)))
     return evaluations
@@ -190,9 +193,9 @@ def _group(evaluations: list[Path]) -> dict[str, list[Path]]:
     for evaluation in evaluations:
         name = evaluation.name
         if re.search(r"_f\d+_", name):
-            name = re.sub(r"_f\d+_", "_", name) + " (5 folds)"
+            name = re.sub(r"_f\d+_", "_", name)
         groups.setdefault(name, []).append(evaluation)
-    return groups
+    return {(f"{name} ({len(runs)} folds)" if len(runs) > 1 else name): runs for name, runs in groups.items()}
 
 
 def summary_table(groups: dict[str, list[Path]]) -> list[str]:
@@ -292,7 +295,7 @@ def report(work: Path, args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen protocols and rewrite the ``real_lge`` section of docs/RESULTS.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("protocols", nargs="*", choices=["cine", "phantom", "mixed", "finetune"])
+    parser.add_argument("protocols", nargs="*", metavar="PROTOCOL", help="cine, phantom, mixed and/or finetune")
     parser.add_argument("--augmentation", nargs="+", default=["lge_dg"], help="presets to train (the ablation)")
     parser.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
     parser.add_argument("--iterations", type=int, default=50, help="iterations per epoch (default 50)")
@@ -304,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, nargs="+", default=[1, 3], help="fine-tuning patients per fold")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--ft-epochs", type=int, default=4, help="fine-tuning epochs (x --iterations)")
+    parser.add_argument("--ft-lr", type=float, default=None, help="fine-tuning learning rate (default: the parent's)")
     parser.add_argument("--headline", nargs="*", default=[], help="eval names with per-case tables and overlays")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "real_lge")
     parser.add_argument("--cine", type=Path, default=DATA / "acdc_cine")
@@ -311,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true", help="only rewrite the RESULTS.md section")
     parser.add_argument("--no-write", action="store_true", help="print the section, leave docs/RESULTS.md alone")
     args = parser.parse_args(argv)
+    unknown = set(args.protocols) - {"cine", "phantom", "mixed", "finetune"}
+    if unknown:
+        parser.exit(2, f"real_lge: unknown protocol(s) {sorted(unknown)}; choose from cine, phantom, mixed, finetune\n")
     if not args.lge.is_dir():
         parser.exit(1, f"real_lge: {args.lge} not found (the real LGE data is not handed out with the project)\n")
     work = args.work

@@ -257,8 +257,9 @@ def test_paper_recipe_resolves_to_the_papers_numbers_and_default_names_its_extra
     default = get_recipe().to_dict()
     extras = {key for key in paper if paper[key] != default[key]}
     assert extras == {"name", "description", "iterations_per_epoch", "batch_size", "mixed_precision", "grad_clip",
-                      "foreground_fraction"}
+                      "foreground_fraction", "augmentation"}
     assert (default["iterations_per_epoch"], default["grad_clip"], default["foreground_fraction"]) == (250, 12.0, 0.33)
+    assert default["augmentation"] == "lge_dg"  # chosen on real LGE (docs/augmentation.md, ablation)
 
 
 def test_paper_epoch_is_one_pass_over_the_training_slices(tmp_path: Path) -> None:
