@@ -5,7 +5,8 @@ folder, computes every case's Dice (blood pool, myocardium, whole LV) and the Sp
 correlation (``scipy.stats.spearmanr``) of the quality score, and of the mirror disagreement alone,
 with those Dice values; a good flag correlates negatively (higher score, lower Dice). With
 ``--model`` and ``--images`` it first predicts the images with lgeseg's own predictor (mirroring on,
-default window). Writes the docs/RESULTS.md section "Quality flags on real LGE" (unless --no-write).
+default window; only missing outputs); ``--model`` alone only names the model in the heading. Writes
+the docs/RESULTS.md section "Quality flags on real LGE" (unless --no-write).
 
     python benchmarks/qc_correlation.py --images ../shared/data/myops_lge/imagesTr \\
         --reference ../shared/data/myops_lge --model MODEL_DIR --predictions runs/qc/myops_cine
@@ -75,6 +76,10 @@ def _fmt(value: float, digits: int = 3) -> str:
     return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
 
 
+def _p_value(p: float) -> str:
+    return "< 0.001" if p < 0.001 else _fmt(p)
+
+
 def _reasons(quality: CaseQuality) -> str:
     return ", ".join(quality.reasons) or "-"
 
@@ -92,7 +97,7 @@ def describe(name: str, rows: list[dict], seconds: float | None) -> str:
               "| --- | --- | --- | --- |"]
     for signal in ("score", "mirror_disagreement"):
         c = corr[signal]
-        cells = [f"{_fmt(c[k])} (p {_fmt(c.get(k + '_p', math.nan), 3)})" for k in DICE_KEYS]
+        cells = [f"{_fmt(c[k])} (p {_p_value(c.get(k + '_p', math.nan))})" for k in DICE_KEYS]
         lines.append(f"| {signal} | " + " | ".join(cells) + " |")
     lines += ["", "| cases | n | blood pool Dice | myocardium Dice | whole-LV Dice |",
               "| --- | --- | --- | --- | --- |"]
@@ -126,22 +131,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="lgeseg_predict output folder (repeat for several models)")
     parser.add_argument("--reference", required=True, help="reference labels folder or raw dataset")
     parser.add_argument("--model", action="append", default=[],
-                        help="model folder to predict with first (one per --predictions, same order)")
-    parser.add_argument("--images", default=None, help="images to predict (with --model)")
+                        help="model folder of each --predictions (same order): named in the heading, and with "
+                             "--images used to predict first")
+    parser.add_argument("--images", default=None, help="images to predict with --model (missing outputs only)")
     parser.add_argument("--name", action="append", default=[], help="heading per predictions folder")
     parser.add_argument("--no-write", action="store_true", help="print only, do not touch docs/RESULTS.md")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.model and (len(args.model) != len(args.predictions) or not args.images):
-        parser.error("--model needs --images and one --model per --predictions")
+    if (args.model or args.images) and len(args.model) != len(args.predictions):
+        parser.error("give one --model per --predictions (--images needs them)")
     blocks = []
     for index, pred in enumerate(args.predictions):
         pred_dir, seconds = Path(pred), None
         name = args.name[index] if index < len(args.name) else pred_dir.name
-        if args.model:
+        if args.images:
             start = time.perf_counter()
             if predict_folder(args.images, pred_dir, [args.model[index]], device="cpu"):  # [] when all existed
                 seconds = time.perf_counter() - start
+        if args.model:
             name = f"{name}: {_model_note(Path(args.model[index]))}"
         blocks.append(describe(name, case_rows(pred_dir, Path(args.reference)), seconds))
     intro = ("Does `lgeseg_predict`'s quality report (docs/inference.md, `qc.csv`) point at the bad cases of a "
