@@ -1,4 +1,4 @@
-"""``lgeseg_experiments``: the paper's four experiments on tiny synthetic data."""
+"""``lgeseg_experiments``: every cell of the paper's grid on tiny synthetic data, seeds, launchers, summary."""
 
 from __future__ import annotations
 
@@ -6,80 +6,152 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from lgeseg.cli.experiments import main as experiments_main
-from lgeseg.experiments.paper import PaperExperimentsConfig, format_table, run_paper_experiments
-from lgeseg.model_folder import read_model_metadata
+from lgeseg.experiments.cells import load_workspace
+from lgeseg.experiments.grid import build_grid, cell_folder, make_config
+from lgeseg.experiments.run import run_experiments
+from lgeseg.experiments.summary import format_table, mean_sd
+from lgeseg.model_folder import load_checkpoint, read_model_metadata
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-
-def _tiny(out: Path, **changes) -> PaperExperimentsConfig:
-    settings = {"synthetic_centers": (1, 2), "cases_per_center": 3, "test_cases_per_center": 1,
-                "in_plane_size": 32, "epochs": 1, "iterations_per_epoch": 1, "finetune_cases": 1,
-                "finetune_epochs": 1, "harmonization": ("histogram",), "device": "cpu"}
-    return PaperExperimentsConfig(out_dir=out, **{**settings, **changes})
+#: Tiny data and one or two iterations per model: every cell runs, the Dice values mean nothing.
+TINY = {"cases_per_center": 3, "test_cases_per_center": 1, "in_plane_size": 32, "gan_patch": 32, "device": "cpu",
+        "seeds": 2}
+#: A sub-grid of two cells for the launcher tests: experiment 4 with the training center alone, seed 0.
+SMALL = {"experiments": (4,), "combination_sizes": (1,), "seeds": 1}
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("experiments")
-    return out, run_paper_experiments(_tiny(out))
+    return out, run_experiments(make_config("tiny", out_dir=out, **TINY), jobs=1, threads=1)
 
 
-def test_all_four_experiments_fill_the_table_5_layout(tiny_run: tuple[Path, dict]) -> None:
+def _scores(out: Path, cell_id: str) -> dict:
+    """``{(center, harmonization): per-case Dice}`` of a finished cell."""
+    scores = json.loads((cell_folder(out, cell_id) / "result.json").read_text())["scores"]
+    return {(s["center"], s["harmonization"]): s["cases"] for s in scores if s["harmonization"] == "none"}
+
+
+def test_every_cell_of_the_four_experiments_runs_and_fills_table_5(tiny_run: tuple[Path, dict]) -> None:
     out, results = tiny_run
-    dice = results["dice"]
-    assert set(dice) == {"no_augmentation", "spatial", "spatial_intensity", "histogram", "transfer", "multi_center"}
-    assert set(dice["spatial"]) == {"center1", "center2"}  # experiment 1 tests every center
-    assert set(dice["transfer"]) == set(dice["multi_center"]) == set(dice["histogram"]) == {"center2"}
-    assert all(0.0 <= v <= 1.0 for column in dice.values() for row in column.values() for v in row.values()
-               if v is not None)
-    table = (out / "table.md").read_text()
-    training_row = next(line for line in table.splitlines() if line.startswith("| center1 (training)"))
-    assert training_row.count(" - ") == 3  # histogram, transfer and multi-center do not apply to it
-    assert json.loads((out / "results.json").read_text())["dice"] == dice
+    workspace, cells = load_workspace(out / "grid.json")
+    assert results["cells"] == {"finished": len(cells), "missing": []} and not results["failed"]
+    assert {cell.kind for cell in cells.values()} == {"train", "finetune", "cyclegan"}
+    table = results["table5"]
+    assert set(table) == {"no_augmentation", "spatial", "spatial_intensity", "histogram", "cyclegan", "transfer",
+                          "multi_center"}
+    assert set(table["spatial"]) == {"center1", "center2"}  # experiment 1 tests every center
+    assert set(table["transfer"]) == set(table["cyclegan"]) == set(table["multi_center"]) == {"center2"}
+    for column in table.values():
+        for stats in column.values():
+            assert stats["n"] == 2 and 0.0 <= stats["mean"] <= 1.0 and stats["sd"] is not None
+    row = next(line for line in (out / "table.md").read_text().splitlines() if line.startswith("| center2"))
+    assert row.count(" ± ") == 7
 
 
-def test_transfer_model_fine_tunes_every_encoder_block_of_the_augmented_model(tiny_run: tuple[Path, dict]) -> None:
+def test_sweeps_reference_models_and_combinations_are_all_in_the_grid(tiny_run: tuple[Path, dict]) -> None:
     out, _ = tiny_run
-    base = out / "models" / "single_center_spatial_intensity"
-    plan, info = read_model_metadata(out / "models" / "transfer_center2")
-    assert info.parent == str(base.resolve())
-    assert info.trainable == f"encoder:{plan.topology.num_stages}"
-    assert len(info.target_cases) == 1
-    _, multi = read_model_metadata(out / "models" / "multi_center_center1_center2")
-    assert sorted(multi.datasets) == ["center1", "center2"]
-    assert multi.augmentation == "spatial_intensity"
-    _, plain = read_model_metadata(out / "models" / "single_center_none")
-    assert plain.augmentation == "none"
+    _, cells = load_workspace(out / "grid.json")
+    tuned = {(c.trainable, c.amount) for c in cells.values() if c.kind == "finetune" and c.seed == 0}
+    assert {t for t, _ in tuned} >= {"encoder:1", "decoder:1"} and {a for _, a in tuned} == {"1", "100%"}
+    assert "train_center2_spatial_intensity_s0" in cells  # Figure 8's "trained on the target itself"
+    multi = cells["train_center1+center2_none_s0"]  # Figure 11: 2-center model, scored with histogram matching
+    assert ("center1", "histogram") in multi.scores and ("center2", "none") in multi.scores
+    _, info = read_model_metadata(cell_folder(out, "finetune_center2_encoder1_1_s0") / "model")
+    assert info.trainable == "encoder:1" and len(info.target_cases) == 1
+    assert info.parent == str((cell_folder(out, "train_center1_spatial_intensity_s0") / "model").resolve())
 
 
-def test_a_second_run_reuses_the_trained_models(tiny_run: tuple[Path, dict]) -> None:
+def test_seeds_train_different_models(tiny_run: tuple[Path, dict]) -> None:
+    out, _ = tiny_run
+    weights = [load_checkpoint(cell_folder(out, f"train_center1_none_s{seed}") / "model" / "checkpoint_final.pt")
+               for seed in (0, 1)]
+    names = list(weights[0]["network"])
+    assert any(not torch.equal(weights[0]["network"][n], weights[1]["network"][n]) for n in names)
+    assert weights[0]["config"]["seed"] == 0 and weights[1]["config"]["seed"] == 1
+
+
+def test_all_seven_figures_are_written(tiny_run: tuple[Path, dict]) -> None:
     out, results = tiny_run
-    checkpoints = sorted((out / "models").glob("*/checkpoint_final.pt"))
-    before = {p: p.stat().st_mtime_ns for p in checkpoints}
-    again = run_paper_experiments(_tiny(out, experiments=(3, 4)))
-    assert {p: p.stat().st_mtime_ns for p in checkpoints} == before
-    assert again["dice"]["transfer"] == results["dice"]["transfer"]
-    assert not any(name.startswith(("train", "fine-tune")) for name in again["seconds"])
+    names = sorted(Path(p).name for p in results["figures"])
+    assert names == sorted(f"figure_{n}.png" for n in range(6, 13))
+    assert all((out / "figures" / name).stat().st_size > 5000 for name in names)
 
 
-def test_format_table_puts_the_training_center_first_and_dashes_what_does_not_apply() -> None:
-    results = {"dice": {"spatial": {"center2": {"blood_pool": 0.8, "myocardium": 0.6},
-                                    "center1": {"blood_pool": 0.9, "myocardium": 0.7}},
-                        "transfer": {"center2": {"blood_pool": 0.9, "myocardium": 0.9}}}}
-    lines = format_table(results, "center1").splitlines()
+def test_summary_only_collects_what_finished_and_a_rerun_reuses_every_cell(tiny_run: tuple[Path, dict]) -> None:
+    out, results = tiny_run
+    moved = cell_folder(out, "cyclegan_center1_center2_s1") / "result.json"
+    moved.rename(out / "moved.json")
+    try:
+        assert experiments_main(["-o", str(out), "--summary-only"]) == 0
+        summary = json.loads((out / "results.json").read_text())
+        assert summary["cells"]["missing"] == ["cyclegan_center1_center2_s1"]
+        assert summary["table5"]["cyclegan"]["center2"]["n"] == 1
+    finally:
+        (out / "moved.json").rename(moved)
+    results_files = sorted((out / "cells").glob("*/result.json"))
+    before = {p: p.stat().st_mtime_ns for p in results_files}
+    again = run_experiments(make_config("tiny", out_dir=out, **TINY), threads=1)
+    assert {p: p.stat().st_mtime_ns for p in results_files} == before
+    assert again["table5"] == results["table5"]
+
+
+def test_two_local_jobs_give_the_same_results_as_one(tiny_run: tuple[Path, dict], tmp_path: Path) -> None:
+    out, _ = tiny_run
+    parallel = run_experiments(make_config("tiny", out_dir=tmp_path, **{**TINY, **SMALL}), jobs=2, threads=1)
+    assert parallel["cells"]["finished"] == 2 and not parallel["failed"]
+    assert (cell_folder(tmp_path, "train_center1_none_s0") / "job.log").is_file()  # ran as a subprocess
+    for cell_id in ("train_center1_none_s0", "train_center1_spatial_intensity_s0"):
+        assert _scores(tmp_path, cell_id) == _scores(out, cell_id)
+
+
+def test_submitit_local_executor_gives_the_same_results(tiny_run: tuple[Path, dict], tmp_path: Path) -> None:
+    pytest.importorskip("submitit")
+    out, _ = tiny_run
+    results = run_experiments(make_config("tiny", out_dir=tmp_path, **{**TINY, **SMALL}), launcher="submitit",
+                              jobs=2, threads=1, submitit_options={"cluster": "local", "timeout_min": 10})
+    assert results["cells"]["finished"] == 2 and not results["failed"]
+    assert any((tmp_path / "submitit").iterdir())
+    assert _scores(tmp_path, "train_center1_spatial_intensity_s0") == _scores(out, "train_center1_spatial_intensity_s0")
+
+
+def test_paper_scale_is_the_papers_recipe_and_preset() -> None:
+    config = make_config("paper", out_dir=Path("x"))
+    assert (config.recipe, config.preset, config.epochs, config.iterations_per_epoch) == ("paper", "paper", 250, None)
+    assert config.postprocess == "lcc" and config.test_cases_per_center == 15
+    assert make_config("quick", out_dir=Path("x")).recipe == "default"
+
+
+def test_grid_balances_subjects_and_builds_the_1_to_4_center_combinations() -> None:
+    config = make_config("quick", out_dir=Path("x"), experiments=(4,), subjects_per_center=11)
+    cells = build_grid(config, ["center1", "center2", "center3", "center4"], num_encoder_blocks=6)
+    combos = {cell.centers for cell in cells}
+    assert len(combos) == 8 and all(c[0] == "center1" for c in combos)  # 1 + 3 + 3 + 1 combinations with center1
+    assert {cell.subjects_per_center for cell in cells} == {11}
+
+
+def test_summary_statistics_and_table_layout() -> None:
+    assert mean_sd([0.8, 0.6]) == {"mean": pytest.approx(0.7), "sd": pytest.approx(0.1414, abs=1e-4), "n": 2}
+    assert mean_sd([0.8])["sd"] is None
+    table = {"spatial": {"center2": mean_sd([0.7]), "center1": mean_sd([0.8, 0.8])},
+             "transfer": {"center2": mean_sd([0.9, 0.7])}}
+    lines = format_table(table, "center1").splitlines()
     assert lines[0] == "| test center | 1: spatial | 3: transfer learning |"
-    assert lines[2] == "| center1 (training) | 0.800 | - |"
-    assert lines[3] == "| center2 | 0.700 | 0.900 |"
+    assert lines[2] == "| center1 (training) | 0.800 ± 0.000 | - |"
+    assert lines[3] == "| center2 | 0.700 | 0.800 ± 0.141 |"
 
 
 def test_bad_settings_are_refused_with_the_field_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(ValueError, match="experiments"):
-        run_paper_experiments(_tiny(tmp_path, experiments=(5,)))
+        make_config("tiny", out_dir=tmp_path, experiments=(5,))
     with pytest.raises(ValueError, match="raw_dir and test_dir"):
-        run_paper_experiments(_tiny(tmp_path, raw_dir=tmp_path))
+        make_config("tiny", out_dir=tmp_path, raw_dir=tmp_path)
+    with pytest.raises(ValueError, match="amounts"):
+        make_config("tiny", out_dir=tmp_path, amounts=("ten",))
     with pytest.raises(SystemExit) as exit_info:
         experiments_main(["-o", str(tmp_path / "x"), "--raw", str(tmp_path), "--test", str(tmp_path),
                           "--train-center", "emidec"])

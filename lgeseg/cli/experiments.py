@@ -1,4 +1,4 @@
-"""``lgeseg_experiments``: the paper's four domain-generalization experiments (its Table 5) in one run."""
+"""``lgeseg_experiments``: the paper's four domain-generalization experiments (Table 5, Figures 6-12)."""
 
 from __future__ import annotations
 
@@ -6,67 +6,117 @@ import argparse
 import logging
 from pathlib import Path
 
-from lgeseg.experiments.paper import PaperExperimentsConfig, format_table, run_paper_experiments
-
-_DEFAULTS = PaperExperimentsConfig(out_dir=Path("."))
+from lgeseg.experiments.grid import SCALES, make_config
+from lgeseg.experiments.launcher import LAUNCHERS
+from lgeseg.experiments.summary import format_table
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lgeseg_experiments",
-        description="Train on one center and measure, on held-out cases of every center, the paper's experiments: "
+        description="Train on one center and measure on held-out cases of every center the paper's experiments: "
                     "(1) augmentation, (2) histogram matching / CycleGAN, (3) transfer learning, (4) multi-center "
-                    "training. Default data: the embedded synthetic centers. Finished steps are reused on rerun.")
-    parser.add_argument("-o", "--out", type=Path, required=True, help="work folder (data, models, results)")
-    parser.add_argument("-e", "--experiments", type=int, nargs="+", choices=(1, 2, 3, 4),
-                        default=list(_DEFAULTS.experiments), help="which experiments (default: all)")
-    parser.add_argument("--raw", type=Path, default=None,
-                        help="real data: folder with one raw dataset per center (training cases)")
-    parser.add_argument("--test", type=Path, default=None,
-                        help="real data: folder with the same centers' test datasets")
-    parser.add_argument("--train-center", default=_DEFAULTS.train_center,
-                        help="dataset folder name of the training center (default: %(default)s)")
-    parser.add_argument("--cases-per-center", type=int, default=_DEFAULTS.cases_per_center,
-                        help="synthetic training cases per center (default: %(default)s)")
-    parser.add_argument("--test-cases-per-center", type=int, default=_DEFAULTS.test_cases_per_center,
-                        help="synthetic test cases per center (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=_DEFAULTS.epochs, help="epochs per model (default: %(default)s)")
-    parser.add_argument("--iterations-per-epoch", type=int, default=_DEFAULTS.iterations_per_epoch)
-    parser.add_argument("--train-minutes", type=float, default=None, help="time budget per model, minutes")
-    parser.add_argument("--finetune-blocks", default=_DEFAULTS.finetune_blocks,
-                        help="experiment 3: encoder:K, decoder:K, encoder:all or all (default: %(default)s)")
-    parser.add_argument("--finetune-cases", type=int, default=_DEFAULTS.finetune_cases)
-    parser.add_argument("--finetune-epochs", type=int, default=_DEFAULTS.finetune_epochs)
-    parser.add_argument("--harmonization", nargs="+", choices=("histogram", "cyclegan"),
-                        default=list(_DEFAULTS.harmonization), help="experiment 2 methods (default: both)")
-    parser.add_argument("--gan-epochs", type=int, default=_DEFAULTS.gan_epochs)
-    parser.add_argument("--gan-iterations", type=int, default=_DEFAULTS.gan_iterations)
-    parser.add_argument("--gan-patch", type=int, default=_DEFAULTS.gan_patch, help="CycleGAN patch, voxels")
-    parser.add_argument("--preset", default=None, help="planner preset (default: cpu on the CPU, else default)")
-    parser.add_argument("--mirroring", action="store_true", help="flip test-time augmentation when predicting")
-    parser.add_argument("--seed", type=int, default=_DEFAULTS.seed)
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: best available)")
+                    "training on 1-4 centers; Table 5 (mean ± SD over seeds) and Figures 6-12 into OUT. Every "
+                    "model is an independent, resumable cell; rerun to continue. Default data: synthetic centers.")
+    parser.add_argument("-o", "--out", type=Path, required=True, help="work folder (data, cells, results, figures)")
+    parser.add_argument("--scale", choices=list(SCALES), default="quick",
+                        help="tiny: every cell in minutes (smoke test); quick: small CPU defaults; paper: the paper's "
+                             "recipe and preset as written (250 epochs, batch 16, fp32, 256x256) (default: quick)")
+    parser.add_argument("-e", "--experiments", type=int, nargs="+", choices=(1, 2, 3, 4), default=None,
+                        help="which experiments (default: all)")
+    parser.add_argument("--seeds", type=int, default=None, help="independent runs of every model (paper: 5)")
+    parser.add_argument("--summary-only", action="store_true",
+                        help="only collect the finished cells of OUT into tables and figures")
+    run = parser.add_argument_group("launching")
+    run.add_argument("--launcher", choices=LAUNCHERS, default="local",
+                     help="local: cells in this process or subprocesses; submitit: Slurm jobs (pip install "
+                          "'lgeseg[slurm]') (default: local)")
+    run.add_argument("--jobs", type=int, default=1, help="cells at once (default 1: one after another, in-process)")
+    run.add_argument("--threads", type=int, default=None, help="torch threads per cell (default: CPUs / jobs)")
+    run.add_argument("--submitit-cluster", default=None, help="submitit cluster: slurm, local or debug (default: auto)")
+    run.add_argument("--slurm-partition", default=None)
+    run.add_argument("--gpus-per-job", type=int, default=None)
+    run.add_argument("--timeout-min", type=int, default=None, help="time limit of one submitit job, minutes")
+    data = parser.add_argument_group("data")
+    data.add_argument("--raw", type=Path, default=None, help="real data: folder with one raw dataset per center")
+    data.add_argument("--test", type=Path, default=None, help="real data: the same centers' test datasets")
+    data.add_argument("--train-center", default=None, help="training center's folder name (default: center1)")
+    data.add_argument("--synthetic-centers", type=int, nargs="+", choices=(1, 2, 3, 4), default=None,
+                      help="which synthetic centers to generate (tiny: 1 2; else all four)")
+    data.add_argument("--in-plane-size", type=int, default=None, help="synthetic in-plane matrix (tiny: 48)")
+    data.add_argument("--cases-per-center", type=int, default=None, help="synthetic training subjects per center")
+    data.add_argument("--test-cases-per-center", type=int, default=None, help="synthetic test subjects per center")
+    data.add_argument("--subjects-per-center", type=int, default=None,
+                      help="experiment 4: N subjects of every center per model (the paper's Table 4; default: all)")
+    data.add_argument("--every-training-center", action="store_true", default=None,
+                      help="experiment 1 trains on every center in turn (Figure 6 in full)")
+    train = parser.add_argument_group("training (defaults: the scale's)")
+    train.add_argument("--preset", default=None, help="planner preset (default: cpu on the CPU, else default)")
+    train.add_argument("--recipe", default=None, help="training recipe: default, paper, nnunet")
+    train.add_argument("--epochs", type=int, default=None)
+    train.add_argument("--iterations-per-epoch", type=int, default=None)
+    train.add_argument("--train-minutes", type=float, default=None, help="time budget per model, minutes")
+    train.add_argument("--finetune-blocks", default=None,
+                       help="experiment 3's blocks: encoder:K, decoder:K or all (default: encoder:5 when the network "
+                            "has five encoder blocks, else all)")
+    train.add_argument("--finetune-amount", default=None, help="subjects of the new center: N or P%% (quick: 3)")
+    train.add_argument("--block-counts", type=int, nargs="*", default=None,
+                       help="Figure 8 sweep: k of encoder:k/decoder:k")
+    train.add_argument("--amounts", nargs="*", default=None, help="Figure 10 sweep: N or P%% each")
+    train.add_argument("--finetune-epochs", type=int, default=None)
+    train.add_argument("--harmonization", nargs="+", choices=("histogram", "cyclegan"), default=None)
+    train.add_argument("--gan-epochs", type=int, default=None)
+    train.add_argument("--gan-iterations", type=int, default=None)
+    train.add_argument("--gan-patch", type=int, default=None, help="CycleGAN patch, voxels")
+    train.add_argument("--postprocess", choices=("lcc", "lcc_per_label", "none"), default=None,
+                       help="postprocessing of every prediction (default: each model's validated choice; paper: lcc)")
+    train.add_argument("--mirroring", action="store_true", default=None, help="flip test-time augmentation")
+    train.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: best available)")
     return parser
+
+
+def _submitit_options(args: argparse.Namespace) -> dict[str, object]:
+    options = {"cluster": args.submitit_cluster, "slurm_partition": args.slurm_partition,
+               "gpus_per_node": args.gpus_per_job, "timeout_min": args.timeout_min}
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the experiments and print the Table 5-style Dice table. Returns the exit code."""
+    from lgeseg.experiments.run import run_experiments, summarize_folder
+
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    config = PaperExperimentsConfig(
-        out_dir=args.out, experiments=tuple(args.experiments), train_center=args.train_center, raw_dir=args.raw,
-        test_dir=args.test, cases_per_center=args.cases_per_center, test_cases_per_center=args.test_cases_per_center,
-        preset=args.preset, epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
-        train_minutes=args.train_minutes, finetune_blocks=args.finetune_blocks, finetune_cases=args.finetune_cases,
-        finetune_epochs=args.finetune_epochs, harmonization=tuple(args.harmonization), gan_epochs=args.gan_epochs,
-        gan_iterations=args.gan_iterations, gan_patch=args.gan_patch, mirroring=args.mirroring, seed=args.seed,
-        device=args.device)
+    as_tuple = {k: None if getattr(args, k) is None else tuple(getattr(args, k))
+                for k in ("experiments", "block_counts", "amounts", "harmonization", "synthetic_centers")}
     try:
-        results = run_paper_experiments(config)
+        if args.summary_only:
+            results = summarize_folder(args.out)
+        else:
+            config = make_config(
+                args.scale, out_dir=args.out, seeds=args.seeds, train_center=args.train_center, raw_dir=args.raw,
+                test_dir=args.test, in_plane_size=args.in_plane_size, cases_per_center=args.cases_per_center,
+                test_cases_per_center=args.test_cases_per_center, subjects_per_center=args.subjects_per_center,
+                every_training_center=args.every_training_center, preset=args.preset, recipe=args.recipe,
+                epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch, train_minutes=args.train_minutes,
+                finetune_blocks=args.finetune_blocks, finetune_amount=args.finetune_amount,
+                finetune_epochs=args.finetune_epochs, gan_epochs=args.gan_epochs, gan_iterations=args.gan_iterations,
+                gan_patch=args.gan_patch, postprocess=args.postprocess, mirroring=args.mirroring, device=args.device,
+                **as_tuple)
+            results = run_experiments(config, args.launcher, args.jobs, args.threads, _submitit_options(args))
     except (FileNotFoundError, ValueError) as err:
         parser.exit(1, f"lgeseg_experiments: error: {err}\n")
-    print(f"\nMean 3D Dice (blood pool, myocardium) on held-out test cases, trained on {args.train_center}:\n")
-    print(format_table(results, args.train_center))
-    print(f"\nResults: {args.out / 'results.json'} and {args.out / 'table.md'}")
-    return 0
+    train_center = results["config"]["train_center"]
+    print(f"\nMean 3D Dice (blood pool, myocardium) on held-out test cases, ± SD over seeds; trained on "
+          f"{train_center}:\n")
+    print(format_table(results["table5"], train_center))
+    missing = results["cells"]["missing"]
+    if missing:
+        print(f"\n{len(missing)} cell(s) without a result (failed or not run): {', '.join(missing[:10])}")
+    print(f"\nResults: {args.out / 'results.json'}, {args.out / 'table.md'}, figures in {args.out / 'figures'}")
+    return 1 if results.get("failed") else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,230 @@
+"""Running the grid's cells: the shared data (``prepare``), then one cell = one model + its scores.
+
+``prepare`` generates (or finds) every center's raw training and test data, preprocesses the
+training center with a planner preset and every other center with its plans (so all models share
+one plan), and writes ``OUT/grid.json``: the settings, the folders and every cell. A cell job needs
+nothing else: ``run_cell(load_workspace(OUT/grid.json), cell)`` makes the cell's model (reusing a
+finished one, continuing an interrupted one), scores it on its test sets, and writes
+``OUT/cells/<id>/result.json`` last; a cell with that file is done.
+
+Example:
+    >>> workspace = prepare(make_config("tiny", out_dir=Path("runs/tiny")))
+    >>> write_grid(workspace, build_grid(workspace.config, list(workspace.test), workspace.num_encoder_blocks))
+    >>> result = run_cell(workspace, cells[0])  # {"cell": {...}, "scores": [...], "seconds": ...}
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from lgeseg.experiments.grid import Cell, ExperimentsConfig, cell_folder
+from lgeseg.records import Plan, load_json, save_json
+
+logger = logging.getLogger(__name__)
+
+GRID_FILE = "grid.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Workspace:
+    """What every cell shares.
+
+    Attributes:
+        config: the settings.
+        device: torch device the cells use.
+        preprocessed: center -> preprocessed folder (one plan for all).
+        test: center -> raw dataset of its test cases.
+        num_encoder_blocks: encoder blocks of the planned network.
+    """
+
+    config: ExperimentsConfig
+    device: str
+    preprocessed: dict[str, Path]
+    test: dict[str, Path]
+    num_encoder_blocks: int
+
+
+def _raw_data(config: ExperimentsConfig) -> tuple[list[Path], list[Path]]:
+    """(training datasets, test datasets), one per center, same names, in center order."""
+    out = Path(config.out_dir)
+    if config.raw_dir is None or config.test_dir is None:
+        from lgeseg.synth import generate_multicenter
+
+        centers = config.synthetic_centers
+        train = generate_multicenter(out / "raw", config.cases_per_center, config.data_seed, centers,
+                                     in_plane_size=config.in_plane_size)
+        test = generate_multicenter(out / "test", config.test_cases_per_center, config.data_seed + 1, centers,
+                                    in_plane_size=config.in_plane_size)
+        return list(train), list(test)
+    train = sorted(p for p in Path(config.raw_dir).iterdir() if (p / "dataset.json").is_file())
+    test = [Path(config.test_dir) / p.name for p in train]
+    missing = [str(p) for p in test if not (p / "dataset.json").is_file()]
+    if missing:
+        raise FileNotFoundError(f"test_dir: no test dataset (dataset.json) for center(s) {', '.join(missing)}")
+    return train, test
+
+
+def prepare(config: ExperimentsConfig) -> Workspace:
+    """Data and preprocessing for every center (reused when already there); returns the workspace."""
+    import torch
+
+    from lgeseg.plan_and_preprocess import plan_and_preprocess
+
+    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    train_raw, test_raw = _raw_data(config)
+    names = [p.name for p in train_raw]
+    if config.train_center not in names:
+        source = Path(config.out_dir) / "raw" if config.raw_dir is None else config.raw_dir
+        raise ValueError(f"train_center {config.train_center!r}: no such center in {source} "
+                         f"(found {', '.join(sorted(names))})")
+    order = [config.train_center] + [n for n in names if n != config.train_center]
+    raw = {p.name: p for p in train_raw}
+    pre = {name: Path(config.out_dir) / "preprocessed" / name for name in order}
+    for name in order:
+        if (pre[name] / "plans.json").is_file():
+            continue
+        if name == config.train_center:
+            preset = config.preset or ("cpu" if device == "cpu" else "default")
+            plan_and_preprocess([raw[name]], pre[name], preset=preset)
+        else:
+            plan_and_preprocess([raw[name]], pre[name], plans_from=pre[config.train_center] / "plans.json")
+    plan = Plan.from_dict(load_json(pre[config.train_center] / "plans.json"))
+    test = {p.name: p for p in test_raw}
+    return Workspace(config, device, pre, {name: test[name] for name in order}, plan.topology.num_stages)
+
+
+def write_grid(workspace: Workspace, cells: list[Cell]) -> Path:
+    """Write ``OUT/grid.json`` (settings, folders, cells) that every cell job reads; returns its path."""
+    path = Path(workspace.config.out_dir) / GRID_FILE
+    save_json({"config": workspace.config.to_dict(), "device": workspace.device,
+               "preprocessed": {k: str(v) for k, v in workspace.preprocessed.items()},
+               "test": {k: str(v) for k, v in workspace.test.items()},
+               "num_encoder_blocks": workspace.num_encoder_blocks,
+               "cells": [cell.to_dict() for cell in cells]}, path)
+    return path
+
+
+def load_workspace(path: str | Path) -> tuple[Workspace, dict[str, Cell]]:
+    """Read ``grid.json``: (workspace, cells by id)."""
+    data = load_json(path)
+    workspace = Workspace(ExperimentsConfig.from_dict(data["config"]), data["device"],
+                          {k: Path(v) for k, v in data["preprocessed"].items()},
+                          {k: Path(v) for k, v in data["test"].items()}, int(data["num_encoder_blocks"]))
+    cells = [Cell.from_dict(c) for c in data["cells"]]
+    return workspace, {cell.id: cell for cell in cells}
+
+
+def _done(folder: Path) -> bool:
+    return (folder / "checkpoint_final.pt").is_file()
+
+
+def _resumable(folder: Path) -> bool:
+    """True when ``folder`` holds an interrupted run to continue; a run that stopped before its first
+    checkpoint is removed so it can start afresh."""
+    if (folder / "checkpoint_latest.pt").is_file():
+        return True
+    if folder.exists():
+        shutil.rmtree(folder)
+    return False
+
+
+def _amount(amount: str) -> dict[str, Any]:
+    return {"fraction": int(amount[:-1]) / 100} if amount.endswith("%") else {"cases": int(amount)}
+
+
+def _make_model(workspace: Workspace, cell: Cell, folder: Path) -> Path:
+    """Train, fine-tune or (for a CycleGAN cell) locate the model the cell scores; returns its folder."""
+    from lgeseg.training import finetune, train
+
+    config = workspace.config
+    if cell.kind != "train":
+        base = cell_folder(config.out_dir, cell.base or "") / "model"
+        if not _done(base):
+            raise FileNotFoundError(f"{base}: cell {cell.id} needs the finished model of cell {cell.base}")
+    if cell.kind == "cyclegan":
+        _make_gan(workspace, cell, folder / "gan")
+        return base
+    model = folder / "model"
+    if _done(model):
+        return model
+    if cell.kind == "train":
+        train([workspace.preprocessed[c] for c in cell.centers], model, recipe=config.recipe, epochs=config.epochs,
+              iterations_per_epoch=config.iterations_per_epoch, max_minutes=config.train_minutes,
+              augmentation=cell.augmentation, seed=cell.seed, device=workspace.device,
+              subjects_per_center=cell.subjects_per_center, resume=_resumable(model))
+    else:
+        finetune(base, workspace.preprocessed[cell.centers[0]], model, trainable=cell.trainable,
+                 epochs=config.finetune_epochs, seed=cell.seed, device=workspace.device,
+                 iterations_per_epoch=config.iterations_per_epoch, resume=_resumable(model),
+                 **_amount(cell.amount or "100%"))
+    return model
+
+
+def _make_gan(workspace: Workspace, cell: Cell, gan: Path) -> None:
+    from lgeseg.harmonization.cyclegan import CycleGANConfig
+    from lgeseg.harmonization.cyclegan_train import train_cyclegan
+
+    if _done(gan):
+        return
+    config = workspace.config
+    gan_config = CycleGANConfig(epochs=config.gan_epochs, iterations_per_epoch=config.gan_iterations,
+                                patch_size=(config.gan_patch, config.gan_patch), seed=cell.seed)
+    train_cyclegan(workspace.preprocessed[config.train_center], workspace.preprocessed[cell.centers[0]], gan,
+                   gan_config, device=workspace.device, resume=_resumable(gan))
+
+
+def _per_case_dice(metrics_csv: Path) -> dict[str, dict[str, float | None]]:
+    """``{case: {"blood_pool": Dice, "myocardium": Dice}}`` from ``evaluate_folders``' ``metrics.csv``."""
+    def number(text: str) -> float | None:
+        value = float(text)
+        return None if value != value else value  # NaN: undefined Dice (both empty)
+
+    with open(metrics_csv, newline="") as handle:
+        return {row["case"]: {s: number(row[f"dice_{s}"]) for s in ("blood_pool", "myocardium")}
+                for row in csv.DictReader(handle)}
+
+
+def _score(workspace: Workspace, folder: Path, model: Path, center: str, harmonization: str) -> dict[str, Any]:
+    """Predict ``center``'s test cases with ``model`` (harmonized as asked), evaluate, return per-case Dice."""
+    from lgeseg.evaluation import evaluate_folders
+    from lgeseg.inference import predict_folder
+
+    name = center if harmonization == "none" else f"{center}_{harmonization}"
+    harmonize = {"none": None, "histogram": "histogram", "cyclegan": f"cyclegan:{folder / 'gan'}"}[harmonization]
+    test = workspace.test[center]
+    predictions = folder / "predictions" / name
+    predict_folder(test / "imagesTr", predictions, [model], device=workspace.device,
+                   mirroring=workspace.config.mirroring, postprocess=workspace.config.postprocess,
+                   harmonize=harmonize, overwrite=True)
+    evaluate_folders(predictions, test, folder / "metrics" / name)
+    return {"center": center, "harmonization": harmonization,
+            "cases": _per_case_dice(folder / "metrics" / name / "metrics.csv")}
+
+
+def run_cell(workspace: Workspace, cell: Cell) -> dict[str, Any]:
+    """Make the cell's model and score it; returns (and writes to ``result.json``) the result.
+
+    A cell whose ``result.json`` records the same cell is not run again. Returns
+    ``{"cell": cell dict, "scores": [{"center", "harmonization", "cases": {case: {structure: Dice}}}],
+    "seconds": wall seconds, "device": str}``.
+    """
+    folder = cell_folder(workspace.config.out_dir, cell)
+    result_path = folder / "result.json"
+    if result_path.is_file():
+        stored = load_json(result_path)
+        if stored.get("cell") == cell.to_dict():
+            return stored
+    start = time.perf_counter()
+    logger.info("== cell %s", cell.id)
+    model = _make_model(workspace, cell, folder)
+    scores = [_score(workspace, folder, model, center, harmonization) for center, harmonization in cell.scores]
+    result = {"cell": cell.to_dict(), "scores": scores, "seconds": time.perf_counter() - start,
+              "device": workspace.device}
+    save_json(result, result_path)
+    return result

@@ -1,0 +1,321 @@
+"""The paper's experiments as a grid of independent cells, and the settings that shape it.
+
+A *cell* is one model to make (train from scratch, fine-tune, or train a CycleGAN) together with
+the test sets it is scored on; it is an independent, resumable job whose result is one file
+(``OUT/cells/<id>/result.json``). Cells come in two waves: models trained from scratch first, then
+the cells that start from one of them (fine-tuning, CycleGAN harmonization of the base model).
+
+Which cells the paper needs (training center T, the unseen centers X, every seed):
+
+1. augmentation (Figure 6): T with ``none``, ``spatial``, ``spatial_intensity``, tested on every center
+   (with ``every_training_center``: each center in turn is T);
+2. harmonization (Figure 7): the ``spatial_intensity`` model of T on X, histogram-matched (scored by
+   the model's own cell) or translated by a CycleGAN trained between T and X (one cell per X);
+3. transfer (Figures 8-10): that model fine-tuned on X, sweeping ``encoder:k``/``decoder:k`` and the
+   amount of X's subjects, plus the reference model trained on X itself;
+4. multi-center (Figures 9, 11): T plus every combination of the other centers (1 to 4 centers),
+   with and without augmentation, optionally with ``subjects_per_center`` subjects of each; the
+   model without augmentation is also scored with histogram matching.
+
+Example:
+    >>> config = make_config("tiny", out_dir=Path("runs/tiny"), seeds=2)
+    >>> cells = build_grid(config, ["center1", "center2"], num_encoder_blocks=4)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from pathlib import Path
+from typing import Any
+
+from lgeseg.records import JsonRecord
+
+#: Augmentation presets of experiment 1, in the paper's order.
+AUGMENTATIONS = ("none", "spatial", "spatial_intensity")
+#: Test-time harmonizations a score can use.
+HARMONIZATIONS = ("none", "histogram", "cyclegan")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentsConfig(JsonRecord):
+    """Settings of ``lgeseg_experiments`` (the ``quick`` scale's values are the defaults).
+
+    Attributes:
+        out_dir: work folder (data, preprocessed data, cells, results, figures).
+        experiments: which of 1-4 to run (2 and 3 build on the ``spatial_intensity`` model of 1).
+        scale: ``tiny``, ``quick`` or ``paper`` (see ``SCALES``), recorded for the reader.
+        seeds: independent runs of every model (seeds 0 .. seeds-1); tables give mean ± SD over them.
+        train_center: dataset folder name of the training center (``center1`` for the synthetic data).
+        raw_dir / test_dir: one raw dataset per center (training / test cases), or None for both:
+            synthetic centers are generated.
+        synthetic_centers: which synthetic centers (1-4) to generate.
+        cases_per_center / test_cases_per_center: synthetic subjects per center (training / test).
+        in_plane_size: square in-plane matrix of the synthetic cases (None: each center's own).
+        data_seed: seed of the synthetic data (test cases use data_seed + 1).
+        preset: planner preset (None: ``cpu`` on the CPU, else ``default``).
+        recipe: training recipe (``default``, ``paper``, ``nnunet``).
+        epochs / iterations_per_epoch / train_minutes: length of each training (None iterations: the
+            recipe's; the time budget in minutes ends a training early when set).
+        every_training_center: experiment 1 trains on every center in turn (Figure 6 in full).
+        combination_sizes: numbers of centers (1-4) of the multi-center models of experiment 4.
+        subjects_per_center: subjects of each center in a multi-center model (None: all, balanced sampling).
+        finetune_blocks: trainable blocks of the transfer models of Table 5 and Figures 9-10
+            (None: ``encoder:5`` when the network has five encoder blocks, else ``all``).
+        finetune_amount: subjects of the new center they train on: ``"3"`` (subjects) or ``"10%"``.
+        block_counts: k of the ``encoder:k`` / ``decoder:k`` sweep of Figure 8 (empty: no sweep; k
+            beyond the network's blocks is skipped).
+        amounts: amounts of the sweep of Figure 10 (empty: no sweep).
+        finetune_epochs: epochs of every fine-tuning.
+        harmonization: methods of experiment 2 (``histogram``, ``cyclegan``).
+        gan_epochs / gan_iterations / gan_patch: CycleGAN training length and patch (voxels).
+        mirroring: flip test-time augmentation when predicting.
+        postprocess: ``lcc`` (the paper: always the largest component), ``lcc_per_label``, ``none``,
+            or None for each model's choice made on its validation cases.
+        device: torch device, None for the best available.
+    """
+
+    out_dir: Path
+    experiments: tuple[int, ...] = (1, 2, 3, 4)
+    scale: str = "quick"
+    seeds: int = 1
+    train_center: str = "center1"
+    raw_dir: Path | None = None
+    test_dir: Path | None = None
+    synthetic_centers: tuple[int, ...] = (1, 2, 3, 4)
+    cases_per_center: int = 12
+    test_cases_per_center: int = 5
+    in_plane_size: int | None = None
+    data_seed: int = 0
+    preset: str | None = None
+    recipe: str = "default"
+    epochs: int = 20
+    iterations_per_epoch: int | None = 25
+    train_minutes: float | None = None
+    every_training_center: bool = False
+    combination_sizes: tuple[int, ...] = (1, 2, 3, 4)
+    subjects_per_center: int | None = None
+    finetune_blocks: str | None = None
+    finetune_amount: str = "3"
+    block_counts: tuple[int, ...] = (1, 3, 5)
+    amounts: tuple[str, ...] = ("1", "25%", "100%")
+    finetune_epochs: int = 3
+    harmonization: tuple[str, ...] = ("histogram", "cyclegan")
+    gan_epochs: int = 5
+    gan_iterations: int = 50
+    gan_patch: int = 128
+    mirroring: bool = False
+    postprocess: str | None = None
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        problems = _problems(self)
+        if problems:
+            raise ValueError("lgeseg_experiments: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; paths become strings."""
+        data = super().to_dict()
+        return {k: str(v) if isinstance(v, Path) else v for k, v in data.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExperimentsConfig:
+        """Rebuild from ``to_dict``'s output (path fields become ``Path``)."""
+        paths = {k: Path(data[k]) for k in _PATH_FIELDS if data.get(k) is not None}
+        return super().from_dict({**data, **paths})  # type: ignore[misc]
+
+
+_PATH_FIELDS = ("out_dir", "raw_dir", "test_dir")
+
+
+def _problems(config: ExperimentsConfig) -> list[str]:
+    amounts = (config.finetune_amount, *config.amounts)
+    checks = [
+        (bool(config.experiments) and set(config.experiments) <= {1, 2, 3, 4},
+         f"experiments: expected a selection of 1, 2, 3, 4, found {sorted(config.experiments)}"),
+        (config.seeds >= 1, f"seeds must be >= 1, found {config.seeds}"),
+        ((config.raw_dir is None) == (config.test_dir is None),
+         "raw_dir and test_dir: give both (real data) or neither (synthetic data)"),
+        (set(config.harmonization) <= {"histogram", "cyclegan"},
+         f"harmonization: expected 'histogram' and/or 'cyclegan', found {sorted(config.harmonization)}"),
+        (set(config.combination_sizes) <= {1, 2, 3, 4},
+         f"combination_sizes: expected numbers of centers 1-4, found {sorted(config.combination_sizes)}"),
+        (all(_valid_amount(a) for a in amounts), f"amounts: expected subjects ('3') or a share ('25%'), "
+                                                 f"found {list(amounts)}"),
+        (config.postprocess in (None, "lcc", "lcc_per_label", "none"),
+         f"postprocess: expected lcc, lcc_per_label or none, found {config.postprocess!r}"),
+    ]
+    return [message for ok, message in checks if not ok]
+
+
+def _valid_amount(amount: str) -> bool:
+    text = amount[:-1] if amount.endswith("%") else amount
+    return text.isdigit() and int(text) >= 1 and (not amount.endswith("%") or int(text) <= 100)
+
+
+#: Overrides of ``ExperimentsConfig`` per scale. ``tiny`` exercises every cell in minutes on a CPU
+#: (no meaningful Dice); ``quick`` is the default (about an hour per seed on 2 CPU cores for
+#: experiments 1-4 without the sweeps); ``paper`` is the paper's recipe and preset as written.
+SCALES: dict[str, dict[str, Any]] = {
+    "tiny": {"synthetic_centers": (1, 2), "cases_per_center": 4, "test_cases_per_center": 2, "in_plane_size": 48,
+             "epochs": 1, "iterations_per_epoch": 2, "finetune_amount": "1", "block_counts": (1,),
+             "amounts": ("1", "100%"), "finetune_epochs": 1, "gan_epochs": 1, "gan_iterations": 2, "gan_patch": 32},
+    "quick": {},
+    "paper": {"preset": "paper", "recipe": "paper", "epochs": 250, "iterations_per_epoch": None,
+              "cases_per_center": 40, "test_cases_per_center": 15, "finetune_amount": "10%",
+              "block_counts": (1, 2, 3, 4, 5, 6), "amounts": ("1", "10%", "25%", "50%", "100%"),
+              "finetune_epochs": 50, "gan_epochs": 20, "gan_iterations": 100, "gan_patch": 128,
+              "postprocess": "lcc"},
+}
+
+
+def make_config(scale: str = "quick", **overrides: Any) -> ExperimentsConfig:
+    """The scale's settings with ``overrides`` on top (None values are ignored); needs ``out_dir``.
+
+    Raises ``ValueError`` naming the known scales, or the setting that is invalid.
+    """
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; expected one of {', '.join(SCALES)}")
+    values = {**SCALES[scale], **{k: v for k, v in overrides.items() if v is not None}, "scale": scale}
+    return ExperimentsConfig(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell(JsonRecord):
+    """One job of the grid: a model to make and the test sets to score it on.
+
+    Attributes:
+        id: unique name, also the folder ``OUT/cells/<id>``.
+        kind: ``train`` (from scratch), ``finetune`` (from ``base``'s model) or ``cyclegan`` (a GAN
+            between the training center and ``centers[0]``, then ``base``'s model scored through it).
+        seed: seed of weights, sampling, augmentation and picked subjects.
+        centers: training centers (``train``) or the new center (``finetune``, ``cyclegan``).
+        augmentation: augmentation preset of a ``train`` cell.
+        subjects_per_center: subjects of each training center (None: all).
+        base: id of the cell whose model this one starts from or harmonizes for.
+        trainable: fine-tuned blocks (``encoder:K``, ``decoder:K``, ``all``).
+        amount: subjects of the new center a fine-tuning uses (``"3"`` or ``"25%"``).
+        scores: (test center, harmonization) pairs the model is scored on.
+    """
+
+    id: str
+    kind: str
+    seed: int
+    centers: tuple[str, ...]
+    augmentation: str = "spatial_intensity"
+    subjects_per_center: int | None = None
+    base: str | None = None
+    trainable: str | None = None
+    amount: str | None = None
+    scores: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def wave(self) -> int:
+        """1 for models trained from scratch, 2 for cells that need another cell's model."""
+        return 1 if self.kind == "train" else 2
+
+
+def train_cell(centers: tuple[str, ...], augmentation: str, seed: int, subjects: int | None = None) -> Cell:
+    """A from-scratch model on ``centers``; its id names centers, augmentation, subject count and seed."""
+    count = f"_n{subjects}" if subjects else ""
+    return Cell(f"train_{'+'.join(centers)}_{augmentation}{count}_s{seed}", "train", seed, centers, augmentation,
+                subjects)
+
+
+def finetune_cell(base: Cell, center: str, trainable: str, amount: str) -> Cell:
+    """``base``'s model fine-tuned on ``center`` (``trainable`` blocks, ``amount`` of its subjects)."""
+    tag = f"{trainable.replace(':', '')}_{amount.replace('%', 'pct')}"
+    return Cell(f"finetune_{center}_{tag}_s{base.seed}", "finetune", base.seed, (center,), base=base.id,
+                trainable=trainable, amount=amount, scores=((center, "none"),))
+
+
+def cyclegan_cell(base: Cell, center: str) -> Cell:
+    """A CycleGAN between ``base``'s training center and ``center``; ``base`` scored on ``center`` through it."""
+    return Cell(f"cyclegan_{base.centers[0]}_{center}_s{base.seed}", "cyclegan", base.seed, (center,), base=base.id,
+                scores=((center, "cyclegan"),))
+
+
+def main_trainable(config: ExperimentsConfig, num_encoder_blocks: int) -> str:
+    """The fine-tuned blocks of Table 5's transfer column: ``finetune_blocks`` or the paper's default."""
+    from lgeseg.training.finetune import default_trainable
+
+    return config.finetune_blocks or default_trainable(num_encoder_blocks)
+
+
+def block_sweep(config: ExperimentsConfig, num_encoder_blocks: int) -> list[str]:
+    """``encoder:k`` and ``decoder:k`` for the configured k that the network has (Figure 8)."""
+    encoder = [f"encoder:{k}" for k in config.block_counts if k <= num_encoder_blocks]
+    decoder = [f"decoder:{k}" for k in config.block_counts if k <= num_encoder_blocks - 1]
+    return encoder + decoder
+
+
+class _Grid:
+    """Cells by id, merging the scores of cells that two experiments both need."""
+
+    def __init__(self) -> None:
+        self.cells: dict[str, Cell] = {}
+
+    def add(self, cell: Cell, scores: list[tuple[str, str]] | None = None) -> Cell:
+        known = self.cells.get(cell.id, cell)
+        merged = tuple(dict.fromkeys((*known.scores, *cell.scores, *(scores or []))))
+        self.cells[cell.id] = dataclasses.replace(known, scores=merged)
+        return self.cells[cell.id]
+
+
+def build_grid(config: ExperimentsConfig, centers: list[str], num_encoder_blocks: int) -> list[Cell]:
+    """Every cell the selected experiments need, for every seed; wave-1 cells first.
+
+    Args:
+        config: the settings.
+        centers: every center's name; ``config.train_center`` must be one of them.
+        num_encoder_blocks: encoder blocks of the planned network (bounds the block sweep).
+    """
+    if config.train_center not in centers:
+        raise ValueError(f"train_center {config.train_center!r}: no such center (found {', '.join(centers)})")
+    grid = _Grid()
+    for seed in range(config.seeds):
+        _add_seed(grid, config, centers, num_encoder_blocks, seed)
+    return sorted(grid.cells.values(), key=lambda cell: cell.wave)
+
+
+def _add_seed(grid: _Grid, config: ExperimentsConfig, centers: list[str], blocks: int, seed: int) -> None:
+    home = config.train_center
+    unseen = [c for c in centers if c != home]
+    on_all = [(c, "none") for c in centers]
+    experiments = set(config.experiments)
+    if 1 in experiments:
+        for trained_on in centers if config.every_training_center else [home]:
+            for augmentation in AUGMENTATIONS:
+                grid.add(train_cell((trained_on,), augmentation, seed), on_all)
+    base = grid.add(train_cell((home,), "spatial_intensity", seed), on_all) if experiments & {2, 3} else None
+    if base is not None and 2 in experiments:
+        if "histogram" in config.harmonization:
+            grid.add(base, [(c, "histogram") for c in unseen])
+        if "cyclegan" in config.harmonization:
+            for center in unseen:
+                grid.add(cyclegan_cell(base, center))
+    if base is not None and 3 in experiments:
+        _add_transfer(grid, config, base, unseen, blocks)
+    if 4 in experiments:
+        for size in config.combination_sizes:
+            for others in itertools.combinations(unseen, size - 1):
+                for augmentation in ("none", "spatial_intensity"):
+                    cell = train_cell((home, *others), augmentation, seed, config.subjects_per_center)
+                    harmonized = [(c, "histogram") for c in centers] if augmentation == "none" else []
+                    grid.add(cell, on_all + harmonized)
+
+
+def _add_transfer(grid: _Grid, config: ExperimentsConfig, base: Cell, unseen: list[str], blocks: int) -> None:
+    main = main_trainable(config, blocks)
+    for center in unseen:
+        grid.add(train_cell((center,), "spatial_intensity", base.seed), [(center, "none")])  # Figure 8's black line
+        grid.add(finetune_cell(base, center, main, config.finetune_amount))
+        for trainable in block_sweep(config, blocks):
+            grid.add(finetune_cell(base, center, trainable, config.finetune_amount))
+        for amount in config.amounts:
+            grid.add(finetune_cell(base, center, main, amount))
+
+
+def cell_folder(out_dir: Path, cell: Cell | str) -> Path:
+    """``OUT/cells/<id>``: the cell's model, predictions, metrics and ``result.json``."""
+    return Path(out_dir) / "cells" / (cell if isinstance(cell, str) else cell.id)

@@ -1,0 +1,165 @@
+"""The summary step: collect whatever cells finished into per-case rows, Table 5 (mean ± SD over
+seeds) and ``results.json``.
+
+A *row* is one test case scored by one cell's model: the cell's settings, the test center, the
+harmonization, the case, and the Dice of blood pool, myocardium and their mean. Every table and
+figure is an aggregation of rows: first the mean over a center's test cases per seed, then the mean
+and the sample standard deviation over seeds (the paper's "averaged over five runs").
+
+Example:
+    >>> rows, missing = collect(Path("runs/quick"), cells)
+    >>> table = table_5(rows, config)  # {column: {center: {"mean", "sd", "n"}}}
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from lgeseg.experiments.grid import Cell, ExperimentsConfig, cell_folder, main_trainable
+from lgeseg.records import load_json, save_json
+
+#: Table 5 column -> header ("experiment: setting"), in the paper's order.
+COLUMNS: dict[str, str] = {
+    "no_augmentation": "1: no augmentation",
+    "spatial": "1: spatial",
+    "spatial_intensity": "1: spatial + intensity",
+    "histogram": "2: histogram matching",
+    "cyclegan": "2: CycleGAN",
+    "transfer": "3: transfer learning",
+    "multi_center": "4: multi-center",
+}
+_COLUMN_OF_AUGMENTATION = {"none": "no_augmentation", "spatial": "spatial", "spatial_intensity": "spatial_intensity"}
+
+Row = dict[str, Any]
+
+
+def collect(out_dir: Path, cells: Sequence[Cell]) -> tuple[list[Row], list[str]]:
+    """Rows of every finished cell of ``cells`` and the ids of those without a result."""
+    rows: list[Row] = []
+    missing = []
+    for cell in cells:
+        path = cell_folder(out_dir, cell) / "result.json"
+        if not path.is_file():
+            missing.append(cell.id)
+            continue
+        for score in load_json(path)["scores"]:
+            for case, dice in score["cases"].items():
+                rows.append(_row(cell, score["center"], score["harmonization"], case, dice))
+    return rows, missing
+
+
+def _row(cell: Cell, center: str, harmonization: str, case: str, dice: dict[str, float | None]) -> Row:
+    values = [dice.get("blood_pool"), dice.get("myocardium")]
+    mean = None if any(v is None for v in values) else sum(values) / 2  # type: ignore[operator, misc]
+    return {"cell": cell.id, "kind": cell.kind, "seed": cell.seed, "centers": cell.centers,
+            "augmentation": cell.augmentation, "subjects_per_center": cell.subjects_per_center,
+            "trainable": cell.trainable, "amount": cell.amount, "center": center, "harmonization": harmonization,
+            "case": case, "blood_pool": values[0], "myocardium": values[1], "dice": mean}
+
+
+def per_seed(rows: Iterable[Row], value: str = "dice") -> dict[int, float]:
+    """Mean of ``value`` over the rows of each seed (cases with an undefined value are left out)."""
+    by_seed: dict[int, list[float]] = {}
+    for row in rows:
+        if row[value] is not None:
+            by_seed.setdefault(row["seed"], []).append(row[value])
+    return {seed: sum(values) / len(values) for seed, values in sorted(by_seed.items())}
+
+
+def mean_sd(values: Sequence[float]) -> dict[str, float | int | None]:
+    """``{"mean", "sd", "n"}`` of per-seed values; ``sd`` is the sample SD, None with fewer than two seeds."""
+    if not values:
+        return {"mean": None, "sd": None, "n": 0}
+    sd = statistics.stdev(values) if len(values) > 1 else None
+    return {"mean": statistics.fmean(values), "sd": sd, "n": len(values)}
+
+
+def select(rows: Iterable[Row], **criteria: Any) -> list[Row]:
+    """Rows whose fields equal every criterion (a callable criterion is a predicate on the field)."""
+    def matches(row: Row) -> bool:
+        return all(want(row[k]) if callable(want) else row[k] == want for k, want in criteria.items())
+
+    return [row for row in rows if matches(row)]
+
+
+def column_selectors(config: ExperimentsConfig, num_encoder_blocks: int) -> dict[str, Callable[[Row], bool]]:
+    """Which rows make each Table 5 column (the training center's models and the unseen centers' tests)."""
+    home = config.train_center
+    main = main_trainable(config, num_encoder_blocks)
+
+    def single(augmentation: str, harmonization: str) -> Callable[[Row], bool]:
+        return lambda r: (r["kind"] == "train" and r["centers"] == (home,) and r["subjects_per_center"] is None
+                          and r["augmentation"] == augmentation and r["harmonization"] == harmonization)
+
+    selectors = {column: single(aug, "none") for aug, column in _COLUMN_OF_AUGMENTATION.items()}
+    selectors["histogram"] = lambda r: single("spatial_intensity", "histogram")(r) and r["center"] != home
+    selectors["cyclegan"] = lambda r: r["kind"] == "cyclegan"
+    selectors["transfer"] = lambda r: (r["kind"] == "finetune" and r["trainable"] == main
+                                       and r["amount"] == config.finetune_amount)
+    selectors["multi_center"] = lambda r: (r["kind"] == "train" and r["centers"] == (home, r["center"])
+                                           and r["augmentation"] == "spatial_intensity"
+                                           and r["subjects_per_center"] == config.subjects_per_center
+                                           and r["harmonization"] == "none")
+    return selectors
+
+
+def table_5(rows: Sequence[Row], config: ExperimentsConfig, num_encoder_blocks: int) -> dict[str, dict[str, Any]]:
+    """``{column: {test center: {"mean", "sd", "n"}}}``: per-seed mean Dice over the center's test cases,
+    then mean ± SD over seeds. Columns without rows are left out."""
+    table: dict[str, dict[str, Any]] = {}
+    for column, wanted in column_selectors(config, num_encoder_blocks).items():
+        chosen = [row for row in rows if wanted(row)]
+        for center in sorted({row["center"] for row in chosen}):
+            values = list(per_seed(r for r in chosen if r["center"] == center).values())
+            table.setdefault(column, {})[center] = mean_sd(values)
+    return table
+
+
+def format_cell(stats: dict[str, Any] | None) -> str:
+    """``0.853 ± 0.021`` (SD over seeds), ``0.853`` with one seed, ``-`` without a value."""
+    if not stats or stats["mean"] is None:
+        return "-"
+    return f"{stats['mean']:.3f}" if stats["sd"] is None else f"{stats['mean']:.3f} ± {stats['sd']:.3f}"
+
+
+def format_table(table: dict[str, dict[str, Any]], train_center: str) -> str:
+    """Markdown in the layout of the paper's Table 5: test centers x experiment columns.
+
+    Cells hold the mean 3D Dice of blood pool and myocardium (± SD over seeds); ``-`` where the
+    column does not apply (experiments 2-4 on the training center) or was not run.
+    """
+    columns = [c for c in COLUMNS if c in table]
+    centers = sorted({center for column in table.values() for center in column}, key=lambda c: (c != train_center, c))
+    lines = ["| test center | " + " | ".join(COLUMNS[c] for c in columns) + " |", "| --- |" + " --- |" * len(columns)]
+    for center in centers:
+        label = f"{center} (training)" if center == train_center else center
+        lines.append(f"| {label} | " + " | ".join(format_cell(table[c].get(center)) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def summarize(out_dir: Path, config: ExperimentsConfig, cells: Sequence[Cell], num_encoder_blocks: int,
+              seconds: dict[str, float] | None = None) -> dict[str, Any]:
+    """Collect the finished cells; write ``results.json``, ``rows.json`` and ``table.md``; return the results.
+
+    Returns ``{"table5": {column: {center: {"mean", "sd", "n"}}}, "cells": {"finished", "missing"},
+    "seconds": {...}, "config": {...}}``.
+    """
+    rows, missing = collect(out_dir, cells)
+    table = table_5(rows, config, num_encoder_blocks)
+    cell_seconds = {}
+    for cell in cells:
+        path = cell_folder(out_dir, cell) / "result.json"
+        if path.is_file():
+            cell_seconds[cell.id] = load_json(path)["seconds"]
+    results = {"table5": table, "cells": {"finished": len(cells) - len(missing), "missing": missing},
+               "seconds": {**(seconds or {}), "cells_total": math.fsum(cell_seconds.values())},
+               "cell_seconds": cell_seconds, "config": config.to_dict()}
+    save_json(results, Path(out_dir) / "results.json")
+    save_json(rows, Path(out_dir) / "rows.json")
+    note = f"\n\n{len(missing)} of {len(cells)} cells have no result yet." if missing else ""
+    (Path(out_dir) / "table.md").write_text(format_table(table, config.train_center) + note + "\n")
+    return results
