@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--test-cases-per-center", type=int, default=None, help="synthetic test subjects per center")
     data.add_argument("--subjects-per-center", type=int, default=None,
                       help="experiment 4: N subjects of every center per model (the paper's Table 4; default: all)")
+    data.add_argument("--combination-sizes", type=int, nargs="+", choices=(1, 2, 3, 4), default=None,
+                      help="experiment 4: numbers of centers per model (default: 1 2 3 4)")
     data.add_argument("--every-training-center", action="store_true", default=None,
                       help="experiment 1 trains on every center in turn (Figure 6 in full)")
     train = parser.add_argument_group("training (defaults: the scale's)")
@@ -88,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    as_tuple = {k: None if getattr(args, k) is None else tuple(getattr(args, k))
-                for k in ("experiments", "block_counts", "amounts", "harmonization", "synthetic_centers")}
+    lists = ("experiments", "block_counts", "amounts", "harmonization", "synthetic_centers", "combination_sizes")
+    as_tuple = {k: None if getattr(args, k) is None else tuple(getattr(args, k)) for k in lists}
     try:
         if args.summary_only:
             results = summarize_folder(args.out)
