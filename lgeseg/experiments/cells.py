@@ -7,10 +7,12 @@ nothing else: ``run_cell(load_workspace(OUT/grid.json), cell)`` makes the cell's
 finished one, continuing an interrupted one), scores it on its test sets, and writes
 ``OUT/cells/<id>/result.json`` last; a cell with that file is done.
 
-Example:
-    >>> workspace = prepare(make_config("tiny", out_dir=Path("runs/tiny")))
-    >>> write_grid(workspace, build_grid(workspace.config, list(workspace.test), workspace.num_encoder_blocks))
-    >>> result = run_cell(workspace, cells[0])  # {"cell": {...}, "scores": [...], "seconds": ...}
+Usage::
+
+    workspace = prepare(make_config("tiny", out_dir=Path("runs/tiny")))
+    cells = build_grid(workspace.config, list(workspace.test), workspace.num_encoder_blocks)
+    write_grid(workspace, cells)
+    result = run_cell(workspace, cells[0])  # {"cell": {...}, "scores": [...], "seconds": ...}
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ Each figure uses only the rows it needs and is skipped (with a log line) when th
 make those rows were not run. Values are mean 3D Dice of blood pool and myocardium; shaded bands
 and error bars are the standard deviation over seeds (absent with one seed).
 
-Example:
-    >>> written = render_figures(rows, config, workspace.test, num_encoder_blocks, Path("runs/x"))
+Usage::
+
+    written = render_figures(rows, config, workspace.test, num_encoder_blocks, Path("runs/x"))
 """
 
 from __future__ import annotations

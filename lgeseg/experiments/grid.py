@@ -20,6 +20,8 @@ Which cells the paper needs (training center T, the unseen centers X, every seed
 Example:
     >>> config = make_config("tiny", out_dir=Path("runs/tiny"), seeds=2)
     >>> cells = build_grid(config, ["center1", "center2"], num_encoder_blocks=4)
+    >>> len(cells), cells[0].id, cells[-1].id
+    (22, 'train_center1_none_s0', 'finetune_center2_all_100pct_s1')
 """
 
 from __future__ import annotations

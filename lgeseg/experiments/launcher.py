@@ -14,8 +14,9 @@ result (the summary reports it missing), the other cells go on.
 Every cell runs with ``threads`` torch threads whatever the launcher, so results do not depend on
 the launcher or on ``jobs``: each cell also sets its own seeds.
 
-Example:
-    >>> failed = launch(cells, Path("runs/x/grid.json"), launcher="local", jobs=2, threads=1)
+Usage::
+
+    failed = launch(cells, Path("runs/x/grid.json"), launcher="local", jobs=2, threads=1)
 """
 
 from __future__ import annotations

@@ -8,9 +8,10 @@ submitit jobs) -> ``summarize`` whatever finished (``results.json``, ``rows.json
 Rerunning the same command skips finished cells and continues interrupted ones; ``summarize_folder``
 rebuilds the tables and figures from a folder's finished cells alone.
 
-Example:
-    >>> results = run_experiments(make_config("tiny", out_dir=Path("runs/tiny"), seeds=2), jobs=2)
-    >>> print(format_table(results["table5"], "center1"))
+Usage::
+
+    results = run_experiments(make_config("tiny", out_dir=Path("runs/tiny"), seeds=2), jobs=2)
+    print(format_table(results["table5"], "center1"))
 """
 
 from __future__ import annotations

@@ -7,8 +7,13 @@ figure is an aggregation of rows: first the mean over a center's test cases per 
 and the sample standard deviation over seeds (the paper's "averaged over five runs").
 
 Example:
-    >>> rows, missing = collect(Path("runs/quick"), cells)
-    >>> table = table_5(rows, config)  # {column: {center: {"mean", "sd", "n"}}}
+    >>> format_cell(mean_sd([0.82, 0.86, 0.84]))
+    '0.840 ± 0.020'
+
+Usage::
+
+    rows, missing = collect(Path("runs/quick"), cells)
+    table = table_5(rows, config, num_encoder_blocks)  # {column: {center: {"mean", "sd", "n"}}}
 """
 
 from __future__ import annotations
