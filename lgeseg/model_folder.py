@@ -25,7 +25,9 @@ from typing import Any
 import torch
 
 from lgeseg.atomic import atomic_output
-from lgeseg.records import JsonRecord, Plan, load_json, save_json
+from lgeseg.checks import model_info_problems, raise_problems
+from lgeseg.errors import InvalidInputError
+from lgeseg.records import JsonRecord, Plan, load_json, read_plan, save_json
 
 CHECKPOINT_NAMES: tuple[str, ...] = ("final", "best", "latest")
 
@@ -115,7 +117,8 @@ def write_model_metadata(model_dir: str | Path, plan: Plan, info: ModelInfo,
 def read_model_metadata(model_dir: str | Path) -> tuple[Plan, ModelInfo]:
     """Read ``plans.json`` and ``model.json`` of a model folder.
 
-    Raises ``FileNotFoundError``/``ValueError`` naming the folder and the missing or bad file.
+    Raises ``FileNotFoundError``/``ValueError`` naming the folder and the missing or bad file (and
+    its bad fields: see ``lgeseg.checks``).
     """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
@@ -123,9 +126,21 @@ def read_model_metadata(model_dir: str | Path) -> tuple[Plan, ModelInfo]:
     for name in ("plans.json", "model.json"):
         if not (model_dir / name).is_file():
             raise FileNotFoundError(f"{model_dir}: incomplete model folder, {name} is missing")
-    plan = Plan.from_dict(load_json(model_dir / "plans.json"))
-    info = ModelInfo.from_dict(load_json(model_dir / "model.json"))
-    return plan, info
+    plan = read_plan(model_dir / "plans.json")
+    return plan, read_model_info(model_dir / "model.json")
+
+
+def read_model_info(path: str | Path) -> ModelInfo:
+    """Read and check ``model.json``; ``InvalidInputError`` names the file and every bad field."""
+    data = load_json(path)
+    try:
+        info = ModelInfo.from_dict(data) if isinstance(data, dict) else None
+    except (ValueError, TypeError) as err:
+        raise InvalidInputError(f"{path}: invalid model.json: {err}") from err
+    if info is None:
+        raise InvalidInputError(f"{path}: invalid model.json: expected a JSON object, found {type(data).__name__}")
+    raise_problems(path, "model.json", model_info_problems(info))
+    return info
 
 
 def find_checkpoint(model_dir: str | Path, checkpoint: str = "final") -> Path:

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from lgeseg.atomic import atomic_output
+from lgeseg.checks import plan_problems, raise_problems
+from lgeseg.errors import InvalidInputError
 
 T = TypeVar("T")
 
@@ -266,7 +268,22 @@ def load_plan(source: Path) -> Plan:
     path = source / "plans.json" if source.is_dir() else source
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no plans.json found (give a model folder or a plans.json file)")
+    return read_plan(path)
+
+
+def read_plan(path: str | Path) -> Plan:
+    """Read and check a ``plans.json`` file; returns the ``Plan``.
+
+    Raises ``FileNotFoundError`` when missing and ``InvalidInputError`` (a ``ValueError``) naming
+    the file and every bad field (``target_spacing``, ``topology.num_classes``, ...; see
+    ``checks.plan_problems``) otherwise.
+    """
+    data = load_json(path)
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"{path}: invalid plan: expected a JSON object, found {type(data).__name__}")
     try:
-        return Plan.from_dict(load_json(path))
-    except ValueError as err:
-        raise ValueError(f"{path}: not a valid lgeseg plan ({err})") from err
+        plan = Plan.from_dict(data)
+    except (ValueError, TypeError, AttributeError) as err:
+        raise InvalidInputError(f"{path}: invalid plan: {err}") from err
+    raise_problems(path, "plan", plan_problems(plan))
+    return plan

@@ -20,7 +20,8 @@ PACKAGE_DIR = Path(lgeseg.__file__).resolve().parent
 #: Layers from the bottom up; a unit may import units of its own layer or of a layer below it.
 LAYERS: list[tuple[str, set[str]]] = [
     # the version, atomic file writes and the JSON records every stage exchanges
-    ("foundation", {"lgeseg", "atomic", "records"}),
+    # (and lgeseg's exceptions and the range checks of those records)
+    ("foundation", {"lgeseg", "atomic", "records", "errors", "checks"}),
     # image files <-> (array, geometry); the one module that reads and writes image bytes
     ("files", {"io"}),
     # the one parser of dataset.json and of the case folders

@@ -77,8 +77,8 @@ def test_new_center_with_other_plans_is_refused_with_the_fix(pretrained: Path, t
                                                              capsys: pytest.CaptureFixture) -> None:
     other = make_preprocessed(tmp_path / "other", {"center3": 2}, plan=tiny_plan((16, 16)))
     code = finetune_main(["-m", str(pretrained), "-p", str(other), "-o", str(tmp_path / "ft"), "--cases", "1"])
-    assert code == 2
-    message = capsys.readouterr().out
+    assert code == 1
+    message = capsys.readouterr().err
     assert "--plans-from" in message and "lgeseg_plan_and_preprocess" in message
     assert not (tmp_path / "ft").exists()
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from lgeseg.cli.train import main as train_main
+from lgeseg.errors import OutputConflictError
 from lgeseg.records import LABELS, NetworkTopology, NormalizationConfig, Plan, PreprocessedCase, save_json
 from lgeseg.training import (
     ModelInfo,
@@ -120,7 +121,7 @@ def test_continue_resumes_from_the_saved_epoch(pre: Path, tmp_path: Path) -> Non
     resumed = tmp_path / "resumed"
     assert train_main(["-p", str(pre), "-o", str(resumed), "--epochs", "2", "--iterations-per-epoch", "4",
                        "--device", "cpu", "--num-workers", "1", "--augmentation", "none"]) == 0
-    with pytest.raises(ValueError, match="--continue"):
+    with pytest.raises(OutputConflictError, match="--continue"):
         train(pre, resumed, **TINY)
     assert train_main(["-p", str(pre), "-o", str(resumed), "--continue", "--epochs", "3"]) == 0
     _, info = read_model_metadata(resumed)

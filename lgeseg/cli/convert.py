@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
+from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.converters import convert_emidec, convert_mnms, convert_mscmr
 
 
@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
                                  help="M&Ms information CSV (default: the one CSV with its columns below SRC)")
             command.add_argument("--split-centers", action="store_true",
                                  help="write one dataset per centre, DST/mnms_centre<k>")
+        add_verbose_flag(command)
     return parser
 
 
@@ -38,16 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     """Run one converter. Returns 0 on success, 1 with a message on stderr otherwise."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        if args.dataset == "mnms":
-            count = convert_mnms(args.src, args.dst, args.overwrite, info_csv=args.info,
-                                 split_centers=args.split_centers)
-        else:
-            convert = convert_emidec if args.dataset == "emidec" else convert_mscmr
-            count = convert(args.src, args.dst, args.overwrite)
-    except (ValueError, OSError) as err:
-        print(f"lgeseg_convert {args.dataset}: error: {err}", file=sys.stderr)
-        return 1
+    return run_cli(f"lgeseg_convert {args.dataset}", lambda: _run(args), args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.dataset == "mnms":
+        count = convert_mnms(args.src, args.dst, args.overwrite, info_csv=args.info, split_centers=args.split_centers)
+    else:
+        convert = convert_emidec if args.dataset == "emidec" else convert_mscmr
+        count = convert(args.src, args.dst, args.overwrite)
     print(f"wrote {count} case(s) to {args.dst}; the result passes lgeseg_validate")
     return 0
 

@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.experiments.demo import DemoConfig, format_results, run_demo
 
 
@@ -26,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--iterations-per-epoch", type=int, default=DemoConfig.iterations_per_epoch)
     parser.add_argument("--seed", type=int, default=DemoConfig.seed)
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    add_verbose_flag(parser)
     return parser
 
 
@@ -33,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the demo; prints the Dice table and where the overlays are. Returns the exit code."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    return run_cli("lgeseg_demo", lambda: _run(args), args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
     config = DemoConfig(out_dir=args.out, cases_per_center=args.cases_per_center, train_center=args.train_center,
                         train_minutes=args.train_minutes, test_cases_per_center=args.test_cases_per_center,
                         epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch, seed=args.seed,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.evaluation import evaluate_folders, format_table
 
 
@@ -18,12 +19,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-r", "--references", required=True,
                         help="folder of reference <case>.nii.gz files, or a raw dataset with labelsTr/")
     parser.add_argument("-o", "--output", required=True, help="folder for metrics.csv and summary.json")
+    add_verbose_flag(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    try:
-        summary = evaluate_folders(args.predictions, args.references, args.output)
-    except (FileNotFoundError, ValueError) as err:
-        parser.exit(1, f"lgeseg_evaluate: error: {err}\n")
+    return run_cli("lgeseg_evaluate", lambda: _run(args), args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
+    summary = evaluate_folders(args.predictions, args.references, args.output)
     print(format_table(summary))
     print(f"metrics.csv and summary.json written to {args.output}")
     return 0

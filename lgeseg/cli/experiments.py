@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.experiments.grid import SCALES, make_config
 from lgeseg.experiments.launcher import LAUNCHERS
 from lgeseg.experiments.summary import format_table
@@ -74,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="postprocessing of every prediction (default: each model's validated choice; paper: lcc)")
     train.add_argument("--mirroring", action="store_true", default=None, help="flip test-time augmentation")
     train.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: best available)")
+    add_verbose_flag(parser)
     return parser
 
 
@@ -85,30 +87,31 @@ def _submitit_options(args: argparse.Namespace) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the experiments and print the Table 5-style Dice table. Returns the exit code."""
-    from lgeseg.experiments.run import run_experiments, summarize_folder
-
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    return run_cli("lgeseg_experiments", lambda: _run(args), args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from lgeseg.experiments.run import run_experiments, summarize_folder
+
     lists = ("experiments", "block_counts", "amounts", "harmonization", "synthetic_centers", "combination_sizes")
     as_tuple = {k: None if getattr(args, k) is None else tuple(getattr(args, k)) for k in lists}
-    try:
-        if args.summary_only:
-            results = summarize_folder(args.out)
-        else:
-            config = make_config(
-                args.scale, out_dir=args.out, seeds=args.seeds, train_center=args.train_center, raw_dir=args.raw,
-                test_dir=args.test, in_plane_size=args.in_plane_size, cases_per_center=args.cases_per_center,
-                test_cases_per_center=args.test_cases_per_center, subjects_per_center=args.subjects_per_center,
-                every_training_center=args.every_training_center, preset=args.preset, recipe=args.recipe,
-                epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch, train_minutes=args.train_minutes,
-                finetune_blocks=args.finetune_blocks, finetune_amount=args.finetune_amount,
-                finetune_epochs=args.finetune_epochs, gan_epochs=args.gan_epochs, gan_iterations=args.gan_iterations,
-                gan_patch=args.gan_patch, postprocess=args.postprocess, mirroring=args.mirroring, device=args.device,
-                **as_tuple)
-            results = run_experiments(config, args.launcher, args.jobs, args.threads, _submitit_options(args))
-    except (FileNotFoundError, ValueError) as err:
-        parser.exit(1, f"lgeseg_experiments: error: {err}\n")
+    if args.summary_only:
+        results = summarize_folder(args.out)
+    else:
+        config = make_config(
+            args.scale, out_dir=args.out, seeds=args.seeds, train_center=args.train_center, raw_dir=args.raw,
+            test_dir=args.test, in_plane_size=args.in_plane_size, cases_per_center=args.cases_per_center,
+            test_cases_per_center=args.test_cases_per_center, subjects_per_center=args.subjects_per_center,
+            every_training_center=args.every_training_center, preset=args.preset, recipe=args.recipe,
+            epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch, train_minutes=args.train_minutes,
+            finetune_blocks=args.finetune_blocks, finetune_amount=args.finetune_amount,
+            finetune_epochs=args.finetune_epochs, gan_epochs=args.gan_epochs, gan_iterations=args.gan_iterations,
+            gan_patch=args.gan_patch, postprocess=args.postprocess, mirroring=args.mirroring, device=args.device,
+            **as_tuple)
+        results = run_experiments(config, args.launcher, args.jobs, args.threads, _submitit_options(args))
     train_center = results["config"]["train_center"]
     print(f"\nMean 3D Dice (blood pool, myocardium) on held-out test cases, ± SD over seeds; trained on "
           f"{train_center}:\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.training.finetune import DEFAULT_FINETUNE_EPOCHS
 
 
@@ -34,24 +35,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=["cuda", "cpu", "mps"], default=None, help="default: best available")
     parser.add_argument("--num-workers", type=int, default=None, help="batch-assembling threads")
     parser.add_argument("--continue", dest="resume", action="store_true", help="resume an interrupted run")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the model or checkpoints already in the output folder (otherwise refused)")
+    add_verbose_flag(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``lgeseg_finetune``; returns the exit code (0 success, 2 bad input)."""
-    args = build_parser().parse_args(argv)
+    """Run ``lgeseg_finetune``; returns the exit code (0 success, 1 error on stderr, 2 usage)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.resume and args.overwrite:
+        parser.error("--continue and --overwrite exclude each other")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return run_cli("lgeseg_finetune", lambda: _run(args), args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
     from lgeseg.training.finetune import finetune
 
-    try:
-        model_dir = finetune(
-            args.model, args.preprocessed, args.output, trainable=args.trainable, cases=args.cases,
-            fraction=args.fraction, epochs=args.epochs, lr=args.lr, seed=args.seed, datasets=args.dataset,
-            resume=args.resume, iterations_per_epoch=args.iterations_per_epoch, device=args.device,
-            num_workers=args.num_workers,
-        )
-    except (ValueError, FileNotFoundError) as err:
-        print(f"lgeseg_finetune: error: {err}")
-        return 2
+    model_dir = finetune(
+        args.model, args.preprocessed, args.output, trainable=args.trainable, cases=args.cases,
+        fraction=args.fraction, epochs=args.epochs, lr=args.lr, seed=args.seed, datasets=args.dataset,
+        resume=args.resume, overwrite=args.overwrite, iterations_per_epoch=args.iterations_per_epoch,
+        device=args.device, num_workers=args.num_workers,
+    )
     print(f"model folder: {model_dir}")
     return 0

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
+from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.harmonization.histogram import DEFAULT_LANDMARKS
 
 
@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     apply.add_argument("-g", "--gan", required=True, help="GAN folder from cyclegan-train")
     apply.add_argument("--direction", default="target-to-source", choices=["target-to-source", "source-to-target"])
     apply.add_argument("--device", default="cpu")
+    for command in sub.choices.values():
+        add_verbose_flag(command)
     return parser
 
 
@@ -88,13 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``lgeseg_harmonize``; returns 0 on success, 1 with a one-line error otherwise."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        message = _run(args)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"lgeseg_harmonize: error: {err}", file=sys.stderr)
-        return 1
-    print(message)
-    return 0
+    return run_cli("lgeseg_harmonize", lambda: print(_run(args)), args.verbose)
 
 
 if __name__ == "__main__":

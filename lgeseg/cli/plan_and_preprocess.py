@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
+from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.planning.presets import PRESETS
 
 
@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-np", "--num-workers", type=int, default=1, help="parallel processes (default 1)")
     parser.add_argument("--plans-from", type=Path, default=None, metavar="MODEL_OR_PLANS",
                         help="reuse plans.json from a model folder or file instead of planning")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    add_verbose_flag(parser)
     return parser
 
 
@@ -38,17 +38,17 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command; returns 0 on success, 1 on a user error (message on stderr)."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    return run_cli("lgeseg_plan_and_preprocess", lambda: _run(args), args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
     from lgeseg.plan_and_preprocess import plan_and_preprocess
     from lgeseg.planning.report import format_plan_table
 
-    try:
-        plan, paths = plan_and_preprocess(
-            args.dataset, args.output, args.gpu_memory, args.preset, args.verify_memory,
-            args.num_workers, args.plans_from, args.normalization,
-        )
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        print(f"lgeseg_plan_and_preprocess: error: {err}", file=sys.stderr)
-        return 1
+    plan, paths = plan_and_preprocess(
+        args.dataset, args.output, args.gpu_memory, args.preset, args.verify_memory,
+        args.num_workers, args.plans_from, args.normalization,
+    )
     print(format_plan_table(plan))
     print(f"\n{len(paths)} case(s) preprocessed into {args.output}")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.postprocessing import postprocess_folder
 
 
@@ -19,11 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-label", action="store_true",
                         help="also keep only the largest component of each label (lcc_per_label)")
     parser.add_argument("--overwrite", action="store_true", help="rewrite outputs that already exist")
+    add_verbose_flag(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        written = postprocess_folder(args.input, args.output, per_label=args.per_label, overwrite=args.overwrite)
-    except (FileNotFoundError, ValueError) as err:
-        parser.exit(1, f"lgeseg_postprocess: error: {err}\n")
+    return run_cli("lgeseg_postprocess", lambda: _run(args), args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
+    written = postprocess_folder(args.input, args.output, per_label=args.per_label, overwrite=args.overwrite)
     print(f"wrote {len(written)} label map(s) to {args.output}")
     return 0

@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from lgeseg.cli import exit_without_teardown
+from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.inference import predict_folder
 from lgeseg.inference.quality import read_quality_report, summary_text
 
@@ -38,21 +39,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sliding-window", action="store_const", const="sliding", dest="window",
                         help="same as --window sliding")
     parser.add_argument("--step", type=float, default=0.5, help="sliding-window stride, fraction of the patch")
+    add_verbose_flag(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        written = predict_folder(args.input, args.output, args.models, device=args.device,
-                                 mirroring=not args.no_mirroring, save_probabilities=args.save_probabilities,
-                                 postprocess=args.postprocess, overlays=args.overlays, overwrite=args.overwrite,
-                                 harmonize=args.harmonize, checkpoint=args.checkpoint, step=args.step,
-                                 window=args.window)
-    except (FileNotFoundError, ValueError) as err:
-        parser.exit(1, f"lgeseg_predict: error: {err}\n")
+    return run_cli("lgeseg_predict", lambda: _run(args), args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
+    written = predict_folder(args.input, args.output, args.models, device=args.device,
+                             mirroring=not args.no_mirroring, save_probabilities=args.save_probabilities,
+                             postprocess=args.postprocess, overlays=args.overlays, overwrite=args.overwrite,
+                             harmonize=args.harmonize, checkpoint=args.checkpoint, step=args.step,
+                             window=args.window)
     print(f"wrote {len(written)} prediction(s) to {args.output}")
-    try:
-        records = read_quality_report(args.output)
-    except ValueError as err:
-        parser.exit(1, f"lgeseg_predict: error: {err}\n")
+    records = read_quality_report(args.output)
     if records:
         print(summary_text(records))
     return 0

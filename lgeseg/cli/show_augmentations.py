@@ -7,6 +7,7 @@ import logging
 
 from lgeseg.augmentation import DEFAULT_PRESET, list_presets
 from lgeseg.augmentation.preview import render_augmentation_grid
+from lgeseg.cli._errors import add_verbose_flag, run_cli
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--n", type=int, default=16, help="number of augmented tiles (default 16)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--patch", type=int, nargs=2, default=None, metavar=("Y", "X"), help="tile size in voxels")
+    add_verbose_flag(parser)
     return parser
 
 
@@ -31,20 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     if args.n < 1:
         _parser().error("--n must be at least 1")
-    try:
-        path = render_augmentation_grid(
-            args.dataset,
-            args.output,
-            args.preset,
-            args.case,
-            args.slice,
-            args.n,
-            args.seed,
-            tuple(args.patch) if args.patch else None,
-        )
-    except (FileNotFoundError, ValueError) as err:
-        logging.error("%s", err)
-        return 2
+    return run_cli("lgeseg_show_augmentations", lambda: _run(args), args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
+    path = render_augmentation_grid(args.dataset, args.output, args.preset, args.case, args.slice, args.n,
+                                    args.seed, tuple(args.patch) if args.patch else None)
     print(path)
     return 0
 

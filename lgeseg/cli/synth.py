@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.synth import generate_multicenter, write_montage
 
 
@@ -32,15 +33,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--centers", type=_centers, default=(1, 2, 3, 4), help="comma-separated centers (1,2,3,4)")
     # Developer option for fast tests: square in-plane matrix, spacing no longer the center's.
     parser.add_argument("--in-plane-size", type=int, default=None, help=argparse.SUPPRESS)
+    add_verbose_flag(parser)
     args = parser.parse_args(argv)
     if args.cases_per_center < 1:
         parser.error(f"--cases-per-center must be at least 1, found {args.cases_per_center}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        folders = generate_multicenter(args.outdir, args.cases_per_center, args.seed, args.centers,
-                                       in_plane_size=args.in_plane_size)
-    except ValueError as err:
-        parser.exit(2, f"lgeseg_synth: error: {err}\n")
+    return run_cli("lgeseg_synth", lambda: _run(args), args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
+    folders = generate_multicenter(args.outdir, args.cases_per_center, args.seed, args.centers,
+                                   in_plane_size=args.in_plane_size)
     montage = write_montage(folders, args.outdir / "montage.png")
     for folder in folders:
         print(folder)

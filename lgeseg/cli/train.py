@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.training.recipes import DEFAULT_RECIPE, available_recipes
 
 
@@ -41,25 +42,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-compile", dest="compile", action="store_false")
     parser.add_argument("--continue", dest="resume", action="store_true",
                         help="resume from checkpoint_latest.pt in the output folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the model or checkpoints already in the output folder (otherwise refused)")
+    add_verbose_flag(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``lgeseg_train``; returns the exit code (0 success, 2 bad input)."""
-    args = build_parser().parse_args(argv)
+    """Run ``lgeseg_train``; returns the exit code (0 success, 1 error on stderr, 2 usage)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.resume and args.overwrite:
+        parser.error("--continue and --overwrite exclude each other")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return run_cli("lgeseg_train", lambda: _run(args), args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
     from lgeseg.training import train
 
-    try:
-        model_dir = train(
-            args.preprocessed, args.output, recipe=args.recipe, datasets=args.dataset, resume=args.resume,
-            augmentation=args.augmentation, epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
-            batch_size=args.batch_size, learning_rate=args.lr, device=args.device, seed=args.seed, fold=args.fold,
-            subjects_per_center=args.subjects_per_center,
-            num_workers=args.num_workers, compile=args.compile,
-        )
-    except (ValueError, FileNotFoundError) as err:
-        print(f"lgeseg_train: error: {err}")
-        return 2
+    model_dir = train(
+        args.preprocessed, args.output, recipe=args.recipe, datasets=args.dataset, resume=args.resume,
+        overwrite=args.overwrite, augmentation=args.augmentation, epochs=args.epochs,
+        iterations_per_epoch=args.iterations_per_epoch, batch_size=args.batch_size, learning_rate=args.lr,
+        device=args.device, seed=args.seed, fold=args.fold, subjects_per_center=args.subjects_per_center,
+        num_workers=args.num_workers, compile=args.compile,
+    )
     print(f"model folder: {model_dir}")
     return 0

@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.validation import count_problems, format_problems, validate_dataset
 
 
@@ -24,9 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--headers-only", action="store_true",
                         help="check names, headers and geometry only; skip reading voxel data (fast)")
     parser.add_argument("--workers", type=int, default=1, help="threads reading files in parallel (default 1)")
+    add_verbose_flag(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return run_cli("lgeseg_validate", lambda: _run(args), args.verbose)
 
+
+def _run(args: argparse.Namespace) -> int:
     total_errors = total_warnings = 0
     for dataset in args.datasets:
         problems = validate_dataset(dataset, check_images=not args.headers_only, num_workers=args.workers)

@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 
 from lgeseg.model_folder import find_checkpoint, read_model_metadata
-from lgeseg.records import Plan, load_json
+from lgeseg.records import Plan, read_plan
 from lgeseg.training.inputs import open_training_data
 from lgeseg.training.recipes import TrainConfig
 from lgeseg.training.splits import subject_of
-from lgeseg.training.trainer import FinetuneSpec, run_training
+from lgeseg.training.trainer import FinetuneSpec, check_model_folder, run_training
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def check_same_plans(model_dir: Path, preprocessed: Sequence[Path]) -> Plan:
         path = folder / "plans.json"
         if not path.is_file():
             raise FileNotFoundError(f"{folder}: not a preprocessed folder (plans.json missing)")
-        if Plan.from_dict(load_json(path)) != plan:
+        if read_plan(path) != plan:
             raise ValueError(
                 f"{path} differs from {model_dir / 'plans.json'}: the new center must be preprocessed with the "
                 "pretrained model's plans. Run: lgeseg_plan_and_preprocess -d NEW_CENTER -o OUT "
@@ -98,7 +98,8 @@ def check_same_plans(model_dir: Path, preprocessed: Sequence[Path]) -> Plan:
 def finetune(pretrained: str | Path, preprocessed: str | Path | Sequence[str | Path], model_dir: str | Path,
              trainable: str | None = None, cases: int | None = None, fraction: float | None = None,
              epochs: int | None = None, lr: float | None = None, seed: int = 0,
-             datasets: Sequence[str] | None = None, resume: bool = False, **overrides: Any) -> Path:
+             datasets: Sequence[str] | None = None, resume: bool = False, overwrite: bool = False,
+             **overrides: Any) -> Path:
     """Fine-tune ``pretrained`` on the new center's preprocessed data; returns the new model folder.
 
     Args:
@@ -113,9 +114,11 @@ def finetune(pretrained: str | Path, preprocessed: str | Path | Sequence[str | P
         seed: picks the cases and seeds sampling and augmentation.
         datasets: dataset names within ``preprocessed`` (default: all).
         resume: continue an interrupted fine-tuning run in ``model_dir``.
+        overwrite: replace a model already in ``model_dir`` (otherwise refused before any work).
         **overrides: other ``TrainConfig`` fields (``iterations_per_epoch``, ``device``, ...).
     """
     pretrained, model_dir = Path(pretrained), Path(model_dir)
+    check_model_folder(model_dir, resume, overwrite)
     folders = [Path(preprocessed)] if isinstance(preprocessed, (str, Path)) else [Path(p) for p in preprocessed]
     plan = check_same_plans(pretrained, folders)
     trainable = trainable or default_trainable(plan.topology.num_stages)
@@ -129,4 +132,4 @@ def finetune(pretrained: str | Path, preprocessed: str | Path | Sequence[str | P
     config = dataclasses.replace(config, subjects_per_center=None)  # the target cases are chosen above
     spec = FinetuneSpec(parent=str(pretrained.resolve()), init_checkpoint=str(find_checkpoint(pretrained)),
                         trainable=trainable, target_cases=tuple(train_keys), val_cases=tuple(val_keys))
-    return run_training(config, folders, model_dir, datasets, resume, finetune=spec)
+    return run_training(config, folders, model_dir, datasets, resume, finetune=spec, overwrite=overwrite)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lgeseg.preprocessing import load_preprocessed
-from lgeseg.records import Plan, PreprocessedCase, load_json
+from lgeseg.records import Plan, PreprocessedCase, load_json, read_plan
 from lgeseg.training.data import case_key
 
 
@@ -75,6 +75,7 @@ def open_training_data(preprocessed: str | Path | Sequence[str | Path],
         if not (folder / "plans.json").is_file():
             raise FileNotFoundError(f"{folder}: not a preprocessed folder (plans.json missing); "
                                     "run lgeseg_plan_and_preprocess first")
+        read_plan(folder / "plans.json")  # checks every field, naming the file
         plans_dicts.append(load_json(folder / "plans.json"))
     for folder, plans in zip(folders[1:], plans_dicts[1:], strict=True):
         if plans != plans_dicts[0]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from lgeseg.checks import is_int, is_number
 from lgeseg.records import JsonRecord
 
 #: The recipe used when none is named: the paper's optimizer and length (Adam 1e-3 constant, 250
@@ -107,26 +108,35 @@ class TrainConfig(JsonRecord):
 
 
 def _problems(config: TrainConfig) -> list[str]:
+    c = config
+    optional_int = (lambda v, low: v is None or is_int(v, low))  # noqa: E731 - a one-line predicate
     checks = [
-        (config.optimizer in ("adam", "sgd"), f"optimizer must be 'adam' or 'sgd', found {config.optimizer!r}"),
-        (config.lr_schedule in ("constant", "poly"),
-         f"lr_schedule must be 'constant' or 'poly', found {config.lr_schedule!r}"),
-        (config.learning_rate > 0, f"learning_rate must be > 0, found {config.learning_rate}"),
-        (config.epochs >= 1, f"epochs must be >= 1, found {config.epochs}"),
-        (config.iterations_per_epoch is None or config.iterations_per_epoch >= 1,
-         f"iterations_per_epoch must be >= 1 (or null: one pass over the slices), found {config.iterations_per_epoch}"),
-        (config.subjects_per_center is None or config.subjects_per_center >= 1,
-         f"subjects_per_center must be >= 1, found {config.subjects_per_center}"),
-        (config.batch_size is None or config.batch_size >= 1, f"batch_size must be >= 1, found {config.batch_size}"),
-        (config.device in (None, "cuda", "cpu", "mps") or str(config.device).startswith("cuda:"),
-         f"device must be cuda, cpu or mps, found {config.device!r}"),
-        (config.num_workers is None or config.num_workers >= 0,
-         f"num_workers must be >= 0, found {config.num_workers}"),
-        (config.num_folds >= 1 and 0 <= config.fold < config.num_folds,
-         f"fold must be in 0..{config.num_folds - 1}, found {config.fold}"),
-        (0.0 <= config.foreground_fraction <= 1.0,
-         f"foreground_fraction must be in [0, 1], found {config.foreground_fraction}"),
-        (config.crop_margin >= 1.0, f"crop_margin must be >= 1, found {config.crop_margin}"),
+        (c.optimizer in ("adam", "sgd"), f"optimizer must be 'adam' or 'sgd', found {c.optimizer!r}"),
+        (c.lr_schedule in ("constant", "poly"), f"lr_schedule must be 'constant' or 'poly', found {c.lr_schedule!r}"),
+        (is_number(c.learning_rate, positive=True), f"learning_rate must be a number > 0, found {c.learning_rate!r}"),
+        (is_number(c.poly_exponent, 0), f"poly_exponent must be a number >= 0, found {c.poly_exponent!r}"),
+        (is_number(c.momentum, 0, 1), f"momentum must be a number in [0, 1], found {c.momentum!r}"),
+        (is_number(c.weight_decay, 0), f"weight_decay must be a number >= 0, found {c.weight_decay!r}"),
+        (is_int(c.epochs, 1), f"epochs must be an integer >= 1, found {c.epochs!r}"),
+        (optional_int(c.iterations_per_epoch, 1), "iterations_per_epoch must be an integer >= 1 (or null: one pass "
+         f"over the slices), found {c.iterations_per_epoch!r}"),
+        (optional_int(c.subjects_per_center, 1),
+         f"subjects_per_center must be an integer >= 1, found {c.subjects_per_center!r}"),
+        (optional_int(c.batch_size, 1), f"batch_size must be an integer >= 1, found {c.batch_size!r}"),
+        (c.device in (None, "cuda", "cpu", "mps") or str(c.device).startswith("cuda:"),
+         f"device must be cuda, cpu or mps, found {c.device!r}"),
+        (optional_int(c.num_workers, 0), f"num_workers must be an integer >= 0, found {c.num_workers!r}"),
+        (is_int(c.num_folds, 1), f"num_folds must be an integer >= 1, found {c.num_folds!r}"),
+        (not is_int(c.num_folds, 1) or is_int(c.fold, 0, c.num_folds - 1),
+         f"fold must be in 0..{c.num_folds - 1 if is_int(c.num_folds) else '?'}, found {c.fold!r}"),
+        (is_number(c.foreground_fraction, 0, 1),
+         f"foreground_fraction must be a number in [0, 1], found {c.foreground_fraction!r}"),
+        (is_number(c.crop_margin, 1), f"crop_margin must be a number >= 1, found {c.crop_margin!r}"),
+        (c.grad_clip is None or is_number(c.grad_clip, positive=True),
+         f"grad_clip must be a number > 0 or null, found {c.grad_clip!r}"),
+        (is_number(c.dice_smooth, 0), f"dice_smooth must be a number >= 0, found {c.dice_smooth!r}"),
+        (c.max_minutes is None or is_number(c.max_minutes, positive=True),
+         f"max_minutes must be a number > 0 or null, found {c.max_minutes!r}"),
     ]
     return [message for ok, message in checks if not ok]
 

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import math
 import os
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 
 from lgeseg import __version__
+from lgeseg.errors import InvalidInputError, OutputConflictError
 from lgeseg.model_folder import ModelInfo, load_checkpoint, read_model_metadata, write_model_metadata
 from lgeseg.training.data import PatchSampler, TrainingCase, case_key, load_cases
 from lgeseg.training.inputs import TrainingData, open_training_data
@@ -67,7 +69,8 @@ class _Run:
 
 
 def train(preprocessed: str | Path | Sequence[str | Path], model_dir: str | Path, recipe: str | None = None,
-          datasets: Sequence[str] | None = None, resume: bool = False, **overrides: Any) -> Path:
+          datasets: Sequence[str] | None = None, resume: bool = False, overwrite: bool = False,
+          **overrides: Any) -> Path:
     """Train a 2D U-Net on preprocessed data; returns the model folder.
 
     Args:
@@ -78,28 +81,35 @@ def train(preprocessed: str | Path | Sequence[str | Path], model_dir: str | Path
         datasets: dataset names to train on (default: all in the folders); sampled balanced per dataset
             (``subjects_per_center=N`` in the overrides also keeps N subjects of each: equal counts).
         resume: continue from ``checkpoint_latest.pt`` with its optimizer, epoch and RNG state.
+        overwrite: replace a model or checkpoints already in ``model_dir`` (otherwise an
+            ``OutputConflictError``); the old files are removed only once the data and plans are valid.
         **overrides: ``TrainConfig`` fields (``epochs``, ``iterations_per_epoch``, ``batch_size``,
             ``device``, ``seed``, ``fold``, ``num_workers``, ``augmentation``, ...); None values are ignored.
     """
     model_dir = Path(model_dir)
     if resume and (model_dir / "model.json").is_file():
         _, info = read_model_metadata(model_dir)
-        config = TrainConfig.from_dict(info.recipe).replace(**overrides)
+        try:
+            config = TrainConfig.from_dict(info.recipe).replace(**overrides)
+        except ValueError as err:
+            raise InvalidInputError(f"{model_dir / 'model.json'}: field recipe: {err}") from err
     else:
         config = get_recipe(recipe or DEFAULT_RECIPE, **overrides)
-    return run_training(config, preprocessed, model_dir, datasets, resume)
+    return run_training(config, preprocessed, model_dir, datasets, resume, overwrite=overwrite)
 
 
 def run_training(config: TrainConfig, preprocessed: str | Path | Sequence[str | Path], model_dir: str | Path,
                  datasets: Sequence[str] | None = None, resume: bool = False,
-                 finetune: FinetuneSpec | None = None) -> Path:
+                 finetune: FinetuneSpec | None = None, overwrite: bool = False) -> Path:
     """The training run: data, split, state, epochs (train, validate, checkpoint, plot), then finish.
 
     Returns ``model_dir``. See ``train`` for the arguments; ``finetune`` sets initial weights,
-    frozen blocks and the case split of a fine-tuning run.
+    frozen blocks and the case split of a fine-tuning run. The folder is created only after the
+    data, plans and network are known to be valid; a new folder that fails before its first
+    checkpoint is removed again, so a failed start leaves no partial model folder.
     """
     model_dir = Path(model_dir)
-    _check_folder(model_dir, resume)
+    check_model_folder(model_dir, resume, overwrite)
     data = open_training_data(preprocessed, datasets)
     if config.subjects_per_center is not None and finetune is None:
         kept = set(limit_subjects(data.case_keys, config.subjects_per_center))
@@ -109,7 +119,9 @@ def run_training(config: TrainConfig, preprocessed: str | Path | Sequence[str | 
     state = _initial_state(config, data, device, finetune)
     if resume:
         restore_state(state, model_dir / "checkpoint_latest.pt")
-    with _log_to_file(model_dir / "training_log.txt"):
+    elif overwrite:
+        clear_model_folder(model_dir)
+    with _remove_if_failed_early(model_dir), _log_to_file(model_dir / "training_log.txt"):
         run = _prepare_run(state, data, model_dir, finetune)
         _log_start(state, run, resume)
         result, started = None, time.monotonic()
@@ -129,13 +141,51 @@ def _out_of_time(config: TrainConfig, started: float) -> bool:
     return True
 
 
-def _check_folder(model_dir: Path, resume: bool) -> None:
+#: Files a training run writes into its model folder (``--overwrite`` removes exactly these).
+MODEL_FILES: tuple[str, ...] = (
+    "model.json", "plans.json", "fingerprint.json", "splits.json", "checkpoint_final.pt", "checkpoint_best.pt",
+    "checkpoint_latest.pt", "training_log.txt", "progress.png", "harmonization_reference.json",
+)
+
+
+def check_model_folder(model_dir: Path, resume: bool, overwrite: bool = False) -> None:
+    """Refuse to start a run that would replace a model: nothing is written here.
+
+    Raises ``FileNotFoundError`` when resuming without ``checkpoint_latest.pt``, ``NotADirectoryError``
+    when ``model_dir`` is a file, and ``OutputConflictError`` naming the folder and its model files
+    when a fresh run (neither ``resume`` nor ``overwrite``) would write into a folder that holds a
+    model (``model.json``) or any checkpoint.
+    """
     latest = model_dir / "checkpoint_latest.pt"
-    if resume and not latest.is_file():
-        raise FileNotFoundError(f"{latest}: nothing to continue (no checkpoint_latest.pt in {model_dir})")
-    if not resume and latest.is_file():
-        raise ValueError(f"{model_dir} already holds a training run (checkpoint_latest.pt): "
-                         "use --continue to resume it or choose another output folder")
+    if model_dir.exists() and not model_dir.is_dir():
+        raise NotADirectoryError(f"{model_dir}: the model folder is a file")
+    if resume:
+        if not latest.is_file():
+            raise FileNotFoundError(f"{latest}: nothing to continue (no checkpoint_latest.pt in {model_dir})")
+        return
+    found = [name for name in MODEL_FILES if name.endswith((".pt", "model.json")) and (model_dir / name).exists()]
+    if found and not overwrite:
+        hint = "--continue to resume it, " if latest.is_file() else ""
+        raise OutputConflictError(f"{model_dir}: already holds a model ({', '.join(found)}); use {hint}--overwrite "
+                                  "to replace it, or choose another output folder")
+
+
+def clear_model_folder(model_dir: Path) -> None:
+    """Remove the files a training run writes (``MODEL_FILES``) from ``model_dir``; other files stay."""
+    for name in MODEL_FILES:
+        (model_dir / name).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _remove_if_failed_early(model_dir: Path) -> Iterator[None]:
+    """Remove ``model_dir`` again if this run created it and failed before writing a checkpoint."""
+    created = not model_dir.exists()
+    try:
+        yield
+    except BaseException:
+        if created and model_dir.is_dir() and not (model_dir / "checkpoint_latest.pt").exists():
+            shutil.rmtree(model_dir, ignore_errors=True)
+        raise
 
 
 def _initial_state(config: TrainConfig, data: TrainingData, device: torch.device,

@@ -1,0 +1,146 @@
+"""Range and type checks of the JSON records lgeseg reads back (``plans.json``, ``model.json``).
+
+A hand-edited or damaged file must fail when it is read, with the file and the field named, not
+later as a ``ZeroDivisionError`` in resampling or a ``RuntimeError`` inside torch. Each
+``*_problems`` function returns one ``"field: expected ..., found ..."`` string per problem (empty
+when the record is usable); ``raise_problems`` raises them as one ``InvalidInputError`` naming the
+file. The readers (``records.read_plan``, ``model_folder.read_model_info``) call them.
+
+Example:
+    >>> plan_problems(plan)
+    ['target_spacing: expected 3 numbers in (0, 1000) mm (z, y, x), found (8.0, 0.0, 1.5)']
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lgeseg.errors import InvalidInputError
+
+#: Label interpolation schemes of the preprocessing (``preprocessing.arrays``).
+LABEL_INTERPOLATIONS: tuple[str, ...] = ("nearest", "linear_onehot")
+#: Intensity normalization schemes (``preprocessing.normalize``).
+NORMALIZATION_SCHEMES: tuple[str, ...] = ("minmax", "zscore")
+#: Postprocessing variants a model may choose (``postprocessing.apply_postprocessing``).
+POSTPROCESSING_VARIANTS: tuple[str, ...] = ("none", "lcc", "lcc_per_label")
+
+
+def is_int(value: Any, low: int | None = None, high: int | None = None) -> bool:
+    """True when ``value`` is an integer (not a bool) within ``[low, high]`` (bounds optional)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return False
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
+def is_number(value: Any, low: float | None = None, high: float | None = None, positive: bool = False) -> bool:
+    """True when ``value`` is a finite real (not a bool) within ``[low, high]``, and ``> 0`` if ``positive``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        return False
+    return (low is None or value >= low) and (high is None or value <= high) and (not positive or value > 0)
+
+
+def _sequence(value: Any, length: int | None, item_ok: Callable[[Any], bool]) -> bool:
+    if not isinstance(value, (tuple, list)) or (length is not None and len(value) != length) or not value:
+        return False
+    return all(item_ok(v) for v in value)
+
+
+def _check(problems: list[str], ok: bool, field: str, expected: str, found: Any) -> None:
+    if not ok:
+        problems.append(f"{field}: expected {expected}, found {found!r}")
+
+
+def topology_problems(topology: Any, prefix: str = "topology.") -> list[str]:
+    """Problems of a ``NetworkTopology`` (types, positive sizes, one kernel and stride per stage)."""
+    problems: list[str] = []
+    _check(problems, is_int(topology.in_channels, 1), f"{prefix}in_channels", "an integer >= 1",
+           topology.in_channels)
+    _check(problems, is_int(topology.num_classes, 2), f"{prefix}num_classes", "an integer >= 2 (with background)",
+           topology.num_classes)
+    features = topology.features_per_stage
+    _check(problems, _sequence(features, None, lambda v: is_int(v, 1)), f"{prefix}features_per_stage",
+           "a non-empty list of integers >= 1", features)
+    stages = len(features) if isinstance(features, (tuple, list)) else None
+    pair = lambda v: _sequence(v, 2, lambda k: is_int(k, 1))  # noqa: E731 - a one-line predicate
+    for name in ("kernel_sizes", "strides"):
+        value = getattr(topology, name)
+        _check(problems, _sequence(value, stages, pair), f"{prefix}{name}",
+               f"{stages} pairs of integers >= 1 (one per stage)", value)
+    _check(problems, is_int(topology.conv_per_stage, 1), f"{prefix}conv_per_stage", "an integer >= 1",
+           topology.conv_per_stage)
+    return problems
+
+
+def labels_problems(labels: Any, field: str = "labels") -> list[str]:
+    """Problems of a label name -> value map: distinct integers 0..255, background 0 present."""
+    if not isinstance(labels, dict) or not labels:
+        return [f"{field}: expected a non-empty object of label name -> value, found {labels!r}"]
+    values = list(labels.values())
+    problems: list[str] = []
+    _check(problems, all(is_int(v, 0, 255) for v in values), field, "integer values 0..255", labels)
+    _check(problems, len(set(map(str, values))) == len(values) and 0 in values, field,
+           "distinct values including 0 (background)", labels)
+    return problems
+
+
+def plan_problems(plan: Any) -> list[str]:
+    """Problems of a ``Plan`` read from a file (empty list: usable).
+
+    Checks types and ranges: target spacing > 0 mm, patch and batch sizes >= 1, a known
+    normalization with percentiles in 0..100, the topology, labels matching ``num_classes``,
+    spline order 0..5 and a known label interpolation.
+    """
+    problems: list[str] = []
+    _check(problems, _sequence(plan.target_spacing, 3, lambda v: is_number(v, positive=True) and v < 1000),
+           "target_spacing", "3 numbers in (0, 1000) mm (z, y, x)", plan.target_spacing)
+    _check(problems, _sequence(plan.patch_size, 2, lambda v: is_int(v, 1, 8192)), "patch_size",
+           "2 integers 1..8192 (y, x)", plan.patch_size)
+    _check(problems, is_int(plan.batch_size, 1), "batch_size", "an integer >= 1", plan.batch_size)
+    norm = plan.normalization
+    if not hasattr(norm, "scheme"):
+        problems.append(f"normalization: expected an object with 'scheme', found {norm!r}")
+    else:
+        _check(problems, norm.scheme in NORMALIZATION_SCHEMES, "normalization.scheme",
+               " or ".join(NORMALIZATION_SCHEMES), norm.scheme)
+        low_high = norm.clip_percentiles
+        _check(problems, _sequence(low_high, 2, lambda v: is_number(v, 0, 100)) and low_high[0] < low_high[1],
+               "normalization.clip_percentiles", "[low, high] with 0 <= low < high <= 100", low_high)
+    if not hasattr(plan.topology, "num_classes"):
+        problems.append(f"topology: expected a network topology object, found {plan.topology!r}")
+    else:
+        problems += topology_problems(plan.topology)
+        label_problems = labels_problems(plan.labels)
+        problems += label_problems
+        if not label_problems and is_int(plan.topology.num_classes) and len(plan.labels) != plan.topology.num_classes:
+            problems.append(f"labels: expected {plan.topology.num_classes} labels (topology.num_classes), "
+                            f"found {len(plan.labels)}")
+    _check(problems, is_int(plan.image_interpolation_order, 0, 5), "image_interpolation_order",
+           "a spline order 0..5", plan.image_interpolation_order)
+    _check(problems, plan.label_interpolation in LABEL_INTERPOLATIONS, "label_interpolation",
+           " or ".join(LABEL_INTERPOLATIONS), plan.label_interpolation)
+    return problems
+
+
+def model_info_problems(info: Any) -> list[str]:
+    """Problems of a ``ModelInfo`` (``model.json``) read from a file (empty list: usable)."""
+    problems = labels_problems(info.labels)
+    channels = info.channel_names
+    _check(problems, isinstance(channels, dict) and bool(channels)
+           and sorted(channels, key=str) == [str(i) for i in range(len(channels))], "channel_names",
+           'an object {"0": name, "1": name, ...}', channels)
+    _check(problems, isinstance(info.recipe, dict), "recipe", "an object", info.recipe)
+    _check(problems, info.postprocessing in POSTPROCESSING_VARIANTS, "postprocessing",
+           " or ".join(POSTPROCESSING_VARIANTS), info.postprocessing)
+    _check(problems, is_int(info.epochs_trained, 0), "epochs_trained", "an integer >= 0", info.epochs_trained)
+    _check(problems, is_int(info.fold, 0), "fold", "an integer >= 0", info.fold)
+    return problems
+
+
+def raise_problems(path: str | Path, what: str, problems: list[str]) -> None:
+    """Raise ``InvalidInputError`` ``"<path>: invalid <what>: <problems>"`` when ``problems`` is not empty."""
+    if problems:
+        raise InvalidInputError(f"{path}: invalid {what}: " + "; ".join(problems))

@@ -1,0 +1,79 @@
+"""The one error path of every lgeseg command.
+
+``run_cli(prog, body, verbose)`` runs a command's work and turns an exception into one message on
+stderr and an exit code: 1 for an error (a user error such as a bad file, a refused output folder,
+a permission problem or exhausted memory, and also an unexpected internal error), 130 for Ctrl-C.
+Usage errors stay argparse's (exit 2). The traceback is printed only with ``-v``/``--verbose``.
+
+Example:
+    >>> def main(argv=None) -> int:
+    ...     args = parser.parse_args(argv)
+    ...     return run_cli("lgeseg_x", lambda: _run(args), args.verbose)
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import sys
+import traceback
+from collections.abc import Callable
+
+from lgeseg.errors import LgesegError
+
+#: Exceptions that describe a problem with the user's files, folders or machine (exit 1, no traceback).
+KNOWN_ERRORS: tuple[type[BaseException], ...] = (LgesegError, ValueError, OSError, MemoryError)
+
+
+def add_verbose_flag(parser: argparse.ArgumentParser, help_text: str = "log details; print tracebacks") -> None:
+    """Add ``-v``/``--verbose`` (``args.verbose``) to ``parser``."""
+    parser.add_argument("-v", "--verbose", action="store_true", help=help_text)
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    """True for ``MemoryError`` and torch's ``OutOfMemoryError`` (a ``RuntimeError`` subclass)."""
+    return isinstance(err, MemoryError) or any(k.__name__ == "OutOfMemoryError" for k in type(err).__mro__)
+
+
+def describe_error(err: BaseException) -> str:
+    """The user-facing text of ``err``: its message, with the file first for ``OSError``s that carry one."""
+    if _is_out_of_memory(err):
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else "no detail"
+        return f"out of memory ({detail}); use a smaller input, batch or patch, or a machine with more memory"
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        where = f"{err.filename} -> {err.filename2}" if err.filename2 else str(err.filename)
+        hint = " (is the folder read-only?)" if err.errno in (errno.EACCES, errno.EROFS, errno.EPERM) else ""
+        return f"{where}: {err.strerror}{hint}"
+    text = str(err).strip()
+    if isinstance(err, KeyError):  # str(KeyError) is the repr of the key
+        text = f"missing key {text}"
+    return text or type(err).__name__
+
+
+def run_cli(prog: str, body: Callable[[], int | None], verbose: bool = False) -> int:
+    """Run ``body`` and return the command's exit code; never lets an exception escape.
+
+    Args:
+        prog: the command's name, the prefix of every message (``lgeseg_train``).
+        body: the command's work; returns its exit code (None means 0).
+        verbose: print the traceback before the message.
+
+    Returns:
+        ``body``'s code; 1 after an error (message on stderr); 130 after Ctrl-C.
+    """
+    try:
+        return int(body() or 0)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - this is the one place that turns exceptions into messages
+        if verbose:
+            traceback.print_exc()
+        known = isinstance(err, KNOWN_ERRORS) or _is_out_of_memory(err)
+        if known:
+            print(f"{prog}: error: {describe_error(err)}", file=sys.stderr)
+        else:
+            hint = "" if verbose else "; rerun with -v for the traceback"
+            print(f"{prog}: internal error: {type(err).__name__}: {describe_error(err)} (please report it{hint})",
+                  file=sys.stderr)
+        return 1
