@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ import torch
 
 from lgeseg.atomic import atomic_output
 from lgeseg.checks import model_info_problems, raise_problems
-from lgeseg.errors import InvalidInputError
+from lgeseg.errors import CorruptFileError, InvalidInputError
 from lgeseg.records import JsonRecord, Plan, load_json, read_plan, save_json
 
 CHECKPOINT_NAMES: tuple[str, ...] = ("final", "best", "latest")
@@ -86,22 +87,39 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint without unpickling arbitrary objects.
 
-    Returns the payload dict. Raises ``FileNotFoundError`` if missing and ``ValueError`` naming
-    the file if it is not a plain-data checkpoint (for example one crafted to run code on load).
+    Returns the payload dict. Raises ``FileNotFoundError`` if missing, ``CorruptFileError`` naming
+    the file when it is empty, truncated or damaged (not a complete archive as ``torch.save`` writes),
+    and ``ValueError`` naming the file when it is a complete file that is not a plain-data checkpoint
+    (for example one crafted to run code on load).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
+    size = path.stat().st_size
+    if size == 0:
+        raise CorruptFileError(f"{path}: checkpoint is empty (0 bytes): truncated or never finished writing; "
+                               "use another checkpoint (--checkpoint best) or train again")
+    if not zipfile.is_zipfile(path):
+        raise CorruptFileError(f"{path}: checkpoint is corrupt or truncated ({size} bytes, not a complete "
+                               "torch.save archive); use another checkpoint or train again")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError) as err:
+    except pickle.UnpicklingError as err:
         raise ValueError(
             f"{path}: refused to load: not a plain weights checkpoint (it may try to run code on load). "
-            f"Only files written by lgeseg are accepted. Details: {str(err).splitlines()[0]}"
+            f"Only files written by lgeseg are accepted. Details: {_first_line(err)}"
         ) from err
+    except Exception as err:  # noqa: BLE001 - torch reports damaged archives with many exception types
+        raise CorruptFileError(f"{path}: checkpoint is corrupt ({type(err).__name__}: {_first_line(err)}); "
+                               "use another checkpoint or train again") from err
     if not isinstance(payload, dict) or "network" not in payload:
         raise ValueError(f"{path}: not an lgeseg checkpoint (expected a dict with a 'network' entry)")
     return payload
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else "no detail"
 
 
 def write_model_metadata(model_dir: str | Path, plan: Plan, info: ModelInfo,

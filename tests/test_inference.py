@@ -189,7 +189,7 @@ def test_output_inside_input_is_refused_and_existing_outputs_are_skipped(tmp_pat
     assert predict_main(args) == 0
     target = tmp_path / "out" / "c.nii.gz"
     io.write_label(target, np.zeros(geometry.shape, np.uint8), geometry)  # marker: must survive a rerun
-    assert predict_folder(tmp_path / "in", tmp_path / "out", [model_dir], device="cpu") == []
+    assert predict_folder(tmp_path / "in", tmp_path / "out", [model_dir], device="cpu", mirroring=False) == []
     assert io.read_label(target)[0].max() == 0 and not (tmp_path / "in" / "sub").exists()
     assert len(predict_folder(tmp_path / "in", tmp_path / "out", [model_dir], device="cpu", overwrite=True)) == 1
 

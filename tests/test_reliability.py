@@ -8,13 +8,23 @@ nothing already on disk was replaced.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+from test_inference import _image, _make_model, _oblique_geometry
 from test_training import TINY, make_preprocessed, tiny_plan
 
+from lgeseg import io
 from lgeseg.cli._errors import run_cli
+from lgeseg.cli.predict import main as predict_main
 from lgeseg.cli.train import main as train_main
+from lgeseg.inference.output_folder import LOCK_FILE, PROVENANCE_FILE
 from lgeseg.records import save_json
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -115,3 +125,101 @@ def test_nonsense_plans_leave_no_model_folder(tmp_path: Path, field: str, value:
     err = capsys.readouterr().err
     assert str(pre / "plans.json") in err and words in err
     assert not (tmp_path / "model").exists()
+
+
+# --- predictions: provenance, lock, debris, damaged checkpoints, read-only folders ------------------------------
+
+
+@pytest.fixture(scope="module")
+def model_a(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _make_model(tmp_path_factory.mktemp("model_a"))
+
+
+def _input_folder(folder: Path, names: tuple[str, ...] = ("c",)) -> Path:
+    geometry = _oblique_geometry((2, 30, 30))
+    for index, name in enumerate(names):
+        io.write_image(folder / f"{name}_0000.nii.gz", _image(geometry.shape, seed=index), geometry)
+    return folder
+
+
+def _predict(inp: Path, out: Path, model: Path, *extra: str) -> int:
+    return predict_main(["-i", str(inp), "-o", str(out), "-m", str(model), "--device", "cpu", "--no-mirroring",
+                         *extra])
+
+
+def test_predictions_of_another_model_or_settings_are_not_mixed(model_a: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    inp, out = _input_folder(tmp_path / "in"), tmp_path / "out"
+    model_b = _make_model(tmp_path / "model_b", target_spacing=(6.0, 1.6, 1.6))
+    assert _predict(inp, out, model_a) == 0
+    record = json.loads((out / PROVENANCE_FILE).read_text())
+    assert record["models"][0]["model"] == str(model_a.resolve()) and record["settings"]["mirroring"] is False
+    before = _digest(out)
+    assert _predict(inp, out, model_a) == 0 and _digest(out) == before  # same model + settings: skipped
+    capsys.readouterr()
+    assert _predict(inp, out, model_b) == 1
+    err = capsys.readouterr().err
+    assert str(out / PROVENANCE_FILE) in err and "other model weights" in err and "--overwrite" in err
+    assert _predict(inp, out, model_a, "--window", "sliding") == 1
+    assert "window 'roi' -> 'sliding'" in capsys.readouterr().err and _digest(out) == before
+    assert _predict(inp, out, model_b, "--overwrite") == 0
+    assert json.loads((out / PROVENANCE_FILE).read_text())["models"][0]["model"] == str(model_b.resolve())
+
+
+def test_outputs_without_a_record_are_not_taken_for_this_models(model_a: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    inp, out = _input_folder(tmp_path / "in"), tmp_path / "out"
+    out.mkdir()
+    (out / "c.nii.gz").write_bytes(b"someone else's")
+    assert _predict(inp, out, model_a) == 1
+    assert f"{out}: holds outputs" in capsys.readouterr().err
+    assert (out / "c.nii.gz").read_bytes() == b"someone else's"
+
+
+def test_a_running_prediction_locks_its_folder_and_a_dead_ones_lock_is_taken_over(
+        model_a: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inp, out = _input_folder(tmp_path / "in"), tmp_path / "out"
+    out.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / LOCK_FILE).write_text(json.dumps({"pid": other.pid, "host": socket.gethostname()}))
+        assert _predict(inp, out, model_a) == 1
+        err = capsys.readouterr().err
+        assert f"pid {other.pid}" in err and str(out / LOCK_FILE) in err and not (out / "c.nii.gz").exists()
+    finally:
+        other.kill()
+        other.wait()
+    stale = out / ".c.nii.gz.k3j_9x2a.nii.gz"  # what a run killed inside atomic_output leaves
+    stale.write_bytes(b"")
+    assert _predict(inp, out, model_a) == 0  # the holder is gone: its lock is taken over
+    assert (out / "c.nii.gz").is_file() and not stale.exists() and not (out / LOCK_FILE).exists()
+
+
+@pytest.mark.parametrize(("damage", "words"), [("empty", "empty (0 bytes)"), ("half", "corrupt or truncated"),
+                                                ("garbage", "corrupt or truncated")])
+def test_damaged_checkpoints_are_called_corrupt(tmp_path: Path, damage: str, words: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    model = _make_model(tmp_path / "model")
+    checkpoint = model / "checkpoint_final.pt"
+    data = checkpoint.read_bytes()
+    checkpoint.write_bytes({"empty": b"", "half": data[: len(data) // 2], "garbage": b"\x00" * 4096}[damage])
+    assert _predict(_input_folder(tmp_path / "in"), tmp_path / "out", model) == 1
+    err = capsys.readouterr().err
+    assert str(checkpoint) in err and words in err and "run code" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_read_only_output_folder_is_found_before_inference(model_a: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    inp = _input_folder(tmp_path / "in")
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    if os.access(read_only, os.W_OK):  # root ignores permission bits: /sys is read-only for everyone
+        read_only = Path("/sys")
+    started = time.monotonic()
+    assert _predict(inp, read_only, model_a) == 1
+    err = capsys.readouterr().err
+    assert f"lgeseg_predict: error: {read_only}: cannot write to the output folder" in err
+    assert "%|" not in err  # no progress bar: it failed before the first case
+    assert time.monotonic() - started < 30

@@ -21,6 +21,14 @@ from tqdm import tqdm
 from lgeseg import io
 from lgeseg.atomic import atomic_output
 from lgeseg.inference.inputs import InputCase, check_case, check_folders, list_input_cases, read_case
+from lgeseg.inference.output_folder import (
+    check_provenance,
+    check_writable,
+    lock_output_folder,
+    model_identity,
+    provenance_record,
+    remove_stale_temporaries,
+)
 from lgeseg.inference.quality import (
     CaseQuality,
     MirrorAgreement,
@@ -29,7 +37,7 @@ from lgeseg.inference.quality import (
     write_quality_report,
 )
 from lgeseg.inference.sliding_window import predict_slices, prepare_for_inference
-from lgeseg.model_folder import LoadedModel, load_model
+from lgeseg.model_folder import LoadedModel, find_checkpoint, load_model
 from lgeseg.postprocessing import apply_postprocessing
 from lgeseg.records import CaseGeometry, PreprocessedCase
 
@@ -193,7 +201,9 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
         postprocess: ``"lcc"``, ``"lcc_per_label"`` or ``"none"``; None applies the first model's choice
             from ``model.json``.
         overlays: also write ``<case>_overlay.png`` (contours over every slice).
-        overwrite: redo cases whose outputs exist (otherwise they are skipped).
+        overwrite: redo cases whose outputs exist. Otherwise they are skipped, but only when
+            ``output_dir/lgeseg_predictions.json`` says the same models and settings made them; a folder
+            made by other models or settings is refused (``OutputConflictError``).
         harmonize: ``"histogram"`` or ``"cyclegan:GAN_DIR"`` (see ``lgeseg.harmonization``), or None.
         checkpoint: ``"final"`` (falls back to best, then latest) or ``"best"``.
         step: sliding-window stride as a fraction of the patch.
@@ -203,6 +213,10 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
     Every predicted case is also checked (``quality.assess_segmentation``: mirror disagreement, myocardium
     missing on a slice, thin wall, implausible volume, empty prediction, constant input) and the records
     are written to ``output_dir/qc.csv`` and ``qc.json`` (records of skipped cases already there are kept).
+
+    The output folder is locked while the run writes (``.lgeseg_predict.lock``; a second run is refused
+    with ``FolderLockedError`` naming the first one's pid), temporary files left by a killed run are
+    removed, and a read-only folder is reported before any inference (see ``output_folder``).
 
     Returns:
         The label maps written, in case order (skipped cases are not included). Raises
@@ -219,11 +233,29 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
     variant = postprocess or models[0].info.postprocessing
     cases = list_input_cases(input_dir)
     geometries = {case.case_id: check_case(case, models[0].info.channel_names) for case in cases}
-    todo = [c for c in cases if overwrite or not all(p.exists() for p in _outputs_of(c, output_dir,
-                                                                                       save_probabilities, overlays))]
-    if len(todo) < len(cases):
-        logger.info("%d case(s) already predicted in %s, skipped (use --overwrite)", len(cases) - len(todo), output_dir)
+    settings = {"checkpoint": checkpoint, "mirroring": mirroring, "window": window, "step": step,
+                "postprocess": variant, "harmonize": harmonize}
     output_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(output_dir)  # a read-only folder fails here, before any inference
+    with lock_output_folder(output_dir):
+        remove_stale_temporaries(output_dir)
+        return _predict_cases(cases, output_dir, models, geometries, variant, settings, overwrite,
+                              batch_size, save_probabilities, overlays)
+
+
+def _predict_cases(cases: Sequence[InputCase], output_dir: Path, models: Sequence[LoadedModel],
+                   geometries: dict[str, CaseGeometry], variant: str, settings: dict, overwrite: bool,
+                   batch_size: int | None, save_probabilities: bool, overlays: bool) -> list[Path]:
+    """Check the folder's provenance, skip finished cases, predict the others (holding the folder's lock)."""
+    mirroring, step, window, harmonize = (settings[k] for k in ("mirroring", "step", "window", "harmonize"))
+    outputs = {c.case_id: _outputs_of(c, output_dir, save_probabilities, overlays) for c in cases}
+    identities = [model_identity(m.model_dir, find_checkpoint(m.model_dir, settings["checkpoint"])) for m in models]
+    check_provenance(output_dir, provenance_record(identities, settings), overwrite,
+                     outputs_exist=any(p.exists() for paths in outputs.values() for p in paths))
+    todo = [c for c in cases if overwrite or not all(p.exists() for p in outputs[c.case_id])]
+    if len(todo) < len(cases):
+        logger.info("%d case(s) already predicted in %s by the same model and settings, skipped (use --overwrite)",
+                    len(cases) - len(todo), output_dir)
     lookup = _label_lookup(models)
     written = []
     for case in tqdm(todo, desc="predict", unit="case"):

@@ -1,0 +1,186 @@
+"""The prediction output folder: who made its files, one writer at a time, no debris from killed runs.
+
+- ``PROVENANCE_FILE`` (``lgeseg_predictions.json``) records the models (folder, checkpoint file,
+  its size and modification time) and the settings that change a label map (mirroring, window,
+  step, postprocessing, harmonization). A rerun skips an existing output only when the record
+  matches; a run with another model or other settings is refused unless ``overwrite``.
+- ``LOCK_FILE`` (``.lgeseg_predict.lock``) holds the writing process's id and host while a run
+  writes; a second run refuses naming that process. A lock left by a process that no longer runs
+  (on this host) is taken over.
+- Temporary files of ``atomic_output`` (``.<name>.<random><ending>``) left by a killed run are
+  removed once the lock is held, when no other run can be writing them.
+
+Example:
+    >>> with lock_output_folder(out):
+    ...     check_provenance(out, record, overwrite=False, outputs_exist=True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from lgeseg import __version__
+from lgeseg.errors import FolderLockedError, OutputConflictError
+from lgeseg.records import load_json, save_json
+
+logger = logging.getLogger(__name__)
+
+PROVENANCE_FILE = "lgeseg_predictions.json"
+LOCK_FILE = ".lgeseg_predict.lock"
+#: ``atomic_output``'s temporary names: ``.`` + target name + ``.`` + mkstemp's 8 characters + ending.
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}(\.nii\.gz|\.nii|\.mha|\.mhd|\.nrrd|\.npz|\.png|\.tmp|\.csv|\.json)$")
+
+
+def model_identity(model_dir: Path, checkpoint: Path) -> dict[str, Any]:
+    """What identifies a model's weights: resolved folder, checkpoint file name, size (bytes), mtime (ns)."""
+    stat = checkpoint.stat()
+    return {"model": str(Path(model_dir).resolve()), "checkpoint": checkpoint.name, "bytes": stat.st_size,
+            "modified_ns": stat.st_mtime_ns}
+
+
+def provenance_record(models: Sequence[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any]:
+    """The content of ``PROVENANCE_FILE``: ``models`` (``model_identity`` dicts) and ``settings``."""
+    return {"lgeseg_version": __version__, "models": list(models), "settings": dict(settings)}
+
+
+def _difference(old: dict[str, Any], new: dict[str, Any]) -> str:
+    if sorted(map(json.dumps, old.get("models", []))) != sorted(map(json.dumps, new["models"])):
+        before = ", ".join(f"{m.get('model')}/{m.get('checkpoint')}" for m in old.get("models", []))
+        return f"made by other model weights ({before or 'unknown'})"
+    changed = [f"{k} {old.get('settings', {}).get(k)!r} -> {v!r}" for k, v in new["settings"].items()
+               if old.get("settings", {}).get(k) != v]
+    return "made with other settings (" + ", ".join(changed) + ")"
+
+
+def check_provenance(output_dir: Path, record: dict[str, Any], overwrite: bool, outputs_exist: bool) -> None:
+    """Refuse to mix predictions of different models or settings in ``output_dir``; then record ``record``.
+
+    Args:
+        output_dir: the prediction folder (exists).
+        record: ``provenance_record`` of this run.
+        overwrite: the run redoes every case, so any earlier record is simply replaced.
+        outputs_exist: some outputs of this run's cases are already in the folder.
+
+    Raises ``OutputConflictError`` naming ``PROVENANCE_FILE`` (or the folder, when outputs exist
+    without a record) and what differs, unless ``overwrite``.
+    """
+    path = output_dir / PROVENANCE_FILE
+    if not overwrite:
+        if path.is_file():
+            try:
+                old = load_json(path)
+            except ValueError:
+                old = {}
+            if not isinstance(old, dict) or old.get("models") != record["models"] \
+                    or old.get("settings") != record["settings"]:
+                raise OutputConflictError(f"{path}: the predictions in {output_dir} were "
+                                          f"{_difference(old if isinstance(old, dict) else {}, record)}; "
+                                          "use --overwrite to redo them all, or choose another output folder")
+        elif outputs_exist:
+            raise OutputConflictError(f"{output_dir}: holds outputs of these cases but no {PROVENANCE_FILE} saying "
+                                      "which model made them; use --overwrite to redo them, or another output folder")
+    save_json(record, path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _read_lock(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _try_create_lock(path: Path) -> bool:
+    """Create the lock file with this process's id; False when it exists already."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}, handle)
+    return True
+
+
+def acquire_lock(output_dir: Path) -> Path:
+    """Take ``output_dir``'s lock; returns the lock file.
+
+    Raises ``FolderLockedError`` naming the holder's pid (and host) while it runs, and
+    ``PermissionError``/``OSError`` naming the folder when it cannot be written (read-only): both
+    before any prediction. A lock whose process is gone on this host is taken over with a warning.
+    """
+    path = output_dir / LOCK_FILE
+    for _ in range(2):
+        if _try_create_lock(path):
+            return path
+        holder = _read_lock(path)
+        pid, host = holder.get("pid"), holder.get("host")
+        same_host = host in (None, socket.gethostname())
+        if isinstance(pid, int) and (not same_host or _pid_alive(pid)):
+            where = "" if same_host else f" on host {host}"
+            raise FolderLockedError(f"{path}: another lgeseg_predict run (pid {pid}{where}) is writing {output_dir}; "
+                                    "wait for it to finish or choose another output folder (remove the lock file "
+                                    "only if that run is gone)")
+        logger.warning("%s: taking over the lock of a run that no longer runs (pid %s)", path, pid)
+        path.unlink(missing_ok=True)
+    raise FolderLockedError(f"{path}: another run took the lock of {output_dir} at the same time; try again")
+
+
+def release_lock(path: Path) -> None:
+    """Remove the lock file if it is still this process's."""
+    if _read_lock(path).get("pid") == os.getpid():
+        path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def lock_output_folder(output_dir: Path) -> Iterator[Path]:
+    """Hold ``output_dir``'s lock for the ``with`` block (see ``acquire_lock``); yields the lock file."""
+    path = acquire_lock(output_dir)
+    try:
+        yield path
+    finally:
+        release_lock(path)
+
+
+def remove_stale_temporaries(output_dir: Path) -> list[Path]:
+    """Delete the temporary files a killed run left in ``output_dir``; call it only while holding the lock.
+
+    Returns the removed paths (``atomic_output``'s ``.<name>.<random><ending>`` files).
+    """
+    removed = []
+    for path in output_dir.iterdir():
+        if path.is_file() and path.name != LOCK_FILE and _TEMP_NAME.match(path.name):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    if removed:
+        logger.warning("%s: removed %d temporary file(s) left by an interrupted run", output_dir, len(removed))
+    return removed
+
+
+def check_writable(output_dir: Path) -> None:
+    """Raise ``PermissionError`` naming ``output_dir`` when files cannot be created in it (before any work)."""
+    probe = output_dir / f".lgeseg_write_test.{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+    except OSError as err:
+        raise PermissionError(err.errno, f"cannot write to the output folder ({err.strerror})",
+                              str(output_dir)) from err
+    probe.unlink(missing_ok=True)
