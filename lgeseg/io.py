@@ -7,14 +7,17 @@ reproduces the header bit for bit.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
 from lgeseg.atomic import atomic_output
+from lgeseg.errors import CorruptFileError, InvalidInputError
 from lgeseg.records import CaseGeometry
 
 #: File endings lgeseg reads and writes (anything SimpleITK reads; these are the common ones).
@@ -79,6 +82,7 @@ def read_geometry(path: str | Path) -> tuple[CaseGeometry, int]:
         reader.ReadImageInformation()
     except RuntimeError as err:
         raise ValueError(f"{path}: cannot be read as an image") from err
+    _check_header_spacing(path)
     dim = reader.GetDimension()
     if dim != 3:
         raise ValueError(f"{path}: expected a 3D image, found {dim}D (size {reader.GetSize()})")
@@ -101,7 +105,10 @@ def read_image(path: str | Path) -> tuple[np.ndarray, CaseGeometry]:
 
     Returns:
         (array float32 of shape (z, y, x), geometry). Raises ``ValueError`` naming the file for
-        unreadable, non-3D or multi-component images.
+        unreadable, non-3D or multi-component images, ``CorruptFileError`` for a truncated or
+        damaged file, and ``InvalidInputError`` for NaN/Inf voxels, values beyond float32 or
+        zero/negative spacing (``check_image_content``). The plausible-range check of the spacing
+        is the caller's (``spacing_problem``), since ``--allow-unusual-spacing`` may lift it.
     """
     image = _read_sitk(path)
     if image.GetNumberOfComponentsPerPixel() != 1:
@@ -110,7 +117,12 @@ def read_image(path: str | Path) -> tuple[np.ndarray, CaseGeometry]:
         geometry = _geometry_of(image)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
-    return sitk.GetArrayFromImage(image).astype(np.float32, copy=False), geometry
+    array = sitk.GetArrayFromImage(image)
+    check_image_content(path, array)
+    problem = spacing_problem(geometry.spacing, allow_unusual=True)
+    if problem:
+        raise InvalidInputError(f"{path}: {problem}")
+    return array.astype(np.float32, copy=False), geometry
 
 
 def read_label(path: str | Path) -> tuple[np.ndarray, CaseGeometry]:
@@ -125,6 +137,7 @@ def read_label(path: str | Path) -> tuple[np.ndarray, CaseGeometry]:
         geometry = _geometry_of(image)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
+    read_nifti_content(path)  # a truncated label map would read as background
     array = sitk.GetArrayFromImage(image)
     if array.dtype.kind == "f":
         if not np.all(np.isfinite(array)) or not np.all(np.equal(np.mod(array, 1), 0)):
@@ -182,31 +195,155 @@ def geometry_mismatch(a: CaseGeometry, b: CaseGeometry, tolerance: float = 1e-4)
     return problems
 
 
-#: NIfTI-1 datatype code -> NumPy float type (integer types cannot hold NaN/Inf).
-_NIFTI_FLOAT_TYPES = {16: "f4", 64: "f8"}
+# --- damaged and out-of-range content: what ITK reads silently --------------------------------------------------
+
+#: Plausible voxel spacing of a cardiac MR volume, mm: in-plane (y, x) and through-plane (z). Spacing
+#: outside these is refused by ``lgeseg_validate``, ``lgeseg_plan_and_preprocess`` and ``lgeseg_predict``
+#: unless ``--allow-unusual-spacing`` is given (``spacing_problem``); zero or negative spacing never passes.
+IN_PLANE_SPACING_MM: tuple[float, float] = (0.1, 20.0)
+THROUGH_PLANE_SPACING_MM: tuple[float, float] = (0.5, 30.0)
+#: NIfTI datatype code -> NumPy type (without byte order).
+_NIFTI_DTYPES = {2: "u1", 4: "i2", 8: "i4", 16: "f4", 64: "f8", 256: "i1", 512: "u2", 768: "u4", 1024: "i8",
+                 1280: "u8"}
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def nifti_nonfinite_counts(path: str | Path) -> tuple[int, int] | None:
-    """Count (NaN, Inf) voxels of a float NIfTI-1 file (``.nii``/``.nii.gz``) from its raw bytes.
+@dataclasses.dataclass(frozen=True)
+class NiftiContent:
+    """What a NIfTI file holds according to its own bytes (ITK hides some of it).
 
-    ITK's NIfTI reader silently turns NaN and Inf into 0, so ``read_image`` cannot see them;
-    other tools (and the person who made the file) do. Returns None for non-float or non-NIfTI-1
-    files and for files this cannot parse (the regular read reports those).
+    Attributes:
+        pixdim: header spacing of the first three axes, mm (x, y, z), as written (ITK turns 0 into 1).
+        values: the voxel values as stored (x fastest), or None for a datatype lgeseg does not inspect.
+    """
+
+    pixdim: tuple[float, ...]
+    values: np.ndarray | None
+
+
+def _nifti_bytes(path: Path) -> bytes:
+    """The decompressed bytes of a ``.nii``/``.nii.gz`` file; ``CorruptFileError`` for a broken gzip stream."""
+    try:
+        if path.name.lower().endswith(".gz"):
+            with gzip.open(path, "rb") as handle:
+                return handle.read()
+        return path.read_bytes()
+    except EOFError as err:
+        raise CorruptFileError(f"{path}: file is truncated (the compressed stream ends early: {err})") from err
+    except (gzip.BadGzipFile, zlib.error) as err:
+        raise CorruptFileError(f"{path}: file is corrupt (not a valid gzip stream: {err})") from err
+    except OSError as err:
+        if isinstance(err, (FileNotFoundError, PermissionError)):
+            raise
+        raise CorruptFileError(f"{path}: file is corrupt ({err})") from err
+
+
+def read_nifti_content(path: str | Path) -> NiftiContent | None:
+    """Check a NIfTI-1/2 file's bytes and return its header spacing and stored voxel values.
+
+    Returns None for files that are not NIfTI (other endings). Raises ``CorruptFileError`` naming
+    the file when the gzip stream is incomplete or broken, or when the payload is shorter than the
+    header's dimensions and datatype require (ITK would fill the missing part with zeros).
     """
     path = Path(path)
+    if file_ending(path) not in (".nii", ".nii.gz"):
+        return None
+    data = _nifti_bytes(path)
+    layout = _nifti_layout(data)
+    if layout is None:
+        raise CorruptFileError(f"{path}: not a NIfTI file (no valid header; {len(data)} bytes)")
+    order, dims, datatype, bitpix, pixdim, offset = layout
+    if not 1 <= dims[0] <= 7 or any(d < 1 for d in dims[1:1 + dims[0]]):
+        raise CorruptFileError(f"{path}: invalid dimensions in the header: {dims[1:1 + max(0, min(dims[0], 7))]}")
+    count = int(np.prod(dims[1:1 + dims[0]], dtype=np.int64))
+    needed = offset + count * max(bitpix, 1) // 8
+    if len(data) < needed:
+        raise CorruptFileError(f"{path}: file is truncated: the voxel data is {max(0, len(data) - offset)} bytes, the "
+                               f"header ({'x'.join(map(str, dims[1:1 + dims[0]]))} voxels, {bitpix} bits) needs "
+                               f"{needed - offset}")
+    kind = _NIFTI_DTYPES.get(datatype)
+    values = np.frombuffer(data, dtype=f"{order}{kind}", count=count, offset=offset) if kind else None
+    return NiftiContent(pixdim=tuple(pixdim), values=values)
+
+
+def _nifti_layout(data: bytes) -> tuple[str, tuple[int, ...], int, int, tuple[float, ...], int] | None:
+    """(byte order, dim[0..7], datatype, bitpix, pixdim[1..3], vox_offset) of a NIfTI-1 or -2 header."""
+    for order in "<>":
+        if len(data) >= 348 and struct.unpack(f"{order}i", data[:4])[0] == 348:
+            dims = struct.unpack(f"{order}8h", data[40:56])
+            datatype, bitpix = struct.unpack(f"{order}2h", data[70:74])
+            pixdim = struct.unpack(f"{order}3f", data[80:92])
+            offset = int(struct.unpack(f"{order}f", data[108:112])[0])
+            return order, dims, datatype, bitpix, pixdim, max(offset, 348)
+        if len(data) >= 540 and struct.unpack(f"{order}i", data[:4])[0] == 540:
+            datatype, bitpix = struct.unpack(f"{order}2h", data[12:16])
+            dims = struct.unpack(f"{order}8q", data[16:80])
+            pixdim = struct.unpack(f"{order}3d", data[112:136])
+            offset = int(struct.unpack(f"{order}q", data[168:176])[0])
+            return order, dims, datatype, bitpix, pixdim, max(offset, 540)
+    return None
+
+
+def value_problem(values: np.ndarray) -> str | None:
+    """Why stored voxel ``values`` cannot be used as a float32 image, or None: NaN/Inf, or beyond float32."""
+    if values.dtype.kind != "f" or values.size == 0:
+        return None
+    finite = np.isfinite(values)
+    if not finite.all():
+        nan = int(np.isnan(values).sum())
+        return f"image holds {nan} NaN and {values.size - int(finite.sum()) - nan} Inf voxel(s) of {values.size}"
+    largest = float(np.abs(values).max())
+    if largest > _FLOAT32_MAX:
+        return f"values up to {largest:.3g} do not fit float32 (largest {_FLOAT32_MAX:.3g})"
+    return None
+
+
+def spacing_problem(spacing: tuple[float, ...], allow_unusual: bool = False) -> str | None:
+    """Why a (z, y, x) spacing in mm cannot be right, or None.
+
+    Zero, negative or non-finite spacing is always a problem; spacing outside ``IN_PLANE_SPACING_MM``
+    (y, x) or ``THROUGH_PLANE_SPACING_MM`` (z) is one unless ``allow_unusual``.
+    """
+    text = "(z, y, x) " + ", ".join(f"{s:g}" for s in spacing) + " mm"
+    if not all(np.isfinite(s) and s > 0 for s in spacing):
+        return f"voxel spacing {text}: every spacing must be a finite number > 0"
+    (z_low, z_high), (p_low, p_high) = THROUGH_PLANE_SPACING_MM, IN_PLANE_SPACING_MM
+    if not allow_unusual and not (z_low <= spacing[0] <= z_high and all(p_low <= s <= p_high for s in spacing[1:])):
+        return (f"voxel spacing {text} is implausible for cardiac MR (expected {p_low:g}-{p_high:g} mm in-plane, "
+                f"{z_low:g}-{z_high:g} mm through-plane); check the header, or pass --allow-unusual-spacing")
+    return None
+
+
+def _check_header_spacing(path: Path) -> None:
+    """``InvalidInputError`` when a NIfTI header's spacing is zero, negative or not finite (ITK hides it)."""
+    if file_ending(path) not in (".nii", ".nii.gz"):
+        return
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
         with opener(path, "rb") as handle:
-            data = handle.read()
-        order = next((o for o in "<>" if len(data) >= 348 and struct.unpack(f"{o}i", data[:4])[0] == 348), None)
-        if order is None:
-            return None
-        dims = struct.unpack(f"{order}8h", data[40:56])
-        dtype = _NIFTI_FLOAT_TYPES.get(struct.unpack(f"{order}h", data[70:72])[0])
-        offset = int(struct.unpack(f"{order}f", data[108:112])[0])
-        if dtype is None or not 1 <= dims[0] <= 7:
-            return None
-        values = np.frombuffer(data, dtype=f"{order}{dtype}", count=int(np.prod(dims[1:1 + dims[0]])), offset=offset)
-    except (OSError, EOFError, ValueError, struct.error):
-        return None
-    return int(np.isnan(values).sum()), int(np.isinf(values).sum())
+            layout = _nifti_layout(handle.read(544))
+    except (OSError, EOFError, zlib.error):
+        return  # the full read names the damage
+    if layout is not None and not all(np.isfinite(s) and s > 0 for s in layout[4]):
+        spacing = ", ".join(f"{s:g}" for s in layout[4])
+        raise InvalidInputError(f"{path}: voxel spacing in the header (pixdim, x, y, z) is {spacing} mm; "
+                                "every spacing must be a finite number > 0")
+
+
+def check_image_content(path: str | Path, array: np.ndarray | None = None) -> None:
+    """Raise ``CorruptFileError``/``InvalidInputError`` naming ``path`` for content ITK reads silently.
+
+    NIfTI files are checked from their bytes (complete gzip stream and payload, header spacing > 0,
+    finite values within float32); other formats through ``array``, the values as ITK read them.
+    """
+    path = Path(path)
+    content = read_nifti_content(path)
+    if content is not None:
+        if not all(np.isfinite(s) and s > 0 for s in content.pixdim):
+            spacing = ", ".join(f"{s:g}" for s in content.pixdim)
+            raise InvalidInputError(f"{path}: voxel spacing in the header (pixdim, x, y, z) is {spacing} mm; "
+                                    "every spacing must be a finite number > 0")
+        array = content.values
+    problem = value_problem(array) if array is not None else None
+    if problem:
+        raise InvalidInputError(f"{path}: {problem}")

@@ -18,11 +18,11 @@ from lgeseg.validation import validate_dataset
 logger = logging.getLogger(__name__)
 
 
-def validate_datasets(dataset_dirs: list[Path]) -> None:
+def validate_datasets(dataset_dirs: list[Path], allow_unusual_spacing: bool = False) -> None:
     """Raise ``ValueError`` listing every error ``lgeseg.validation.validate_dataset`` finds; log warnings."""
     errors: list[str] = []
     for directory in dataset_dirs:
-        for problem in validate_dataset(directory):
+        for problem in validate_dataset(directory, allow_unusual_spacing=allow_unusual_spacing):
             text = f"{problem.path}: {problem.message}"
             if problem.severity == "error":
                 errors.append(text)
@@ -59,6 +59,7 @@ def plan_and_preprocess(
     num_workers: int = 1,
     plans_from: Path | None = None,
     normalization: str | None = None,
+    allow_unusual_spacing: bool = False,
 ) -> tuple[Plan, list[Path]]:
     """Validate the datasets, fingerprint them, plan (or reuse ``plans_from``), preprocess.
 
@@ -72,13 +73,14 @@ def plan_and_preprocess(
         num_workers: processes for fingerprinting and preprocessing.
         plans_from: a ``plans.json`` or a folder holding one; when given, no planning is done.
         normalization: override the preset's normalization scheme.
+        allow_unusual_spacing: accept spacing outside the plausible cardiac MR range (``io.spacing_problem``).
 
     Returns:
         (the plan used, the ``.npz`` paths of all preprocessed cases).
     """
     dataset_dirs = [Path(d) for d in dataset_dirs]
     out_dir = Path(out_dir)
-    validate_datasets(dataset_dirs)
+    validate_datasets(dataset_dirs, allow_unusual_spacing)
     fingerprint = extract_fingerprint(dataset_dirs, num_workers)
     save_json(fingerprint, out_dir / "fingerprint.json")
     if plans_from is not None:

@@ -56,7 +56,8 @@ def format_problems(problems: Sequence[Problem], root: Path | None = None) -> st
     return "\n".join(lines)
 
 
-def validate_dataset(dataset_dir: str | Path, check_images: bool = True, num_workers: int = 1) -> list[Problem]:
+def validate_dataset(dataset_dir: str | Path, check_images: bool = True, num_workers: int = 1,
+                     allow_unusual_spacing: bool = False) -> list[Problem]:
     """Check a raw dataset (nnU-Net v2 layout) and return every problem found.
 
     Args:
@@ -64,6 +65,8 @@ def validate_dataset(dataset_dir: str | Path, check_images: bool = True, num_wor
         check_images: also read the voxel data (NaN/Inf, label values, empty labels, corrupt
             data); False checks names, headers and geometry only (fast).
         num_workers: threads reading cases in parallel (SimpleITK releases the GIL while reading).
+        allow_unusual_spacing: accept image spacing outside ``io.IN_PLANE_SPACING_MM`` /
+            ``io.THROUGH_PLANE_SPACING_MM`` (zero or negative spacing is an error always).
 
     Returns:
         Problems in a stable order: ``dataset.json`` first, then file listing, then per case.
@@ -71,16 +74,17 @@ def validate_dataset(dataset_dir: str | Path, check_images: bool = True, num_wor
     """
     parsed = parse_dataset(dataset_dir)
     cases = parsed.cases["Tr"] + parsed.cases["Ts"]
-    return parsed.problems + _check_all_cases(cases, parsed.declared, check_images, num_workers)
+    return parsed.problems + _check_all_cases(cases, parsed.declared, check_images, num_workers,
+                                              allow_unusual_spacing)
 
 
 # --- file contents ------------------------------------------------------------------------------
 
 
 def _check_all_cases(cases: list[RawCase], declared: DatasetJson, check_images: bool,
-                     num_workers: int) -> list[Problem]:
+                     num_workers: int, allow_unusual_spacing: bool) -> list[Problem]:
     def check(case: RawCase) -> list[Problem]:
-        return _check_case(case, declared, check_images)
+        return _check_case(case, declared, check_images, allow_unusual_spacing)
 
     with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
         results = tqdm(pool.map(check, cases), total=len(cases), desc="validating", unit="case",
@@ -88,7 +92,8 @@ def _check_all_cases(cases: list[RawCase], declared: DatasetJson, check_images: 
         return [problem for result in results for problem in result]
 
 
-def _check_case(case: RawCase, declared: DatasetJson, check_images: bool) -> list[Problem]:
+def _check_case(case: RawCase, declared: DatasetJson, check_images: bool,
+                allow_unusual_spacing: bool = False) -> list[Problem]:
     """Header, geometry and (optionally) voxel checks for one case's images and label."""
     problems: list[Problem] = []
     reference: tuple[Path, CaseGeometry] | None = None
@@ -98,6 +103,9 @@ def _check_case(case: RawCase, declared: DatasetJson, check_images: bool) -> lis
             continue
         if reference is None:
             reference = (path, geometry)
+            spacing = io.spacing_problem(geometry.spacing, allow_unusual_spacing)
+            if spacing:
+                problems.append(Problem.error(path, spacing))
         else:
             _compare_geometry(path, geometry, reference, "image", problems)
         if check_images:
@@ -138,11 +146,8 @@ def _check_image_values(path: Path, problems: list[Problem]) -> None:
     except (ValueError, FileNotFoundError) as err:
         problems.append(Problem.error(path, strip_path(err, path)))
         return
-    counts = io.nifti_nonfinite_counts(path) if io.file_ending(path) in (".nii", ".nii.gz") else None
-    n_nan, n_inf = counts if counts is not None else (int(np.isnan(array).sum()), int(np.isinf(array).sum()))
-    if n_nan or n_inf:
-        problems.append(Problem.error(path, f"image holds {n_nan} NaN and {n_inf} Inf voxel(s) of {array.size}"))
-    elif array.size and float(array.min()) == float(array.max()):
+    # io.read_image refused truncated files, NaN/Inf voxels, beyond-float32 values and spacing <= 0.
+    if array.size and float(array.min()) == float(array.max()):
         problems.append(Problem.warning(path, f"image is constant (every voxel is {float(array.min())})"))
 
 

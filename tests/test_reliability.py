@@ -26,6 +26,7 @@ from lgeseg.cli.predict import main as predict_main
 from lgeseg.cli.train import main as train_main
 from lgeseg.inference.output_folder import LOCK_FILE, PROVENANCE_FILE
 from lgeseg.records import save_json
+from lgeseg.synth import defects
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -223,3 +224,37 @@ def test_a_read_only_output_folder_is_found_before_inference(model_a: Path, tmp_
     assert f"lgeseg_predict: error: {read_only}: cannot write to the output folder" in err
     assert "%|" not in err  # no progress bar: it failed before the first case
     assert time.monotonic() - started < 30
+
+
+# --- damaged and garbage images -------------------------------------------------------------------------------
+
+IMAGE_DEFECTS = {
+    "gzip stream cut in half": (defects.truncate_gzip, "truncated"),
+    "voxel data cut in half": (defects.truncate_payload, "truncated"),
+    "one NaN voxel": (defects.with_nan_voxel, "1 NaN"),
+    "one Inf voxel": (lambda p: defects.with_nan_voxel(p, float("inf")), "1 Inf"),
+    "float64 beyond float32": (defects.beyond_float32, "do not fit float32"),
+    "zero z spacing": (lambda p: defects.set_pixdim(p, 2, 0.0), "every spacing must be a finite number > 0"),
+    "negative x spacing": (lambda p: defects.set_pixdim(p, 0, -1.5), "every spacing must be a finite number > 0"),
+    "1000 mm z spacing": (lambda p: defects.set_pixdim(p, 2, 1000.0), "implausible for cardiac MR"),
+    "0.01 mm in-plane spacing": (lambda p: defects.set_pixdim(p, 0, 0.01), "implausible for cardiac MR"),
+}
+
+
+@pytest.mark.parametrize("defect", sorted(IMAGE_DEFECTS))
+def test_predict_refuses_a_damaged_image_naming_it(model_a: Path, tmp_path: Path, defect: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    plant, words = IMAGE_DEFECTS[defect]
+    inp = _input_folder(tmp_path / "in", ("a", "b"))
+    plant(inp / "b_0000.nii.gz")
+    assert _predict(inp, tmp_path / "out", model_a) == 1
+    err = capsys.readouterr().err
+    assert f"lgeseg_predict: error: {inp / 'b_0000.nii.gz'}: " in err and words in err, err
+    assert not (tmp_path / "out" / "a.nii.gz").exists()  # every input is checked before the first prediction
+
+
+def test_unusual_spacing_is_accepted_on_request(model_a: Path, tmp_path: Path) -> None:
+    inp = _input_folder(tmp_path / "in")
+    defects.set_pixdim(inp / "c_0000.nii.gz", 2, 40.0)
+    assert _predict(inp, tmp_path / "out", model_a) == 1
+    assert _predict(inp, tmp_path / "out", model_a, "--allow-unusual-spacing") == 0

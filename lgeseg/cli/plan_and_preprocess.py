@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-np", "--num-workers", type=int, default=1, help="parallel processes (default 1)")
     parser.add_argument("--plans-from", type=Path, default=None, metavar="MODEL_OR_PLANS",
                         help="reuse plans.json from a model folder or file instead of planning")
+    parser.add_argument("--allow-unusual-spacing", action="store_true",
+                        help="accept voxel spacing outside 0.1-20 mm in-plane / 0.5-30 mm through-plane")
     add_verbose_flag(parser)
     return parser
 
@@ -47,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
 
     plan, paths = plan_and_preprocess(
         args.dataset, args.output, args.gpu_memory, args.preset, args.verify_memory,
-        args.num_workers, args.plans_from, args.normalization,
+        args.num_workers, args.plans_from, args.normalization, args.allow_unusual_spacing,
     )
     print(format_plan_table(plan))
     print(f"\n{len(paths)} case(s) preprocessed into {args.output}")

@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sliding-window", action="store_const", const="sliding", dest="window",
                         help="same as --window sliding")
     parser.add_argument("--step", type=float, default=0.5, help="sliding-window stride, fraction of the patch")
+    parser.add_argument("--allow-unusual-spacing", action="store_true",
+                        help="accept voxel spacing outside 0.1-20 mm in-plane / 0.5-30 mm through-plane")
     add_verbose_flag(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -50,7 +52,7 @@ def _run(args: argparse.Namespace) -> int:
                              mirroring=not args.no_mirroring, save_probabilities=args.save_probabilities,
                              postprocess=args.postprocess, overlays=args.overlays, overwrite=args.overwrite,
                              harmonize=args.harmonize, checkpoint=args.checkpoint, step=args.step,
-                             window=args.window)
+                             window=args.window, allow_unusual_spacing=args.allow_unusual_spacing)
     print(f"wrote {len(written)} prediction(s) to {args.output}")
     records = read_quality_report(args.output)
     if records:

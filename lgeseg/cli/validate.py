@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--headers-only", action="store_true",
                         help="check names, headers and geometry only; skip reading voxel data (fast)")
     parser.add_argument("--workers", type=int, default=1, help="threads reading files in parallel (default 1)")
+    parser.add_argument("--allow-unusual-spacing", action="store_true",
+                        help="accept voxel spacing outside 0.1-20 mm in-plane / 0.5-30 mm through-plane")
     add_verbose_flag(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -34,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     total_errors = total_warnings = 0
     for dataset in args.datasets:
-        problems = validate_dataset(dataset, check_images=not args.headers_only, num_workers=args.workers)
+        problems = validate_dataset(dataset, check_images=not args.headers_only, num_workers=args.workers,
+                                    allow_unusual_spacing=args.allow_unusual_spacing)
         errors, warnings = count_problems(problems)
         total_errors += errors
         total_warnings += warnings

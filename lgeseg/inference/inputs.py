@@ -9,6 +9,7 @@ import numpy as np
 
 from lgeseg import io
 from lgeseg.dataset import split_channel_suffix
+from lgeseg.errors import InvalidInputError
 from lgeseg.records import CaseGeometry
 
 
@@ -67,12 +68,15 @@ def list_input_cases(input_dir: str | Path) -> list[InputCase]:
     return cases
 
 
-def check_case(case: InputCase, channel_names: dict[str, str]) -> CaseGeometry:
+def check_case(case: InputCase, channel_names: dict[str, str], allow_unusual_spacing: bool = False) -> CaseGeometry:
     """Read the headers of a case's files and check them against the model's channels.
 
     Returns the case geometry. Raises ``ValueError`` naming the file when it is unreadable or not
-    3D, when the number of channels differs from the model's ``channel_names``, or when a channel's
-    grid differs from channel 0's.
+    3D, when the number of channels differs from the model's ``channel_names``, when a channel's
+    grid differs from channel 0's, when its spacing is zero, negative or (unless
+    ``allow_unusual_spacing``) implausible (``io.spacing_problem``), and ``CorruptFileError`` when a
+    NIfTI file is truncated or damaged, or holds NaN/Inf or beyond-float32 values (its bytes are
+    checked here, before any prediction).
     """
     if len(case.paths) != len(channel_names):
         names = ", ".join(f"_{int(k):04d} ({v})" for k, v in sorted(channel_names.items(), key=lambda kv: int(kv[0])))
@@ -86,6 +90,10 @@ def check_case(case: InputCase, channel_names: dict[str, str]) -> CaseGeometry:
         problems = io.geometry_mismatch(other, geometry)
         if problems:
             raise ValueError(f"{path}: grid differs from {case.paths[0].name}: {'; '.join(problems)}")
+        io.check_image_content(path)  # NIfTI bytes: complete, spacing > 0, finite float32 values
+    problem = io.spacing_problem(geometry.spacing, allow_unusual_spacing)
+    if problem:
+        raise InvalidInputError(f"{case.paths[0]}: {problem}")
     return geometry
 
 

@@ -187,7 +187,8 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
                    device: str | torch.device | None = None, mirroring: bool = True, save_probabilities: bool = False,
                    postprocess: str | None = None, overlays: bool = False, overwrite: bool = False,
                    harmonize: str | None = None, checkpoint: str = "final", step: float = 0.5,
-                   batch_size: int | None = None, window: str = "roi") -> list[Path]:
+                   batch_size: int | None = None, window: str = "roi",
+                   allow_unusual_spacing: bool = False) -> list[Path]:
     """Segment every image of ``input_dir`` and write ``output_dir/<case>.nii.gz`` on the input's exact grid.
 
     Args:
@@ -209,6 +210,8 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
         step: sliding-window stride as a fraction of the patch.
         batch_size: tiles per forward pass (None: a device default).
         window: ``"roi"`` (default), ``"sliding"`` (nnU-Net) or ``"slice"`` (whole slices); see ``predict_volume``.
+        allow_unusual_spacing: accept spacing outside ``io.IN_PLANE_SPACING_MM``/``THROUGH_PLANE_SPACING_MM``
+            (zero or negative spacing is refused always).
 
     Every predicted case is also checked (``quality.assess_segmentation``: mirror disagreement, myocardium
     missing on a slice, thin wall, implausible volume, empty prediction, constant input) and the records
@@ -232,7 +235,8 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
     models = load_models(model_dirs, resolve_device(device), checkpoint)
     variant = postprocess or models[0].info.postprocessing
     cases = list_input_cases(input_dir)
-    geometries = {case.case_id: check_case(case, models[0].info.channel_names) for case in cases}
+    geometries = {case.case_id: check_case(case, models[0].info.channel_names, allow_unusual_spacing)
+                  for case in cases}
     settings = {"checkpoint": checkpoint, "mirroring": mirroring, "window": window, "step": step,
                 "postprocess": variant, "harmonize": harmonize}
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,78 @@
+"""Plant defects in image files, the way damaged downloads and broken converters make them.
+
+Used by the reliability tests (``tests/test_reliability.py``) and by ``benchmarks/reliability_matrix.py``
+to check that every reader refuses the file with a message naming it. Each function rewrites one
+NIfTI file (``.nii.gz`` or ``.nii``) in place.
+
+Example:
+    >>> truncate_gzip(Path("raw/imagesTr/c1_000_0000.nii.gz"))   # cut the compressed file in half
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from lgeseg import io
+
+
+def _read_raw(path: Path) -> bytes:
+    return gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
+
+
+def _write_raw(path: Path, data: bytes) -> None:
+    path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
+
+
+def truncate_gzip(path: Path, fraction: float = 0.5) -> None:
+    """Keep only the first ``fraction`` of the compressed bytes (an interrupted download)."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+
+
+def truncate_payload(path: Path, fraction: float = 0.5) -> None:
+    """Keep the header but only ``fraction`` of the voxel data, in a complete gzip stream (a short write)."""
+    data = _read_raw(path)
+    offset = int(struct.unpack("<f", data[108:112])[0])
+    _write_raw(path, data[: offset + int((len(data) - offset) * fraction)])
+
+
+def set_pixdim(path: Path, axis: int, value: float) -> None:
+    """Write ``value`` as the header spacing of ``axis`` (0 x, 1 y, 2 z), in mm, leaving the rest alone."""
+    data = bytearray(_read_raw(path))
+    start = 80 + 4 * axis
+    data[start:start + 4] = struct.pack("<f", value)
+    _write_raw(path, bytes(data))
+
+
+def rewrite_values(path: Path, array: np.ndarray) -> None:
+    """Replace the voxel values, keeping the geometry (``array`` (z, y, x) of any dtype, e.g. float64)."""
+    geometry, _ = io.read_geometry(path)
+    io.write_image(path, array, geometry)
+
+
+def with_nan_voxel(path: Path, value: float = float("nan")) -> None:
+    """Set one voxel (the centre) to ``value`` (NaN by default; Inf works too)."""
+    content = io.read_nifti_content(path)
+    if content is None or content.values is None:
+        raise ValueError(f"{path}: not a NIfTI file with numeric voxels")
+    geometry, _ = io.read_geometry(path)
+    array = content.values.reshape(geometry.shape).astype(np.float32)
+    array[tuple(s // 2 for s in array.shape)] = value
+    rewrite_values(path, array)
+
+
+def constant(path: Path, value: float = 0.0) -> None:
+    """Make every voxel ``value`` (an all-zero or blank image)."""
+    geometry, _ = io.read_geometry(path)
+    rewrite_values(path, np.full(geometry.shape, value, np.float32))
+
+
+def beyond_float32(path: Path) -> None:
+    """Store the image as float64 with values beyond float32's range (1e39 and up)."""
+    geometry, _ = io.read_geometry(path)
+    rewrite_values(path, np.full(geometry.shape, 1e39, np.float64) * np.linspace(1, 2, int(np.prod(geometry.shape)))
+                   .reshape(geometry.shape))
