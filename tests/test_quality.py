@@ -156,9 +156,8 @@ def test_predict_writes_a_quality_report_and_names_flagged_cases(tmp_path: Path,
     report = json.loads((tmp_path / "out" / "qc.json").read_text())
     assert report["thresholds"]["min_wall_mm"] == 2.0
     assert all(0.0 <= row["mirror_disagreement"] <= 1.0 for row in report["cases"])
-    # A rerun that skips both cases keeps their records; an unmirrored rerun of one records NaN for it.
-    (tmp_path / "out" / "noise.nii.gz").unlink()
-    predict_folder(tmp_path / "in", tmp_path / "out", [model_dir], device="cpu", mirroring=False)
+    # An unmirrored rerun (other settings: --overwrite) records NaN; the blank input was never mirrored.
+    predict_folder(tmp_path / "in", tmp_path / "out", [model_dir], device="cpu", mirroring=False, overwrite=True)
     records = {r.case_id: r for r in read_quality_report(tmp_path / "out")}
     assert set(records) == {"blank", "noise"} and math.isnan(records["noise"].mirror_disagreement)
     assert records["blank"].input_constant and not math.isnan(records["blank"].mirror_disagreement)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -25,6 +26,7 @@ from lgeseg.cli._errors import run_cli
 from lgeseg.cli.predict import main as predict_main
 from lgeseg.cli.train import main as train_main
 from lgeseg.inference.output_folder import LOCK_FILE, PROVENANCE_FILE
+from lgeseg.inference.quality import read_quality_report
 from lgeseg.records import save_json
 from lgeseg.synth import defects
 
@@ -258,3 +260,17 @@ def test_unusual_spacing_is_accepted_on_request(model_a: Path, tmp_path: Path) -
     defects.set_pixdim(inp / "c_0000.nii.gz", 2, 40.0)
     assert _predict(inp, tmp_path / "out", model_a) == 1
     assert _predict(inp, tmp_path / "out", model_a, "--allow-unusual-spacing") == 0
+
+
+@pytest.mark.parametrize("value", [0.0, 500.0])
+def test_a_constant_image_gets_an_empty_prediction_a_warning_and_a_qc_flag(
+        model_a: Path, tmp_path: Path, value: float, caplog: pytest.LogCaptureFixture) -> None:
+    inp = _input_folder(tmp_path / "in", ("blank", "good"))
+    defects.constant(inp / "blank_0000.nii.gz", value)
+    with caplog.at_level(logging.WARNING):
+        assert _predict(inp, tmp_path / "out", model_a) == 0
+    assert "blank_0000.nii.gz: the image is constant" in caplog.text
+    label, geometry = io.read_label(tmp_path / "out" / "blank.nii.gz")
+    assert label.max() == 0 and geometry.shape == (2, 30, 30)
+    flags = {r.case_id: r.input_constant for r in read_quality_report(tmp_path / "out")}
+    assert flags == {"blank": True, "good": False}

@@ -158,6 +158,13 @@ def _label_lookup(models: Sequence[LoadedModel]) -> np.ndarray:
     return np.array(sorted(models[0].plan.labels.values()), dtype=np.uint8)
 
 
+def _background_only(num_classes: int, shape: Sequence[int]) -> np.ndarray:
+    """float32 (K, Z, Y, X) probabilities that say background everywhere (the prediction of a blank image)."""
+    probabilities = np.zeros((num_classes, *shape), np.float32)
+    probabilities[0] = 1.0
+    return probabilities
+
+
 def _save_probabilities(path: Path, probabilities: np.ndarray, labels: dict[str, int]) -> None:
     with atomic_output(path, suffix=".npz") as tmp:
         np.savez_compressed(tmp, probabilities=probabilities.astype(np.float32, copy=False),
@@ -216,6 +223,8 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
     Every predicted case is also checked (``quality.assess_segmentation``: mirror disagreement, myocardium
     missing on a slice, thin wall, implausible volume, empty prediction, constant input) and the records
     are written to ``output_dir/qc.csv`` and ``qc.json`` (records of skipped cases already there are kept).
+    A constant input image (all zero, blank) is not given to the network: its prediction is empty
+    (all background), with a warning and the ``input_constant`` flag in ``qc.csv``.
 
     The output folder is locked while the run writes (``.lgeseg_predict.lock``; a second run is refused
     with ``FolderLockedError`` naming the first one's pid), temporary files left by a killed run are
@@ -282,8 +291,14 @@ def _predict_case(case: InputCase, output_dir: Path, models: Sequence[LoadedMode
     if harmonize:
         image = _harmonize(image, geometry_read, harmonize, models[0].model_dir)
     agreement = MirrorAgreement()
-    probabilities = predict_volume(image, geometry_read, models, mirroring, step, batch_size, case.case_id, window,
-                                   agreement=agreement)
+    if input_constant:
+        # A blank image has no ventricle: the network would still label noise-free garbage confidently.
+        logger.warning("%s: the image is constant (every voxel %g): written as an empty prediction and flagged "
+                       "input_constant in qc.csv", case.paths[0], float(np.nanmax(image)) if image.size else 0.0)
+        probabilities = _background_only(len(lookup), image.shape[1:])
+    else:
+        probabilities = predict_volume(image, geometry_read, models, mirroring, step, batch_size, case.case_id,
+                                       window, agreement=agreement)
     segmentation = apply_postprocessing(lookup[np.argmax(probabilities, axis=0)], variant)
     target = output_dir / f"{case.case_id}.nii.gz"
     io.write_label(target, segmentation, geometry)
@@ -294,6 +309,6 @@ def _predict_case(case: InputCase, output_dir: Path, models: Sequence[LoadedMode
 
         write_overlay(output_dir / f"{case.case_id}_overlay.png", image[0], segmentation, geometry_read.spacing,
                       title=case.case_id)
-    quality = assess_segmentation(segmentation, geometry_read.spacing, case.case_id, agreement.disagreement(),
-                                  input_constant)
+    disagreement = 0.0 if input_constant else agreement.disagreement()  # an empty prediction is flip-invariant
+    quality = assess_segmentation(segmentation, geometry_read.spacing, case.case_id, disagreement, input_constant)
     return target, quality
