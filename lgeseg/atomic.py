@@ -7,11 +7,18 @@ new one is there. The temporary file gets the permissions an ordinary new file w
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+#: ``atomic_output``'s temporary names: ``.`` + target name + ``.`` + mkstemp's 8 characters + the suffix.
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}(\.nii\.gz|\.nii|\.mha|\.mhd|\.nrrd|\.npz|\.png|\.tmp)$")
 
 
 def _default_mode() -> int:
@@ -38,3 +45,19 @@ def atomic_output(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary files of ``atomic_output`` that a killed process left in ``folder``.
+
+    Call it only when no other process can be writing ``folder`` (a run holding the folder's lock,
+    or resuming its own training run). Returns the removed paths.
+    """
+    removed = []
+    for path in Path(folder).iterdir():
+        if path.is_file() and _TEMP_NAME.match(path.name):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    if removed:
+        logger.warning("%s: removed %d temporary file(s) left by an interrupted run", folder, len(removed))
+    return removed

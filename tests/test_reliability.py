@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from test_inference import _image, _make_model, _oblique_geometry
 from test_training import TINY, make_preprocessed, tiny_plan
 
@@ -29,6 +30,7 @@ from lgeseg.inference.output_folder import LOCK_FILE, PROVENANCE_FILE
 from lgeseg.inference.quality import read_quality_report
 from lgeseg.records import save_json
 from lgeseg.synth import defects
+from lgeseg.training import load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -274,3 +276,48 @@ def test_a_constant_image_gets_an_empty_prediction_a_warning_and_a_qc_flag(
     assert label.max() == 0 and geometry.shape == (2, 30, 30)
     flags = {r.case_id: r.input_constant for r in read_quality_report(tmp_path / "out")}
     assert flags == {"blank": True, "good": False}
+
+
+# --- a training run killed while it writes a checkpoint resumes bit-exactly --------------------------------------
+
+_KILLED_DURING_CHECKPOINT = """
+import os, signal, sys
+import torch
+
+real_save = torch.save
+
+def save_then_die(payload, target, *args, **kwargs):
+    # Killed half-way through writing epoch 2's checkpoint_latest.pt (the one with the optimizer state).
+    if payload.get("epoch") == 2 and "optimizer" in payload:
+        real_save(payload, target, *args, **kwargs)
+        with open(target, "r+b") as handle:
+            handle.truncate(os.path.getsize(target) // 2)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_save(payload, target, *args, **kwargs)
+
+torch.save = save_then_die
+torch.set_num_threads(1)
+from lgeseg.cli.train import main
+main(sys.argv[1:])
+"""
+
+
+def test_training_killed_while_writing_a_checkpoint_resumes_bit_exactly(pre: Path, tmp_path: Path) -> None:
+    args = ["-p", str(pre), "--epochs", "3", "--iterations-per-epoch", "2", "--device", "cpu", "--num-workers", "1",
+            "--augmentation", "none", "--seed", "4"]
+    root = str(Path(__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    killed = subprocess.run([sys.executable, "-c", _KILLED_DURING_CHECKPOINT, "-o", str(tmp_path / "killed"), *args],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr
+    leftovers = [p.name for p in (tmp_path / "killed").iterdir() if p.name.startswith(".checkpoint_latest.pt.")]
+    assert leftovers, "the kill must come while the temporary checkpoint is being written"
+    assert load_checkpoint(tmp_path / "killed" / "checkpoint_latest.pt")["epoch"] == 1  # the old one is intact
+    assert train_main(["-o", str(tmp_path / "killed"), "--continue", *args]) == 0
+    assert not [p for p in (tmp_path / "killed").iterdir() if p.name.startswith(".checkpoint_latest.pt.")]
+    assert train_main(["-o", str(tmp_path / "straight"), *args]) == 0
+    resumed = load_checkpoint(tmp_path / "killed" / "checkpoint_final.pt")["network"]
+    straight = load_checkpoint(tmp_path / "straight" / "checkpoint_final.pt")["network"]
+    assert resumed.keys() == straight.keys()
+    for name in straight:
+        assert torch.equal(resumed[name], straight[name]), name

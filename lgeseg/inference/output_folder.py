@@ -7,8 +7,8 @@
 - ``LOCK_FILE`` (``.lgeseg_predict.lock``) holds the writing process's id and host while a run
   writes; a second run refuses naming that process. A lock left by a process that no longer runs
   (on this host) is taken over.
-- Temporary files of ``atomic_output`` (``.<name>.<random><ending>``) left by a killed run are
-  removed once the lock is held, when no other run can be writing them.
+- Temporary files of ``atomic_output`` left by a killed run are removed once the lock is held, when
+  no other run can be writing them (``atomic.remove_stale_temporaries``).
 
 Example:
     >>> with lock_output_folder(out):
@@ -21,7 +21,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import socket
 import time
 from collections.abc import Iterator, Sequence
@@ -36,8 +35,6 @@ logger = logging.getLogger(__name__)
 
 PROVENANCE_FILE = "lgeseg_predictions.json"
 LOCK_FILE = ".lgeseg_predict.lock"
-#: ``atomic_output``'s temporary names: ``.`` + target name + ``.`` + mkstemp's 8 characters + ending.
-_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}(\.nii\.gz|\.nii|\.mha|\.mhd|\.nrrd|\.npz|\.png|\.tmp|\.csv|\.json)$")
 
 
 def model_identity(model_dir: Path, checkpoint: Path) -> dict[str, Any]:
@@ -158,21 +155,6 @@ def lock_output_folder(output_dir: Path) -> Iterator[Path]:
         yield path
     finally:
         release_lock(path)
-
-
-def remove_stale_temporaries(output_dir: Path) -> list[Path]:
-    """Delete the temporary files a killed run left in ``output_dir``; call it only while holding the lock.
-
-    Returns the removed paths (``atomic_output``'s ``.<name>.<random><ending>`` files).
-    """
-    removed = []
-    for path in output_dir.iterdir():
-        if path.is_file() and path.name != LOCK_FILE and _TEMP_NAME.match(path.name):
-            path.unlink(missing_ok=True)
-            removed.append(path)
-    if removed:
-        logger.warning("%s: removed %d temporary file(s) left by an interrupted run", output_dir, len(removed))
-    return removed
 
 
 def check_writable(output_dir: Path) -> None:

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from lgeseg import io
-from lgeseg.atomic import atomic_output
+from lgeseg.atomic import atomic_output, remove_stale_temporaries
 from lgeseg.inference.inputs import InputCase, check_case, check_folders, list_input_cases, read_case
 from lgeseg.inference.output_folder import (
     check_provenance,
@@ -27,7 +27,6 @@ from lgeseg.inference.output_folder import (
     lock_output_folder,
     model_identity,
     provenance_record,
-    remove_stale_temporaries,
 )
 from lgeseg.inference.quality import (
     CaseQuality,

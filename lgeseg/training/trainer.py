@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from lgeseg import __version__
+from lgeseg.atomic import remove_stale_temporaries
 from lgeseg.errors import InvalidInputError, OutputConflictError
 from lgeseg.model_folder import ModelInfo, load_checkpoint, read_model_metadata, write_model_metadata
 from lgeseg.training.data import PatchSampler, TrainingCase, case_key, load_cases
@@ -118,6 +119,7 @@ def run_training(config: TrainConfig, preprocessed: str | Path | Sequence[str | 
     device = resolve_device(config.device)
     state = _initial_state(config, data, device, finetune)
     if resume:
+        remove_stale_temporaries(model_dir)  # a half-written checkpoint of the interrupted run
         restore_state(state, model_dir / "checkpoint_latest.pt")
     elif overwrite:
         clear_model_folder(model_dir)
