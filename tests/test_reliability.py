@@ -232,23 +232,25 @@ def test_a_read_only_output_folder_is_found_before_inference(model_a: Path, tmp_
 
 # --- damaged and garbage images -------------------------------------------------------------------------------
 
-IMAGE_DEFECTS = {
-    "gzip stream cut in half": (defects.truncate_gzip, "truncated"),
-    "voxel data cut in half": (defects.truncate_payload, "truncated"),
-    "one NaN voxel": (defects.with_nan_voxel, "1 NaN"),
-    "one Inf voxel": (lambda p: defects.with_nan_voxel(p, float("inf")), "1 Inf"),
-    "float64 beyond float32": (defects.beyond_float32, "do not fit float32"),
-    "zero z spacing": (lambda p: defects.set_pixdim(p, 2, 0.0), "every spacing must be a finite number > 0"),
-    "negative x spacing": (lambda p: defects.set_pixdim(p, 0, -1.5), "every spacing must be a finite number > 0"),
-    "1000 mm z spacing": (lambda p: defects.set_pixdim(p, 2, 1000.0), "implausible for cardiac MR"),
-    "0.01 mm in-plane spacing": (lambda p: defects.set_pixdim(p, 0, 0.01), "implausible for cardiac MR"),
+#: What the message must say for each of ``defects.IMAGE_DEFECTS``.
+DEFECT_WORDS = {
+    "gzip stream cut in half": "truncated",
+    "voxel data cut in half (complete gzip)": "truncated",
+    "one NaN voxel": "1 NaN",
+    "one Inf voxel": "1 Inf",
+    "all voxels NaN": "1800 NaN",
+    "float64 values beyond float32": "do not fit float32",
+    "zero z spacing": "every spacing must be a finite number > 0",
+    "negative x spacing": "every spacing must be a finite number > 0",
+    "1000 mm z spacing": "implausible for cardiac MR",
+    "0.01 mm in-plane spacing": "implausible for cardiac MR",
 }
 
 
-@pytest.mark.parametrize("defect", sorted(IMAGE_DEFECTS))
+@pytest.mark.parametrize("defect", sorted(defects.IMAGE_DEFECTS))
 def test_predict_refuses_a_damaged_image_naming_it(model_a: Path, tmp_path: Path, defect: str,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    plant, words = IMAGE_DEFECTS[defect]
+    plant, words = defects.IMAGE_DEFECTS[defect], DEFECT_WORDS[defect]
     inp = _input_folder(tmp_path / "in", ("a", "b"))
     plant(inp / "b_0000.nii.gz")
     assert _predict(inp, tmp_path / "out", model_a) == 1

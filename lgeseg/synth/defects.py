@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +77,18 @@ def beyond_float32(path: Path) -> None:
     geometry, _ = io.read_geometry(path)
     rewrite_values(path, np.full(geometry.shape, 1e39, np.float64) * np.linspace(1, 2, int(np.prod(geometry.shape)))
                    .reshape(geometry.shape))
+
+
+#: The image defects of the reliability matrix: name -> function planting it in one image file.
+IMAGE_DEFECTS: dict[str, Callable[[Path], None]] = {
+    "gzip stream cut in half": truncate_gzip,
+    "voxel data cut in half (complete gzip)": truncate_payload,
+    "one NaN voxel": with_nan_voxel,
+    "one Inf voxel": lambda path: with_nan_voxel(path, float("inf")),
+    "all voxels NaN": lambda path: rewrite_values(path, np.full(io.read_geometry(path)[0].shape, np.nan, np.float32)),
+    "float64 values beyond float32": beyond_float32,
+    "zero z spacing": lambda path: set_pixdim(path, 2, 0.0),
+    "negative x spacing": lambda path: set_pixdim(path, 0, -1.5),
+    "1000 mm z spacing": lambda path: set_pixdim(path, 2, 1000.0),
+    "0.01 mm in-plane spacing": lambda path: set_pixdim(path, 0, 0.01),
+}
