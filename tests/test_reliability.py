@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,12 +25,14 @@ from test_training import TINY, make_preprocessed, tiny_plan
 
 from lgeseg import io
 from lgeseg.cli._errors import run_cli
+from lgeseg.cli.plan_and_preprocess import main as plan_main
 from lgeseg.cli.predict import main as predict_main
 from lgeseg.cli.train import main as train_main
+from lgeseg.cli.validate import main as validate_main
 from lgeseg.inference.output_folder import LOCK_FILE, PROVENANCE_FILE
 from lgeseg.inference.quality import read_quality_report
 from lgeseg.records import save_json
-from lgeseg.synth import defects
+from lgeseg.synth import defects, generate_multicenter
 from lgeseg.training import load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -238,7 +241,7 @@ DEFECT_WORDS = {
     "voxel data cut in half (complete gzip)": "truncated",
     "one NaN voxel": "1 NaN",
     "one Inf voxel": "1 Inf",
-    "all voxels NaN": "1800 NaN",
+    "all voxels NaN": "NaN and 0 Inf",
     "float64 values beyond float32": "do not fit float32",
     "zero z spacing": "every spacing must be a finite number > 0",
     "negative x spacing": "every spacing must be a finite number > 0",
@@ -323,3 +326,39 @@ def test_training_killed_while_writing_a_checkpoint_resumes_bit_exactly(pre: Pat
     assert resumed.keys() == straight.keys()
     for name in straight:
         assert torch.equal(resumed[name], straight[name]), name
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_multicenter(tmp_path_factory.mktemp("raw"), 2, 0, (1,), in_plane_size=32)[0]
+
+
+@pytest.mark.parametrize("defect", sorted(defects.IMAGE_DEFECTS))
+def test_validate_and_plan_and_preprocess_refuse_a_damaged_image_naming_it(raw: Path, tmp_path: Path, defect: str,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    dataset = tmp_path / "center1"
+    shutil.copytree(raw, dataset)
+    target = sorted((dataset / "imagesTr").iterdir())[1]
+    defects.IMAGE_DEFECTS[defect](target)
+    assert validate_main([str(dataset)]) == 1
+    out = capsys.readouterr().out
+    assert f"ERROR   imagesTr/{target.name}: " in out and DEFECT_WORDS[defect] in out, out
+    assert plan_main(["-d", str(dataset), "-o", str(tmp_path / "pre"), "--gpu-memory", "4"]) == 1
+    err = capsys.readouterr().err
+    assert f"{target}: " in err and DEFECT_WORDS[defect] in err, err
+    assert not list((tmp_path / "pre").glob("*/*.npz"))
+
+
+def test_a_blank_training_image_is_a_warning_and_unusual_spacing_passes_on_request(
+        raw: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dataset = tmp_path / "center1"
+    shutil.copytree(raw, dataset)
+    blank, odd = sorted((dataset / "imagesTr").iterdir())
+    defects.constant(blank)
+    assert validate_main([str(dataset)]) == 0
+    assert f"WARNING imagesTr/{blank.name}: image is constant" in capsys.readouterr().out
+    defects.set_pixdim(odd, 2, 40.0)
+    label = dataset / "labelsTr" / odd.name.replace("_0000", "")
+    defects.set_pixdim(label, 2, 40.0)
+    assert validate_main([str(dataset)]) == 1
+    assert validate_main([str(dataset), "--allow-unusual-spacing"]) == 0
