@@ -362,3 +362,21 @@ def test_a_blank_training_image_is_a_warning_and_unusual_spacing_passes_on_reque
     defects.set_pixdim(label, 2, 40.0)
     assert validate_main([str(dataset)]) == 1
     assert validate_main([str(dataset), "--allow-unusual-spacing"]) == 0
+
+
+def test_an_unreadable_dataset_json_is_one_line_naming_it(raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # Root ignores permission bits, so the denial is planted where the file is read.
+    read_text = Path.read_text
+
+    def denied(self: Path, *args: object, **kwargs: object) -> str:
+        if self.name == "dataset.json":
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    for main, argv in ((validate_main, [str(raw)]),
+                       (plan_main, ["-d", str(raw), "-o", str(tmp_path / "pre"), "--gpu-memory", "4"])):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"error: {raw / 'dataset.json'}: Permission denied" in err, err
