@@ -94,7 +94,7 @@ def _message(text: str, needle: str) -> str:
     """The output line that names ``needle`` (else the first error line), shortened for the table."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     name = Path(needle).name
-    chosen = next((line for line in lines if name in line and ("ERROR" in line or "WARN" in line or "error" in line)),
+    chosen = next((line for line in lines if name in line and not line.startswith(("starting", "wrote", "model"))),
                   next((line for line in lines if "error" in line.lower()), lines[-1] if lines else ""))
     chosen = chosen.replace(str(needle), name).replace(str(Path(needle).parent) + "/", "")
     return (chosen[:157] + "...") if len(chosen) > 160 else chosen
