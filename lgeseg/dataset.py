@@ -146,6 +146,69 @@ class ParsedDataset:
     problems: list[Problem]
 
 
+def region_labels_problem(labels: Any) -> str:
+    """Explain why nnU-Net region labels (a list of values per name) cannot be trained; ``""`` if there are none."""
+    if not isinstance(labels, dict):
+        return ""
+    regions = {str(k): v for k, v in labels.items() if isinstance(v, (list, tuple))}
+    if not regions:
+        return ""
+    return (f"field 'labels' declares nnU-Net region-based labels ({', '.join(f'{k}: {v}' for k, v in regions.items())}"
+            "): lgeseg trains one class per label value (softmax, not overlapping regions) and does not support "
+            "region-based training; declare each label once as an integer, e.g. "
+            '{"background": 0, "blood_pool": 1, "myocardium": 2} (lgeseg_evaluate does score regions)')
+
+
+def read_evaluation_labels(path: str | Path) -> dict[str, int | list[int]]:
+    """The ``labels`` field of a dataset.json for scoring: name -> value, or -> list of values (a region).
+
+    Raises ``ValueError`` naming the file when the field is missing or holds anything else.
+    """
+    path = Path(path)
+    raw = load_json(path)
+    labels = raw.get("labels") if isinstance(raw, dict) else None
+
+    def valid(value: Any) -> bool:
+        values = value if isinstance(value, (list, tuple)) else [value]
+        return bool(values) and all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+
+    if not isinstance(labels, dict) or not labels or not all(valid(v) for v in labels.values()):
+        raise ValueError(f"{path}: field 'labels' must map names to an integer or a list of integers, found {labels!r}")
+    return {str(k): (list(v) if isinstance(v, (list, tuple)) else int(v)) for k, v in labels.items()}
+
+
+_DATASET_ID = re.compile(r"^(?:Dataset)?(?P<id>\d{1,3})(?:_.*)?$")
+
+
+def resolve_dataset(spec: str | Path, raw_root: str | Path | None) -> Path:
+    """A raw dataset folder from a path or an nnU-Net v2 dataset id.
+
+    Args:
+        spec: an existing folder, or a dataset id as nnU-Net accepts it (``4``, ``004``,
+            ``Dataset004``, ``Dataset004_LGE``).
+        raw_root: the folder holding ``DatasetNNN_Name`` folders (nnU-Net's ``$nnUNet_raw``), or None.
+
+    Returns:
+        The folder. Raises ``FileNotFoundError`` naming what was looked for when ``spec`` is neither an
+        existing folder nor an id with exactly one ``DatasetNNN_*`` folder under ``raw_root``.
+    """
+    path = Path(spec)
+    if path.is_dir():
+        return path
+    match = _DATASET_ID.match(str(spec))
+    if match is None:
+        raise FileNotFoundError(f"{spec}: dataset folder not found (nor a dataset id like 4 or Dataset004_Name)")
+    if raw_root is None:
+        raise FileNotFoundError(f"{spec}: not a folder; to use it as a dataset id set nnUNet_raw to the folder that "
+                                "holds DatasetNNN_Name folders")
+    pattern = f"Dataset{int(match.group('id')):03d}_*"
+    found = sorted(p for p in Path(raw_root).glob(pattern) if p.is_dir())
+    if len(found) != 1:
+        what = "no folder" if not found else f"{len(found)} folders ({', '.join(p.name for p in found)})"
+        raise FileNotFoundError(f"{spec}: dataset id {int(match.group('id'))} matches {what} {pattern} in {raw_root}")
+    return found[0]
+
+
 def split_channel_suffix(path: str | Path) -> tuple[str, int | None]:
     """Split ``case_0000.nii.gz`` into (``"case"``, 0); a name without suffix gives (name, None).
 
@@ -312,6 +375,10 @@ def _check_channels(channels: Any, report: Callable[[str], None]) -> dict[str, s
 
 
 def _check_labels(labels: Any, report: Callable[..., None]) -> dict[str, int] | None:
+    regions = region_labels_problem(labels)
+    if regions:
+        report(regions)
+        return None
     if not isinstance(labels, dict) or not labels or not all(
         isinstance(v, int) and not isinstance(v, bool) for v in labels.values()
     ):

@@ -1,12 +1,16 @@
 """Evaluation of predicted label maps against references: 3D Dice, HD95, volumes, clinical indices.
 
-Per case and per structure (blood pool = label 1, myocardium = label 2, whole LV = labels 1 and 2):
+Per case and per structure. The structures come from the ``labels`` of a dataset.json (every
+non-background label; an nnU-Net region, a list of values, is scored as their union); without one,
+lgeseg's labels: blood pool = label 1, myocardium = label 2. Whenever label 1 is ``blood_pool`` and
+label 2 ``myocardium``, the whole LV (labels 1 and 2) is scored too:
 
 * ``dice``: the paper's Eq. 1, 2|X∩Y| / (|X| + |Y|), over the whole 3D volume.
 * ``hd95_mm``: 95th-percentile symmetric Hausdorff distance between the 3D surfaces, in mm
   (the larger of the two directed 95th percentiles, as in MedPy and MONAI), using the voxel spacing.
 * ``abs_volume_diff_ml``: |V_pred - V_ref| in mL.
-* Clinical: LV blood-pool volume (mL) and myocardial mass (g, 1.05 g/mL) for prediction and reference.
+* Clinical (lgeseg's labels only): LV blood-pool volume (mL) and myocardial mass (g, 1.05 g/mL) for
+  prediction and reference.
 
 Empty structures (documented convention, also stated in ``summary.json``):
 
@@ -36,7 +40,7 @@ from lgeseg.records import save_json
 
 logger = logging.getLogger(__name__)
 
-#: Structures evaluated: name -> label values that make it up.
+#: Structures evaluated without a dataset.json: name -> label values that make it up.
 STRUCTURES: dict[str, tuple[int, ...]] = {"blood_pool": (1,), "myocardium": (2,), "lv": (1, 2)}
 #: Myocardial tissue density, g/mL.
 MYOCARDIUM_DENSITY_G_PER_ML: float = 1.05
@@ -45,6 +49,31 @@ EMPTY_CONVENTION: str = (
     "both empty: Dice 1, HD95 0 mm (counted as both_empty); one empty: Dice 0, HD95 undefined "
     "(NaN in metrics.csv, left out of HD95 statistics, counted as hd95_undefined)"
 )
+
+
+def structures_from_labels(labels: dict[str, int | Sequence[int]] | None) -> dict[str, tuple[int, ...]]:
+    """The structures to score for a dataset.json ``labels`` field.
+
+    Args:
+        labels: label name -> value, or -> list of values (an nnU-Net region, scored as the union);
+            None for lgeseg's labels (``STRUCTURES``).
+
+    Returns:
+        name -> label values, one entry per non-background label in the order given, plus ``lv``
+        (1, 2) when label 1 is ``blood_pool`` and label 2 ``myocardium``.
+    """
+    if labels is None:
+        return dict(STRUCTURES)
+    structures = {}
+    for name, value in labels.items():
+        values = (int(value),) if isinstance(value, (int, np.integer)) else tuple(int(v) for v in value)
+        if values != (0,):
+            structures[str(name)] = values
+    if not structures:
+        raise ValueError(f"labels {labels} declare no structure besides background (0)")
+    if structures.get("blood_pool") == (1,) and structures.get("myocardium") == (2,) and "lv" not in structures:
+        structures["lv"] = (1, 2)
+    return structures
 
 
 def _mask(label_map: np.ndarray, label: int | Sequence[int]) -> np.ndarray:
@@ -103,26 +132,36 @@ def hd95(pred_mask: np.ndarray, ref_mask: np.ndarray, spacing: Sequence[float]) 
     return float(max(np.percentile(to_ref, 95), np.percentile(to_pred, 95)))
 
 
-def evaluate_case(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float]) -> dict[str, float]:
+def _clinical(structures: dict[str, tuple[int, ...]]) -> bool:
+    return structures.get("blood_pool") == (1,) and structures.get("myocardium") == (2,)
+
+
+def evaluate_case(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float],
+                  structures: dict[str, tuple[int, ...]] | None = None) -> dict[str, float]:
     """All metrics of one case.
 
     Args:
         pred, ref: uint8 label maps (z, y, x) on the same grid.
         spacing: mm, (z, y, x).
+        structures: name -> label values (``structures_from_labels``); None: ``STRUCTURES``.
 
     Returns:
         A flat dict: ``dice_<structure>``, ``hd95_mm_<structure>``, ``abs_volume_diff_ml_<structure>``
-        for each of ``STRUCTURES``, plus ``bp_volume_{pred,ref}_ml`` and ``myo_mass_{pred,ref}_g``.
+        for each structure, plus ``bp_volume_{pred,ref}_ml`` and ``myo_mass_{pred,ref}_g`` when the
+        structures are lgeseg's (label 1 blood pool, label 2 myocardium).
     """
     if np.shape(pred) != np.shape(ref):
         raise ValueError(f"prediction shape {np.shape(pred)} != reference shape {np.shape(ref)}")
+    structures = STRUCTURES if structures is None else structures
     voxel_ml = float(np.prod(spacing)) / 1000.0
     row: dict[str, float] = {}
-    for name, labels in STRUCTURES.items():
+    for name, labels in structures.items():
         p, r = _mask(pred, labels), _mask(ref, labels)
         row[f"dice_{name}"] = dice(pred, ref, labels)
         row[f"hd95_mm_{name}"] = hd95(p, r, spacing)
         row[f"abs_volume_diff_ml_{name}"] = abs(int(np.count_nonzero(p)) - int(np.count_nonzero(r))) * voxel_ml
+    if not _clinical(structures):
+        return row
     for who, array in (("pred", pred), ("ref", ref)):
         row[f"bp_volume_{who}_ml"] = int(np.count_nonzero(array == 1)) * voxel_ml
         row[f"myo_mass_{who}_g"] = int(np.count_nonzero(array == 2)) * voxel_ml * MYOCARDIUM_DENSITY_G_PER_ML
@@ -172,16 +211,23 @@ def _stats(values: list[float]) -> dict[str, float | int]:
             "n": len(finite)}
 
 
-def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def summarize(rows: list[dict[str, Any]], structures: dict[str, tuple[int, ...]] | None = None) -> dict[str, Any]:
     """Summary of per-case rows (as from ``evaluate_case`` plus ``case``): mean/std/median per metric.
 
-    Returns a dict with ``n_cases``, ``structures`` (per structure: dice, hd95_mm,
-    abs_volume_diff_ml statistics and the empty counts), ``clinical`` and ``empty_convention``.
+    Args:
+        rows: per-case metric rows.
+        structures: the structures the rows hold (None: ``STRUCTURES``).
+
+    Returns a dict with ``n_cases``, ``structures`` (per structure: its ``labels``, dice, hd95_mm,
+    abs_volume_diff_ml statistics and the empty counts), ``clinical`` (empty unless the labels are
+    lgeseg's) and ``empty_convention``.
     """
-    structures: dict[str, Any] = {}
-    for name in STRUCTURES:
+    structures = STRUCTURES if structures is None else structures
+    result: dict[str, Any] = {}
+    for name, labels in structures.items():
         hd = [r[f"hd95_mm_{name}"] for r in rows]
-        structures[name] = {
+        result[name] = {
+            "labels": list(labels),
             "dice": _stats([r[f"dice_{name}"] for r in rows]),
             "hd95_mm": {**_stats(hd), "hd95_undefined": sum(math.isnan(v) for v in hd)},
             "abs_volume_diff_ml": _stats([r[f"abs_volume_diff_ml_{name}"] for r in rows]),
@@ -190,8 +236,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "ref_empty_only": sum(bool(r[f"empty_{name}"] == "ref") for r in rows),
         }
     clinical_keys = ("bp_volume_pred_ml", "bp_volume_ref_ml", "myo_mass_pred_g", "myo_mass_ref_g")
-    clinical = {key: _stats([r[key] for r in rows]) for key in clinical_keys}
-    return {"n_cases": len(rows), "structures": structures, "clinical": clinical,
+    clinical = {key: _stats([r[key] for r in rows]) for key in clinical_keys} if _clinical(structures) else {}
+    return {"n_cases": len(rows), "structures": result, "clinical": clinical,
             "empty_convention": EMPTY_CONVENTION}
 
 
@@ -208,18 +254,47 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
             writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
 
 
-def evaluate_folders(pred_dir: str | Path, ref_dir: str | Path, out_dir: str | Path) -> dict[str, Any]:
+def find_labels(pred_dir: str | Path, ref_dir: str | Path,
+                dataset_json: str | Path | None = None) -> tuple[dict[str, int | list[int]] | None, Path | None]:
+    """The labels to score and the dataset.json they come from.
+
+    Looks at ``dataset_json`` when given, else ``ref_dir/dataset.json`` (a raw dataset), else
+    ``pred_dir/dataset.json`` (written by ``lgeseg_predict --save-probabilities`` and by nnU-Net);
+    returns ``(None, None)`` when none exists (lgeseg's labels are then scored).
+    """
+    candidates = [Path(dataset_json)] if dataset_json else [Path(ref_dir) / "dataset.json",
+                                                           Path(pred_dir) / "dataset.json"]
+    for path in candidates:
+        if path.is_file() or dataset_json:
+            from lgeseg.dataset import read_evaluation_labels
+
+            return read_evaluation_labels(path), path
+    return None, None
+
+
+def _undeclared(pred: np.ndarray, ref: np.ndarray, structures: dict[str, tuple[int, ...]]) -> set[int]:
+    declared = {0, *(v for values in structures.values() for v in values)}
+    return {int(v) for v in np.union1d(np.unique(pred), np.unique(ref))} - declared
+
+
+def evaluate_folders(pred_dir: str | Path, ref_dir: str | Path, out_dir: str | Path,
+                     labels: dict[str, int | Sequence[int]] | None = None) -> dict[str, Any]:
     """Evaluate every prediction in ``pred_dir`` against its reference; write the results.
 
     Args:
         pred_dir: folder of predicted label maps ``<case>.nii.gz`` (any supported ending).
         ref_dir: folder of reference label maps, or a raw dataset with ``labelsTr``/``labelsTs``.
         out_dir: receives ``metrics.csv`` (one row per case) and ``summary.json``.
+        labels: the ``labels`` of a dataset.json (name -> value or list of values); None: lgeseg's.
 
     Returns:
-        The summary dict (as written to ``summary.json``). Raises ``ValueError`` naming the case
-        when a prediction's geometry (shape, spacing, origin, direction) differs from its reference.
+        The summary dict (as written to ``summary.json``; ``undeclared_label_values`` lists values
+        found in a label map but absent from ``labels``, which are not scored, with a warning).
+        Raises ``ValueError`` naming the case when a prediction's geometry (shape, spacing, origin,
+        direction) differs from its reference.
     """
+    structures = structures_from_labels(labels)
+    undeclared: set[int] = set()
     pairs, unpredicted = pair_cases(pred_dir, ref_dir)
     if unpredicted:
         logger.warning("%d reference(s) have no prediction and are not evaluated: %s",
@@ -232,11 +307,16 @@ def evaluate_folders(pred_dir: str | Path, ref_dir: str | Path, out_dir: str | P
         if problems:
             raise ValueError(f"case {case}: prediction {pred_path} and reference {ref_path} are on different "
                              f"grids: {'; '.join(problems)}")
-        row: dict[str, Any] = {"case": case, **evaluate_case(pred, ref, ref_geometry.spacing)}
-        row.update({f"empty_{name}": _empty_flag(pred, ref, labels) for name, labels in STRUCTURES.items()})
+        row: dict[str, Any] = {"case": case, **evaluate_case(pred, ref, ref_geometry.spacing, structures)}
+        row.update({f"empty_{name}": _empty_flag(pred, ref, values) for name, values in structures.items()})
         rows.append(row)
-    summary = summarize(rows)
+        undeclared |= _undeclared(pred, ref, structures)
+    if undeclared:
+        logger.warning("label value(s) %s occur in the label maps but not in the labels %s; they are not scored",
+                       sorted(undeclared), labels if labels is not None else "of lgeseg (1 blood pool, 2 myocardium)")
+    summary = summarize(rows, structures)
     summary["references_without_prediction"] = unpredicted
+    summary["undeclared_label_values"] = sorted(undeclared)
     out_dir = Path(out_dir)
     _write_csv(out_dir / "metrics.csv", rows)
     save_json(summary, out_dir / "summary.json")
@@ -255,6 +335,9 @@ def format_table(summary: dict[str, Any]) -> str:
                      f"{cell(s['abs_volume_diff_ml'], 2):>15}  "
                      f"{s['both_empty']}/{s['pred_empty_only']}/{s['ref_empty_only']}")
     c = summary["clinical"]
+    if not c:
+        lines.append(f"{summary['n_cases']} case(s). Empty structures: {summary['empty_convention']}.")
+        return "\n".join(lines)
     lines.append(f"LV blood-pool volume (mL): pred {cell(c['bp_volume_pred_ml'], 1)}, "
                  f"ref {cell(c['bp_volume_ref_ml'], 1)}")
     lines.append(f"Myocardial mass (g):       pred {cell(c['myo_mass_pred_g'], 1)}, "

@@ -51,6 +51,7 @@ class ModelInfo(JsonRecord):
         target_cases: fine-tuning cases of the new center, or None.
         epochs_trained: completed epochs.
         extras: free-form (timings, validation Dice, ...).
+        model_card: training data, budget, validation Dice and intended use (``lgeseg.model_card``).
     """
 
     lgeseg_version: str
@@ -66,6 +67,7 @@ class ModelInfo(JsonRecord):
     target_cases: tuple[str, ...] | None = None
     epochs_trained: int = 0
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
+    model_card: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass

@@ -24,7 +24,7 @@ if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
         fi
     fi
     echo "[lgeseg setup] installing lgeseg and its dependencies"
-    pip_install -e "$root[dev]"
+    pip_install -e "$root[dev,dicom]"
     "$venv/bin/python" -c "import lgeseg, torch, SimpleITK, scipy, skimage" || { echo "[lgeseg setup] install failed" >&2; exit 1; }
     touch "$stamp"
 fi

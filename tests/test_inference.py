@@ -167,7 +167,7 @@ def test_prediction_header_equals_oblique_anisotropic_input(tmp_path: Path, mode
     io.write_image(tmp_path / "in" / "p2.mha", _image(geometry.shape, seed=1), geometry)
     written = predict_folder(tmp_path / "in", tmp_path / "out", [model_dir], device="cpu", save_probabilities=True,
                              overlays=True)
-    assert [p.name for p in written] == ["p1.nii.gz", "p2.nii.gz"]
+    assert [p.name for p in written] == ["p1.nii.gz", "p2.mha"]  # the input's file ending is kept
     for path in written:
         label, out_geometry = io.read_label(path)
         assert out_geometry.shape == geometry.shape
@@ -238,7 +238,7 @@ def test_ensemble_of_two_models_writes_labels_on_input_grid(tmp_path: Path, mode
     io.write_image(tmp_path / "in" / "e_0000.nrrd", _image(geometry.shape), geometry)
     assert predict_main(["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(model_dir),
                          "-m", str(second), "--postprocess", "none"]) == 0
-    label, out_geometry = io.read_label(tmp_path / "out" / "e.nii.gz")
+    label, out_geometry = io.read_label(tmp_path / "out" / "e.nrrd")  # the input ending is kept
     assert io.geometry_mismatch(out_geometry, geometry, tolerance=1e-6) == []
 
 

@@ -110,6 +110,9 @@ def test_train_writes_a_self_contained_model_folder(pre: Path, tmp_path: Path) -
     assert info.recipe["optimizer"] == "adam" and info.recipe["batch_size"] == 4
     assert info.postprocessing in ("none", "lcc", "lcc_per_label")
     assert set(info.extras["last_val_dice"]) == {"blood_pool", "myocardium"}
+    card = info.model_card  # written when training ends (lgeseg_predict --model-info prints it)
+    assert card["budget"]["epochs_trained"] == 2 and card["training_data"]["datasets"] == ["center1"]
+    assert set(card["validation"]["last_dice"]) == {"blood_pool", "myocardium"} and card["intended_use"]
     assert json.loads((model_dir / "fingerprint.json").read_text()) == {"note": "test fingerprint"}
     assert "epoch 2/2" in (model_dir / "training_log.txt").read_text()
     loaded = load_model(model_dir)

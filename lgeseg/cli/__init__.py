@@ -6,6 +6,10 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
+
+#: nnU-Net v2's environment variable naming the folder of raw ``DatasetNNN_Name`` datasets.
+RAW_ENV = "nnUNet_raw"
 
 
 def exit_without_teardown(main: Callable[[], int]) -> None:
@@ -21,3 +25,13 @@ def exit_without_teardown(main: Callable[[], int]) -> None:
     sys.stderr.flush()
     logging.shutdown()
     os._exit(int(code or 0))
+
+
+def dataset_folder(spec: str | Path) -> Path:
+    """A raw dataset folder from a path or an nnU-Net dataset id (``4``, ``Dataset004_LGE``) under ``$nnUNet_raw``.
+
+    The only place lgeseg reads ``nnUNet_raw``; see ``lgeseg.dataset.resolve_dataset``.
+    """
+    from lgeseg.dataset import resolve_dataset
+
+    return resolve_dataset(spec, os.environ.get(RAW_ENV))

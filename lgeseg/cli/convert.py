@@ -1,4 +1,4 @@
-"""``lgeseg_convert {emidec,mscmr,mnms} SRC DST``: convert a public dataset into lgeseg's raw format."""
+"""``lgeseg_convert {emidec,mscmr,mnms,dicom} SRC DST``: convert a public dataset or DICOM into lgeseg's raw format."""
 
 from __future__ import annotations
 
@@ -7,19 +7,21 @@ import logging
 from pathlib import Path
 
 from lgeseg.cli._errors import add_verbose_flag, run_cli
-from lgeseg.converters import convert_emidec, convert_mnms, convert_mscmr
+from lgeseg.converters import convert_dicom, convert_emidec, convert_mnms, convert_mscmr
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lgeseg_convert",
-        description="Convert EMIDEC, MS-CMRSeg 2019 (LGE) or M&Ms into lgeseg's raw format (nnU-Net v2 layout, "
-        "labels 0 background, 1 LV blood pool, 2 LV myocardium) and validate the result. See docs/datasets.md.",
+        description="Convert EMIDEC, MS-CMRSeg 2019 (LGE), M&Ms or DICOM series into lgeseg's raw format "
+        "(nnU-Net v2 layout, labels 0 background, 1 LV blood pool, 2 LV myocardium) and validate the result. "
+        "See docs/datasets.md.",
     )
-    sub = parser.add_subparsers(dest="dataset", required=True, metavar="{emidec,mscmr,mnms}")
+    sub = parser.add_subparsers(dest="dataset", required=True, metavar="{emidec,mscmr,mnms,dicom}")
     helps = {"emidec": "EMIDEC: SRC/Case_*/Images and Contours",
              "mscmr": "MS-CMRSeg 2019 LGE: patientN_LGE.nii.gz and patientN_LGE_manual.nii.gz",
-             "mnms": "M&Ms: <code>/<code>_sa.nii.gz (+ _sa_gt) and the information CSV"}
+             "mnms": "M&Ms: <code>/<code>_sa.nii.gz (+ _sa_gt) and the information CSV",
+             "dicom": "DICOM: every series below SRC (a PACS export) -> imagesTs/<series>_0000.nii.gz"}
     for name, text in helps.items():
         command = sub.add_parser(name, help=text, description=text)
         command.add_argument("src", type=Path, metavar="SRC", help="the unpacked source dataset")
@@ -32,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument("--split-centers", action="store_true",
                                  help="write one dataset per centre, DST/mnms_centre<k>")
         add_verbose_flag(command)
+        if name == "dicom":
+            command.add_argument("--series", action="append", default=None, metavar="PATTERN",
+                                 help="convert only the series with this UID, number, case name or description "
+                                      "(wildcards: '*LGE*'); repeat for several (default: all)")
     return parser
 
 
@@ -43,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.dataset == "mnms":
+    if args.dataset == "dicom":
+        count = convert_dicom(args.src, args.dst, args.overwrite, series=args.series)
+    elif args.dataset == "mnms":
         count = convert_mnms(args.src, args.dst, args.overwrite, info_csv=args.info, split_centers=args.split_centers)
     else:
         convert = convert_emidec if args.dataset == "emidec" else convert_mscmr

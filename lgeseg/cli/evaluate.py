@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
+from lgeseg.cli import dataset_folder
 from lgeseg.cli._errors import add_verbose_flag, run_cli
-from lgeseg.evaluation import evaluate_folders, format_table
+from lgeseg.evaluation import evaluate_folders, find_labels, format_table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,7 +18,11 @@ def main(argv: list[str] | None = None) -> int:
                     "and summary.json to the output folder and prints a summary table.")
     parser.add_argument("-p", "--predictions", required=True, help="folder of predicted <case>.nii.gz files")
     parser.add_argument("-r", "--references", required=True,
-                        help="folder of reference <case>.nii.gz files, or a raw dataset with labelsTr/")
+                        help="folder of reference <case>.nii.gz files, or a raw dataset with labelsTr/ (a folder "
+                             "or an nnU-Net dataset id under $nnUNet_raw)")
+    parser.add_argument("--dataset-json", "-djfile", default=None, metavar="FILE",
+                        help="dataset.json whose labels are scored (default: the one in -r, else in -p, else "
+                             "lgeseg's labels 1 blood pool, 2 myocardium); region labels are scored as unions")
     parser.add_argument("-o", "--output", required=True, help="folder for metrics.csv and summary.json")
     add_verbose_flag(parser)
     args = parser.parse_args(argv)
@@ -26,7 +31,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    summary = evaluate_folders(args.predictions, args.references, args.output)
+    references = dataset_folder(args.references)
+    labels, source = find_labels(args.predictions, references, args.dataset_json)
+    if source is not None:
+        print(f"labels from {source}: {labels}")
+    summary = evaluate_folders(args.predictions, references, args.output, labels)
     print(format_table(summary))
     print(f"metrics.csv and summary.json written to {args.output}")
     return 0

@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from lgeseg.cli import dataset_folder
 from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.planning.presets import PRESETS
 
@@ -16,10 +17,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Validate raw datasets, fingerprint them, plan the 2D U-Net for a memory budget and "
         "preprocess every case into OUT (plans.json, fingerprint.json, OUT/<dataset>/<case>.npz).",
     )
-    parser.add_argument("-d", "--dataset", action="append", required=True, type=Path,
-                        help="raw dataset folder (nnU-Net v2 layout); repeat for several")
+    parser.add_argument("-d", "--dataset", action="extend", nargs="+", required=True,
+                        help="raw dataset folder (nnU-Net v2 layout), or an nnU-Net dataset id (4, Dataset004_Name) "
+                        "under $nnUNet_raw; several: -d A B or -d A -d B")
     parser.add_argument("-o", "--output", required=True, type=Path, help="preprocessed output folder")
-    parser.add_argument("--gpu-memory", type=float, default=None, metavar="GB",
+    parser.add_argument("--gpu-memory", "-gpu_memory_target", type=float, default=None, metavar="GB",
                         help="GPU memory budget in GB (default: free memory of the present GPU; "
                         "none: the 'cpu' preset)")
     parser.add_argument("--preset", default="default", choices=sorted(PRESETS), help="planner preset")
@@ -32,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="reuse plans.json from a model folder or file instead of planning")
     parser.add_argument("--allow-unusual-spacing", action="store_true",
                         help="accept voxel spacing outside 0.1-20 mm in-plane / 0.5-30 mm through-plane")
+    parser.add_argument("--verify_dataset_integrity", "--verify-dataset-integrity", action="store_true",
+                        help="accepted for nnU-Net habits: lgeseg always validates the datasets first")
     add_verbose_flag(parser)
     return parser
 
@@ -47,8 +51,9 @@ def _run(args: argparse.Namespace) -> int:
     from lgeseg.plan_and_preprocess import plan_and_preprocess
     from lgeseg.planning.report import format_plan_table
 
+    datasets = [dataset_folder(spec) for spec in args.dataset]
     plan, paths = plan_and_preprocess(
-        args.dataset, args.output, args.gpu_memory, args.preset, args.verify_memory,
+        datasets, args.output, args.gpu_memory, args.preset, args.verify_memory,
         args.num_workers, args.plans_from, args.normalization, args.allow_unusual_spacing,
     )
     print(format_plan_table(plan))

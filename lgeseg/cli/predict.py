@@ -8,7 +8,59 @@ import logging
 from lgeseg.cli import exit_without_teardown
 from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.inference import predict_folder
+from lgeseg.inference.predictor import fold_model_folders
 from lgeseg.inference.quality import read_quality_report, summary_text
+
+#: ``-chk`` values nnU-Net users type, and lgeseg's names for them.
+CHECKPOINTS = ("final", "best", "latest")
+
+
+def checkpoint_name(text: str) -> str:
+    """``final``/``best``/``latest``, also spelled nnU-Net's way (``checkpoint_best.pth``); argparse type."""
+    name = text.removeprefix("checkpoint_").removesuffix(".pth").removesuffix(".pt")
+    if name not in CHECKPOINTS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(CHECKPOINTS)} (or checkpoint_<name>.pth), "
+                                         f"found {text!r}")
+    return name
+
+
+def _add_nnunet_style_options(parser: argparse.ArgumentParser) -> None:
+    """Options that nnU-Net v2's ``nnUNetv2_predict`` spells the same way (docs/nnunet.md lists them)."""
+    parser.add_argument("-f", "--folds", nargs="+", default=None, metavar="FOLD",
+                        help="use MODEL/fold_<FOLD> of each -m folder (nnU-Net layout); e.g. -f 0 1 2 3 4")
+    parser.add_argument("-npp", "--preprocessing-workers", type=int, default=1, metavar="N",
+                        help="threads reading and checking the next cases while one is predicted (default 1)")
+    parser.add_argument("-nps", "--export-workers", type=int, default=1, metavar="N",
+                        help="threads postprocessing and writing finished cases (default 1)")
+    parser.add_argument("--num-parts", "-num_parts", type=int, default=1, metavar="N",
+                        help="split the sorted cases into N parts (for N runs on different GPUs/machines)")
+    parser.add_argument("--part-id", "-part_id", type=int, default=0, metavar="K",
+                        help="predict part K (0 .. N-1): cases K, K+N, K+2N, ...")
+    parser.add_argument("--continue_prediction", "--continue-prediction", dest="overwrite", action="store_false",
+                        help="skip cases already predicted (lgeseg's default; nnU-Net's spelling)")
+
+
+def _print_model_cards(parser: argparse.ArgumentParser, models: list[str], folds: list[str] | None) -> int:
+    from lgeseg.model_card import format_model_card, model_card
+
+    try:
+        model_dirs = fold_model_folders(models, folds)
+        print("\n\n".join(format_model_card(model_card(model_dir)) for model_dir in model_dirs))
+    except (FileNotFoundError, ValueError) as err:
+        parser.exit(1, f"lgeseg_predict: error: {err}\n")
+    return 0
+
+
+def _print_series(parser: argparse.ArgumentParser, folder: str) -> int:
+    from lgeseg.dicom import find_series
+
+    found = find_series(folder)
+    if not found:
+        parser.exit(1, f"lgeseg_predict: error: {folder}: no DICOM series found\n")
+    for s in found:
+        print(f"{s.number or '-':>5}  {s.description or '-':<32} {len(s.files):>4} file(s)  {s.modality or '-':<3} "
+              f"case {s.case_id}  {s.uid}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,43 +68,72 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="lgeseg_predict",
         description="Segment every image in INPUT_DIR (<case>_0000.nii.gz or <case>.nii.gz; .nii, .mha, .nrrd too) "
-                    "and write OUTPUT_DIR/<case>.nii.gz on the input's exact grid.")
-    parser.add_argument("-i", "--input", required=True, help="folder of images")
-    parser.add_argument("-o", "--output", required=True, help="output folder (not the input folder or inside it)")
-    parser.add_argument("-m", "--model", action="append", required=True, dest="models",
+                    "and write OUTPUT_DIR/<case><ending> (the input's file ending) on the input's exact grid. "
+                    "nnU-Net v2's flag spellings are accepted where they mean the same (docs/nnunet.md).")
+    parser.add_argument("-i", "--input", help="folder of images (required unless --model-info)")
+    parser.add_argument("-o", "--output", help="output folder (not the input folder or inside it)")
+    parser.add_argument("-m", "--model", action="append", default=[], dest="models",
                         help="model folder; repeat (-m A -m B) to ensemble folds or seeds")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    parser.add_argument("--no-mirroring", action="store_true", help="skip flip test-time augmentation")
-    parser.add_argument("--save-probabilities", action="store_true",
-                        help="also write <case>.npz with the class probabilities (K, z, y, x)")
+    parser.add_argument("--device", "-device", default=None,
+                        help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    parser.add_argument("--no-mirroring", "--disable_tta", action="store_true",
+                        help="skip flip test-time augmentation")
+    parser.add_argument("--save-probabilities", "--save_probabilities", action="store_true",
+                        help="also write <case>.npz (probabilities (K, z, y, x)) and <case>.pkl, readable by "
+                             "nnUNetv2_ensemble")
     parser.add_argument("--postprocess", choices=("lcc", "lcc_per_label", "none"), default=None,
                         help="default: the choice stored in the model folder's model.json")
     parser.add_argument("--overlays", action="store_true", help="also write <case>_overlay.png with the contours")
     parser.add_argument("--overwrite", action="store_true", help="redo cases whose outputs already exist")
     parser.add_argument("--harmonize", default=None, metavar="SPEC",
                         help="'histogram' or 'cyclegan:GAN_DIR': harmonize images before predicting")
-    parser.add_argument("--checkpoint", choices=("final", "best"), default="final", help="weights to use")
+    parser.add_argument("--checkpoint", "-chk", type=checkpoint_name, default="final",
+                        help="weights to use: final (default), best or latest (checkpoint_best.pth accepted)")
     parser.add_argument("--window", choices=("roi", "sliding", "slice"), default="roi",
                         help="roi (default): whole slices find the ventricle, a box around it is refined; "
                              "sliding: training-patch tiles everywhere (nnU-Net, slowest); slice: whole slices only "
                              "(less accurate when slices are larger than the training patch)")
     parser.add_argument("--sliding-window", action="store_const", const="sliding", dest="window",
                         help="same as --window sliding")
-    parser.add_argument("--step", type=float, default=0.5, help="sliding-window stride, fraction of the patch")
+    parser.add_argument("--step", "-step_size", type=float, default=0.5,
+                        help="sliding-window stride, fraction of the patch")
     parser.add_argument("--allow-unusual-spacing", action="store_true",
                         help="accept voxel spacing outside 0.1-20 mm in-plane / 0.5-30 mm through-plane")
+    parser.add_argument("--series", action="append", default=None, metavar="PATTERN",
+                        help="DICOM input: predict only the series with this SeriesInstanceUID, series number, case "
+                             "name or description (wildcards: '*LGE*'); repeat for several (default: all)")
+    parser.add_argument("--dicom-seg", action="store_true",
+                        help="DICOM input: also write <case>.seg.dcm, a DICOM Segmentation of the source slices "
+                             "(needs highdicom: pip install 'lgeseg[dicom]')")
+    parser.add_argument("--list-series", action="store_true",
+                        help="DICOM input: list the series found in -i (number, description, slices, UID) and exit")
+    parser.add_argument("--model-info", action="store_true",
+                        help="print each model's card (training data, budget, validation Dice, intended use) and exit")
+    _add_nnunet_style_options(parser)
     add_verbose_flag(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.list_series and args.input:
+        return _print_series(parser, args.input)
+    if not args.models:
+        parser.error("-m/--model is required")
+    if args.model_info:
+        return _print_model_cards(parser, args.models, args.folds)
+    if args.input is None or args.output is None:
+        parser.error("-i/--input and -o/--output are required (unless --model-info)")
     return run_cli("lgeseg_predict", lambda: _run(args), args.verbose)
 
 
 def _run(args: argparse.Namespace) -> int:
-    written = predict_folder(args.input, args.output, args.models, device=args.device,
+    models = fold_model_folders(args.models, args.folds)
+    written = predict_folder(args.input, args.output, models, device=args.device,
                              mirroring=not args.no_mirroring, save_probabilities=args.save_probabilities,
                              postprocess=args.postprocess, overlays=args.overlays, overwrite=args.overwrite,
                              harmonize=args.harmonize, checkpoint=args.checkpoint, step=args.step,
-                             window=args.window, allow_unusual_spacing=args.allow_unusual_spacing)
+                             window=args.window, num_parts=args.num_parts, part_id=args.part_id,
+                             num_readers=args.preprocessing_workers, num_writers=args.export_workers,
+                             series=args.series, dicom_seg=args.dicom_seg,
+                             allow_unusual_spacing=args.allow_unusual_spacing)
     print(f"wrote {len(written)} prediction(s) to {args.output}")
     records = read_quality_report(args.output)
     if records:

@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--iterations-per-epoch", type=int, default=None, help="optimizer steps per epoch")
     parser.add_argument("--batch-size", type=int, default=None, help="slices per batch (default: the plan's)")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the recipe's)")
-    parser.add_argument("--device", choices=["cuda", "cpu", "mps"], default=None,
+    parser.add_argument("--device", "-device", choices=["cuda", "cpu", "mps"], default=None,
                         help="training device (default: best available)")
     parser.add_argument("--seed", type=int, default=None, help="seed of weights, sampling and augmentation")
     parser.add_argument("--subjects-per-center", type=int, default=None,
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compile", dest="compile", action="store_true", default=None,
                         help="torch.compile the network (default: on for CUDA)")
     parser.add_argument("--no-compile", dest="compile", action="store_false")
-    parser.add_argument("--continue", dest="resume", action="store_true",
+    parser.add_argument("--continue", "--c", dest="resume", action="store_true",
                         help="resume from checkpoint_latest.pt in the output folder")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the model or checkpoints already in the output folder (otherwise refused)")

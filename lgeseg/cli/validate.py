@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
+from lgeseg.cli import dataset_folder
 from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.validation import count_problems, format_problems, validate_dataset
 
@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
         description="Check raw datasets (nnU-Net v2 layout) and report every problem at once. "
         "Never modifies the datasets. Exit code 1 on errors, 0 otherwise (warnings allowed).",
     )
-    parser.add_argument("datasets", nargs="+", type=Path, metavar="DATASET", help="raw dataset folder(s)")
+    parser.add_argument("datasets", nargs="+", metavar="DATASET",
+                        help="raw dataset folder(s), or nnU-Net dataset ids (4, Dataset004_Name) under $nnUNet_raw")
     parser.add_argument("--headers-only", action="store_true",
                         help="check names, headers and geometry only; skip reading voxel data (fast)")
     parser.add_argument("--workers", type=int, default=1, help="threads reading files in parallel (default 1)")
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     total_errors = total_warnings = 0
-    for dataset in args.datasets:
+    for spec in args.datasets:
+        dataset = dataset_folder(spec)
         problems = validate_dataset(dataset, check_images=not args.headers_only, num_workers=args.workers,
                                     allow_unusual_spacing=args.allow_unusual_spacing)
         errors, warnings = count_problems(problems)

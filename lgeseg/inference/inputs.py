@@ -9,6 +9,7 @@ import numpy as np
 
 from lgeseg import io
 from lgeseg.dataset import split_channel_suffix
+from lgeseg.dicom import DicomSeries, check_regular_stack, find_series, has_dicom, read_series, select_series
 from lgeseg.errors import InvalidInputError
 from lgeseg.records import CaseGeometry
 
@@ -18,12 +19,15 @@ class InputCase:
     """One case to predict.
 
     Attributes:
-        case_id: output name (``<case_id>.nii.gz``): the file name without ending and ``_NNNN`` suffix.
-        paths: one image per channel, in channel order.
+        case_id: output name (``<case_id>.nii.gz``): the file name without ending and ``_NNNN`` suffix,
+            or the DICOM series' name.
+        paths: one image per channel, in channel order (a DICOM series: its slice files).
+        series: the DICOM series, or None for image files.
     """
 
     case_id: str
     paths: tuple[Path, ...]
+    series: DicomSeries | None = None
 
 
 def check_folders(input_dir: Path, output_dir: Path) -> None:
@@ -36,17 +40,39 @@ def check_folders(input_dir: Path, output_dir: Path) -> None:
                          f"({input_dir}); inputs are never overwritten")
 
 
-def list_input_cases(input_dir: str | Path) -> list[InputCase]:
+def list_input_cases(input_dir: str | Path, series: list[str] | None = None) -> list[InputCase]:
     """Group the images of ``input_dir`` into cases.
 
     ``<case>_0000.nii.gz``, ``<case>_0001.nii.gz`` ... are the channels of ``<case>``; a file without
     the ``_NNNN`` suffix is a single-channel case. Hidden files and unsupported endings are ignored.
+    A folder without such images but with DICOM series (searched recursively) gives one case per
+    series (``lgeseg.dicom``); ``series`` picks some of them (UID, number or description pattern).
 
     Returns:
-        Cases sorted by id. Raises ``ValueError`` naming the case when its channel numbers are not
-        0, 1, ... without gaps, and ``FileNotFoundError`` when the folder holds no image.
+        Cases sorted by id (DICOM: by series number). Raises ``ValueError`` naming the case when its
+        channel numbers are not 0, 1, ... without gaps, and ``FileNotFoundError`` when the folder
+        holds no image.
     """
     input_dir = Path(input_dir)
+    channels = _image_files(input_dir)
+    if not channels and has_dicom(input_dir):
+        return [InputCase(s.case_id, s.files, s) for s in select_series(find_series(input_dir), series)]
+    if series:
+        raise ValueError(f"{input_dir}: --series picks DICOM series, but the folder holds image files")
+    if not channels:
+        raise FileNotFoundError(f"{input_dir}: no images found (expected .nii.gz, .nii, .mha or .nrrd files, "
+                                "or DICOM series)")
+    cases = []
+    for case_id, by_channel in sorted(channels.items()):
+        if sorted(by_channel) != list(range(len(by_channel))):
+            raise ValueError(f"{input_dir}: case {case_id} has channels {sorted(by_channel)}; expected "
+                             f"_0000 .. _{len(by_channel) - 1:04d} without gaps")
+        cases.append(InputCase(case_id, tuple(by_channel[c] for c in sorted(by_channel))))
+    return cases
+
+
+def _image_files(input_dir: Path) -> dict[str, dict[int, Path]]:
+    """case id -> channel -> image file, for the image files directly in ``input_dir``."""
     channels: dict[str, dict[int, Path]] = {}
     for path in sorted(input_dir.iterdir()):
         if path.name.startswith(".") or not path.is_file() or not io.file_ending(path):
@@ -57,15 +83,7 @@ def list_input_cases(input_dir: str | Path) -> list[InputCase]:
             raise ValueError(f"{path}: case {case_id} has two files for channel {index} "
                              f"(also {channels[case_id][index].name})")
         channels.setdefault(case_id, {})[index] = path
-    if not channels:
-        raise FileNotFoundError(f"{input_dir}: no images found (expected .nii.gz, .nii, .mha or .nrrd files)")
-    cases = []
-    for case_id, by_channel in sorted(channels.items()):
-        if sorted(by_channel) != list(range(len(by_channel))):
-            raise ValueError(f"{input_dir}: case {case_id} has channels {sorted(by_channel)}; expected "
-                             f"_0000 .. _{len(by_channel) - 1:04d} without gaps")
-        cases.append(InputCase(case_id, tuple(by_channel[c] for c in sorted(by_channel))))
-    return cases
+    return channels
 
 
 def check_case(case: InputCase, channel_names: dict[str, str], allow_unusual_spacing: bool = False) -> CaseGeometry:
@@ -76,8 +94,15 @@ def check_case(case: InputCase, channel_names: dict[str, str], allow_unusual_spa
     grid differs from channel 0's, when its spacing is zero, negative or (unless
     ``allow_unusual_spacing``) implausible (``io.spacing_problem``), and ``CorruptFileError`` when a
     NIfTI file is truncated or damaged, or holds NaN/Inf or beyond-float32 values (its bytes are
-    checked here, before any prediction).
+    checked here, before any prediction);
+    for a DICOM series, when it is not one regular stack.
     """
+    if case.series is not None:
+        if len(channel_names) != 1:
+            raise ValueError(f"series {case.case_id}: a DICOM series is one channel, the model expects "
+                             f"{len(channel_names)} ({channel_names})")
+        check_regular_stack(case.series)
+        return read_series(case.series)[1]
     if len(case.paths) != len(channel_names):
         names = ", ".join(f"_{int(k):04d} ({v})" for k, v in sorted(channel_names.items(), key=lambda kv: int(kv[0])))
         raise ValueError(f"{case.paths[0]}: case {case.case_id} has {len(case.paths)} channel file(s) but the model "
@@ -99,6 +124,9 @@ def check_case(case: InputCase, channel_names: dict[str, str], allow_unusual_spa
 
 def read_case(case: InputCase) -> tuple[np.ndarray, CaseGeometry]:
     """Read all channels of ``case``: returns (float32 (C, Z, Y, X), geometry of channel 0)."""
+    if case.series is not None:
+        array, geometry = read_series(case.series)
+        return array[None], geometry
     arrays, geometry = [], None
     for path in case.paths:
         array, this = io.read_image(path)
@@ -106,3 +134,15 @@ def read_case(case: InputCase) -> tuple[np.ndarray, CaseGeometry]:
         geometry = geometry or this
     assert geometry is not None  # a case has at least one file
     return (arrays[0][None] if len(arrays) == 1 else np.stack(arrays)), geometry
+
+
+def select_part(cases: list[InputCase], num_parts: int, part_id: int) -> list[InputCase]:
+    """The cases of part ``part_id`` of ``num_parts``: every ``num_parts``-th case from ``part_id`` (nnU-Net's split).
+
+    Runs with ``part_id`` 0 .. ``num_parts - 1`` over one folder predict each case exactly once. Raises
+    ``ValueError`` when ``num_parts < 1`` or ``part_id`` is outside 0 .. ``num_parts - 1``.
+    """
+    if num_parts < 1 or not 0 <= part_id < num_parts:
+        raise ValueError(f"--part-id must lie in 0 .. --num-parts - 1 with --num-parts >= 1, found part {part_id} "
+                         f"of {num_parts}")
+    return cases[part_id::num_parts]

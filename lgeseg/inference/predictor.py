@@ -10,17 +10,29 @@ is written atomically, so an error never leaves half a file behind.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from lgeseg import io
-from lgeseg.atomic import atomic_output, remove_stale_temporaries
-from lgeseg.inference.inputs import InputCase, check_case, check_folders, list_input_cases, read_case
+from lgeseg.atomic import remove_stale_temporaries
+from lgeseg.inference.inputs import (
+    InputCase,
+    check_case,
+    check_folders,
+    list_input_cases,
+    read_case,
+    select_part,
+)
+from lgeseg.inference.nnunet_files import check_consecutive_labels, write_case_probabilities, write_ensemble_metadata
 from lgeseg.inference.output_folder import (
     check_provenance,
     check_writable,
@@ -38,7 +50,7 @@ from lgeseg.inference.quality import (
 from lgeseg.inference.sliding_window import predict_slices, prepare_for_inference
 from lgeseg.model_folder import LoadedModel, find_checkpoint, load_model
 from lgeseg.postprocessing import apply_postprocessing
-from lgeseg.records import CaseGeometry, PreprocessedCase
+from lgeseg.records import CaseGeometry, PreprocessedCase, load_json, save_json
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +93,30 @@ def load_models(model_dirs: Sequence[str | Path], device: torch.device, checkpoi
                              "differently (target spacing, normalization, interpolation, labels or channels)")
         models.append(model)
     return models
+
+
+def fold_model_folders(model_dirs: Sequence[str | Path], folds: Sequence[str] | None) -> list[Path]:
+    """The model folders to ensemble when folds are named (nnU-Net's ``-f 0 1 2``).
+
+    Args:
+        model_dirs: folders given with ``-m``.
+        folds: fold names (``"0"``, ``"1"``, ..., ``"all"``) or None (use ``model_dirs`` as they are).
+
+    Returns:
+        For each model folder and fold, ``MODEL/fold_<k>`` (nnU-Net's layout, e.g. ``lgeseg_train -o
+        MODEL/fold_0 --fold 0``). Raises ``FileNotFoundError`` naming the missing ``fold_<k>`` folder.
+    """
+    if not folds:
+        return [Path(m) for m in model_dirs]
+    found = []
+    for model_dir in model_dirs:
+        for fold in folds:
+            folder = Path(model_dir) / f"fold_{fold}"
+            if not folder.is_dir():
+                raise FileNotFoundError(f"{folder}: fold {fold} not found in {model_dir} (-f names the fold_<k> "
+                                        "subfolders of each -m folder; without -f, -m is the model folder itself)")
+            found.append(folder)
+    return found
 
 
 def _record(case_id: str, geometry: CaseGeometry, crop_box: Sequence[Sequence[int]],
@@ -164,13 +200,6 @@ def _background_only(num_classes: int, shape: Sequence[int]) -> np.ndarray:
     return probabilities
 
 
-def _save_probabilities(path: Path, probabilities: np.ndarray, labels: dict[str, int]) -> None:
-    with atomic_output(path, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, probabilities=probabilities.astype(np.float32, copy=False),
-                            label_values=np.array(sorted(labels.values())),
-                            label_names=np.array(sorted(labels, key=labels.get)))
-
-
 def _harmonize(image: np.ndarray, geometry: CaseGeometry, spec: str, model_dir: Path) -> np.ndarray:
     try:
         from lgeseg.harmonization import apply_harmonization
@@ -180,22 +209,151 @@ def _harmonize(image: np.ndarray, geometry: CaseGeometry, spec: str, model_dir: 
     return np.asarray(apply_harmonization(image, geometry, spec, model_dir), dtype=np.float32)
 
 
-def _outputs_of(case: InputCase, output_dir: Path, save_probabilities: bool, overlays: bool) -> list[Path]:
-    paths = [output_dir / f"{case.case_id}.nii.gz"]
+def output_ending(case: InputCase) -> str:
+    """The ending of ``case``'s label map: the input's (``.nii.gz``, ``.nii``, ``.mha``, ``.nrrd``).
+
+    ``.mhd`` inputs (header + separate data file) give ``.mha``, the same format in one file, which
+    can be written atomically; DICOM series give ``.nii.gz``.
+    """
+    if case.series is not None:
+        return ".nii.gz"
+    ending = io.file_ending(case.paths[0])
+    return ".mha" if ending in ("", ".mhd") else ending
+
+
+def _outputs_of(case: InputCase, output_dir: Path, save_probabilities: bool, overlays: bool,
+                dicom_seg: bool = False) -> list[Path]:
+    paths = [output_dir / f"{case.case_id}{output_ending(case)}"]
+    if dicom_seg:
+        paths.append(output_dir / f"{case.case_id}.seg.dcm")
     if save_probabilities:
-        paths.append(output_dir / f"{case.case_id}.npz")
+        paths += [output_dir / f"{case.case_id}.npz", output_dir / f"{case.case_id}.pkl"]
     if overlays:
         paths.append(output_dir / f"{case.case_id}_overlay.png")
     return paths
+
+
+def _check_dicom_seg(cases: Sequence[InputCase], labels: dict[str, int], input_dir: Path) -> None:
+    from lgeseg.dicom_seg import require_dicom_seg
+
+    require_dicom_seg()
+    if not all(case.series for case in cases):
+        raise ValueError(f"{input_dir}: --dicom-seg needs DICOM input (a folder of DICOM series)")
+    if sorted(labels.values()) != list(range(len(labels))):
+        raise ValueError(f"--dicom-seg: the model's labels {labels} must be 0, 1, ..., K-1 (segment numbers)")
+
+
+def _record_series(output_dir: Path, cases: Sequence[InputCase]) -> None:
+    """Write ``dicom_series.json``: which DICOM series each case came from (merged with earlier runs' parts)."""
+    path = output_dir / "dicom_series.json"
+    known = load_json(path) if path.is_file() else {}
+    for case in cases:
+        if case.series is not None:
+            s = case.series
+            known[case.case_id] = {"series_instance_uid": s.uid, "series_number": s.number,
+                                   "series_description": s.description, "modality": s.modality,
+                                   "folder": str(s.files[0].parent), "num_files": len(s.files)}
+    save_json(dict(sorted(known.items())), path)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Export:
+    """What turns one case's probabilities into files (run by the export workers)."""
+
+    output_dir: Path
+    lookup: np.ndarray
+    variant: str
+    labels: dict[str, int]
+    save_probabilities: bool
+    overlays: bool
+    dicom_seg: bool = False
+    model_name: str = "model"
+
+    def __call__(self, case: InputCase, image: np.ndarray, geometry: CaseGeometry, probabilities: np.ndarray,
+                 disagreement: float, input_constant: bool) -> tuple[Path, CaseQuality]:
+        """Write the case's outputs; returns the label map's path and the case's quality record."""
+        segmentation = apply_postprocessing(self.lookup[np.argmax(probabilities, axis=0)], self.variant)
+        target = self.output_dir / f"{case.case_id}{output_ending(case)}"
+        io.write_label(target, segmentation, geometry)
+        if self.save_probabilities:
+            write_case_probabilities(self.output_dir, case.case_id, probabilities, geometry, self.labels)
+        if self.dicom_seg and case.series is not None:
+            from lgeseg.dicom_seg import write_dicom_seg
+
+            write_dicom_seg(self.output_dir / f"{case.case_id}.seg.dcm", segmentation, case.series, self.labels,
+                            self.model_name)
+        if self.overlays:
+            from lgeseg.inference.overlays import write_overlay
+
+            write_overlay(self.output_dir / f"{case.case_id}_overlay.png", image[0], segmentation, geometry.spacing,
+                          title=case.case_id)
+        quality = assess_segmentation(segmentation, geometry.spacing, case.case_id, disagreement, input_constant)
+        return target, quality
+
+
+def _prefetch(pool: ThreadPoolExecutor, function: Callable[[Any], Any], items: Sequence[Any],
+              depth: int) -> Iterator[Any]:
+    """Yield ``function(item)`` for each item in order, with up to ``depth`` calls running ahead in ``pool``."""
+    queue: deque[Future] = deque()
+    for item in items:
+        queue.append(pool.submit(function, item))
+        if len(queue) > depth:
+            yield queue.popleft().result()
+    while queue:
+        yield queue.popleft().result()
+
+
+def _run_cases(todo: Sequence[InputCase], models: Sequence[LoadedModel], export: _Export, settings: dict[str, Any],
+               harmonize: str | None, num_readers: int, num_writers: int) -> list[Path]:
+    """Read (``num_readers`` threads ahead), predict (this thread) and export (``num_writers`` threads) ``todo``.
+
+    The quality report is written by this thread after each case's files (in case order), so it always
+    matches what is on disk.
+    """
+    written: list[Path] = []
+    pending: deque[Future] = deque()
+
+    def finish(future: Future) -> None:
+        target, quality = future.result()
+        write_quality_report([quality], export.output_dir)
+        written.append(target)
+
+    with ThreadPoolExecutor(num_readers, "lgeseg-read") as readers, \
+            ThreadPoolExecutor(num_writers, "lgeseg-export") as writers:
+        loaded = _prefetch(readers, read_case, todo, num_readers)
+        for case, (image, geometry) in tqdm(zip(todo, loaded, strict=True), total=len(todo), desc="predict",
+                                            unit="case"):
+            input_constant = is_constant_image(image)
+            if harmonize:
+                image = _harmonize(image, geometry, harmonize, models[0].model_dir)
+            agreement = MirrorAgreement()
+            if input_constant:
+                # A blank image has no ventricle: the network would still label noise-free garbage confidently.
+                logger.warning("%s: the image is constant (every voxel %g): written as an empty prediction and "
+                               "flagged input_constant in qc.csv", case.paths[0],
+                               float(np.nanmax(image)) if image.size else 0.0)
+                probabilities = _background_only(len(export.lookup), image.shape[1:])
+            else:
+                probabilities = predict_volume(image, geometry, models, case_id=case.case_id, agreement=agreement,
+                                               **settings)
+            disagreement = 0.0 if input_constant else agreement.disagreement()  # empty is flip-invariant
+            pending.append(writers.submit(export, case, image, geometry, probabilities, disagreement,
+                                          input_constant))
+            while len(pending) > num_writers:  # bound the probabilities held in memory
+                finish(pending.popleft())
+        while pending:
+            finish(pending.popleft())
+    return written
 
 
 def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Sequence[str | Path],
                    device: str | torch.device | None = None, mirroring: bool = True, save_probabilities: bool = False,
                    postprocess: str | None = None, overlays: bool = False, overwrite: bool = False,
                    harmonize: str | None = None, checkpoint: str = "final", step: float = 0.5,
-                   batch_size: int | None = None, window: str = "roi",
-                   allow_unusual_spacing: bool = False) -> list[Path]:
-    """Segment every image of ``input_dir`` and write ``output_dir/<case>.nii.gz`` on the input's exact grid.
+                   batch_size: int | None = None, window: str = "roi", num_parts: int = 1, part_id: int = 0,
+                   num_readers: int = 1, num_writers: int = 1, series: Sequence[str] | None = None,
+                   dicom_seg: bool = False, allow_unusual_spacing: bool = False) -> list[Path]:
+    """Segment every image of ``input_dir`` and write ``output_dir/<case><ending>`` on the input's exact grid.
 
     Args:
         input_dir: images (.nii.gz, .nii, .mha, .nrrd), ``<case>_0000.<ending>`` (channels _0000, _0001, ...)
@@ -204,7 +362,9 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
         model_dirs: one model folder, or several (folds, seeds) to ensemble by averaging probabilities.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ... (None: CUDA when available).
         mirroring: in-plane flip test-time augmentation (4 passes per tile).
-        save_probabilities: also write ``<case>.npz`` with ``probabilities`` float32 (K, Z, Y, X).
+        save_probabilities: also write ``<case>.npz`` (``probabilities`` float32 (K, Z, Y, X)) and
+            ``<case>.pkl``, plus ``dataset.json``/``plans.json``: what ``nnUNetv2_ensemble`` reads
+            (see ``nnunet_files``).
         postprocess: ``"lcc"``, ``"lcc_per_label"`` or ``"none"``; None applies the first model's choice
             from ``model.json``.
         overlays: also write ``<case>_overlay.png`` (contours over every slice).
@@ -216,6 +376,14 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
         step: sliding-window stride as a fraction of the patch.
         batch_size: tiles per forward pass (None: a device default).
         window: ``"roi"`` (default), ``"sliding"`` (nnU-Net) or ``"slice"`` (whole slices); see ``predict_volume``.
+        num_parts, part_id: predict only the cases ``part_id::num_parts`` of the sorted case list (as
+            nnU-Net), so ``num_parts`` runs on different GPUs or machines share one cohort.
+        num_readers: threads reading the next cases while one is predicted (nnU-Net's ``-npp``).
+        num_writers: threads postprocessing and writing finished cases (nnU-Net's ``-nps``).
+        series: for a folder of DICOM series, the ones to predict (UID, series number, case name or
+            description pattern, see ``lgeseg.dicom.select_series``); None predicts every series.
+        dicom_seg: for DICOM input, also write ``<case>.seg.dcm``, a DICOM Segmentation referencing the
+            source slices (needs highdicom, ``lgeseg[dicom]``; see ``lgeseg.dicom_seg``).
         allow_unusual_spacing: accept spacing outside ``io.IN_PLANE_SPACING_MM``/``THROUGH_PLANE_SPACING_MM``
             (zero or negative spacing is refused always).
 
@@ -237,77 +405,48 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if window not in WINDOWS:
         raise ValueError(f"window must be one of {', '.join(WINDOWS)}, found {window!r}")
+    if num_readers < 1 or num_writers < 1:
+        raise ValueError(f"worker counts must be at least 1, found {num_readers} readers, {num_writers} writers")
     check_folders(input_dir, output_dir)
     if postprocess is not None:
         apply_postprocessing(np.zeros((1, 1, 1), np.uint8), postprocess)  # names the valid choices if unknown
     models = load_models(model_dirs, resolve_device(device), checkpoint)
     variant = postprocess or models[0].info.postprocessing
-    cases = list_input_cases(input_dir)
-    geometries = {case.case_id: check_case(case, models[0].info.channel_names, allow_unusual_spacing)
-                  for case in cases}
-    settings = {"checkpoint": checkpoint, "mirroring": mirroring, "window": window, "step": step,
-                "postprocess": variant, "harmonize": harmonize}
+    labels = models[0].plan.labels
+    if save_probabilities:
+        check_consecutive_labels(labels)
+    cases = select_part(list_input_cases(input_dir, list(series or ())), num_parts, part_id)
+    if dicom_seg:
+        _check_dicom_seg(cases, labels, input_dir)
+    for case in cases:
+        check_case(case, models[0].info.channel_names, allow_unusual_spacing)
+    provenance = {"checkpoint": checkpoint, "mirroring": mirroring, "window": window, "step": step,
+                  "postprocess": variant, "harmonize": harmonize}
     output_dir.mkdir(parents=True, exist_ok=True)
     check_writable(output_dir)  # a read-only folder fails here, before any inference
+    export = _Export(output_dir, _label_lookup(models), variant, labels, save_probabilities, overlays, dicom_seg,
+                     models[0].model_dir.resolve().name)
+    settings = {"mirroring": mirroring, "step": step, "batch_size": batch_size, "window": window}
     with lock_output_folder(output_dir):
         remove_stale_temporaries(output_dir)
-        return _predict_cases(cases, output_dir, models, geometries, variant, settings, overwrite,
-                              batch_size, save_probabilities, overlays)
+        todo = _cases_to_do(cases, models, export, provenance, overwrite)
+        if any(case.series for case in cases):
+            _record_series(output_dir, cases)
+        if save_probabilities and cases:
+            write_ensemble_metadata(output_dir, labels, models[0].info.channel_names, output_ending(cases[0]))
+        return _run_cases(todo, models, export, settings, harmonize, num_readers, num_writers)
 
 
-def _predict_cases(cases: Sequence[InputCase], output_dir: Path, models: Sequence[LoadedModel],
-                   geometries: dict[str, CaseGeometry], variant: str, settings: dict, overwrite: bool,
-                   batch_size: int | None, save_probabilities: bool, overlays: bool) -> list[Path]:
-    """Check the folder's provenance, skip finished cases, predict the others (holding the folder's lock)."""
-    mirroring, step, window, harmonize = (settings[k] for k in ("mirroring", "step", "window", "harmonize"))
-    outputs = {c.case_id: _outputs_of(c, output_dir, save_probabilities, overlays) for c in cases}
-    identities = [model_identity(m.model_dir, find_checkpoint(m.model_dir, settings["checkpoint"])) for m in models]
-    check_provenance(output_dir, provenance_record(identities, settings), overwrite,
+def _cases_to_do(cases: Sequence[InputCase], models: Sequence[LoadedModel], export: _Export, provenance: dict,
+                 overwrite: bool) -> list[InputCase]:
+    """Check the folder's provenance and skip finished cases (called holding the folder's lock)."""
+    outputs = {c.case_id: _outputs_of(c, export.output_dir, export.save_probabilities, export.overlays,
+                                      export.dicom_seg) for c in cases}
+    identities = [model_identity(m.model_dir, find_checkpoint(m.model_dir, provenance["checkpoint"])) for m in models]
+    check_provenance(export.output_dir, provenance_record(identities, provenance), overwrite,
                      outputs_exist=any(p.exists() for paths in outputs.values() for p in paths))
     todo = [c for c in cases if overwrite or not all(p.exists() for p in outputs[c.case_id])]
     if len(todo) < len(cases):
         logger.info("%d case(s) already predicted in %s by the same model and settings, skipped (use --overwrite)",
-                    len(cases) - len(todo), output_dir)
-    lookup = _label_lookup(models)
-    written = []
-    for case in tqdm(todo, desc="predict", unit="case"):
-        target, quality = _predict_case(case, output_dir, models, geometries[case.case_id], variant, lookup,
-                                        mirroring=mirroring, step=step, batch_size=batch_size, window=window,
-                                        harmonize=harmonize, save_probabilities=save_probabilities,
-                                        overlays=overlays)
-        write_quality_report([quality], output_dir)  # after every case: the report matches what is on disk
-        written.append(target)
-    return written
-
-
-def _predict_case(case: InputCase, output_dir: Path, models: Sequence[LoadedModel], geometry: CaseGeometry,
-                  variant: str, lookup: np.ndarray, *, mirroring: bool, step: float, batch_size: int | None,
-                  window: str, harmonize: str | None, save_probabilities: bool,
-                  overlays: bool) -> tuple[Path, CaseQuality]:
-    """Predict one case and write its outputs; returns the label map's path and the case's quality record."""
-    image, geometry_read = read_case(case)
-    input_constant = is_constant_image(image)
-    if harmonize:
-        image = _harmonize(image, geometry_read, harmonize, models[0].model_dir)
-    agreement = MirrorAgreement()
-    if input_constant:
-        # A blank image has no ventricle: the network would still label noise-free garbage confidently.
-        logger.warning("%s: the image is constant (every voxel %g): written as an empty prediction and flagged "
-                       "input_constant in qc.csv", case.paths[0], float(np.nanmax(image)) if image.size else 0.0)
-        probabilities = _background_only(len(lookup), image.shape[1:])
-    else:
-        probabilities = predict_volume(image, geometry_read, models, mirroring, step, batch_size, case.case_id,
-                                       window, agreement=agreement)
-    segmentation = apply_postprocessing(lookup[np.argmax(probabilities, axis=0)], variant)
-    target = output_dir / f"{case.case_id}.nii.gz"
-    io.write_label(target, segmentation, geometry)
-    if save_probabilities:
-        _save_probabilities(output_dir / f"{case.case_id}.npz", probabilities, models[0].plan.labels)
-    if overlays:
-        from lgeseg.inference.overlays import write_overlay
-
-        write_overlay(output_dir / f"{case.case_id}_overlay.png", image[0], segmentation, geometry_read.spacing,
-                      title=case.case_id)
-    disagreement = 0.0 if input_constant else agreement.disagreement()  # an empty prediction is flip-invariant
-    quality = assess_segmentation(segmentation, geometry_read.spacing, case.case_id, disagreement, input_constant)
-    return target, quality
+                    len(cases) - len(todo), export.output_dir)
+    return todo

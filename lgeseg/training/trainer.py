@@ -23,6 +23,7 @@ import torch
 from lgeseg import __version__
 from lgeseg.atomic import remove_stale_temporaries
 from lgeseg.errors import InvalidInputError, OutputConflictError
+from lgeseg.model_card import write_model_card
 from lgeseg.model_folder import ModelInfo, load_checkpoint, read_model_metadata, write_model_metadata
 from lgeseg.training.data import PatchSampler, TrainingCase, case_key, load_cases
 from lgeseg.training.inputs import TrainingData, open_training_data
@@ -294,6 +295,7 @@ def _finish(state: TrainingState, run: _Run, result: ValidationResult | None) ->
     labels = [v for v in run.data.plan.labels.values() if v != 0]
     postprocessing = _choose_postprocessing(result.predictions, [c.label for c in run.val_cases], labels)
     write_model_metadata(run.model_dir, run.data.plan, _model_info(state, run, postprocessing))
+    write_model_card(run.model_dir)
     _write_harmonization_reference(run)
     log.info("finished %d epochs; best val mean Dice %.4f; postprocessing %r; model folder %s",
              state.epoch, state.best_dice, postprocessing, run.model_dir)

@@ -1,0 +1,34 @@
+"""``lgeseg_export_model MODEL OUT.zip``: pack a trained model folder into one zip to hand on."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lgeseg.model_archive import export_model
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Export the model; returns 0, or 1 with a message on stderr."""
+    parser = argparse.ArgumentParser(
+        prog="lgeseg_export_model",
+        description="Pack a model folder (model.json with its model card, plans.json, weights, training records "
+                    "and a SHA-256 manifest) into one zip that lgeseg_install_model checks and unpacks.")
+    parser.add_argument("model", metavar="MODEL", help="trained model folder")
+    parser.add_argument("zip", metavar="OUT.zip", help="zip file to write")
+    parser.add_argument("--checkpoint", action="append", choices=("final", "best", "latest"), default=None,
+                        help="weights to include (default: final); repeat for several")
+    parser.add_argument("--intended-use", default=None, metavar="TEXT",
+                        help="the model card's intended use (default: keep the card's, or lgeseg's standard text)")
+    args = parser.parse_args(argv)
+    try:
+        path = export_model(args.model, args.zip, args.checkpoint or ("final",), args.intended_use)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"lgeseg_export_model: error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); install it with: lgeseg_install_model {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,215 @@
+"""DICOM series as cases: find the series in a folder, name them, read one as a volume.
+
+The DICOM counterpart of ``lgeseg/io.py`` (the only other module that reads images with
+SimpleITK). A folder (searched recursively) may hold several series, as a PACS export does:
+each series (one SeriesInstanceUID) becomes one case, read with SimpleITK's ``ImageSeriesReader``
+(GDCM sorts the slices by position along the slice normal), so a volume gets the same origin,
+spacing and direction that SimpleITK gives any DICOM stack.
+
+A case is named after its SeriesDescription and SeriesNumber (``SAX_LGE_PSIR_s12``), made
+safe for a file name; a series without either is named after its SeriesInstanceUID. The user
+picks series by UID, number or description (``select_series``). A series whose slices are not one
+regular stack (several images at one position, as in cine or repeated acquisitions, or uneven
+gaps) is refused with a message naming it: the volumes computed downstream need true spacing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import logging
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from lgeseg.records import CaseGeometry
+
+logger = logging.getLogger(__name__)
+
+#: DICOM tags read from each series' first file (SimpleITK's "gggg|eeee" keys).
+TAGS = {"description": "0008|103e", "number": "0020|0011", "modality": "0008|0060", "uid": "0020|000e",
+        "manufacturer": "0008|0070", "field_strength": "0018|0087", "institution": "0008|0080",
+        "position": "0020|0032", "orientation": "0020|0037"}
+#: Largest relative deviation of a slice gap from the median gap accepted as one regular stack.
+GAP_TOLERANCE = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class DicomSeries:
+    """One DICOM series found in a folder.
+
+    Attributes:
+        case_id: the case name (``<description>_s<number>``, or the SeriesInstanceUID).
+        uid: SeriesInstanceUID.
+        description: SeriesDescription ("" when absent).
+        number: SeriesNumber ("" when absent).
+        modality: Modality (e.g. "MR").
+        files: the slice files in GDCM's order (along the slice normal), first slice = z index 0.
+        metadata: manufacturer, field strength and institution of the first file ("" when absent).
+    """
+
+    case_id: str
+    uid: str
+    description: str
+    number: str
+    modality: str
+    files: tuple[Path, ...]
+    metadata: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def _tags(path: Path) -> dict[str, str]:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    return {name: reader.GetMetaData(tag).strip() if reader.HasMetaDataKey(tag) else ""
+            for name, tag in TAGS.items()}
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", text).strip("_.")[:64]
+
+
+def _case_name(description: str, number: str, uid: str) -> str:
+    parts = [_safe_name(description)] + ([f"s{_safe_name(number)}"] if _safe_name(number) else [])
+    name = "_".join(p for p in parts if p)
+    return name if description or number else _safe_name(uid)
+
+
+def _series_ids(directory: str) -> tuple[str, ...]:
+    """GDCM's series ids in one folder, without its warning for folders that hold none."""
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        return tuple(sitk.ImageSeriesReader.GetGDCMSeriesIDs(directory) or ())
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
+
+
+def find_series(folder: str | Path) -> list[DicomSeries]:
+    """Every DICOM series under ``folder`` (searched recursively), sorted by series number then name.
+
+    Returns an empty list when there is none. Case names are unique: a repeated name gets the
+    end of the SeriesInstanceUID appended.
+    """
+    files_by_uid: dict[str, list[Path]] = {}
+    for directory, _, _ in sorted(os.walk(folder)):
+        for uid in _series_ids(directory):
+            names = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(directory, uid)
+            files_by_uid.setdefault(uid, []).extend(Path(n) for n in names)
+    found = []
+    for uid, files in files_by_uid.items():
+        if len({f.parent for f in files}) > 1:  # one series split across folders: GDCM sorts it as a whole
+            files = [Path(n) for n in _sorted_by_position(files)]
+        tags = _tags(files[0])
+        found.append(DicomSeries(
+            case_id=_case_name(tags["description"], tags["number"], uid), uid=uid, description=tags["description"],
+            number=tags["number"], modality=tags["modality"], files=tuple(files),
+            metadata={k: tags[k] for k in ("manufacturer", "field_strength", "institution")}))
+    found.sort(key=lambda s: (int(s.number) if s.number.isdigit() else 1 << 30, s.case_id))
+    return _unique_names(found)
+
+
+def _sorted_by_position(files: Sequence[Path]) -> list[Path]:
+    positions = [_position_along_normal(_tags(f)) for f in files]
+    return [f for _, f in sorted(zip(positions, files, strict=True), key=lambda pair: pair[0])]
+
+
+def _unique_names(series: list[DicomSeries]) -> list[DicomSeries]:
+    counts: dict[str, int] = {}
+    for s in series:
+        counts[s.case_id] = counts.get(s.case_id, 0) + 1
+    return [dataclasses.replace(s, case_id=f"{s.case_id}_{_safe_name(s.uid)[-8:]}") if counts[s.case_id] > 1 else s
+            for s in series]
+
+
+def select_series(series: Sequence[DicomSeries], patterns: Sequence[str] | None) -> list[DicomSeries]:
+    """The series the user asked for.
+
+    Args:
+        series: as from ``find_series``.
+        patterns: each matches a series by SeriesInstanceUID, SeriesNumber, case name, or
+            SeriesDescription (case-insensitive, shell wildcards: ``"*LGE*"``); None or empty keeps all.
+
+    Returns:
+        The matching series, in their order. Raises ``ValueError`` naming a pattern that matches
+        nothing, with the series available.
+    """
+    if not patterns:
+        return list(series)
+    chosen: list[DicomSeries] = []
+    for pattern in patterns:
+        matches = [s for s in series if pattern in (s.uid, s.number, s.case_id)
+                   or fnmatch.fnmatch(s.description.lower(), pattern.lower())]
+        if not matches:
+            listing = "; ".join(f"{s.number or '-'} {s.description or '-'} ({s.uid})" for s in series)
+            raise ValueError(f"--series {pattern!r} matches no series; found: {listing}")
+        chosen += [s for s in matches if s not in chosen]
+    return [s for s in series if s in chosen]
+
+
+def _position_along_normal(tags: dict[str, str]) -> float:
+    orientation = [float(v) for v in tags["orientation"].split("\\")]
+    normal = np.cross(orientation[:3], orientation[3:])
+    return float(np.dot(normal, [float(v) for v in tags["position"].split("\\")]))
+
+
+def check_regular_stack(series: DicomSeries) -> None:
+    """Raise ``ValueError`` naming the series unless its slices form one evenly spaced stack.
+
+    Several images at one position (cine phases, repeats) and gaps that differ from the median gap
+    by more than ``GAP_TOLERANCE`` are refused; so is a series with a missing orientation or position.
+    """
+    if len(series.files) < 2:
+        return
+    try:
+        positions = np.array([_position_along_normal(_tags(f)) for f in series.files])
+    except (ValueError, IndexError) as err:
+        raise ValueError(f"series {series.case_id} ({series.uid}): ImagePositionPatient/ImageOrientationPatient "
+                         f"missing or malformed in {series.files[0].parent}") from err
+    gaps = np.abs(np.diff(positions))
+    median = float(np.median(gaps))
+    if median < 1e-3 or np.any(gaps < 1e-3):
+        raise ValueError(f"series {series.case_id} ({series.uid}): several images share one slice position "
+                         f"({len(series.files)} images, {len(np.unique(positions.round(3)))} positions); cine phases "
+                         "or repeated acquisitions are not one volume: export a single phase")
+    if np.any(np.abs(gaps - median) > GAP_TOLERANCE * median):
+        raise ValueError(f"series {series.case_id} ({series.uid}): slices are not evenly spaced (gaps "
+                         f"{', '.join(f'{g:.2f}' for g in gaps)} mm); lgeseg needs one regular stack")
+
+
+def read_series(series: DicomSeries) -> tuple[np.ndarray, CaseGeometry]:
+    """Read a series as one volume.
+
+    Returns:
+        (float32 (z, y, x) intensities with the rescale slope/intercept applied, geometry with
+        spacing (z, y, x) mm and ITK's origin/direction). Raises ``ValueError`` naming the series
+        when it is not a regular stack or cannot be read.
+    """
+    check_regular_stack(series)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames([str(f) for f in series.files])
+    try:
+        image = reader.Execute()
+    except RuntimeError as err:
+        raise ValueError(f"series {series.case_id} ({series.files[0].parent}): cannot be read "
+                         f"({str(err).strip().splitlines()[-1]})") from err
+    if image.GetDimension() == 2:
+        image = sitk.JoinSeries(image)
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise ValueError(f"series {series.case_id}: expected one value per voxel (greyscale MR), found "
+                         f"{image.GetNumberOfComponentsPerPixel()}")
+    size, spacing = image.GetSize(), image.GetSpacing()
+    geometry = CaseGeometry(shape=(int(size[2]), int(size[1]), int(size[0])),
+                            spacing=(float(spacing[2]), float(spacing[1]), float(spacing[0])),
+                            origin=tuple(float(v) for v in image.GetOrigin()),
+                            direction=tuple(float(v) for v in image.GetDirection()))
+    return sitk.GetArrayFromImage(image).astype(np.float32, copy=False), geometry
+
+
+def has_dicom(folder: str | Path) -> bool:
+    """True when ``folder`` or a subfolder holds at least one DICOM series."""
+    return any(_series_ids(d) for d, _, _ in os.walk(folder))

@@ -1,0 +1,133 @@
+"""Models that travel: export to a zip, install with every refusal, the model card."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lgeseg import io
+from lgeseg.cli.export_model import main as export_main
+from lgeseg.cli.install_model import main as install_main
+from lgeseg.cli.predict import main as predict_main
+from lgeseg.model_archive import export_model, install_model
+from lgeseg.model_card import DEFAULT_INTENDED_USE, build_model_card
+from tests.test_inference import _image, _make_model, _oblique_geometry
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+class _Payload:
+    """Stands for any object a malicious pickle would build; weights-only loading must refuse it."""
+
+    def __reduce__(self) -> tuple:
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model = _make_model(tmp_path_factory.mktemp("model") / "lv_model")
+    zip_path = tmp_path_factory.mktemp("zips") / "lv_model.zip"
+    assert export_main([str(model), str(zip_path), "--intended-use", "phantom test model"]) == 0
+    return zip_path
+
+
+def _rewrite(source: Path, target: Path, add: dict[str, bytes] | None = None, drop: tuple[str, ...] = (),
+             replace: dict[str, bytes] | None = None) -> Path:
+    """Copy a model zip, adding, dropping or replacing entries."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for info in old.infolist():
+            if info.filename not in drop:
+                new.writestr(info.filename, (replace or {}).get(info.filename, old.read(info)))
+        for name, data in (add or {}).items():
+            new.writestr(name, data)
+    return target
+
+
+def test_exported_model_installs_and_predicts_like_the_original(tmp_path: Path, archive: Path,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    with zipfile.ZipFile(archive) as zipped:
+        names = set(zipped.namelist())
+    assert names == {"model.json", "plans.json", "checkpoint_final.pt", "manifest.json"}
+    assert install_main([str(archive), str(tmp_path / "installed")]) == 0
+    geometry = _oblique_geometry((2, 30, 30))
+    io.write_image(tmp_path / "in" / "c_0000.nii.gz", _image(geometry.shape), geometry)
+    assert predict_main(["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(tmp_path / "installed"),
+                         "--disable_tta"]) == 0
+    assert io.read_label(tmp_path / "out" / "c.nii.gz")[0].shape == geometry.shape
+    capsys.readouterr()
+    assert predict_main(["--model-info", "-m", str(tmp_path / "installed")]) == 0
+    printed = capsys.readouterr().out
+    assert "intended use: phantom test model" in printed and "training data:" in printed
+    assert "validation:" in printed and "budget:" in printed
+    assert install_main([str(archive), str(tmp_path / "installed")]) == 1  # never over an existing folder
+
+
+@pytest.mark.parametrize("entry", ["../evil", "/etc/evil", "sub/model.json", "run.sh", "checkpoint_final.pkl"])
+def test_entries_outside_the_expected_files_are_refused(tmp_path: Path, archive: Path, entry: str,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    bad = _rewrite(archive, tmp_path / "bad.zip", add={entry: b"x"})
+    assert install_main([str(bad), str(tmp_path / "dest")]) == 1
+    message = capsys.readouterr().err
+    assert "refused" in message and entry in message
+    assert not (tmp_path / "dest").exists() and list(tmp_path.iterdir()) == [bad]  # nothing left behind
+
+
+def test_a_symbolic_link_entry_is_refused(tmp_path: Path, archive: Path) -> None:
+    bad = _rewrite(archive, tmp_path / "link.zip", drop=("training_log.txt",))
+    with zipfile.ZipFile(bad, "a") as zipped:
+        info = zipfile.ZipInfo("training_log.txt")
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zipped.writestr(info, "/etc/passwd")
+    with pytest.raises(ValueError, match="symbolic link"):
+        install_model(bad, tmp_path / "dest")
+    assert not (tmp_path / "dest").exists()
+
+
+def test_a_pickle_checkpoint_is_refused_even_with_a_matching_manifest(tmp_path: Path, archive: Path) -> None:
+    torch.save({"network": {}, "extra": _Payload()}, tmp_path / "evil.pt")
+    evil = (tmp_path / "evil.pt").read_bytes()
+    with zipfile.ZipFile(archive) as zipped:
+        manifest = json.loads(zipped.read("manifest.json"))
+    import hashlib
+
+    manifest["files"]["checkpoint_final.pt"] = {"sha256": hashlib.sha256(evil).hexdigest(), "bytes": len(evil)}
+    bad = _rewrite(archive, tmp_path / "pickle.zip",
+                   replace={"checkpoint_final.pt": evil, "manifest.json": json.dumps(manifest).encode()})
+    with pytest.raises(ValueError, match="weights-only"):
+        install_model(bad, tmp_path / "dest")
+    assert not (tmp_path / "dest").exists()
+
+
+def test_altered_files_and_a_missing_manifest_are_refused(tmp_path: Path, archive: Path) -> None:
+    with zipfile.ZipFile(archive) as zipped:
+        plans = json.loads(zipped.read("plans.json"))
+    plans["patch_size"] = [64, 64]
+    altered = _rewrite(archive, tmp_path / "altered.zip", replace={"plans.json": json.dumps(plans).encode()})
+    with pytest.raises(ValueError, match="plans.json differs from its SHA-256"):
+        install_model(altered, tmp_path / "dest")
+    with pytest.raises(ValueError, match="manifest.json is missing"):
+        install_model(_rewrite(archive, tmp_path / "nomanifest.zip", drop=("manifest.json",)), tmp_path / "dest")
+
+
+def test_export_refuses_a_model_whose_checkpoint_is_a_pickle(tmp_path: Path) -> None:
+    model = _make_model(tmp_path / "m")
+    torch.save({"network": {}, "extra": _Payload()}, model / "checkpoint_final.pt")
+    with pytest.raises(ValueError, match="refused to load"):
+        export_model(model, tmp_path / "m.zip")
+    assert not (tmp_path / "m.zip").exists()
+
+
+def test_model_card_reports_training_data_budget_and_validation(tmp_path: Path) -> None:
+    model = _make_model(tmp_path / "m")
+    card = build_model_card(model)
+    assert card["training_data"]["datasets"] == ["tiny"] and card["intended_use"] == DEFAULT_INTENDED_USE
+    assert set(card) >= {"task", "training_data", "budget", "validation", "intended_use"}
+    assert card["task"]["labels"] == {"background": 0, "blood_pool": 1, "myocardium": 2}
+    assert np.isfinite(card["task"]["target_spacing_mm_zyx"]).all()
