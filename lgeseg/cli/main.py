@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "lgeseg_evaluate": "3D Dice, HD95 and volumes of predictions against references",
     "lgeseg_harmonize": "histogram matching and CycleGAN harmonization",
     "lgeseg_experiments": "the paper's four generalization experiments (Table 5) in one run",
+    "lgeseg_report": "volumes, mass, wall thickness, quality flags and contours of predictions (HTML + CSV)",
     "lgeseg_export_model": "pack a model folder into one zip to hand on",
     "lgeseg_install_model": "check a model zip and unpack it into a model folder",
 }

@@ -1,0 +1,117 @@
+"""Build the report of a prediction folder: measurements, quality flags, montages, CSV and HTML page.
+
+Reads the label maps ``PRED_DIR/<case><ending>`` (any ending lgeseg reads), the quality records
+``PRED_DIR/qc.json`` that ``lgeseg_predict`` writes (``lgeseg.inference.quality``; a case without a
+record, e.g. predicted by another tool, is assessed here from its label map, without the mirror
+check), and optionally the images the predictions were made from (``IMAGES``: a folder as
+``lgeseg_predict -i`` takes it, image files or DICOM series) to draw the contours on. Writes into
+``OUT`` (default ``PRED_DIR/report``): ``index.html``, ``report.csv`` and ``montages/<case>.png``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from lgeseg import io
+from lgeseg.inference.quality import CaseQuality, assess_segmentation, read_quality_report
+from lgeseg.report.measures import CaseMeasures, measure_case
+from lgeseg.report.page import SEGMENT_COLUMNS, write_csv, write_page
+
+logger = logging.getLogger(__name__)
+
+#: What the page says about the numbers (docs/clinical_use.md has the details).
+NOTES = (
+    "EDV: LV blood-pool volume of the LGE stack (slice summation, gaps between slices included). LGE is "
+    "acquired at one phase, usually mid-diastole, so this estimates the end-diastolic volume; it is not a cine EDV.",
+    "Myocardial mass: myocardial volume x 1.05 g/mL. Wall thickness: median length of 360 radial rays "
+    "inside the myocardium per slice; AHA segments are placed from the image orientation (septum towards "
+    "the patient's right-anterior), to within about 30 degrees, without the right-ventricular insertion points.",
+    "Automatic segmentation for research: check every contour below before using a number.",
+)
+
+
+def _label_maps(pred_dir: Path) -> dict[str, Path]:
+    maps = {io.strip_ending(p): p for p in sorted(pred_dir.iterdir())
+            if p.is_file() and io.file_ending(p) and not p.name.startswith(".")}
+    if not maps:
+        raise FileNotFoundError(f"{pred_dir}: no predicted label maps found (expected <case>.nii.gz files)")
+    return maps
+
+
+def _images(images_dir: Path | None) -> dict[str, Any]:
+    if images_dir is None:
+        return {}
+    from lgeseg.inference.inputs import list_input_cases
+
+    return {case.case_id: case for case in list_input_cases(images_dir)}
+
+
+def _row(case_id: str, measures: CaseMeasures, quality: CaseQuality, montage: str) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "case": case_id, "edv_ml": measures.blood_pool_ml, "myocardium_ml": measures.myocardium_ml,
+        "myocardium_mass_g": measures.myocardium_mass_g, "lv_slices": measures.lv_slices,
+        "ring_slices": measures.ring_slices, "wall_median_mm": measures.wall_mean_mm,
+        "qc_flagged": quality.flagged, "qc_score": quality.score, "qc_reasons": ";".join(quality.reasons),
+        "segments_note": measures.segments_note, "montage": montage}
+    row.update({column: measures.segments_mm[n] for n, column in enumerate(SEGMENT_COLUMNS, start=1)})
+    return row
+
+
+def _case_image(case: Any, labels: np.ndarray, geometry: Any) -> tuple[np.ndarray, bool]:
+    """The image to draw on (channel 0), and whether it is constant; zeros when there is none."""
+    if case is None:
+        return np.zeros(labels.shape, np.float32), False
+    from lgeseg.inference.inputs import read_case
+    from lgeseg.inference.quality import is_constant_image
+
+    image, image_geometry = read_case(case)
+    problems = io.geometry_mismatch(image_geometry, geometry)
+    if problems:
+        raise ValueError(f"{case.paths[0]}: image grid differs from its prediction's: {'; '.join(problems)}")
+    return image[0], is_constant_image(image)
+
+
+def make_report(pred_dir: str | Path, out_dir: str | Path | None = None, images_dir: str | Path | None = None,
+                title: str | None = None) -> Path:
+    """Write the report of a prediction folder.
+
+    Args:
+        pred_dir: folder of predicted label maps (1 blood pool, 2 myocardium), e.g. ``lgeseg_predict -o``.
+        out_dir: where to write (default ``pred_dir/report``); created.
+        images_dir: the images predicted (image files or DICOM series), for the montages; None draws
+            the contours on a black background.
+        title: page title (default: "lgeseg report: <pred_dir name>").
+
+    Returns:
+        The path of ``index.html``. Raises ``FileNotFoundError`` when ``pred_dir`` holds no label map
+        and ``ValueError`` naming the file when an image's grid differs from its prediction's.
+    """
+    from lgeseg.inference.overlays import write_overlay
+
+    pred_dir = Path(pred_dir)
+    out_dir = Path(out_dir) if out_dir is not None else pred_dir / "report"
+    maps = _label_maps(pred_dir)
+    images = _images(Path(images_dir) if images_dir is not None else None)
+    qualities = {q.case_id: q for q in read_quality_report(pred_dir)}
+    rows = []
+    for case_id, path in tqdm(maps.items(), desc="report", unit="case"):
+        labels, geometry = io.read_label(path)
+        image, constant = _case_image(images.get(case_id), labels, geometry)
+        quality = qualities.get(case_id) or assess_segmentation(labels, geometry.spacing, case_id,
+                                                                input_constant=constant)
+        measures = measure_case(labels, geometry.spacing, geometry.direction)
+        montage = f"montages/{case_id}.png"
+        write_overlay(out_dir / montage, image, labels, geometry.spacing, title=case_id)
+        rows.append(_row(case_id, measures, quality, montage))
+    missing = sorted(set(images) - set(maps))
+    if missing:
+        logger.warning("%d image case(s) have no prediction in %s: %s", len(missing), pred_dir, ", ".join(missing))
+    write_csv(out_dir / "report.csv", rows)
+    page = out_dir / "index.html"
+    write_page(page, title or f"lgeseg report: {pred_dir.resolve().name}", rows, NOTES)
+    return page
