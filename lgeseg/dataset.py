@@ -189,15 +189,16 @@ def resolve_dataset(spec: str | Path, raw_root: str | Path | None) -> Path:
         raw_root: the folder holding ``DatasetNNN_Name`` folders (nnU-Net's ``$nnUNet_raw``), or None.
 
     Returns:
-        The folder. Raises ``FileNotFoundError`` naming what was looked for when ``spec`` is neither an
-        existing folder nor an id with exactly one ``DatasetNNN_*`` folder under ``raw_root``.
+        The folder (``spec`` itself when it exists or does not look like an id). Raises
+        ``FileNotFoundError`` naming what was looked for when ``spec`` is an id without exactly one
+        ``DatasetNNN_*`` folder under ``raw_root``.
     """
     path = Path(spec)
     if path.is_dir():
         return path
     match = _DATASET_ID.match(str(spec))
     if match is None:
-        raise FileNotFoundError(f"{spec}: dataset folder not found (nor a dataset id like 4 or Dataset004_Name)")
+        return path  # a path: whoever reads it reports a missing folder in its own way
     if raw_root is None:
         raise FileNotFoundError(f"{spec}: not a folder; to use it as a dataset id set nnUNet_raw to the folder that "
                                 "holds DatasetNNN_Name folders")

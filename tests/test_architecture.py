@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     # (and lgeseg's exceptions and the range checks of those records)
     ("foundation", {"lgeseg", "atomic", "records", "errors", "checks"}),
     # image files <-> (array, geometry); the one module that reads and writes image bytes
-    ("files", {"io"}),
+    ("files", {"io", "dicom", "dicom_seg"}),
     # the one parser of dataset.json and of the case folders
     ("dataset", {"dataset"}),
     # what reads or writes raw datasets: validation (built on the parser), the phantom, the converters
@@ -32,11 +32,11 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("building blocks", {"network", "planning", "preprocessing", "fingerprint", "augmentation", "evaluation",
                          "postprocessing"}),
     # the model-folder contract (model.json, plans.json, checkpoints) shared by the stages below
-    ("model folder", {"model_folder"}),
+    ("model folder", {"model_folder", "model_card", "model_archive"}),
     # intensity harmonization (histogram reference, CycleGAN): training writes it, inference applies it
     ("harmonization", {"harmonization"}),
     # the two stages that use a model: training and inference
-    ("stages", {"training", "inference"}),
+    ("stages", {"training", "inference", "report"}),
     # runs of several stages: validate -> fingerprint -> plan -> preprocess, the demo, the paper's experiments
     ("orchestration", {"plan_and_preprocess", "experiments"}),
     # the thin command-line front ends and `python -m lgeseg`
