@@ -150,6 +150,5 @@ def test_dicom_seg_on_image_files_is_refused(tmp_path: Path) -> None:
     model = _make_model(tmp_path / "model")
     geometry = _oblique((2, 16, 16), (8.0, 1.5, 1.5), (0.0, 0.0, 0.0))
     io.write_image(tmp_path / "in" / "a_0000.nii.gz", np.zeros(geometry.shape, np.float32), geometry)
-    with pytest.raises(SystemExit):
-        predict_main(["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(model), "--dicom-seg"])
+    assert predict_main(["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(model), "--dicom-seg"]) == 1
     assert not (tmp_path / "out").exists()

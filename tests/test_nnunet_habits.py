@@ -74,9 +74,7 @@ def test_nnunet_flag_spellings_predict_the_folds_and_write_what_nnunet_ensemble_
 
 def test_folds_that_do_not_exist_are_named(tmp_path: Path, models: Path) -> None:
     _write_inputs(tmp_path / "in", 1)
-    with pytest.raises(SystemExit) as exit_info:
-        predict_main(["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(models), "-f", "4"])
-    assert exit_info.value.code == 1
+    assert predict_main(["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(models), "-f", "4"]) == 1
     with pytest.raises(SystemExit) as exit_info:  # -chk with a name nnU-Net does not have either
         predict_main(["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(models), "-chk", "x.pth"])
     assert exit_info.value.code == 2
