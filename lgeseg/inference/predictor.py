@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from lgeseg import io
 from lgeseg.atomic import atomic_output, remove_stale_temporaries
+from lgeseg.device import resolve_device
 from lgeseg.inference.inputs import InputCase, check_case, check_folders, list_input_cases, read_case
 from lgeseg.inference.output_folder import (
     check_provenance,
@@ -28,6 +29,7 @@ from lgeseg.inference.output_folder import (
     model_identity,
     provenance_record,
 )
+from lgeseg.inference.overlays import write_overlay
 from lgeseg.inference.quality import (
     CaseQuality,
     MirrorAgreement,
@@ -38,6 +40,7 @@ from lgeseg.inference.quality import (
 from lgeseg.inference.sliding_window import predict_slices, prepare_for_inference
 from lgeseg.model_folder import LoadedModel, find_checkpoint, load_model
 from lgeseg.postprocessing import apply_postprocessing
+from lgeseg.preprocessing import preprocess_arrays, revert_to_original
 from lgeseg.records import CaseGeometry, PreprocessedCase
 
 logger = logging.getLogger(__name__)
@@ -47,13 +50,6 @@ logger = logging.getLogger(__name__)
 MAX_WHOLE_SLICE = 512 * 512
 #: Inference strategies (``predict_volume``'s ``window``).
 WINDOWS = ("roi", "sliding", "slice")
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` -> ``cuda`` when available, else ``cpu``; strings are parsed by torch."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _preprocessing_key(model: LoadedModel) -> tuple:
@@ -133,8 +129,6 @@ def predict_volume(image: np.ndarray, geometry: CaseGeometry, models: Sequence[L
     Returns:
         float32 (K, Z, Y, X) probabilities on the raw grid (background 1 outside the crop box).
     """
-    from lgeseg.preprocessing import preprocess_arrays, revert_to_original
-
     plan = models[0].plan
     image_pp, _, crop_box, shape_after_crop = preprocess_arrays(image, geometry, plan)
     tensor = torch.from_numpy(np.ascontiguousarray(image_pp, dtype=np.float32))
@@ -172,11 +166,8 @@ def _save_probabilities(path: Path, probabilities: np.ndarray, labels: dict[str,
 
 
 def _harmonize(image: np.ndarray, geometry: CaseGeometry, spec: str, model_dir: Path) -> np.ndarray:
-    try:
-        from lgeseg.harmonization import apply_harmonization
-    except ImportError as err:
-        raise ValueError(f"--harmonize {spec}: lgeseg.harmonization.apply_harmonization is not available "
-                         f"in this installation ({err})") from err
+    from lgeseg.harmonization import apply_harmonization  # deferred: it loads SciPy, predict starts without it
+
     return np.asarray(apply_harmonization(image, geometry, spec, model_dir), dtype=np.float32)
 
 
@@ -304,8 +295,6 @@ def _predict_case(case: InputCase, output_dir: Path, models: Sequence[LoadedMode
     if save_probabilities:
         _save_probabilities(output_dir / f"{case.case_id}.npz", probabilities, models[0].plan.labels)
     if overlays:
-        from lgeseg.inference.overlays import write_overlay
-
         write_overlay(output_dir / f"{case.case_id}_overlay.png", image[0], segmentation, geometry_read.spacing,
                       title=case.case_id)
     disagreement = 0.0 if input_constant else agreement.disagreement()  # an empty prediction is flip-invariant
