@@ -29,7 +29,6 @@ import torch
 from lgeseg.atomic import atomic_output
 from lgeseg.checks import model_info_problems, raise_problems
 from lgeseg.errors import CorruptFileError, InvalidInputError
-from lgeseg.network import build_unet
 from lgeseg.records import Fingerprint, JsonRecord, Plan, load_json, read_plan, save_json
 
 CHECKPOINT_NAMES: tuple[str, ...] = ("final", "best", "latest")
@@ -188,6 +187,8 @@ def load_model(model_dir: str | Path, device: str | torch.device = "cpu", checkp
     Returns:
         ``LoadedModel`` with the network in eval mode and deep supervision off.
     """
+    from lgeseg.network import build_unet  # deferred: lgeseg_predict starts before any network is built
+
     model_dir = Path(model_dir)
     plan, info = read_model_metadata(model_dir)
     path = find_checkpoint(model_dir, checkpoint)

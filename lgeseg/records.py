@@ -331,7 +331,18 @@ def load_fingerprint(path: str | Path) -> Fingerprint:
 
 
 def load_plan(source: Path) -> Plan:
-    """Read a plan from a ``plans.json`` file or a folder holding one (a model or PRE folder)."""
+    """Read a plan from a ``plans.json`` file or a folder holding one (a model or PRE folder).
+
+    Raises ``FileNotFoundError`` when there is none and ``ValueError`` naming the file when it is not a plan.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     load_plan(folder)
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: .../plans.json: no plans.json found (give a model folder or a plans.json file)
+    """
     source = Path(source)
     path = source / "plans.json" if source.is_dir() else source
     if not path.is_file():

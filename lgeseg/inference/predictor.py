@@ -40,7 +40,6 @@ from lgeseg.inference.quality import (
 from lgeseg.inference.sliding_window import predict_slices, prepare_for_inference
 from lgeseg.model_folder import LoadedModel, find_checkpoint, load_model
 from lgeseg.postprocessing import apply_postprocessing
-from lgeseg.preprocessing import preprocess_arrays, revert_to_original
 from lgeseg.records import CaseGeometry, PreprocessedCase
 
 logger = logging.getLogger(__name__)
@@ -129,6 +128,9 @@ def predict_volume(image: np.ndarray, geometry: CaseGeometry, models: Sequence[L
     Returns:
         float32 (K, Z, Y, X) probabilities on the raw grid (background 1 outside the crop box).
     """
+    # deferred: lgeseg_predict starts without the preprocessing and planning modules
+    from lgeseg.preprocessing import preprocess_arrays, revert_to_original
+
     plan = models[0].plan
     image_pp, _, crop_box, shape_after_crop = preprocess_arrays(image, geometry, plan)
     tensor = torch.from_numpy(np.ascontiguousarray(image_pp, dtype=np.float32))
