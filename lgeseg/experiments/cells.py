@@ -25,15 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lgeseg.device import resolve_device
 from lgeseg.experiments.grid import Cell, ExperimentsConfig, cell_folder
-from lgeseg.experiments.scoring import predict_and_score
-from lgeseg.harmonization.cyclegan import CycleGANConfig
-from lgeseg.harmonization.cyclegan_train import train_cyclegan
-from lgeseg.plan_and_preprocess import plan_and_preprocess
 from lgeseg.records import Plan, load_json, save_json
-from lgeseg.synth import generate_multicenter
-from lgeseg.training import finetune, train
 
 logger = logging.getLogger(__name__)
 
@@ -63,22 +56,28 @@ def _raw_data(config: ExperimentsConfig) -> tuple[list[Path], list[Path]]:
     """(training datasets, test datasets), one per center, same names, in center order."""
     out = Path(config.out_dir)
     if config.raw_dir is None or config.test_dir is None:
+        from lgeseg.synth import generate_multicenter
+
         centers = config.synthetic_centers
-        train_dirs = generate_multicenter(out / "raw", config.cases_per_center, config.data_seed, centers,
-                                          in_plane_size=config.in_plane_size)
-        test_dirs = generate_multicenter(out / "test", config.test_cases_per_center, config.data_seed + 1,
-                                         centers, in_plane_size=config.in_plane_size)
-        return list(train_dirs), list(test_dirs)
-    train_dirs = sorted(p for p in Path(config.raw_dir).iterdir() if (p / "dataset.json").is_file())
-    test_dirs = [Path(config.test_dir) / p.name for p in train_dirs]
-    missing = [str(p) for p in test_dirs if not (p / "dataset.json").is_file()]
+        train = generate_multicenter(out / "raw", config.cases_per_center, config.data_seed, centers,
+                                     in_plane_size=config.in_plane_size)
+        test = generate_multicenter(out / "test", config.test_cases_per_center, config.data_seed + 1, centers,
+                                    in_plane_size=config.in_plane_size)
+        return list(train), list(test)
+    train = sorted(p for p in Path(config.raw_dir).iterdir() if (p / "dataset.json").is_file())
+    test = [Path(config.test_dir) / p.name for p in train]
+    missing = [str(p) for p in test if not (p / "dataset.json").is_file()]
     if missing:
         raise FileNotFoundError(f"test_dir: no test dataset (dataset.json) for center(s) {', '.join(missing)}")
-    return train_dirs, test_dirs
+    return train, test
 
 
 def prepare(config: ExperimentsConfig) -> Workspace:
     """Data and preprocessing for every center (reused when already there); returns the workspace."""
+    # deferred: the launcher and --summary-only start without torch
+    from lgeseg.device import resolve_device
+    from lgeseg.plan_and_preprocess import plan_and_preprocess
+
     device = str(resolve_device(config.device))
     train_raw, test_raw = _raw_data(config)
     names = [p.name for p in train_raw]
@@ -143,6 +142,8 @@ def _amount(amount: str) -> dict[str, Any]:
 
 def _make_model(workspace: Workspace, cell: Cell, folder: Path) -> Path:
     """Train, fine-tune or (for a CycleGAN cell) locate the model the cell scores; returns its folder."""
+    from lgeseg.training import finetune, train
+
     config = workspace.config
     if cell.kind != "train":
         base = cell_folder(config.out_dir, cell.base or "") / "model"
@@ -168,6 +169,9 @@ def _make_model(workspace: Workspace, cell: Cell, folder: Path) -> Path:
 
 
 def _make_gan(workspace: Workspace, cell: Cell, gan: Path) -> None:
+    from lgeseg.harmonization.cyclegan import CycleGANConfig
+    from lgeseg.harmonization.cyclegan_train import train_cyclegan
+
     if _done(gan):
         return
     config = workspace.config
@@ -190,6 +194,9 @@ def _per_case_dice(metrics_csv: Path) -> dict[str, dict[str, float | None]]:
 
 def _score(workspace: Workspace, folder: Path, model: Path, center: str, harmonization: str) -> dict[str, Any]:
     """Predict ``center``'s test cases with ``model`` (harmonized as asked), evaluate, return per-case Dice."""
+    # deferred like this module's other stage imports: the launcher and --summary-only start without torch
+    from lgeseg.experiments.scoring import predict_and_score
+
     name = center if harmonization == "none" else f"{center}_{harmonization}"
     harmonize = {"none": None, "histogram": "histogram", "cyclegan": f"cyclegan:{folder / 'gan'}"}[harmonization]
     test = workspace.test[center]
