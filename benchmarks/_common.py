@@ -70,3 +70,19 @@ def bp_myo_dice(model_dir: Path, test_raw: Path, work: Path, device: str) -> flo
     if value is None:
         raise ValueError(f"{summary_file}: no blood pool or myocardium Dice (empty test set?)")
     return value
+
+
+def link_subset(source: Path, target: Path, case_ids: list[str]) -> Path:
+    """A raw dataset at ``target`` holding symlinks to ``case_ids`` of ``source`` (nnU-Net layout)."""
+    meta = json.loads((source / "dataset.json").read_text())
+    ending = meta.get("file_ending", ".nii.gz")
+    for sub in ("imagesTr", "labelsTr"):
+        (target / sub).mkdir(parents=True, exist_ok=True)
+    for case in case_ids:
+        for src, dst in ((source / "imagesTr" / f"{case}_0000{ending}", target / "imagesTr" / f"{case}_0000{ending}"),
+                         (source / "labelsTr" / f"{case}{ending}", target / "labelsTr" / f"{case}{ending}")):
+            if not dst.exists():
+                dst.symlink_to(src.resolve())
+    meta["numTraining"] = len(case_ids)
+    (target / "dataset.json").write_text(json.dumps(meta, indent=1))
+    return target

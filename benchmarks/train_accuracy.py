@@ -26,28 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import RESULTS_MD, ROOT, write_section
+from _common import RESULTS_MD, ROOT, link_subset, write_section
 
 from lgeseg.device import resolve_device
 from lgeseg.experiments.scoring import predict_and_score
 from lgeseg.plan_and_preprocess import plan_and_preprocess
 from lgeseg.training import read_model_metadata, train
-
-
-def link_subset(source: Path, target: Path, case_ids: list[str]) -> Path:
-    """A raw dataset at ``target`` holding symlinks to ``case_ids`` of ``source`` (nnU-Net layout)."""
-    meta = json.loads((source / "dataset.json").read_text())
-    ending = meta.get("file_ending", ".nii.gz")
-    for sub in ("imagesTr", "labelsTr"):
-        (target / sub).mkdir(parents=True, exist_ok=True)
-    for case in case_ids:
-        for src, dst in ((source / "imagesTr" / f"{case}_0000{ending}", target / "imagesTr" / f"{case}_0000{ending}"),
-                         (source / "labelsTr" / f"{case}{ending}", target / "labelsTr" / f"{case}{ending}")):
-            if not dst.exists():
-                dst.symlink_to(src.resolve())
-    meta["numTraining"] = len(case_ids)
-    (target / "dataset.json").write_text(json.dumps(meta, indent=1))
-    return target
 
 
 def prepare_synthetic(work: Path, cases: int, test_cases: int) -> tuple[Path, Path]:
