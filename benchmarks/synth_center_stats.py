@@ -2,7 +2,7 @@
 
 For every center: blood-pool and myocardium intensities after each image's own min-max
 normalization (mean, 5th, 50th, 95th percentile over all labelled voxels), the raw intensity
-range and dtype, in-plane spacing, slice thickness and slice counts.
+range and dtype, in-plane spacing, slice spacing and slice counts.
 
 Usage:
     python benchmarks/synth_center_stats.py                      # generate 10 cases/center, print
@@ -85,7 +85,7 @@ def markdown_table(rows: list[dict[str, object]]) -> str:
         myo = " / ".join(f"{v:.2f}" for v in r["myo"])  # type: ignore[union-attr]
         lines.append(f"| {r['name']} | {r['vendor']} {r['field']} | {blood} | {myo} | {r['ratio']:.2f} "
                      f"| {_range(r['raw'])} | {r['dtype']} |")  # type: ignore[arg-type]
-    lines += ["", "| center | cases | in-plane spacing (mm) | slice thickness (mm) | slices |",
+    lines += ["", "| center | cases | in-plane spacing (mm) | slice spacing (mm) | slices |",
               "| --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['name']} | {r['cases']} | {_range(r['in_plane'], '{:.2f}')} "  # type: ignore[arg-type]
