@@ -25,10 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-from finetune_sweep import test_dice, trained
-from train_accuracy import ROOT, write_section
+from _common import RESULTS_MD, ROOT, bp_myo_dice, trained, write_section
 
+from lgeseg.device import resolve_device
 from lgeseg.model_folder import read_model_metadata, write_model_metadata
 from lgeseg.network import build_unet
 from lgeseg.plan_and_preprocess import plan_and_preprocess
@@ -49,7 +48,7 @@ def untrained_copy(model_dir: Path, out: Path, seed: int) -> Path:
 def run(args: argparse.Namespace) -> dict:
     """Zero-shot, scratch and fine-tuned Dice per target center; returns them with timings."""
     work, cine = Path(args.work), Path(args.cine_model).resolve()
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(resolve_device(args.device))
     train_raw = dict(zip(args.centers, generate_multicenter(work / "raw_train", args.cases, 0, args.centers),
                          strict=True))
     test_raw = dict(zip(args.centers, generate_multicenter(work / "raw_test", args.test_cases, 1, args.centers),
@@ -62,12 +61,12 @@ def run(args: argparse.Namespace) -> dict:
     for center in args.centers:
         pre = work / f"pre{center}"
         plan_and_preprocess([train_raw[center]], pre, plans_from=cine)
-        row = {"zero_shot": test_dice(cine, test_raw[center], work, device)}
+        row = {"zero_shot": bp_myo_dice(cine, test_raw[center], work, device)}
         for name, parent in (("scratch", scratch_parent), ("cine_finetuned", cine)):
             out = work / "models" / f"c{center}_{name}"
             if not trained(out):
                 finetune(parent, pre, out, **common)
-            row[name] = test_dice(out, test_raw[center], work, device)
+            row[name] = bp_myo_dice(out, test_raw[center], work, device)
         results["centers"][center] = row
         print(f"center {center}: {row}", flush=True)
     results["wall_minutes"] = (time.perf_counter() - start) / 60
@@ -113,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(results, args)
     print(text)
     if not args.no_write:
-        write_section(text, "cross_modality")
+        write_section(RESULTS_MD, text, "cross_modality")
     return 0
 
 

@@ -30,35 +30,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from train_accuracy import ROOT, write_section  # noqa: E402
+from _common import RESULTS_MD, ROOT, bp_myo_dice, trained, write_section  # noqa: E402
 
-from lgeseg.evaluation import evaluate_folders  # noqa: E402
-from lgeseg.inference import predict_folder  # noqa: E402
+from lgeseg.device import resolve_device  # noqa: E402
 from lgeseg.plan_and_preprocess import plan_and_preprocess  # noqa: E402
 from lgeseg.synth import generate_multicenter  # noqa: E402
 from lgeseg.training import finetune, train  # noqa: E402
 from lgeseg.training.finetune import pick_target_cases  # noqa: E402
-
-
-def test_dice(model_dir: Path, test_raw: Path, work: Path, device: str) -> float:
-    """Mean Dice (blood pool, myocardium) of ``model_dir`` on the raw test dataset."""
-    pred = work / "pred" / f"{model_dir.name}_on_{test_raw.name}"  # one folder per (model, test center)
-    evaluation = work / "eval" / f"{model_dir.name}_on_{test_raw.name}"
-    checkpoint = model_dir / "checkpoint_final.pt"
-    summary_file = evaluation / "summary.json"
-    if summary_file.is_file() and summary_file.stat().st_mtime > checkpoint.stat().st_mtime:
-        summary = json.loads(summary_file.read_text())  # this model was already scored (a rerun)
-    else:
-        predict_folder(test_raw / "imagesTr", pred, [model_dir], device=device, overwrite=True, mirroring=False)
-        summary = evaluate_folders(pred, test_raw, evaluation)
-    structures = summary["structures"]
-    return (structures["blood_pool"]["dice"]["mean"] + structures["myocardium"]["dice"]["mean"]) / 2
-
-
-def trained(model_dir: Path) -> bool:
-    """True when ``model_dir`` already holds a finished model (a rerun of the sweep reuses it)."""
-    return (model_dir / "checkpoint_final.pt").is_file()
 
 
 def amount_kwargs(amount: str) -> dict:
@@ -74,7 +52,7 @@ def training_keys(pre: Path, amount: dict, seed: int) -> tuple[str, ...]:
 
 def sweep(args: argparse.Namespace) -> dict:
     """Pretrain, then fine-tune per center, block spec and amount; returns all Dice values and timings."""
-    work, device = Path(args.work), args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    work, device = Path(args.work), str(resolve_device(args.device))
     centers = [1, *args.centers]
     train_raw = dict(zip(centers, generate_multicenter(work / "raw_train", args.cases, 0, centers), strict=True))
     test_raw = dict(zip(centers, generate_multicenter(work / "raw_test", args.test_cases, 1, centers), strict=True))
@@ -88,14 +66,14 @@ def sweep(args: argparse.Namespace) -> dict:
     for center in args.centers:
         pre = work / f"pre{center}"
         plan_and_preprocess([train_raw[center]], pre, plans_from=base)
-        results["baseline"][center] = test_dice(base, test_raw[center], work, device)
+        results["baseline"][center] = bp_myo_dice(base, test_raw[center], work, device)
         common = {"epochs": args.epochs, "iterations_per_epoch": args.iterations, "device": device, "seed": args.seed}
         done: dict[tuple, float] = {}  # (trainable, target cases) -> Dice: an identical run is not repeated
         for spec in args.blocks:
             out = work / "models" / f"c{center}_{spec.replace(':', '')}"
             if not trained(out):
                 finetune(base, pre, out, trainable=spec, cases=args.block_cases, **common)
-            dice = test_dice(out, test_raw[center], work, device)
+            dice = bp_myo_dice(out, test_raw[center], work, device)
             results["blocks"].setdefault(center, {})[spec] = dice
             done[(spec, training_keys(pre, {"cases": args.block_cases}, args.seed))] = dice
         for amount in args.amounts:
@@ -104,7 +82,7 @@ def sweep(args: argparse.Namespace) -> dict:
                 out = work / "models" / f"c{center}_n{amount}"
                 if not trained(out):
                     finetune(base, pre, out, trainable=args.amount_train, **amount_kwargs(amount), **common)
-                done[same] = test_dice(out, test_raw[center], work, device)
+                done[same] = bp_myo_dice(out, test_raw[center], work, device)
             results["amounts"].setdefault(center, {})[amount] = done[same]
     results["wall_minutes"] = (time.perf_counter() - start) / 60
     results["cpu_minutes"] = (time.process_time() - cpu_start) / 60
@@ -187,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(results, indent=1))
     if not args.no_write:
         plot(results, args.blocks, args.amounts, ROOT / "docs" / "images")
-        write_section(markdown(results, args), "finetune_sweep")
+        write_section(RESULTS_MD, markdown(results, args), "finetune_sweep")
     else:
         print(markdown(results, args))
     return 0

@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, write_section
+
 SECTION = "## Harmonization"
 METHODS = ("none", "histogram", "cyclegan")
 
@@ -105,18 +106,17 @@ def train_models(work: Path, train_pre: Path, pres: dict[int, Path],
 def evaluate_methods(work: Path, model: Path, gans: dict[int, Path], tests: dict[int, Path],
                      args: argparse.Namespace) -> list[dict[str, Any]]:
     """Predict and evaluate every test center with every method; one row per (center, method)."""
-    from lgeseg.evaluation import evaluate_folders
-    from lgeseg.inference import predict_folder
+    from lgeseg.experiments.scoring import predict_and_score
 
     rows = []
     for center, test in tests.items():
         for method in args.methods:
             spec = f"cyclegan:{gans[center]}" if method == "cyclegan" else None if method == "none" else method
-            out = work / "predictions" / method / f"center{center}"
-            start = time.perf_counter()
-            predict_folder(test / "imagesTr", out, [model], device=args.device, harmonize=spec, overwrite=True)
-            seconds = time.perf_counter() - start
-            summary = evaluate_folders(out, test / "labelsTr", work / "evaluation" / method / f"center{center}")
+            score = predict_and_score(test / "imagesTr", test / "labelsTr", [model],
+                                      work / "predictions" / method / f"center{center}",
+                                      work / "evaluation" / method / f"center{center}", device=args.device,
+                                      harmonize=spec)
+            summary, seconds = score.summary, score.predict_seconds
             dice = {name: summary["structures"][name]["dice"] for name in ("blood_pool", "myocardium")}
             rows.append({"center": center, "method": method, "cases": summary["n_cases"], "seconds": seconds,
                          **{f"dice_{k}": v["mean"] for k, v in dice.items()},
@@ -140,18 +140,6 @@ def markdown(rows: list[dict[str, Any]], seconds: dict[str, float], args: argpar
                      f"| {r['seconds']:.1f} |")
     lines += ["", "| step | seconds |", "| --- | --- |"] + [f"| {k} | {v:.1f} |" for k, v in seconds.items()]
     return "\n".join(lines) + "\n"
-
-
-def write_section(path: Path, text: str, section: str = SECTION) -> None:
-    """Replace the ``section`` of ``path`` with ``text`` (append it when absent)."""
-    old = path.read_text() if path.is_file() else "# Results\n"
-    start = old.find(section + "\n")
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + len(section))
-        new = old[:start] + text + ("" if end < 0 else old[end + 1:])
-    path.write_text(new)
 
 
 def main(argv: list[str] | None = None) -> int:

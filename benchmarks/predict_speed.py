@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import ROOT, write_section
 
-ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Prediction speed"
 
 
@@ -117,8 +117,7 @@ def window_accuracy(model: Path, folders: dict[str, Path], work: Path, threads: 
     """Markdown table: per center and inference window (mirroring on), mean Dice and seconds per case in one process."""
     import torch
 
-    from lgeseg.evaluation import evaluate_folders
-    from lgeseg.inference import predict_folder
+    from lgeseg.experiments.scoring import predict_and_score
 
     torch.set_num_threads(threads)
     lines = ["| center | window | blood pool Dice | myocardium Dice | s per case (in one process) |",
@@ -126,12 +125,10 @@ def window_accuracy(model: Path, folders: dict[str, Path], work: Path, threads: 
     for center, folder in folders.items():
         count = len(list((folder / "labels").glob("*.nii.gz")))
         for window in ("roi", "sliding", "slice"):
-            start = time.perf_counter()
-            predict_folder(folder, work / center / window, [model], device="cpu", mirroring=True, window=window,
-                           overwrite=True)
-            seconds = (time.perf_counter() - start) / count
-            dice = evaluate_folders(work / center / window, folder / "labels",
-                                    work / "eval" / center / window)["structures"]
+            score = predict_and_score(folder, folder / "labels", [model], work / center / window,
+                                      work / "eval" / center / window, device="cpu", mirroring=True, window=window)
+            seconds = score.predict_seconds / count
+            dice = score.summary["structures"]
             lines.append(f"| {center} ({count} cases) | {window} | {dice['blood_pool']['dice']['mean']:.3f} | "
                          f"{dice['myocardium']['dice']['mean']:.3f} | {seconds:.2f} |")
             print(lines[-1], flush=True)
@@ -190,18 +187,6 @@ def machine_description(threads: int) -> str:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     return (f"CPU {cpu} ({os.cpu_count()} logical cores, runs pinned to {threads}), GPU {gpu}, "
             f"torch {torch.__version__}")
-
-
-def write_section(path: Path, text: str) -> None:
-    """Replace the "## Prediction speed" section of ``path`` with ``text`` (append if absent)."""
-    old = path.read_text() if path.is_file() else "# Performance\n"
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + ("" if end < 0 else old[end + 1:])
-    path.write_text(new)
 
 
 def describe_model(model_dir: Path) -> str:
@@ -272,7 +257,7 @@ def run(repeats: int, threads: int, output_md: Path | None, slices: int = 12, mo
                   "cases; centers 2-4 are unseen in training and resampled to the model's spacing):", "", accuracy]
     text = "\n".join(lines) + "\n\n"
     if output_md is not None:
-        write_section(output_md, text)
+        write_section(output_md, text, SECTION)
     return text
 
 

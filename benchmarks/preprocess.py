@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import write_section
+
 from lgeseg.fingerprint import extract_fingerprint
 from lgeseg.planning import plan_experiment
 from lgeseg.preprocessing import run_preprocessing
@@ -54,19 +56,6 @@ def time_pipeline(dataset_dirs: list[Path], workers: int) -> dict[str, float]:
         shutil.rmtree(out, ignore_errors=True)
 
 
-def write_section(performance_md: Path, body: str) -> None:
-    """Replace (or add) the ``## Preprocessing`` section of ``performance_md``, keeping the rest."""
-    text = performance_md.read_text() if performance_md.is_file() else "# Performance\n"
-    if SECTION in text:
-        head, _, rest = text.partition(SECTION)
-        following = rest.find("\n## ")
-        tail = rest[following + 1:] if following >= 0 else ""
-        text = head + body + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    performance_md.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print the table and write it to docs/PERFORMANCE.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -98,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         "~70 ms in `preprocess_arrays` on one core. The two cores were shared with other work (load "
         "average column), so a second worker gains far less than 2x here.\n"
     )
-    write_section(args.doc, body)
+    write_section(args.doc, body, SECTION)
     return 0
 
 

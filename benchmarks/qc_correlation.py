@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import RESULTS_MD, write_section
 from scipy.stats import spearmanr
-from train_accuracy import write_section
 
 from lgeseg import io
 from lgeseg.evaluation import dice, pair_cases
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "## Quality flags on real LGE\n\n" + intro + "".join(blocks)
     print(text)
     if not args.no_write:
-        write_section(text, "qc_correlation")
+        write_section(RESULTS_MD, text, "qc_correlation")
     return 0
 
 

@@ -38,7 +38,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_accuracy import link_subset, write_section  # noqa: E402
+from _common import RESULTS_MD, link_subset, write_section  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 IMAGES = ROOT / "docs" / "images"
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(work, args)
     print(text)
     if not args.no_write:
-        write_section(text, "real_lge")
+        write_section(RESULTS_MD, text, "real_lge")
     return 0
 
 

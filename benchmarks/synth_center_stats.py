@@ -2,7 +2,7 @@
 
 For every center: blood-pool and myocardium intensities after each image's own min-max
 normalization (mean, 5th, 50th, 95th percentile over all labelled voxels), the raw intensity
-range and dtype, in-plane spacing, slice thickness and slice counts.
+range and dtype, in-plane spacing, slice spacing and slice counts.
 
 Usage:
     python benchmarks/synth_center_stats.py                      # generate 10 cases/center, print
@@ -18,13 +18,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import ROOT, write_section
 
 from lgeseg.dataset import list_cases, load_dataset_info
 from lgeseg.io import read_image, read_label
 from lgeseg.synth import generate_multicenter
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "synthetic_data.md"
-START, END = "<!-- synth_center_stats:start -->", "<!-- synth_center_stats:end -->"
+DOC = ROOT / "docs" / "synthetic_data.md"
 
 
 def center_stats(dataset_dir: Path) -> dict[str, object]:
@@ -85,22 +85,12 @@ def markdown_table(rows: list[dict[str, object]]) -> str:
         myo = " / ".join(f"{v:.2f}" for v in r["myo"])  # type: ignore[union-attr]
         lines.append(f"| {r['name']} | {r['vendor']} {r['field']} | {blood} | {myo} | {r['ratio']:.2f} "
                      f"| {_range(r['raw'])} | {r['dtype']} |")  # type: ignore[arg-type]
-    lines += ["", "| center | cases | in-plane spacing (mm) | slice thickness (mm) | slices |",
+    lines += ["", "| center | cases | in-plane spacing (mm) | slice spacing (mm) | slices |",
               "| --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['name']} | {r['cases']} | {_range(r['in_plane'], '{:.2f}')} "  # type: ignore[arg-type]
                      f"| {_range(r['thickness'], '{:g}')} | {_range(r['slices'], '{:d}')} |")  # type: ignore[arg-type]
     return "\n".join(lines)
-
-
-def write_docs(table: str, header: str) -> None:
-    """Replace the text between the markers in docs/synthetic_data.md with ``header`` + ``table``."""
-    text = DOC.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{DOC}: markers {START} / {END} not found")
-    before, rest = text.split(START, 1)
-    after = rest.split(END, 1)[1]
-    DOC.write_text(f"{before}{START}\n{header}\n\n{table}\n{END}{after}")
 
 
 def main() -> int:
@@ -127,7 +117,7 @@ def main() -> int:
         header += f" Generating and writing the {args.cases * len(rows)} cases took {seconds:.1f} s of CPU time."
     print(header + "\n\n" + table)
     if args.write_docs:
-        write_docs(table, header)
+        write_section(DOC, f"{header}\n\n{table}\n", "synth_center_stats")
     return 0
 
 

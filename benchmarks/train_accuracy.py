@@ -26,30 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import RESULTS_MD, ROOT, link_subset, write_section
 
-from lgeseg.evaluation import evaluate_folders
-from lgeseg.inference import predict_folder
+from lgeseg.device import resolve_device
+from lgeseg.experiments.scoring import predict_and_score
 from lgeseg.plan_and_preprocess import plan_and_preprocess
 from lgeseg.training import read_model_metadata, train
-
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "docs" / "RESULTS.md"
-
-
-def link_subset(source: Path, target: Path, case_ids: list[str]) -> Path:
-    """A raw dataset at ``target`` holding symlinks to ``case_ids`` of ``source`` (nnU-Net layout)."""
-    meta = json.loads((source / "dataset.json").read_text())
-    ending = meta.get("file_ending", ".nii.gz")
-    for sub in ("imagesTr", "labelsTr"):
-        (target / sub).mkdir(parents=True, exist_ok=True)
-    for case in case_ids:
-        for src, dst in ((source / "imagesTr" / f"{case}_0000{ending}", target / "imagesTr" / f"{case}_0000{ending}"),
-                         (source / "labelsTr" / f"{case}{ending}", target / "labelsTr" / f"{case}{ending}")):
-            if not dst.exists():
-                dst.symlink_to(src.resolve())
-    meta["numTraining"] = len(case_ids)
-    (target / "dataset.json").write_text(json.dumps(meta, indent=1))
-    return target
 
 
 def prepare_synthetic(work: Path, cases: int, test_cases: int) -> tuple[Path, Path]:
@@ -79,7 +61,7 @@ def run(args: argparse.Namespace) -> dict:
         train_raw, test_raw = prepare_synthetic(work, args.cases, args.test_cases)
     else:
         train_raw, test_raw = prepare_acdc(work, Path(args.data))
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(resolve_device(args.device))
     preset = "cpu" if device == "cpu" else "default"
     start = time.perf_counter()
     plan, _ = plan_and_preprocess([train_raw], work / "pre", preset=preset, num_workers=1)
@@ -89,13 +71,10 @@ def run(args: argparse.Namespace) -> dict:
     train(work / "pre", model_dir, recipe="default", epochs=args.epochs, iterations_per_epoch=args.iterations,
           device=device, max_minutes=args.minutes, seed=args.seed)
     train_s = time.perf_counter() - start
-    start = time.perf_counter()
-    predict_folder(test_raw / "imagesTr", work / "pred", [model_dir], device=device, overwrite=True,
-                   mirroring=args.mirroring)
-    predict_s = time.perf_counter() - start
-    summary = evaluate_folders(work / "pred", test_raw, work / "eval")
+    score = predict_and_score(test_raw / "imagesTr", test_raw, [model_dir], work / "pred", work / "eval",
+                              device=device, mirroring=args.mirroring)
+    summary, dice, predict_s = score.summary, score.dice, score.predict_seconds
     _, info = read_model_metadata(model_dir)
-    dice = {name: s["dice"]["mean"] for name, s in summary["structures"].items()}
     return {
         "experiment": args.experiment, "device": device, "threads": torch.get_num_threads(),
         "cpus": os.cpu_count(), "python": platform.python_version(), "patch": list(plan.patch_size),
@@ -131,18 +110,6 @@ def markdown(result: dict, command: str) -> str:
     )
 
 
-def write_section(text: str, key: str) -> None:
-    """Replace (or append) the section between ``<!-- key:begin -->`` and ``<!-- key:end -->`` in RESULTS.md."""
-    begin, end = f"<!-- {key}:begin -->", f"<!-- {key}:end -->"
-    old = RESULTS.read_text() if RESULTS.exists() else "# Results\n"
-    block = f"{begin}\n{text}{end}\n"
-    if begin in old and end in old:
-        new = old[: old.index(begin)] + block + old[old.index(end) + len(end) + 1:]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block
-    RESULTS.write_text(new)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run one experiment and write its section of docs/RESULTS.md (unless --no-write)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -168,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     print(json.dumps(result, indent=1))
     if not args.no_write:
-        write_section(text, f"train_accuracy_{args.experiment}")
+        write_section(RESULTS_MD, text, f"train_accuracy_{args.experiment}")
     return 0
 
 

@@ -23,10 +23,11 @@ import numpy as np
 import torch
 
 from lgeseg.augmentation import augment_batch, get_preset, required_crop_size
+from lgeseg.device import resolve_device
 from lgeseg.records import LABELS, NetworkTopology, NormalizationConfig, Plan
 from lgeseg.training.data import BatchLoader, PatchSampler, TrainingCase
 from lgeseg.training.loop import build_state, train_epoch, train_step, use_compile
-from lgeseg.training.recipes import get_recipe, resolve_device
+from lgeseg.training.recipes import get_recipe
 
 
 def make_plan(patch: tuple[int, int], batch: int, stages: int, max_features: int, base: int = 32) -> Plan:

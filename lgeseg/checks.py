@@ -6,9 +6,10 @@ later as a ``ZeroDivisionError`` in resampling or a ``RuntimeError`` inside torc
 when the record is usable); ``raise_problems`` raises them as one ``InvalidInputError`` naming the
 file. The readers (``records.read_plan``, ``model_folder.read_model_info``) call them.
 
-Example:
-    >>> plan_problems(plan)
-    ['target_spacing: expected 3 numbers in (0, 1000) mm (z, y, x), found (8.0, 0.0, 1.5)']
+Usage (``plan`` a ``records.Plan`` whose spacing holds a 0)::
+
+    plan_problems(plan)
+    # ['target_spacing: expected 3 numbers in (0, 1000) mm (z, y, x), found (8.0, 0.0, 1.5)']
 """
 
 from __future__ import annotations

@@ -243,6 +243,22 @@ def parse_dataset(dataset_dir: str | Path) -> ParsedDataset:
 
     Returns:
         ``ParsedDataset``; a missing folder gives one error and no cases.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> raw = generate_multicenter(tmp.name, cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> _ = (raw / "imagesTr" / "c1_001_0000.nii.gz").rename(raw / "imagesTr" / "c1_001.nii.gz")
+        >>> parsed = parse_dataset(raw)
+        >>> [case.case_id for case in parsed.cases["Tr"]], parsed.declared.num_channels
+        (['c1_000'], 1)
+        >>> for problem in parsed.problems:
+        ...     print(problem.severity, problem.message)
+        error name lacks the channel suffix: <case>_0000.nii.gz
+        error label without image: expected imagesTr/c1_001_0000.nii.gz
+        warning numTraining is 2 but imagesTr holds 1 case(s)
+        >>> tmp.cleanup()
     """
     dataset_dir = Path(dataset_dir)
     if not dataset_dir.is_dir():
@@ -263,6 +279,16 @@ def load_dataset_info(dataset_dir: str | Path) -> DatasetInfo:
 
     Raises ``FileNotFoundError`` if it is missing and ``ValueError`` naming the file and every
     malformed or missing field.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> raw = generate_multicenter(tmp.name, cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> info = load_dataset_info(raw)
+        >>> info.name, info.labels, info.file_ending, info.num_training
+        ('center1', {'background': 0, 'blood_pool': 1, 'myocardium': 2}, '.nii.gz', 2)
+        >>> tmp.cleanup()
     """
     dataset_dir = Path(dataset_dir)
     path = dataset_dir / "dataset.json"
@@ -295,6 +321,15 @@ def list_cases(dataset_dir: str | Path, subset: str = "Tr") -> list[RawCase]:
         case. Files ``parse_dataset`` reports as unusable (wrong ending, no channel suffix, a
         second file for a channel) are left out here. Raises ``FileNotFoundError`` if the images
         folder is missing and ``ValueError`` for a malformed ``dataset.json``.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> raw = generate_multicenter(tmp.name, cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> [(case.case_id, case.image_paths[0].name, case.label_path.name) for case in list_cases(raw)]
+        [('c1_000', 'c1_000_0000.nii.gz', 'c1_000.nii.gz'), ('c1_001', 'c1_001_0000.nii.gz', 'c1_001.nii.gz')]
+        >>> tmp.cleanup()
     """
     dataset_dir = Path(dataset_dir)
     images_dir = dataset_dir / f"images{subset}"

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 from tqdm import tqdm
 
 from lgeseg import io
@@ -81,27 +80,38 @@ def _mask(label_map: np.ndarray, label: int | Sequence[int]) -> np.ndarray:
     return np.isin(label_map, labels)
 
 
-def dice(pred: np.ndarray, ref: np.ndarray, label: int | Sequence[int]) -> float:
-    """3D Dice coefficient (paper Eq. 1) of one structure.
+def dice(pred: np.ndarray, ref: np.ndarray, label: int | Sequence[int], empty: float = 1.0) -> float:
+    """3D Dice coefficient (paper Eq. 1) of one structure: lgeseg's one Dice.
 
     Args:
         pred, ref: label maps (z, y, x) of equal shape.
         label: label value, or several values taken together (e.g. (1, 2) for the whole LV).
+        empty: the value when the structure is absent from both. 1.0 (default; evaluation's
+            convention, docs/evaluation.md): a correct "nothing here". Training validation passes NaN
+            so that a case without the structure is left out of the per-structure mean.
 
     Returns:
-        2|P∩R| / (|P| + |R|) in [0, 1]; 1.0 when both are empty.
+        2|P∩R| / (|P| + |R|) in [0, 1]; ``empty`` when both are empty.
+
+    Example:
+        >>> ref = np.zeros((1, 2, 4), np.uint8); ref[0, :, :2] = 1
+        >>> pred = np.zeros_like(ref); pred[0, 0, :2] = 1
+        >>> round(dice(pred, ref, 1), 3), dice(pred, ref, 2), dice(pred, ref, 2, empty=float("nan"))
+        (0.667, 1.0, nan)
     """
     if np.shape(pred) != np.shape(ref):
         raise ValueError(f"prediction shape {np.shape(pred)} != reference shape {np.shape(ref)}")
     p, r = _mask(pred, label), _mask(ref, label)
     total = int(np.count_nonzero(p)) + int(np.count_nonzero(r))
     if total == 0:
-        return 1.0
+        return empty
     return 2.0 * int(np.count_nonzero(p & r)) / total
 
 
 def _surface(mask: np.ndarray) -> np.ndarray:
     """Voxels of ``mask`` with at least one face neighbour outside it (the image border counts as outside)."""
+    from scipy import ndimage  # deferred: postprocessing imports dice, and lgeseg_predict starts without SciPy
+
     padded = np.pad(mask, 1)
     eroded = ndimage.binary_erosion(padded, structure=ndimage.generate_binary_structure(3, 1))
     return (padded & ~eroded)[1:-1, 1:-1, 1:-1]
@@ -117,12 +127,19 @@ def hd95(pred_mask: np.ndarray, ref_mask: np.ndarray, spacing: Sequence[float]) 
     Returns:
         max(P95 of pred-surface -> ref-surface distances, P95 of ref -> pred); 0.0 when both are
         empty, NaN when exactly one is empty.
+
+    Example:
+        >>> ref = np.zeros((1, 1, 10), bool); ref[0, 0, 2] = True
+        >>> hd95(np.roll(ref, 2, axis=2), ref, spacing=(8.0, 1.0, 1.5))  # shifted by 2 voxels of 1.5 mm
+        3.0
     """
     p_any, r_any = bool(pred_mask.any()), bool(ref_mask.any())
     if not p_any and not r_any:
         return 0.0
     if not p_any or not r_any:
         return math.nan
+    from scipy import ndimage  # deferred: postprocessing imports dice, and lgeseg_predict starts without SciPy
+
     # Distances only involve the two surfaces: crop to their joint bounding box (exact, and cheap).
     nonzero = np.argwhere(pred_mask | ref_mask)
     box = tuple(slice(lo, hi + 1) for lo, hi in zip(nonzero.min(0), nonzero.max(0), strict=True))

@@ -1,7 +1,7 @@
-"""Dataset fingerprint: what the planner and harmonization need to know about raw datasets.
+"""Dataset fingerprint: what the planner needs to know about raw datasets, and a record of their intensities.
 
-``extract_fingerprint`` reads every training case once (in parallel) and returns a JSON-ready
-dict, written as ``fingerprint.json``:
+``extract_fingerprint`` reads every training case once (in parallel) and returns a
+``records.Fingerprint``, written as ``fingerprint.json``:
 
 * ``cases``: per case spacing (mm, z y x), shape and shape after cropping to the body (voxels),
   crop box, label voxel counts and per-channel foreground intensity statistics (voxels with
@@ -9,7 +9,9 @@ dict, written as ``fingerprint.json``:
 * ``summary``: median/min/max spacing and shapes over all cases, median foreground statistics,
   and a compact foreground histogram per channel (64 bins of the per-image min-max normalized
   intensity, the normalization the paper uses, plus quantiles of normalized and raw
-  intensities) that histogram harmonization uses as its reference.
+  intensities). It describes the training data (docs/planning.md); histogram harmonization does
+  not read it: its reference is the model folder's ``harmonization_reference.json``, fit on body
+  masks because a test image has no labels.
 * ``centers``: the same summary per acquisition center (``center`` in dataset.json; the
   dataset's folder name when it has none).
 """
@@ -26,6 +28,7 @@ from lgeseg import io
 from lgeseg.dataset import RawCase, list_cases, load_dataset_info
 from lgeseg.preprocessing.crop import body_bbox, include_foreground
 from lgeseg.preprocessing.parallel import parallel_map
+from lgeseg.records import Fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +158,7 @@ def _dataset_entries(dataset_dirs: list[Path]) -> tuple[list[dict[str, Any]], li
     return entries, cases, labels or {}
 
 
-def extract_fingerprint(dataset_dirs: list[Path], num_workers: int = 1) -> dict[str, Any]:
+def extract_fingerprint(dataset_dirs: list[Path], num_workers: int = 1) -> Fingerprint:
     """Fingerprint the labelled training cases of one or more raw datasets.
 
     Args:
@@ -163,7 +166,7 @@ def extract_fingerprint(dataset_dirs: list[Path], num_workers: int = 1) -> dict[
         num_workers: processes reading cases in parallel.
 
     Returns:
-        The fingerprint dict (JSON-ready; see the module docstring). Raises ``ValueError`` when
+        The ``records.Fingerprint`` (``save_json`` writes it; see the module docstring). Raises ``ValueError`` when
         datasets disagree on labels or channels, or a dataset has no labelled case.
     """
     if not dataset_dirs:
@@ -178,7 +181,7 @@ def extract_fingerprint(dataset_dirs: list[Path], num_workers: int = 1) -> dict[
     by_center: dict[str, list[int]] = {}
     for index, entry in enumerate(entries):
         by_center.setdefault(entry["center"] or entry["dataset"], []).append(index)
-    return {
+    return Fingerprint.from_dict({
         "fingerprint_version": FINGERPRINT_VERSION,
         "datasets": datasets,
         "num_channels": channel_counts.pop(),
@@ -187,4 +190,4 @@ def extract_fingerprint(dataset_dirs: list[Path], num_workers: int = 1) -> dict[
         "centers": {name: summarize([entries[i] for i in idx], [samples[i] for i in idx])
                     for name, idx in sorted(by_center.items())},
         "cases": entries,
-    }
+    })

@@ -25,7 +25,12 @@ SUPPORTED_ENDINGS: tuple[str, ...] = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd"
 
 
 def file_ending(path: str | Path) -> str:
-    """Return the supported ending of ``path`` (``".nii.gz"``, ...) or ``""`` if none matches."""
+    """Return the supported ending of ``path`` (``".nii.gz"``, ...) or ``""`` if none matches.
+
+    Example:
+        >>> file_ending("imagesTr/C1_000_0000.NII.GZ"), file_ending("notes.txt")
+        ('.nii.gz', '')
+    """
     name = Path(path).name.lower()
     for ending in SUPPORTED_ENDINGS:
         if name.endswith(ending):
@@ -34,7 +39,12 @@ def file_ending(path: str | Path) -> str:
 
 
 def strip_ending(path: str | Path) -> str:
-    """Return the file name of ``path`` without its supported ending (``case_0000``)."""
+    """Return the file name of ``path`` without its supported ending (``case_0000``).
+
+    Example:
+        >>> strip_ending("imagesTr/c1_000_0000.nii.gz")
+        'c1_000_0000'
+    """
     name = Path(path).name
     ending = file_ending(name)
     return name[: len(name) - len(ending)] if ending else name
@@ -182,6 +192,12 @@ def geometry_mismatch(a: CaseGeometry, b: CaseGeometry, tolerance: float = 1e-4)
 
     Spacing/origin compare with a relative tolerance of ``tolerance`` (and the same absolute
     tolerance in mm), direction cosines with an absolute tolerance of ``tolerance``.
+
+    Example:
+        >>> a = CaseGeometry((3, 8, 8), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> b = CaseGeometry((3, 8, 8), (8.0, 1.5, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> geometry_mismatch(a, a), geometry_mismatch(a, b)
+        ([], ['spacing (8.0, 1.25, 1.25) vs (8.0, 1.5, 1.25)'])
     """
     problems: list[str] = []
     if tuple(a.shape) != tuple(b.shape):

@@ -4,7 +4,8 @@ Layout of ``MODEL_DIR``::
 
     model.json              ModelInfo: labels, channels, recipe, augmentation, datasets, lineage
     plans.json              records.Plan the network and preprocessing follow
-    fingerprint.json        the training data's fingerprint (harmonization reference)
+    fingerprint.json        the training data's fingerprint (a record; nothing reads it back)
+    harmonization_reference.json  histogram-matching reference (lgeseg.harmonization)
     splits.json             training/validation case ids per fold
     checkpoint_final.pt     weights (and, for latest, optimizer state) — tensors and plain values only
     checkpoint_best.pt
@@ -28,7 +29,7 @@ import torch
 from lgeseg.atomic import atomic_output
 from lgeseg.checks import model_info_problems, raise_problems
 from lgeseg.errors import CorruptFileError, InvalidInputError
-from lgeseg.records import JsonRecord, Plan, load_json, read_plan, save_json
+from lgeseg.records import Fingerprint, JsonRecord, Plan, load_json, read_plan, save_json
 
 CHECKPOINT_NAMES: tuple[str, ...] = ("final", "best", "latest")
 
@@ -125,7 +126,7 @@ def _first_line(err: BaseException) -> str:
 
 
 def write_model_metadata(model_dir: str | Path, plan: Plan, info: ModelInfo,
-                         fingerprint: dict[str, Any] | None = None) -> None:
+                         fingerprint: Fingerprint | None = None) -> None:
     """Write ``plans.json``, ``model.json`` and (if given) ``fingerprint.json`` into ``model_dir``."""
     model_dir = Path(model_dir)
     save_json(plan, model_dir / "plans.json")
@@ -188,7 +189,7 @@ def load_model(model_dir: str | Path, device: str | torch.device = "cpu", checkp
     Returns:
         ``LoadedModel`` with the network in eval mode and deep supervision off.
     """
-    from lgeseg.network import build_unet
+    from lgeseg.network import build_unet  # deferred: lgeseg_predict starts before any network is built
 
     model_dir = Path(model_dir)
     plan, info = read_model_metadata(model_dir)

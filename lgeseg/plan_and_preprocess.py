@@ -11,8 +11,9 @@ from pathlib import Path
 
 from lgeseg.fingerprint import extract_fingerprint
 from lgeseg.planning.planner import plan_experiment
+from lgeseg.planning.verify import verify_memory as verify
 from lgeseg.preprocessing.run import run_preprocessing
-from lgeseg.records import Plan, load_plan, save_json
+from lgeseg.records import Fingerprint, Plan, load_plan, save_json
 from lgeseg.validation import validate_dataset
 
 logger = logging.getLogger(__name__)
@@ -32,21 +33,21 @@ def validate_datasets(dataset_dirs: list[Path], allow_unusual_spacing: bool = Fa
         raise ValueError("invalid dataset(s):\n  " + "\n  ".join(errors))
 
 
-def _check_plan_fits(plan: Plan, fingerprint: dict) -> None:
+def _check_plan_fits(plan: Plan, fingerprint: Fingerprint) -> None:
     """Refuse a reused plan whose label values or channel count differ from the datasets'.
 
     Label *names* may differ (a cine model's ``LV_bloodpool`` is an LGE dataset's ``blood_pool``):
     the classes are the values, so only a warning says which names are kept (the plan's).
     """
-    labels = dict(fingerprint.get("labels", {}))
+    labels = dict(fingerprint.labels)
     if labels and sorted(labels.values()) != sorted(plan.labels.values()):
         raise ValueError(f"the plan's labels {plan.labels} differ from the dataset's labels {labels}: "
                          "the label values (classes) must be the same")
     if labels and labels != dict(plan.labels):
         logger.warning("label names differ but their values match: the plan's %s are kept for the dataset's %s",
                        plan.labels, labels)
-    channels = fingerprint.get("num_channels")
-    if channels is not None and channels != plan.topology.in_channels:
+    channels = fingerprint.num_channels
+    if channels != plan.topology.in_channels:
         raise ValueError(f"the plan expects {plan.topology.in_channels} channel(s); the datasets have {channels}")
 
 
@@ -87,11 +88,9 @@ def plan_and_preprocess(
         plan = load_plan(plans_from)
         _check_plan_fits(plan, fingerprint)
     else:
-        plan = plan_experiment(fingerprint, gpu_memory_gb, preset, fingerprint["num_channels"],
-                               fingerprint["labels"], normalization)
+        plan = plan_experiment(fingerprint, gpu_memory_gb, preset, fingerprint.num_channels,
+                               fingerprint.labels, normalization)
     if verify_memory:
-        from lgeseg.planning.verify import verify_memory as verify
-
         plan = verify(plan)
     paths = run_preprocessing(dataset_dirs, out_dir, plan, num_workers, out_dir / "fingerprint.json")
     return plan, paths

@@ -25,6 +25,7 @@ import SimpleITK as sitk
 from tqdm import tqdm
 
 from lgeseg import io
+from lgeseg.evaluation import dice
 from lgeseg.records import LABELS
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,15 @@ def keep_largest_component(label_map: np.ndarray, per_label: bool = False,
 
     Returns:
         A new uint8 (z, y, x) label map; removed voxels are 0. The input is not modified.
+
+    Example:
+        >>> labels = np.zeros((1, 4, 8), np.uint8)
+        >>> labels[0, 1:3, 1:4] = 1; labels[0, 1:3, 2] = 2; labels[0, 0, 7] = 2  # the LV and a far island
+        >>> keep_largest_component(labels)[0]
+        array([[0, 0, 0, 0, 0, 0, 0, 0],
+               [0, 1, 2, 1, 0, 0, 0, 0],
+               [0, 1, 2, 1, 0, 0, 0, 0],
+               [0, 0, 0, 0, 0, 0, 0, 0]], dtype=uint8)
     """
     label_map = np.asarray(label_map)
     if label_map.ndim != 3:
@@ -111,8 +121,6 @@ def apply_postprocessing(label_map: np.ndarray, variant: str) -> np.ndarray:
 
 def _mean_dice(predictions: Sequence[np.ndarray], references: Sequence[np.ndarray],
                labels: Sequence[int]) -> float:
-    from lgeseg.evaluation import dice
-
     scores = [dice(p, r, label) for p, r in zip(predictions, references, strict=True) for label in labels]
     return float(np.mean(scores)) if scores else 0.0
 

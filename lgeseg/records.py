@@ -262,8 +262,87 @@ class PreprocessedCase(JsonRecord):
     _nested = {"original": CaseGeometry}
 
 
+@dataclasses.dataclass(frozen=True)
+class CaseFingerprint(JsonRecord):
+    """One labelled training case in ``fingerprint.json``.
+
+    Attributes:
+        case_id, dataset: the case and its raw dataset folder's name.
+        spacing: mm, (z, y, x).
+        shape: voxels, (z, y, x).
+        shape_after_crop: voxels, (z, y, x), after cropping to the body (and the label).
+        crop_box: ((z0, z1), (y0, y1), (x0, x1)), voxels, end exclusive.
+        center: ``center`` of dataset.json, or None.
+        label_voxels: label value (as string) -> voxel count; None without a label.
+        foreground: per channel, statistics of the voxels with label > 0 (mean, std, min, max,
+            p00_5, p99_5, num_voxels, histogram_counts, normalized_quantiles); None without foreground.
+    """
+
+    case_id: str
+    dataset: str
+    spacing: tuple[float, float, float]
+    shape: tuple[int, int, int]
+    shape_after_crop: tuple[int, int, int]
+    crop_box: tuple[tuple[int, int], ...] = ()
+    center: str | None = None
+    label_voxels: dict[str, int] | None = None
+    foreground: tuple[dict[str, Any], ...] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Fingerprint(JsonRecord):
+    """What the planner knows about the training data (``fingerprint.json``; docs/planning.md).
+
+    Attributes:
+        cases: one ``CaseFingerprint`` per labelled training case.
+        num_channels: image channels of every dataset.
+        labels: label name -> value (the same in every dataset).
+        datasets: per raw dataset: name, path, center, vendor, field_strength, num_cases,
+            channel_names, labels.
+        summary: median/min/max spacing and shapes, median foreground statistics and the
+            per-channel foreground ``histogram`` over all cases.
+        centers: the same summary per acquisition center.
+        fingerprint_version: format version (1).
+
+    Example:
+        >>> case = CaseFingerprint("c1_000", "center1", (8.0, 1.4, 1.4), (10, 200, 180), (10, 120, 110))
+        >>> fingerprint = Fingerprint(cases=(case,))
+        >>> Fingerprint.from_dict(fingerprint.to_dict()) == fingerprint
+        True
+    """
+
+    cases: tuple[CaseFingerprint, ...]
+    num_channels: int = 1
+    labels: dict[str, int] = dataclasses.field(default_factory=lambda: dict(LABELS))
+    datasets: tuple[dict[str, Any], ...] = ()
+    summary: dict[str, Any] = dataclasses.field(default_factory=dict)
+    centers: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    fingerprint_version: int = 1
+
+    _nested = {"cases": CaseFingerprint}
+
+
+def load_fingerprint(path: str | Path) -> Fingerprint:
+    """Read ``fingerprint.json`` (also those written before it was a record); ``ValueError`` names the file."""
+    try:
+        return Fingerprint.from_dict(load_json(path))
+    except (ValueError, TypeError, AttributeError) as err:
+        raise ValueError(f"{path}: not a valid lgeseg fingerprint ({err})") from err
+
+
 def load_plan(source: Path) -> Plan:
-    """Read a plan from a ``plans.json`` file or a folder holding one (a model or PRE folder)."""
+    """Read a plan from a ``plans.json`` file or a folder holding one (a model or PRE folder).
+
+    Raises ``FileNotFoundError`` when there is none and ``ValueError`` naming the file when it is not a plan.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     load_plan(folder)
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: .../plans.json: no plans.json found (give a model folder or a plans.json file)
+    """
     source = Path(source)
     path = source / "plans.json" if source.is_dir() else source
     if not path.is_file():

@@ -10,8 +10,17 @@ malformed ``dataset.json``); warnings are worth a look but do not stop anything 
 ``numTraining`` differing from the files found, constant images).
 
 Example:
-    >>> problems = validate_dataset(Path("raw/center1"))
-    >>> print(format_problems(problems, root=Path("raw/center1")))
+    >>> import tempfile
+    >>> from lgeseg.synth import generate_multicenter
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> root = Path(tmp.name)
+    >>> center1 = generate_multicenter(root, cases_per_center=1, centers=(1,), in_plane_size=32)[0]
+    >>> print(format_problems(validate_dataset(center1), root=center1))
+    no problems found
+    >>> (center1 / "labelsTr" / "c1_000.nii.gz").unlink()
+    >>> print(format_problems(validate_dataset(center1), root=center1))
+    ERROR   imagesTr/c1_000_0000.nii.gz: image without label: expected labelsTr/c1_000.nii.gz
+    >>> tmp.cleanup()
 """
 
 from __future__ import annotations

@@ -19,9 +19,9 @@ PACKAGE_DIR = Path(lgeseg.__file__).resolve().parent
 
 #: Layers from the bottom up; a unit may import units of its own layer or of a layer below it.
 LAYERS: list[tuple[str, set[str]]] = [
-    # the version, atomic file writes and the JSON records every stage exchanges
-    # (and lgeseg's exceptions and the range checks of those records)
-    ("foundation", {"lgeseg", "atomic", "records", "errors", "checks"}),
+    # the version, atomic file writes, the JSON records every stage exchanges (with their range checks),
+    # lgeseg's exceptions, and the torch device rule
+    ("foundation", {"lgeseg", "atomic", "records", "errors", "checks", "device"}),
     # image files <-> (array, geometry); the one module that reads and writes image bytes
     ("files", {"io", "dicom", "dicom_seg"}),
     # the one parser of dataset.json and of the case folders

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import locale
 from pathlib import Path
 
 import numpy as np
@@ -32,13 +33,24 @@ def write_dicom_series(folder: Path, volume: np.ndarray, geometry: CaseGeometry,
                        description: str) -> None:
     """Write ``volume`` (z, y, x) as one MR slice file per z, the way a scanner export looks."""
     image = io.to_sitk(volume.astype(np.int16), geometry)
-    direction = geometry.direction
-    orientation = "\\".join(f"{v:.10f}" for v in (direction[0], direction[3], direction[6],
-                                                    direction[1], direction[4], direction[7]))
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
     folder.mkdir(parents=True, exist_ok=True)
-    for z in range(volume.shape[0]):
+    # GDCM's writer switches the process's C locale to "C" (ASCII): later tests that decode a subprocess's
+    # UTF-8 output with the locale's encoding would fail, so the locale is put back afterwards.
+    saved_locale = locale.setlocale(locale.LC_ALL)
+    try:
+        _write_slices(writer, folder, image, volume.shape[0], geometry, uid, number, description)
+    finally:
+        locale.setlocale(locale.LC_ALL, saved_locale)
+
+
+def _write_slices(writer: sitk.ImageFileWriter, folder: Path, image: sitk.Image, depth: int, geometry: CaseGeometry,
+                  uid: str, number: int, description: str) -> None:
+    direction = geometry.direction
+    orientation = "\\".join(f"{v:.10f}" for v in (direction[0], direction[3], direction[6],
+                                                    direction[1], direction[4], direction[7]))
+    for z in range(depth):
         slice_image = image[:, :, z]
         position = image.TransformIndexToPhysicalPoint((0, 0, z))
         tags = {"0008|0060": "MR", "0008|0016": "1.2.840.10008.5.1.4.1.1.4", "0008|0018": f"{uid}.{z + 1}",

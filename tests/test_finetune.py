@@ -4,28 +4,30 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
-from test_training import TINY, make_preprocessed, tiny_plan
 
 from lgeseg.cli.finetune import main as finetune_main
+from lgeseg.records import Plan
 from lgeseg.training import finetune, load_checkpoint, pick_target_cases, read_model_metadata, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pretrained(tmp_path_factory: pytest.TempPathFactory, make_preprocessed: Callable[..., Path],
+               tiny_training: dict) -> Path:
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("pretrain")
     pre = make_preprocessed(root / "pre1", {"center1": 3})
-    return train(pre, root / "model", **{**TINY, "epochs": 1, "iterations_per_epoch": 2})
+    return train(pre, root / "model", **{**tiny_training, "epochs": 1, "iterations_per_epoch": 2})
 
 
 @pytest.fixture(scope="module")
-def new_center(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def new_center(tmp_path_factory: pytest.TempPathFactory, make_preprocessed: Callable[..., Path]) -> Path:
     return make_preprocessed(tmp_path_factory.mktemp("pre2"), {"center2": 6}, seed=2)
 
 
@@ -74,7 +76,9 @@ def test_fraction_picks_a_share_of_subjects() -> None:
 
 
 def test_new_center_with_other_plans_is_refused_with_the_fix(pretrained: Path, tmp_path: Path,
-                                                             capsys: pytest.CaptureFixture) -> None:
+                                                             capsys: pytest.CaptureFixture,
+                                                             make_preprocessed: Callable[..., Path],
+                                                             tiny_plan: Callable[..., Plan]) -> None:
     other = make_preprocessed(tmp_path / "other", {"center3": 2}, plan=tiny_plan((16, 16)))
     code = finetune_main(["-m", str(pretrained), "-p", str(other), "-o", str(tmp_path / "ft"), "--cases", "1"])
     assert code == 1
@@ -83,7 +87,10 @@ def test_new_center_with_other_plans_is_refused_with_the_fix(pretrained: Path, t
     assert not (tmp_path / "ft").exists()
 
 
-def test_default_trains_the_first_five_encoder_blocks_when_there_are_five(tmp_path: Path) -> None:
+def test_default_trains_the_first_five_encoder_blocks_when_there_are_five(tmp_path: Path,
+                                                                          make_preprocessed: Callable[..., Path],
+                                                                          tiny_plan: Callable[..., Plan],
+                                                                          tiny_training: dict) -> None:
     from lgeseg.cli.finetune import build_parser
     from lgeseg.records import NetworkTopology
     from lgeseg.training.finetune import default_trainable
@@ -94,7 +101,7 @@ def test_default_trains_the_first_five_encoder_blocks_when_there_are_five(tmp_pa
                            kernel_sizes=((3, 3),) * 5, strides=((1, 1),) + ((2, 2),) * 4)
     plan = dataclasses.replace(tiny_plan(), topology=five)
     model = train(make_preprocessed(tmp_path / "pre1", {"center1": 3}, plan=plan), tmp_path / "model",
-                  **{**TINY, "epochs": 1, "iterations_per_epoch": 1})
+                  **{**tiny_training, "epochs": 1, "iterations_per_epoch": 1})
     target = make_preprocessed(tmp_path / "pre2", {"center2": 2}, seed=2, plan=plan)
     out = finetune(model, target, tmp_path / "ft", cases=1, epochs=1, iterations_per_epoch=1, device="cpu",
                    num_workers=1)

@@ -42,18 +42,15 @@ def test_label_round_trip_is_uint8(tmp_path: Path) -> None:
     np.testing.assert_array_equal(back, label)
 
 
-def test_unreadable_file_error_names_the_file(tmp_path: Path) -> None:
-    path = tmp_path / "broken.nii.gz"
+@pytest.mark.parametrize("name, message", [("broken.nii.gz", "broken.nii.gz"),  # unreadable: names the file
+                                           ("case.png", "unsupported file ending")])
+@pytest.mark.parametrize("read", [io.read_image, io.read_label])
+def test_a_file_that_is_not_an_image_is_refused_naming_it(tmp_path: Path, name: str, message: str, read) -> None:
+    path = tmp_path / name
     path.write_bytes(b"not an image at all")
-    with pytest.raises(ValueError, match="broken.nii.gz"):
-        io.read_image(path)
-
-
-def test_wrong_ending_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "case.png"
-    path.write_bytes(b"x")
-    with pytest.raises(ValueError, match="unsupported file ending"):
-        io.read_image(path)
+    with pytest.raises(ValueError, match=message) as err:
+        read(path)
+    assert name in str(err.value)
 
 
 def test_geometry_mismatch_names_each_field() -> None:

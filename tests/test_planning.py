@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from lgeseg import records
@@ -10,14 +12,13 @@ from lgeseg.planning.memory import GIB, count_parameters
 from lgeseg.planning.topology import bottleneck_size
 
 
-def _fingerprint(shape_yx: tuple[int, int], spacing_yx: tuple[float, float], cases: int = 5) -> dict:
-    return {
-        "cases": [
-            {"spacing": [8.0 + i, spacing_yx[0], spacing_yx[1]], "shape": [12, shape_yx[0] + 10, shape_yx[1] + 10],
-             "shape_after_crop": [12, shape_yx[0] - 2 * i, shape_yx[1] + 2 * i]}
-            for i in range(cases)
-        ]
-    }
+def _fingerprint(shape_yx: tuple[int, int], spacing_yx: tuple[float, float], cases: int = 5) -> records.Fingerprint:
+    return records.Fingerprint(cases=tuple(
+        records.CaseFingerprint(case_id=f"c{i}", dataset="d", spacing=(8.0 + i, spacing_yx[0], spacing_yx[1]),
+                                shape=(12, shape_yx[0] + 10, shape_yx[1] + 10),
+                                shape_after_crop=(12, shape_yx[0] - 2 * i, shape_yx[1] + 2 * i))
+        for i in range(cases)
+    ))
 
 
 FINGERPRINTS = {
@@ -109,10 +110,19 @@ def test_plan_round_trips_through_json_and_hash_tracks_preprocessing_fields(tmp_
     records.save_json(plan, tmp_path / "plans.json")
     back = records.Plan.from_dict(records.load_json(tmp_path / "plans.json"))
     assert back == plan
-    import dataclasses
-
     assert plan_fingerprint(dataclasses.replace(plan, batch_size=3)) == plan_fingerprint(plan)
     assert plan_fingerprint(dataclasses.replace(plan, target_spacing=(8.0, 1.0, 1.0))) != plan_fingerprint(plan)
+
+
+def test_plans_carry_no_training_settings_and_old_plans_with_them_still_load(tmp_path) -> None:
+    """The recipe decides optimizer, learning rate and epochs; a plans.json that still names them loads."""
+    plan = plan_experiment(FINGERPRINTS["lge_256"], 8, "default")
+    assert not {"optimizer", "learning_rate", "epochs"} & set(plan.extras)
+    old = plan.to_dict()
+    old["extras"].update(optimizer="adam", learning_rate=0.001, epochs=250)
+    records.save_json(old, tmp_path / "plans.json")
+    loaded = records.load_plan(tmp_path)
+    assert dataclasses.replace(loaded, extras=plan.extras) == plan
 
 
 def test_without_gpu_or_budget_the_cpu_preset_is_used() -> None:

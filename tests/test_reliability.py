@@ -16,12 +16,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from test_inference import _image, _make_model, _oblique_geometry
-from test_training import TINY, make_preprocessed, tiny_plan
 
 from lgeseg import io
 from lgeseg.cli._errors import run_cli
@@ -47,15 +48,16 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def pre(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pre(tmp_path_factory: pytest.TempPathFactory, make_preprocessed: Callable[..., Path]) -> Path:
     return make_preprocessed(tmp_path_factory.mktemp("pre"), {"center1": 3})
 
 
 @pytest.fixture(scope="module")
-def trained(pre: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def trained(pre: Path, tmp_path_factory: pytest.TempPathFactory, tiny_training: dict) -> Path:
     from lgeseg.training import train
 
-    return train(pre, tmp_path_factory.mktemp("trained") / "model", **{**TINY, "epochs": 1, "iterations_per_epoch": 2})
+    return train(pre, tmp_path_factory.mktemp("trained") / "model",
+                 **{**tiny_training, "epochs": 1, "iterations_per_epoch": 2})
 
 
 # --- one error path -------------------------------------------------------------------------------------------
@@ -124,7 +126,9 @@ def test_train_overwrite_replaces_the_model(pre: Path, tmp_path: Path) -> None:
     ("batch_size", "four", "batch_size"),
 ])
 def test_nonsense_plans_leave_no_model_folder(tmp_path: Path, field: str, value: object, words: str,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+                                              capsys: pytest.CaptureFixture[str],
+                                              make_preprocessed: Callable[..., Path],
+                                              tiny_plan: Callable[..., Any]) -> None:
     pre = make_preprocessed(tmp_path / "pre", {"center1": 2})
     plan = tiny_plan().to_dict()
     (plan["topology"] if field == "num_classes" else plan)[field] = value

@@ -15,10 +15,11 @@ from lgeseg.io import geometry_mismatch, read_image, read_label
 from lgeseg.synth import CENTERS, generate_case, generate_multicenter, get_profile, synthesize_case
 from lgeseg.synth.phantom import case_rng, sample_acquisition
 
-# Table 1 of the paper: in-plane spacing (mm), slice thickness (mm), number of slices.
+# Table 1 of the paper: in-plane spacing (mm), slice spacing (mm), number of slices; center 2 moved to the
+# real myops_lge scans of the same hospital (a few 5 mm slices 12-23 mm apart).
 TABLE_1 = {
     1: ((1.37, 1.88), (8.0, 13.0), (4, 10)),
-    2: ((0.75, 0.75), (5.0, 5.0), (10, 18)),
+    2: ((0.73, 0.76), (12.0, 23.0), (2, 6)),
     3: ((1.48, 1.68), (10.0, 10.0), (8, 15)),
     4: ((1.18, 1.18), (5.0, 5.0), (18, 24)),
 }
@@ -66,7 +67,7 @@ def test_labels_are_lv_classes_and_myocardium_encloses_blood_pool(full_size_case
 @pytest.mark.parametrize("center", sorted(CENTERS))
 def test_lge_contrast_bright_blood_dark_myocardium_brighter_scar(center):
     scarred = None
-    for index in range(6):
+    for index in range(8):  # center 2's few slices can miss an infarct: look a little further
         case = synthesize_case(center, index, seed=0, in_plane_size=96)
         healthy = (case.label == 2) & ~case.scar
         assert case.image[case.label == 1].mean() > case.image[healthy].mean(), f"case {index}"
@@ -74,7 +75,7 @@ def test_lge_contrast_bright_blood_dark_myocardium_brighter_scar(center):
             scarred = case
         if scarred is not None and index >= 1:
             break
-    assert scarred is not None, "no case with scar among the first six"
+    assert scarred is not None, "no case with scar among the first eight"
     healthy = (scarred.label == 2) & ~scarred.scar
     assert scarred.image[scarred.scar].mean() > 1.5 * scarred.image[healthy].mean()
 
@@ -87,11 +88,12 @@ def test_grids_follow_table_1(full_size_cases, center):
     case = full_size_cases[center]
     acquisitions.append(case.acquisition)
     for acq in acquisitions:
-        thickness, row, col = acq.spacing
+        slice_spacing, row, col = acq.spacing
         assert sp_lo - 1e-6 <= row == col <= sp_hi + 1e-6
-        assert th_lo <= thickness <= th_hi
+        assert th_lo <= slice_spacing <= th_hi and acq.slice_thickness in profile.slice_thickness_mm
         assert n_lo <= acq.shape[0] <= n_hi
-        assert max(acq.shape[1:]) <= 416
+        assert (acq.shape[0] - 1) * slice_spacing <= 70.0 or slice_spacing == acq.slice_thickness
+        assert max(acq.shape[1:]) <= 512
     assert case.geometry.spacing == case.acquisition.spacing
     assert case.image.shape == case.label.shape == tuple(case.geometry.shape)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 
 from lgeseg.cli.train import main as train_main
 from lgeseg.errors import OutputConflictError
-from lgeseg.records import LABELS, NetworkTopology, NormalizationConfig, Plan, PreprocessedCase, save_json
+from lgeseg.records import LABELS, Plan, load_fingerprint, save_json
 from lgeseg.training import (
     ModelInfo,
     get_recipe,
@@ -27,58 +28,11 @@ from lgeseg.training.data import BatchLoader, PatchSampler, TrainingCase, extrac
 from lgeseg.training.inputs import open_training_data
 from lgeseg.training.splits import load_or_create_splits, make_splits
 
-TINY = {"epochs": 2, "iterations_per_epoch": 4, "device": "cpu", "num_workers": 1, "augmentation": "none"}
-
-
-def tiny_plan(patch: tuple[int, int] = (32, 32)) -> Plan:
-    """A 3-stage, 8-feature U-Net plan for 32x32 patches."""
-    topology = NetworkTopology(in_channels=1, num_classes=3, features_per_stage=(8, 16, 32),
-                               kernel_sizes=((3, 3),) * 3, strides=((1, 1), (2, 2), (2, 2)))
-    return Plan(name="2d", preset="test", target_spacing=(8.0, 1.5, 1.5), patch_size=patch, batch_size=4,
-                normalization=NormalizationConfig(), topology=topology, labels=dict(LABELS))
-
-
-def tiny_case(rng: np.random.Generator, shape: tuple[int, int, int] = (3, 40, 44)) -> tuple[np.ndarray, np.ndarray]:
-    """An LV-like phantom: bright disk (label 1) in a darker ring (label 2), noisy; (1,z,y,x), (z,y,x)."""
-    z, h, w = shape
-    yy, xx = np.mgrid[:h, :w]
-    cy, cx = rng.uniform(14, h - 14), rng.uniform(14, w - 14)
-    radius = np.hypot(yy - cy, xx - cx)
-    label = np.zeros(shape, np.uint8)
-    inner, outer = rng.uniform(4, 6), rng.uniform(8, 10)
-    label[:, radius < outer] = 2
-    label[:, radius < inner] = 1
-    image = np.choose(label, [0.2, 0.9, 0.5]).astype(np.float32) + rng.normal(0, 0.05, shape).astype(np.float32)
-    return image[None], label
-
-
-def make_preprocessed(root: Path, cases: dict[str, int], seed: int = 0, plan: Plan | None = None) -> Path:
-    """Write a preprocessed folder ``root`` with ``cases[dataset]`` tiny cases per dataset."""
-    rng = np.random.default_rng(seed)
-    plan = plan or tiny_plan()
-    save_json(plan, root / "plans.json")
-    save_json({"note": "test fingerprint"}, root / "fingerprint.json")
-    for dataset, count in cases.items():
-        save_json({"channel_names": {"0": "LGE"}, "labels": dict(LABELS)}, root / dataset / "dataset.json")
-        for index in range(count):
-            image, label = tiny_case(rng)
-            case_id = f"{dataset}_{index:03d}"
-            np.savez(root / dataset / f"{case_id}.npz", image=image, label=label)
-            geometry = {"shape": label.shape, "spacing": plan.target_spacing, "origin": (0.0, 0.0, 0.0),
-                        "direction": (1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0)}
-            record = PreprocessedCase.from_dict({
-                "case_id": case_id, "dataset": dataset, "center": dataset, "original": geometry,
-                "crop_box": [[0, s] for s in label.shape], "shape_after_crop": label.shape,
-                "spacing_after_resampling": plan.target_spacing, "shape_after_resampling": label.shape})
-            save_json(record, root / dataset / f"{case_id}.json")
-    return root
-
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def pre(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pre(tmp_path_factory: pytest.TempPathFactory, make_preprocessed: Callable[..., Path]) -> Path:
     return make_preprocessed(tmp_path_factory.mktemp("pre"), {"center1": 5})
 
 
@@ -100,8 +54,8 @@ def test_loss_falls_in_a_few_cpu_iterations(pre: Path) -> None:
     assert losses[-1] < 0.9 * losses[0] and losses[-1] == min(losses)
 
 
-def test_train_writes_a_self_contained_model_folder(pre: Path, tmp_path: Path) -> None:
-    model_dir = train(pre, tmp_path / "model", **TINY)
+def test_train_writes_a_self_contained_model_folder(pre: Path, tmp_path: Path, tiny_training: dict) -> None:
+    model_dir = train(pre, tmp_path / "model", **tiny_training)
     for name in ("model.json", "plans.json", "fingerprint.json", "splits.json", "checkpoint_latest.pt",
                  "checkpoint_best.pt", "checkpoint_final.pt", "training_log.txt", "progress.png"):
         assert (model_dir / name).is_file(), name
@@ -113,19 +67,19 @@ def test_train_writes_a_self_contained_model_folder(pre: Path, tmp_path: Path) -
     card = info.model_card  # written when training ends (lgeseg_predict --model-info prints it)
     assert card["budget"]["epochs_trained"] == 2 and card["training_data"]["datasets"] == ["center1"]
     assert set(card["validation"]["last_dice"]) == {"blood_pool", "myocardium"} and card["intended_use"]
-    assert json.loads((model_dir / "fingerprint.json").read_text()) == {"note": "test fingerprint"}
+    assert load_fingerprint(model_dir / "fingerprint.json").cases[0].case_id == "note"  # the training data's, copied
     assert "epoch 2/2" in (model_dir / "training_log.txt").read_text()
     loaded = load_model(model_dir)
     assert loaded.network(torch.zeros(1, 1, 32, 32))[0].shape == (1, 3, 32, 32)
 
 
-def test_continue_resumes_from_the_saved_epoch(pre: Path, tmp_path: Path) -> None:
-    straight = train(pre, tmp_path / "straight", **{**TINY, "epochs": 3})
+def test_continue_resumes_from_the_saved_epoch(pre: Path, tmp_path: Path, tiny_training: dict) -> None:
+    straight = train(pre, tmp_path / "straight", **{**tiny_training, "epochs": 3})
     resumed = tmp_path / "resumed"
     assert train_main(["-p", str(pre), "-o", str(resumed), "--epochs", "2", "--iterations-per-epoch", "4",
                        "--device", "cpu", "--num-workers", "1", "--augmentation", "none"]) == 0
     with pytest.raises(OutputConflictError, match="--continue"):
-        train(pre, resumed, **TINY)
+        train(pre, resumed, **tiny_training)
     assert train_main(["-p", str(pre), "-o", str(resumed), "--continue", "--epochs", "3"]) == 0
     _, info = read_model_metadata(resumed)
     latest = load_checkpoint(resumed / "checkpoint_latest.pt")
@@ -146,7 +100,7 @@ class _Exploit:
         return (exec, (f"open({str(self.marker)!r}, 'w').write('pwned')",))
 
 
-def test_checkpoint_crafted_to_run_code_is_refused(tmp_path: Path) -> None:
+def test_checkpoint_crafted_to_run_code_is_refused(tmp_path: Path, tiny_plan: Callable[..., Plan]) -> None:
     marker = tmp_path / "marker.txt"
     path = tmp_path / "checkpoint_final.pt"
     torch.save({"network": {"w": torch.zeros(1)}, "extra": _Exploit(marker)}, path)
@@ -224,7 +178,8 @@ def test_batches_do_not_depend_on_the_number_of_workers() -> None:
             np.testing.assert_array_equal(a, b)
 
 
-def test_two_datasets_and_bad_selections(tmp_path: Path) -> None:
+def test_two_datasets_and_bad_selections(tmp_path: Path, make_preprocessed: Callable[..., Path],
+                                         tiny_plan: Callable[..., Plan]) -> None:
     first = make_preprocessed(tmp_path / "pre1", {"center1": 3})
     second = make_preprocessed(tmp_path / "pre2", {"center2": 2}, seed=1)
     data = open_training_data([first, second])
@@ -266,7 +221,8 @@ def test_paper_recipe_resolves_to_the_papers_numbers_and_default_names_its_extra
     assert default["augmentation"] == "lge_dg"  # chosen on real LGE (docs/augmentation.md, ablation)
 
 
-def test_paper_epoch_is_one_pass_over_the_training_slices(tmp_path: Path) -> None:
+def test_paper_epoch_is_one_pass_over_the_training_slices(tmp_path: Path, make_preprocessed: Callable[...,
+                                                          Path]) -> None:
     pre = make_preprocessed(tmp_path / "pre", {"center1": 12})
     model = train(pre, tmp_path / "model", recipe="paper", epochs=1, batch_size=4, device="cpu", num_workers=1,
                   augmentation="none")
@@ -276,7 +232,8 @@ def test_paper_epoch_is_one_pass_over_the_training_slices(tmp_path: Path) -> Non
     assert info.recipe["mixed_precision"] is False and info.recipe["grad_clip"] is None
 
 
-def test_subjects_per_center_trains_on_equal_counts_per_center(tmp_path: Path) -> None:
+def test_subjects_per_center_trains_on_equal_counts_per_center(tmp_path: Path, make_preprocessed: Callable[...,
+                                                               Path]) -> None:
     first = make_preprocessed(tmp_path / "pre1", {"center1": 6})
     second = make_preprocessed(tmp_path / "pre2", {"center2": 4}, seed=1)
     out = tmp_path / "model"

@@ -233,15 +233,12 @@ def test_count_problems() -> None:
     assert count_problems(problems) == (2, 1)
 
 
-def test_synthetic_multicenter_datasets_validate_clean(tmp_path: Path) -> None:
-    synth = pytest.importorskip("lgeseg.synth")
-    if not hasattr(synth, "generate_multicenter"):
-        pytest.skip("lgeseg.synth.generate_multicenter not available yet")
-    datasets = synth.generate_multicenter(tmp_path, cases_per_center=1, seed=0, in_plane_size=32)
-    assert len(datasets) == 4
-    for dataset in datasets:
+def test_synthetic_multicenter_datasets_validate_clean(raw_centers: dict[str, Path]) -> None:
+    for dataset in raw_centers.values():
         problems = validate_dataset(dataset)
         assert problems == [], format_problems(problems)
+        assert [case.case_id for case in list_cases(dataset)] == [f"{dataset.name.replace('center', 'c')}_{i:03d}"
+                                                                 for i in range(2)]
 
 
 @pytest.mark.parametrize("field, value", [("labels", {"background": 0, "blood_pool": True, "myocardium": 2}),

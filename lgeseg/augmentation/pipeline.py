@@ -248,6 +248,7 @@ def augment_batch(
         labels only take values present in the input. Raises ``ValueError`` for bad shapes.
 
     Example:
+        >>> from lgeseg.augmentation import get_preset
         >>> g = torch.Generator().manual_seed(0)
         >>> x, y = augment_batch(torch.rand(2, 1, 80, 80), torch.zeros(2, 80, 80, dtype=torch.long),
         ...                      get_preset("spatial_intensity"), (64, 64), (1.25, 1.25), g)

@@ -236,6 +236,10 @@ def get_preset(name: str) -> AugmentationPreset:
 
     ``"base-step1-step2"`` is preset ``base`` with the steps named after it switched off (their
     probability ``p_<step>`` set to 0), for ablations: ``"lge_dg-random_conv-scar"``.
+
+    Example:
+        >>> get_preset("spatial").name, get_preset("none").p_rotation
+        ('spatial', 0.0)
     """
     base, *removed = name.split("-")
     if base not in _PRESETS:

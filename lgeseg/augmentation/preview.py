@@ -123,7 +123,7 @@ def render_augmentation_grid(
     Returns:
         the written path.
     """
-    import matplotlib
+    import matplotlib  # deferred: matplotlib loads only when a picture is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

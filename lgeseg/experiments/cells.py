@@ -74,11 +74,11 @@ def _raw_data(config: ExperimentsConfig) -> tuple[list[Path], list[Path]]:
 
 def prepare(config: ExperimentsConfig) -> Workspace:
     """Data and preprocessing for every center (reused when already there); returns the workspace."""
-    import torch
-
+    # deferred: the launcher and --summary-only start without torch
+    from lgeseg.device import resolve_device
     from lgeseg.plan_and_preprocess import plan_and_preprocess
 
-    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(resolve_device(config.device))
     train_raw, test_raw = _raw_data(config)
     names = [p.name for p in train_raw]
     if config.train_center not in names:
@@ -194,17 +194,15 @@ def _per_case_dice(metrics_csv: Path) -> dict[str, dict[str, float | None]]:
 
 def _score(workspace: Workspace, folder: Path, model: Path, center: str, harmonization: str) -> dict[str, Any]:
     """Predict ``center``'s test cases with ``model`` (harmonized as asked), evaluate, return per-case Dice."""
-    from lgeseg.evaluation import evaluate_folders
-    from lgeseg.inference import predict_folder
+    # deferred like this module's other stage imports: the launcher and --summary-only start without torch
+    from lgeseg.experiments.scoring import predict_and_score
 
     name = center if harmonization == "none" else f"{center}_{harmonization}"
     harmonize = {"none": None, "histogram": "histogram", "cyclegan": f"cyclegan:{folder / 'gan'}"}[harmonization]
     test = workspace.test[center]
-    predictions = folder / "predictions" / name
-    predict_folder(test / "imagesTr", predictions, [model], device=workspace.device,
-                   mirroring=workspace.config.mirroring, postprocess=workspace.config.postprocess,
-                   harmonize=harmonize, overwrite=True)
-    evaluate_folders(predictions, test, folder / "metrics" / name)
+    predict_and_score(test / "imagesTr", test, [model], folder / "predictions" / name, folder / "metrics" / name,
+                      device=workspace.device, mirroring=workspace.config.mirroring,
+                      postprocess=workspace.config.postprocess, harmonize=harmonize)
     return {"center": center, "harmonization": harmonization,
             "cases": _per_case_dice(folder / "metrics" / name / "metrics.csv")}
 

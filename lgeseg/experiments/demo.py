@@ -5,9 +5,9 @@ Steps (each is the same function the matching CLI calls):
 1. ``synth.generate_multicenter``: four synthetic LGE centers (Table 1 of the paper).
 2. ``plan_and_preprocess`` for the training center (center1, the EMIDEC analogue).
 3. ``train`` a small 2D U-Net on it for a time budget.
-4. ``predict_folder`` on every center (center1: its held-out validation cases; centers 2-4:
-   never seen in training), with largest-component postprocessing.
-5. ``evaluate_folders`` against the references; print the Dice table and write an overlay PNG.
+4. ``experiments.scoring.predict_and_score`` on every center (center1: its held-out validation
+   cases; centers 2-4: never seen in training): ``predict_folder`` with the model's postprocessing
+   and overlay PNGs, then ``evaluate_folders`` against the references; print the Dice table.
 """
 
 from __future__ import annotations
@@ -18,7 +18,12 @@ import shutil
 import time
 from pathlib import Path
 
+from lgeseg.dataset import list_cases
+from lgeseg.experiments.scoring import predict_and_score
+from lgeseg.plan_and_preprocess import plan_and_preprocess
 from lgeseg.records import load_json
+from lgeseg.synth import generate_multicenter
+from lgeseg.training.trainer import train
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +62,6 @@ class DemoConfig:
 
 def _copy_cases(case_ids: list[str], dataset_dir: Path, out_dir: Path) -> tuple[Path, Path]:
     """Copy the images and labels of ``case_ids`` into ``out_dir/images`` and ``out_dir/labels``."""
-    from lgeseg.dataset import list_cases
-
     images, labels = out_dir / "images", out_dir / "labels"
     images.mkdir(parents=True, exist_ok=True)
     labels.mkdir(parents=True, exist_ok=True)
@@ -76,12 +79,6 @@ def run_demo(config: DemoConfig) -> dict[str, dict[str, float]]:
 
     Writes everything under ``config.out_dir``; prints progress through logging.
     """
-    from lgeseg.evaluation import evaluate_folders
-    from lgeseg.inference import predict_folder
-    from lgeseg.plan_and_preprocess import plan_and_preprocess
-    from lgeseg.synth import generate_multicenter
-    from lgeseg.training.trainer import train
-
     out = Path(config.out_dir)
     start = time.perf_counter()
     raw_dirs = generate_multicenter(out / "raw", cases_per_center=config.cases_per_center, seed=config.seed,
@@ -106,10 +103,9 @@ def run_demo(config: DemoConfig) -> dict[str, dict[str, float]]:
             labels = sorted((raw_dir / "labelsTr").glob("*.nii.gz"))[: config.test_cases_per_center]
             case_ids = [p.name.split(".")[0] for p in labels]
         images, labels = _copy_cases(case_ids, raw_dir, out / "test" / name)
-        predictions = out / "predictions" / name
-        predict_folder(images, predictions, [model_dir], device=config.device, overlays=True, overwrite=True)
-        summary = evaluate_folders(predictions, labels, out / "metrics" / name)
-        results[name] = {structure: stats["dice"]["mean"] for structure, stats in summary["structures"].items()}
+        score = predict_and_score(images, labels, [model_dir], out / "predictions" / name, out / "metrics" / name,
+                                  device=config.device, overlays=True)
+        results[name] = score.dice
     logger.info("demo finished in %.1f min", (time.perf_counter() - start) / 60)
     return results
 

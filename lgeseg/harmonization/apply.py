@@ -24,6 +24,7 @@ from lgeseg.harmonization.histogram import (
     match_histogram,
     write_reference,
 )
+from lgeseg.preprocessing import load_preprocessed
 from lgeseg.records import CaseGeometry
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def make_harmonizer(spec: str, model_dir: str | Path | None = None, device: str 
         references = load_reference(model_dir)
         return lambda images, geometry: match_channels(images, references)
     if spec.startswith("cyclegan:") and len(spec) > len("cyclegan:"):
+        # deferred: torch loads only for a CycleGAN spec, not for histogram matching
         from lgeseg.harmonization.translate import load_translator, translate_image
 
         translator = load_translator(spec[len("cyclegan:"):], direction=direction, device=device)
@@ -175,8 +177,6 @@ def fit_reference_from_preprocessed(pre_dir: str | Path | Sequence[str | Path], 
     Returns:
         the references, in channel order. Raises ``FileNotFoundError`` naming a raw image that moved.
     """
-    from lgeseg.preprocessing import load_preprocessed
-
     folders = [Path(pre_dir)] if isinstance(pre_dir, (str, Path)) else [Path(p) for p in pre_dir]
     wanted = set(case_ids) if case_ids is not None else None
     by_channel: dict[int, list[Path]] = {}

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from lgeseg.device import resolve_device
 from lgeseg.harmonization.cyclegan import (
     INFO_FILE,
     CycleGANConfig,
@@ -29,16 +30,6 @@ from lgeseg.harmonization.gan_plots import plot_examples, plot_progress
 from lgeseg.model_folder import load_checkpoint, save_checkpoint
 
 logger = logging.getLogger(__name__)
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else is passed to ``torch.device``."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device '{device}' requested but no CUDA GPU is available; use --device cpu")
-    return resolved
 
 
 def _new_info(source: Path, target: Path, config: CycleGANConfig, source_datasets: Sequence[str] | None,

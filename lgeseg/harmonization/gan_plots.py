@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -11,9 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-if TYPE_CHECKING:
-    from lgeseg.harmonization.cyclegan import CycleGANState
-    from lgeseg.harmonization.gan_data import Domain
+from lgeseg.harmonization.cyclegan import CycleGANState, translate_slices  # noqa: E402
+from lgeseg.harmonization.gan_data import Domain  # noqa: E402
 
 
 def _save(figure: plt.Figure, path: Path) -> None:
@@ -42,8 +40,6 @@ def plot_progress(history: dict[str, list[float]], path: Path) -> None:
 @torch.no_grad()
 def plot_examples(state: CycleGANState, domains: dict[str, Domain], path: Path) -> None:
     """Write a picture of one slice per domain: real, translated, translated back (first channel)."""
-    from lgeseg.harmonization.cyclegan import translate_slices
-
     rows = (("source", "source_to_target", "target_to_source"), ("target", "target_to_source", "source_to_target"))
     figure, axes = plt.subplots(2, 3, figsize=(9, 6))
     for row, (name, forward, backward) in enumerate(rows):

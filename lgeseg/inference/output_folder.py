@@ -10,9 +10,10 @@
 - Temporary files of ``atomic_output`` left by a killed run are removed once the lock is held, when
   no other run can be writing them (``atomic.remove_stale_temporaries``).
 
-Example:
-    >>> with lock_output_folder(out):
-    ...     check_provenance(out, record, overwrite=False, outputs_exist=True)
+Usage (``out`` an output folder, ``record`` from ``provenance_record``)::
+
+    with lock_output_folder(out):
+        check_provenance(out, record, overwrite=False, outputs_exist=True)
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import numpy as np
 from lgeseg.atomic import atomic_output
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # deferred: matplotlib loads only with --overlays
 
 ENDOCARDIUM_COLOR = "#ff3030"
 EPICARDIUM_COLOR = "#30ff60"

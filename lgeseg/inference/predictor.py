@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from lgeseg import io
 from lgeseg.atomic import remove_stale_temporaries
+from lgeseg.device import resolve_device
 from lgeseg.inference.inputs import (
     InputCase,
     check_case,
@@ -59,13 +60,6 @@ logger = logging.getLogger(__name__)
 MAX_WHOLE_SLICE = 512 * 512
 #: Inference strategies (``predict_volume``'s ``window``).
 WINDOWS = ("roi", "sliding", "slice")
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` -> ``cuda`` when available, else ``cpu``; strings are parsed by torch."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _preprocessing_key(model: LoadedModel) -> tuple:
@@ -169,6 +163,7 @@ def predict_volume(image: np.ndarray, geometry: CaseGeometry, models: Sequence[L
     Returns:
         float32 (K, Z, Y, X) probabilities on the raw grid (background 1 outside the crop box).
     """
+    # deferred: lgeseg_predict starts without the preprocessing and planning modules
     from lgeseg.preprocessing import preprocess_arrays, revert_to_original
 
     plan = models[0].plan
@@ -201,11 +196,8 @@ def _background_only(num_classes: int, shape: Sequence[int]) -> np.ndarray:
 
 
 def _harmonize(image: np.ndarray, geometry: CaseGeometry, spec: str, model_dir: Path) -> np.ndarray:
-    try:
-        from lgeseg.harmonization import apply_harmonization
-    except ImportError as err:
-        raise ValueError(f"--harmonize {spec}: lgeseg.harmonization.apply_harmonization is not available "
-                         f"in this installation ({err})") from err
+    from lgeseg.harmonization import apply_harmonization  # deferred: it loads SciPy, predict starts without it
+
     return np.asarray(apply_harmonization(image, geometry, spec, model_dir), dtype=np.float32)
 
 

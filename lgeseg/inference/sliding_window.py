@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from lgeseg.inference.quality import MirrorAgreement
+from lgeseg.postprocessing import component_sizes
 
 #: Flips (tensor dims of a (B, C, y, x) batch) used by mirroring TTA: identity, y, x, y and x.
 MIRROR_AXES: tuple[tuple[int, ...], ...] = ((), (2,), (3,), (2, 3))
@@ -193,8 +194,6 @@ def ventricle_foreground(labels: np.ndarray, min_fraction: float = MIN_COMPONENT
     Keeps every 3D connected component (26-connectivity) of ``labels != 0`` with at least ``min_fraction``
     of the largest one's voxels. Returns a bool array of the same shape (all False without foreground).
     """
-    from lgeseg.postprocessing import component_sizes
-
     components, sizes = component_sizes(labels != 0)
     if len(sizes) == 1:
         return np.zeros(labels.shape, bool)

@@ -22,17 +22,14 @@ NORMALIZATION_SCHEMES: tuple[str, ...] = ("minmax", "zscore")
 
 def detect_gpu_memory_gb() -> float | None:
     """Free memory of the current CUDA device in GB (GiB), or None without a CUDA GPU."""
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return None
+    import torch  # deferred: planning with a given memory budget never loads torch
     if not torch.cuda.is_available():
         return None
     free, _total = torch.cuda.mem_get_info()
     return free / GIB
 
 
-def _initial_patch(fingerprint: dict[str, Any], spacing: tuple[float, float, float], preset: PlannerPreset):
+def _initial_patch(fingerprint: records.Fingerprint, spacing: tuple[float, float, float], preset: PlannerPreset):
     if preset.fixed_patch is not None:
         return tuple(int(v) for v in preset.fixed_patch)
     median_yx = median_shape_at_spacing(fingerprint, spacing)
@@ -69,7 +66,7 @@ def _fit_patch_and_batch(
 
 
 def plan_experiment(
-    fingerprint: dict[str, Any],
+    fingerprint: records.Fingerprint,
     gpu_memory_gb: float | None,
     preset: str = "default",
     num_channels: int = 1,
@@ -118,10 +115,7 @@ def plan_experiment(
     memory = estimate_memory(topology, patch, batch, budget, mixed, chosen.optimizer)
     extras: dict[str, Any] = {
         "median_shape_at_target_yx": tuple(round(v, 1) for v in median_shape_at_spacing(fingerprint, spacing)),
-        "num_cases": len(fingerprint.get("cases", [])),
-        "optimizer": chosen.optimizer,
-        "learning_rate": chosen.learning_rate,
-        "epochs": chosen.epochs,
+        "num_cases": len(fingerprint.cases),
         "preprocessing_version": PREPROCESSING_VERSION,
     }
     if budget and memory.total > budget:

@@ -22,8 +22,8 @@ class PlannerPreset:
         normalization: ``"minmax"`` or ``"zscore"``.
         image_interpolation_order: 1 (linear) or 3 (cubic spline).
         mixed_precision: whether training uses AMP on a GPU (halves activation memory).
-        optimizer: ``"adam"`` or ``"sgd"`` (optimizer state in the estimate).
-        learning_rate, epochs: recorded in the plan's extras for the trainer's default recipe.
+        optimizer: ``"adam"`` or ``"sgd"``: whose state the memory estimate counts (the training
+            recipe, not the plan, decides the optimizer, learning rate and epochs).
     """
 
     name: str
@@ -39,8 +39,6 @@ class PlannerPreset:
     image_interpolation_order: int = 3
     mixed_precision: bool = True
     optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    epochs: int = 250
 
 
 PRESETS: dict[str, PlannerPreset] = {
@@ -55,7 +53,6 @@ PRESETS: dict[str, PlannerPreset] = {
     # widths (16 ... 256) cut a step's arithmetic ~4x; 128 px still holds the LV and its surroundings.
     "cpu": PlannerPreset(
         name="cpu", base_features=16, max_features=256, max_patch=128, fixed_batch=8, mixed_precision=False,
-        epochs=50,
     ),
 }
 

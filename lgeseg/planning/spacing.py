@@ -1,35 +1,35 @@
-"""Target spacing and the median slice size it implies (pure functions over a fingerprint dict)."""
+"""Target spacing and the median slice size it implies (pure functions over a ``records.Fingerprint``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from lgeseg.records import CaseFingerprint, Fingerprint
 
-def _training_cases(fingerprint: dict[str, Any]) -> list[dict[str, Any]]:
-    cases = fingerprint.get("cases", [])
+
+def _training_cases(fingerprint: Fingerprint) -> tuple[CaseFingerprint, ...]:
+    cases = fingerprint.cases
     if not cases:
         raise ValueError("fingerprint: field 'cases' is empty; expected at least one case to plan from")
     return cases
 
 
-def target_spacing(fingerprint: dict[str, Any]) -> tuple[float, float, float]:
+def target_spacing(fingerprint: Fingerprint) -> tuple[float, float, float]:
     """Median spacing (z, y, x) in mm over the fingerprint's cases.
 
     In-plane (y, x) is the target that preprocessing resamples to; z is informational, because
     the 2D configuration never resamples across slices.
     """
-    spacings = np.array([case["spacing"] for case in _training_cases(fingerprint)], dtype=float)
+    spacings = np.array([case.spacing for case in _training_cases(fingerprint)], dtype=float)
     return tuple(float(v) for v in np.median(spacings, axis=0))  # type: ignore[return-value]
 
 
-def median_shape_at_spacing(fingerprint: dict[str, Any], spacing: tuple[float, float, float]) -> tuple[float, float]:
+def median_shape_at_spacing(fingerprint: Fingerprint, spacing: tuple[float, float, float]) -> tuple[float, float]:
     """Median in-plane size (y, x), pixels, of the cropped cases once resampled to ``spacing`` (mm)."""
     sizes = []
     for case in _training_cases(fingerprint):
-        shape = np.asarray(case["shape_after_crop"], dtype=float)
-        case_spacing = np.asarray(case["spacing"], dtype=float)
+        shape = np.asarray(case.shape_after_crop, dtype=float)
+        case_spacing = np.asarray(case.spacing, dtype=float)
         sizes.append(shape[1:] * case_spacing[1:] / np.asarray(spacing[1:], dtype=float))
     median = np.median(np.array(sizes), axis=0)
     return float(median[0]), float(median[1])

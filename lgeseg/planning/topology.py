@@ -82,6 +82,11 @@ def plan_topology(
     Returns:
         ``NetworkTopology`` with 3x3 kernels, stride (1, 1) for the first stage and 2 (or 1 on an
         axis that stopped pooling) for the others.
+
+    Example:
+        >>> topology = plan_topology((64, 48), in_channels=1, num_classes=3, base_features=8, max_features=32)
+        >>> topology.features_per_stage, topology.strides[-1]
+        ((8, 16, 32, 32), (2, 2))
     """
     pools = [poolings_for_size(int(s), max_bottleneck) for s in patch_size]
     num_stages = max(pools) + 1

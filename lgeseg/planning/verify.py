@@ -6,6 +6,7 @@ import dataclasses
 import logging
 
 from lgeseg.planning.memory import CUDA_CONTEXT_BYTES, GIB, estimate_memory
+from lgeseg.planning.presets import PRESETS, get_preset
 from lgeseg.records import Plan
 
 logger = logging.getLogger(__name__)
@@ -19,6 +20,7 @@ def measure_step_peak(plan: Plan, batch_size: int, device: str = "cuda") -> int:
     deep-supervision output, and steps Adam. Raises ``torch.cuda.OutOfMemoryError`` if it
     does not fit.
     """
+    # deferred: plan_and_preprocess imports this module and runs without torch unless --verify-memory
     import torch
 
     from lgeseg.network import build_unet
@@ -60,7 +62,7 @@ def verify_memory(plan: Plan, device: str = "cuda") -> Plan:
     ``extras["measured_peak_bytes"]``/``extras["verified_batch"]``. Raises ``RuntimeError``
     without CUDA and ``ValueError`` if not even batch 1 fits.
     """
-    import torch
+    import torch  # deferred: see measure_step_peak
 
     if not torch.cuda.is_available():
         raise RuntimeError("--verify-memory needs a CUDA GPU; none is available")
@@ -80,7 +82,7 @@ def verify_memory(plan: Plan, device: str = "cuda") -> Plan:
     else:
         raise ValueError(f"not even batch 1 at patch {plan.patch_size} fits the budget; lower the patch")
     mixed = plan.memory.mixed_precision if plan.memory is not None else True
-    optimizer = str(plan.extras.get("optimizer", "adam"))
+    optimizer = get_preset(plan.preset).optimizer if plan.preset in PRESETS else "adam"
     memory = estimate_memory(plan.topology, plan.patch_size, batch, budget or 0, mixed, optimizer)
     extras = dict(plan.extras, measured_peak_bytes=peak, verified_batch=batch)
     logger.info("measured peak %.2f GB vs estimate %.2f GB at batch %d", peak / GIB, memory.total / GIB, batch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import sys
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -31,6 +32,4 @@ def parallel_map(function: Callable[[In], Out], items: Iterable[In], num_workers
 
 def _torch_threads_started() -> bool:
     """Forking after torch started its thread pools can hang; spawn is the safe choice then."""
-    import sys
-
     return "torch" in sys.modules

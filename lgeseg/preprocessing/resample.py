@@ -30,7 +30,7 @@ def interpolation_matrix(old: int, new: int, order: int) -> sparse.csr_matrix:
     """
     if order not in (0, 1, 3):
         raise ValueError(f"interpolation order must be 0, 1 or 3, found {order}")
-    from scipy import ndimage, sparse
+    from scipy import ndimage, sparse  # deferred: see the TYPE_CHECKING import above
 
     eye = np.eye(old, dtype=np.float64)
     matrix = ndimage.zoom(eye, (new / old, 1.0), order=order, mode="nearest", grid_mode=True)

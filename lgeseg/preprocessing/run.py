@@ -16,7 +16,7 @@ from lgeseg.dataset import RawCase, list_cases
 from lgeseg.planning.planner import plan_fingerprint
 from lgeseg.preprocessing.arrays import effective_spacing, preprocess_arrays
 from lgeseg.preprocessing.parallel import parallel_map
-from lgeseg.records import Plan, PreprocessedCase, load_json, save_json
+from lgeseg.records import Plan, PreprocessedCase, load_fingerprint, load_json, save_json
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def run_preprocessing(
     out_dir.mkdir(parents=True, exist_ok=True)
     save_json(plan, out_dir / "plans.json")
     if fingerprint_path is not None and Path(fingerprint_path).resolve() != (out_dir / "fingerprint.json").resolve():
-        save_json(load_json(fingerprint_path), out_dir / "fingerprint.json")
+        save_json(load_fingerprint(fingerprint_path), out_dir / "fingerprint.json")
     plan_hash = plan_fingerprint(plan)
     jobs: list[_Job] = []
     for dataset_dir in dataset_dirs:

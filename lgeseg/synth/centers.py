@@ -23,7 +23,9 @@ class CenterProfile:
         vendor: scanner vendor written to dataset.json.
         field_strengths_t: field strengths (tesla) a case is drawn from.
         in_plane_spacing_mm: (low, high) in-plane pixel size, mm; one value drawn per case.
-        slice_thickness_mm: thicknesses a case is drawn from, mm (slice spacing = thickness).
+        slice_thickness_mm: thicknesses a case is drawn from, mm.
+        slice_gap_mm: (low, high) gap between neighbouring slices, mm; slice spacing = thickness + gap
+            (0 for a contiguous stack; LGE stacks of a few slices are often spread over the ventricle).
         num_slices: (low, high) inclusive number of short-axis slices.
         fov_mm: (low, high) field of view along the read-out axis, mm.
         max_matrix: upper bound on the in-plane matrix, pixels.
@@ -71,6 +73,7 @@ class CenterProfile:
     output_max: tuple[float, float]
     value_limit: float
     storage_dtype: str
+    slice_gap_mm: tuple[float, float] = (0.0, 0.0)
 
     @property
     def name(self) -> str:
@@ -95,16 +98,19 @@ CENTERS: dict[int, CenterProfile] = {
         ghost_amplitude=(0.03, 0.06), texture=0.05, curve="linear", curve_param=1.0,
         output_max=(900.0, 2600.0), value_limit=4095.0, storage_dtype="int16",
     ),
-    # MSCMR, Shanghai Renji: Philips 1.5T, 0.75 mm (interpolated, hence blurry), TI chosen long
-    # (grey myocardium, low contrast), strong surface-coil shading, 8-bit values.
+    # MSCMR / MyoPS 2020, Shanghai Renji: Philips 1.5T, 0.73-0.76 mm (interpolated, hence blurry), a few
+    # 5 mm slices spread over the ventricle (12-23 mm apart), TI chosen long (grey myocardium: median
+    # myocardium/blood ratio ~0.5 as in the real myops_lge scans), strong surface-coil shading (blood
+    # well below the image's brightest tissue, as in myops_lge), 8-bit values. Moved towards myops_lge;
+    # docs/synthetic_data.md, "Phantom against real LGE", has the before/after numbers.
     2: CenterProfile(
-        number=2, paper_analogue="MSCMR / MS-CMRSeg 2019 (Shanghai Renji Hospital, China)", vendor="Philips",
-        field_strengths_t=(1.5,), in_plane_spacing_mm=(0.75, 0.75), slice_thickness_mm=(5.0,),
-        num_slices=(10, 18), fov_mm=(270.0, 312.0), max_matrix=416, phase_fov_fraction=(0.85, 1.0),
-        direction="identity", imaging_time_min=(15.0, 20.0), ti_error=(0.14, 0.04), noise=0.05,
-        bias_strength=1.0, psf_sigma_mm=1.5, ghost_probability=0.2, ghost_amplitude=(0.03, 0.08),
+        number=2, paper_analogue="MSCMR / MyoPS 2020 (Shanghai Renji Hospital, China)", vendor="Philips",
+        field_strengths_t=(1.5,), in_plane_spacing_mm=(0.73, 0.76), slice_thickness_mm=(5.0,),
+        num_slices=(2, 6), fov_mm=(300.0, 380.0), max_matrix=512, phase_fov_fraction=(0.85, 1.0),
+        direction="identity", imaging_time_min=(15.0, 20.0), ti_error=(0.3, 0.08), noise=0.05,
+        bias_strength=2.5, psf_sigma_mm=1.5, ghost_probability=0.2, ghost_amplitude=(0.03, 0.08),
         texture=0.08, curve="gamma", curve_param=0.7, output_max=(230.0, 255.0), value_limit=255.0,
-        storage_dtype="uint8",
+        storage_dtype="uint8", slice_gap_mm=(7.0, 18.0),
     ),
     # VH, Vall d'Hebron: GE 1.5T, 10 mm slices, TI slightly long, vendor intensity correction
     # (weak shading, log-like curve), frequent respiratory ghosts, values 0..1000.

@@ -25,13 +25,14 @@ class Acquisition:
 
     Attributes:
         field_strength_t: tesla.
-        spacing: (slice thickness, row spacing, column spacing), mm, (z, y, x).
+        spacing: (slice spacing, row spacing, column spacing), mm, (z, y, x).
         shape: voxels, (z, y, x).
         imaging_time_min: minutes after contrast injection.
         ti_error: relative inversion-time error.
         ghost_amplitude: 0 for no ghost, else ghost intensity relative to the image.
         ghost_shift: ghost offset along the phase-encode axis (y), voxels.
         output_max: value the 99.5th percentile maps to.
+        slice_thickness: mm; the slice spacing minus the gap between slices.
     """
 
     field_strength_t: float
@@ -42,6 +43,7 @@ class Acquisition:
     ghost_amplitude: float
     ghost_shift: int
     output_max: float
+    slice_thickness: float
 
 
 def tissue_signals(acq: Acquisition, rng: np.random.Generator) -> np.ndarray:

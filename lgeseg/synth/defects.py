@@ -4,8 +4,9 @@ Used by the reliability tests (``tests/test_reliability.py``) and by ``benchmark
 to check that every reader refuses the file with a message naming it. Each function rewrites one
 NIfTI file (``.nii.gz`` or ``.nii``) in place.
 
-Example:
-    >>> truncate_gzip(Path("raw/imagesTr/c1_000_0000.nii.gz"))   # cut the compressed file in half
+Usage (a raw dataset)::
+
+    truncate_gzip(Path("raw/imagesTr/c1_000_0000.nii.gz"))   # cut the compressed file in half
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ def write_montage(dataset_dirs: Sequence[str | Path], png_path: str | Path, case
         would; its title gives the case, slice and the whole volume's intensity range. Yellow:
         endocardium (blood pool), cyan: epicardium (outer border of the myocardium).
     """
-    import matplotlib
+    import matplotlib  # deferred: matplotlib loads only when a montage is drawn
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
@@ -97,7 +97,7 @@ def write_montage(dataset_dirs: Sequence[str | Path], png_path: str | Path, case
     fig.savefig(buffer, dpi=90, format="png")
     plt.close(fig)
     # A 256-colour palette keeps the file small (grey images, a few contour colours).
-    from PIL import Image
+    from PIL import Image  # deferred: with matplotlib (PIL comes with it)
 
     buffer.seek(0)
     Image.open(buffer).convert("RGB").quantize(colors=256).save(png_path, optimize=True)

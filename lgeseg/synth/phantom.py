@@ -18,6 +18,9 @@ from lgeseg.synth.contrast import Acquisition, acquire, tissue_signals
 
 #: Sub-slices are at most this far apart (mm) when averaging through the slice thickness.
 SUB_SLICE_MM = 2.5
+#: A stack with gaps between its slices spans at most this (mm, first to last slice centre): such stacks
+#: are spread over the ventricle (70-90 mm long), as in myops_lge (23-69 mm).
+MAX_GAPPED_COVERAGE_MM = 70.0
 #: In-plane half-width (mm) around the LV axis inside which the heart is evaluated.
 HEART_HALF_WIDTH_MM = 110.0
 
@@ -61,11 +64,16 @@ def sample_acquisition(profile: CenterProfile, rng: np.random.Generator, in_plan
     """Draw the grid and scanner settings of one case within the center's Table 1 ranges.
 
     ``in_plane_size`` (pixels) overrides the matrix, keeping the field of view (so spacing grows);
-    ``num_slices`` overrides the slice count, keeping the thickness.
+    ``num_slices`` overrides the slice count, keeping the thickness and gap. The gap is drawn only for
+    centers that have one (so the other centers' cases do not depend on it); their stacks span at most
+    ``MAX_GAPPED_COVERAGE_MM`` unless ``num_slices`` is given.
     """
     spacing = float(round(rng.uniform(*profile.in_plane_spacing_mm), 3))
     thickness = float(rng.choice(profile.slice_thickness_mm))
+    gap = float(round(rng.uniform(*profile.slice_gap_mm), 1)) if max(profile.slice_gap_mm) > 0 else 0.0
     slices = int(rng.integers(profile.num_slices[0], profile.num_slices[1] + 1))
+    if gap > 0.0:
+        slices = max(profile.num_slices[0], min(slices, 1 + int(MAX_GAPPED_COVERAGE_MM // (thickness + gap))))
     fov = rng.uniform(*profile.fov_mm)
     nx = min(profile.max_matrix, 2 * int(round(fov / spacing / 2.0)))
     ny = 2 * int(round(nx * rng.uniform(*profile.phase_fov_fraction) / 2.0))
@@ -82,9 +90,9 @@ def sample_acquisition(profile: CenterProfile, rng: np.random.Generator, in_plan
     ghost = rng.random() < profile.ghost_probability
     return Acquisition(
         field_strength_t=float(rng.choice(profile.field_strengths_t)),
-        spacing=(thickness, row_spacing, col_spacing), shape=(slices, ny, nx),
+        spacing=(thickness + gap, row_spacing, col_spacing), shape=(slices, ny, nx), slice_thickness=thickness,
         imaging_time_min=float(rng.uniform(*profile.imaging_time_min)),
-        ti_error=float(np.clip(rng.normal(*profile.ti_error), -0.15, 0.3)),
+        ti_error=float(np.clip(rng.normal(*profile.ti_error), -0.15, 0.45)),
         ghost_amplitude=float(rng.uniform(*profile.ghost_amplitude)) if ghost else 0.0,
         ghost_shift=int(ny * rng.uniform(0.2, 0.45)), output_max=float(rng.uniform(*profile.output_max)),
     )
@@ -134,16 +142,17 @@ def _heart_window(x: np.ndarray, y: np.ndarray, subject: anatomy.Subject) -> tup
 def sample_anatomy(subject: anatomy.Subject, acq: Acquisition) -> np.ndarray:
     """Sample the tissue classes at sub-slices through each slice's thickness.
 
-    Sub-slices are spread evenly through the thickness, at most ``SUB_SLICE_MM`` apart, at the
+    Slice centres are ``acq.spacing[0]`` apart (thickness plus gap); sub-slices are spread evenly
+    through the thickness, at most ``SUB_SLICE_MM`` apart, at the
     in-plane voxel centres. Returns int8 tissue classes of shape (n_sub, z, y, x).
     """
     nz, ny, nx = acq.shape
-    thickness = acq.spacing[0]
+    thickness = acq.slice_thickness
     n_sub = max(1, math.ceil(thickness / SUB_SLICE_MM))
     offsets = ((np.arange(n_sub) + 0.5) / n_sub - 0.5) * thickness
     x = _axis_mm(nx, acq.spacing[2])
     y = _axis_mm(ny, acq.spacing[1])
-    z = _axis_mm(nz, thickness)
+    z = _axis_mm(nz, acq.spacing[0])
     rows, cols = _heart_window(x, y, subject)
     stack = np.empty((n_sub, nz, ny, nx), dtype=np.int8)
     for k, offset in enumerate(offsets):
@@ -198,7 +207,7 @@ def generate_case(center: int | str, index: int, seed: int, in_plane_size: int |
         seed: dataset seed; the case depends only on (seed, center, index).
         in_plane_size: optional square matrix (pixels) replacing the center's, keeping its field of
             view (spacing grows accordingly) - for tiny, fast test cases such as 64 x 64.
-        num_slices: optional number of slices replacing the center's draw (thickness kept).
+        num_slices: optional number of slices replacing the center's draw (thickness and gap kept).
 
     Returns:
         (image float32 (z, y, x), label uint8 (z, y, x) with 0 background, 1 LV blood pool,

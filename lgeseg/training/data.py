@@ -8,9 +8,10 @@ rotation and scaling that ``augment_batch`` then does on the device), padding wi
 slice is smaller. A ``BatchLoader`` assembles batches as NumPy in worker threads, pins them for
 CUDA and hands them over in a fixed order, so results do not depend on the number of workers.
 
-Example:
-    >>> sampler = PatchSampler(cases, patch_size=(32, 32), crop_size=(48, 48), batch_size=4)
-    >>> images, labels = sampler.sample_batch(np.random.default_rng(0))  # (4, C, 48, 48), (4, 48, 48)
+Usage (``cases`` from ``load_cases``)::
+
+    sampler = PatchSampler(cases, patch_size=(32, 32), crop_size=(48, 48), batch_size=4)
+    images, labels = sampler.sample_batch(np.random.default_rng(0))  # (4, C, 48, 48), (4, 48, 48)
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ new center's cases (``cases`` or ``fraction``, by subject, for a seed) trains th
 ``trainable``; every other parameter is frozen and left out of the optimizer. The result is a
 normal model folder that records its parent, the trained blocks, the target cases and the epochs.
 
-Example:
-    >>> finetune("models/center1", "pre_center2", "models/center1_to_2", trainable="decoder:2", cases=3)
+Usage (a trained model and a preprocessed folder of the new center)::
+
+    finetune("models/center1", "pre_center2", "models/center1_to_2", trainable="decoder:2", cases=3)
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Which preprocessed data a training run uses: one or more preprocessed folders sharing one plan.
 
-Example:
-    >>> data = open_training_data(["pre_center1", "pre_center2"], datasets=None)
-    >>> data.datasets, len(data.case_keys)
+Usage (preprocessed folders)::
+
+    data = open_training_data(["pre_center1", "pre_center2"], datasets=None)
+    data.datasets, len(data.case_keys)
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from lgeseg.preprocessing import load_preprocessed
-from lgeseg.records import Plan, PreprocessedCase, load_json, read_plan
+from lgeseg.records import Fingerprint, Plan, PreprocessedCase, load_fingerprint, load_json, read_plan
 from lgeseg.training.data import case_key
 
 
@@ -32,7 +32,7 @@ class TrainingData:
 
     folders: tuple[Path, ...]
     plan: Plan
-    fingerprint: dict[str, Any] | None
+    fingerprint: Fingerprint | None
     entries: list[tuple[PreprocessedCase, Path]]
     datasets: tuple[str, ...]
     channel_names: dict[str, str]
@@ -103,6 +103,6 @@ def open_training_data(preprocessed: str | Path | Sequence[str | Path],
     fingerprint_path = folders[0] / "fingerprint.json"
     return TrainingData(
         folders=folders, plan=Plan.from_dict(plans_dicts[0]),
-        fingerprint=load_json(fingerprint_path) if fingerprint_path.is_file() else None,
+        fingerprint=load_fingerprint(fingerprint_path) if fingerprint_path.is_file() else None,
         entries=entries, datasets=tuple(wanted), channel_names=_channel_names(owner[wanted[0]], wanted[0]),
     )

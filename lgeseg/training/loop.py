@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from lgeseg.model_folder import load_checkpoint, save_checkpoint
+from lgeseg.network import build_unet, select_trainable
 from lgeseg.records import Plan
 from lgeseg.training.data import BatchLoader, PatchSampler
 from lgeseg.training.losses import DeepSupervisionLoss, deep_supervision_weights
@@ -76,8 +77,6 @@ def build_state(config: TrainConfig, plan: Plan, device: torch.device,
 
     Parameters outside ``trainable`` get ``requires_grad=False`` and are not given to the optimizer.
     """
-    from lgeseg.network import build_unet, select_trainable
-
     network = build_unet(plan.topology, seed=config.seed)
     if init_weights is not None:
         network.load_state_dict(init_weights)

@@ -159,24 +159,6 @@ def get_recipe(name: str = DEFAULT_RECIPE, **overrides: Any) -> TrainConfig:
     return TrainConfig.from_dict(json.loads(text)).replace(**overrides)
 
 
-def resolve_device(requested: str | None) -> torch.device:
-    """The torch device to train on: ``requested``, or CUDA, then MPS, then CPU when None.
-
-    Raises ``ValueError`` when the requested device is not available on this machine.
-    """
-    if requested is None:
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {requested!r} requested but CUDA is not available here; use --device cpu")
-    if requested == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device 'mps' requested but MPS is not available here; use --device cpu")
-    return torch.device(requested)
-
-
 def learning_rate_at(config: TrainConfig, epoch: int) -> float:
     """Learning rate for ``epoch`` (0-based) under the config's schedule."""
     if config.lr_schedule == "poly":

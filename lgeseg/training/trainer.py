@@ -1,8 +1,9 @@
 """``train`` / ``run_training``: preprocessed data in, a self-contained model folder out.
 
-Example:
-    >>> from lgeseg.training import train
-    >>> model_dir = train(["work/preprocessed"], "work/model", recipe="default", epochs=50)
+Usage (a preprocessed folder)::
+
+    from lgeseg.training import train
+    model_dir = train(["work/preprocessed"], "work/model", recipe="default", epochs=50)
 """
 
 from __future__ import annotations
@@ -22,14 +23,19 @@ import torch
 
 from lgeseg import __version__
 from lgeseg.atomic import remove_stale_temporaries
+from lgeseg.augmentation import augment_batch, get_preset, required_crop_size
+from lgeseg.device import resolve_device
 from lgeseg.errors import InvalidInputError, OutputConflictError
+from lgeseg.harmonization import fit_reference_from_preprocessed
 from lgeseg.model_card import write_model_card
 from lgeseg.model_folder import ModelInfo, load_checkpoint, read_model_metadata, write_model_metadata
+from lgeseg.postprocessing import select_postprocessing
+from lgeseg.records import save_json
 from lgeseg.training.data import PatchSampler, TrainingCase, case_key, load_cases
 from lgeseg.training.inputs import TrainingData, open_training_data
 from lgeseg.training.loop import EpochStats, TrainingState, build_state, restore_state, save_state, train_epoch
 from lgeseg.training.plots import plot_progress
-from lgeseg.training.recipes import DEFAULT_RECIPE, TrainConfig, get_recipe, resolve_device
+from lgeseg.training.recipes import DEFAULT_RECIPE, TrainConfig, get_recipe
 from lgeseg.training.splits import fold_of, limit_subjects, load_or_create_splits
 from lgeseg.training.validation import ValidationResult, validate
 
@@ -200,16 +206,12 @@ def _initial_state(config: TrainConfig, data: TrainingData, device: torch.device
 
 
 def _prepare_run(state: TrainingState, data: TrainingData, model_dir: Path, finetune: FinetuneSpec | None) -> _Run:
-    from lgeseg.augmentation import augment_batch, get_preset, required_crop_size
-
     config, plan = state.config, data.plan
     if finetune is None:
         folds = load_or_create_splits(model_dir / "splits.json", data.case_keys, config.num_folds)
         train_keys, val_keys = fold_of(folds, config.fold, model_dir / "splits.json")
     else:
         train_keys, val_keys = list(finetune.target_cases), list(finetune.val_cases)
-        from lgeseg.records import save_json
-
         save_json([{"train": train_keys, "val": val_keys}], model_dir / "splits.json")
     train_cases = load_cases(data.entries, train_keys)
     val_cases = load_cases(data.entries, val_keys)
@@ -293,7 +295,7 @@ def _finish(state: TrainingState, run: _Run, result: ValidationResult | None) ->
         result = validate(state.network, run.val_cases, run.data.plan.labels, run.divisor, state.device,
                           config.batch_size, config.mixed_precision)
     labels = [v for v in run.data.plan.labels.values() if v != 0]
-    postprocessing = _choose_postprocessing(result.predictions, [c.label for c in run.val_cases], labels)
+    postprocessing = select_postprocessing(result.predictions, [c.label for c in run.val_cases], labels)
     write_model_metadata(run.model_dir, run.data.plan, _model_info(state, run, postprocessing))
     write_model_card(run.model_dir)
     _write_harmonization_reference(run)
@@ -307,23 +309,12 @@ def _write_harmonization_reference(run: _Run) -> None:
     Makes ``lgeseg_predict --harmonize histogram`` work on every model. The reference comes from the
     training cases of every preprocessed folder; a raw image that has moved only costs the reference.
     """
-    from lgeseg.harmonization import fit_reference_from_preprocessed
-
     train_ids = [case.key.split("/", 1)[1] for case in run.train_cases]
     try:
         fit_reference_from_preprocessed(run.data.folders, run.model_dir, run.data.datasets, train_ids)
     except (FileNotFoundError, ValueError) as err:
         log.warning("no histogram-matching reference written (%s); fit one later with "
                     "`lgeseg_harmonize fit-reference`", err)
-
-
-def _choose_postprocessing(predictions: list, references: list, labels: list[int]) -> str:
-    try:
-        from lgeseg.postprocessing import select_postprocessing
-    except ImportError:
-        log.warning("lgeseg.postprocessing is not available: postprocessing left at the default 'lcc'")
-        return "lcc"
-    return select_postprocessing(predictions, references, labels)
 
 
 def _log_start(state: TrainingState, run: _Run, resume: bool) -> None:

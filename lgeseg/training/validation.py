@@ -3,10 +3,11 @@
 Each validation case is predicted slice by slice on the whole slice (padded at the end of y and x
 to a size the network can downsample), so the numbers reflect what inference will see, not patches.
 
-Example:
-    >>> result = validate(network, val_cases, labels={"blood_pool": 1, "myocardium": 2}, divisor=(4, 4),
-    ...                   device=torch.device("cpu"))
-    >>> result.mean_dice
+Usage (a network and ``TrainingCase``s)::
+
+    result = validate(network, val_cases, labels={"blood_pool": 1, "myocardium": 2}, divisor=(4, 4),
+                      device=torch.device("cpu"))
+    result.mean_dice
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lgeseg.evaluation import dice
 from lgeseg.training.data import TrainingCase
 from lgeseg.training.losses import DiceCELoss
 
@@ -39,15 +41,6 @@ class ValidationResult:
     dice: dict[str, float]
     mean_dice: float
     predictions: list[np.ndarray]
-
-
-def dice_score(prediction: np.ndarray, reference: np.ndarray, label: int) -> float:
-    """3D Dice of ``label`` between two label maps of equal shape; NaN when both lack the label."""
-    pred, ref = prediction == label, reference == label
-    denominator = int(pred.sum()) + int(ref.sum())
-    if denominator == 0:
-        return math.nan
-    return 2.0 * int(np.logical_and(pred, ref).sum()) / denominator
 
 
 def autocast_for(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
@@ -114,11 +107,11 @@ def validate(network: torch.nn.Module, cases: Sequence[TrainingCase], labels: di
             predictions.append(pred)
             loss_sum, slices = loss_sum + case_loss, slices + count
             for name in per_label:
-                per_label[name].append(dice_score(pred, case.label, labels[name]))
+                per_label[name].append(dice(pred, case.label, labels[name], empty=math.nan))
     finally:
         network.train(was_training)
-    dice = {name: _nanmean(values) for name, values in per_label.items()}
-    return ValidationResult(loss_sum / max(slices, 1), dice, _nanmean(list(dice.values())), predictions)
+    means = {name: _nanmean(values) for name, values in per_label.items()}
+    return ValidationResult(loss_sum / max(slices, 1), means, _nanmean(list(means.values())), predictions)
 
 
 def _nanmean(values: Sequence[float]) -> float:

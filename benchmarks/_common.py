@@ -1,0 +1,88 @@
+"""What the benchmark scripts share: the repository root, scoring a model on a test dataset, and
+writing one section of a ``docs/*.md`` file (the other sections are kept).
+
+The scripts run as ``python benchmarks/<name>.py``, so this folder is on ``sys.path`` and they import
+``_common``; they never import each other.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_MD = ROOT / "docs" / "RESULTS.md"
+PERFORMANCE_MD = ROOT / "docs" / "PERFORMANCE.md"
+
+
+def write_section(path: Path, text: str, section: str) -> None:
+    """Replace one section of the markdown file ``path`` with ``text``, or append it when absent.
+
+    Args:
+        path: the markdown file (created with a ``# Results`` title when missing).
+        text: the new section.
+        section: a heading line (``"## Prediction speed"``): the section runs from that heading to the
+            next ``## `` heading and ``text`` starts with the heading; or a key (``"finetune_sweep"``):
+            the section is the block between ``<!-- key:begin -->`` and ``<!-- key:end -->``, which
+            this function writes around ``text``.
+    """
+    old = path.read_text() if path.is_file() else "# Results\n"
+    if section.startswith("#"):
+        block, start = text.rstrip("\n") + "\n", old.find(section + "\n")
+        end = -1 if start < 0 else old.find("\n## ", start + len(section))
+        stop = len(old) if end < 0 else end + 1
+    else:
+        begin, finish = f"<!-- {section}:begin -->", f"<!-- {section}:end -->"
+        block = f"{begin}\n{text}{finish}\n"
+        start = old.find(begin) if finish in old else -1
+        stop = old.find(finish) + len(finish) + 1 if start >= 0 else -1
+    if start < 0:
+        new = old.rstrip("\n") + "\n\n" + block
+    else:
+        rest = old[stop:]
+        new = old[:start] + block + ("\n" + rest if rest and section.startswith("#") else rest)
+    path.write_text(new)
+
+
+def trained(model_dir: Path) -> bool:
+    """True when ``model_dir`` already holds a finished model (a rerun of a benchmark reuses it)."""
+    return (model_dir / "checkpoint_final.pt").is_file()
+
+
+def bp_myo_dice(model_dir: Path, test_raw: Path, work: Path, device: str) -> float:
+    """Mean Dice (blood pool, myocardium) of ``model_dir`` on the raw test dataset ``test_raw`` (no mirroring).
+
+    Predictions go to ``work/pred/<model>_on_<dataset>``, metrics to ``work/eval/...``; a model scored
+    after its last checkpoint is not predicted again (its ``summary.json`` is read).
+    """
+    # deferred: importing torch here would come before predict_speed.py pins its threads
+    from lgeseg.experiments.scoring import BP_MYO, dice_means, mean_dice, predict_and_score
+
+    name = f"{model_dir.name}_on_{test_raw.name}"  # one folder per (model, test center)
+    evaluation = work / "eval" / name
+    summary_file = evaluation / "summary.json"
+    if summary_file.is_file() and summary_file.stat().st_mtime > (model_dir / "checkpoint_final.pt").stat().st_mtime:
+        dice = dice_means(json.loads(summary_file.read_text()))
+    else:
+        dice = predict_and_score(test_raw / "imagesTr", test_raw, [model_dir], work / "pred" / name, evaluation,
+                                 device=device, mirroring=False).dice
+    value = mean_dice(dice, BP_MYO)
+    if value is None:
+        raise ValueError(f"{summary_file}: no blood pool or myocardium Dice (empty test set?)")
+    return value
+
+
+def link_subset(source: Path, target: Path, case_ids: list[str]) -> Path:
+    """A raw dataset at ``target`` holding symlinks to ``case_ids`` of ``source`` (nnU-Net layout)."""
+    meta = json.loads((source / "dataset.json").read_text())
+    ending = meta.get("file_ending", ".nii.gz")
+    for sub in ("imagesTr", "labelsTr"):
+        (target / sub).mkdir(parents=True, exist_ok=True)
+    for case in case_ids:
+        for src, dst in ((source / "imagesTr" / f"{case}_0000{ending}", target / "imagesTr" / f"{case}_0000{ending}"),
+                         (source / "labelsTr" / f"{case}{ending}", target / "labelsTr" / f"{case}{ending}")):
+            if not dst.exists():
+                dst.symlink_to(src.resolve())
+    meta["numTraining"] = len(case_ids)
+    (target / "dataset.json").write_text(json.dumps(meta, indent=1))
+    return target
