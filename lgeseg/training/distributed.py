@@ -97,8 +97,12 @@ def split_batch(batch_size: int, world_size: int) -> list[int]:
 def rank_device(device: torch.device, context: DistributedContext) -> torch.device:
     """The device of this rank: ``cuda:<local_rank>`` when training on CUDA, else ``device`` unchanged.
 
-    Raises ``ValueError`` when the machine has fewer CUDA devices than the local rank needs.
+    Raises ``ValueError`` when the machine has fewer CUDA devices than the local rank needs, or for
+    several processes on MPS (DistributedDataParallel runs on CUDA with NCCL or on the CPU with gloo).
     """
+    if device.type == "mps" and context.enabled:
+        raise ValueError("data-parallel training runs on CUDA (nccl) or on the CPU (gloo), not on MPS: "
+                         "use --device cpu or one process")
     if device.type != "cuda" or not context.enabled:
         return device
     count = torch.cuda.device_count()

@@ -65,12 +65,17 @@ class TrainingState:
 
 @dataclasses.dataclass
 class EpochStats:
-    """One epoch of training: mean loss, wall seconds, share of time waiting for data, throughput."""
+    """One epoch of training: mean loss, wall seconds, share of time waiting for data, throughput.
+
+    ``cpu_seconds`` is the CPU time of the process (all its threads) during the epoch: on a machine
+    shared with other work it tells how much compute the epoch needed, apart from waiting for a core.
+    """
 
     loss: float
     seconds: float
     data_wait_fraction: float
     samples_per_second: float
+    cpu_seconds: float = 0.0
 
 
 #: ``torch.compile`` modes that replay the compiled network as CUDA graphs.
@@ -154,7 +159,7 @@ def train_epoch(state: TrainingState, sampler: PatchSampler, augment: Any, num_w
                          pin_memory=device.type == "cuda", record=sample_log is not None)
     state.network.train()
     total = torch.zeros((), device=device)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     bar = tqdm(to_device(loader, device, overlap_copies), total=config.iterations_per_epoch,
                desc=f"epoch {state.epoch + 1}/{config.epochs}", unit="it", leave=False, mininterval=1.0,
                disable=state.rank != 0)
@@ -172,7 +177,8 @@ def train_epoch(state: TrainingState, sampler: PatchSampler, augment: Any, num_w
         _append_sample_log(sample_log, state.epoch, loader.drawn)
     steps = config.iterations_per_epoch
     samples_per_second = steps * sampler.batch_size / seconds
-    return EpochStats(float(total) / steps, seconds, loader.wait_seconds / seconds, samples_per_second)
+    return EpochStats(float(total) / steps, seconds, loader.wait_seconds / seconds, samples_per_second,
+                      time.process_time() - cpu_start)
 
 
 def epoch_seeds(seed: int, epoch: int, rank: int = 0) -> tuple[tuple[int, ...], int]:

@@ -187,14 +187,14 @@ def _train_epochs(state: TrainingState, run: _Run, resume: bool) -> None:
 
 
 def _all_ranks(stats: EpochStats, device: torch.device, distributed: DistributedContext) -> EpochStats:
-    """The epoch over all ranks: mean loss and data wait, slowest rank's seconds, summed samples/s."""
+    """The epoch over all ranks: mean loss and data wait, summed samples/s, the slowest/busiest rank's seconds."""
     if not distributed.enabled:
         return stats
     loss, wait, rate = reduce_numbers([stats.loss, stats.data_wait_fraction, stats.samples_per_second],
                                       device, distributed)
-    (seconds,) = reduce_numbers([stats.seconds], device, distributed, op="max")
+    seconds, cpu_seconds = reduce_numbers([stats.seconds, stats.cpu_seconds], device, distributed, op="max")
     size = distributed.world_size
-    return EpochStats(loss / size, seconds, wait / size, rate)
+    return EpochStats(loss / size, seconds, wait / size, rate, cpu_seconds)
 
 
 def _out_of_time(config: TrainConfig, started: float) -> bool:
@@ -338,7 +338,8 @@ def _end_epoch(state: TrainingState, run: _Run, stats: EpochStats, result: Valid
     state.epoch += 1
     record = {"train_loss": stats.loss, "val_loss": result.loss, "val_mean_dice": result.mean_dice,
               "lr": state.optimizer.param_groups[0]["lr"], "seconds": stats.seconds,
-              "data_wait_fraction": stats.data_wait_fraction, "samples_per_second": stats.samples_per_second}
+              "data_wait_fraction": stats.data_wait_fraction, "samples_per_second": stats.samples_per_second,
+              "cpu_seconds": stats.cpu_seconds}
     record.update({f"val_dice_{name}": value for name, value in result.dice.items()})
     for key, value in record.items():
         state.history.setdefault(key, []).append(float(value))
