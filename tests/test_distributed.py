@@ -13,7 +13,7 @@ from lgeseg.training import load_checkpoint, read_model_metadata
 from lgeseg.training.data import PatchSampler
 from lgeseg.training.distributed import DistributedContext, split_batch
 from lgeseg.training.loop import epoch_seeds
-from tests.test_training import make_preprocessed, tiny_case
+from tests.conftest import _tiny_case as tiny_case
 
 MODEL_FILES = {"model.json", "plans.json", "fingerprint.json", "splits.json", "checkpoint_latest.pt",
                "checkpoint_best.pt", "checkpoint_final.pt", "training_log.txt", "progress.png"}
@@ -31,7 +31,7 @@ def _batches(path: Path) -> dict[tuple[str, str], str]:
     return {(epoch, batch): samples for epoch, batch, samples in lines}
 
 
-def test_two_gloo_processes_train_one_model_written_by_rank_0_alone(tmp_path: Path) -> None:
+def test_two_gloo_processes_train_one_model_written_by_rank_0_alone(tmp_path: Path, make_preprocessed) -> None:
     pre = make_preprocessed(tmp_path / "pre", {"center1": 5})
     model_dir, samples = tmp_path / "model", tmp_path / "samples"
     assert _run(pre, model_dir, samples) == 0

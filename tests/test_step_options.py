@@ -13,14 +13,13 @@ from lgeseg.training.data import BatchLoader, PatchSampler, load_cases
 from lgeseg.training.inputs import open_training_data
 from lgeseg.training.loop import build_state, train_epoch
 from lgeseg.training.prefetch import to_device
-from tests.test_training import make_preprocessed
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 @pytest.fixture(scope="module")
-def pre(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pre(tmp_path_factory: pytest.TempPathFactory, make_preprocessed) -> Path:
     return make_preprocessed(tmp_path_factory.mktemp("pre"), {"center1": 4})
 
 

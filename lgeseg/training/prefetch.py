@@ -5,9 +5,10 @@ stream while the training step of batch ``i`` runs on the compute stream (double
 makes the compute stream wait for a copy only when it needs that batch. Nothing waits on the host.
 On the CPU (or with ``overlap=False``) it is a plain ``.to(device)`` per batch.
 
-Example:
-    >>> for images, labels in to_device(BatchLoader(sampler, 100, (0, 0), pin_memory=True), device):
-    ...     ...  # images and labels are on the device
+Usage::
+
+    for images, labels in to_device(BatchLoader(sampler, 100, (0, 0), pin_memory=True), device):
+        ...  # images and labels are on the device
 """
 
 from __future__ import annotations
