@@ -9,7 +9,13 @@ alone (one fixed batch already on the device). Prints a Markdown table row per c
     python benchmarks/train_throughput.py --device cuda --patch 256 192 --batch 44 --stages 6 --max-features 512
 
 The second line mirrors nnU-Net's 2D plans for ACDC (patch 256x192 at batch 44, 6 stages,
-512 features at most).
+512 features at most). Every speed-up of the step is on by default and has a flag that turns it
+off, so a GPU run can ablate them one at a time: ``--no-compile`` / ``--compile-mode MODE``
+(``reduce-overhead`` and ``max-autotune`` replay CUDA graphs), ``--no-bf16``, ``--no-channels-last``,
+``--no-overlap-copies`` (host-to-device copy of the next batch while the step runs) and
+``--log-every 1`` (read the loss back, a host-device sync, every step instead of every 10).
+``--profile FILE`` writes a torch.profiler table of a few steps; ``--sync-debug`` counts the
+host-device synchronisations per step (CUDA).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import argparse
 import json
 import math
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -27,7 +34,7 @@ from lgeseg.device import resolve_device
 from lgeseg.records import LABELS, NetworkTopology, NormalizationConfig, Plan
 from lgeseg.training.data import BatchLoader, PatchSampler, TrainingCase
 from lgeseg.training.loop import build_state, train_epoch, train_step, use_compile
-from lgeseg.training.recipes import get_recipe
+from lgeseg.training.recipes import COMPILE_MODES, get_recipe
 
 
 def make_plan(patch: tuple[int, int], batch: int, stages: int, max_features: int, base: int = 32) -> Plan:
@@ -65,7 +72,9 @@ def measure(args: argparse.Namespace) -> dict:
     device = resolve_device(args.device)
     plan = make_plan(tuple(args.patch), args.batch, args.stages, args.max_features)
     config = get_recipe("default", device=device.type, batch_size=args.batch, iterations_per_epoch=args.iterations,
-                        augmentation=args.augmentation, compile=args.compile, num_workers=args.num_workers)
+                        augmentation=args.augmentation, compile=args.compile, num_workers=args.num_workers,
+                        compile_mode=args.compile_mode, mixed_precision=not args.no_bf16,
+                        channels_last=not args.no_channels_last)
     preset = get_preset(config.augmentation)
     spacing = tuple(plan.target_spacing[1:])
     crop = tuple(max(p, min(n, math.ceil(p * config.crop_margin)))
@@ -78,12 +87,16 @@ def measure(args: argparse.Namespace) -> dict:
         return augment_batch(images, labels, preset, plan.patch_size, spacing, generator, 3)
 
     state = build_state(config, plan, device)
+    options = {"log_every": args.log_every, "overlap_copies": not args.no_overlap_copies}
     start = time.perf_counter()
     state.config = config.replace(iterations_per_epoch=args.warmup)
-    train_epoch(state, sampler, augment, workers)  # warm-up (and torch.compile)
+    train_epoch(state, sampler, augment, workers, **options)  # warm-up (and torch.compile)
     warmup_s = time.perf_counter() - start
     state.config = config
-    stats = train_epoch(state, sampler, augment, workers)
+    stats = train_epoch(state, sampler, augment, workers, **options)
+    syncs = count_syncs(state, sampler, augment, workers, options) if args.sync_debug else None
+    if args.profile:
+        write_profile(args.profile, state, sampler, augment, workers, options)
 
     loader = BatchLoader(sampler, args.iterations, (1, 1), workers, pin_memory=device.type == "cuda")
     start = time.perf_counter()
@@ -106,23 +119,68 @@ def measure(args: argparse.Namespace) -> dict:
     return {
         "device": name, "patch": list(plan.patch_size), "crop": list(crop), "batch": args.batch,
         "features": list(plan.topology.features_per_stage), "augmentation": config.augmentation,
-        "compiled": use_compile(config, device), "workers": workers, "warmup_s": warmup_s,
+        "compiled": use_compile(config, device), "compile_mode": config.compile_mode,
+        "bf16": config.mixed_precision and device.type == "cuda",
+        "channels_last": config.channels_last and device.type == "cuda", "log_every": args.log_every,
+        "overlap_copies": options["overlap_copies"] and device.type == "cuda", "syncs_per_step": syncs,
+        "torch": torch.__version__, "workers": workers, "warmup_s": warmup_s,
         "iterations_per_s": 1.0 / (stats.seconds / args.iterations), "samples_per_s": stats.samples_per_second,
         "data_wait_fraction": stats.data_wait_fraction, "loader_ms_per_batch": 1000 * loader_s,
         "compute_ms_per_iteration": 1000 * compute_s, "peak_gib": peak,
     }
 
 
+def count_syncs(state, sampler: PatchSampler, augment, workers: int, options: dict, steps: int = 5) -> float | None:
+    """Host-device synchronisations per training step, counted by CUDA's sync debug mode (None off CUDA)."""
+    if state.device.type != "cuda":
+        return None
+    saved = state.config
+    state.config = saved.replace(iterations_per_epoch=steps)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            train_epoch(state, sampler, augment, workers, **options)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    state.config = saved
+    return len([w for w in caught if "synchroniz" in str(w.message)]) / steps
+
+
+def write_profile(path: str, state, sampler: PatchSampler, augment, workers: int, options: dict,
+                  steps: int = 10) -> None:
+    """A torch.profiler table (top 40 ops by device time, or CPU time off CUDA) of ``steps`` training steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if state.device.type == "cuda" else [])
+    saved = state.config
+    state.config = saved.replace(iterations_per_epoch=steps)
+    with profile(activities=activities) as prof:
+        train_epoch(state, sampler, augment, workers, **options)
+    state.config = saved
+    sort_by = "cuda_time_total" if state.device.type == "cuda" else "cpu_time_total"
+    with open(path, "w") as handle:
+        handle.write(f"{steps} training steps, sorted by {sort_by}\n")
+        handle.write(prof.key_averages().table(sort_by=sort_by, row_limit=40))
+
+
+def _switches(r: dict) -> str:
+    """The step's speed-ups that were on, in a few words."""
+    words = [f"compile {r['compile_mode']}" if r["compiled"] else "eager"]
+    words += [name for name in ("bf16", "channels_last", "overlap_copies") if r.get(name)]
+    return ", ".join(words + [f"sync every {r['log_every']}"])
+
+
 def markdown_row(r: dict) -> str:
     """One row of the PERFORMANCE.md table."""
     return (f"| {r['device']} | {r['patch'][0]}x{r['patch'][1]} (crop {r['crop'][0]}x{r['crop'][1]}) | {r['batch']} | "
-            f"{len(r['features'])} / {max(r['features'])} | {r['augmentation']} | {'yes' if r['compiled'] else 'no'} | "
+            f"{len(r['features'])} / {max(r['features'])} | {r['augmentation']} | {_switches(r)} | "
             f"{r['workers']} | {r['iterations_per_s']:.2f} | {r['samples_per_s']:.0f} | "
             f"{100 * r['data_wait_fraction']:.1f}% | {r['loader_ms_per_batch']:.1f} | "
             f"{r['compute_ms_per_iteration']:.1f} | {r['peak_gib']:.1f} |")
 
 
-HEADER = ("| device | patch | batch | stages / max features | augmentation | compiled | loader threads | it/s | "
+HEADER = ("| device | patch | batch | stages / max features | augmentation | step | loader threads | it/s | "
           "samples/s | data wait | loader ms/batch | compute ms/it | peak GiB |\n"
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
@@ -142,6 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-workers", type=int, default=None)
     parser.add_argument("--compile", dest="compile", action="store_true", default=None)
     parser.add_argument("--no-compile", dest="compile", action="store_false")
+    parser.add_argument("--compile-mode", choices=COMPILE_MODES, default="default")
+    parser.add_argument("--no-bf16", action="store_true", help="float32 instead of bf16 autocast (CUDA)")
+    parser.add_argument("--no-channels-last", action="store_true", help="NCHW instead of channels-last (CUDA)")
+    parser.add_argument("--no-overlap-copies", action="store_true",
+                        help="copy each batch to the GPU when it is needed, not one step ahead")
+    parser.add_argument("--log-every", type=int, default=10, help="steps between loss read-backs (host syncs)")
+    parser.add_argument("--sync-debug", action="store_true", help="count host-device syncs per step (CUDA)")
+    parser.add_argument("--profile", default=None, metavar="FILE", help="write a torch.profiler table of 10 steps")
     parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     parser.add_argument("--no-header", action="store_true")
     args = parser.parse_args(argv)

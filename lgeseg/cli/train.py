@@ -1,12 +1,21 @@
-"""``lgeseg_train``: train a 2D U-Net from preprocessed data into a model folder."""
+"""``lgeseg_train``: train a 2D U-Net from preprocessed data into a model folder.
+
+``--gpus N`` trains one model on N processes (data parallel): the command starts
+``python -m torch.distributed.run --standalone --nproc-per-node N -m lgeseg.cli.train ...`` with the
+same arguments, and each process it starts (it sets ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``)
+trains its share of every batch. Starting torchrun yourself works the same (docs/scaling.md).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import subprocess
+import sys
 
 from lgeseg.cli._errors import add_verbose_flag, run_cli
-from lgeseg.training.recipes import DEFAULT_RECIPE, available_recipes
+from lgeseg.training.recipes import COMPILE_MODES, DEFAULT_RECIPE, available_recipes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,33 +49,77 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compile", dest="compile", action="store_true", default=None,
                         help="torch.compile the network (default: on for CUDA)")
     parser.add_argument("--no-compile", dest="compile", action="store_false")
+    parser.add_argument("--compile-mode", choices=COMPILE_MODES, default=None,
+                        help="torch.compile mode (default: the recipe's, 'default'); reduce-overhead and "
+                             "max-autotune replay CUDA graphs, max-autotune also tunes kernels (minutes)")
     parser.add_argument("--continue", "--c", dest="resume", action="store_true",
                         help="resume from checkpoint_latest.pt in the output folder")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the model or checkpoints already in the output folder (otherwise refused)")
     add_verbose_flag(parser)
+    parser.add_argument("--gpus", type=int, default=None,
+                        help="train on N processes, one per GPU, with DistributedDataParallel (starts torchrun); "
+                             "--batch-size is then the global batch. With --device cpu: N CPU processes (gloo)")
+    parser.add_argument("--sample-log", default=None, metavar="DIR",
+                        help="debugging: each process appends what its batches were cut from to "
+                             "DIR/samples_rank<r>.txt (keep DIR outside the model folder)")
     return parser
 
 
+def _launch(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run this command under torchrun with ``args.gpus`` processes on this machine; its exit code."""
+    if args.gpus < 1:
+        print(f"lgeseg_train: error: --gpus must be >= 1, found {args.gpus}")
+        return 2
+    if args.device in (None, "cuda"):
+        import torch
+
+        if torch.cuda.device_count() < args.gpus:
+            print(f"lgeseg_train: error: --gpus {args.gpus} but this machine has {torch.cuda.device_count()} "
+                  "CUDA device(s); use fewer, or --device cpu for CPU processes")
+            return 2
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.gpus}",
+               "-m", "lgeseg.cli.train", *argv]
+    return subprocess.call(command)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run ``lgeseg_train``; returns the exit code (0 success, 1 error on stderr, 2 usage)."""
+    """Run ``lgeseg_train``; returns the exit code (0 success, 1 error on stderr, 2 usage).
+
+    With ``--gpus N`` (N > 1) outside torchrun it starts torchrun and returns its exit code.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.resume and args.overwrite:
         parser.error("--continue and --overwrite exclude each other")
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.gpus is not None and args.gpus != 1 and "WORLD_SIZE" not in os.environ:
+        return _launch(args, argv)
     return run_cli("lgeseg_train", lambda: _run(args), args.verbose)
 
 
 def _run(args: argparse.Namespace) -> int:
     from lgeseg.training import train
+    from lgeseg.training.distributed import DistributedContext
 
+    distributed = DistributedContext.from_env(os.environ)
+    if args.gpus is not None and args.gpus != distributed.world_size:
+        raise ValueError(f"--gpus {args.gpus} but torchrun started {distributed.world_size} processes "
+                         "(WORLD_SIZE): leave --gpus out under torchrun")
+    prefix = f"[rank {distributed.rank}] " if distributed.enabled else ""
+    logging.basicConfig(level=logging.INFO if distributed.is_main else logging.WARNING, format=prefix + "%(message)s")
     model_dir = train(
         args.preprocessed, args.output, recipe=args.recipe, datasets=args.dataset, resume=args.resume,
-        overwrite=args.overwrite, augmentation=args.augmentation, epochs=args.epochs,
-        iterations_per_epoch=args.iterations_per_epoch, batch_size=args.batch_size, learning_rate=args.lr,
-        device=args.device, seed=args.seed, fold=args.fold, subjects_per_center=args.subjects_per_center,
-        num_workers=args.num_workers, compile=args.compile,
+        overwrite=args.overwrite, distributed=distributed, sample_log=args.sample_log,
+        augmentation=args.augmentation, epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
+        batch_size=args.batch_size, learning_rate=args.lr, device=args.device, seed=args.seed, fold=args.fold,
+        subjects_per_center=args.subjects_per_center, num_workers=args.num_workers, compile=args.compile,
+        compile_mode=args.compile_mode,
     )
-    print(f"model folder: {model_dir}")
+    if distributed.is_main:
+        print(f"model folder: {model_dir}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -142,7 +142,7 @@ class PatchSampler:
         group = self.groups[int(rng.integers(len(self.groups)))]
         return self.cases[group[int(rng.integers(len(group)))]]
 
-    def _sample(self, rng: np.random.Generator, force_foreground: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _sample(self, rng: np.random.Generator, force_foreground: bool) -> tuple[np.ndarray, np.ndarray, str]:
         case = self._pick_case(rng)
         if force_foreground and case.foreground:
             points = case.foreground[int(rng.integers(len(case.foreground)))]
@@ -152,11 +152,18 @@ class PatchSampler:
             cy, cx = (_random_centre(n, p, rng) for n, p in zip(case.label.shape[1:], self.patch_size, strict=True))
         image = extract_crop(case.image[:, z], (cy, cx), self.crop_size)
         label = extract_crop(case.label[z], (cy, cx), self.crop_size)
-        return image, label
+        return image, label, f"{case.key}@{z},{cy},{cx}"
 
-    def sample_batch(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """One batch: images float32 (B, C, ch, cw) and labels uint8 (B, ch, cw); the last ~third is foreground."""
+    def sample_batch(self, rng: np.random.Generator,
+                     drawn: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One batch: images float32 (B, C, ch, cw) and labels uint8 (B, ch, cw); the last ~third is foreground.
+
+        When ``drawn`` is a list, ``"<dataset>/<case>@z,y,x"`` (slice and crop centre, voxels) of each
+        sample is appended to it.
+        """
         samples = [self._sample(rng, i >= self.batch_size - self.num_forced) for i in range(self.batch_size)]
+        if drawn is not None:
+            drawn.extend(s[2] for s in samples)
         return np.stack([s[0] for s in samples]), np.stack([s[1] for s in samples])
 
 
@@ -166,19 +173,25 @@ class BatchLoader:
     Batch ``i`` is drawn with ``np.random.default_rng([*seed, i])``, so the sequence is the same for
     any number of workers. Yields ``(images float32 (B,C,h,w), labels uint8 (B,h,w))`` CPU tensors,
     pinned when ``pin_memory``. ``wait_seconds`` accumulates the time the consumer waited for data.
+    With ``record``, ``drawn[i]`` lists what batch ``i`` was cut from (see ``PatchSampler.sample_batch``).
     """
 
     def __init__(self, sampler: PatchSampler, num_batches: int, seed: Sequence[int], num_workers: int = 2,
-                 pin_memory: bool = False, prefetch: int = 3) -> None:
+                 pin_memory: bool = False, prefetch: int = 3, record: bool = False) -> None:
         self.sampler, self.num_batches, self.seed = sampler, num_batches, list(seed)
         self.num_workers, self.pin_memory, self.prefetch = num_workers, pin_memory, prefetch
         self.wait_seconds = 0.0
+        self.record = record
+        self.drawn: dict[int, list[str]] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._queues: list[queue.Queue] = []
 
     def _make(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        images, labels = self.sampler.sample_batch(np.random.default_rng([*self.seed, index]))
+        drawn: list[str] | None = [] if self.record else None
+        images, labels = self.sampler.sample_batch(np.random.default_rng([*self.seed, index]), drawn)
+        if drawn is not None:
+            self.drawn[index] = drawn  # one key per batch index: safe from several threads
         images_t, labels_t = torch.from_numpy(images), torch.from_numpy(labels)
         if self.pin_memory:
             images_t, labels_t = images_t.pin_memory(), labels_t.pin_memory()

@@ -2,8 +2,10 @@
 
 The state holds the network, optimizer and bookkeeping; everything else (data, augmentation
 preset, model folder) is passed in. One epoch = ``iterations_per_epoch`` steps of: batch of
-crops from the background loader -> device -> ``augment_batch`` on the device -> forward under
-bf16 autocast (CUDA) -> deep-supervision Dice+CE -> backward -> optimizer step.
+crops from the background loader -> device (copied one batch ahead on CUDA) -> ``augment_batch``
+on the device -> forward under bf16 autocast (CUDA) -> deep-supervision Dice+CE -> backward ->
+optimizer step. The loss stays on the device; the host reads it back only every ``log_every`` steps.
+In a data-parallel run each process does this on its share of the batch (``distributed.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -21,7 +24,9 @@ from lgeseg.model_folder import load_checkpoint, save_checkpoint
 from lgeseg.network import build_unet, select_trainable
 from lgeseg.records import Plan
 from lgeseg.training.data import BatchLoader, PatchSampler
+from lgeseg.training.distributed import SINGLE_PROCESS, DistributedContext, wrap_data_parallel
 from lgeseg.training.losses import DeepSupervisionLoss, deep_supervision_weights
+from lgeseg.training.prefetch import to_device
 from lgeseg.training.recipes import TrainConfig, build_optimizer, learning_rate_at
 from lgeseg.training.validation import autocast_for
 
@@ -42,6 +47,7 @@ class TrainingState:
         best_dice: best validation mean Dice so far.
         history: per-epoch lists (``train_loss``, ``val_loss``, ``val_mean_dice``, ``val_dice_<label>``,
             ``lr``, ``seconds``, ``data_wait_fraction``).
+        rank: this process's rank in a data-parallel run (0 alone); it offsets the sampling seeds.
     """
 
     config: TrainConfig
@@ -54,16 +60,26 @@ class TrainingState:
     epoch: int = 0
     best_dice: float = -math.inf
     history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    rank: int = 0
 
 
 @dataclasses.dataclass
 class EpochStats:
-    """One epoch of training: mean loss, wall seconds, share of time waiting for data, throughput."""
+    """One epoch of training: mean loss, wall seconds, share of time waiting for data, throughput.
+
+    ``cpu_seconds`` is the CPU time of the process (all its threads) during the epoch: on a machine
+    shared with other work it tells how much compute the epoch needed, apart from waiting for a core.
+    """
 
     loss: float
     seconds: float
     data_wait_fraction: float
     samples_per_second: float
+    cpu_seconds: float = 0.0
+
+
+#: ``torch.compile`` modes that replay the compiled network as CUDA graphs.
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 
 
 def use_compile(config: TrainConfig, device: torch.device) -> bool:
@@ -72,10 +88,13 @@ def use_compile(config: TrainConfig, device: torch.device) -> bool:
 
 
 def build_state(config: TrainConfig, plan: Plan, device: torch.device,
-                init_weights: dict[str, torch.Tensor] | None = None, trainable: str = "all") -> TrainingState:
+                init_weights: dict[str, torch.Tensor] | None = None, trainable: str = "all",
+                distributed: DistributedContext = SINGLE_PROCESS) -> TrainingState:
     """Network from the plan (seeded), optional initial weights, frozen parameters, optimizer and loss.
 
     Parameters outside ``trainable`` get ``requires_grad=False`` and are not given to the optimizer.
+    In a data-parallel run (``distributed.enabled``, process group joined) the training steps go
+    through ``DistributedDataParallel``; ``state.network`` stays the plain module.
     """
     network = build_unet(plan.topology, seed=config.seed)
     if init_weights is not None:
@@ -89,8 +108,10 @@ def build_state(config: TrainConfig, plan: Plan, device: torch.device,
     optimizer = build_optimizer(config, [p for p in network.parameters() if p.requires_grad])
     outputs = plan.topology.num_stages - 1 if getattr(network, "deep_supervision", True) else 1
     loss_fn = DeepSupervisionLoss(deep_supervision_weights(max(outputs, 1)), config.dice_smooth)
-    step_network = torch.compile(network) if use_compile(config, device) else network
-    return TrainingState(config, device, network, step_network, optimizer, loss_fn, trainable)
+    step_network = wrap_data_parallel(network, device, distributed)
+    if use_compile(config, device):
+        step_network = torch.compile(step_network, mode=config.compile_mode)
+    return TrainingState(config, device, network, step_network, optimizer, loss_fn, trainable, rank=distributed.rank)
 
 
 def train_step(state: TrainingState, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -100,6 +121,9 @@ def train_step(state: TrainingState, images: torch.Tensor, labels: torch.Tensor)
     """
     if state.device.type == "cuda" and state.config.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
+    if state.device.type == "cuda" and use_compile(state.config, state.device) \
+            and state.config.compile_mode in CUDA_GRAPH_MODES:
+        torch.compiler.cudagraph_mark_step_begin()  # a new training step: earlier graph outputs may be overwritten
     state.optimizer.zero_grad(set_to_none=True)
     with autocast_for(state.device, state.config.mixed_precision):
         outputs = state.step_network(images)
@@ -111,7 +135,8 @@ def train_step(state: TrainingState, images: torch.Tensor, labels: torch.Tensor)
     return loss.detach()
 
 
-def train_epoch(state: TrainingState, sampler: PatchSampler, augment: Any, num_workers: int) -> EpochStats:
+def train_epoch(state: TrainingState, sampler: PatchSampler, augment: Any, num_workers: int,
+                log_every: int = 10, sample_log: Path | None = None, overlap_copies: bool = True) -> EpochStats:
     """Train one epoch (``config.iterations_per_epoch`` steps) at the scheduled learning rate.
 
     Args:
@@ -119,33 +144,59 @@ def train_epoch(state: TrainingState, sampler: PatchSampler, augment: Any, num_w
         sampler: draws crops (numpy) from the in-memory training cases.
         augment: ``augment(images, labels, generator) -> (images, labels)`` on the device, patch-sized.
         num_workers: batch-assembling threads.
+        log_every: the running loss is read back from the device (a host sync) every this many steps
+            to update the progress bar; the steps in between queue up without waiting.
+        sample_log: append what every batch was cut from to this text file (one line per batch:
+            ``epoch batch key@z,y,x ...``), to check what each process of a data-parallel run saw.
+        overlap_copies: copy the next batch to a CUDA device while the current step runs.
     """
     config, device = state.config, state.device
     for group in state.optimizer.param_groups:
         group["lr"] = learning_rate_at(config, state.epoch)
-    generator = torch.Generator(device=device).manual_seed(config.seed * 100_003 + state.epoch)
-    loader = BatchLoader(sampler, config.iterations_per_epoch, (config.seed, state.epoch), num_workers,
-                         pin_memory=device.type == "cuda")
+    loader_seed, augment_seed = epoch_seeds(config.seed, state.epoch, state.rank)
+    generator = torch.Generator(device=device).manual_seed(augment_seed)
+    loader = BatchLoader(sampler, config.iterations_per_epoch, loader_seed, num_workers,
+                         pin_memory=device.type == "cuda", record=sample_log is not None)
     state.network.train()
     total = torch.zeros((), device=device)
-    start = time.perf_counter()
-    bar = tqdm(loader, total=config.iterations_per_epoch, desc=f"epoch {state.epoch + 1}/{config.epochs}",
-               unit="it", leave=False, mininterval=1.0)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    bar = tqdm(to_device(loader, device, overlap_copies), total=config.iterations_per_epoch,
+               desc=f"epoch {state.epoch + 1}/{config.epochs}", unit="it", leave=False, mininterval=1.0,
+               disable=state.rank != 0)
     for step, (images, labels) in enumerate(bar, start=1):
-        images = images.to(device, non_blocking=True)
-        labels = labels.to(device, non_blocking=True).long()
-        images, labels = augment(images, labels, generator)
+        images, labels = augment(images, labels.long(), generator)
         total += train_step(state, images, labels)
-        if step % 10 == 0 or step == config.iterations_per_epoch:
+        if step % log_every == 0 or step == config.iterations_per_epoch:
             elapsed = time.perf_counter() - start
             bar.set_postfix(loss=f"{float(total) / step:.4f}", samples_s=f"{step * sampler.batch_size / elapsed:.1f}")
     bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
+    if sample_log is not None:
+        _append_sample_log(sample_log, state.epoch, loader.drawn)
     steps = config.iterations_per_epoch
     samples_per_second = steps * sampler.batch_size / seconds
-    return EpochStats(float(total) / steps, seconds, loader.wait_seconds / seconds, samples_per_second)
+    return EpochStats(float(total) / steps, seconds, loader.wait_seconds / seconds, samples_per_second,
+                      time.process_time() - cpu_start)
+
+
+def epoch_seeds(seed: int, epoch: int, rank: int = 0) -> tuple[tuple[int, ...], int]:
+    """Seeds of one epoch on one rank: (batch sampling seed, augmentation generator seed).
+
+    Rank 0 (and a single process) keeps the seeds of a single-process run; every other rank gets
+    its own, so the processes of a data-parallel run draw different samples and augmentations.
+    """
+    if rank == 0:
+        return (seed, epoch), seed * 100_003 + epoch
+    return (seed, epoch, rank), int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
+
+
+def _append_sample_log(path: Path, epoch: int, drawn: dict[int, list[str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        for index in sorted(drawn):
+            handle.write(f"{epoch} {index} {' '.join(drawn[index])}\n")
 
 
 def checkpoint_payload(state: TrainingState, with_optimizer: bool) -> dict[str, Any]:

@@ -26,6 +26,9 @@ from lgeseg.records import JsonRecord
 #: bf16, gradient clipping, foreground patches). ``paper`` is the paper as written, nothing added.
 DEFAULT_RECIPE = "default"
 
+#: ``torch.compile`` modes a recipe may name; the ones with CUDA graphs only differ from "default" on CUDA.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(JsonRecord):
@@ -51,6 +54,9 @@ class TrainConfig(JsonRecord):
         mixed_precision: bf16 autocast (CUDA only; ignored elsewhere).
         channels_last: channels-last memory format (CUDA only).
         compile: ``torch.compile`` the network; None: on for CUDA, off elsewhere.
+        compile_mode: ``torch.compile`` mode: ``"default"``, ``"reduce-overhead"`` (CUDA graphs),
+            ``"max-autotune"`` (tuned kernels and CUDA graphs; long compilation) or
+            ``"max-autotune-no-cudagraphs"``.
         num_workers: batch-assembling threads; None: min(2, CPU count).
         fold: cross-validation fold (0 .. num_folds - 1).
         subjects_per_center: keep this many subjects of every dataset (center), chosen reproducibly,
@@ -83,6 +89,7 @@ class TrainConfig(JsonRecord):
     mixed_precision: bool = True
     channels_last: bool = True
     compile: bool | None = None
+    compile_mode: str = "default"
     num_workers: int | None = None
     fold: int = 0
     num_folds: int = 5
@@ -137,6 +144,8 @@ def _problems(config: TrainConfig) -> list[str]:
         (is_number(c.dice_smooth, 0), f"dice_smooth must be a number >= 0, found {c.dice_smooth!r}"),
         (c.max_minutes is None or is_number(c.max_minutes, positive=True),
          f"max_minutes must be a number > 0 or null, found {c.max_minutes!r}"),
+        (c.compile_mode in COMPILE_MODES,
+         f"compile_mode must be one of {', '.join(COMPILE_MODES)}, found {c.compile_mode!r}"),
     ]
     return [message for ok, message in checks if not ok]
 

@@ -32,8 +32,25 @@ from lgeseg.model_folder import ModelInfo, load_checkpoint, read_model_metadata,
 from lgeseg.postprocessing import select_postprocessing
 from lgeseg.records import save_json
 from lgeseg.training.data import PatchSampler, TrainingCase, case_key, load_cases
+from lgeseg.training.distributed import (
+    SINGLE_PROCESS,
+    DistributedContext,
+    broadcast_from_main,
+    process_group,
+    rank_device,
+    reduce_numbers,
+    split_batch,
+)
 from lgeseg.training.inputs import TrainingData, open_training_data
-from lgeseg.training.loop import EpochStats, TrainingState, build_state, restore_state, save_state, train_epoch
+from lgeseg.training.loop import (
+    EpochStats,
+    TrainingState,
+    build_state,
+    restore_state,
+    save_state,
+    train_epoch,
+    use_compile,
+)
 from lgeseg.training.plots import plot_progress
 from lgeseg.training.recipes import DEFAULT_RECIPE, TrainConfig, get_recipe
 from lgeseg.training.splits import fold_of, limit_subjects, load_or_create_splits
@@ -74,10 +91,13 @@ class _Run:
     divisor: tuple[int, int]
     num_workers: int
     finetune: FinetuneSpec | None
+    distributed: DistributedContext
+    sample_log: Path | None
 
 
 def train(preprocessed: str | Path | Sequence[str | Path], model_dir: str | Path, recipe: str | None = None,
           datasets: Sequence[str] | None = None, resume: bool = False, overwrite: bool = False,
+          distributed: DistributedContext = SINGLE_PROCESS, sample_log: str | Path | None = None,
           **overrides: Any) -> Path:
     """Train a 2D U-Net on preprocessed data; returns the model folder.
 
@@ -91,6 +111,10 @@ def train(preprocessed: str | Path | Sequence[str | Path], model_dir: str | Path
         resume: continue from ``checkpoint_latest.pt`` with its optimizer, epoch and RNG state.
         overwrite: replace a model or checkpoints already in ``model_dir`` (otherwise an
             ``OutputConflictError``); the old files are removed only once the data and plans are valid.
+        distributed: this process's place in a data-parallel run started by torchrun (default: alone);
+            ``batch_size`` is then the global batch, split over the processes; rank 0 writes the folder.
+        sample_log: a folder (outside the model folder) where each rank appends what its batches were
+            cut from to ``samples_rank<r>.txt``; for checking data-parallel sampling. None: no log.
         **overrides: ``TrainConfig`` fields (``epochs``, ``iterations_per_epoch``, ``batch_size``,
             ``device``, ``seed``, ``fold``, ``num_workers``, ``augmentation``, ...); None values are ignored.
     """
@@ -103,12 +127,14 @@ def train(preprocessed: str | Path | Sequence[str | Path], model_dir: str | Path
             raise InvalidInputError(f"{model_dir / 'model.json'}: field recipe: {err}") from err
     else:
         config = get_recipe(recipe or DEFAULT_RECIPE, **overrides)
-    return run_training(config, preprocessed, model_dir, datasets, resume, overwrite=overwrite)
+    return run_training(config, preprocessed, model_dir, datasets, resume, overwrite=overwrite,
+                        distributed=distributed, sample_log=sample_log)
 
 
 def run_training(config: TrainConfig, preprocessed: str | Path | Sequence[str | Path], model_dir: str | Path,
                  datasets: Sequence[str] | None = None, resume: bool = False,
-                 finetune: FinetuneSpec | None = None, overwrite: bool = False) -> Path:
+                 finetune: FinetuneSpec | None = None, overwrite: bool = False,
+                 distributed: DistributedContext = SINGLE_PROCESS, sample_log: str | Path | None = None) -> Path:
     """The training run: data, split, state, epochs (train, validate, checkpoint, plot), then finish.
 
     Returns ``model_dir``. See ``train`` for the arguments; ``finetune`` sets initial weights,
@@ -123,24 +149,53 @@ def run_training(config: TrainConfig, preprocessed: str | Path | Sequence[str | 
         kept = set(limit_subjects(data.case_keys, config.subjects_per_center))
         data = dataclasses.replace(data, entries=[e for e in data.entries if case_key(e[0]) in kept])
     config = config.replace(batch_size=config.batch_size or data.plan.batch_size)
-    device = resolve_device(config.device)
-    state = _initial_state(config, data, device, finetune)
-    if resume:
-        remove_stale_temporaries(model_dir)  # a half-written checkpoint of the interrupted run
-        restore_state(state, model_dir / "checkpoint_latest.pt")
-    elif overwrite:
-        clear_model_folder(model_dir)
-    with _remove_if_failed_early(model_dir), _log_to_file(model_dir / "training_log.txt"):
-        run = _prepare_run(state, data, model_dir, finetune)
-        _log_start(state, run, resume)
-        result, started = None, time.monotonic()
-        while state.epoch < config.epochs and not _out_of_time(config, started):
-            stats = train_epoch(state, run.sampler, run.augment, run.num_workers)
-            result = validate(state.network, run.val_cases, data.plan.labels, run.divisor, device,
-                              config.batch_size, config.mixed_precision)
-            _end_epoch(state, run, stats, result)
-        _finish(state, run, result)
+    device = rank_device(resolve_device(config.device), distributed)
+    main = distributed.is_main
+    with process_group(distributed, device):
+        state = _initial_state(config, data, device, finetune, distributed)
+        if resume:
+            if main:
+                remove_stale_temporaries(model_dir)  # a half-written checkpoint of the interrupted run
+            restore_state(state, model_dir / "checkpoint_latest.pt")
+        elif overwrite and main:
+            clear_model_folder(model_dir)
+        cleanup = _remove_if_failed_early(model_dir) if main else contextlib.nullcontext()
+        logging_to_file = _log_to_file(model_dir / "training_log.txt") if main else contextlib.nullcontext()
+        with cleanup, logging_to_file:
+            run = _prepare_run(state, data, model_dir, finetune, distributed, sample_log)
+            _train_epochs(state, run, resume)
     return model_dir
+
+
+def _train_epochs(state: TrainingState, run: _Run, resume: bool) -> None:
+    """Epochs until ``config.epochs`` (or the time budget), then ``_finish``; rank 0 validates and writes."""
+    config, main = state.config, run.distributed.is_main
+    if main:
+        _log_start(state, run, resume)
+    result, started = None, time.monotonic()
+    while state.epoch < config.epochs and not broadcast_from_main(_out_of_time(config, started), run.distributed):
+        sample_log = run.sample_log / f"samples_rank{state.rank}.txt" if run.sample_log else None
+        stats = _all_ranks(train_epoch(state, run.sampler, run.augment, run.num_workers, sample_log=sample_log),
+                           state.device, run.distributed)
+        if not main:
+            state.epoch += 1
+            continue
+        result = validate(state.network, run.val_cases, run.data.plan.labels, run.divisor, state.device,
+                          config.batch_size, config.mixed_precision)
+        _end_epoch(state, run, stats, result)
+    if main:
+        _finish(state, run, result)
+
+
+def _all_ranks(stats: EpochStats, device: torch.device, distributed: DistributedContext) -> EpochStats:
+    """The epoch over all ranks: mean loss and data wait, summed samples/s, the slowest/busiest rank's seconds."""
+    if not distributed.enabled:
+        return stats
+    loss, wait, rate = reduce_numbers([stats.loss, stats.data_wait_fraction, stats.samples_per_second],
+                                      device, distributed)
+    seconds, cpu_seconds = reduce_numbers([stats.seconds, stats.cpu_seconds], device, distributed, op="max")
+    size = distributed.world_size
+    return EpochStats(loss / size, seconds, wait / size, rate, cpu_seconds)
 
 
 def _out_of_time(config: TrainConfig, started: float) -> bool:
@@ -198,23 +253,32 @@ def _remove_if_failed_early(model_dir: Path) -> Iterator[None]:
 
 
 def _initial_state(config: TrainConfig, data: TrainingData, device: torch.device,
-                   finetune: FinetuneSpec | None) -> TrainingState:
+                   finetune: FinetuneSpec | None, distributed: DistributedContext) -> TrainingState:
     if finetune is None:
-        return build_state(config, data.plan, device)
+        return build_state(config, data.plan, device, distributed=distributed)
     weights = load_checkpoint(finetune.init_checkpoint)["network"]
-    return build_state(config, data.plan, device, init_weights=weights, trainable=finetune.trainable)
+    return build_state(config, data.plan, device, init_weights=weights, trainable=finetune.trainable,
+                       distributed=distributed)
 
 
-def _prepare_run(state: TrainingState, data: TrainingData, model_dir: Path, finetune: FinetuneSpec | None) -> _Run:
-    config, plan = state.config, data.plan
+def _split(config: TrainConfig, data: TrainingData, model_dir: Path,
+           finetune: FinetuneSpec | None) -> tuple[list[str], list[str]]:
+    """Training and validation case keys of the run; writes ``splits.json`` (call on rank 0 only)."""
     if finetune is None:
         folds = load_or_create_splits(model_dir / "splits.json", data.case_keys, config.num_folds)
-        train_keys, val_keys = fold_of(folds, config.fold, model_dir / "splits.json")
-    else:
-        train_keys, val_keys = list(finetune.target_cases), list(finetune.val_cases)
-        save_json([{"train": train_keys, "val": val_keys}], model_dir / "splits.json")
+        return fold_of(folds, config.fold, model_dir / "splits.json")
+    train_keys, val_keys = list(finetune.target_cases), list(finetune.val_cases)
+    save_json([{"train": train_keys, "val": val_keys}], model_dir / "splits.json")
+    return train_keys, val_keys
+
+
+def _prepare_run(state: TrainingState, data: TrainingData, model_dir: Path, finetune: FinetuneSpec | None,
+                 distributed: DistributedContext, sample_log: str | Path | None) -> _Run:
+    config, plan = state.config, data.plan
+    split = _split(config, data, model_dir, finetune) if distributed.is_main else None
+    train_keys, val_keys = broadcast_from_main(split, distributed)
     train_cases = load_cases(data.entries, train_keys)
-    val_cases = load_cases(data.entries, val_keys)
+    val_cases = load_cases(data.entries, val_keys) if distributed.is_main else []
     if config.iterations_per_epoch is None:  # the paper's epoch: one pass over the training slices
         slices = sum(case.image.shape[1] for case in train_cases)
         state.config = config = config.replace(iterations_per_epoch=max(1, math.ceil(slices / config.batch_size)))
@@ -225,15 +289,18 @@ def _prepare_run(state: TrainingState, data: TrainingData, model_dir: Path, fine
     needed = required_crop_size(preset, tuple(plan.patch_size), spacing_yx)
     crop = tuple(max(p, min(n, int(math.ceil(p * config.crop_margin))))
                  for p, n in zip(plan.patch_size, needed, strict=True))
-    sampler = PatchSampler(train_cases, plan.patch_size, crop, config.batch_size, config.foreground_fraction)
+    rank_batch = split_batch(config.batch_size, distributed.world_size)[distributed.rank]
+    sampler = PatchSampler(train_cases, plan.patch_size, crop, rank_batch, config.foreground_fraction)
 
     def augment(images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> Any:
         return augment_batch(images, labels, preset, tuple(plan.patch_size), spacing_yx, generator, num_classes)
 
     divisor = tuple(math.prod(s[axis] for s in plan.topology.strides) for axis in (0, 1))
     workers = config.num_workers if config.num_workers is not None else min(2, os.cpu_count() or 1)
-    run = _Run(data, model_dir, train_cases, val_cases, sampler, augment, divisor, workers, finetune)
-    write_model_metadata(model_dir, plan, _model_info(state, run), data.fingerprint)
+    run = _Run(data, model_dir, train_cases, val_cases, sampler, augment, divisor, workers, finetune,
+               distributed, Path(sample_log) if sample_log is not None else None)
+    if distributed.is_main:
+        write_model_metadata(model_dir, plan, _model_info(state, run), data.fingerprint)
     return run
 
 
@@ -242,7 +309,8 @@ def _model_info(state: TrainingState, run: _Run, postprocessing: str = "lcc",
     history, finetune = state.history, run.finetune
     summary: dict[str, Any] = {
         "device": str(state.device),
-        "compiled": state.step_network is not state.network,
+        "compiled": use_compile(state.config, state.device),
+        "processes": run.distributed.world_size,
         "num_workers": run.num_workers,
         "train_cases": len(run.train_cases),
         "val_cases": len(run.val_cases),
@@ -271,7 +339,8 @@ def _end_epoch(state: TrainingState, run: _Run, stats: EpochStats, result: Valid
     state.epoch += 1
     record = {"train_loss": stats.loss, "val_loss": result.loss, "val_mean_dice": result.mean_dice,
               "lr": state.optimizer.param_groups[0]["lr"], "seconds": stats.seconds,
-              "data_wait_fraction": stats.data_wait_fraction, "samples_per_second": stats.samples_per_second}
+              "data_wait_fraction": stats.data_wait_fraction, "samples_per_second": stats.samples_per_second,
+              "cpu_seconds": stats.cpu_seconds}
     record.update({f"val_dice_{name}": value for name, value in result.dice.items()})
     for key, value in record.items():
         state.history.setdefault(key, []).append(float(value))
@@ -322,6 +391,11 @@ def _log_start(state: TrainingState, run: _Run, resume: bool) -> None:
     log.info("%s: %d training / %d validation cases from %s, datasets %s, device %s, %d loader threads",
              verb, len(run.train_cases), len(run.val_cases), ", ".join(map(str, run.data.folders)),
              ", ".join(run.data.datasets), state.device, run.num_workers)
+    if run.distributed.enabled:
+        size = run.distributed.world_size
+        log.info("data parallel: %d processes (%s), global batch %d split %s", size,
+                 "nccl" if state.device.type == "cuda" else "gloo", state.config.batch_size,
+                 split_batch(state.config.batch_size, size))
     log.info("recipe: %s", state.config.to_dict())
 
 
