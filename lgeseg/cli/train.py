@@ -122,4 +122,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # torchrun starts each rank as ``python -m lgeseg.cli.train``. Interpreter teardown after a gloo run
+    # sometimes aborted a finished rank ("terminate called without an active exception", exit -6) and
+    # torchrun then failed the whole run; every output is written before main() returns, so skip it.
+    from lgeseg.cli import exit_without_teardown
+
+    exit_without_teardown(main)
