@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.model_archive import export_model
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Export the model; returns 0, or 1 with a message on stderr."""
+    """Export the model; returns 0, 1 with a message on stderr, or 2 for a usage error."""
     parser = argparse.ArgumentParser(
         prog="lgeseg_export_model",
         description="Pack a model folder (model.json with its model card, plans.json, weights, training records "
@@ -20,12 +20,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="weights to include (default: final); repeat for several")
     parser.add_argument("--intended-use", default=None, metavar="TEXT",
                         help="the model card's intended use (default: keep the card's, or lgeseg's standard text)")
+    add_verbose_flag(parser)
     args = parser.parse_args(argv)
-    try:
-        path = export_model(args.model, args.zip, args.checkpoint or ("final",), args.intended_use)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"lgeseg_export_model: error: {err}", file=sys.stderr)
-        return 1
+    return run_cli("lgeseg_export_model", lambda: _run(args), args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
+    path = export_model(args.model, args.zip, args.checkpoint or ("final",), args.intended_use)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); install it with: lgeseg_install_model {path}")
     return 0
 

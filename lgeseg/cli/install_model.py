@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
+from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.model_archive import install_model
 
 #: Optional environment variable: lgeseg's home folder (models go to ``$LGESEG_HOME/models``).
@@ -30,13 +30,14 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"model folder to create (default: ${HOME_ENV}/models/<zip name>, "
                              "~/.lgeseg/models/<zip name> without it)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing DEST")
+    add_verbose_flag(parser)
     args = parser.parse_args(argv)
+    return run_cli("lgeseg_install_model", lambda: _run(args), args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
     dest = Path(args.dest) if args.dest else default_destination(args.zip)
-    try:
-        path = install_model(args.zip, dest, overwrite=args.overwrite)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"lgeseg_install_model: error: {err}", file=sys.stderr)
-        return 1
+    path = install_model(args.zip, dest, overwrite=args.overwrite)
     print(f"installed {path}; predict with: lgeseg_predict -i IN -o OUT -m {path}  "
           f"(see the model card: lgeseg_predict --model-info -m {path})")
     return 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
+from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.report import make_report
 
 
@@ -22,13 +22,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="the images that were predicted (files or DICOM series), to draw the contours on")
     parser.add_argument("-o", "--output", default=None, metavar="OUT", help="report folder (default PRED_DIR/report)")
     parser.add_argument("--title", default=None, help="page title")
+    add_verbose_flag(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    try:
-        page = make_report(args.predictions, args.output, args.images, args.title)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"lgeseg_report: error: {err}", file=sys.stderr)
-        return 1
+    return run_cli("lgeseg_report", lambda: _run(args), args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
+    page = make_report(args.predictions, args.output, args.images, args.title)
     print(f"wrote {page} and {page.parent / 'report.csv'}")
     return 0
 
