@@ -134,6 +134,16 @@ def test_grid_balances_subjects_and_builds_the_1_to_4_center_combinations() -> N
     assert {cell.subjects_per_center for cell in cells} == {11}
 
 
+def test_target_center_reference_models_come_only_with_a_sweep() -> None:
+    centers = ["center1", "center2", "center3"]
+    table_only = make_config("quick", out_dir=Path("x"), experiments=(3,), block_counts=(), amounts=())
+    with_sweep = make_config("quick", out_dir=Path("x"), experiments=(3,), block_counts=(1,), amounts=())
+    trained_on = {cell.centers for cell in build_grid(table_only, centers, 6) if cell.kind == "train"}
+    assert trained_on == {("center1",)}  # Table 5 alone: no model trained on the unseen centers
+    swept = {cell.centers for cell in build_grid(with_sweep, centers, 6) if cell.kind == "train"}
+    assert {("center2",), ("center3",)} <= swept
+
+
 def test_summary_statistics_and_table_layout() -> None:
     assert mean_sd([0.8, 0.6]) == {"mean": pytest.approx(0.7), "sd": pytest.approx(0.1414, abs=1e-4), "n": 2}
     assert mean_sd([0.8])["sd"] is None

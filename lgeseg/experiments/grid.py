@@ -12,7 +12,7 @@ Which cells the paper needs (training center T, the unseen centers X, every seed
 2. harmonization (Figure 7): the ``spatial_intensity`` model of T on X, histogram-matched (scored by
    the model's own cell) or translated by a CycleGAN trained between T and X (one cell per X);
 3. transfer (Figures 8-10): that model fine-tuned on X, sweeping ``encoder:k``/``decoder:k`` and the
-   amount of X's subjects, plus the reference model trained on X itself;
+   amount of X's subjects, plus (when a sweep is set) the reference model trained on X itself;
 4. multi-center (Figures 9, 11): T plus every combination of the other centers (1 to 4 centers),
    with and without augmentation, optionally with ``subjects_per_center`` subjects of each; the
    model without augmentation is also scored with histogram matching.
@@ -310,7 +310,8 @@ def _add_seed(grid: _Grid, config: ExperimentsConfig, centers: list[str], blocks
 def _add_transfer(grid: _Grid, config: ExperimentsConfig, base: Cell, unseen: list[str], blocks: int) -> None:
     main = main_trainable(config, blocks)
     for center in unseen:
-        grid.add(train_cell((center,), "spatial_intensity", base.seed), [(center, "none")])  # Figure 8's black line
+        if config.block_counts or config.amounts:  # Figures 8 and 10's "trained on the target" line
+            grid.add(train_cell((center,), "spatial_intensity", base.seed), [(center, "none")])
         grid.add(finetune_cell(base, center, main, config.finetune_amount))
         for trainable in block_sweep(config, blocks):
             grid.add(finetune_cell(base, center, trainable, config.finetune_amount))
