@@ -12,19 +12,24 @@ The second line mirrors nnU-Net's 2D plans for ACDC (patch 256x192 at batch 44, 
 512 features at most). Every speed-up of the step is on by default and has a flag that turns it
 off, so a GPU run can ablate them one at a time: ``--no-compile`` / ``--compile-mode MODE``
 (``reduce-overhead`` and ``max-autotune`` replay CUDA graphs), ``--no-bf16``, ``--no-channels-last``,
-``--no-overlap-copies`` (host-to-device copy of the next batch while the step runs) and
-``--log-every 1`` (read the loss back, a host-device sync, every step instead of every 10).
-``--profile FILE`` writes a torch.profiler table of a few steps; ``--sync-debug`` counts the
-host-device synchronisations per step (CUDA).
+``--no-overlap-copies`` (host-to-device copy of the next batch while the step runs),
+``--log-every 1`` (read the loss back, a host-device sync, every step instead of every 10) and
+``--gather-rows`` (intensity augmentation on the gathered rows of each step, one sync per step).
+``--cuda-graph`` replays the whole step (forward, loss, backward, optimizer) as one CUDA graph.
+``--profile FILE`` writes a torch.profiler summary of 10 steps (top kernels by GPU time, top ops
+by CPU time, CPU and wall time per step, data wait) and ``FILE.trace.json.gz`` (chrome://tracing,
+Perfetto); ``--sync-debug`` counts the host-device synchronisations per step (CUDA).
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -74,7 +79,7 @@ def measure(args: argparse.Namespace) -> dict:
     config = get_recipe("default", device=device.type, batch_size=args.batch, iterations_per_epoch=args.iterations,
                         augmentation=args.augmentation, compile=args.compile, num_workers=args.num_workers,
                         compile_mode=args.compile_mode, mixed_precision=not args.no_bf16,
-                        channels_last=not args.no_channels_last)
+                        channels_last=not args.no_channels_last, cuda_graph=args.cuda_graph)
     preset = get_preset(config.augmentation)
     spacing = tuple(plan.target_spacing[1:])
     crop = tuple(max(p, min(n, math.ceil(p * config.crop_margin)))
@@ -83,8 +88,10 @@ def measure(args: argparse.Namespace) -> dict:
     sampler = PatchSampler(cases, plan.patch_size, crop, args.batch)
     workers = args.num_workers if args.num_workers is not None else 2
 
+    sync_free = False if args.gather_rows else None
+
     def augment(images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator):
-        return augment_batch(images, labels, preset, plan.patch_size, spacing, generator, 3)
+        return augment_batch(images, labels, preset, plan.patch_size, spacing, generator, 3, sync_free)
 
     state = build_state(config, plan, device)
     options = {"log_every": args.log_every, "overlap_copies": not args.no_overlap_copies}
@@ -94,7 +101,7 @@ def measure(args: argparse.Namespace) -> dict:
     warmup_s = time.perf_counter() - start
     state.config = config
     stats = train_epoch(state, sampler, augment, workers, **options)
-    syncs = count_syncs(state, sampler, augment, workers, options) if args.sync_debug else None
+    syncs = count_syncs(state, sampler, augment, workers, options) if args.sync_debug else (None, None)
     if args.profile:
         write_profile(args.profile, state, sampler, augment, workers, options)
 
@@ -122,7 +129,9 @@ def measure(args: argparse.Namespace) -> dict:
         "compiled": use_compile(config, device), "compile_mode": config.compile_mode,
         "bf16": config.mixed_precision and device.type == "cuda",
         "channels_last": config.channels_last and device.type == "cuda", "log_every": args.log_every,
-        "overlap_copies": options["overlap_copies"] and device.type == "cuda", "syncs_per_step": syncs,
+        "overlap_copies": options["overlap_copies"] and device.type == "cuda",
+        "cuda_graph": state.step_graph is not None, "gather_rows": args.gather_rows,
+        "syncs_per_step": syncs[0], "syncs_per_epoch": syncs[1],
         "torch": torch.__version__, "workers": workers, "warmup_s": warmup_s,
         "iterations_per_s": 1.0 / (stats.seconds / args.iterations), "samples_per_s": stats.samples_per_second,
         "data_wait_fraction": stats.data_wait_fraction, "loader_ms_per_batch": 1000 * loader_s,
@@ -130,10 +139,21 @@ def measure(args: argparse.Namespace) -> dict:
     }
 
 
-def count_syncs(state, sampler: PatchSampler, augment, workers: int, options: dict, steps: int = 5) -> float | None:
-    """Host-device synchronisations per training step, counted by CUDA's sync debug mode (None off CUDA)."""
+def count_syncs(state, sampler: PatchSampler, augment, workers: int, options: dict,
+                steps: int = 5) -> tuple[float | None, float | None]:
+    """Host-device synchronisations (per step, per epoch) counted by CUDA's sync debug mode; (None, None) off CUDA.
+
+    Epochs of ``steps`` and ``2 * steps`` steps are counted: what the longer one has more is per
+    step (the step itself), the rest is per epoch (the final loss read-back and synchronisation).
+    """
     if state.device.type != "cuda":
-        return None
+        return None, None
+    short, long = (_syncs_in_epoch(state, sampler, augment, workers, options, n) for n in (steps, 2 * steps))
+    per_step = (long - short) / steps
+    return per_step, short - per_step * steps
+
+
+def _syncs_in_epoch(state, sampler: PatchSampler, augment, workers: int, options: dict, steps: int) -> int:
     saved = state.config
     state.config = saved.replace(iterations_per_epoch=steps)
     with warnings.catch_warnings(record=True) as caught:
@@ -143,31 +163,48 @@ def count_syncs(state, sampler: PatchSampler, augment, workers: int, options: di
             train_epoch(state, sampler, augment, workers, **options)
         finally:
             torch.cuda.set_sync_debug_mode("default")
-    state.config = saved
-    return len([w for w in caught if "synchroniz" in str(w.message)]) / steps
+            state.config = saved
+    return len([w for w in caught if "synchroniz" in str(w.message)])
 
 
 def write_profile(path: str, state, sampler: PatchSampler, augment, workers: int, options: dict,
                   steps: int = 10) -> None:
-    """A torch.profiler table (top 40 ops by device time, or CPU time off CUDA) of ``steps`` training steps."""
+    """A torch.profiler summary of ``steps`` training steps to ``path``, its trace to ``path.trace.json.gz``.
+
+    The summary: wall, CPU and data-wait time per step, then the top 30 ops by their own device
+    time (the kernels; CPU time off CUDA) and the top 30 by CPU time including children.
+    """
     from torch.profiler import ProfilerActivity, profile
 
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if state.device.type == "cuda" else [])
+    cuda = state.device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     saved = state.config
     state.config = saved.replace(iterations_per_epoch=steps)
-    with profile(activities=activities) as prof:
-        train_epoch(state, sampler, augment, workers, **options)
-    state.config = saved
-    sort_by = "cuda_time_total" if state.device.type == "cuda" else "cpu_time_total"
+    try:
+        with profile(activities=activities) as prof:
+            stats = train_epoch(state, sampler, augment, workers, **options)
+    finally:
+        state.config = saved
+    trace = path + ".trace.json"
+    prof.export_chrome_trace(trace)
+    with open(trace, "rb") as source, gzip.open(trace + ".gz", "wb") as target:
+        target.write(source.read())
+    Path(trace).unlink()
+    table = prof.key_averages()
     with open(path, "w") as handle:
-        handle.write(f"{steps} training steps, sorted by {sort_by}\n")
-        handle.write(prof.key_averages().table(sort_by=sort_by, row_limit=40))
+        handle.write(f"{steps} training steps under the profiler (slower than unprofiled): "
+                     f"{1000 * stats.seconds / steps:.1f} ms wall, {1000 * stats.cpu_seconds / steps:.1f} ms "
+                     f"CPU (all threads) per step; data wait {100 * stats.data_wait_fraction:.1f}% of the time.\n\n")
+        handle.write("Top 30 by own device time (kernels)\n" if cuda else "Top 30 by own CPU time\n")
+        handle.write(table.table(sort_by="self_device_time_total" if cuda else "self_cpu_time_total", row_limit=30))
+        handle.write("\n\nTop 30 by CPU time, children included\n")
+        handle.write(table.table(sort_by="cpu_time_total", row_limit=30))
 
 
 def _switches(r: dict) -> str:
     """The step's speed-ups that were on, in a few words."""
     words = [f"compile {r['compile_mode']}" if r["compiled"] else "eager"]
-    words += [name for name in ("bf16", "channels_last", "overlap_copies") if r.get(name)]
+    words += [name for name in ("bf16", "channels_last", "overlap_copies", "cuda_graph", "gather_rows") if r.get(name)]
     return ", ".join(words + [f"sync every {r['log_every']}"])
 
 
@@ -206,8 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-overlap-copies", action="store_true",
                         help="copy each batch to the GPU when it is needed, not one step ahead")
     parser.add_argument("--log-every", type=int, default=10, help="steps between loss read-backs (host syncs)")
+    parser.add_argument("--cuda-graph", action="store_true", help="replay the whole step as one CUDA graph")
+    parser.add_argument("--gather-rows", action="store_true",
+                        help="intensity augmentation on each step's gathered rows (a host sync per step)")
     parser.add_argument("--sync-debug", action="store_true", help="count host-device syncs per step (CUDA)")
-    parser.add_argument("--profile", default=None, metavar="FILE", help="write a torch.profiler table of 10 steps")
+    parser.add_argument("--profile", default=None, metavar="FILE",
+                        help="write a torch.profiler summary of 10 steps to FILE and the trace to FILE.trace.json.gz")
     parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     parser.add_argument("--no-header", action="store_true")
     args = parser.parse_args(argv)

@@ -156,6 +156,28 @@ def test_intensity_steps_only_touch_selected_samples() -> None:
     assert torch.equal(out[~changed], images[~changed])
 
 
+@pytest.mark.parametrize(("name", "exact"), [("nnunet-noise", True), ("lge_dg-noise-bias_field", True),
+                                             ("lge_dg-noise", False)])
+def test_sync_free_intensity_steps_give_the_values_of_gathered_rows(name: str, exact: bool) -> None:
+    images, labels = torch.rand(8, 2, 56, 56), (torch.rand(8, 56, 56) * 3).long()
+    gathered, sync_free = (augment_batch(images, labels, get_preset(name), (48, 48), SPACING, _gen(5), 3,
+                                         sync_free=flag) for flag in (False, True))
+    assert torch.equal(gathered[1], sync_free[1])
+    if exact:
+        assert torch.equal(gathered[0], sync_free[0])
+    else:  # bias_field's batched matrix product rounds differently for another row count
+        torch.testing.assert_close(gathered[0], sync_free[0], rtol=0, atol=1e-5)
+
+
+def test_sync_free_noise_touches_the_same_selected_samples() -> None:
+    images = torch.rand(64, 1, 16, 16)
+    labels = torch.zeros(64, 16, 16, dtype=torch.long)
+    preset = AugmentationPreset(name="noise", p_noise=0.5, noise_std=(0.1, 0.2))
+    changed = [(augment_batch(images, labels, preset, (16, 16), SPACING, _gen(), sync_free=flag)[0] != images)
+               .flatten(1).any(1) for flag in (False, True)]
+    assert torch.equal(changed[0], changed[1]) and 16 < changed[1].sum().item() < 48
+
+
 def test_bilateral_filter_smooths_noise_but_keeps_an_edge() -> None:
     step = torch.zeros(1, 1, 32, 32)
     step[..., 16:] = 1.0

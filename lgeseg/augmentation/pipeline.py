@@ -184,29 +184,50 @@ def apply_intensity(
     preset: AugmentationPreset,
     generator: torch.Generator,
     labels: torch.Tensor | None = None,
+    sync_free: bool | None = None,
 ) -> torch.Tensor:
     """Apply sampled intensity steps to (B, C, H, W) images; returns a new tensor.
 
-    Each step runs only on the sample-channels its mask selects (gathered into one batch).
-    ``generator`` supplies the noise fields (give one on the images' device for speed).
-    ``labels`` (B, H, W) are needed by the steps in ``LABEL_STEPS`` (``ValueError`` without them);
-    no step changes them.
+    Each step changes only the sample-channels its mask selects. ``generator`` supplies the noise
+    fields (give one on the images' device for speed). ``labels`` (B, H, W) are needed by the steps
+    in ``LABEL_STEPS`` (``ValueError`` without them); no step changes them.
+
+    ``sync_free`` picks how the selected rows are found (None: True off the CPU):
+
+    * False: each step gathers its selected rows and runs on them alone. Finding them
+      (``nonzero``) is a data-dependent shape, so on a GPU every step waits for the device.
+    * True: each step runs on every row and ``torch.where`` keeps its result on the selected rows
+      only; nothing waits, at the price of computing the unselected rows too. The selected rows
+      get the values of False (up to float rounding where the blocking of a matrix product depends
+      on the row count: ``bias_field``), except that noise is drawn for every row (same
+      distribution, other numbers).
     """
     b, c, h, w = images.shape
-    x = images.reshape(b * c, 1, h, w).clone()  # one copy, then steps write their rows in place
+    x = images.reshape(b * c, 1, h, w).clone()  # a copy: the gathering path writes its rows in place
     label_rows = labels.to(images.device).repeat_interleave(c, 0) if labels is not None else None
+    if sync_free is None:
+        sync_free = images.device.type != "cpu"
     for step in steps:
-        rows = step.mask.to(images.device).reshape(-1).nonzero().squeeze(1)
-        if rows.numel() == 0:
+        if step.op in LABEL_STEPS and label_rows is None:
+            raise ValueError(f"apply_intensity: step {step.op!r} needs the labels, none were given")
+        selected = step.mask.to(images.device).reshape(-1)
+        values = [v.to(images.device, images.dtype).reshape(b * c, *v.shape[2:]) for v in step.values]
+        if sync_free:
+            x = torch.where(selected.view(-1, 1, 1, 1), _run_step(step.op, preset, generator, x, label_rows, values), x)
             continue
-        values = [v.to(images.device, images.dtype).reshape(b * c, *v.shape[2:])[rows] for v in step.values]
-        if step.op in LABEL_STEPS:
-            if label_rows is None:
-                raise ValueError(f"apply_intensity: step {step.op!r} needs the labels, none were given")
-            x[rows] = LABEL_STEPS[step.op](x[rows], label_rows[rows], *values)
-        else:
-            x[rows] = _op(step.op, preset, generator)(x[rows], *values)
+        rows = selected.nonzero().squeeze(1)
+        if rows.numel():
+            chosen = label_rows[rows] if step.op in LABEL_STEPS else None
+            x[rows] = _run_step(step.op, preset, generator, x[rows], chosen, [v[rows] for v in values])
     return x.reshape(b, c, h, w)
+
+
+def _run_step(op: str, preset: AugmentationPreset, generator: torch.Generator, x: torch.Tensor,
+              label_rows: torch.Tensor | None, values: list[torch.Tensor]) -> torch.Tensor:
+    """One intensity step on rows ``x`` (n, 1, H, W) with their labels (n, H, W) and values (n, ...)."""
+    if op in LABEL_STEPS:
+        return LABEL_STEPS[op](x, label_rows, *values)
+    return _op(op, preset, generator)(x, *values)
 
 
 def _check_inputs(images: torch.Tensor, labels: torch.Tensor, patch_size: tuple[int, int]) -> None:
@@ -231,6 +252,7 @@ def augment_batch(
     spacing_yx: tuple[float, float],
     generator: torch.Generator,
     num_classes: int | None = None,
+    sync_free: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Augment a batch of crops and cut the training patches out of them.
 
@@ -242,6 +264,8 @@ def augment_batch(
         spacing_yx: (sy, sx) mm of the input pixels (drives the paper's spacing-based rescaling).
         generator: all randomness comes from it; a generator on the batch's device avoids copies.
         num_classes: number of label values (default: ``labels.max() + 1``, which syncs a GPU).
+        sync_free: how intensity steps find their rows (``apply_intensity``); None: without a
+            host-device synchronisation off the CPU, by gathering the rows on the CPU.
 
     Returns:
         (images (B, C, ph, pw) of the input dtype, labels (B, ph, pw) long) on the input device;
@@ -256,7 +280,7 @@ def augment_batch(
         ((2, 1, 64, 64), (2, 64, 64))
     """
     out_images, out_labels, _, _ = augment_batch_with_params(
-        images, labels, preset, patch_size, spacing_yx, generator, num_classes
+        images, labels, preset, patch_size, spacing_yx, generator, num_classes, sync_free
     )
     return out_images, out_labels
 
@@ -269,6 +293,7 @@ def augment_batch_with_params(
     spacing_yx: tuple[float, float],
     generator: torch.Generator,
     num_classes: int | None = None,
+    sync_free: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, SpatialParams, list[IntensityStep]]:
     """``augment_batch`` that also returns what was sampled (for previews and debugging).
 
@@ -298,4 +323,5 @@ def augment_batch_with_params(
             preset.padding,
         )
     steps = sample_intensity(preset, b, c, generator, k)
-    return apply_intensity(out_images, steps, preset, generator, out_labels), out_labels, params, steps
+    out_images = apply_intensity(out_images, steps, preset, generator, out_labels, sync_free)
+    return out_images, out_labels, params, steps

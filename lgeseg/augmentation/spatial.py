@@ -101,6 +101,11 @@ def sample_spatial(
     return SpatialParams(flip_x, flip_y, angle, step, torch.stack(shifts, dim=1))
 
 
+def _filled(values: tuple[float, ...], device: torch.device) -> torch.Tensor:
+    """``values`` as a float32 vector made on ``device`` by fills (a copy from the host would wait for a GPU)."""
+    return torch.stack([torch.full((), value, device=device) for value in values])
+
+
 def affine_theta(
     params: SpatialParams, crop_size: tuple[int, int], patch_size: tuple[int, int], device: torch.device
 ) -> torch.Tensor:
@@ -113,8 +118,8 @@ def affine_theta(
     s = params.step
     # A = R @ diag(s*fx, s*fy) in pixel units, (x, y) order
     a = torch.stack((torch.stack((cos * s * fx, -sin * s * fy), -1), torch.stack((sin * s * fx, cos * s * fy), -1)), -2)
-    d_out = torch.tensor([w_out / 2.0, h_out / 2.0], device=a.device)
-    d_in = torch.tensor([w_in / 2.0, h_in / 2.0], device=a.device)
+    d_out = _filled((w_out / 2.0, h_out / 2.0), a.device)
+    d_in = _filled((w_in / 2.0, h_in / 2.0), a.device)
     linear = a * d_out[None, None, :] / d_in[None, :, None]
     translation = params.shift.flip(-1) / d_in  # (dx, dy) normalized
     return torch.cat((linear, translation[..., None]), dim=-1).to(device)

@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compile-mode", choices=COMPILE_MODES, default=None,
                         help="torch.compile mode (default: the recipe's, 'default'); reduce-overhead and "
                              "max-autotune replay CUDA graphs, max-autotune also tunes kernels (minutes)")
+    parser.add_argument("--cuda-graph", dest="cuda_graph", action="store_true", default=None,
+                        help="capture the whole training step (forward, loss, backward, optimizer) as one CUDA "
+                             "graph and replay it; CUDA and one process only (default: the recipe's, off)")
+    parser.add_argument("--no-cuda-graph", dest="cuda_graph", action="store_false")
     parser.add_argument("--continue", "--c", dest="resume", action="store_true",
                         help="resume from checkpoint_latest.pt in the output folder")
     parser.add_argument("--overwrite", action="store_true",
@@ -114,7 +118,7 @@ def _run(args: argparse.Namespace) -> int:
         augmentation=args.augmentation, epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
         batch_size=args.batch_size, learning_rate=args.lr, device=args.device, seed=args.seed, fold=args.fold,
         subjects_per_center=args.subjects_per_center, num_workers=args.num_workers, compile=args.compile,
-        compile_mode=args.compile_mode,
+        compile_mode=args.compile_mode, cuda_graph=args.cuda_graph,
     )
     if distributed.is_main:
         print(f"model folder: {model_dir}")

@@ -4,13 +4,15 @@ The state holds the network, optimizer and bookkeeping; everything else (data, a
 preset, model folder) is passed in. One epoch = ``iterations_per_epoch`` steps of: batch of
 crops from the background loader -> device (copied one batch ahead on CUDA) -> ``augment_batch``
 on the device -> forward under bf16 autocast (CUDA) -> deep-supervision Dice+CE -> backward ->
-optimizer step. The loss stays on the device; the host reads it back only every ``log_every`` steps.
+optimizer step (or one replay of all of that as a CUDA graph: ``step_graph.py``). Nothing in a step
+waits for the device: the loss stays there and the host reads it back only every ``log_every`` steps.
 In a data-parallel run each process does this on its share of the batch (``distributed.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 from pathlib import Path
@@ -27,8 +29,11 @@ from lgeseg.training.data import BatchLoader, PatchSampler
 from lgeseg.training.distributed import SINGLE_PROCESS, DistributedContext, wrap_data_parallel
 from lgeseg.training.losses import DeepSupervisionLoss, deep_supervision_weights
 from lgeseg.training.prefetch import to_device
-from lgeseg.training.recipes import TrainConfig, build_optimizer, learning_rate_at
+from lgeseg.training.recipes import CUDA_GRAPH_MODES, TrainConfig, build_optimizer, learning_rate_at, set_capturable
+from lgeseg.training.step_graph import StepGraph
 from lgeseg.training.validation import autocast_for
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -48,6 +53,7 @@ class TrainingState:
         history: per-epoch lists (``train_loss``, ``val_loss``, ``val_mean_dice``, ``val_dice_<label>``,
             ``lr``, ``seconds``, ``data_wait_fraction``).
         rank: this process's rank in a data-parallel run (0 alone); it offsets the sampling seeds.
+        step_graph: replays the whole step as a CUDA graph (``config.cuda_graph`` on CUDA); None: eager steps.
     """
 
     config: TrainConfig
@@ -61,6 +67,7 @@ class TrainingState:
     best_dice: float = -math.inf
     history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     rank: int = 0
+    step_graph: StepGraph | None = None
 
 
 @dataclasses.dataclass
@@ -78,10 +85,6 @@ class EpochStats:
     cpu_seconds: float = 0.0
 
 
-#: ``torch.compile`` modes that replay the compiled network as CUDA graphs.
-CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
-
-
 def use_compile(config: TrainConfig, device: torch.device) -> bool:
     """Whether to ``torch.compile``: the config's choice, by default only on CUDA."""
     return device.type == "cuda" if config.compile is None else bool(config.compile)
@@ -95,6 +98,8 @@ def build_state(config: TrainConfig, plan: Plan, device: torch.device,
     Parameters outside ``trainable`` get ``requires_grad=False`` and are not given to the optimizer.
     In a data-parallel run (``distributed.enabled``, process group joined) the training steps go
     through ``DistributedDataParallel``; ``state.network`` stays the plain module.
+    ``config.cuda_graph`` gives the state a ``StepGraph`` on CUDA (``ValueError`` in a data-parallel
+    run) and is ignored with a warning on other devices.
     """
     network = build_unet(plan.topology, seed=config.seed)
     if init_weights is not None:
@@ -105,26 +110,52 @@ def build_state(config: TrainConfig, plan: Plan, device: torch.device,
     network.to(device)
     if device.type == "cuda" and config.channels_last:
         network.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(config, [p for p in network.parameters() if p.requires_grad])
+    step_graph = _step_graph(config, device, distributed)
+    optimizer = build_optimizer(config, [p for p in network.parameters() if p.requires_grad],
+                                capturable=step_graph is not None)
     outputs = plan.topology.num_stages - 1 if getattr(network, "deep_supervision", True) else 1
     loss_fn = DeepSupervisionLoss(deep_supervision_weights(max(outputs, 1)), config.dice_smooth)
     step_network = wrap_data_parallel(network, device, distributed)
     if use_compile(config, device):
         step_network = torch.compile(step_network, mode=config.compile_mode)
-    return TrainingState(config, device, network, step_network, optimizer, loss_fn, trainable, rank=distributed.rank)
+    return TrainingState(config, device, network, step_network, optimizer, loss_fn, trainable, rank=distributed.rank,
+                         step_graph=step_graph)
+
+
+def _step_graph(config: TrainConfig, device: torch.device, distributed: DistributedContext) -> StepGraph | None:
+    """A ``StepGraph`` when the recipe asks for one and the run can have it."""
+    if not config.cuda_graph:
+        return None
+    if device.type != "cuda":
+        logger.warning("cuda_graph: the whole-step CUDA graph needs a CUDA device; training on %s without it",
+                       device)
+        return None
+    if distributed.enabled:
+        raise ValueError(f"cuda_graph: the whole-step CUDA graph runs in one process, this run has "
+                         f"{distributed.world_size} (the gradient all-reduce is not captured); leave cuda_graph "
+                         "off with --gpus or torchrun")
+    return StepGraph()
 
 
 def train_step(state: TrainingState, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """One optimizer step on an augmented batch (images (B,C,ph,pw), labels (B,ph,pw) long, on the device).
 
-    Returns the loss as a detached device tensor (no host synchronisation).
+    Returns the loss as a detached device tensor (no host synchronisation). With
+    ``state.step_graph`` the step is replayed as a CUDA graph (after a few eager steps and a capture).
     """
     if state.device.type == "cuda" and state.config.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
+    if state.step_graph is not None:
+        return state.step_graph.step(state.optimizer, lambda x, y: _optimize(state, x, y), images, labels)
     if state.device.type == "cuda" and use_compile(state.config, state.device) \
             and state.config.compile_mode in CUDA_GRAPH_MODES:
         torch.compiler.cudagraph_mark_step_begin()  # a new training step: earlier graph outputs may be overwritten
     state.optimizer.zero_grad(set_to_none=True)
+    return _optimize(state, images, labels)
+
+
+def _optimize(state: TrainingState, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Forward, loss, backward, gradient clipping, optimizer step (gradients already zeroed); the detached loss."""
     with autocast_for(state.device, state.config.mixed_precision):
         outputs = state.step_network(images)
     loss = state.loss_fn(outputs, labels)
@@ -230,6 +261,9 @@ def restore_state(state: TrainingState, path: str | Path) -> None:
         raise ValueError(f"{path}: has no optimizer state, cannot resume from it (use checkpoint_latest.pt)")
     state.network.load_state_dict(payload["network"])
     state.optimizer.load_state_dict(payload["optimizer"])
+    set_capturable(state.optimizer, state.step_graph is not None)
+    if state.step_graph is not None:
+        state.step_graph.reset()
     state.epoch = int(payload["epoch"])
     state.best_dice = float(payload["best_dice"])
     state.history = {k: list(v) for k, v in payload["history"].items()}

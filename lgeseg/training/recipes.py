@@ -28,6 +28,8 @@ DEFAULT_RECIPE = "default"
 
 #: ``torch.compile`` modes a recipe may name; the ones with CUDA graphs only differ from "default" on CUDA.
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+#: ``torch.compile`` modes that replay the compiled network as CUDA graphs of their own.
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +59,9 @@ class TrainConfig(JsonRecord):
         compile_mode: ``torch.compile`` mode: ``"default"``, ``"reduce-overhead"`` (CUDA graphs),
             ``"max-autotune"`` (tuned kernels and CUDA graphs; long compilation) or
             ``"max-autotune-no-cudagraphs"``.
+        cuda_graph: capture the whole training step (forward, loss, backward, clipping, optimizer
+            step) as one CUDA graph and replay it (``training/step_graph.py``); CUDA and one process
+            only, ignored with a warning elsewhere; excludes the compile modes with CUDA graphs.
         num_workers: batch-assembling threads; None: min(2, CPU count).
         fold: cross-validation fold (0 .. num_folds - 1).
         subjects_per_center: keep this many subjects of every dataset (center), chosen reproducibly,
@@ -90,6 +95,7 @@ class TrainConfig(JsonRecord):
     channels_last: bool = True
     compile: bool | None = None
     compile_mode: str = "default"
+    cuda_graph: bool = False
     num_workers: int | None = None
     fold: int = 0
     num_folds: int = 5
@@ -146,6 +152,10 @@ def _problems(config: TrainConfig) -> list[str]:
          f"max_minutes must be a number > 0 or null, found {c.max_minutes!r}"),
         (c.compile_mode in COMPILE_MODES,
          f"compile_mode must be one of {', '.join(COMPILE_MODES)}, found {c.compile_mode!r}"),
+        (isinstance(c.cuda_graph, bool), f"cuda_graph must be true or false, found {c.cuda_graph!r}"),
+        (not (c.cuda_graph is True and c.compile is not False and c.compile_mode in CUDA_GRAPH_MODES),
+         f"cuda_graph captures the whole step as one CUDA graph: compile_mode {c.compile_mode!r} makes CUDA "
+         "graphs of its own inside it; use compile_mode default or max-autotune-no-cudagraphs (or no compile)"),
     ]
     return [message for ok, message in checks if not ok]
 
@@ -175,11 +185,35 @@ def learning_rate_at(config: TrainConfig, epoch: int) -> float:
     return config.learning_rate
 
 
-def build_optimizer(config: TrainConfig, parameters: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """The recipe's optimizer over ``parameters`` (only trainable ones should be passed)."""
+def build_optimizer(config: TrainConfig, parameters: list[torch.nn.Parameter],
+                    capturable: bool = False) -> torch.optim.Optimizer:
+    """The recipe's optimizer over ``parameters`` (only trainable ones should be passed).
+
+    ``capturable``: Adam keeps its step counts on the parameters' device so that its step can be
+    captured in a CUDA graph (SGD needs nothing for that).
+    """
     if not parameters:
         raise ValueError("no trainable parameters: the trainable selection froze the whole network")
     if config.optimizer == "sgd":
         return torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.momentum,
                                nesterov=config.nesterov, weight_decay=config.weight_decay)
-    return torch.optim.Adam(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+    return torch.optim.Adam(parameters, lr=config.learning_rate, weight_decay=config.weight_decay,
+                            capturable=capturable)
+
+
+def set_capturable(optimizer: torch.optim.Optimizer, capturable: bool) -> None:
+    """After ``load_state_dict``: make an Adam optimizer ``capturable`` or not, whatever the checkpoint had.
+
+    A checkpoint carries its run's flag and step counts (on the GPU when capturable); this puts
+    both as this run needs them (step counts on the CPU otherwise, where reading them costs no
+    host-device synchronisation). Other optimizers are left as they are.
+    """
+    if not isinstance(optimizer, torch.optim.Adam):
+        return
+    for group in optimizer.param_groups:
+        group["capturable"] = capturable
+        for parameter in group["params"]:
+            state = optimizer.state.get(parameter, {})
+            if "step" in state:
+                device = parameter.device if capturable else "cpu"
+                state["step"] = state["step"].to(device=device, dtype=torch.float32)

@@ -310,6 +310,7 @@ def _model_info(state: TrainingState, run: _Run, postprocessing: str = "lcc",
     summary: dict[str, Any] = {
         "device": str(state.device),
         "compiled": use_compile(state.config, state.device),
+        "cuda_graph": state.step_graph is not None,
         "processes": run.distributed.world_size,
         "num_workers": run.num_workers,
         "train_cases": len(run.train_cases),
