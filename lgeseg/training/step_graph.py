@@ -81,7 +81,8 @@ class StepGraph:
         self._images, self._labels = images.clone(), labels.clone()  # clone keeps the memory format
         optimizer.zero_grad(set_to_none=True)  # the gradients are then allocated inside the graph's memory
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        # thread_local: the loader threads may pin memory meanwhile (as torch.compile's CUDA graphs allow)
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             self._loss = compute(self._images, self._labels)
         self._graph = graph
         self.captures += 1
