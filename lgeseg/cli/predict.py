@@ -8,6 +8,7 @@ import logging
 from lgeseg.cli import exit_without_teardown
 from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.inference import predict_folder
+from lgeseg.inference.adaptation import ADAPT_METHODS, DEFAULT_LR, DEFAULT_STEPS
 from lgeseg.inference.predictor import fold_model_folders
 from lgeseg.inference.quality import read_quality_report, summary_text
 
@@ -97,6 +98,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="same as --window sliding")
     parser.add_argument("--step", "-step_size", type=float, default=0.5,
                         help="sliding-window stride, fraction of the patch")
+    parser.add_argument("--adapt", choices=ADAPT_METHODS, default="none",
+                        help="test-time adaptation to each case: entropy = minimize the prediction entropy over the "
+                             "case's slices, updating only the normalization scale/shift (TENT), then restore the "
+                             "weights (default: none; docs/inference.md)")
+    parser.add_argument("--adapt-steps", type=int, default=DEFAULT_STEPS, metavar="N",
+                        help=f"Adam steps per case with --adapt entropy (default {DEFAULT_STEPS})")
+    parser.add_argument("--adapt-lr", type=float, default=DEFAULT_LR, metavar="LR",
+                        help=f"Adam learning rate with --adapt entropy (default {DEFAULT_LR:g})")
     parser.add_argument("--allow-unusual-spacing", action="store_true",
                         help="accept voxel spacing outside 0.1-20 mm in-plane / 0.5-30 mm through-plane")
     parser.add_argument("--series", action="append", default=None, metavar="PATTERN",
@@ -133,7 +142,8 @@ def _run(args: argparse.Namespace) -> int:
                              window=args.window, num_parts=args.num_parts, part_id=args.part_id,
                              num_readers=args.preprocessing_workers, num_writers=args.export_workers,
                              series=args.series, dicom_seg=args.dicom_seg,
-                             allow_unusual_spacing=args.allow_unusual_spacing)
+                             allow_unusual_spacing=args.allow_unusual_spacing, adapt=args.adapt,
+                             adapt_steps=args.adapt_steps, adapt_lr=args.adapt_lr)
     print(f"wrote {len(written)} prediction(s) to {args.output}")
     records = read_quality_report(args.output)
     if records:
@@ -144,3 +154,7 @@ def _run(args: argparse.Namespace) -> int:
 def console_main() -> None:
     """Entry point of the ``lgeseg_predict`` command: ``main()`` without the interpreter's slow teardown."""
     exit_without_teardown(main)
+
+
+if __name__ == "__main__":
+    console_main()

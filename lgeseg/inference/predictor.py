@@ -25,6 +25,7 @@ from tqdm import tqdm
 from lgeseg import io
 from lgeseg.atomic import remove_stale_temporaries
 from lgeseg.device import resolve_device
+from lgeseg.inference.adaptation import DEFAULT_LR, DEFAULT_STEPS, AdaptationSettings, adapted
 from lgeseg.inference.inputs import (
     InputCase,
     check_case,
@@ -143,7 +144,8 @@ def inference_window(model: LoadedModel, slice_shape: Sequence[int], window: str
 
 def predict_volume(image: np.ndarray, geometry: CaseGeometry, models: Sequence[LoadedModel], mirroring: bool = True,
                    step: float = 0.5, batch_size: int | None = None, case_id: str = "case",
-                   window: str = "roi", agreement: MirrorAgreement | None = None) -> np.ndarray:
+                   window: str = "roi", agreement: MirrorAgreement | None = None,
+                   adaptation: AdaptationSettings | None = None) -> np.ndarray:
     """Class probabilities of one raw volume, averaged over ``models``.
 
     Args:
@@ -159,6 +161,9 @@ def predict_volume(image: np.ndarray, geometry: CaseGeometry, models: Sequence[L
             ``"slice"`` (whole slices only); see ``sliding_window.predict_slices``.
         agreement: with ``mirroring``, collects how the flipped passes of every model agree with
             their average (``quality.MirrorAgreement``, on the preprocessed grid).
+        adaptation: test-time adaptation of each model to this case before it predicts it (TENT's
+            entropy minimization on the whole slices, ``adaptation.adapted``; the trained weights are
+            restored afterwards); None or method ``"none"``: the trained weights as they are.
 
     Returns:
         float32 (K, Z, Y, X) probabilities on the raw grid (background 1 outside the crop box).
@@ -173,8 +178,10 @@ def predict_volume(image: np.ndarray, geometry: CaseGeometry, models: Sequence[L
     for model in models:
         size = inference_window(model, image_pp.shape[2:], window)
         roi_patch = model.plan.patch_size if window == "roi" else None
-        probabilities = predict_slices(model.network, tensor, size, step=step, mirroring=mirroring,
-                                       batch_size=batch_size, roi_patch=roi_patch, agreement=agreement)
+        whole_slices = inference_window(model, image_pp.shape[2:], "slice")
+        with adapted(model.network, tensor, whole_slices, adaptation or AdaptationSettings(), batch_size, case_id):
+            probabilities = predict_slices(model.network, tensor, size, step=step, mirroring=mirroring,
+                                           batch_size=batch_size, roi_patch=roi_patch, agreement=agreement)
         total = probabilities if total is None else total + probabilities
     assert total is not None  # models is never empty (load_models)
     if len(models) > 1:
@@ -344,7 +351,8 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
                    harmonize: str | None = None, checkpoint: str = "final", step: float = 0.5,
                    batch_size: int | None = None, window: str = "roi", num_parts: int = 1, part_id: int = 0,
                    num_readers: int = 1, num_writers: int = 1, series: Sequence[str] | None = None,
-                   dicom_seg: bool = False, allow_unusual_spacing: bool = False) -> list[Path]:
+                   dicom_seg: bool = False, allow_unusual_spacing: bool = False, adapt: str = "none",
+                   adapt_steps: int = DEFAULT_STEPS, adapt_lr: float = DEFAULT_LR) -> list[Path]:
     """Segment every image of ``input_dir`` and write ``output_dir/<case><ending>`` on the input's exact grid.
 
     Args:
@@ -378,6 +386,10 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
             source slices (needs highdicom, ``lgeseg[dicom]``; see ``lgeseg.dicom_seg``).
         allow_unusual_spacing: accept spacing outside ``io.IN_PLANE_SPACING_MM``/``THROUGH_PLANE_SPACING_MM``
             (zero or negative spacing is refused always).
+        adapt: ``"none"`` (default) or ``"entropy"``: before predicting each case, adapt the network's
+            normalization affine parameters to it by entropy minimization (TENT), then restore them
+            (``lgeseg.inference.adaptation``).
+        adapt_steps, adapt_lr: Adam steps per case and learning rate of ``adapt="entropy"``.
 
     Every predicted case is also checked (``quality.assess_segmentation``: mirror disagreement, myocardium
     missing on a slice, thin wall, implausible volume, empty prediction, constant input) and the records
@@ -399,6 +411,7 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
         raise ValueError(f"window must be one of {', '.join(WINDOWS)}, found {window!r}")
     if num_readers < 1 or num_writers < 1:
         raise ValueError(f"worker counts must be at least 1, found {num_readers} readers, {num_writers} writers")
+    adaptation = AdaptationSettings(adapt, adapt_steps, adapt_lr)
     check_folders(input_dir, output_dir)
     if postprocess is not None:
         apply_postprocessing(np.zeros((1, 1, 1), np.uint8), postprocess)  # names the valid choices if unknown
@@ -413,12 +426,13 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
     for case in cases:
         check_case(case, models[0].info.channel_names, allow_unusual_spacing)
     provenance = {"checkpoint": checkpoint, "mirroring": mirroring, "window": window, "step": step,
-                  "postprocess": variant, "harmonize": harmonize}
+                  "postprocess": variant, "harmonize": harmonize, "adaptation": adaptation.to_record()}
     output_dir.mkdir(parents=True, exist_ok=True)
     check_writable(output_dir)  # a read-only folder fails here, before any inference
     export = _Export(output_dir, _label_lookup(models), variant, labels, save_probabilities, overlays, dicom_seg,
                      models[0].model_dir.resolve().name)
-    settings = {"mirroring": mirroring, "step": step, "batch_size": batch_size, "window": window}
+    settings = {"mirroring": mirroring, "step": step, "batch_size": batch_size, "window": window,
+                "adaptation": adaptation}
     with lock_output_folder(output_dir):
         remove_stale_temporaries(output_dir)
         todo = _cases_to_do(cases, models, export, provenance, overwrite)

@@ -100,7 +100,7 @@ def default_batch_size(device: torch.device) -> int:
     return 32 if device.type == "cuda" else 4
 
 
-class _InstanceNormAsGroupNorm(nn.Module):
+class InstanceNormAsGroupNorm(nn.Module):
     """Instance normalization computed by ``group_norm`` with one group per channel (identical result).
 
     PyTorch's CPU ``instance_norm`` runs through ``batch_norm`` on a reshaped tensor and is several
@@ -127,7 +127,7 @@ def prepare_for_inference(network: nn.Module, device: torch.device) -> nn.Module
         for name, child in module.named_children():
             if isinstance(child, nn.InstanceNorm2d) and not child.track_running_stats:
                 if child.affine:
-                    setattr(module, name, _InstanceNormAsGroupNorm(child))
+                    setattr(module, name, InstanceNormAsGroupNorm(child))
     network.eval().to(device)
     return network.to(memory_format=torch.channels_last)
 
