@@ -15,7 +15,8 @@
 #               "error"), the whole-step CUDA graph against eager steps, compiled training, ...
 #   throughput  nnU-Net's ACDC plan (patch 256x192, batch 44, 6 stages to 512 features, 2 loader
 #               threads): every step option on, with syncs per step and a profile; the whole-step
-#               CUDA graph; compile reduce-overhead; then eager ablations, one option off at a time
+#               CUDA graph; compile reduce-overhead; then eager rows: graph, cudnn.benchmark, and
+#               ablations with one option off at a time
 #   cputests    the training and distributed tests (CPU code paths) on that machine
 #   autotune    the same plan with torch.compile mode max-autotune (compiles for minutes)
 #   memory      the planner's memory estimate against the measured peak
@@ -112,10 +113,11 @@ for section in $SECTIONS; do
     throughput)
         header >>"$WORK/throughput.md" || exit 1
         throughput all_on 150 --sync-debug --profile "$WORK/profile_all_on.txt"   # compile, bf16, NHWC, overlap, sync/10
-        throughput cuda_graph 150 --cuda-graph --profile "$WORK/profile_cuda_graph.txt"  # + whole step as one graph
+        throughput cuda_graph 150 --cuda-graph --sync-debug --profile "$WORK/profile_cuda_graph.txt"  # whole step, one graph
         throughput reduce_overhead 150 --compile-mode reduce-overhead          # network's own CUDA graphs instead
         throughput eager 60 --no-compile --sync-debug
         throughput eager_cuda_graph 60 --no-compile --cuda-graph
+        throughput eager_cudnn_benchmark 60 --no-compile --cudnn-benchmark  # cuDNN picks algorithms by timing
         throughput eager_gather_rows 60 --no-compile --gather-rows --sync-debug  # augmentation with a sync per step
         throughput eager_sync_every_step 60 --no-compile --log-every 1
         throughput eager_no_overlap 60 --no-compile --no-overlap-copies

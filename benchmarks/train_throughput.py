@@ -15,7 +15,9 @@ off, so a GPU run can ablate them one at a time: ``--no-compile`` / ``--compile-
 ``--no-overlap-copies`` (host-to-device copy of the next batch while the step runs),
 ``--log-every 1`` (read the loss back, a host-device sync, every step instead of every 10) and
 ``--gather-rows`` (intensity augmentation on the gathered rows of each step, one sync per step).
-``--cuda-graph`` replays the whole step (forward, loss, backward, optimizer) as one CUDA graph.
+``--cuda-graph`` replays the whole step (forward, loss, backward, optimizer) as one CUDA graph;
+``--cudnn-benchmark`` lets cuDNN time its convolution algorithms for the fixed shapes (nnU-Net does;
+the trainer does not).
 ``--profile FILE`` writes a torch.profiler summary of 10 steps (top kernels by GPU time, top ops
 by CPU time, CPU and wall time per step, data wait) and ``FILE.trace.json.gz`` (chrome://tracing,
 Perfetto); ``--sync-debug`` counts the host-device synchronisations per step (CUDA).
@@ -93,6 +95,7 @@ def measure(args: argparse.Namespace) -> dict:
     def augment(images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator):
         return augment_batch(images, labels, preset, plan.patch_size, spacing, generator, 3, sync_free)
 
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     state = build_state(config, plan, device)
     options = {"log_every": args.log_every, "overlap_copies": not args.no_overlap_copies}
     start = time.perf_counter()
@@ -131,6 +134,7 @@ def measure(args: argparse.Namespace) -> dict:
         "channels_last": config.channels_last and device.type == "cuda", "log_every": args.log_every,
         "overlap_copies": options["overlap_copies"] and device.type == "cuda",
         "cuda_graph": state.step_graph is not None, "gather_rows": args.gather_rows,
+        "cudnn_benchmark": args.cudnn_benchmark and device.type == "cuda",
         "syncs_per_step": syncs[0], "syncs_per_epoch": syncs[1],
         "torch": torch.__version__, "workers": workers, "warmup_s": warmup_s,
         "iterations_per_s": 1.0 / (stats.seconds / args.iterations), "samples_per_s": stats.samples_per_second,
@@ -204,7 +208,8 @@ def write_profile(path: str, state, sampler: PatchSampler, augment, workers: int
 def _switches(r: dict) -> str:
     """The step's speed-ups that were on, in a few words."""
     words = [f"compile {r['compile_mode']}" if r["compiled"] else "eager"]
-    words += [name for name in ("bf16", "channels_last", "overlap_copies", "cuda_graph", "gather_rows") if r.get(name)]
+    options = ("bf16", "channels_last", "overlap_copies", "cuda_graph", "gather_rows", "cudnn_benchmark")
+    words += [name for name in options if r.get(name)]
     return ", ".join(words + [f"sync every {r['log_every']}"])
 
 
@@ -244,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="copy each batch to the GPU when it is needed, not one step ahead")
     parser.add_argument("--log-every", type=int, default=10, help="steps between loss read-backs (host syncs)")
     parser.add_argument("--cuda-graph", action="store_true", help="replay the whole step as one CUDA graph")
+    parser.add_argument("--cudnn-benchmark", action="store_true",
+                        help="torch.backends.cudnn.benchmark: cuDNN times its algorithms for the fixed shapes")
     parser.add_argument("--gather-rows", action="store_true",
                         help="intensity augmentation on each step's gathered rows (a host sync per step)")
     parser.add_argument("--sync-debug", action="store_true", help="count host-device syncs per step (CUDA)")
