@@ -57,8 +57,13 @@ def run(model: Path, data: Path, work: Path, adapt: str, steps: int, lr: float, 
     return record
 
 
+#: A case whose whole-LV Dice is below this missed the ventricle (segmented something else, or nothing).
+MISS_DICE = 0.05
+
+
 def _mean_sd(values: list[float]) -> str:
-    return f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+    """Mean ± population SD (as ``lgeseg_evaluate``'s summary)."""
+    return f"{statistics.fmean(values):.3f} ± {statistics.pstdev(values):.3f}"
 
 
 def _change(base: dict, adapted: dict, key: str) -> str:
@@ -82,17 +87,20 @@ def section(results: dict[str, dict[str, dict]], data: Path, steps: int, lr: flo
         f"(`--adapt none`) and once adapted to each patient (`--adapt entropy`: {steps} Adam steps, lr {lr:g}, "
         "minimizing the mean softmax entropy over the patient's whole slices, only the InstanceNorm scale and "
         "shift trainable, weights restored after each patient; TENT's settings, chosen before this run). "
-        "3D Dice per patient, mean ± SD. Seconds per case: prediction wall time of the folder / cases "
+        f"3D Dice per patient, mean ± SD; misses: patients with whole-LV Dice below {MISS_DICE}. "
+        "Seconds per case: prediction wall time of the folder / cases "
         f"(model loading included, Python start-up not), device {first['device']}, "
         f"OMP_NUM_THREADS={first['threads']}, on 2 CPU cores shared with other jobs (an upper bound).",
         "",
-        "| model | adaptation | blood pool | myocardium | whole LV | seconds per case |",
-        "|---|---|---|---|---|---|",
+        "| model | adaptation | blood pool | myocardium | whole LV | misses | seconds per case |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, runs in results.items():
         for adapt, record in runs.items():
             cells = [_mean_sd([c[key] for c in record["cases"].values()]) for key, _ in STRUCTURES]
-            lines.append(f"| {name} | {adapt} | {' | '.join(cells)} | {record['seconds'] / record['n_cases']:.1f} |")
+            misses = sum(c["lv"] < MISS_DICE for c in record["cases"].values())
+            lines.append(f"| {name} | {adapt} | {' | '.join(cells)} | {misses} | "
+                         f"{record['seconds'] / record['n_cases']:.1f} |")
     lines += ["", "Paired change per patient (entropy minus none; better / worse: by more than 0.01 Dice):", "",
               "| model | blood pool | myocardium | whole LV |", "|---|---|---|---|"]
     for name, runs in results.items():
