@@ -98,6 +98,14 @@ def preprocess(work: Path, args: argparse.Namespace, source: str) -> list[Path]:
     return [phantom_pre] if source == "phantom" else [cine_pre, phantom_pre]
 
 
+def device_options(args: argparse.Namespace) -> list[str]:
+    """``--device`` and ``--num-workers`` options of lgeseg_train / lgeseg_finetune, when given."""
+    argv = ["--device", args.device] if args.device else []
+    if args.num_workers is not None:
+        argv += ["--num-workers", str(args.num_workers)]
+    return argv
+
+
 def model_name(source: str, augmentation: str, args: argparse.Namespace) -> str:
     """Folder name of a trained model, e.g. ``cine_lge_dg_e20x50``."""
     return f"{source}_{augmentation}_e{args.epochs}x{args.iterations}"
@@ -111,8 +119,7 @@ def train(work: Path, args: argparse.Namespace, source: str, augmentation: str) 
     folders = preprocess(work, args, source)
     argv = [*sum((["-p", str(f)] for f in folders), []), "-o", str(out), "--augmentation", augmentation,
             "--epochs", str(args.epochs), "--iterations-per-epoch", str(args.iterations), "--seed", str(args.seed)]
-    if args.device:
-        argv += ["--device", args.device]
+    argv += device_options(args)
     if (out / "checkpoint_latest.pt").is_file():
         argv.append("--continue")
     cli("train", argv, work / "logs" / f"train_{out.name}.txt")
@@ -151,11 +158,14 @@ def finetune_folds(work: Path, args: argparse.Namespace, parent: Path, cases: in
     patients = case_ids(args.lge)
     order = [patients[i] for i in np.random.default_rng(args.seed).permutation(len(patients))]
     groups = [order[k :: args.folds] for k in range(args.folds)]
+    from lgeseg.training.finetune import finetune_learning_rate
+
+    parent_lr = json.loads((parent / "model.json").read_text())["recipe"]["learning_rate"]
+    lr = finetune_learning_rate(parent_lr, args.ft_lr)  # in the name: a changed default is a new model
     evaluations = []
     for fold, group in enumerate(groups):
         chosen = group[:cases]
-        lr = f"_lr{args.ft_lr:g}" if args.ft_lr else ""
-        name = f"{parent.name}_ft{cases}_f{fold}_e{args.ft_epochs}x{args.iterations}{lr}"
+        name = f"{parent.name}_ft{cases}_f{fold}_e{args.ft_epochs}x{args.iterations}_lr{lr:g}"
         raw = link_subset(args.lge, work / "raw_ft" / name / "myops_lge", chosen)
         pre = work / "pre_ft" / name
         if not (pre / "plans.json").is_file():
@@ -166,10 +176,8 @@ def finetune_folds(work: Path, args: argparse.Namespace, parent: Path, cases: in
             argv = ["-m", str(parent), "-p", str(pre), "-o", str(out), "--cases", str(cases),
                     "--epochs", str(args.ft_epochs), "--iterations-per-epoch", str(args.iterations),
                     "--seed", str(args.seed)]
-            if args.device:
-                argv += ["--device", args.device]
-            if args.ft_lr:
-                argv += ["--lr", str(args.ft_lr)]
+            argv += device_options(args)
+            argv += ["--lr", str(lr)]
             cli("finetune", argv, work / "logs" / f"finetune_{name}.txt")
         evaluations.append(predict_and_evaluate(work, args, out, tuple(chosen)))
     return evaluations
@@ -306,13 +314,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=50, help="iterations per epoch (default 50)")
     parser.add_argument("--preset", default="cpu", help="planner preset (default cpu)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--num-workers", type=int, default=None,
+                        help="batch-assembling threads of training (default: lgeseg_train's); torch threads "
+                        "follow OMP_NUM_THREADS")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--phantom-cases", type=int, default=15, help="synthetic cases per center")
     parser.add_argument("--parent", default=None, help="model folder name under WORK/models to fine-tune")
     parser.add_argument("--cases", type=int, nargs="+", default=[1, 3], help="fine-tuning patients per fold")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--ft-epochs", type=int, default=4, help="fine-tuning epochs (x --iterations)")
-    parser.add_argument("--ft-lr", type=float, default=None, help="fine-tuning learning rate (default: the parent's)")
+    parser.add_argument("--ft-lr", type=float, default=None,
+                        help="fine-tuning learning rate (default: lgeseg_finetune's; in the model names)")
     parser.add_argument("--headline", nargs="*", default=[], help="eval names with per-case tables and overlays")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "real_lge")
     parser.add_argument("--cine", type=Path, default=DATA / "acdc_cine")

@@ -44,6 +44,11 @@ def default_trainable(num_encoder_blocks: int) -> str:
     return f"encoder:{PAPER_ENCODER_BLOCKS}" if num_encoder_blocks >= PAPER_ENCODER_BLOCKS else "all"
 
 
+def finetune_learning_rate(parent_lr: float, lr: float | None = None) -> float:
+    """The learning rate of a fine-tuning run: ``lr`` when given, else the parent recipe's ``parent_lr``."""
+    return parent_lr if lr is None else lr
+
+
 def pick_target_cases(keys: Sequence[str], cases: int | None = None, fraction: float | None = None,
                       seed: int = 0) -> tuple[list[str], list[str]]:
     """Choose the new center's training cases reproducibly, by subject.
@@ -128,8 +133,10 @@ def finetune(pretrained: str | Path, preprocessed: str | Path | Sequence[str | P
     train_keys, val_keys = pick_target_cases(data.case_keys, cases, fraction, seed)
     log.info("fine-tuning %s (%s trainable) on %d case(s): %s", pretrained, trainable, len(train_keys),
              ", ".join(train_keys))
-    config = TrainConfig.from_dict(parent_info.recipe).replace(
-        epochs=epochs or DEFAULT_FINETUNE_EPOCHS, learning_rate=lr, seed=seed, fold=0, **overrides)
+    parent_config = TrainConfig.from_dict(parent_info.recipe)
+    config = parent_config.replace(
+        epochs=epochs or DEFAULT_FINETUNE_EPOCHS, learning_rate=finetune_learning_rate(parent_config.learning_rate, lr),
+        seed=seed, fold=0, **overrides)
     config = dataclasses.replace(config, subjects_per_center=None)  # the target cases are chosen above
     spec = FinetuneSpec(parent=str(pretrained.resolve()), init_checkpoint=str(find_checkpoint(pretrained)),
                         trainable=trainable, target_cases=tuple(train_keys), val_cases=tuple(val_keys))
