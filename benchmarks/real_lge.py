@@ -126,6 +126,18 @@ def train(work: Path, args: argparse.Namespace, source: str, augmentation: str) 
     return out
 
 
+def evaluate(work: Path, predictions: Path, raw: Path, evaluation: Path) -> None:
+    """``lgeseg_evaluate`` of ``predictions`` against ``raw/labelsTr`` with lgeseg's label names.
+
+    myops_lge's dataset.json names its labels ``LV_bloodpool`` / ``LV_myocardium``; scored under
+    lgeseg's names (1 ``blood_pool``, 2 ``myocardium``) the whole LV (1 and 2) is scored too.
+    """
+    labels = work / "lgeseg_labels.json"
+    labels.write_text(json.dumps({"labels": {"background": 0, "blood_pool": 1, "myocardium": 2}}))
+    cli("evaluate", ["-p", str(predictions), "-r", str(raw), "--dataset-json", str(labels), "-o", str(evaluation)],
+        work / "logs" / f"evaluate_{evaluation.name}.txt")
+
+
 def predict_and_evaluate(work: Path, args: argparse.Namespace, model: Path, exclude: tuple[str, ...] = ()) -> Path:
     """Predict all myops_lge images with ``model`` (lgeseg_predict defaults) and evaluate; returns the eval folder.
 
@@ -140,8 +152,7 @@ def predict_and_evaluate(work: Path, args: argparse.Namespace, model: Path, excl
     if args.device:
         argv += ["--device", args.device]
     predict_s = cli("predict", argv, work / "logs" / f"predict_{model.name}.txt")
-    cli("evaluate", ["-p", str(predictions), "-r", str(args.lge), "-o", str(evaluation)],
-        work / "logs" / f"evaluate_{model.name}.txt")
+    evaluate(work, predictions, args.lge, evaluation)
     recipe = json.loads((model / "model.json").read_text())["recipe"]
     plans = json.loads((model / "plans.json").read_text())
     info = {"model": model.name, "augmentation": recipe["augmentation"], "epochs": recipe["epochs"],
@@ -290,8 +301,10 @@ def report(work: Path, args: argparse.Namespace) -> str:
             "model's postprocessing) and scored with `lgeseg_evaluate` (3D Dice per patient). Planner preset "
             f"`{args.preset}` (patch 128 x 128, batch 8, features 16-256), recipe `default` (Adam 1e-3 constant, "
             "gradient clipping at 12, a third of the patches centred on foreground), seed 0. "
-            "Fine-tuning rows: fold k of 5 trains on patients of group k of a seeded split and is tested on all "
-            "other patients; mean ± SD over the pooled test cases of the folds. Training wall time includes "
+            "Fine-tuning rows (`lgeseg_finetune`, default blocks `encoder:5`; the name gives the number of "
+            "training patients `ft<n>`, epochs x iterations and the learning rate `lr`): fold k of 5 trains on the "
+            "first n patients of group k of a seeded split and is tested on all other patients; mean ± SD over "
+            "the pooled test cases of the folds. Training wall time includes "
             "the per-epoch validation; the CPU was shared with other jobs, so minutes are an upper bound.\n",
             *summary_table(groups), ""]
     headline = [work / "eval" / name for name in args.headline if (work / "eval" / name / "run.json").is_file()]
