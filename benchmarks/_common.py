@@ -1,13 +1,18 @@
-"""What the benchmark scripts share: the repository root, scoring a model on a test dataset, and
-writing one section of a ``docs/*.md`` file (the other sections are kept).
+"""What the benchmark scripts share: the repository root, scoring a model on a test dataset,
+writing one section of a ``docs/*.md`` file (the other sections are kept), and a training run killed
+while it writes a checkpoint.
 
 The scripts run as ``python benchmarks/<name>.py``, so this folder is on ``sys.path`` and they import
-``_common``; they never import each other.
+``_common``; they never import each other. The tests load this file too (``tests/conftest.py``,
+fixture ``benchmarks_common``); it imports nothing of lgeseg at module level.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +75,43 @@ def bp_myo_dice(model_dir: Path, test_raw: Path, work: Path, device: str) -> flo
     if value is None:
         raise ValueError(f"{summary_file}: no blood pool or myocardium Dice (empty test set?)")
     return value
+
+
+#: ``python -c`` script: ``lgeseg.cli.train.main(sys.argv[1:])`` on one torch thread (as in-process runs: bit-identical
+#: results need the same thread count), SIGKILLed half-way through writing epoch 2's checkpoint_latest.pt (the
+#: checkpoint that holds the optimizer state): the file is written whole, cut to half its bytes, then the process dies.
+_KILLED_DURING_CHECKPOINT = """
+import os, signal, sys
+import torch
+
+real_save = torch.save
+
+def save_then_die(payload, target, *args, **kwargs):
+    if payload.get("epoch") == 2 and "optimizer" in payload:
+        real_save(payload, target, *args, **kwargs)
+        with open(target, "r+b") as handle:
+            handle.truncate(os.path.getsize(target) // 2)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_save(payload, target, *args, **kwargs)
+
+torch.save = save_then_die
+torch.set_num_threads(1)
+from lgeseg.cli.train import main
+main(sys.argv[1:])
+"""
+
+
+def train_killed_during_checkpoint(argv: list[str], timeout_s: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``lgeseg_train argv`` in a subprocess that is SIGKILLed while it writes epoch 2's ``checkpoint_latest.pt``.
+
+    The reliability test and ``reliability_matrix.py`` both check that ``--continue`` then resumes bit-exactly.
+    ``argv`` needs at least 3 epochs for the kill to come. The subprocess imports lgeseg from this repository
+    (``ROOT`` first on ``PYTHONPATH``). Returns the finished process: return code -9 when it was killed,
+    stdout and stderr as text; raises ``subprocess.TimeoutExpired`` after ``timeout_s`` seconds.
+    """
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-c", _KILLED_DURING_CHECKPOINT, *argv], env=env, capture_output=True,
+                          text=True, timeout=timeout_s)
 
 
 def link_subset(source: Path, target: Path, case_ids: list[str]) -> Path:

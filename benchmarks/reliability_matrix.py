@@ -29,8 +29,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import ROOT, train_killed_during_checkpoint
+
+sys.path.insert(0, str(ROOT))  # this checkout's lgeseg, also where another one is installed
 
 from lgeseg.cli.plan_and_preprocess import main as plan_main  # noqa: E402 - after the path set-up
 from lgeseg.cli.predict import main as predict_main  # noqa: E402
@@ -229,23 +230,6 @@ def model_folder_rows(ctx: Context) -> list[Row]:
     return rows
 
 
-_KILL = """
-import os, signal, sys, torch
-real_save = torch.save
-def save_then_die(payload, target, *args, **kwargs):
-    if payload.get("epoch") == 2 and "optimizer" in payload:
-        real_save(payload, target, *args, **kwargs)
-        with open(target, "r+b") as handle:
-            handle.truncate(os.path.getsize(target) // 2)
-        os.kill(os.getpid(), signal.SIGKILL)
-    return real_save(payload, target, *args, **kwargs)
-torch.save = save_then_die
-torch.set_num_threads(1)  # as the in-process runs: bit-identical results need the same thread count
-from lgeseg.cli.train import main
-main(sys.argv[1:])
-"""
-
-
 def _killed_during_checkpoint(ctx: Context) -> Row:
     import torch
 
@@ -253,9 +237,7 @@ def _killed_during_checkpoint(ctx: Context) -> Row:
 
     killed, straight = ctx.fresh("killed") / "model", ctx.fresh("straight") / "model"
     args = ["-p", str(ctx.pre), *TRAIN[:1], "3", *TRAIN[2:], "--seed", "3"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", _KILL, "-o", str(killed), *args], env=env, capture_output=True,
-                          text=True, timeout=600)
+    done = train_killed_during_checkpoint(["-o", str(killed), *args])
     resumed = _run(train_main, ["-o", str(killed), "--continue", *args])
     _run(train_main, ["-o", str(straight), *args])
     a, b = (load_checkpoint(m / "checkpoint_final.pt")["network"] for m in (killed, straight))

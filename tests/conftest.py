@@ -1,22 +1,33 @@
-"""Shared test fixtures: torch threads, tiny synthetic raw and preprocessed datasets, a tiny plan.
+"""Shared test fixtures: torch threads, tiny synthetic raw and preprocessed datasets, tiny models.
 
-Tests take their data from these fixtures instead of writing their own: ``raw_centers`` (raw
-datasets from ``lgeseg.synth``, read-only), ``make_preprocessed`` (a preprocessed folder of tiny
-LV-like cases), ``tiny_plan`` and ``tiny_training`` (settings for a few-second CPU training).
+Tests take their data from these fixtures instead of writing their own (no test module imports
+another): ``raw_centers`` (raw datasets from ``lgeseg.synth``, read-only), ``lv_phantom`` and
+``make_raw_dataset`` (an LV phantom with a known body box, and raw datasets of it with chosen spacings
+and intensities), ``make_preprocessed`` (a preprocessed folder of tiny LV-like cases, optionally with
+their raw source images), ``tiny_plan`` and ``tiny_training`` (settings for a few-second CPU training),
+``make_model`` and ``tiny_model`` (an untrained model folder), ``oblique_geometry`` and
+``write_input_image`` (prediction inputs on an oblique anisotropic grid), ``benchmarks_common``
+(``benchmarks/_common.py``, which the reliability test shares with its benchmark).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
 import torch
 
+from lgeseg import io
+from lgeseg.model_folder import ModelInfo, save_checkpoint, write_model_metadata
+from lgeseg.network import build_unet
 from lgeseg.records import (
     LABELS,
     CaseFingerprint,
+    CaseGeometry,
     Fingerprint,
     NetworkTopology,
     NormalizationConfig,
@@ -25,6 +36,9 @@ from lgeseg.records import (
     save_json,
 )
 from lgeseg.synth import generate_multicenter
+
+ROOT = Path(__file__).resolve().parents[1]
+IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +62,23 @@ def raw_centers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def lv_phantom() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+    """``lv_phantom(rng, brightness=1.0) -> (image, label)``: the (4, 56, 64) phantom of ``make_raw_dataset``.
+
+    Its body is the box rows 6..50, columns 5..58 (ends exclusive); see ``_lv_phantom``.
+    """
+    return _lv_phantom
+
+
+@pytest.fixture(scope="session")
+def make_raw_dataset() -> Callable[..., Path]:
+    """``make_raw_dataset(root, name, spacings, center=None, brightness=1.0, labels=None, seed=0) -> root/name``."""
+    return _make_raw_dataset
+
+
+@pytest.fixture(scope="session")
 def make_preprocessed() -> Callable[..., Path]:
-    """``make_preprocessed(root, {dataset: n_cases}, seed=0, plan=None) -> root``: a preprocessed folder."""
+    """``make_preprocessed(root, {dataset: n_cases}, seed=0, plan=None, sources=None) -> root``."""
     return _make_preprocessed
 
 
@@ -65,6 +94,40 @@ def tiny_training() -> dict:
     return dict(TINY_TRAINING)
 
 
+@pytest.fixture(scope="session")
+def make_model() -> Callable[..., Path]:
+    """``make_model(model_dir, target_spacing=(6.0, 1.6, 1.6), channels=1, postprocessing="lcc", seed=0)``."""
+    return _make_model
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained 2-stage model folder (``make_model`` defaults); do not modify."""
+    return _make_model(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="session")
+def oblique_geometry() -> Callable[..., CaseGeometry]:
+    """``oblique_geometry(shape) -> CaseGeometry``: rotated about z and x, anisotropic (7.5, 1.37, 1.21) mm."""
+    return _oblique_geometry
+
+
+@pytest.fixture(scope="session")
+def write_input_image() -> Callable[..., CaseGeometry]:
+    """``write_input_image(path, shape, seed=0) -> geometry``: a noisy image with a bright disc, oblique grid."""
+    return _write_input_image
+
+
+@pytest.fixture(scope="session")
+def benchmarks_common() -> ModuleType:
+    """``benchmarks/_common.py``, loaded as the benchmark scripts load it (their folder is no package)."""
+    spec = importlib.util.spec_from_file_location("_common", ROOT / "benchmarks" / "_common.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 TINY_TRAINING = {"epochs": 2, "iterations_per_epoch": 4, "device": "cpu", "num_workers": 1, "augmentation": "none"}
 
 
@@ -74,6 +137,88 @@ def _tiny_plan(patch: tuple[int, int] = (32, 32)) -> Plan:
                                kernel_sizes=((3, 3),) * 3, strides=((1, 1), (2, 2), (2, 2)))
     return Plan(name="2d", preset="test", target_spacing=(8.0, 1.5, 1.5), patch_size=patch, batch_size=4,
                 normalization=NormalizationConfig(), topology=topology, labels=dict(LABELS))
+
+
+def _rotation(about_z_deg: float, about_x_deg: float) -> tuple[float, ...]:
+    """An ITK direction (row-major 3x3): a rotation about z, then about x."""
+    a, b = np.deg2rad(about_z_deg), np.deg2rad(about_x_deg)
+    rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+    return tuple((rz @ rx).ravel().tolist())
+
+
+def _oblique_geometry(shape: tuple[int, int, int]) -> CaseGeometry:
+    """An oblique (25 deg about z, 10 deg about x), anisotropic grid of ``shape`` (z, y, x)."""
+    return CaseGeometry(shape=shape, spacing=(7.5, 1.37, 1.21), origin=(-40.2, 12.5, 101.0),
+                        direction=_rotation(25.0, 10.0))
+
+
+def _write_input_image(path: Path, shape: tuple[int, int, int], seed: int = 0) -> CaseGeometry:
+    """Write a noisy image (mean 100) with a bright disc (+300) on an oblique grid to ``path``; returns the grid."""
+    rng = np.random.default_rng(seed)
+    image = rng.normal(100, 10, size=shape).astype(np.float32)
+    _, ny, nx = shape
+    yy, xx = np.mgrid[:ny, :nx]
+    image[:, np.hypot(yy - ny / 2, xx - nx / 2) < ny / 4] += 300
+    geometry = _oblique_geometry(shape)
+    io.write_image(path, image, geometry)
+    return geometry
+
+
+def _make_model(model_dir: Path, target_spacing: tuple[float, float, float] = (6.0, 1.6, 1.6), channels: int = 1,
+                postprocessing: str = "lcc", seed: int = 0) -> Path:
+    """Write an untrained 2-stage, 4-feature model folder (weights from ``build_unet(seed=seed)``) to ``model_dir``."""
+    topology = NetworkTopology(in_channels=channels, num_classes=3, features_per_stage=(4, 8),
+                               kernel_sizes=((3, 3), (3, 3)), strides=((1, 1), (2, 2)))
+    plan = Plan(name="2d", preset="default", target_spacing=target_spacing, patch_size=(32, 32), batch_size=2,
+                normalization=NormalizationConfig(), topology=topology, labels=dict(LABELS))
+    info = ModelInfo(lgeseg_version="0.1.0", labels=dict(LABELS),
+                     channel_names={str(c): f"ch{c}" for c in range(channels)}, recipe={}, augmentation="none",
+                     datasets=("tiny",), postprocessing=postprocessing)
+    write_model_metadata(model_dir, plan, info)
+    save_checkpoint(model_dir / "checkpoint_final.pt", {"network": build_unet(topology, seed=seed).state_dict()})
+    return model_dir
+
+
+PHANTOM_SHAPE = (4, 56, 64)
+
+
+def _lv_phantom(rng: np.random.Generator, brightness: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """A (4, 56, 64) LV phantom: body box (rows 6..50, columns 5..58) on dark noise, a blood pool (label 1,
+    radius 7 px) in a myocardial ring (label 2, to 11 px) placed at random near the centre, the apex
+    (slice 0) myocardium only; intensities (background ~3, body 100, blood 300, myocardium 60) times
+    ``brightness``. Returns image float32 (z, y, x) and label uint8 (z, y, x)."""
+    z, y, x = PHANTOM_SHAPE
+    yy, xx = np.mgrid[:y, :x].astype(float)
+    cy, cx = y / 2 + rng.uniform(-3, 3), x / 2 + rng.uniform(-3, 3)
+    radius = np.hypot(yy - cy, xx - cx)
+    label2d = np.where(radius < 7, 1, np.where(radius < 11, 2, 0)).astype(np.uint8)
+    label = np.repeat(label2d[None], z, axis=0)
+    label[0] = np.where(radius < 9, 2, 0)
+    image = np.abs(rng.normal(0, 3, size=PHANTOM_SHAPE))
+    image[:, 6:50, 5:58] += 100
+    image[label == 1] = 300
+    image[label == 2] = 60
+    image = image + rng.normal(0, 5, size=PHANTOM_SHAPE) * (image > 50)
+    return (brightness * image).astype(np.float32), label
+
+
+def _make_raw_dataset(root: Path, name: str, spacings: list[tuple[float, float, float]], center: str | None = None,
+                      brightness: float = 1.0, labels: dict[str, int] | None = None, seed: int = 0) -> Path:
+    """Write the raw dataset ``root/name``: one ``_lv_phantom`` case ``<name>_<nnn>`` per entry of ``spacings``
+    (z, y, x mm) on an oblique grid, and a ``dataset.json`` (``center`` only when given)."""
+    rng = np.random.default_rng(seed)
+    folder = root / name
+    for index, spacing in enumerate(spacings):
+        image, label = _lv_phantom(rng, brightness)
+        geometry = CaseGeometry(shape=PHANTOM_SHAPE, spacing=spacing, origin=(10.0, -4.0, 3.5),
+                                direction=_rotation(25.0, -10.0))
+        io.write_image(folder / "imagesTr" / f"{name}_{index:03d}_0000.nii.gz", image, geometry)
+        io.write_label(folder / "labelsTr" / f"{name}_{index:03d}.nii.gz", label, geometry)
+    meta = {"channel_names": {"0": "LGE"}, "labels": labels or dict(LABELS), "numTraining": len(spacings),
+            "file_ending": ".nii.gz", **({"center": center} if center else {})}
+    save_json(meta, folder / "dataset.json")
+    return folder
 
 
 def _tiny_case(rng: np.random.Generator, shape: tuple[int, int, int] = (3, 40, 44)) -> tuple[np.ndarray, np.ndarray]:
@@ -90,8 +235,18 @@ def _tiny_case(rng: np.random.Generator, shape: tuple[int, int, int] = (3, 40, 4
     return image[None], label
 
 
-def _make_preprocessed(root: Path, cases: dict[str, int], seed: int = 0, plan: Plan | None = None) -> Path:
-    """Write a preprocessed folder ``root`` with ``cases[dataset]`` tiny cases per dataset."""
+#: Raw source images of ``make_preprocessed(..., sources=...)`` hold ``RAW_SCALE * image + RAW_OFFSET``
+#: (a scanner's range), so a test can tell the raw images from the preprocessed arrays.
+RAW_SCALE, RAW_OFFSET = 1000.0, 100.0
+
+
+def _make_preprocessed(root: Path, cases: dict[str, int], seed: int = 0, plan: Plan | None = None,
+                       sources: Path | None = None) -> Path:
+    """Write a preprocessed folder ``root`` with ``cases[dataset]`` tiny cases per dataset.
+
+    With ``sources``, each case's raw image (``<case>_0000.nii.gz``, the array times ``RAW_SCALE`` plus
+    ``RAW_OFFSET``) and label (``<case>.nii.gz``) are written there and named in its ``source_files``.
+    """
     rng = np.random.default_rng(seed)
     plan = plan or _tiny_plan()
     save_json(plan, root / "plans.json")
@@ -104,10 +259,21 @@ def _make_preprocessed(root: Path, cases: dict[str, int], seed: int = 0, plan: P
             case_id = f"{dataset}_{index:03d}"
             np.savez(root / dataset / f"{case_id}.npz", image=image, label=label)
             geometry = {"shape": label.shape, "spacing": plan.target_spacing, "origin": (0.0, 0.0, 0.0),
-                        "direction": (1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0)}
+                        "direction": IDENTITY}
+            source_files = _write_sources(sources, case_id, image, label, geometry) if sources else ()
             record = PreprocessedCase.from_dict({
                 "case_id": case_id, "dataset": dataset, "center": dataset, "original": geometry,
                 "crop_box": [[0, s] for s in label.shape], "shape_after_crop": label.shape,
-                "spacing_after_resampling": plan.target_spacing, "shape_after_resampling": label.shape})
+                "spacing_after_resampling": plan.target_spacing, "shape_after_resampling": label.shape,
+                "source_files": source_files})
             save_json(record, root / dataset / f"{case_id}.json")
     return root
+
+
+def _write_sources(folder: Path, case_id: str, image: np.ndarray, label: np.ndarray, geometry: dict) -> tuple[str, str]:
+    """Write a preprocessed case's raw image and label to ``folder``; returns their paths (image first)."""
+    grid = CaseGeometry.from_dict(geometry)
+    image_path, label_path = folder / f"{case_id}_0000.nii.gz", folder / f"{case_id}.nii.gz"
+    io.write_image(image_path, RAW_SCALE * image[0] + RAW_OFFSET, grid)
+    io.write_label(label_path, label, grid)
+    return str(image_path), str(label_path)

@@ -14,7 +14,6 @@ from lgeseg.cli.convert import main as convert_main
 from lgeseg.cli.predict import main as predict_main
 from lgeseg.dicom import find_series, read_series, select_series
 from lgeseg.records import CaseGeometry, load_json
-from tests.test_inference import _make_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -101,13 +100,12 @@ def test_series_are_found_named_and_read_with_their_exact_geometry(pacs_export: 
         select_series(series, ["T2"])
 
 
-def test_predict_reads_a_dicom_folder_and_writes_nifti_on_the_series_grid(tmp_path: Path, pacs_export: tuple,
-                                                                          capsys: pytest.CaptureFixture) -> None:
+def test_predict_reads_a_dicom_folder_and_writes_nifti_on_the_series_grid(
+        tmp_path: Path, pacs_export: tuple, tiny_model: Path, capsys: pytest.CaptureFixture) -> None:
     root, geometries = pacs_export
-    model = _make_model(tmp_path / "model")
     assert predict_main(["-i", str(root), "--list-series"]) == 0
     assert "SAX LGE PSIR" in capsys.readouterr().out
-    assert predict_main(["-i", str(root), "-o", str(tmp_path / "out"), "-m", str(model), "--series", "12",
+    assert predict_main(["-i", str(root), "-o", str(tmp_path / "out"), "-m", str(tiny_model), "--series", "12",
                          "--disable_tta"]) == 0
     label, geometry = io.read_label(tmp_path / "out" / "SAX_LGE_PSIR_s12.nii.gz")
     assert io.geometry_mismatch(geometry, geometries["SAX_LGE_PSIR_s12"], tolerance=1e-6) == []
@@ -137,11 +135,11 @@ def test_cine_phases_in_one_series_are_refused_by_name(tmp_path: Path) -> None:
         read_series(series)
 
 
-def test_dicom_seg_references_the_source_slices_and_holds_the_label_map(tmp_path: Path, pacs_export: tuple) -> None:
+def test_dicom_seg_references_the_source_slices_and_holds_the_label_map(
+        tmp_path: Path, pacs_export: tuple, tiny_model: Path) -> None:
     highdicom = pytest.importorskip("highdicom")  # the optional extra lgeseg[dicom]; scripts/setup.sh installs it
     root, _ = pacs_export
-    model = _make_model(tmp_path / "model")
-    assert predict_main(["-i", str(root), "-o", str(tmp_path / "out"), "-m", str(model), "--series", "*LGE*",
+    assert predict_main(["-i", str(root), "-o", str(tmp_path / "out"), "-m", str(tiny_model), "--series", "*LGE*",
                          "--disable_tta", "--dicom-seg", "--postprocess", "none"]) == 0
     label, _ = io.read_label(tmp_path / "out" / "SAX_LGE_PSIR_s12.nii.gz")
     seg = highdicom.seg.segread(tmp_path / "out" / "SAX_LGE_PSIR_s12.seg.dcm")
@@ -157,10 +155,10 @@ def test_dicom_seg_references_the_source_slices_and_holds_the_label_map(tmp_path
     np.testing.assert_array_equal(np.asarray(volume), expected)
 
 
-def test_dicom_seg_on_image_files_is_refused(tmp_path: Path) -> None:
+def test_dicom_seg_on_image_files_is_refused(tmp_path: Path, tiny_model: Path) -> None:
     pytest.importorskip("highdicom")
-    model = _make_model(tmp_path / "model")
     geometry = _oblique((2, 16, 16), (8.0, 1.5, 1.5), (0.0, 0.0, 0.0))
     io.write_image(tmp_path / "in" / "a_0000.nii.gz", np.zeros(geometry.shape, np.float32), geometry)
-    assert predict_main(["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(model), "--dicom-seg"]) == 1
+    assert predict_main(["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(tiny_model),
+                         "--dicom-seg"]) == 1
     assert not (tmp_path / "out").exists()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,44 +22,7 @@ from lgeseg.inference.sliding_window import (
     ventricle_foreground,
 )
 from lgeseg.network import build_unet
-from lgeseg.records import LABELS, CaseGeometry, NetworkTopology, NormalizationConfig, Plan
-from lgeseg.training import ModelInfo, save_checkpoint, write_model_metadata
-
-
-def _make_model(model_dir: Path, target_spacing: tuple[float, float, float] = (6.0, 1.6, 1.6),
-                channels: int = 1) -> Path:
-    topology = NetworkTopology(in_channels=channels, num_classes=3, features_per_stage=(4, 8),
-                               kernel_sizes=((3, 3), (3, 3)), strides=((1, 1), (2, 2)))
-    plan = Plan(name="2d", preset="default", target_spacing=target_spacing, patch_size=(32, 32), batch_size=2,
-                normalization=NormalizationConfig(), topology=topology, labels=dict(LABELS))
-    info = ModelInfo(lgeseg_version="0.1.0", labels=dict(LABELS),
-                     channel_names={str(c): f"ch{c}" for c in range(channels)}, recipe={}, augmentation="none",
-                     datasets=("tiny",), postprocessing="lcc")
-    write_model_metadata(model_dir, plan, info)
-    save_checkpoint(model_dir / "checkpoint_final.pt", {"network": build_unet(topology, seed=0).state_dict()})
-    return model_dir
-
-
-def _oblique_geometry(shape: tuple[int, int, int]) -> CaseGeometry:
-    a, b = np.deg2rad(25.0), np.deg2rad(10.0)
-    rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
-    rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
-    return CaseGeometry(shape=shape, spacing=(7.5, 1.37, 1.21), origin=(-40.2, 12.5, 101.0),
-                        direction=tuple((rz @ rx).ravel().tolist()))
-
-
-def _image(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    image = rng.normal(100, 10, size=shape).astype(np.float32)
-    _, ny, nx = shape
-    yy, xx = np.mgrid[:ny, :nx]
-    image[:, np.hypot(yy - ny / 2, xx - nx / 2) < ny / 4] += 300  # a bright disc
-    return image
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _make_model(tmp_path_factory.mktemp("model"))
+from lgeseg.records import CaseGeometry, NetworkTopology
 
 
 @pytest.mark.parametrize("shape", [(3, 20, 26), (2, 70, 45)])
@@ -160,12 +126,11 @@ def test_inference_speed_ups_do_not_change_the_network_output() -> None:
     torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-4)
 
 
-def test_prediction_header_equals_oblique_anisotropic_input(tmp_path: Path, model_dir: Path) -> None:
-    geometry = _oblique_geometry((4, 41, 37))
-    (tmp_path / "in").mkdir()
-    io.write_image(tmp_path / "in" / "p1_0000.nii.gz", _image(geometry.shape), geometry)
-    io.write_image(tmp_path / "in" / "p2.mha", _image(geometry.shape, seed=1), geometry)
-    written = predict_folder(tmp_path / "in", tmp_path / "out", [model_dir], device="cpu", save_probabilities=True,
+def test_prediction_header_equals_oblique_anisotropic_input(tmp_path: Path, tiny_model: Path,
+                                                        write_input_image: Callable[..., CaseGeometry]) -> None:
+    geometry = write_input_image(tmp_path / "in" / "p1_0000.nii.gz", (4, 41, 37))
+    write_input_image(tmp_path / "in" / "p2.mha", geometry.shape, seed=1)
+    written = predict_folder(tmp_path / "in", tmp_path / "out", [tiny_model], device="cpu", save_probabilities=True,
                              overlays=True)
     assert [p.name for p in written] == ["p1.nii.gz", "p2.mha"]  # the input's file ending is kept
     for path in written:
@@ -179,29 +144,26 @@ def test_prediction_header_equals_oblique_anisotropic_input(tmp_path: Path, mode
     assert (tmp_path / "out" / "p1_overlay.png").stat().st_size > 1000
 
 
-def test_output_inside_input_is_refused_and_existing_outputs_are_skipped(tmp_path: Path, model_dir: Path) -> None:
-    geometry = _oblique_geometry((2, 30, 30))
-    io.write_image(tmp_path / "in" / "c_0000.nii.gz", _image(geometry.shape), geometry)
+def test_output_inside_input_is_refused_and_existing_outputs_are_skipped(
+        tmp_path: Path, tiny_model: Path, write_input_image: Callable[..., CaseGeometry]) -> None:
+    geometry = write_input_image(tmp_path / "in" / "c_0000.nii.gz", (2, 30, 30))
     for out in (tmp_path / "in", tmp_path / "in" / "sub"):
         with pytest.raises(ValueError, match="inputs are never overwritten"):
-            predict_folder(tmp_path / "in", out, [model_dir], device="cpu")
-    args = ["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(model_dir), "--no-mirroring"]
+            predict_folder(tmp_path / "in", out, [tiny_model], device="cpu")
+    args = ["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(tiny_model), "--no-mirroring"]
     assert predict_main(args) == 0
     target = tmp_path / "out" / "c.nii.gz"
     io.write_label(target, np.zeros(geometry.shape, np.uint8), geometry)  # marker: must survive a rerun
-    assert predict_folder(tmp_path / "in", tmp_path / "out", [model_dir], device="cpu", mirroring=False) == []
+    assert predict_folder(tmp_path / "in", tmp_path / "out", [tiny_model], device="cpu", mirroring=False) == []
     assert io.read_label(target)[0].max() == 0 and not (tmp_path / "in" / "sub").exists()
-    assert len(predict_folder(tmp_path / "in", tmp_path / "out", [model_dir], device="cpu", overwrite=True)) == 1
+    assert len(predict_folder(tmp_path / "in", tmp_path / "out", [tiny_model], device="cpu", overwrite=True)) == 1
 
 
-def test_predict_command_exits_fast_with_its_outputs_written_and_its_exit_code(tmp_path: Path, model_dir: Path) -> None:
-    import subprocess
-    import sys
-
-    geometry = _oblique_geometry((2, 30, 30))
-    io.write_image(tmp_path / "in" / "c_0000.nii.gz", _image(geometry.shape), geometry)
+def test_predict_command_exits_fast_with_its_outputs_written_and_its_exit_code(
+        tmp_path: Path, tiny_model: Path, write_input_image: Callable[..., CaseGeometry]) -> None:
+    geometry = write_input_image(tmp_path / "in" / "c_0000.nii.gz", (2, 30, 30))
     entry = "from lgeseg.cli.predict import console_main; console_main()"  # what the lgeseg_predict command runs
-    args = ["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(model_dir), "--device", "cpu"]
+    args = ["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(tiny_model), "--device", "cpu"]
     done = subprocess.run([sys.executable, "-c", entry, *args], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "wrote 1 prediction(s)" in done.stdout  # stdout flushed before the fast exit
@@ -211,42 +173,41 @@ def test_predict_command_exits_fast_with_its_outputs_written_and_its_exit_code(t
     assert failed.returncode == 1 and "nowhere" in failed.stderr
 
 
-def test_bad_inputs_and_models_give_one_message_naming_the_file(tmp_path: Path, model_dir: Path) -> None:
-    geometry = _oblique_geometry((2, 30, 30))
-    io.write_image(tmp_path / "two" / "c_0000.nii.gz", _image(geometry.shape), geometry)
-    io.write_image(tmp_path / "two" / "c_0001.nii.gz", _image(geometry.shape), geometry)
+def test_bad_inputs_and_models_give_one_message_naming_the_file(tmp_path: Path, tiny_model: Path,
+                                                               write_input_image: Callable[..., CaseGeometry],
+                                                               make_model: Callable[..., Path]) -> None:
+    write_input_image(tmp_path / "two" / "c_0000.nii.gz", (2, 30, 30))
+    write_input_image(tmp_path / "two" / "c_0001.nii.gz", (2, 30, 30))
     with pytest.raises(ValueError, match=r"c_0000.nii.gz.*2 channel file\(s\) but the model expects 1"):
-        predict_folder(tmp_path / "two", tmp_path / "out", [model_dir], device="cpu")
+        predict_folder(tmp_path / "two", tmp_path / "out", [tiny_model], device="cpu")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "broken_0000.nii.gz").write_bytes(b"not an image")
     with pytest.raises(ValueError, match="broken_0000.nii.gz"):
-        predict_folder(tmp_path / "bad", tmp_path / "out", [model_dir], device="cpu")
+        predict_folder(tmp_path / "bad", tmp_path / "out", [tiny_model], device="cpu")
     with pytest.raises(FileNotFoundError, match="no_such_model"):
         predict_folder(tmp_path / "two", tmp_path / "out", [tmp_path / "no_such_model"], device="cpu")
-    other = _make_model(tmp_path / "other", target_spacing=(6.0, 1.0, 1.0))
+    other = make_model(tmp_path / "other", target_spacing=(6.0, 1.0, 1.0))
     with pytest.raises(ValueError, match="cannot be ensembled"):
-        predict_folder(tmp_path / "bad", tmp_path / "out", [model_dir, other], device="cpu")
+        predict_folder(tmp_path / "bad", tmp_path / "out", [tiny_model, other], device="cpu")
     assert not (tmp_path / "out").exists()
 
 
-def test_ensemble_of_two_models_writes_labels_on_input_grid(tmp_path: Path, model_dir: Path) -> None:
-    second = tmp_path / "m2"
-    _make_model(second)
-    topology = build_unet(NetworkTopology(1, 3, (4, 8), ((3, 3), (3, 3)), ((1, 1), (2, 2))), seed=5)
-    save_checkpoint(second / "checkpoint_final.pt", {"network": topology.state_dict()})
-    geometry = _oblique_geometry((3, 33, 40))
-    io.write_image(tmp_path / "in" / "e_0000.nrrd", _image(geometry.shape), geometry)
-    assert predict_main(["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(model_dir),
+def test_ensemble_of_two_models_writes_labels_on_input_grid(tmp_path: Path, tiny_model: Path,
+                                                           write_input_image: Callable[..., CaseGeometry],
+                                                           make_model: Callable[..., Path]) -> None:
+    second = make_model(tmp_path / "m2", seed=5)  # the same plan, other weights
+    geometry = write_input_image(tmp_path / "in" / "e_0000.nrrd", (3, 33, 40))
+    assert predict_main(["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(tiny_model),
                          "-m", str(second), "--postprocess", "none"]) == 0
     label, out_geometry = io.read_label(tmp_path / "out" / "e.nrrd")  # the input ending is kept
     assert io.geometry_mismatch(out_geometry, geometry, tolerance=1e-6) == []
 
 
-def test_whole_slice_window_is_padded_to_the_divisor_and_falls_back_to_tiles(model_dir: Path) -> None:
+def test_whole_slice_window_is_padded_to_the_divisor_and_falls_back_to_tiles(tiny_model: Path) -> None:
     from lgeseg.inference.predictor import MAX_WHOLE_SLICE, inference_window
     from lgeseg.training import load_model
 
-    model = load_model(model_dir)
+    model = load_model(tiny_model)
     dy, dx = model.network.divisor
     py, px = model.plan.patch_size
     slice_shape = (py + dy * 5 + 1, px + dx * 3)  # larger than the patch, y not a multiple of the divisor
@@ -259,11 +220,11 @@ def test_whole_slice_window_is_padded_to_the_divisor_and_falls_back_to_tiles(mod
         inference_window(model, (10, 10), "tiles")
 
 
-def test_sliding_window_and_whole_slice_predictions_agree_on_grid(tmp_path: Path, model_dir: Path) -> None:
-    geometry = _oblique_geometry((3, 40, 36))
-    io.write_image(tmp_path / "in" / "case_0000.nii.gz", _image(geometry.shape), geometry)
+def test_sliding_window_and_whole_slice_predictions_agree_on_grid(
+        tmp_path: Path, tiny_model: Path, write_input_image: Callable[..., CaseGeometry]) -> None:
+    geometry = write_input_image(tmp_path / "in" / "case_0000.nii.gz", (3, 40, 36))
     for window in ("roi", "slice", "sliding"):
-        written = predict_folder(tmp_path / "in", tmp_path / window, [model_dir], device="cpu", mirroring=False,
+        written = predict_folder(tmp_path / "in", tmp_path / window, [tiny_model], device="cpu", mirroring=False,
                                  window=window)
         label, out_geometry = io.read_label(written[0])
         assert out_geometry.shape == geometry.shape

@@ -6,6 +6,7 @@ import json
 import os
 import stat
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from lgeseg.cli.install_model import main as install_main
 from lgeseg.cli.predict import main as predict_main
 from lgeseg.model_archive import export_model, install_model
 from lgeseg.model_card import DEFAULT_INTENDED_USE, build_model_card
-from tests.test_inference import _image, _make_model, _oblique_geometry
+from lgeseg.records import CaseGeometry
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -31,8 +32,8 @@ class _Payload:
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    model = _make_model(tmp_path_factory.mktemp("model") / "lv_model")
+def archive(tmp_path_factory: pytest.TempPathFactory, make_model: Callable[..., Path]) -> Path:
+    model = make_model(tmp_path_factory.mktemp("model") / "lv_model")
     zip_path = tmp_path_factory.mktemp("zips") / "lv_model.zip"
     assert export_main([str(model), str(zip_path), "--intended-use", "phantom test model"]) == 0
     return zip_path
@@ -51,13 +52,13 @@ def _rewrite(source: Path, target: Path, add: dict[str, bytes] | None = None, dr
 
 
 def test_exported_model_installs_and_predicts_like_the_original(tmp_path: Path, archive: Path,
+                                                                write_input_image: Callable[..., CaseGeometry],
                                                                 capsys: pytest.CaptureFixture) -> None:
     with zipfile.ZipFile(archive) as zipped:
         names = set(zipped.namelist())
     assert names == {"model.json", "plans.json", "checkpoint_final.pt", "manifest.json"}
     assert install_main([str(archive), str(tmp_path / "installed")]) == 0
-    geometry = _oblique_geometry((2, 30, 30))
-    io.write_image(tmp_path / "in" / "c_0000.nii.gz", _image(geometry.shape), geometry)
+    geometry = write_input_image(tmp_path / "in" / "c_0000.nii.gz", (2, 30, 30))
     assert predict_main(["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(tmp_path / "installed"),
                          "--disable_tta"]) == 0
     assert io.read_label(tmp_path / "out" / "c.nii.gz")[0].shape == geometry.shape
@@ -116,17 +117,16 @@ def test_altered_files_and_a_missing_manifest_are_refused(tmp_path: Path, archiv
         install_model(_rewrite(archive, tmp_path / "nomanifest.zip", drop=("manifest.json",)), tmp_path / "dest")
 
 
-def test_export_refuses_a_model_whose_checkpoint_is_a_pickle(tmp_path: Path) -> None:
-    model = _make_model(tmp_path / "m")
+def test_export_refuses_a_model_whose_checkpoint_is_a_pickle(tmp_path: Path, make_model: Callable[..., Path]) -> None:
+    model = make_model(tmp_path / "m")
     torch.save({"network": {}, "extra": _Payload()}, model / "checkpoint_final.pt")
     with pytest.raises(ValueError, match="refused to load"):
         export_model(model, tmp_path / "m.zip")
     assert not (tmp_path / "m.zip").exists()
 
 
-def test_model_card_reports_training_data_budget_and_validation(tmp_path: Path) -> None:
-    model = _make_model(tmp_path / "m")
-    card = build_model_card(model)
+def test_model_card_reports_training_data_budget_and_validation(tiny_model: Path) -> None:
+    card = build_model_card(tiny_model)
     assert card["training_data"]["datasets"] == ["tiny"] and card["intended_use"] == DEFAULT_INTENDED_USE
     assert set(card) >= {"task", "training_data", "budget", "validation", "intended_use"}
     assert card["task"]["labels"] == {"background": 0, "blood_pool": 1, "myocardium": 2}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,6 @@ from lgeseg.dataset import load_dataset_info, resolve_dataset
 from lgeseg.evaluation import evaluate_folders
 from lgeseg.inference import predict_folder
 from lgeseg.records import CaseGeometry, save_json
-from tests.test_inference import _image, _make_model, _oblique_geometry
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -28,24 +28,26 @@ IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def models(tmp_path_factory: pytest.TempPathFactory, make_model: Callable[..., Path]) -> Path:
     """A parent folder with fold_0 and fold_1 (nnU-Net's layout)."""
     root = tmp_path_factory.mktemp("models")
-    _make_model(root / "fold_0")
+    make_model(root / "fold_0")
     shutil.copytree(root / "fold_0", root / "fold_1")
     return root
 
 
-def _write_inputs(folder: Path, count: int) -> CaseGeometry:
-    geometry = _oblique_geometry((3, 33, 29))
-    for i in range(count):
-        io.write_image(folder / f"case{i}_0000.nii.gz", _image(geometry.shape, seed=i), geometry)
-    return geometry
+@pytest.fixture()
+def write_inputs(write_input_image: Callable[..., CaseGeometry]) -> Callable[[Path, int], CaseGeometry]:
+    """``write_inputs(folder, count) -> geometry``: images ``case<i>_0000.nii.gz`` of shape (3, 33, 29), i < count."""
+    def write(folder: Path, count: int) -> CaseGeometry:
+        geometries = [write_input_image(folder / f"case{i}_0000.nii.gz", (3, 33, 29), seed=i) for i in range(count)]
+        return geometries[0]
+    return write
 
 
-def test_nnunet_flag_spellings_predict_the_folds_and_write_what_nnunet_ensemble_reads(tmp_path: Path,
-                                                                                      models: Path) -> None:
-    geometry = _write_inputs(tmp_path / "in", 2)
+def test_nnunet_flag_spellings_predict_the_folds_and_write_what_nnunet_ensemble_reads(
+        tmp_path: Path, models: Path, write_inputs: Callable) -> None:
+    geometry = write_inputs(tmp_path / "in", 2)
     args = ["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(models), "-f", "0", "1",
             "-chk", "checkpoint_final.pth", "--disable_tta", "--save_probabilities", "-npp", "2", "-nps", "2",
             "-device", "cpu", "-step_size", "0.5", "--postprocess", "none"]
@@ -72,16 +74,16 @@ def test_nnunet_flag_spellings_predict_the_folds_and_write_what_nnunet_ensemble_
         assert properties["spacing"] == pytest.approx(list(geometry.spacing))
 
 
-def test_folds_that_do_not_exist_are_named(tmp_path: Path, models: Path) -> None:
-    _write_inputs(tmp_path / "in", 1)
+def test_folds_that_do_not_exist_are_named(tmp_path: Path, models: Path, write_inputs: Callable) -> None:
+    write_inputs(tmp_path / "in", 1)
     assert predict_main(["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(models), "-f", "4"]) == 1
     with pytest.raises(SystemExit) as exit_info:  # -chk with a name nnU-Net does not have either
         predict_main(["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(models), "-chk", "x.pth"])
     assert exit_info.value.code == 2
 
 
-def test_parts_predict_each_case_exactly_once(tmp_path: Path, models: Path) -> None:
-    _write_inputs(tmp_path / "in", 5)
+def test_parts_predict_each_case_exactly_once(tmp_path: Path, models: Path, write_inputs: Callable) -> None:
+    write_inputs(tmp_path / "in", 5)
     model = [models / "fold_0"]
     names = []
     for part in range(2):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,8 @@ from lgeseg.inference.quality import (
     read_quality_report,
     thin_ring_samples,
 )
-from lgeseg.records import LABELS, CaseGeometry, NetworkTopology, NormalizationConfig, Plan
+from lgeseg.records import CaseGeometry
 from lgeseg.synth import synthesize_case
-from lgeseg.training import ModelInfo, save_checkpoint, write_model_metadata
 
 
 @pytest.fixture(scope="module")
@@ -123,23 +123,9 @@ def test_mirror_disagreement_is_zero_for_flip_invariant_networks_and_nan_without
     assert math.isnan(unmirrored.disagreement())
 
 
-def _make_model(model_dir: Path) -> Path:
-    topology = NetworkTopology(in_channels=1, num_classes=3, features_per_stage=(4, 8),
-                               kernel_sizes=((3, 3), (3, 3)), strides=((1, 1), (2, 2)))
-    plan = Plan(name="2d", preset="default", target_spacing=(6.0, 1.6, 1.6), patch_size=(32, 32), batch_size=2,
-                normalization=NormalizationConfig(), topology=topology, labels=dict(LABELS))
-    info = ModelInfo(lgeseg_version="0.1.0", labels=dict(LABELS), channel_names={"0": "LGE"}, recipe={},
-                     augmentation="none", datasets=("tiny",), postprocessing="none")
-    write_model_metadata(model_dir, plan, info)
-    from lgeseg.network import build_unet
-
-    save_checkpoint(model_dir / "checkpoint_final.pt", {"network": build_unet(topology, seed=0).state_dict()})
-    return model_dir
-
-
-def test_predict_writes_a_quality_report_and_names_flagged_cases(tmp_path: Path,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    model_dir = _make_model(tmp_path / "model")
+def test_predict_writes_a_quality_report_and_names_flagged_cases(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                  make_model: Callable[..., Path]) -> None:
+    model_dir = make_model(tmp_path / "model", postprocessing="none")
     geometry = CaseGeometry(shape=(2, 40, 40), spacing=(8.0, 1.5, 1.5), origin=(0.0, 0.0, 0.0),
                             direction=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
     noise = np.random.default_rng(0).normal(100.0, 20.0, geometry.shape).astype(np.float32)

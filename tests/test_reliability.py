@@ -18,11 +18,11 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 import torch
-from test_inference import _image, _make_model, _oblique_geometry
 
 from lgeseg import io
 from lgeseg.cli._errors import run_cli
@@ -32,8 +32,8 @@ from lgeseg.cli.train import main as train_main
 from lgeseg.cli.validate import main as validate_main
 from lgeseg.inference.output_folder import LOCK_FILE, PROVENANCE_FILE
 from lgeseg.inference.quality import read_quality_report
-from lgeseg.records import save_json
-from lgeseg.synth import defects, generate_multicenter
+from lgeseg.records import CaseGeometry, save_json
+from lgeseg.synth import defects
 from lgeseg.training import load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -143,15 +143,18 @@ def test_nonsense_plans_leave_no_model_folder(tmp_path: Path, field: str, value:
 
 
 @pytest.fixture(scope="module")
-def model_a(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _make_model(tmp_path_factory.mktemp("model_a"))
+def model_a(tiny_model: Path) -> Path:
+    return tiny_model
 
 
-def _input_folder(folder: Path, names: tuple[str, ...] = ("c",)) -> Path:
-    geometry = _oblique_geometry((2, 30, 30))
-    for index, name in enumerate(names):
-        io.write_image(folder / f"{name}_0000.nii.gz", _image(geometry.shape, seed=index), geometry)
-    return folder
+@pytest.fixture()
+def input_folder(write_input_image: Callable[..., CaseGeometry]) -> Callable[..., Path]:
+    """``input_folder(folder, names=("c",)) -> folder``: one (2, 30, 30) image ``<name>_0000.nii.gz`` per name."""
+    def write(folder: Path, names: tuple[str, ...] = ("c",)) -> Path:
+        for index, name in enumerate(names):
+            write_input_image(folder / f"{name}_0000.nii.gz", (2, 30, 30), seed=index)
+        return folder
+    return write
 
 
 def _predict(inp: Path, out: Path, model: Path, *extra: str) -> int:
@@ -159,10 +162,11 @@ def _predict(inp: Path, out: Path, model: Path, *extra: str) -> int:
                          *extra])
 
 
-def test_predictions_of_another_model_or_settings_are_not_mixed(model_a: Path, tmp_path: Path,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    inp, out = _input_folder(tmp_path / "in"), tmp_path / "out"
-    model_b = _make_model(tmp_path / "model_b", target_spacing=(6.0, 1.6, 1.6))
+def test_predictions_of_another_model_or_settings_are_not_mixed(
+        model_a: Path, tmp_path: Path, input_folder: Callable[..., Path], capsys: pytest.CaptureFixture[str],
+        make_model: Callable[..., Path]) -> None:
+    inp, out = input_folder(tmp_path / "in"), tmp_path / "out"
+    model_b = make_model(tmp_path / "model_b", target_spacing=(6.0, 1.6, 1.6))
     assert _predict(inp, out, model_a) == 0
     record = json.loads((out / PROVENANCE_FILE).read_text())
     assert record["models"][0]["model"] == str(model_a.resolve()) and record["settings"]["mirroring"] is False
@@ -178,9 +182,9 @@ def test_predictions_of_another_model_or_settings_are_not_mixed(model_a: Path, t
     assert json.loads((out / PROVENANCE_FILE).read_text())["models"][0]["model"] == str(model_b.resolve())
 
 
-def test_outputs_without_a_record_are_not_taken_for_this_models(model_a: Path, tmp_path: Path,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    inp, out = _input_folder(tmp_path / "in"), tmp_path / "out"
+def test_outputs_without_a_record_are_not_taken_for_this_models(
+        model_a: Path, tmp_path: Path, input_folder: Callable[..., Path], capsys: pytest.CaptureFixture[str]) -> None:
+    inp, out = input_folder(tmp_path / "in"), tmp_path / "out"
     out.mkdir()
     (out / "c.nii.gz").write_bytes(b"someone else's")
     assert _predict(inp, out, model_a) == 1
@@ -189,8 +193,8 @@ def test_outputs_without_a_record_are_not_taken_for_this_models(model_a: Path, t
 
 
 def test_a_running_prediction_locks_its_folder_and_a_dead_ones_lock_is_taken_over(
-        model_a: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    inp, out = _input_folder(tmp_path / "in"), tmp_path / "out"
+        model_a: Path, tmp_path: Path, input_folder: Callable[..., Path], capsys: pytest.CaptureFixture[str]) -> None:
+    inp, out = input_folder(tmp_path / "in"), tmp_path / "out"
     out.mkdir()
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -209,21 +213,22 @@ def test_a_running_prediction_locks_its_folder_and_a_dead_ones_lock_is_taken_ove
 
 @pytest.mark.parametrize(("damage", "words"), [("empty", "empty (0 bytes)"), ("half", "corrupt or truncated"),
                                                 ("garbage", "corrupt or truncated")])
-def test_damaged_checkpoints_are_called_corrupt(tmp_path: Path, damage: str, words: str,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
-    model = _make_model(tmp_path / "model")
+def test_damaged_checkpoints_are_called_corrupt(
+        tmp_path: Path, damage: str, words: str, input_folder: Callable[..., Path], capsys: pytest.CaptureFixture[str],
+        make_model: Callable[..., Path]) -> None:
+    model = make_model(tmp_path / "model")
     checkpoint = model / "checkpoint_final.pt"
     data = checkpoint.read_bytes()
     checkpoint.write_bytes({"empty": b"", "half": data[: len(data) // 2], "garbage": b"\x00" * 4096}[damage])
-    assert _predict(_input_folder(tmp_path / "in"), tmp_path / "out", model) == 1
+    assert _predict(input_folder(tmp_path / "in"), tmp_path / "out", model) == 1
     err = capsys.readouterr().err
     assert str(checkpoint) in err and words in err and "run code" not in err
     assert not (tmp_path / "out").exists()
 
 
-def test_a_read_only_output_folder_is_found_before_inference(model_a: Path, tmp_path: Path,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    inp = _input_folder(tmp_path / "in")
+def test_a_read_only_output_folder_is_found_before_inference(
+        model_a: Path, tmp_path: Path, input_folder: Callable[..., Path], capsys: pytest.CaptureFixture[str]) -> None:
+    inp = input_folder(tmp_path / "in")
     read_only = tmp_path / "ro"
     read_only.mkdir()
     read_only.chmod(0o555)
@@ -255,10 +260,11 @@ DEFECT_WORDS = {
 
 
 @pytest.mark.parametrize("defect", sorted(defects.IMAGE_DEFECTS))
-def test_predict_refuses_a_damaged_image_naming_it(model_a: Path, tmp_path: Path, defect: str,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_predict_refuses_a_damaged_image_naming_it(
+        model_a: Path, tmp_path: Path, input_folder: Callable[..., Path], defect: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
     plant, words = defects.IMAGE_DEFECTS[defect], DEFECT_WORDS[defect]
-    inp = _input_folder(tmp_path / "in", ("a", "b"))
+    inp = input_folder(tmp_path / "in", ("a", "b"))
     plant(inp / "b_0000.nii.gz")
     assert _predict(inp, tmp_path / "out", model_a) == 1
     err = capsys.readouterr().err
@@ -266,8 +272,9 @@ def test_predict_refuses_a_damaged_image_naming_it(model_a: Path, tmp_path: Path
     assert not (tmp_path / "out" / "a.nii.gz").exists()  # every input is checked before the first prediction
 
 
-def test_unusual_spacing_is_accepted_on_request(model_a: Path, tmp_path: Path) -> None:
-    inp = _input_folder(tmp_path / "in")
+def test_unusual_spacing_is_accepted_on_request(
+        model_a: Path, tmp_path: Path, input_folder: Callable[..., Path]) -> None:
+    inp = input_folder(tmp_path / "in")
     defects.set_pixdim(inp / "c_0000.nii.gz", 2, 40.0)
     assert _predict(inp, tmp_path / "out", model_a) == 1
     assert _predict(inp, tmp_path / "out", model_a, "--allow-unusual-spacing") == 0
@@ -275,8 +282,9 @@ def test_unusual_spacing_is_accepted_on_request(model_a: Path, tmp_path: Path) -
 
 @pytest.mark.parametrize("value", [0.0, 500.0])
 def test_a_constant_image_gets_an_empty_prediction_a_warning_and_a_qc_flag(
-        model_a: Path, tmp_path: Path, value: float, caplog: pytest.LogCaptureFixture) -> None:
-    inp = _input_folder(tmp_path / "in", ("blank", "good"))
+        model_a: Path, tmp_path: Path, input_folder: Callable[..., Path], value: float,
+        caplog: pytest.LogCaptureFixture) -> None:
+    inp = input_folder(tmp_path / "in", ("blank", "good"))
     defects.constant(inp / "blank_0000.nii.gz", value)
     with caplog.at_level(logging.WARNING):
         assert _predict(inp, tmp_path / "out", model_a) == 0
@@ -289,35 +297,11 @@ def test_a_constant_image_gets_an_empty_prediction_a_warning_and_a_qc_flag(
 
 # --- a training run killed while it writes a checkpoint resumes bit-exactly --------------------------------------
 
-_KILLED_DURING_CHECKPOINT = """
-import os, signal, sys
-import torch
-
-real_save = torch.save
-
-def save_then_die(payload, target, *args, **kwargs):
-    # Killed half-way through writing epoch 2's checkpoint_latest.pt (the one with the optimizer state).
-    if payload.get("epoch") == 2 and "optimizer" in payload:
-        real_save(payload, target, *args, **kwargs)
-        with open(target, "r+b") as handle:
-            handle.truncate(os.path.getsize(target) // 2)
-        os.kill(os.getpid(), signal.SIGKILL)
-    return real_save(payload, target, *args, **kwargs)
-
-torch.save = save_then_die
-torch.set_num_threads(1)
-from lgeseg.cli.train import main
-main(sys.argv[1:])
-"""
-
-
-def test_training_killed_while_writing_a_checkpoint_resumes_bit_exactly(pre: Path, tmp_path: Path) -> None:
+def test_training_killed_while_writing_a_checkpoint_resumes_bit_exactly(pre: Path, tmp_path: Path,
+                                                                        benchmarks_common: ModuleType) -> None:
     args = ["-p", str(pre), "--epochs", "3", "--iterations-per-epoch", "2", "--device", "cpu", "--num-workers", "1",
             "--augmentation", "none", "--seed", "4"]
-    root = str(Path(__file__).parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    killed = subprocess.run([sys.executable, "-c", _KILLED_DURING_CHECKPOINT, "-o", str(tmp_path / "killed"), *args],
-                            env=env, capture_output=True, text=True, timeout=300)
+    killed = benchmarks_common.train_killed_during_checkpoint(["-o", str(tmp_path / "killed"), *args], timeout_s=300)
     assert killed.returncode == -9, killed.stderr
     leftovers = [p.name for p in (tmp_path / "killed").iterdir() if p.name.startswith(".checkpoint_latest.pt.")]
     assert leftovers, "the kill must come while the temporary checkpoint is being written"
@@ -333,8 +317,9 @@ def test_training_killed_while_writing_a_checkpoint_resumes_bit_exactly(pre: Pat
 
 
 @pytest.fixture(scope="module")
-def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_multicenter(tmp_path_factory.mktemp("raw"), 2, 0, (1,), in_plane_size=32)[0]
+def raw(raw_centers: dict[str, Path]) -> Path:
+    """A raw synthetic dataset of 2 cases (read-only: tests that plant defects copy it)."""
+    return raw_centers["center1"]
 
 
 @pytest.mark.parametrize("defect", sorted(defects.IMAGE_DEFECTS))
