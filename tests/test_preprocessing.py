@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,44 +26,19 @@ from lgeseg.preprocessing import (
 from lgeseg.preprocessing.resample import resample_inplane, resample_label_inplane
 
 SPACING = (9.0, 1.7, 1.3)  # anisotropic, y != x
+IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+Phantom = Callable[..., tuple[np.ndarray, np.ndarray]]
 
 
-def _direction() -> tuple[float, ...]:
-    a, b = np.deg2rad(25.0), np.deg2rad(-10.0)
-    rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
-    rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
-    return tuple((rz @ rx).ravel().tolist())
+def _geometry() -> records.CaseGeometry:
+    """The phantom's grid: (4, 56, 64) voxels of ``SPACING`` (preprocess_arrays reads only shape and spacing)."""
+    return records.CaseGeometry((4, 56, 64), SPACING, (0.0, 0.0, 0.0), IDENTITY)
 
 
-def _phantom(rng: np.random.Generator, shape=(4, 56, 64)) -> tuple[np.ndarray, np.ndarray]:
-    """Body ellipse on a noisy dark background, LV blood pool (1) inside a myocardial ring (2)."""
-    z, y, x = shape
-    yy, xx = np.mgrid[:y, :x].astype(float)
-    cy, cx = y / 2 + rng.uniform(-3, 3), x / 2 + rng.uniform(-3, 3)
-    body = ((yy - y / 2) / (0.42 * y)) ** 2 + ((xx - x / 2) / (0.45 * x)) ** 2 < 1
-    radius = np.hypot(yy - cy, xx - cx)
-    label2d = np.where(radius < 7, 1, np.where(radius < 11, 2, 0)).astype(np.uint8)
-    label = np.repeat(label2d[None], z, axis=0)
-    label[0] = np.where(radius < 9, 2, 0)  # apex: myocardium only
-    image = np.abs(rng.normal(0, 3, size=shape))
-    image[:, body] += 100
-    image[label == 1] = 300
-    image[label == 2] = 60
-    return (image + rng.normal(0, 5, size=shape) * (image > 50)).astype(np.float32), label
-
-
-def _dataset(root: Path, name: str, center: str, cases: int, seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    geometry = records.CaseGeometry(shape=(4, 56, 64), spacing=SPACING, origin=(10.0, -4.0, 3.5),
-                                    direction=_direction())
-    folder = root / name
-    for index in range(cases):
-        image, label = _phantom(rng)
-        io.write_image(folder / "imagesTr" / f"{name}_{index:03d}_0000.nii.gz", image, geometry)
-        io.write_label(folder / "labelsTr" / f"{name}_{index:03d}.nii.gz", label, geometry)
-    records.save_json({"channel_names": {"0": "LGE"}, "labels": records.LABELS, "numTraining": cases,
-                       "file_ending": ".nii.gz", "center": center}, folder / "dataset.json")
-    return folder
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory: pytest.TempPathFactory, make_raw_dataset: Callable[..., Path]) -> Path:
+    """A raw dataset ``center1`` (center "A") of 2 phantom cases at ``SPACING``, oblique; do not modify."""
+    return make_raw_dataset(tmp_path_factory.mktemp("raw"), "center1", [SPACING, SPACING], center="A")
 
 
 def _plan(spacing=(9.0, 1.0, 1.0), scheme="minmax", channels=1) -> records.Plan:
@@ -77,11 +54,10 @@ def _dice(a: np.ndarray, b: np.ndarray, value: int) -> float:
     return 2 * np.sum((a == value) & (b == value)) / (np.sum(a == value) + np.sum(b == value))
 
 
-def test_reverted_case_matches_the_raw_label_grid_and_labels(tmp_path: Path) -> None:
-    raw = _dataset(tmp_path / "raw", "center1", "A", cases=1)
+def test_reverted_case_matches_the_raw_label_grid_and_labels(tmp_path: Path, raw: Path) -> None:
     pre = tmp_path / "pre"
     run_preprocessing([raw], pre, _plan(spacing=(9.0, 1.2, 1.4)))
-    (record, npz), = load_preprocessed(pre)
+    record, npz = load_preprocessed(pre)[0]
     _, label_pp = load_case_arrays(npz)
     assert record.shape_after_resampling[1] > record.shape_after_crop[1]  # y: 1.7 mm -> 1.2 mm
     assert record.shape_after_resampling[2] < record.shape_after_crop[2]  # x: 1.3 mm -> 1.4 mm
@@ -97,10 +73,9 @@ def test_reverted_case_matches_the_raw_label_grid_and_labels(tmp_path: Path) -> 
         assert _dice(back, original, value) >= 0.98
 
 
-def test_preprocess_arrays_crops_normalizes_and_resamples_like_scipy() -> None:
-    rng = np.random.default_rng(1)
-    image, label = _phantom(rng)
-    geometry = records.CaseGeometry((4, 56, 64), SPACING, (0.0, 0.0, 0.0), _direction())
+def test_preprocess_arrays_crops_normalizes_and_resamples_like_scipy(lv_phantom: Phantom) -> None:
+    image, label = lv_phantom(np.random.default_rng(1))
+    geometry = _geometry()
     image_pp, label_pp, box, shape_after_crop = preprocess_arrays(image[None], geometry, _plan(), label)
     assert box[0] == (0, 4) and box[1][0] > 0 and box[2][1] < 64  # body box, all slices kept
     assert shape_after_crop == tuple(end - start for start, end in box)
@@ -115,10 +90,9 @@ def test_preprocess_arrays_crops_normalizes_and_resamples_like_scipy() -> None:
     np.testing.assert_allclose(image_pp[0], reference, atol=1e-4)
 
 
-def test_zscore_gives_zero_mean_unit_std_before_resampling() -> None:
-    image, _ = _phantom(np.random.default_rng(2))
-    geometry = records.CaseGeometry((4, 56, 64), SPACING, (0.0, 0.0, 0.0), _direction())
-    image_pp, label_pp, _, _ = preprocess_arrays(image[None], geometry, _plan(spacing=SPACING, scheme="zscore"))
+def test_zscore_gives_zero_mean_unit_std_before_resampling(lv_phantom: Phantom) -> None:
+    image, _ = lv_phantom(np.random.default_rng(2))
+    image_pp, label_pp, _, _ = preprocess_arrays(image[None], _geometry(), _plan(spacing=SPACING, scheme="zscore"))
     assert label_pp is None
     assert abs(float(image_pp.mean())) < 1e-3 and abs(float(image_pp.std()) - 1) < 1e-3
 
@@ -143,21 +117,19 @@ def test_label_resampling_matches_argmax_of_interpolated_one_hot() -> None:
     assert np.mean(out == reference) > 0.999  # exact ties may break either way
 
 
-def test_crop_box_grows_to_keep_labels_outside_the_body() -> None:
-    image, label = _phantom(np.random.default_rng(3))
+def test_crop_box_grows_to_keep_labels_outside_the_body(lv_phantom: Phantom) -> None:
+    image, label = lv_phantom(np.random.default_rng(3))
     label[:, 0:2, 0:2] = 1  # labelled voxels in the dark corner
-    geometry = records.CaseGeometry((4, 56, 64), SPACING, (0.0, 0.0, 0.0), _direction())
-    _, label_pp, box, _ = preprocess_arrays(image[None], geometry, _plan(spacing=SPACING), label)
+    _, label_pp, box, _ = preprocess_arrays(image[None], _geometry(), _plan(spacing=SPACING), label)
     assert box[1][0] == 0 and box[2][0] == 0
     assert label_pp.sum() == label.sum()  # same spacing: nothing resampled, nothing lost
 
 
-def test_unknown_label_value_is_an_error_naming_it() -> None:
-    image, label = _phantom(np.random.default_rng(4))
+def test_unknown_label_value_is_an_error_naming_it(lv_phantom: Phantom) -> None:
+    image, label = lv_phantom(np.random.default_rng(4))
     label[0, 0, 0] = 7
-    geometry = records.CaseGeometry((4, 56, 64), SPACING, (0.0, 0.0, 0.0), _direction())
     with pytest.raises(ValueError, match=r"\[7\]"):
-        preprocess_arrays(image[None], geometry, _plan(), label)
+        preprocess_arrays(image[None], _geometry(), _plan(), label)
 
 
 def test_identity_resampling_returns_the_input() -> None:
@@ -165,8 +137,8 @@ def test_identity_resampling_returns_the_input() -> None:
     np.testing.assert_array_equal(resample_inplane(array, (5, 7), 3), array)
 
 
-def test_rerun_skips_up_to_date_cases_and_redoes_changed_or_interrupted_ones(tmp_path: Path) -> None:
-    raw = _dataset(tmp_path / "raw", "center1", "A", cases=2)
+def test_rerun_skips_up_to_date_cases_and_redoes_changed_or_interrupted_ones(tmp_path: Path, raw: Path) -> None:
+    raw = Path(shutil.copytree(raw, tmp_path / "raw" / "center1"))  # a source file is touched below
     pre = tmp_path / "pre"
     paths = run_preprocessing([raw], pre, _plan())
     assert [p.name for p in paths] == ["center1_000.npz", "center1_001.npz"]
@@ -185,17 +157,17 @@ def test_rerun_skips_up_to_date_cases_and_redoes_changed_or_interrupted_ones(tmp
     assert all(p.stat().st_mtime_ns != new_stamps[p] for p in paths)
 
 
-def test_two_workers_give_the_same_cases_as_one(tmp_path: Path) -> None:
-    raw = _dataset(tmp_path / "raw", "center1", "A", cases=2)
+def test_two_workers_give_the_same_cases_as_one(tmp_path: Path, raw: Path) -> None:
     one = run_preprocessing([raw], tmp_path / "one", _plan(), num_workers=1)
     two = run_preprocessing([raw], tmp_path / "two", _plan(), num_workers=2)
     for a, b in zip(one, two, strict=True):
         np.testing.assert_array_equal(load_case_arrays(a)[0], load_case_arrays(b)[0])
 
 
-def test_cli_plans_preprocesses_and_reuses_plans_for_another_center(tmp_path: Path, capsys) -> None:
-    first = _dataset(tmp_path / "raw", "center1", "A", cases=2, seed=1)
-    second = _dataset(tmp_path / "raw", "center2", "B", cases=1, seed=2)
+def test_cli_plans_preprocesses_and_reuses_plans_for_another_center(tmp_path: Path, capsys, raw: Path,
+                                                                    make_raw_dataset: Callable[..., Path]) -> None:
+    first = raw
+    second = make_raw_dataset(tmp_path / "raw", "center2", [SPACING], center="B", seed=2)
     assert main(["-d", str(first), "-o", str(tmp_path / "pre1"), "--gpu-memory", "4"]) == 0
     table = capsys.readouterr().out
     assert "patch (y, x) px" in table and "memory estimate" in table and "of budget 4.00 GB" in table
@@ -209,8 +181,8 @@ def test_cli_plans_preprocesses_and_reuses_plans_for_another_center(tmp_path: Pa
     assert [r.center for r, _ in load_preprocessed(tmp_path / "pre2")] == ["B"]
 
 
-def test_cli_refuses_an_invalid_dataset_with_a_clear_error(tmp_path: Path, capsys) -> None:
-    raw = _dataset(tmp_path / "raw", "center1", "A", cases=1)
+def test_cli_refuses_an_invalid_dataset_with_a_clear_error(tmp_path: Path, capsys, raw: Path) -> None:
+    raw = Path(shutil.copytree(raw, tmp_path / "raw" / "center1"))  # broken below
     (raw / "labelsTr" / "center1_000.nii.gz").unlink()
     broken = raw / "imagesTr" / "center1_001_0000.nii.gz"
     broken.write_bytes(b"not an image")
@@ -220,17 +192,16 @@ def test_cli_refuses_an_invalid_dataset_with_a_clear_error(tmp_path: Path, capsy
     assert not (tmp_path / "pre" / "plans.json").exists()
 
 
-def test_plans_from_with_other_labels_is_refused(tmp_path: Path, capsys) -> None:
-    raw = _dataset(tmp_path / "raw", "center1", "A", cases=1)
-    plan = dataclasses.replace(_plan(), labels={"background": 0, "scar": 1})
-    records.save_json(plan, tmp_path / "model" / "plans.json")
-    assert main(["-d", str(raw), "-o", str(tmp_path / "pre"), "--plans-from", str(tmp_path / "model")]) == 1
-    assert "labels" in capsys.readouterr().err
-
-
-def test_plans_from_with_other_label_names_but_the_same_values_is_accepted(tmp_path: Path) -> None:
-    raw = _dataset(tmp_path / "raw", "center1", "A", cases=1)
-    cine_names = {"background": 0, "LV_bloodpool": 1, "LV_myocardium": 2}  # ACDC's names for the same classes
-    records.save_json(dataclasses.replace(_plan(), labels=cine_names), tmp_path / "model" / "plans.json")
-    assert main(["-d", str(raw), "-o", str(tmp_path / "pre"), "--plans-from", str(tmp_path / "model")]) == 0
-    assert records.load_json(tmp_path / "pre" / "plans.json")["labels"] == cine_names
+@pytest.mark.parametrize(("labels", "code"), [
+    ({"background": 0, "scar": 1}, 1),  # other classes: refused
+    ({"background": 0, "LV_bloodpool": 1, "LV_myocardium": 2}, 0),  # ACDC's names for the same classes: accepted
+])
+def test_plans_from_with_other_label_values_is_refused_and_with_other_names_accepted(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], raw: Path, labels: dict[str, int], code: int) -> None:
+    records.save_json(dataclasses.replace(_plan(), labels=labels), tmp_path / "model" / "plans.json")
+    assert main(["-d", str(raw), "-o", str(tmp_path / "pre"), "--plans-from", str(tmp_path / "model")]) == code
+    written = tmp_path / "pre" / "plans.json"
+    if code:
+        assert "labels" in capsys.readouterr().err and not written.exists()
+    else:
+        assert records.load_json(written)["labels"] == labels
