@@ -1,17 +1,22 @@
 """Shared test fixtures: torch threads, tiny synthetic raw and preprocessed datasets, tiny models.
 
 Tests take their data from these fixtures instead of writing their own (no test module imports
-another): ``raw_centers`` (raw datasets from ``lgeseg.synth``, read-only), ``lv_phantom`` and
-``make_raw_dataset`` (an LV phantom with a known body box, and raw datasets of it with chosen spacings
-and intensities), ``make_preprocessed`` (a preprocessed folder of tiny LV-like cases, optionally with
-their raw source images), ``tiny_plan`` and ``tiny_training`` (settings for a few-second CPU training),
-``make_model`` and ``tiny_model`` (an untrained model folder), ``oblique_geometry`` and
-``write_input_image`` (prediction inputs on an oblique anisotropic grid), ``benchmarks_common``
-(``benchmarks/_common.py``, which the reliability test shares with its benchmark).
+another):
+
+- ``raw_centers``: raw datasets from ``lgeseg.synth`` (read-only); ``preprocessed_centers``: the same
+  through the real preprocessing (read-only).
+- ``lv_phantom`` and ``make_raw_dataset``: an LV phantom with a known body box, and raw datasets of it
+  with chosen spacings, brightness and labels.
+- ``make_preprocessed``: a preprocessed folder of tiny LV-like cases; ``tiny_plan`` and
+  ``tiny_training``: settings for a few-second CPU training.
+- ``make_model`` and ``tiny_model`` (read-only): an untrained model folder; ``oblique_geometry`` and
+  ``write_input_image``: prediction inputs on an oblique anisotropic grid.
+- ``benchmarks_common``: ``benchmarks/_common.py``, which the reliability test shares with its benchmark.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +29,7 @@ import torch
 from lgeseg import io
 from lgeseg.model_folder import ModelInfo, save_checkpoint, write_model_metadata
 from lgeseg.network import build_unet
+from lgeseg.preprocessing import run_preprocessing
 from lgeseg.records import (
     LABELS,
     CaseFingerprint,
@@ -78,8 +84,22 @@ def make_raw_dataset() -> Callable[..., Path]:
 
 @pytest.fixture(scope="session")
 def make_preprocessed() -> Callable[..., Path]:
-    """``make_preprocessed(root, {dataset: n_cases}, seed=0, plan=None, sources=None) -> root``."""
+    """``make_preprocessed(root, {dataset: n_cases}, seed=0, plan=None) -> root``: a preprocessed folder."""
     return _make_preprocessed
+
+
+@pytest.fixture(scope="session")
+def preprocessed_centers(raw_centers: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``raw_centers`` through ``run_preprocessing``, one preprocessed folder per center; do not modify.
+
+    The plan is ``tiny_plan`` at 7 mm in-plane (the raw cases have ~10 mm), so slices are about 45 x 45 pixels;
+    each case's ``source_files`` name its raw image and label in ``raw_centers``.
+    """
+    plan = dataclasses.replace(_tiny_plan(), target_spacing=(10.0, 7.0, 7.0))
+    root = tmp_path_factory.mktemp("preprocessed")
+    for name, raw in raw_centers.items():
+        run_preprocessing([raw], root / name, plan)
+    return {name: root / name for name in raw_centers}
 
 
 @pytest.fixture(scope="session")
@@ -235,18 +255,8 @@ def _tiny_case(rng: np.random.Generator, shape: tuple[int, int, int] = (3, 40, 4
     return image[None], label
 
 
-#: Raw source images of ``make_preprocessed(..., sources=...)`` hold ``RAW_SCALE * image + RAW_OFFSET``
-#: (a scanner's range), so a test can tell the raw images from the preprocessed arrays.
-RAW_SCALE, RAW_OFFSET = 1000.0, 100.0
-
-
-def _make_preprocessed(root: Path, cases: dict[str, int], seed: int = 0, plan: Plan | None = None,
-                       sources: Path | None = None) -> Path:
-    """Write a preprocessed folder ``root`` with ``cases[dataset]`` tiny cases per dataset.
-
-    With ``sources``, each case's raw image (``<case>_0000.nii.gz``, the array times ``RAW_SCALE`` plus
-    ``RAW_OFFSET``) and label (``<case>.nii.gz``) are written there and named in its ``source_files``.
-    """
+def _make_preprocessed(root: Path, cases: dict[str, int], seed: int = 0, plan: Plan | None = None) -> Path:
+    """Write a preprocessed folder ``root`` with ``cases[dataset]`` tiny cases per dataset."""
     rng = np.random.default_rng(seed)
     plan = plan or _tiny_plan()
     save_json(plan, root / "plans.json")
@@ -260,20 +270,10 @@ def _make_preprocessed(root: Path, cases: dict[str, int], seed: int = 0, plan: P
             np.savez(root / dataset / f"{case_id}.npz", image=image, label=label)
             geometry = {"shape": label.shape, "spacing": plan.target_spacing, "origin": (0.0, 0.0, 0.0),
                         "direction": IDENTITY}
-            source_files = _write_sources(sources, case_id, image, label, geometry) if sources else ()
             record = PreprocessedCase.from_dict({
                 "case_id": case_id, "dataset": dataset, "center": dataset, "original": geometry,
                 "crop_box": [[0, s] for s in label.shape], "shape_after_crop": label.shape,
-                "spacing_after_resampling": plan.target_spacing, "shape_after_resampling": label.shape,
-                "source_files": source_files})
+                "spacing_after_resampling": plan.target_spacing, "shape_after_resampling": label.shape})
             save_json(record, root / dataset / f"{case_id}.json")
     return root
 
-
-def _write_sources(folder: Path, case_id: str, image: np.ndarray, label: np.ndarray, geometry: dict) -> tuple[str, str]:
-    """Write a preprocessed case's raw image and label to ``folder``; returns their paths (image first)."""
-    grid = CaseGeometry.from_dict(geometry)
-    image_path, label_path = folder / f"{case_id}_0000.nii.gz", folder / f"{case_id}.nii.gz"
-    io.write_image(image_path, RAW_SCALE * image[0] + RAW_OFFSET, grid)
-    io.write_label(label_path, label, grid)
-    return str(image_path), str(label_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from lgeseg.augmentation import (
     required_crop_size,
     sample_spatial,
 )
+from lgeseg.io import read_label
 
 SPACING = (1.25, 1.25)
 
@@ -234,37 +236,19 @@ def test_augment_batch_runs_on_the_gpu_with_a_gpu_generator() -> None:
     assert out_images.is_cuda and out_labels.is_cuda and set(out_labels.unique().tolist()) <= {0, 2}
 
 
-def _tiny_dataset(root) -> None:
-    import json
-
-    import numpy as np
-
-    from lgeseg.io import write_image, write_label
-    from lgeseg.records import CaseGeometry
-
-    geometry = CaseGeometry((3, 40, 36), (8.0, 1.5, 1.5), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
-    yy, xx = np.mgrid[:40, :36]
-    radius = np.hypot(yy - 22, xx - 16)
-    label = np.zeros(geometry.shape, np.uint8)
-    label[1][radius < 9] = 2
-    label[1][radius < 5] = 1
-    image = (100 + 300 * (label == 1) + 50 * (label == 2)).astype(np.float32)
-    write_image(root / "imagesTr" / "c1_000_0000.nii.gz", image, geometry)
-    write_label(root / "labelsTr" / "c1_000.nii.gz", label, geometry)
-    labels = {"background": 0, "blood_pool": 1, "myocardium": 2}
-    meta = {"channel_names": {"0": "LGE"}, "labels": labels, "numTraining": 1, "file_ending": ".nii.gz"}
-    (root / "dataset.json").write_text(json.dumps(meta))
-
-
-def test_show_augmentations_cli_writes_a_grid_of_the_labelled_slice(tmp_path) -> None:
+def test_show_augmentations_cli_writes_a_grid_of_the_labelled_slice(tmp_path: Path,
+                                                                    raw_centers: dict[str, Path]) -> None:
     from lgeseg.augmentation.preview import load_slice
     from lgeseg.cli.show_augmentations import main
 
-    _tiny_dataset(tmp_path / "ds")
-    image, label, spacing, title = load_slice(tmp_path / "ds")
-    assert title == "c1_000 slice 1" and spacing == (1.5, 1.5) and set(np.unique(label)) == {0, 1, 2}
-    assert image.min() == 0.0 and image.max() == 1.0
+    dataset = raw_centers["center1"]
+    stored_label, geometry = read_label(dataset / "labelsTr" / "c1_000.nii.gz")
+    largest = int((stored_label > 0).sum(axis=(1, 2)).argmax())  # the slice with the most foreground
+    image, label, spacing, title = load_slice(dataset)
+    assert title == f"c1_000 slice {largest}" and spacing == geometry.spacing[1:]
+    np.testing.assert_array_equal(label, stored_label[largest])
+    assert set(np.unique(label)) == {0, 1, 2} and image.min() == 0.0 and image.max() == 1.0
     out = tmp_path / "grid.png"
-    assert main([str(tmp_path / "ds"), "--preset", "nnunet", "-o", str(out), "--n", "3", "--patch", "32", "32"]) == 0
+    assert main([str(dataset), "--preset", "nnunet", "-o", str(out), "--n", "3", "--patch", "32", "32"]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert main([str(tmp_path / "ds"), "-o", str(out), "--case", "nope"]) == 1
+    assert main([str(dataset), "-o", str(out), "--case", "nope"]) == 1

@@ -23,7 +23,8 @@ from lgeseg.harmonization import (
 from lgeseg.harmonization.cyclegan import CycleGANConfig, read_info
 from lgeseg.harmonization.cyclegan_train import train_cyclegan
 from lgeseg.harmonization.histogram import HistogramReference, normalized_body_values
-from lgeseg.records import CaseGeometry, PreprocessedCase, save_json
+from lgeseg.preprocessing import load_case_arrays, load_preprocessed
+from lgeseg.records import CaseGeometry
 from lgeseg.synth import generate_case
 from lgeseg.training import load_checkpoint
 
@@ -43,34 +44,15 @@ def reference_images() -> list[np.ndarray]:
     return [_case(1, i)[0] for i in range(3)]
 
 
-def _write_preprocessed(pre_dir: Path, dataset: str, center: int, count: int, raw_dir: Path | None = None) -> None:
-    """A preprocessed folder in the documented layout: <dataset>/<case>.npz + .json + dataset.json."""
-    (pre_dir / dataset).mkdir(parents=True)
-    for index in range(count):
-        image, label, geometry = _case(center, index)
-        low, high = np.percentile(image, (0.5, 99.5))
-        normalized = np.clip((image - low) / (high - low), 0, 1)[None].astype(np.float32)
-        case_id = f"c{center}_{index:03d}"
-        sources: tuple[str, ...] = ()
-        if raw_dir is not None:
-            io.write_image(raw_dir / f"{case_id}_0000.nii.gz", image, geometry)
-            io.write_label(raw_dir / f"{case_id}.nii.gz", label, geometry)
-            sources = (str(raw_dir / f"{case_id}_0000.nii.gz"), str(raw_dir / f"{case_id}.nii.gz"))
-        np.savez_compressed(pre_dir / dataset / f"{case_id}.npz", image=normalized, label=label)
-        record = PreprocessedCase(case_id=case_id, dataset=dataset, center=f"center{center}", original=geometry,
-                                  crop_box=tuple((0, s) for s in geometry.shape), shape_after_crop=geometry.shape,
-                                  spacing_after_resampling=geometry.spacing, shape_after_resampling=geometry.shape,
-                                  source_files=sources)
-        save_json(record, pre_dir / dataset / f"{case_id}.json")
-    save_json({"name": dataset, "center": f"center{center}"}, pre_dir / dataset / "dataset.json")
-
-
 @pytest.fixture(scope="module")
-def preprocessed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("pre")
-    _write_preprocessed(root / "A", "center1", 1, 3)
-    _write_preprocessed(root / "B", "center3", 3, 3)
-    return root / "A", root / "B"
+def preprocessed(preprocessed_centers: dict[str, Path]) -> tuple[Path, Path]:
+    """The GAN's two domains: the preprocessed center1 (source) and center2 (target) of conftest; read-only."""
+    return preprocessed_centers["center1"], preprocessed_centers["center2"]
+
+
+def _raw_images(pre_dir: Path) -> list[np.ndarray]:
+    """The raw images behind a preprocessed folder's cases (their ``source_files``), in case order."""
+    return [io.read_image(Path(record.source_files[0]))[0] for record, _ in load_preprocessed(pre_dir)]
 
 
 @pytest.fixture(scope="module")
@@ -131,19 +113,17 @@ def test_histogram_cli_writes_images_on_the_input_grid(reference_images, tmp_pat
     np.testing.assert_allclose(in_memory[0], out, rtol=1e-5, atol=1e-3)
 
 
-def test_reference_from_preprocessed_cases_uses_their_raw_images(tmp_path):
-    _write_preprocessed(tmp_path / "PRE", "center2", 2, 2, raw_dir=tmp_path / "raw")
-    assert harmonize_main(["fit-reference", "--preprocessed", str(tmp_path / "PRE"), "-m", str(tmp_path / "m")]) == 0
-    expected = fit_reference([_case(2, 0)[0], _case(2, 1)[0]])
+def test_reference_from_preprocessed_cases_uses_their_raw_images(preprocessed, tmp_path):
+    _, pre = preprocessed
+    assert harmonize_main(["fit-reference", "--preprocessed", str(pre), "-m", str(tmp_path / "m")]) == 0
+    expected = fit_reference(_raw_images(pre))
     assert load_reference(tmp_path / "m") == [expected]
+    assert expected != fit_reference([load_case_arrays(npz)[0][0] for _, npz in load_preprocessed(pre)])
 
 
-def test_reference_of_a_model_trained_on_two_folders_uses_the_cases_of_both(tmp_path):
-    _write_preprocessed(tmp_path / "PRE1", "center1", 1, 1, raw_dir=tmp_path / "raw1")
-    _write_preprocessed(tmp_path / "PRE2", "center2", 2, 1, raw_dir=tmp_path / "raw2")
-    references = fit_reference_from_preprocessed([tmp_path / "PRE1", tmp_path / "PRE2"], tmp_path / "m",
-                                                 datasets=["center1", "center2"])
-    assert references == [fit_reference([_case(1, 0)[0], _case(2, 0)[0]])]
+def test_reference_of_a_model_trained_on_two_folders_uses_the_cases_of_both(preprocessed, tmp_path):
+    references = fit_reference_from_preprocessed(list(preprocessed), tmp_path / "m", datasets=["center1", "center2"])
+    assert references == [fit_reference(_raw_images(preprocessed[0]) + _raw_images(preprocessed[1]))]
 
 
 def test_histogram_cli_reports_a_missing_reference(tmp_path, capsys):
