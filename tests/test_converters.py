@@ -72,20 +72,6 @@ def _fake_emidec(src: Path, bad_value: int | None = None) -> dict[str, tuple[np.
     return cases
 
 
-def test_emidec_remaps_labels_and_keeps_geometry(tmp_path: Path) -> None:
-    cases = _fake_emidec(tmp_path / "src")
-    dst = tmp_path / "EMIDEC"
-    assert convert_emidec(tmp_path / "src", dst) == 3
-    for name, (image, label) in cases.items():
-        source = tmp_path / "src" / "emidec-dataset-1.0.1" / name / "Images" / f"{name}.nii.gz"
-        _assert_case(dst, name, image, label, EMIDEC_LABELS, io.read_geometry(source)[0])
-    info = load_dataset_info(dst)
-    assert info.labels == LABELS and info.num_training == 2 and info.channel_names == {"0": "LGE"}
-    assert (info.center, info.vendor, info.file_ending) == ("EMIDEC (Dijon)", "Siemens", ".nii.gz")
-    assert [c.case_id for c in list_cases(dst)] == ["Case_N001", "Case_P002"]
-    assert validate_dataset(dst) == []
-
-
 def test_emidec_unexpected_label_value_names_file_and_writes_nothing(tmp_path: Path) -> None:
     _fake_emidec(tmp_path / "src", bad_value=7)
     dst = tmp_path / "EMIDEC"
@@ -126,19 +112,6 @@ def _fake_mscmr(src: Path, bad: dict[int, int] | None = None) -> dict[str, tuple
     return cases
 
 
-def test_mscmr_remaps_labels_and_keeps_geometry(tmp_path: Path) -> None:
-    cases = _fake_mscmr(tmp_path / "src")
-    dst = tmp_path / "MSCMR"
-    assert convert_mscmr(tmp_path / "src", dst) == 3
-    for name, (image, label) in cases.items():
-        source = tmp_path / "src" / "c0t2lge" / f"{name}_LGE.nii.gz"
-        _assert_case(dst, name, image, label, MSCMR_LABELS, io.read_geometry(source)[0])
-    info = load_dataset_info(dst)
-    assert (info.center, info.vendor, info.field_strength) == ("MSCMR (Shanghai Renji)", "Philips", "1.5T")
-    assert info.num_training == 2
-    assert validate_dataset(dst) == []
-
-
 def test_mscmr_reports_every_bad_label_file_with_its_value(tmp_path: Path) -> None:
     _fake_mscmr(tmp_path / "src", bad={1: 1220, 2: 3})
     with pytest.raises(ValueError) as info:
@@ -147,6 +120,34 @@ def test_mscmr_reports_every_bad_label_file_with_its_value(tmp_path: Path) -> No
     assert "patient1_LGE_manual.nii.gz: unexpected label value(s) [1220]" in text
     assert "patient2_LGE_manual.nii.gz: unexpected label value(s) [3]" in text
     assert not (tmp_path / "MSCMR").exists()
+
+
+# --- EMIDEC and MS-CMRSeg: labels remapped, geometry and metadata kept -----------------------------
+
+#: Per dataset: converter, fake source writer, a case's source image, label mapping, (center, vendor, field strength).
+LGE_CONVERTERS = {
+    "EMIDEC": (convert_emidec, _fake_emidec,
+               lambda src, name: src / "emidec-dataset-1.0.1" / name / "Images" / f"{name}.nii.gz",
+               EMIDEC_LABELS, ("EMIDEC (Dijon)", "Siemens", None)),
+    "MSCMR": (convert_mscmr, _fake_mscmr, lambda src, name: src / "c0t2lge" / f"{name}_LGE.nii.gz",
+              MSCMR_LABELS, ("MSCMR (Shanghai Renji)", "Philips", "1.5T")),
+}
+
+
+@pytest.mark.parametrize("name", list(LGE_CONVERTERS))
+def test_lge_converters_remap_labels_and_keep_geometry(tmp_path: Path, name: str) -> None:
+    convert, fake, source_image, mapping, site = LGE_CONVERTERS[name]
+    cases = fake(tmp_path / "src")
+    dst = tmp_path / name
+    assert convert(tmp_path / "src", dst) == 3
+    for case_id, (image, label) in cases.items():
+        _assert_case(dst, case_id, image, label, mapping, io.read_geometry(source_image(tmp_path / "src", case_id))[0])
+    info = load_dataset_info(dst)
+    assert info.labels == LABELS and info.num_training == 2 and info.channel_names == {"0": "LGE"}
+    assert (info.center, info.vendor, info.field_strength, info.file_ending) == (*site, ".nii.gz")
+    labelled = sorted(case_id for case_id, (_, label) in cases.items() if label is not None)
+    assert [c.case_id for c in list_cases(dst)] == labelled  # unlabelled cases go to imagesTs
+    assert validate_dataset(dst) == []
 
 
 # --- M&Ms ----------------------------------------------------------------------------------------

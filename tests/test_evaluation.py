@@ -48,18 +48,20 @@ def test_empty_structures_follow_the_documented_convention() -> None:
     assert row["abs_volume_diff_ml_lv"] == pytest.approx(row["bp_volume_ref_ml"])
 
 
+GEOMETRY = CaseGeometry(shape=(4, 10, 10), spacing=SPACING, origin=(0.0, 0.0, 0.0),
+                        direction=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
+
+
 def _write_pair(root: Path, case: str, pred: np.ndarray, ref: np.ndarray, geometry: CaseGeometry) -> None:
     io.write_label(root / "pred" / f"{case}.nii.gz", pred, geometry)
     io.write_label(root / "ds" / "labelsTr" / f"{case}.nii.gz", ref, geometry)
 
 
 def test_evaluate_folders_writes_csv_and_summary_without_silent_nan(tmp_path: Path) -> None:
-    geometry = CaseGeometry(shape=(4, 10, 10), spacing=SPACING, origin=(0.0, 0.0, 0.0),
-                            direction=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
     ref = _block()
     ref[1:3, 2, 3:7] = 2
-    _write_pair(tmp_path, "good", ref, ref, geometry)
-    _write_pair(tmp_path, "missed", np.zeros_like(ref), ref, geometry)
+    _write_pair(tmp_path, "good", ref, ref, GEOMETRY)
+    _write_pair(tmp_path, "missed", np.zeros_like(ref), ref, GEOMETRY)
     summary = evaluate_folders(tmp_path / "pred", tmp_path / "ds", tmp_path / "metrics")
     lines = (tmp_path / "metrics" / "metrics.csv").read_text().splitlines()
     assert len(lines) == 3 and lines[0].startswith("case,dice_blood_pool")
@@ -72,20 +74,16 @@ def test_evaluate_folders_writes_csv_and_summary_without_silent_nan(tmp_path: Pa
 
 
 def test_geometry_mismatch_names_the_case(tmp_path: Path) -> None:
-    geometry = CaseGeometry(shape=(4, 10, 10), spacing=SPACING, origin=(0.0, 0.0, 0.0),
-                            direction=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
-    io.write_label(tmp_path / "pred" / "p7.nii.gz", _block(), geometry)
-    moved = CaseGeometry(shape=geometry.shape, spacing=geometry.spacing, origin=(10.0, 0.0, 0.0),
-                         direction=geometry.direction)
+    io.write_label(tmp_path / "pred" / "p7.nii.gz", _block(), GEOMETRY)
+    moved = CaseGeometry(shape=GEOMETRY.shape, spacing=GEOMETRY.spacing, origin=(10.0, 0.0, 0.0),
+                         direction=GEOMETRY.direction)
     io.write_label(tmp_path / "ref" / "p7.nii.gz", _block(), moved)
     with pytest.raises(ValueError, match="p7.*origin"):
         evaluate_folders(tmp_path / "pred", tmp_path / "ref", tmp_path / "out")
 
 
 def test_cli_prints_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    geometry = CaseGeometry(shape=(4, 10, 10), spacing=SPACING, origin=(0.0, 0.0, 0.0),
-                            direction=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
-    _write_pair(tmp_path, "a", _block(), _block(), geometry)
+    _write_pair(tmp_path, "a", _block(), _block(), GEOMETRY)
     assert evaluate_main(["-p", str(tmp_path / "pred"), "-r", str(tmp_path / "ds"), "-o", str(tmp_path / "m")]) == 0
     out = capsys.readouterr().out
     assert "blood_pool" in out and "1.000" in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -80,41 +81,52 @@ def test_entries_outside_the_expected_files_are_refused(tmp_path: Path, archive:
     assert not (tmp_path / "dest").exists() and list(tmp_path.iterdir()) == [bad]  # nothing left behind
 
 
-def test_a_symbolic_link_entry_is_refused(tmp_path: Path, archive: Path) -> None:
-    bad = _rewrite(archive, tmp_path / "link.zip", drop=("training_log.txt",))
+def _symbolic_link_entry(archive: Path, folder: Path) -> Path:
+    bad = _rewrite(archive, folder / "link.zip", drop=("training_log.txt",))
     with zipfile.ZipFile(bad, "a") as zipped:
         info = zipfile.ZipInfo("training_log.txt")
         info.external_attr = (stat.S_IFLNK | 0o777) << 16
         zipped.writestr(info, "/etc/passwd")
-    with pytest.raises(ValueError, match="symbolic link"):
-        install_model(bad, tmp_path / "dest")
-    assert not (tmp_path / "dest").exists()
+    return bad
 
 
-def test_a_pickle_checkpoint_is_refused_even_with_a_matching_manifest(tmp_path: Path, archive: Path) -> None:
-    torch.save({"network": {}, "extra": _Payload()}, tmp_path / "evil.pt")
-    evil = (tmp_path / "evil.pt").read_bytes()
+def _pickle_checkpoint_with_matching_manifest(archive: Path, folder: Path) -> Path:
+    torch.save({"network": {}, "extra": _Payload()}, folder / "evil.pt")
+    evil = (folder / "evil.pt").read_bytes()
     with zipfile.ZipFile(archive) as zipped:
         manifest = json.loads(zipped.read("manifest.json"))
-    import hashlib
-
     manifest["files"]["checkpoint_final.pt"] = {"sha256": hashlib.sha256(evil).hexdigest(), "bytes": len(evil)}
-    bad = _rewrite(archive, tmp_path / "pickle.zip",
-                   replace={"checkpoint_final.pt": evil, "manifest.json": json.dumps(manifest).encode()})
-    with pytest.raises(ValueError, match="weights-only"):
-        install_model(bad, tmp_path / "dest")
-    assert not (tmp_path / "dest").exists()
+    return _rewrite(archive, folder / "pickle.zip",
+                    replace={"checkpoint_final.pt": evil, "manifest.json": json.dumps(manifest).encode()})
 
 
-def test_altered_files_and_a_missing_manifest_are_refused(tmp_path: Path, archive: Path) -> None:
+def _altered_plans(archive: Path, folder: Path) -> Path:
     with zipfile.ZipFile(archive) as zipped:
         plans = json.loads(zipped.read("plans.json"))
     plans["patch_size"] = [64, 64]
-    altered = _rewrite(archive, tmp_path / "altered.zip", replace={"plans.json": json.dumps(plans).encode()})
-    with pytest.raises(ValueError, match="plans.json differs from its SHA-256"):
-        install_model(altered, tmp_path / "dest")
-    with pytest.raises(ValueError, match="manifest.json is missing"):
-        install_model(_rewrite(archive, tmp_path / "nomanifest.zip", drop=("manifest.json",)), tmp_path / "dest")
+    return _rewrite(archive, folder / "altered.zip", replace={"plans.json": json.dumps(plans).encode()})
+
+
+def _without_manifest(archive: Path, folder: Path) -> Path:
+    return _rewrite(archive, folder / "nomanifest.zip", drop=("manifest.json",))
+
+
+#: A damaged or unsafe archive (made from the good one, in a folder) and what the refusal says.
+BAD_ARCHIVES: dict[str, tuple[Callable[[Path, Path], Path], str]] = {
+    "symbolic link entry": (_symbolic_link_entry, "symbolic link"),
+    "pickle checkpoint, matching manifest": (_pickle_checkpoint_with_matching_manifest, "weights-only"),
+    "altered plans.json": (_altered_plans, "plans.json differs from its SHA-256"),
+    "no manifest": (_without_manifest, "manifest.json is missing"),
+}
+
+
+@pytest.mark.parametrize("damage", list(BAD_ARCHIVES))
+def test_a_damaged_or_unsafe_archive_is_refused_and_installs_nothing(tmp_path: Path, archive: Path,
+                                                                     damage: str) -> None:
+    make_bad, words = BAD_ARCHIVES[damage]
+    with pytest.raises(ValueError, match=words):
+        install_model(make_bad(archive, tmp_path), tmp_path / "dest")
+    assert not (tmp_path / "dest").exists()
 
 
 def test_export_refuses_a_model_whose_checkpoint_is_a_pickle(tmp_path: Path, make_model: Callable[..., Path]) -> None:
