@@ -7,8 +7,8 @@ another):
   through the real preprocessing (read-only).
 - ``lv_phantom`` and ``make_raw_dataset``: an LV phantom with a known body box, and raw datasets of it
   with chosen spacings, brightness and labels.
-- ``make_preprocessed``: a preprocessed folder of tiny LV-like cases; ``tiny_plan`` and
-  ``tiny_training``: settings for a few-second CPU training.
+- ``make_preprocessed``: a preprocessed folder of tiny LV-like cases (``tiny_case``: one such case, in
+  memory); ``tiny_plan`` and ``tiny_training``: settings for a few-second CPU training.
 - ``make_model`` and ``tiny_model`` (read-only): an untrained model folder; ``oblique_geometry`` and
   ``write_input_image``: prediction inputs on an oblique anisotropic grid.
 - ``benchmarks_common``: ``benchmarks/_common.py``, which the reliability test shares with its benchmark.
@@ -80,6 +80,12 @@ def lv_phantom() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
 def make_raw_dataset() -> Callable[..., Path]:
     """``make_raw_dataset(root, name, spacings, center=None, brightness=1.0, labels=None, seed=0) -> root/name``."""
     return _make_raw_dataset
+
+
+@pytest.fixture(scope="session")
+def tiny_case() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+    """``tiny_case(rng) -> (image (1, 3, 40, 44), label (3, 40, 44))``: one case of ``make_preprocessed``, in memory."""
+    return _tiny_case
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,6 @@ from lgeseg.training import load_checkpoint, read_model_metadata
 from lgeseg.training.data import PatchSampler
 from lgeseg.training.distributed import DistributedContext, split_batch
 from lgeseg.training.loop import epoch_seeds
-from tests.conftest import _tiny_case as tiny_case
 
 MODEL_FILES = {"model.json", "plans.json", "fingerprint.json", "splits.json", "checkpoint_latest.pt",
                "checkpoint_best.pt", "checkpoint_final.pt", "training_log.txt", "progress.png"}
@@ -64,7 +64,7 @@ def test_global_batch_is_split_over_ranks() -> None:
         split_batch(2, 3)
 
 
-def test_ranks_draw_different_batches_and_rank_0_keeps_single_process_seeds() -> None:
+def test_ranks_draw_different_batches_and_rank_0_keeps_single_process_seeds(tiny_case: Callable[..., tuple]) -> None:
     assert epoch_seeds(3, 5, rank=0) == ((3, 5), 3 * 100_003 + 5)
     seeds = [epoch_seeds(3, 5, rank) for rank in range(4)]
     assert len({s[0] for s in seeds}) == 4 and len({s[1] for s in seeds}) == 4

@@ -50,9 +50,9 @@ def preprocessed(preprocessed_centers: dict[str, Path]) -> tuple[Path, Path]:
     return preprocessed_centers["center1"], preprocessed_centers["center2"]
 
 
-def _raw_images(pre_dir: Path) -> list[np.ndarray]:
-    """The raw images behind a preprocessed folder's cases (their ``source_files``), in case order."""
-    return [io.read_image(Path(record.source_files[0]))[0] for record, _ in load_preprocessed(pre_dir)]
+def _raw_images(raw: Path) -> list[np.ndarray]:
+    """The images of the raw dataset ``raw``, in case order (read from its folder, not from any record)."""
+    return [io.read_image(path)[0] for path in sorted((raw / "imagesTr").glob("*_0000.nii.gz"))]
 
 
 @pytest.fixture(scope="module")
@@ -113,17 +113,17 @@ def test_histogram_cli_writes_images_on_the_input_grid(reference_images, tmp_pat
     np.testing.assert_allclose(in_memory[0], out, rtol=1e-5, atol=1e-3)
 
 
-def test_reference_from_preprocessed_cases_uses_their_raw_images(preprocessed, tmp_path):
+def test_reference_from_preprocessed_cases_uses_their_raw_images(preprocessed, raw_centers, tmp_path):
     _, pre = preprocessed
     assert harmonize_main(["fit-reference", "--preprocessed", str(pre), "-m", str(tmp_path / "m")]) == 0
-    expected = fit_reference(_raw_images(pre))
+    expected = fit_reference(_raw_images(raw_centers["center2"]))
     assert load_reference(tmp_path / "m") == [expected]
     assert expected != fit_reference([load_case_arrays(npz)[0][0] for _, npz in load_preprocessed(pre)])
 
 
-def test_reference_of_a_model_trained_on_two_folders_uses_the_cases_of_both(preprocessed, tmp_path):
+def test_reference_of_a_model_trained_on_two_folders_uses_the_cases_of_both(preprocessed, raw_centers, tmp_path):
     references = fit_reference_from_preprocessed(list(preprocessed), tmp_path / "m", datasets=["center1", "center2"])
-    assert references == [fit_reference(_raw_images(preprocessed[0]) + _raw_images(preprocessed[1]))]
+    assert references == [fit_reference(_raw_images(raw_centers["center1"]) + _raw_images(raw_centers["center2"]))]
 
 
 def test_histogram_cli_reports_a_missing_reference(tmp_path, capsys):

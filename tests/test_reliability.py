@@ -144,6 +144,7 @@ def test_nonsense_plans_leave_no_model_folder(tmp_path: Path, field: str, value:
 
 @pytest.fixture(scope="module")
 def model_a(tiny_model: Path) -> Path:
+    """The model predictions are made with: conftest's untrained ``tiny_model`` (read-only)."""
     return tiny_model
 
 
