@@ -90,6 +90,15 @@ def test_adaptation_lowers_the_mean_prediction_entropy_of_the_case(model_dir: Pa
     assert mean_entropy(network, slices, valid) == pytest.approx(result.entropy_after, rel=1e-6)
 
 
+def test_adaptation_works_inside_inference_mode(model_dir: Path, raw_centers: dict[str, Path]) -> None:
+    """A caller predicting under ``torch.inference_mode`` (image and all) still gets an adapted network."""
+    network = _model(model_dir).network
+    with torch.inference_mode():
+        image = _preprocessed_slices(raw_centers).clone()
+        with adapted(network, image, (32, 32), ENTROPY) as result:
+            assert result is not None and result.entropy_after < result.entropy_before
+
+
 def test_fit_to_window_pads_centred_and_crops_to_the_centre() -> None:
     image = torch.arange(2 * 5 * 7, dtype=torch.float32).reshape(1, 2, 5, 7)
     slices, valid = fit_to_window(image, (8, 4))  # y padded 5 -> 8, x cropped 7 -> 4

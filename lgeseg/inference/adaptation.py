@@ -157,7 +157,8 @@ def _entropy_step(network: nn.Module, slices: torch.Tensor, valid: tuple[slice, 
     for start in range(0, slices.shape[0], batch_size):
         # The input takes part in autograd so that every normalization layer's input requires grad: PyTorch's CPU
         # group_norm backward (2.13) crashed on channels-last inputs that do not (only the norm's weight did).
-        batch = slices[start:start + batch_size].detach().requires_grad_(True)
+        # clone(): a normal tensor even when the caller made the image under torch.inference_mode.
+        batch = slices[start:start + batch_size].clone().requires_grad_(True)
         loss = pixel_entropy(network, batch)[:, valid[0], valid[1]].sum() / count
         loss.backward()
         total += float(loss.detach())
