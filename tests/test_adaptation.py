@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -25,8 +24,6 @@ from lgeseg.inference.adaptation import (
 from lgeseg.inference.sliding_window import InstanceNormAsGroupNorm, prepare_for_inference
 from lgeseg.model_folder import LoadedModel
 from lgeseg.network import build_unet
-from lgeseg.records import LABELS, Plan
-from lgeseg.training import ModelInfo, save_checkpoint, write_model_metadata
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -34,15 +31,9 @@ ENTROPY = AdaptationSettings("entropy", steps=5, lr=5e-2)  # large steps: an unt
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_plan: Callable[..., Plan]) -> Path:
-    """A model folder holding an untrained tiny network (entropy minimization needs no trained weights)."""
-    folder = tmp_path_factory.mktemp("model")
-    plan = dataclasses.replace(tiny_plan(), target_spacing=(10.0, 9.0, 9.0))  # raw_centers' ~10 mm: ~35 x 35 slices
-    info = ModelInfo(lgeseg_version="0.1.0", labels=dict(LABELS), channel_names={"0": "LGE"}, recipe={},
-                     augmentation="none", datasets=("tiny",), postprocessing="none")
-    write_model_metadata(folder, plan, info)
-    save_checkpoint(folder / "checkpoint_final.pt", {"network": build_unet(plan.topology, seed=0).state_dict()})
-    return folder
+def model_dir(tmp_path_factory: pytest.TempPathFactory, make_model: Callable[..., Path]) -> Path:
+    """An untrained tiny model (entropy minimization needs no trained weights) at ~raw_centers' 10 mm spacing."""
+    return make_model(tmp_path_factory.mktemp("model"), target_spacing=(10.0, 9.0, 9.0), postprocessing="none")
 
 
 def _case(raw_centers: dict[str, Path], index: int = 0) -> tuple[np.ndarray, object]:
