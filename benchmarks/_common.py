@@ -1,6 +1,6 @@
-"""What the benchmark scripts share: the repository root, scoring a model on a test dataset,
-writing one section of a ``docs/*.md`` file (the other sections are kept), and a training run killed
-while it writes a checkpoint.
+"""What the benchmark scripts share: the repository root, scoring a model on a test dataset, markdown
+tables, writing one section of a ``docs/*.md`` file (the other sections are kept), and a training run
+killed while it writes a checkpoint.
 
 The scripts run as ``python benchmarks/<name>.py``, so this folder is on ``sys.path`` and they import
 ``_common``; they never import each other. The tests load this file too (``tests/conftest.py``,
@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +48,38 @@ def write_section(path: Path, text: str, section: str) -> None:
         rest = old[stop:]
         new = old[:start] + block + ("\n" + rest if rest and section.startswith("#") else rest)
     path.write_text(new)
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]], *,
+                   spaced_rule: bool = False) -> list[str]:
+    """The lines of a markdown table: ``| a | b |`` header, the rule under it, then one line per row.
+
+    Args:
+        header: the column titles.
+        rows: the cells of each row, written with ``str`` (format numbers before).
+        spaced_rule: write the rule as ``| --- | --- |`` instead of ``|---|---|`` (same rendering; kept
+            so a rewritten section stays byte-identical to the one in the docs).
+
+    Raises:
+        ValueError: a row has not as many cells as ``header``.
+    """
+    lines = ["| " + " | ".join(header) + " |", "|" + (" --- |" if spaced_rule else "---|") * len(header)]
+    for row in rows:
+        if len(row) != len(header):
+            raise ValueError(f"markdown table row {list(row)}: expected {len(header)} cells, found {len(row)}")
+        lines.append("| " + " | ".join(str(cell) for cell in row) + " |")
+    return lines
+
+
+def publish_section(text: str, section: str, *, write: bool, path: Path = RESULTS_MD) -> None:
+    """Print a benchmark's markdown ``text`` and, when ``write``, make it ``section`` of ``path``.
+
+    ``section`` is a heading or a marker key, as for :func:`write_section`; ``write`` is false for a
+    script's ``--no-write`` (print only, the docs page is left alone).
+    """
+    print(text)
+    if write:
+        write_section(path, text, section)
 
 
 def trained(model_dir: Path) -> bool:

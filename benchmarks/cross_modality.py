@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import RESULTS_MD, ROOT, bp_myo_dice, trained, write_section
+from _common import ROOT, bp_myo_dice, markdown_table, publish_section, trained
 
 from lgeseg.device import resolve_device
 from lgeseg.model_folder import read_model_metadata, write_model_metadata
@@ -76,9 +76,10 @@ def run(args: argparse.Namespace) -> dict:
 def markdown(results: dict, args: argparse.Namespace) -> str:
     """The RESULTS.md section."""
     _, info = read_model_metadata(args.cine_model)
-    rows = ["| center | cine model, no fine-tuning | from scratch | cine -> LGE fine-tuned |", "|---|---|---|---|"]
-    for center, row in results["centers"].items():
-        rows.append(f"| {center} | {row['zero_shot']:.3f} | {row['scratch']:.3f} | {row['cine_finetuned']:.3f} |")
+    rows = markdown_table(
+        ["center", "cine model, no fine-tuning", "from scratch", "cine -> LGE fine-tuned"],
+        ([center, *(f"{row[key]:.3f}" for key in ("zero_shot", "scratch", "cine_finetuned"))]
+         for center, row in results["centers"].items()))
     return (
         "## Cine-to-LGE transfer (real ACDC cine model fine-tuned on synthetic LGE)\n\n"
         f"`python benchmarks/cross_modality.py {' '.join(args.argv)}` on {results['device']}, "
@@ -109,10 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
     results = run(args)
-    text = markdown(results, args)
-    print(text)
-    if not args.no_write:
-        write_section(RESULTS_MD, text, "cross_modality")
+    publish_section(markdown(results, args), "cross_modality", write=not args.no_write)
     return 0
 
 

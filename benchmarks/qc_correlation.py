@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import RESULTS_MD, write_section
+from _common import markdown_table, publish_section
 from scipy.stats import spearmanr
 
 from lgeseg import io
@@ -93,25 +93,21 @@ def describe(name: str, rows: list[dict], seconds: float | None) -> str:
     lines = [f"### {name}", ""]
     if seconds is not None:
         lines += [f"Prediction of {len(rows)} cases took {seconds:.0f} s (CPU, 2 shared cores, mirroring on).", ""]
-    lines += ["| signal | rho vs blood pool Dice | rho vs myocardium Dice | rho vs whole-LV Dice |",
-              "| --- | --- | --- | --- |"]
-    for signal in ("score", "mirror_disagreement"):
-        c = corr[signal]
-        cells = [f"{_fmt(c[k])} (p {_p_value(c.get(k + '_p', math.nan))})" for k in DICE_KEYS]
-        lines.append(f"| {signal} | " + " | ".join(cells) + " |")
-    lines += ["", "| cases | n | blood pool Dice | myocardium Dice | whole-LV Dice |",
-              "| --- | --- | --- | --- | --- |"]
-    for label, group in (("flagged", flagged), ("not flagged", kept), ("all", rows)):
-        means = [_fmt(float(np.mean([r[k] for r in group]))) if group else "n/a" for k in DICE_KEYS]
-        lines.append(f"| {label} | {len(group)} | " + " | ".join(means) + " |")
+    lines += markdown_table(
+        ["signal", "rho vs blood pool Dice", "rho vs myocardium Dice", "rho vs whole-LV Dice"],
+        ([signal, *(f"{_fmt(corr[signal][k])} (p {_p_value(corr[signal].get(k + '_p', math.nan))})"
+                    for k in DICE_KEYS)] for signal in ("score", "mirror_disagreement")), spaced_rule=True)
+    lines += ["", *markdown_table(
+        ["cases", "n", "blood pool Dice", "myocardium Dice", "whole-LV Dice"],
+        ([label, len(group), *(_fmt(float(np.mean([r[k] for r in group]))) if group else "n/a" for k in DICE_KEYS)]
+         for label, group in (("flagged", flagged), ("not flagged", kept), ("all", rows))), spaced_rule=True)]
     hits = sum(r["quality"].flagged for r in worst)
     lines += ["", f"Of the {len(worst)} cases with the lowest myocardium Dice (worst quarter), {hits} are flagged.",
-              "", "| case | blood pool | myocardium | whole LV | score | mirror disagreement | flags |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
-    for r in sorted(rows, key=lambda r: -r["quality"].score):
-        q = r["quality"]
-        lines.append(f"| {r['case']} | {r['blood_pool']:.3f} | {r['myocardium']:.3f} | {r['whole_lv']:.3f} | "
-                     f"{q.score:.3f} | {_fmt(q.mirror_disagreement)} | {_reasons(q)} |")
+              "", *markdown_table(
+                  ["case", "blood pool", "myocardium", "whole LV", "score", "mirror disagreement", "flags"],
+                  ([r["case"], *(f"{r[k]:.3f}" for k in DICE_KEYS), f"{r['quality'].score:.3f}",
+                    _fmt(r["quality"].mirror_disagreement), _reasons(r["quality"])]
+                   for r in sorted(rows, key=lambda r: -r["quality"].score)), spaced_rule=True)]
     return "\n".join(lines) + "\n\n"
 
 
@@ -156,10 +152,8 @@ def main(argv: list[str] | None = None) -> int:
              "disagreement alone, with each case's Dice on real LGE (`benchmarks/qc_correlation.py`; "
              f"reference `{Path(args.reference).name}`). Negative rho: higher score, lower Dice. The thresholds "
              "come from anatomy, not from these cases.\n\n")
-    text = "## Quality flags on real LGE\n\n" + intro + "".join(blocks)
-    print(text)
-    if not args.no_write:
-        write_section(RESULTS_MD, text, "qc_correlation")
+    publish_section("## Quality flags on real LGE\n\n" + intro + "".join(blocks), "qc_correlation",
+                    write=not args.no_write)
     return 0
 
 

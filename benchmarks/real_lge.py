@@ -38,7 +38,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS_MD, link_subset, write_section  # noqa: E402
+from _common import link_subset, markdown_table, publish_section  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 IMAGES = ROOT / "docs" / "images"
@@ -219,8 +219,9 @@ def _group(evaluations: list[Path]) -> dict[str, list[Path]]:
 
 def summary_table(groups: dict[str, list[Path]]) -> list[str]:
     """One markdown row per model (or per set of fine-tuning folds)."""
-    lines = ["| model | augmentation | test cases | blood pool | myocardium | whole LV | worst case (LV / myo) "
-             "| budget (iterations x batch) | training wall time | device |", "|" + "---|" * 10]
+    header = ["model", "augmentation", "test cases", "blood pool", "myocardium", "whole LV", "worst case (LV / myo)",
+              "budget (iterations x batch)", "training wall time", "device"]
+    table = []
     for name, evaluations in groups.items():
         infos, rows = zip(*(load_rows(e) for e in evaluations), strict=True)
         all_rows = [r for part in rows for r in part]
@@ -230,25 +231,24 @@ def summary_table(groups: dict[str, list[Path]]) -> list[str]:
         iterations = info["epochs"] * info["iterations_per_epoch"]
         minutes = [i["train_minutes"] for i in infos]
         wall = f"{minutes[0]:.1f} min" if len(minutes) == 1 else f"{np.mean(minutes):.1f} min per fold"
-        lines.append(f"| {name} | {info['augmentation']} | {len(all_rows)} | {' | '.join(stats)} | {worst['case']} "
-                     f"{float(worst['dice_lv']):.3f} / {float(worst['dice_myocardium']):.3f} | {iterations} x "
-                     f"{info['batch']} | {wall} | {info['device']} |")
-    return lines
+        table.append([name, info["augmentation"], len(all_rows), *stats,
+                      f"{worst['case']} {float(worst['dice_lv']):.3f} / {float(worst['dice_myocardium']):.3f}",
+                      f"{iterations} x {info['batch']}", wall, info["device"]])
+    return markdown_table(header, table)
 
 
 def per_case_table(evaluations: list[Path]) -> list[str]:
     """Cases as rows, the models' whole-LV / myocardium Dice as columns."""
     columns = [load_rows(e)[1] for e in evaluations]
     cases = sorted({r["case"] for rows in columns for r in rows})
-    lines = ["| case | " + " | ".join(f"{e.name} LV / myo" for e in evaluations) + " |",
-             "|---|" + "---|" * len(evaluations)]
+    table = []
     for case in cases:
         cells = []
         for rows in columns:
             row = next((r for r in rows if r["case"] == case), None)
             cells.append("—" if row is None else f"{float(row['dice_lv']):.3f} / {float(row['dice_myocardium']):.3f}")
-        lines.append(f"| {case} | " + " | ".join(cells) + " |")
-    return lines
+        table.append([case, *cells])
+    return markdown_table(["case", *(f"{e.name} LV / myo" for e in evaluations)], table)
 
 
 def worst_overlays(work: Path, args: argparse.Namespace, evaluation: Path, count: int = 3) -> list[Path]:
@@ -362,10 +362,7 @@ def main(argv: list[str] | None = None) -> int:
             for augmentation in args.augmentation:
                 model = train(work, args, protocol, augmentation)
                 print(f"{model.name}: evaluated in {predict_and_evaluate(work, args, model)}", flush=True)
-    text = report(work, args)
-    print(text)
-    if not args.no_write:
-        write_section(RESULTS_MD, text, "real_lge")
+    publish_section(report(work, args), "real_lge", write=not args.no_write)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""benchmarks/_common.write_section: the one way benchmarks rewrite their section of a docs page."""
+"""benchmarks/_common: markdown tables and the one way benchmarks rewrite their section of a docs page."""
 
 from __future__ import annotations
 
@@ -27,3 +27,25 @@ def test_a_marker_section_keeps_the_rest_of_the_page(
     text = page.read_text()
     assert text.count("<!-- run:begin -->\nnew\n<!-- run:end -->\n") == 1 and "old" not in text
     assert text.startswith("# Results\n\nbefore\n\n") and "after\n" in text
+
+
+@pytest.mark.parametrize(("spaced", "rule"), [(False, "|---|---|"), (True, "| --- | --- |")])
+def test_markdown_table_writes_header_rule_and_rows(spaced: bool, rule: str, benchmarks_common: ModuleType) -> None:
+    lines = benchmarks_common.markdown_table(["center", "Dice"], [[2, "0.812"], ["3", 0.5]], spaced_rule=spaced)
+    assert lines == ["| center | Dice |", rule, "| 2 | 0.812 |", "| 3 | 0.5 |"]
+
+
+def test_markdown_table_rejects_a_row_of_the_wrong_width(benchmarks_common: ModuleType) -> None:
+    with pytest.raises(ValueError, match="expected 2 cells, found 3"):
+        benchmarks_common.markdown_table(["a", "b"], [[1, 2, 3]])
+
+
+@pytest.mark.parametrize("write", [True, False])
+def test_publish_section_prints_and_writes_only_when_asked(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          write: bool, benchmarks_common: ModuleType) -> None:
+    page = tmp_path / "RESULTS.md"
+    benchmarks_common.publish_section("## Run\n\nbody\n", "run", write=write, path=page)
+    assert capsys.readouterr().out == "## Run\n\nbody\n\n"
+    assert page.is_file() == write
+    if write:
+        assert "<!-- run:begin -->\n## Run\n\nbody\n<!-- run:end -->\n" in page.read_text()
