@@ -50,3 +50,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"\nOverlays ({len(overlays)}): e.g. {overlays[0] if overlays else 'none'}")
     print(f"Model folder: {args.out / 'model'} (progress.png, model.json); metrics: {args.out / 'metrics'}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

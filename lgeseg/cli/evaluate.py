@@ -39,3 +39,7 @@ def _run(args: argparse.Namespace) -> int:
     print(format_table(summary))
     print(f"metrics.csv and summary.json written to {args.output}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -62,3 +62,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     print(f"model folder: {model_dir}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

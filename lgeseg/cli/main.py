@@ -35,3 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, text in COMMANDS.items():
         print(f"  {name:<28} {text}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -30,3 +30,7 @@ def _run(args: argparse.Namespace) -> int:
     written = postprocess_folder(args.input, args.output, per_label=args.per_label, overwrite=args.overwrite)
     print(f"wrote {len(written)} label map(s) to {args.output}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -157,4 +157,4 @@ def console_main() -> None:
 
 
 if __name__ == "__main__":
-    console_main()
+    console_main()  # as the lgeseg_predict command: no slow interpreter teardown

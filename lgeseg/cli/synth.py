@@ -49,3 +49,7 @@ def _run(args: argparse.Namespace) -> int:
         print(folder)
     print(montage)
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
