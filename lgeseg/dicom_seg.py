@@ -26,7 +26,7 @@ from lgeseg.dicom import DicomSeries
 def dicom_seg_available() -> bool:
     """True when highdicom can be imported (``pip install lgeseg[dicom]``)."""
     try:
-        import highdicom  # noqa: F401
+        import highdicom  # noqa: F401  # deferred: an optional dependency, imported only to check for it
     except ImportError:
         return False
     return True
@@ -40,7 +40,7 @@ def require_dicom_seg() -> None:
 
 
 def _descriptions(labels: dict[str, int], model_name: str) -> list[Any]:
-    import highdicom as hd
+    import highdicom as hd  # deferred: optional dependency (lgeseg[dicom]), needed only for --dicom-seg
     from pydicom.sr.codedict import codes
 
     types = {"blood_pool": codes.SCT.LeftVentricle, "myocardium": codes.SCT.LeftVentricleMyocardium}
@@ -72,7 +72,7 @@ def write_dicom_seg(path: Path, segmentation: np.ndarray, series: DicomSeries, l
     Returns:
         ``path``. Raises ``ValueError`` naming the series when the label map does not fit it.
     """
-    import highdicom as hd
+    import highdicom as hd  # deferred: optional dependency (lgeseg[dicom]), needed only for --dicom-seg
     import pydicom
 
     sources = [pydicom.dcmread(f) for f in series.files]

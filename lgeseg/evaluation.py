@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from lgeseg import io
 from lgeseg.atomic import atomic_output
+from lgeseg.dataset import read_evaluation_labels
 from lgeseg.records import save_json
 
 logger = logging.getLogger(__name__)
@@ -283,8 +284,6 @@ def find_labels(pred_dir: str | Path, ref_dir: str | Path,
                                                            Path(pred_dir) / "dataset.json"]
     for path in candidates:
         if path.is_file() or dataset_json:
-            from lgeseg.dataset import read_evaluation_labels
-
             return read_evaluation_labels(path), path
     return None, None
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lgeseg.atomic import atomic_output
+from lgeseg.model_card import write_model_card
 
 #: Files a model folder may hand on, besides the checkpoints.
 METADATA_FILES: tuple[str, ...] = ("model.json", "plans.json", "fingerprint.json", "splits.json",
@@ -62,7 +63,7 @@ def export_model(model_dir: str | Path, zip_path: str | Path, checkpoints: Itera
         model is incomplete or a checkpoint is not plain weights. The model card in ``model.json``
         is written (or refreshed) first, so the archive always carries one.
     """
-    from lgeseg.model_card import write_model_card
+    # deferred: model_folder loads torch; lgeseg_export_model and lgeseg_install_model --help start without it
     from lgeseg.model_folder import find_checkpoint, load_checkpoint
 
     model_dir, zip_path = Path(model_dir), Path(zip_path)
@@ -142,7 +143,7 @@ def _check_manifest(folder: Path, zip_path: Path) -> None:
 
 
 def _check_unpacked(folder: Path, zip_path: Path) -> None:
-    from lgeseg.model_folder import load_checkpoint, load_model
+    from lgeseg.model_folder import load_checkpoint, load_model  # deferred: torch, as in export_model
 
     _check_manifest(folder, zip_path)
     for path in sorted(folder.glob("*.json")):

@@ -54,6 +54,7 @@ def build_model_card(model_dir: str | Path, intended_use: str | None = None) -> 
         A JSON-ready dict: ``model``, ``task``, ``training_data``, ``budget``, ``validation``,
         ``intended_use``. Raises ``FileNotFoundError``/``ValueError`` for an incomplete folder.
     """
+    # deferred: model_folder loads torch; lgeseg_export_model and lgeseg_install_model start without it
     from lgeseg.model_folder import read_model_metadata
 
     model_dir = Path(model_dir)
@@ -82,7 +83,7 @@ def build_model_card(model_dir: str | Path, intended_use: str | None = None) -> 
 
 def write_model_card(model_dir: str | Path, intended_use: str | None = None) -> dict[str, Any]:
     """Build the card (``build_model_card``) and store it in ``model_dir/model.json``; returns it."""
-    from lgeseg.model_folder import read_model_metadata
+    from lgeseg.model_folder import read_model_metadata  # deferred: torch, as in build_model_card
 
     model_dir = Path(model_dir)
     _, info = read_model_metadata(model_dir)
@@ -93,7 +94,7 @@ def write_model_card(model_dir: str | Path, intended_use: str | None = None) -> 
 
 def model_card(model_dir: str | Path) -> dict[str, Any]:
     """The card stored in ``model.json``, or one built from the folder when none is stored (older models)."""
-    from lgeseg.model_folder import read_model_metadata
+    from lgeseg.model_folder import read_model_metadata  # deferred: torch, as in build_model_card
 
     _, info = read_model_metadata(model_dir)
     return dict(info.model_card) or build_model_card(model_dir)

@@ -9,6 +9,7 @@ layer below, and a new package or top-level module must be placed there by whoev
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,53 @@ def test_the_checks_catch_an_upward_import_and_a_cycle(tmp_path: Path) -> None:
                                                   "pkg.low.part (base) imports pkg.high.run (top), a layer above it"]
     assert find_cycle(graph) is not None
     assert layering_violations(graph, [("base", {"pkg", "low"})])[0] == "high is in no layer (add it to LAYERS)"
+
+
+#: Function-level imports of lgeseg/inference/predictor.py still without a reason: that module is being
+#: changed for test-time adaptation; these two need none (neither loads a heavy package at import) and
+#: move to the module's top once that work has landed.
+PENDING_REASON = {("inference/predictor.py", "lgeseg.dicom_seg"),
+                  ("inference/predictor.py", "lgeseg.inference.overlays")}
+
+
+def _says_why(line: str) -> bool:
+    """A ``#`` comment of a few words on ``line`` (``# noqa: ...`` alone is no reason)."""
+    comment = re.sub(r"noqa(: *[A-Z]+[0-9]+)?", " ", line.partition("#")[2])
+    return "#" in line and len(re.findall(r"[A-Za-z]{2,}", comment)) >= 2
+
+
+def unexplained_deferred_imports(root: Path) -> list[str]:
+    """``file:line module`` of function-level imports with no reason comment.
+
+    A function-level import hides a dependency, so issue 14 keeps only those that keep torch, SciPy,
+    matplotlib or an optional package out of a start-up, each with a one-line reason: on the import's
+    line or on the line above the first such import of its function (that reason covers the rest).
+    """
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        lines = path.read_text().splitlines()
+        tree = ast.parse("\n".join(lines), str(path))
+        functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        seen: set[int] = set()
+        for function in functions:
+            explained = False
+            for node in ast.walk(function):
+                if not isinstance(node, (ast.Import, ast.ImportFrom)) or id(node) in seen:
+                    continue
+                seen.add(id(node))
+                explained = explained or _says_why(lines[node.lineno - 1]) or \
+                    lines[node.lineno - 2].strip().startswith("#")
+                module = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
+                if not explained and (path.relative_to(root).as_posix(), module) not in PENDING_REASON:
+                    found.append(f"{path.relative_to(root)}:{node.lineno} {module}")
+    return found
+
+
+def test_every_function_level_import_says_why() -> None:
+    assert unexplained_deferred_imports(PACKAGE_DIR) == []
+
+
+def test_an_unexplained_function_level_import_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "mod.py").write_text("def f():\n    import json  # noqa: F401\n\n\ndef g():\n"
+                                     "    # deferred: a reason\n    import csv\n    import os\n")
+    assert unexplained_deferred_imports(tmp_path) == ["mod.py:2 json"]

@@ -32,6 +32,8 @@ def dataset_folder(spec: str | Path) -> Path:
 
     The only place lgeseg reads ``nnUNet_raw``; see ``lgeseg.dataset.resolve_dataset``.
     """
+    # deferred: every command imports this package, and lgeseg, lgeseg_experiments or lgeseg_export_model
+    # start without the dataset parser's NumPy and SimpleITK
     from lgeseg.dataset import resolve_dataset
 
     return resolve_dataset(spec, os.environ.get(RAW_ENV))

@@ -9,6 +9,7 @@ from pathlib import Path
 from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.experiments.grid import SCALES, make_config
 from lgeseg.experiments.launcher import LAUNCHERS
+from lgeseg.experiments.run import run_experiments, summarize_folder
 from lgeseg.experiments.summary import format_table
 
 
@@ -94,8 +95,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from lgeseg.experiments.run import run_experiments, summarize_folder
-
     lists = ("experiments", "block_counts", "amounts", "harmonization", "synthetic_centers", "combination_sizes")
     as_tuple = {k: None if getattr(args, k) is None else tuple(getattr(args, k)) for k in lists}
     if args.summary_only:

@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from lgeseg.cli._errors import add_verbose_flag, run_cli
-from lgeseg.training.finetune import DEFAULT_FINETUNE_EPOCHS
+from lgeseg.training.finetune import DEFAULT_FINETUNE_EPOCHS, finetune
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,8 +52,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from lgeseg.training.finetune import finetune
-
     model_dir = finetune(
         args.model, args.preprocessed, args.output, trainable=args.trainable, cases=args.cases,
         fraction=args.fraction, epochs=args.epochs, lr=args.lr, seed=args.seed, datasets=args.dataset,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from lgeseg import harmonization
 from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.harmonization.histogram import DEFAULT_LANDMARKS
 
@@ -59,8 +60,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> str:
-    from lgeseg import harmonization
-
     if args.command == "fit-reference":
         if args.input:
             refs = harmonization.fit_reference_from_files(args.input, args.model, landmarks=args.landmarks)
@@ -75,6 +74,7 @@ def _run(args: argparse.Namespace) -> str:
         written = harmonization.harmonize_files(args.input, args.output, f"cyclegan:{args.gan}",
                                                 device=args.device, direction=args.direction)
         return f"wrote {len(written)} translated image(s) ({args.direction}) to {args.output}"
+    # deferred: torch loads only for cyclegan-train, not for the histogram subcommands
     from lgeseg.harmonization.cyclegan import CycleGANConfig
     from lgeseg.harmonization.cyclegan_train import train_cyclegan
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from lgeseg.cli import dataset_folder
 from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.planning.presets import PRESETS
+from lgeseg.planning.report import format_plan_table
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # deferred: the pipeline loads SimpleITK and SciPy; --help and usage errors start without them
     from lgeseg.plan_and_preprocess import plan_and_preprocess
-    from lgeseg.planning.report import format_plan_table
 
     datasets = [dataset_folder(spec) for spec in args.dataset]
     plan, paths = plan_and_preprocess(

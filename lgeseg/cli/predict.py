@@ -7,10 +7,12 @@ import logging
 
 from lgeseg.cli import exit_without_teardown
 from lgeseg.cli._errors import add_verbose_flag, run_cli
+from lgeseg.dicom import find_series
 from lgeseg.inference import predict_folder
 from lgeseg.inference.adaptation import ADAPT_METHODS, DEFAULT_LR, DEFAULT_STEPS
 from lgeseg.inference.predictor import fold_model_folders
 from lgeseg.inference.quality import read_quality_report, summary_text
+from lgeseg.model_card import format_model_card, model_card
 
 #: ``-chk`` values nnU-Net users type, and lgeseg's names for them.
 CHECKPOINTS = ("final", "best", "latest")
@@ -42,8 +44,6 @@ def _add_nnunet_style_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _print_model_cards(parser: argparse.ArgumentParser, models: list[str], folds: list[str] | None) -> int:
-    from lgeseg.model_card import format_model_card, model_card
-
     try:
         model_dirs = fold_model_folders(models, folds)
         print("\n\n".join(format_model_card(model_card(model_dir)) for model_dir in model_dirs))
@@ -53,8 +53,6 @@ def _print_model_cards(parser: argparse.ArgumentParser, models: list[str], folds
 
 
 def _print_series(parser: argparse.ArgumentParser, folder: str) -> int:
-    from lgeseg.dicom import find_series
-
     found = find_series(folder)
     if not found:
         parser.exit(1, f"lgeseg_predict: error: {folder}: no DICOM series found\n")

@@ -14,7 +14,12 @@ import os
 import subprocess
 import sys
 
+import torch
+
+from lgeseg.cli import exit_without_teardown
 from lgeseg.cli._errors import add_verbose_flag, run_cli
+from lgeseg.training import train
+from lgeseg.training.distributed import DistributedContext
 from lgeseg.training.recipes import COMPILE_MODES, DEFAULT_RECIPE, available_recipes
 
 
@@ -76,8 +81,6 @@ def _launch(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"lgeseg_train: error: --gpus must be >= 1, found {args.gpus}")
         return 2
     if args.device in (None, "cuda"):
-        import torch
-
         if torch.cuda.device_count() < args.gpus:
             print(f"lgeseg_train: error: --gpus {args.gpus} but this machine has {torch.cuda.device_count()} "
                   "CUDA device(s); use fewer, or --device cpu for CPU processes")
@@ -103,9 +106,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from lgeseg.training import train
-    from lgeseg.training.distributed import DistributedContext
-
     distributed = DistributedContext.from_env(os.environ)
     if args.gpus is not None and args.gpus != distributed.world_size:
         raise ValueError(f"--gpus {args.gpus} but torchrun started {distributed.world_size} processes "
@@ -129,6 +129,4 @@ if __name__ == "__main__":
     # torchrun starts each rank as ``python -m lgeseg.cli.train``. Interpreter teardown after a gloo run
     # sometimes aborted a finished rank ("terminate called without an active exception", exit -6) and
     # torchrun then failed the whole run; every output is written before main() returns, so skip it.
-    from lgeseg.cli import exit_without_teardown
-
     exit_without_teardown(main)

@@ -56,7 +56,7 @@ def _raw_data(config: ExperimentsConfig) -> tuple[list[Path], list[Path]]:
     """(training datasets, test datasets), one per center, same names, in center order."""
     out = Path(config.out_dir)
     if config.raw_dir is None or config.test_dir is None:
-        from lgeseg.synth import generate_multicenter
+        from lgeseg.synth import generate_multicenter  # deferred: SciPy, only for a synthetic run
 
         centers = config.synthetic_centers
         train = generate_multicenter(out / "raw", config.cases_per_center, config.data_seed, centers,
@@ -142,7 +142,7 @@ def _amount(amount: str) -> dict[str, Any]:
 
 def _make_model(workspace: Workspace, cell: Cell, folder: Path) -> Path:
     """Train, fine-tune or (for a CycleGAN cell) locate the model the cell scores; returns its folder."""
-    from lgeseg.training import finetune, train
+    from lgeseg.training import finetune, train  # deferred: torch, as in prepare()
 
     config = workspace.config
     if cell.kind != "train":
@@ -169,6 +169,7 @@ def _make_model(workspace: Workspace, cell: Cell, folder: Path) -> Path:
 
 
 def _make_gan(workspace: Workspace, cell: Cell, gan: Path) -> None:
+    # deferred: torch, as in prepare()
     from lgeseg.harmonization.cyclegan import CycleGANConfig
     from lgeseg.harmonization.cyclegan_train import train_cyclegan
 

@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from lgeseg import io  # noqa: E402
 from lgeseg.experiments.grid import AUGMENTATIONS, ExperimentsConfig, main_trainable  # noqa: E402
 from lgeseg.experiments.summary import COLUMNS, Row, column_selectors, mean_sd, per_seed, select  # noqa: E402
 
@@ -221,8 +222,6 @@ def figure_11(rows: Sequence[Row], config: ExperimentsConfig, path: Path) -> Pat
 
 def _slice_images(cell_dir: Path, test_dir: Path, case: str, harmonization: str, center: str) -> tuple[Any, ...]:
     """(image, prediction, reference) of the slice with the most reference foreground, or None."""
-    from lgeseg import io
-
     name = center if harmonization == "none" else f"{center}_{harmonization}"
     predictions = sorted((cell_dir / "predictions" / name).glob(f"{case}.*"))
     images = sorted((test_dir / "imagesTr").glob(f"{case}_0000.*"))

@@ -239,6 +239,7 @@ def cyclegan_cell(base: Cell, center: str) -> Cell:
 
 def main_trainable(config: ExperimentsConfig, num_encoder_blocks: int) -> str:
     """The fine-tuned blocks of Table 5's transfer column: ``finetune_blocks`` or the paper's default."""
+    # deferred: the grid is built by the launcher and --summary-only, which start without torch
     from lgeseg.training.finetune import default_trainable
 
     return config.finetune_blocks or default_trainable(num_encoder_blocks)

@@ -43,7 +43,7 @@ LAUNCHERS = ("local", "submitit")
 @contextlib.contextmanager
 def torch_threads(threads: int) -> Iterator[None]:
     """Run the block with ``threads`` torch intra-op threads, restoring the previous count after."""
-    import torch
+    import torch  # deferred: the launcher process itself never loads torch unless it runs a cell
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -130,7 +130,7 @@ def _run_subprocesses(cells: Sequence[Cell], grid_path: Path, jobs: int, threads
 def _run_submitit(cells: Sequence[Cell], grid_path: Path, jobs: int, threads: int,
                   options: dict[str, Any]) -> list[str]:
     try:
-        import submitit
+        import submitit  # deferred: an optional dependency (lgeseg[slurm])
     except ImportError as err:
         raise ValueError("launcher 'submitit' needs the submitit package: pip install 'lgeseg[slurm]'") from err
     if not cells:

@@ -25,6 +25,7 @@ from typing import Any
 from lgeseg.experiments.cells import GRID_FILE, Workspace, load_workspace, prepare, write_grid
 from lgeseg.experiments.grid import Cell, ExperimentsConfig, build_grid
 from lgeseg.experiments.launcher import launch
+from lgeseg.experiments.summary import collect, summarize
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +71,7 @@ def summarize_folder(out_dir: str | Path) -> dict[str, Any]:
 
 
 def _summarize(workspace: Workspace, cells: list[Cell], seconds: dict[str, float]) -> dict[str, Any]:
-    from lgeseg.experiments.figures import render_figures
-    from lgeseg.experiments.summary import collect, summarize
+    from lgeseg.experiments.figures import render_figures  # deferred: matplotlib loads only to draw the figures
 
     out = Path(workspace.config.out_dir)
     results = summarize(out, workspace.config, cells, workspace.num_encoder_blocks, seconds)

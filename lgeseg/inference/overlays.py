@@ -50,7 +50,7 @@ def render_overlay(image: np.ndarray, segmentation: np.ndarray, spacing: Sequenc
     Returns:
         a ``matplotlib.figure.Figure`` (not attached to pyplot).
     """
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # deferred: matplotlib loads only with --overlays
 
     nz = image.shape[0]
     cols = math.ceil(math.sqrt(nz))

@@ -18,7 +18,9 @@ import numpy as np
 from tqdm import tqdm
 
 from lgeseg import io
-from lgeseg.inference.quality import CaseQuality, assess_segmentation, read_quality_report
+from lgeseg.inference.inputs import list_input_cases, read_case
+from lgeseg.inference.overlays import write_overlay
+from lgeseg.inference.quality import CaseQuality, assess_segmentation, is_constant_image, read_quality_report
 from lgeseg.report.measures import CaseMeasures, measure_case
 from lgeseg.report.page import SEGMENT_COLUMNS, write_csv, write_page
 
@@ -46,8 +48,6 @@ def _label_maps(pred_dir: Path) -> dict[str, Path]:
 def _images(images_dir: Path | None) -> dict[str, Any]:
     if images_dir is None:
         return {}
-    from lgeseg.inference.inputs import list_input_cases
-
     return {case.case_id: case for case in list_input_cases(images_dir)}
 
 
@@ -66,9 +66,6 @@ def _case_image(case: Any, labels: np.ndarray, geometry: Any) -> tuple[np.ndarra
     """The image to draw on (channel 0), and whether it is constant; zeros when there is none."""
     if case is None:
         return np.zeros(labels.shape, np.float32), False
-    from lgeseg.inference.inputs import read_case
-    from lgeseg.inference.quality import is_constant_image
-
     image, image_geometry = read_case(case)
     problems = io.geometry_mismatch(image_geometry, geometry)
     if problems:
@@ -91,8 +88,6 @@ def make_report(pred_dir: str | Path, out_dir: str | Path | None = None, images_
         The path of ``index.html``. Raises ``FileNotFoundError`` when ``pred_dir`` holds no label map
         and ``ValueError`` naming the file when an image's grid differs from its prediction's.
     """
-    from lgeseg.inference.overlays import write_overlay
-
     pred_dir = Path(pred_dir)
     out_dir = Path(out_dir) if out_dir is not None else pred_dir / "report"
     maps = _label_maps(pred_dir)

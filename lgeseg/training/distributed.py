@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 #: How long a collective may wait: the other ranks wait for rank 0 while it validates and writes.
 COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=30)
@@ -140,8 +141,6 @@ def wrap_data_parallel(network: torch.nn.Module, device: torch.device,
     """
     if not context.enabled:
         return network
-    from torch.nn.parallel import DistributedDataParallel
-
     device_ids = [device.index] if device.type == "cuda" else None
     # The lowest-resolution deep-supervision head has loss weight 0 (and fine-tuning freezes blocks):
     # DDP must expect parameters without gradients.
