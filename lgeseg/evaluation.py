@@ -61,6 +61,12 @@ def structures_from_labels(labels: dict[str, int | Sequence[int]] | None) -> dic
     Returns:
         name -> label values, one entry per non-background label in the order given, plus ``lv``
         (1, 2) when label 1 is ``blood_pool`` and label 2 ``myocardium``.
+
+    Example:
+        >>> structures_from_labels({"background": 0, "blood_pool": 1, "myocardium": 2})
+        {'blood_pool': (1,), 'myocardium': (2,), 'lv': (1, 2)}
+        >>> structures_from_labels({"background": 0, "scar": 1, "heart": [1, 2]})  # a region: the union
+        {'scar': (1,), 'heart': (1, 2)}
     """
     if labels is None:
         return dict(STRUCTURES)
@@ -167,6 +173,15 @@ def evaluate_case(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float],
         A flat dict: ``dice_<structure>``, ``hd95_mm_<structure>``, ``abs_volume_diff_ml_<structure>``
         for each structure, plus ``bp_volume_{pred,ref}_ml`` and ``myo_mass_{pred,ref}_g`` when the
         structures are lgeseg's (label 1 blood pool, label 2 myocardium).
+
+    Example:
+        >>> ref = np.zeros((1, 4, 4), np.uint8); ref[0, 1:3, 1:3] = 1; ref[0, 0, :] = 2
+        >>> pred = ref.copy(); pred[0, 0, 0] = 0  # one myocardium voxel missed
+        >>> row = evaluate_case(pred, ref, spacing=(8.0, 1.25, 1.25))
+        >>> round(row["dice_blood_pool"], 3), round(row["dice_myocardium"], 3), round(row["dice_lv"], 3)
+        (1.0, 0.857, 0.933)
+        >>> round(row["bp_volume_ref_ml"], 3), round(row["myo_mass_ref_g"], 3)  # 4 voxels of 12.5 mm³
+        (0.05, 0.053)
     """
     if np.shape(pred) != np.shape(ref):
         raise ValueError(f"prediction shape {np.shape(pred)} != reference shape {np.shape(ref)}")
@@ -202,6 +217,18 @@ def pair_cases(pred_dir: str | Path, ref_dir: str | Path) -> tuple[list[tuple[st
     Returns:
         ([(case_id, pred_path, ref_path), ...] sorted by case, [case ids with a reference but no
         prediction]). Raises ``ValueError`` naming predictions that have no reference.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> from lgeseg.records import CaseGeometry
+        >>> geometry = CaseGeometry((1, 2, 2), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> for path in ("pred/c1.nii.gz", "ref/c1.nii.gz", "ref/c2.nii.gz"):
+        ...     io.write_label(tmp / path, np.ones((1, 2, 2)), geometry)
+        >>> pairs, unpredicted = pair_cases(tmp / "pred", tmp / "ref")
+        >>> [(case, p.parent.name, r.parent.name) for case, p, r in pairs], unpredicted
+        ([('c1', 'pred', 'ref')], ['c2'])
+        >>> import shutil; shutil.rmtree(tmp)
     """
     pred_dir, ref_dir = Path(pred_dir), Path(ref_dir)
     for folder in (pred_dir, ref_dir):
@@ -239,6 +266,14 @@ def summarize(rows: list[dict[str, Any]], structures: dict[str, tuple[int, ...]]
     Returns a dict with ``n_cases``, ``structures`` (per structure: its ``labels``, dice, hd95_mm,
     abs_volume_diff_ml statistics and the empty counts), ``clinical`` (empty unless the labels are
     lgeseg's) and ``empty_convention``.
+
+    Example:
+        >>> ref = np.zeros((1, 4, 4), np.uint8); ref[0, 1:3, 1:3] = 1; ref[0, 0, :] = 2
+        >>> rows = [{**evaluate_case(pred, ref, (8.0, 1.25, 1.25)), "empty_blood_pool": "", "empty_myocardium": "",
+        ...          "empty_lv": ""} for pred in (ref, np.where(ref == 2, 0, ref))]
+        >>> summary = summarize(rows)
+        >>> summary["n_cases"], summary["structures"]["myocardium"]["dice"]
+        (2, {'mean': 0.5, 'std': 0.5, 'median': 0.5, 'n': 2})
     """
     structures = STRUCTURES if structures is None else structures
     result: dict[str, Any] = {}
@@ -279,6 +314,18 @@ def find_labels(pred_dir: str | Path, ref_dir: str | Path,
     Looks at ``dataset_json`` when given, else ``ref_dir/dataset.json`` (a raw dataset), else
     ``pred_dir/dataset.json`` (written by ``lgeseg_predict --save-probabilities`` and by nnU-Net);
     returns ``(None, None)`` when none exists (lgeseg's labels are then scored).
+
+    Example:
+        >>> import json, tempfile
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> find_labels(tmp / "pred", tmp / "ref")  # no dataset.json: lgeseg's labels are scored
+        (None, None)
+        >>> (tmp / "ref").mkdir()
+        >>> _ = (tmp / "ref" / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "scar": 1}}))
+        >>> labels, path = find_labels(tmp / "pred", tmp / "ref")
+        >>> labels, path.relative_to(tmp)
+        ({'background': 0, 'scar': 1}, PosixPath('ref/dataset.json'))
+        >>> import shutil; shutil.rmtree(tmp)
     """
     candidates = [Path(dataset_json)] if dataset_json else [Path(ref_dir) / "dataset.json",
                                                            Path(pred_dir) / "dataset.json"]
@@ -308,6 +355,22 @@ def evaluate_folders(pred_dir: str | Path, ref_dir: str | Path, out_dir: str | P
         found in a label map but absent from ``labels``, which are not scored, with a warning).
         Raises ``ValueError`` naming the case when a prediction's geometry (shape, spacing, origin,
         direction) differs from its reference.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> from lgeseg.records import CaseGeometry
+        >>> geometry = CaseGeometry((1, 4, 4), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> ref = np.zeros((1, 4, 4), np.uint8); ref[0, 1:3, 1:3] = 1; ref[0, 0, :] = 2
+        >>> pred = ref.copy(); pred[0, 0, 0] = 0
+        >>> io.write_label(tmp / "ref" / "c1.nii.gz", ref, geometry)
+        >>> io.write_label(tmp / "pred" / "c1.nii.gz", pred, geometry)
+        >>> summary = evaluate_folders(tmp / "pred", tmp / "ref", tmp / "eval")
+        >>> summary["n_cases"], round(summary["structures"]["myocardium"]["dice"]["mean"], 3)
+        (1, 0.857)
+        >>> sorted(p.name for p in (tmp / "eval").iterdir())
+        ['metrics.csv', 'summary.json']
+        >>> import shutil; shutil.rmtree(tmp)
     """
     structures = structures_from_labels(labels)
     undeclared: set[int] = set()
@@ -340,7 +403,15 @@ def evaluate_folders(pred_dir: str | Path, ref_dir: str | Path, out_dir: str | P
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    """A plain-text table of the summary: one line per structure, mean ± std of Dice, HD95, |ΔV|."""
+    """A plain-text table of the summary: one line per structure, mean ± std of Dice, HD95, |ΔV|.
+
+    Example:
+        >>> ref = np.zeros((1, 4, 4), np.uint8); ref[0, 1:3, 1:3] = 1; ref[0, 0, :] = 2
+        >>> row = {**evaluate_case(ref, ref, (8.0, 1.25, 1.25)), "empty_blood_pool": "", "empty_myocardium": "",
+        ...        "empty_lv": ""}
+        >>> print(format_table(summarize([row])).splitlines()[2])
+        myocardium     1.000 ± 0.000     0.00 ± 0.00     0.00 ± 0.00  0/0/0
+    """
 
     def cell(stats: dict[str, Any], digits: int) -> str:
         return "n/a" if stats["mean"] is None else f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"

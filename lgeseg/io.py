@@ -82,6 +82,16 @@ def read_geometry(path: str | Path) -> tuple[CaseGeometry, int]:
     Returns:
         (geometry, number_of_components_per_pixel). Raises ``ValueError`` naming the file if it
         is unreadable or not 3D.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> geometry = CaseGeometry((2, 3, 4), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> write_image(Path(tmp.name) / "c_0000.nii.gz", np.zeros((2, 3, 4), np.float32), geometry)
+        >>> header, components = read_geometry(Path(tmp.name) / "c_0000.nii.gz")
+        >>> header.shape, header.spacing, components
+        ((2, 3, 4), (8.0, 1.25, 1.25), 1)
+        >>> tmp.cleanup()
     """
     path = Path(path)
     if not path.is_file():
@@ -119,6 +129,16 @@ def read_image(path: str | Path) -> tuple[np.ndarray, CaseGeometry]:
         damaged file, and ``InvalidInputError`` for NaN/Inf voxels, values beyond float32 or
         zero/negative spacing (``check_image_content``). The plausible-range check of the spacing
         is the caller's (``spacing_problem``), since ``--allow-unusual-spacing`` may lift it.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> geometry = CaseGeometry((2, 3, 4), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> write_image(Path(tmp.name) / "c_0000.nii.gz", np.arange(24, dtype=np.int16).reshape(2, 3, 4), geometry)
+        >>> image, read_back = read_image(Path(tmp.name) / "c_0000.nii.gz")
+        >>> image.dtype, image.shape, float(image[1, 2, 3]), read_back.spacing
+        (dtype('float32'), (2, 3, 4), 23.0, (8.0, 1.25, 1.25))
+        >>> tmp.cleanup()
     """
     image = _read_sitk(path)
     if image.GetNumberOfComponentsPerPixel() != 1:
@@ -141,6 +161,16 @@ def read_label(path: str | Path) -> tuple[np.ndarray, CaseGeometry]:
     Returns:
         (array uint8 of shape (z, y, x), geometry). Raises ``ValueError`` naming the file if a
         value is negative, non-integer or above 255.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> geometry = CaseGeometry((1, 2, 3), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> write_image(Path(tmp.name) / "c.nii.gz", np.array([[[0.0, 1.0, 2.0], [2.0, 1.0, 0.0]]]), geometry)
+        >>> labels, _ = read_label(Path(tmp.name) / "c.nii.gz")
+        >>> labels.dtype, labels.tolist()
+        (dtype('uint8'), [[[0, 1, 2], [2, 1, 0]]])
+        >>> tmp.cleanup()
     """
     image = _read_sitk(path)
     try:
@@ -158,7 +188,14 @@ def read_label(path: str | Path) -> tuple[np.ndarray, CaseGeometry]:
 
 
 def to_sitk(array: np.ndarray, geometry: CaseGeometry) -> sitk.Image:
-    """Build a SimpleITK image from a (z, y, x) array and its geometry."""
+    """Build a SimpleITK image from a (z, y, x) array and its geometry.
+
+    Example:
+        >>> geometry = CaseGeometry((2, 3, 4), (8.0, 1.25, 1.5), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> image = to_sitk(np.zeros((2, 3, 4), np.float32), geometry)
+        >>> image.GetSize(), image.GetSpacing()  # ITK's (x, y, z) order
+        ((4, 3, 2), (1.5, 1.25, 8.0))
+    """
     if tuple(array.shape) != tuple(geometry.shape):
         raise ValueError(f"array shape {tuple(array.shape)} does not match geometry shape {tuple(geometry.shape)}")
     image = sitk.GetImageFromArray(array)
@@ -172,6 +209,16 @@ def write_image(path: str | Path, array: np.ndarray, geometry: CaseGeometry, com
     """Write a (z, y, x) array with ``geometry`` to ``path`` atomically (temp file + rename).
 
     The dtype of ``array`` is kept (use uint8 for label maps, float32 for images).
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> geometry = CaseGeometry((2, 3, 4), (8.0, 1.25, 1.25), (10.0, -5.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> write_image(Path(tmp.name) / "c_0000.nii.gz", np.ones((2, 3, 4), np.float32), geometry)
+        >>> image, read_back = read_image(Path(tmp.name) / "c_0000.nii.gz")
+        >>> float(image.sum()), read_back.origin
+        (24.0, (10.0, -5.0, 0.0))
+        >>> tmp.cleanup()
     """
     path = Path(path)
     ending = file_ending(path)
@@ -183,7 +230,17 @@ def write_image(path: str | Path, array: np.ndarray, geometry: CaseGeometry, com
 
 
 def write_label(path: str | Path, array: np.ndarray, geometry: CaseGeometry) -> None:
-    """Write a (z, y, x) label map as uint8 (see ``write_image``)."""
+    """Write a (z, y, x) label map as uint8 (see ``write_image``).
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> geometry = CaseGeometry((1, 1, 3), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> write_label(Path(tmp.name) / "c.nii.gz", np.array([[[0, 1, 2]]], np.int64), geometry)
+        >>> read_label(Path(tmp.name) / "c.nii.gz")[0].tolist()
+        [[[0, 1, 2]]]
+        >>> tmp.cleanup()
+    """
     write_image(path, np.asarray(array).astype(np.uint8), geometry)
 
 
@@ -260,6 +317,18 @@ def read_nifti_content(path: str | Path) -> NiftiContent | None:
     Returns None for files that are not NIfTI (other endings). Raises ``CorruptFileError`` naming
     the file when the gzip stream is incomplete or broken, or when the payload is shorter than the
     header's dimensions and datatype require (ITK would fill the missing part with zeros).
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> geometry = CaseGeometry((1, 2, 2), (8.0, 1.25, 1.5), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> write_image(Path(tmp.name) / "c_0000.nii.gz", np.full((1, 2, 2), 7, np.float32), geometry)
+        >>> content = read_nifti_content(Path(tmp.name) / "c_0000.nii.gz")
+        >>> content.pixdim, content.values.tolist()
+        ((1.5, 1.25, 8.0), [7.0, 7.0, 7.0, 7.0])
+        >>> read_nifti_content(Path(tmp.name) / "c_0000.mha") is None  # not NIfTI
+        True
+        >>> tmp.cleanup()
     """
     path = Path(path)
     if file_ending(path) not in (".nii", ".nii.gz"):
@@ -301,7 +370,14 @@ def _nifti_layout(data: bytes) -> tuple[str, tuple[int, ...], int, int, tuple[fl
 
 
 def value_problem(values: np.ndarray) -> str | None:
-    """Why stored voxel ``values`` cannot be used as a float32 image, or None: NaN/Inf, or beyond float32."""
+    """Why stored voxel ``values`` cannot be used as a float32 image, or None: NaN/Inf, or beyond float32.
+
+    Example:
+        >>> value_problem(np.array([0.0, 1.5])) is None
+        True
+        >>> value_problem(np.array([0.0, np.nan, np.inf]))
+        'image holds 1 NaN and 1 Inf voxel(s) of 3'
+    """
     if values.dtype.kind != "f" or values.size == 0:
         return None
     finite = np.isfinite(values)
@@ -319,6 +395,14 @@ def spacing_problem(spacing: tuple[float, ...], allow_unusual: bool = False) -> 
 
     Zero, negative or non-finite spacing is always a problem; spacing outside ``IN_PLANE_SPACING_MM``
     (y, x) or ``THROUGH_PLANE_SPACING_MM`` (z) is one unless ``allow_unusual``.
+
+    Example:
+        >>> spacing_problem((8.0, 1.25, 1.25)) is None
+        True
+        >>> spacing_problem((8.0, 0.0, 1.25))
+        'voxel spacing (z, y, x) 8, 0, 1.25 mm: every spacing must be a finite number > 0'
+        >>> spacing_problem((8.0, 12.0, 12.0), allow_unusual=True) is None
+        True
     """
     text = "(z, y, x) " + ", ".join(f"{s:g}" for s in spacing) + " mm"
     if not all(np.isfinite(s) and s > 0 for s in spacing):
@@ -351,6 +435,17 @@ def check_image_content(path: str | Path, array: np.ndarray | None = None) -> No
 
     NIfTI files are checked from their bytes (complete gzip stream and payload, header spacing > 0,
     finite values within float32); other formats through ``array``, the values as ITK read them.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> geometry = CaseGeometry((1, 1, 2), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> write_image(Path(tmp.name) / "c_0000.nii.gz", np.array([[[1.0, np.nan]]], np.float32), geometry)
+        >>> check_image_content(Path(tmp.name) / "c_0000.nii.gz")
+        Traceback (most recent call last):
+        ...
+        lgeseg.errors.InvalidInputError: .../c_0000.nii.gz: image holds 1 NaN and 0 Inf voxel(s) of 2
+        >>> tmp.cleanup()
     """
     path = Path(path)
     content = read_nifti_content(path)

@@ -40,6 +40,15 @@ def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     Returns (labels, count): int32 array of ``mask``'s shape, 0 outside the mask and 1..count numbered in
     scan order (last axis fastest) of each component's first voxel. Uses SimpleITK (already loaded to read
     images), which keeps SciPy's import out of ``lgeseg_predict``'s start-up.
+
+    Example:
+        >>> labels, count = label_components(np.array([[[1, 0, 0, 1], [1, 0, 0, 1], [0, 1, 0, 0]]], bool))
+        >>> count  # the bottom voxel touches the left column at a corner (full connectivity)
+        2
+        >>> labels[0]
+        array([[1, 0, 0, 2],
+               [1, 0, 0, 2],
+               [0, 1, 0, 0]], dtype=int32)
     """
     mask = np.asarray(mask, dtype=np.uint8)
     image = sitk.GetImageFromArray(mask)
@@ -50,7 +59,13 @@ def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
 
 def component_sizes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``label_components`` of ``mask`` and the voxel count of each: (labels, sizes) with ``sizes[k]`` the size
-    of component k for k = 1..count and ``sizes[0] = 0`` (background is no component)."""
+    of component k for k = 1..count and ``sizes[0] = 0`` (background is no component).
+
+    Example:
+        >>> _, sizes = component_sizes(np.array([[[1, 1, 0, 1]]], bool))
+        >>> sizes.tolist()  # background, then components 1 and 2
+        [0, 2, 1]
+    """
     components, count = label_components(mask)
     sizes = np.bincount(components.ravel(), minlength=count + 1)
     sizes[0] = 0
@@ -61,6 +76,10 @@ def largest_component_mask(mask: np.ndarray) -> np.ndarray:
     """Return the largest 3D connected component (26-connectivity) of a boolean ``mask`` (z, y, x).
 
     Ties go to the component met first in (z, y, x) scan order. An empty mask gives an empty mask.
+
+    Example:
+        >>> largest_component_mask(np.array([[[1, 1, 0, 1]]], bool)).astype(int).tolist()
+        [[[1, 1, 0, 0]]]
     """
     components, sizes = component_sizes(mask)
     if len(sizes) <= 2:
@@ -109,7 +128,13 @@ def keep_largest_component(label_map: np.ndarray, per_label: bool = False,
 
 
 def apply_postprocessing(label_map: np.ndarray, variant: str) -> np.ndarray:
-    """Apply a named variant (``"none"``, ``"lcc"``, ``"lcc_per_label"``) to a uint8 (z, y, x) label map."""
+    """Apply a named variant (``"none"``, ``"lcc"``, ``"lcc_per_label"``) to a uint8 (z, y, x) label map.
+
+    Example:
+        >>> labels = np.zeros((1, 3, 6), np.uint8); labels[0, :, :3] = 1; labels[0, 1, 1] = 2; labels[0, 0, 5] = 2
+        >>> int(apply_postprocessing(labels, "none")[0, 0, 5]), int(apply_postprocessing(labels, "lcc")[0, 0, 5])
+        (2, 0)
+    """
     if variant == "none":
         return np.asarray(label_map).astype(np.uint8, copy=False)
     if variant == "lcc":
@@ -138,6 +163,14 @@ def select_postprocessing(predictions: list[np.ndarray], references: list[np.nda
         ``"none"``, ``"lcc"`` or ``"lcc_per_label"``. A variant must improve the mean Dice by more
         than 1e-6 over every simpler one to be chosen (ties go to the simpler variant). Dice of an
         empty prediction against an empty reference counts as 1 (see ``evaluation.dice``).
+
+    Example:
+        >>> ref = np.zeros((1, 3, 6), np.uint8); ref[0, :, :3] = 1; ref[0, 1, 1] = 2
+        >>> pred = ref.copy(); pred[0, 0, 5] = 2  # a false island far from the LV
+        >>> select_postprocessing([pred], [ref])
+        'lcc'
+        >>> select_postprocessing([ref], [ref])  # nothing to gain: the simplest variant
+        'none'
     """
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
@@ -167,6 +200,19 @@ def postprocess_folder(input_dir: str | Path, output_dir: str | Path, per_label:
 
     Returns:
         The paths written (skipped files are not included).
+
+    Example:
+        >>> import shutil, tempfile
+        >>> from lgeseg.records import CaseGeometry
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> geometry = CaseGeometry((1, 3, 6), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> labels = np.zeros((1, 3, 6), np.uint8); labels[0, :, :3] = 1; labels[0, 0, 5] = 2
+        >>> io.write_label(tmp / "pred" / "c1.nii.gz", labels, geometry)
+        >>> [p.name for p in postprocess_folder(tmp / "pred", tmp / "post")]
+        ['c1.nii.gz']
+        >>> int(io.read_label(tmp / "post" / "c1.nii.gz")[0].max())  # the island of label 2 is gone
+        1
+        >>> shutil.rmtree(tmp)
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if not input_dir.is_dir():
