@@ -71,6 +71,16 @@ def fingerprint_case(case: RawCase) -> tuple[dict[str, Any], list[np.ndarray]]:
 
     Returns:
         (JSON-ready case entry, one float32 sample array per channel; empty arrays without label).
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> raw = generate_multicenter(tmp.name, cases_per_center=1, centers=(1,), in_plane_size=32)[0]
+        >>> entry, samples = fingerprint_case(list_cases(raw)[0])
+        >>> entry["case_id"], entry["shape"], entry["label_voxels"]["2"] > 0, len(samples)
+        ('c1_000', [6, 32, 32], True, 1)
+        >>> tmp.cleanup()
     """
     channels = [io.read_image(path) for path in case.image_paths]
     geometry = channels[0][1]
@@ -108,7 +118,19 @@ def _range_summary(values: list[list[float]], integer: bool = False) -> dict[str
 
 
 def summarize(cases: list[dict[str, Any]], samples: list[list[np.ndarray]]) -> dict[str, Any]:
-    """Dataset-level summary of case entries (see the module docstring)."""
+    """Dataset-level summary of case entries (see the module docstring).
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> raw = generate_multicenter(tmp.name, cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> entries, samples = zip(*(fingerprint_case(case) for case in list_cases(raw)))
+        >>> summary = summarize(list(entries), list(samples))
+        >>> summary["num_cases"], summary["shape"]["median"], summary["histogram"][0]["bins"]
+        (2, [6, 32, 32], 64)
+        >>> tmp.cleanup()
+    """
     summary: dict[str, Any] = {
         "num_cases": len(cases),
         "spacing": _range_summary([c["spacing"] for c in cases]),
@@ -168,6 +190,16 @@ def extract_fingerprint(dataset_dirs: list[Path], num_workers: int = 1) -> Finge
     Returns:
         The ``records.Fingerprint`` (``save_json`` writes it; see the module docstring). Raises ``ValueError`` when
         datasets disagree on labels or channels, or a dataset has no labelled case.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> raws = generate_multicenter(tmp.name, cases_per_center=2, centers=(1, 2), in_plane_size=32)
+        >>> fingerprint = extract_fingerprint(raws)
+        >>> fingerprint.summary["num_cases"], sorted(fingerprint.centers), fingerprint.num_channels
+        (4, ['center1', 'center2'], 1)
+        >>> tmp.cleanup()
     """
     if not dataset_dirs:
         raise ValueError("extract_fingerprint: give at least one dataset folder")

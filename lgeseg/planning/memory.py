@@ -31,7 +31,14 @@ _BYTES_PER_STATE = {"adam": 8, "adamw": 8, "sgd": 4}
 
 
 def stage_resolutions(topology: NetworkTopology, patch_size: tuple[int, int]) -> list[tuple[int, int]]:
-    """Feature map size (y, x) in pixels at each encoder stage for a ``patch_size`` (y, x) input."""
+    """Feature map size (y, x) in pixels at each encoder stage for a ``patch_size`` (y, x) input.
+
+    Example:
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> topology = plan_topology((64, 48), in_channels=1, num_classes=3, base_features=8, max_features=32)
+        >>> stage_resolutions(topology, (64, 48))
+        [(64, 48), (32, 24), (16, 12), (8, 6)]
+    """
     size_y, size_x = int(patch_size[0]), int(patch_size[1])
     sizes: list[tuple[int, int]] = []
     for stride_y, stride_x in topology.strides:
@@ -46,6 +53,11 @@ def count_parameters(topology: NetworkTopology) -> int:
 
     Counts conv weights and biases, InstanceNorm affine parameters, transposed convs and the
     deep-supervision heads (one per decoder level).
+
+    Example:
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> count_parameters(plan_topology((64, 48), in_channels=1, num_classes=3, base_features=8, max_features=32))
+        80401
     """
     feats = topology.features_per_stage
     total = 0
@@ -73,6 +85,12 @@ def activation_elements(topology: NetworkTopology, patch_size: tuple[int, int]) 
     Returns:
         (network elements kept for backward, largest single feature map), both per sample.
         Loss tensors are not included (see ``loss_elements``).
+
+    Example:
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> topology = plan_topology((64, 48), in_channels=1, num_classes=3, base_features=8, max_features=32)
+        >>> activation_elements(topology, (64, 48))  # (kept for backward, largest feature map), per slice
+        (494400, 49152)
     """
     feats = topology.features_per_stage
     sizes = stage_resolutions(topology, patch_size)
@@ -95,7 +113,14 @@ def activation_elements(topology: NetworkTopology, patch_size: tuple[int, int]) 
 
 
 def loss_elements(topology: NetworkTopology, patch_size: tuple[int, int]) -> int:
-    """fp32 elements the Dice+CE loss keeps per sample: softmax, one-hot target, log-probs per head."""
+    """fp32 elements the Dice+CE loss keeps per sample: softmax, one-hot target, log-probs per head.
+
+    Example:
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> topology = plan_topology((64, 48), in_channels=1, num_classes=3, base_features=8, max_features=32)
+        >>> loss_elements(topology, (64, 48))  # 3 x 3 classes x (64 x 48 + 32 x 24 + 16 x 12)
+        36288
+    """
     sizes = stage_resolutions(topology, patch_size)
     heads = sizes[: max(1, len(sizes) - 1)]
     return sum(3 * topology.num_classes * y * x for y, x in heads)
@@ -123,6 +148,13 @@ def estimate_memory(
     Returns:
         ``MemoryEstimate`` in bytes. ``workspace`` holds the CUDA context, cuDNN workspace,
         allocator slack and the transient gradient of the largest feature map during backward.
+
+    Example:
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> topology = plan_topology((256, 256), in_channels=1, num_classes=3)
+        >>> estimate = estimate_memory(topology, (256, 256), batch_size=16, budget_bytes=8 * GIB)
+        >>> round(estimate.total / GIB, 2), round(estimate.activations / GIB, 2), estimate.total <= estimate.budget
+        (2.96, 1.39, True)
     """
     if optimizer not in _BYTES_PER_STATE:
         raise ValueError(f"optimizer must be one of {sorted(_BYTES_PER_STATE)}, found {optimizer!r}")
@@ -158,7 +190,14 @@ def largest_fitting_batch(
     mixed_precision: bool = True,
     optimizer: str = "adam",
 ) -> int:
-    """Largest batch in 1..``max_batch`` whose estimate fits ``budget_bytes``; 0 if none does."""
+    """Largest batch in 1..``max_batch`` whose estimate fits ``budget_bytes``; 0 if none does.
+
+    Example:
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> topology = plan_topology((256, 256), in_channels=1, num_classes=3)
+        >>> largest_fitting_batch(topology, (256, 256), budget_bytes=2 * GIB, max_batch=64)
+        7
+    """
     best = 0
     low, high = 1, max_batch
     while low <= high:  # the estimate grows monotonically with the batch: bisect

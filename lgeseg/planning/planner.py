@@ -88,6 +88,13 @@ def plan_experiment(
         The ``Plan``: target spacing (mm, z y x; z informational), patch (y, x) pixels, batch,
         topology and the memory estimate behind them. Raises ``ValueError`` when no patch of at
         least the preset's ``min_patch`` fits the budget.
+
+    Example:
+        >>> cases = (records.CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (10, 256, 256), (10, 160, 144)),
+        ...          records.CaseFingerprint("b", "d", (10.0, 1.5, 1.5), (12, 224, 224), (12, 150, 130)))
+        >>> plan = plan_experiment(records.Fingerprint(cases=cases), gpu_memory_gb=8.0)
+        >>> plan.preset, plan.target_spacing, plan.patch_size, plan.batch_size
+        ('default', (9.0, 1.375, 1.375), (160, 160), 64)
     """
     if gpu_memory_gb is None:
         gpu_memory_gb = detect_gpu_memory_gb()
@@ -141,7 +148,18 @@ def plan_experiment(
 
 
 def plan_fingerprint(plan: records.Plan) -> str:
-    """Short hash of the plan fields that change preprocessed data (spacing, normalization, ...)."""
+    """Short hash of the plan fields that change preprocessed data (spacing, normalization, ...).
+
+    Example:
+        >>> cases = (records.CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (10, 256, 256), (10, 160, 144)),)
+        >>> plan = plan_experiment(records.Fingerprint(cases=cases), gpu_memory_gb=8.0)
+        >>> import dataclasses
+        >>> half_batch = dataclasses.replace(plan, batch_size=plan.batch_size // 2)
+        >>> len(plan_fingerprint(plan)), plan_fingerprint(plan) == plan_fingerprint(half_batch)  # same data
+        (16, True)
+        >>> plan_fingerprint(plan) == plan_fingerprint(dataclasses.replace(plan, target_spacing=(9.0, 1.0, 1.0)))
+        False
+    """
     relevant = {
         "version": PREPROCESSING_VERSION,
         "target_spacing": [round(float(v), 6) for v in plan.target_spacing],

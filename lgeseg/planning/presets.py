@@ -58,7 +58,17 @@ PRESETS: dict[str, PlannerPreset] = {
 
 
 def get_preset(name: str) -> PlannerPreset:
-    """The preset called ``name``; raises ``ValueError`` listing the known names."""
+    """The preset called ``name``; raises ``ValueError`` listing the known names.
+
+    Example:
+        >>> preset = get_preset("cpu")
+        >>> preset.max_patch, preset.fixed_batch, preset.mixed_precision
+        (128, 8, False)
+        >>> get_preset("fast")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown planner preset 'fast'; expected one of ['cpu', 'default', 'paper']
+    """
     if name not in PRESETS:
         raise ValueError(f"unknown planner preset {name!r}; expected one of {sorted(PRESETS)}")
     return PRESETS[name]

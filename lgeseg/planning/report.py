@@ -12,7 +12,19 @@ def _gb(value: int) -> str:
 
 
 def format_plan_table(plan: Plan) -> str:
-    """Return a multi-line table of ``plan``: spacing, patch, batch, topology, memory vs budget."""
+    """Return a multi-line table of ``plan``: spacing, patch, batch, topology, memory vs budget.
+
+    Example:
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> cases = (CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (10, 256, 256), (10, 160, 144)),)
+        >>> for line in format_plan_table(plan_experiment(Fingerprint(cases=cases), None, "cpu")).splitlines()[:4]:
+        ...     print(line)
+        preset                       cpu
+        target spacing (z, y, x) mm  8.000, 1.250, 1.250  (z not resampled)
+        patch (y, x) px              128 x 128
+        batch (slices)               8
+    """
     topo = plan.topology
     bottleneck = bottleneck_size(topo, plan.patch_size)
     rows: list[tuple[str, str]] = [

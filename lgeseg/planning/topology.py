@@ -23,6 +23,10 @@ def poolings_for_size(size: int, max_bottleneck: int = MAX_BOTTLENECK, max_pooli
 
     Pools while the current size is larger than ``max_bottleneck`` and even, so the size is
     always divisible by 2**poolings.
+
+    Example:
+        >>> poolings_for_size(224), poolings_for_size(200), poolings_for_size(6)  # 224 -> 7 px; 200 -> 25 px (odd)
+        (5, 3, 0)
     """
     poolings = 0
     while size > max_bottleneck and size % 2 == 0 and poolings < max_poolings:
@@ -36,6 +40,10 @@ def round_patch_axis(size: float, max_bottleneck: int = MAX_BOTTLENECK) -> int:
 
     The divisor is 2**p where p is how often ``size`` can be halved before it is no longer
     larger than ``max_bottleneck``; e.g. 200 -> 224 (5 poolings, 7 px bottleneck), 250 -> 256.
+
+    Example:
+        >>> round_patch_axis(200), round_patch_axis(250)
+        (224, 256)
     """
     if size <= max_bottleneck:
         return max(int(math.ceil(size)), 1)
@@ -52,6 +60,10 @@ def next_smaller_patch_axis(size: int, minimum: int, max_bottleneck: int = MAX_B
     """The largest valid axis length (see ``round_patch_axis``) below ``size`` pixels.
 
     Returns ``size`` itself when no valid length lies in [``minimum``, ``size``).
+
+    Example:
+        >>> next_smaller_patch_axis(224, minimum=100)
+        192
     """
     for candidate in range(int(size) - 1, int(minimum) - 1, -1):
         if round_patch_axis(candidate, max_bottleneck) == candidate:
@@ -103,7 +115,13 @@ def plan_topology(
 
 
 def bottleneck_size(topology: NetworkTopology, patch_size: tuple[int, int]) -> tuple[int, int]:
-    """Feature map size (y, x) in pixels at the deepest stage."""
+    """Feature map size (y, x) in pixels at the deepest stage.
+
+    Example:
+        >>> topology = plan_topology((64, 48), in_channels=1, num_classes=3, base_features=8, max_features=32)
+        >>> bottleneck_size(topology, (64, 48))
+        (8, 6)
+    """
     size_y, size_x = int(patch_size[0]), int(patch_size[1])
     for stride_y, stride_x in topology.strides:
         size_y //= stride_y
