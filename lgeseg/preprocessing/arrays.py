@@ -31,6 +31,18 @@ def preprocess_arrays(
         ((z0, z1), (y0, y1), (x0, x1)) ends exclusive, shape after cropping (z, y, x)).
         The crop box comes from the image alone, grown to keep every labelled voxel when a label
         is given. Raises ``ValueError`` for mismatched shapes or unknown label values.
+
+    Example:
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> case = CaseFingerprint("a", "d", spacing=(8.0, 1.25, 1.25), shape=(2, 64, 64), shape_after_crop=(2, 40, 40))
+        >>> plan = plan_experiment(Fingerprint(cases=(case,)), gpu_memory_gb=None, preset="cpu")  # 1.25 mm in-plane
+        >>> geometry = CaseGeometry((2, 16, 16), (8.0, 2.5, 2.5), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> image = np.zeros((1, 2, 16, 16), np.float32); image[0, :, 2:14, 3:13] = 100  # (C, z, y, x), body inside
+        >>> label = np.zeros((2, 16, 16), np.uint8); label[:, 6:10, 6:10] = 1
+        >>> image_pp, label_pp, box, shape_after_crop = preprocess_arrays(image, geometry, plan, label)
+        >>> image_pp.shape, label_pp.shape, box, shape_after_crop  # cropped to 12 x 10 px, then 2.5 -> 1.25 mm
+        ((1, 2, 24, 20), (2, 24, 20), ((0, 2), (2, 14), (3, 13)), (2, 12, 10))
     """
     image = np.asarray(image)
     if image.ndim != 4:
@@ -75,7 +87,13 @@ def _check_label(label: np.ndarray, shape: tuple[int, ...], plan: Plan) -> np.nd
 
 def effective_spacing(geometry: CaseGeometry, shape_after_crop: tuple[int, int, int],
                       shape_after_resampling: tuple[int, int, int]) -> tuple[float, float, float]:
-    """Spacing (z, y, x) mm of the resampled grid: same field of view over the new pixel count."""
+    """Spacing (z, y, x) mm of the resampled grid: same field of view over the new pixel count.
+
+    Example:
+        >>> geometry = CaseGeometry((2, 16, 16), (8.0, 2.5, 2.5), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> effective_spacing(geometry, shape_after_crop=(2, 12, 10), shape_after_resampling=(2, 24, 21))
+        (8.0, 1.25, 1.1904761904761905)
+    """
     return (
         float(geometry.spacing[0]),
         float(geometry.spacing[1]) * shape_after_crop[1] / shape_after_resampling[1],
@@ -94,6 +112,21 @@ def revert_to_original(probabilities: np.ndarray, record: PreprocessedCase) -> n
         (K, Z, Y, X) float32 on the raw grid (``record.original.shape``): resampled in-plane
         (linear) to the cropped shape, then placed in the crop box; outside it class 0
         (background) is 1 and every other class 0.
+
+    Example:
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> case = CaseFingerprint("a", "d", spacing=(8.0, 1.25, 1.25), shape=(2, 64, 64), shape_after_crop=(2, 40, 40))
+        >>> plan = plan_experiment(Fingerprint(cases=(case,)), gpu_memory_gb=None, preset="cpu")
+        >>> geometry = CaseGeometry((2, 16, 16), (8.0, 2.5, 2.5), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> image = np.zeros((1, 2, 16, 16), np.float32); image[0, :, 2:14, 3:13] = 100
+        >>> image_pp, _, box, shape_after_crop = preprocess_arrays(image, geometry, plan)
+        >>> record = PreprocessedCase("c", "d", None, geometry, box, shape_after_crop, plan.target_spacing,
+        ...                           image_pp.shape[1:])
+        >>> probabilities = np.zeros((3,) + image_pp.shape[1:], np.float32); probabilities[1] = 1.0  # all blood pool
+        >>> back = revert_to_original(probabilities, record)
+        >>> back.shape, float(back[1, 0, 5, 5]), float(back[0, 0, 0, 0])  # inside the crop box / outside: background
+        ((3, 2, 16, 16), 1.0, 1.0)
     """
     probabilities = np.asarray(probabilities, dtype=np.float32)
     if probabilities.ndim != 4:

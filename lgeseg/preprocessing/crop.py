@@ -21,6 +21,11 @@ def body_bbox(image: np.ndarray) -> CropBox:
     2D network gains nothing from it). In-plane, a pixel is body where the image exceeds
     ``min + 5%`` of its robust range in at least half of the slices and channels; rows and
     columns with at least 3 such pixels span the box. An image without body gives the full box.
+
+    Example:
+        >>> image = np.zeros((1, 2, 8, 8), np.float32); image[0, :, 2:6, 1:7] = 100  # (C, z, y, x)
+        >>> body_bbox(image)
+        ((0, 2), (2, 6), (1, 7))
     """
     if image.ndim != 4:
         raise ValueError(f"expected an image of shape (C, z, y, x), found shape {image.shape}")
@@ -42,7 +47,13 @@ def body_bbox(image: np.ndarray) -> CropBox:
 
 
 def include_foreground(box: CropBox, label: np.ndarray) -> CropBox:
-    """Grow ``box`` so it holds every voxel of ``label`` (z, y, x) that is > 0."""
+    """Grow ``box`` so it holds every voxel of ``label`` (z, y, x) that is > 0.
+
+    Example:
+        >>> label = np.zeros((2, 8, 8), np.uint8); label[0, 1, 1] = 1  # a labelled voxel above the box
+        >>> include_foreground(((0, 2), (2, 6), (1, 7)), label)
+        ((0, 2), (1, 6), (1, 7))
+    """
     if not np.any(label):
         return box
     grown = []
@@ -54,7 +65,12 @@ def include_foreground(box: CropBox, label: np.ndarray) -> CropBox:
 
 
 def crop(array: np.ndarray, box: CropBox) -> np.ndarray:
-    """Crop the last three axes (z, y, x) of ``array`` to ``box`` (a view, no copy)."""
+    """Crop the last three axes (z, y, x) of ``array`` to ``box`` (a view, no copy).
+
+    Example:
+        >>> crop(np.arange(32).reshape(2, 4, 4), ((0, 1), (1, 3), (1, 3))).tolist()
+        [[[5, 6], [9, 10]]]
+    """
     (z0, z1), (y0, y1), (x0, x1) = box
     return array[..., z0:z1, y0:y1, x0:x1]
 
@@ -67,6 +83,13 @@ def uncrop(array: np.ndarray, box: CropBox, shape: tuple[int, int, int], fill: n
         box: where it came from, ends exclusive, voxels.
         shape: the full spatial shape (z, y, x).
         fill: value outside the box; an array broadcasts per leading index (e.g. one per class).
+
+    Example:
+        >>> uncrop(np.ones((1, 2, 2), np.uint8), ((0, 1), (1, 3), (1, 3)), shape=(1, 3, 4)).tolist()
+        [[[0, 0, 0, 0], [0, 1, 1, 0], [0, 1, 1, 0]]]
+        >>> probabilities = np.zeros((2, 1, 1, 1), np.float32)  # (classes, z, y, x): background is 1 outside
+        >>> uncrop(probabilities, ((0, 1), (0, 1), (0, 1)), shape=(1, 1, 2), fill=np.array([1.0, 0.0])).tolist()
+        [[[[0.0, 1.0]]], [[[0.0, 0.0]]]]
     """
     lead = array.shape[:-3]
     out = np.empty(lead + tuple(shape), dtype=array.dtype)

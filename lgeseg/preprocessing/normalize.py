@@ -13,6 +13,14 @@ def normalize(image: np.ndarray, config: NormalizationConfig) -> np.ndarray:
     ``minmax``: clip to the channel's ``clip_percentiles`` then scale to [0, 1].
     ``zscore``: subtract the channel's mean and divide by its standard deviation.
     A constant channel becomes all zeros.
+
+    Example:
+        >>> image = np.array([[[[0.0, 50.0, 100.0, 1000.0]]]])  # (C, z, y, x)
+        >>> [round(float(v), 3) for v in normalize(image, NormalizationConfig("minmax", (0.0, 100.0))).ravel()]
+        [0.0, 0.05, 0.1, 1.0]
+        >>> z = normalize(image, NormalizationConfig("zscore"))
+        >>> abs(round(float(z.mean()), 6)), round(float(z.std()), 3)
+        (0.0, 1.0)
     """
     out = np.empty(image.shape, dtype=np.float32)
     for index, channel in enumerate(image):

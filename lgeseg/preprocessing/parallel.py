@@ -18,6 +18,10 @@ def parallel_map(function: Callable[[In], Out], items: Iterable[In], num_workers
 
     Returns the results in the order of ``items``. ``function`` must be a module-level function
     (it is pickled). An exception in a worker is raised here.
+
+    Example:
+        >>> parallel_map(abs, [-1, 2, -3], num_workers=1, desc="demo")
+        [1, 2, 3]
     """
     items = list(items)
     if num_workers < 1:

@@ -27,6 +27,10 @@ def interpolation_matrix(old: int, new: int, order: int) -> sparse.csr_matrix:
     """Sparse (new, old) float32 matrix resampling a 1D signal of ``old`` samples to ``new``.
 
     ``order``: 0 nearest, 1 linear, 3 cubic spline; borders repeat the edge value.
+
+    Example:
+        >>> interpolation_matrix(2, 4, order=1).toarray().tolist()  # each new sample from the old two
+        [[1.0, 0.0], [0.75, 0.25], [0.25, 0.75], [0.0, 1.0]]
     """
     if order not in (0, 1, 3):
         raise ValueError(f"interpolation order must be 0, 1 or 3, found {order}")
@@ -62,6 +66,10 @@ def resample_inplane(array: np.ndarray, new_yx: tuple[int, int], order: int) -> 
 
     Returns:
         float32 array (..., new_y, new_x); the input itself (as float32) when the size is unchanged.
+
+    Example:
+        >>> resample_inplane(np.array([[0.0, 2.0], [4.0, 6.0]]), (4, 4), order=1)[0].tolist()
+        [0.0, 0.5, 1.5, 2.0]
     """
     array = np.asarray(array, dtype=np.float32)
     old_y, old_x = array.shape[-2:]
@@ -85,6 +93,16 @@ def resample_label_inplane(label: np.ndarray, new_yx: tuple[int, int], label_val
     Only values in ``label_values`` can come out, so no label is ever invented; ties go to the
     lower value. Only the window around the foreground is interpolated (background elsewhere),
     and background's probability is one minus the others' (linear weights sum to one). Returns uint8.
+
+    Example:
+        >>> label = np.zeros((1, 4, 4), np.uint8); label[0, 1:3, 1:3] = 2
+        >>> resample_label_inplane(label, (8, 8), label_values=(0, 1, 2))[0, 1:7, 1:7]
+        array([[0, 0, 0, 0, 0, 0],
+               [0, 2, 2, 2, 2, 0],
+               [0, 2, 2, 2, 2, 0],
+               [0, 2, 2, 2, 2, 0],
+               [0, 2, 2, 2, 2, 0],
+               [0, 0, 0, 0, 0, 0]], dtype=uint8)
     """
     new_y, new_x = int(new_yx[0]), int(new_yx[1])
     out = np.zeros(label.shape[:-2] + (new_y, new_x), dtype=np.uint8)

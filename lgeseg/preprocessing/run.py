@@ -36,7 +36,24 @@ def _source_files(case: RawCase) -> tuple[str, ...]:
 
 def is_up_to_date(case: RawCase, case_dir: Path, plan_hash: str) -> bool:
     """True when ``case_dir/<case>.npz``/``.json`` exist, were made with this plan from these
-    source files, and are newer than every source file."""
+    source files, and are newer than every source file.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.fingerprint import extract_fingerprint
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> raw = generate_multicenter(Path(tmp.name) / "raw", cases_per_center=1, centers=(1,), in_plane_size=32)[0]
+        >>> plan = plan_experiment(extract_fingerprint([raw]), gpu_memory_gb=None, preset="cpu")
+        >>> case = list_cases(raw)[0]
+        >>> is_up_to_date(case, Path(tmp.name) / "pre", plan_fingerprint(plan))
+        False
+        >>> _ = preprocess_case(case, Path(tmp.name) / "pre", plan)
+        >>> is_up_to_date(case, Path(tmp.name) / "pre", plan_fingerprint(plan))
+        True
+        >>> tmp.cleanup()
+    """
     npz, record_path = case_dir / f"{case.case_id}.npz", case_dir / f"{case.case_id}.json"
     if not (npz.is_file() and record_path.is_file()):
         return False
@@ -61,6 +78,19 @@ def preprocess_case(case: RawCase, case_dir: Path, plan: Plan, plan_hash: str | 
 
     The ``.npz`` is written first and the ``.json`` last, both atomically, so a case whose
     ``.json`` exists is complete. Returns the ``.npz`` path.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.fingerprint import extract_fingerprint
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> raw = generate_multicenter(Path(tmp.name) / "raw", cases_per_center=1, centers=(1,), in_plane_size=32)[0]
+        >>> plan = plan_experiment(extract_fingerprint([raw]), gpu_memory_gb=None, preset="cpu")
+        >>> npz = preprocess_case(list_cases(raw)[0], Path(tmp.name) / "pre", plan)
+        >>> npz.name, sorted(p.name for p in npz.parent.iterdir())
+        ('c1_000.npz', ['c1_000.json', 'c1_000.npz'])
+        >>> tmp.cleanup()
     """
     channels = []
     geometry = None
@@ -121,6 +151,20 @@ def run_preprocessing(
 
     Returns:
         The ``.npz`` paths of all cases, in dataset then case order.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.fingerprint import extract_fingerprint
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> raw = generate_multicenter(tmp / "raw", cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> plan = plan_experiment(extract_fingerprint([raw]), gpu_memory_gb=None, preset="cpu")
+        >>> [p.relative_to(tmp).as_posix() for p in run_preprocessing([raw], tmp / "pre", plan)]
+        ['pre/center1/c1_000.npz', 'pre/center1/c1_001.npz']
+        >>> sorted(p.name for p in (tmp / "pre").iterdir())
+        ['center1', 'plans.json']
+        >>> shutil.rmtree(tmp)
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -150,6 +194,19 @@ def load_preprocessed(pre_dir: Path, datasets: list[str] | None = None) -> list[
     Returns:
         (record, ``.npz`` path) per case, sorted by dataset then case id. Raises
         ``FileNotFoundError`` naming a missing dataset folder or a record without its ``.npz``.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.fingerprint import extract_fingerprint
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> raw = generate_multicenter(tmp / "raw", cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> _ = run_preprocessing([raw], tmp / "pre", plan_experiment(extract_fingerprint([raw]), None, "cpu"))
+        >>> record, npz = load_preprocessed(tmp / "pre")[0]
+        >>> record.case_id, record.dataset, record.original.shape, npz.name
+        ('c1_000', 'center1', (6, 32, 32), 'c1_000.npz')
+        >>> shutil.rmtree(tmp)
     """
     pre_dir = Path(pre_dir)
     if not pre_dir.is_dir():
@@ -173,7 +230,21 @@ def load_preprocessed(pre_dir: Path, datasets: list[str] | None = None) -> list[
 
 
 def load_case_arrays(npz_path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """Read a preprocessed case: (image float32 (C, z, y, x), label uint8 (z, y, x) or None)."""
+    """Read a preprocessed case: (image float32 (C, z, y, x), label uint8 (z, y, x) or None).
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.fingerprint import extract_fingerprint
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> raw = generate_multicenter(tmp / "raw", cases_per_center=1, centers=(1,), in_plane_size=32)[0]
+        >>> npz = run_preprocessing([raw], tmp / "pre", plan_experiment(extract_fingerprint([raw]), None, "cpu"))[0]
+        >>> image, label = load_case_arrays(npz)
+        >>> image.dtype, image.ndim, label.dtype, sorted(np.unique(label).tolist())
+        (dtype('float32'), 4, dtype('uint8'), [0, 1, 2])
+        >>> shutil.rmtree(tmp)
+    """
     with np.load(npz_path) as data:
         image = data["image"]
         label = data["label"] if "label" in data.files else None
