@@ -147,7 +147,14 @@ class ParsedDataset:
 
 
 def region_labels_problem(labels: Any) -> str:
-    """Explain why nnU-Net region labels (a list of values per name) cannot be trained; ``""`` if there are none."""
+    """Explain why nnU-Net region labels (a list of values per name) cannot be trained; ``""`` if there are none.
+
+    Example:
+        >>> region_labels_problem({"background": 0, "blood_pool": 1, "myocardium": 2})
+        ''
+        >>> region_labels_problem({"background": 0, "lv": [1, 2]})[:64]
+        "field 'labels' declares nnU-Net region-based labels (lv: [1, 2])"
+    """
     if not isinstance(labels, dict):
         return ""
     regions = {str(k): v for k, v in labels.items() if isinstance(v, (list, tuple))}
@@ -163,6 +170,15 @@ def read_evaluation_labels(path: str | Path) -> dict[str, int | list[int]]:
     """The ``labels`` field of a dataset.json for scoring: name -> value, or -> list of values (a region).
 
     Raises ``ValueError`` naming the file when the field is missing or holds anything else.
+
+    Example:
+        >>> import json, tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "dataset.json"
+        >>> _ = path.write_text(json.dumps({"labels": {"background": 0, "scar": 1, "lv": [1, 2]}}))
+        >>> read_evaluation_labels(path)
+        {'background': 0, 'scar': 1, 'lv': [1, 2]}
+        >>> tmp.cleanup()
     """
     path = Path(path)
     raw = load_json(path)
@@ -192,6 +208,16 @@ def resolve_dataset(spec: str | Path, raw_root: str | Path | None) -> Path:
         The folder (``spec`` itself when it exists or does not look like an id). Raises
         ``FileNotFoundError`` naming what was looked for when ``spec`` is an id without exactly one
         ``DatasetNNN_*`` folder under ``raw_root``.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> (Path(tmp.name) / "Dataset004_LGE").mkdir()
+        >>> resolve_dataset("4", tmp.name).name, resolve_dataset("Dataset004", tmp.name).name
+        ('Dataset004_LGE', 'Dataset004_LGE')
+        >>> resolve_dataset(Path(tmp.name) / "Dataset004_LGE", raw_root=None).name  # a folder is taken as it is
+        'Dataset004_LGE'
+        >>> tmp.cleanup()
     """
     path = Path(spec)
     if path.is_dir():
@@ -227,7 +253,12 @@ def split_channel_suffix(path: str | Path) -> tuple[str, int | None]:
 
 
 def strip_path(err: BaseException, path: Path) -> str:
-    """The message of ``err`` without a leading ``"<path>: "`` (a Problem names the path itself)."""
+    """The message of ``err`` without a leading ``"<path>: "`` (a Problem names the path itself).
+
+    Example:
+        >>> strip_path(ValueError("/data/raw/dataset.json: not JSON"), Path("/data/raw/dataset.json"))
+        'not JSON'
+    """
     text = str(err)
     prefix = f"{path}: "
     return text[len(prefix):] if text.startswith(prefix) else text
@@ -349,7 +380,22 @@ _FIELDS = {"channel_names": ("error", '{"0": "LGE"}'), "labels": ("error", '{"ba
 
 
 def read_dataset_json(path: Path) -> tuple[DatasetJson, list[Problem]]:
-    """Parse one ``dataset.json``: what it declares (None per unusable field) and its problems."""
+    """Parse one ``dataset.json``: what it declares (None per unusable field) and its problems.
+
+    Example:
+        >>> import json, tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "dataset.json"
+        >>> _ = path.write_text(json.dumps({"channel_names": {"0": "LGE"}, "numTraining": 2,
+        ...                                 "labels": {"background": 0, "blood_pool": 1, "myocardium": 2}}))
+        >>> declared, problems = read_dataset_json(path)
+        >>> declared.channel_names, declared.num_training, declared.file_ending
+        ({'0': 'LGE'}, 2, None)
+        >>> for problem in problems:
+        ...     print(problem.severity, problem.message)
+        error missing field 'file_ending' (e.g. ".nii.gz")
+        >>> tmp.cleanup()
+    """
     if not path.is_file():
         text = "dataset.json not found; it must declare channel_names, labels, numTraining and file_ending"
         return DatasetJson(), [Problem.error(path, text)]
@@ -450,6 +496,17 @@ def scan_subset(dataset_dir: Path, subset: str, declared: DatasetJson) -> tuple[
     Returns:
         (cases sorted by id, problems). A file with an unsupported ending, without channel suffix or
         holding a second copy of a channel is reported and left out.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> raw = generate_multicenter(tmp.name, cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> (raw / "imagesTr" / "c1_001_0000.nii.gz").unlink()
+        >>> cases, problems = scan_subset(raw, "Tr", read_dataset_json(raw / "dataset.json")[0])
+        >>> [case.case_id for case in cases], [problem.message for problem in problems]
+        (['c1_000'], ['label without image: expected imagesTr/c1_001_0000.nii.gz'])
+        >>> tmp.cleanup()
     """
     problems: list[Problem] = []
     images_dir, labels_dir = dataset_dir / f"images{subset}", dataset_dir / f"labels{subset}"

@@ -81,6 +81,14 @@ def body_mask(image: np.ndarray) -> np.ndarray:
         bool (z, y, x) mask: Otsu threshold on in-plane smoothed (1 px) log intensities, closing,
         largest 3D connected component, convex hull per slice.
         Falls back to all voxels when the image is constant or the mask comes out (nearly) empty.
+
+    Example:
+        >>> yy, xx = np.mgrid[:32, :32]
+        >>> body = (yy - 16) ** 2 + (xx - 16) ** 2 < 100  # a disc of tissue in air
+        >>> image = np.where(body, 200.0, 1.0) + np.random.default_rng(0).normal(0, 5, (2, 32, 32))
+        >>> mask = body_mask(image)
+        >>> mask.shape, bool(mask[0, 16, 16]), bool(mask[1, 0, 0])
+        ((2, 32, 32), True, False)
     """
     image = np.asarray(image, dtype=np.float32)
     finite = image[np.isfinite(image)]
@@ -126,6 +134,11 @@ def normalized_body_values(image: np.ndarray, mask: np.ndarray | None = None) ->
 
     Returns:
         1D float64 array; about 99 % of the values fall in [0, 1].
+
+    Example:
+        >>> values = normalized_body_values(np.random.default_rng(0).gamma(2, 50, (2, 32, 32)))
+        >>> values.ndim, round(float(np.percentile(values, 0.5)), 3), round(float(np.percentile(values, 99.5)), 3)
+        (1, 0.0, 1.0)
     """
     values = _body_values(image, mask)
     low, high = np.percentile(values, NORMALIZATION_PERCENTILES)
@@ -222,6 +235,16 @@ def write_reference(model_dir: str | Path, references: HistogramReference | Sequ
 
     Returns:
         path of the written file.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> reference = fit_reference([np.random.default_rng(0).gamma(2, 50, (2, 32, 32))])
+        >>> write_reference(Path(tmp.name) / "model", reference).name
+        'harmonization_reference.json'
+        >>> load_reference(Path(tmp.name) / "model") == [reference]
+        True
+        >>> tmp.cleanup()
     """
     refs = [references] if isinstance(references, HistogramReference) else list(references)
     if not refs:
@@ -237,6 +260,14 @@ def load_reference(model_dir: str | Path) -> list[HistogramReference]:
     Returns:
         list of ``HistogramReference``, one per channel. Raises ``FileNotFoundError`` that says how
         to create the file (``lgeseg_harmonize fit-reference``) when it is missing.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> _ = write_reference(tmp.name, [fit_reference([np.random.default_rng(0).gamma(2, 50, (2, 32, 32))])])
+        >>> [reference.num_images for reference in load_reference(tmp.name)]  # one reference per channel
+        [1]
+        >>> tmp.cleanup()
     """
     path = Path(model_dir) / REFERENCE_FILE
     if not path.is_file():
@@ -256,6 +287,15 @@ def match_channels(images: np.ndarray, references: Sequence[HistogramReference])
     """Histogram-match every channel of a (C, z, y, x) image with its own reference.
 
     Raises ``ValueError`` when the number of channels and references differ.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> reference = fit_reference([rng.gamma(2, 50, (2, 32, 32))])
+        >>> image = rng.gamma(2, 50, (2, 2, 32, 32))  # (C, z, y, x)
+        >>> image[1] = 3.0 * image[1] + 400.0  # the second channel on another scale
+        >>> matched = match_channels(image, [reference, reference])
+        >>> matched.shape, bool(abs(np.median(matched[1]) / np.median(matched[0]) - 1) < 0.1)
+        ((2, 2, 32, 32), True)
     """
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 4 or images.shape[0] != len(references):
