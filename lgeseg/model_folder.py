@@ -82,7 +82,16 @@ class LoadedModel:
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` (tensors, state dicts, numbers, strings, lists, dicts) to ``path`` atomically."""
+    """Write ``payload`` (tensors, state dicts, numbers, strings, lists, dicts) to ``path`` atomically.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> save_checkpoint(Path(tmp.name) / "checkpoint_final.pt", {"network": {"w": torch.ones(2)}, "epoch": 3})
+        >>> load_checkpoint(Path(tmp.name) / "checkpoint_final.pt")["epoch"]
+        3
+        >>> tmp.cleanup()
+    """
     with atomic_output(path) as tmp:
         torch.save(payload, tmp)
 
@@ -94,6 +103,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     the file when it is empty, truncated or damaged (not a complete archive as ``torch.save`` writes),
     and ``ValueError`` naming the file when it is a complete file that is not a plain-data checkpoint
     (for example one crafted to run code on load).
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> save_checkpoint(Path(tmp.name) / "checkpoint_best.pt", {"network": {"w": torch.arange(3.0)}})
+        >>> load_checkpoint(Path(tmp.name) / "checkpoint_best.pt")["network"]["w"].tolist()
+        [0.0, 1.0, 2.0]
+        >>> tmp.cleanup()
     """
     path = Path(path)
     if not path.is_file():
@@ -127,7 +144,22 @@ def _first_line(err: BaseException) -> str:
 
 def write_model_metadata(model_dir: str | Path, plan: Plan, info: ModelInfo,
                          fingerprint: Fingerprint | None = None) -> None:
-    """Write ``plans.json``, ``model.json`` and (if given) ``fingerprint.json`` into ``model_dir``."""
+    """Write ``plans.json``, ``model.json`` and (if given) ``fingerprint.json`` into ``model_dir``.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.records import CaseFingerprint
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (10, 64, 64), (10, 40, 40)),))
+        >>> plan = plan_experiment(fingerprint, gpu_memory_gb=None, preset="cpu")
+        >>> labels = {"background": 0, "blood_pool": 1, "myocardium": 2}
+        >>> info = ModelInfo("0.1.0", labels, {"0": "LGE"}, recipe={}, augmentation="none", datasets=("d",))
+        >>> write_model_metadata(tmp.name, plan, info, fingerprint)
+        >>> sorted(p.name for p in Path(tmp.name).iterdir())
+        ['fingerprint.json', 'model.json', 'plans.json']
+        >>> tmp.cleanup()
+    """
     model_dir = Path(model_dir)
     save_json(plan, model_dir / "plans.json")
     save_json(info, model_dir / "model.json")
@@ -140,6 +172,20 @@ def read_model_metadata(model_dir: str | Path) -> tuple[Plan, ModelInfo]:
 
     Raises ``FileNotFoundError``/``ValueError`` naming the folder and the missing or bad file (and
     its bad fields: see ``lgeseg.checks``).
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.records import CaseFingerprint
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (10, 64, 64), (10, 40, 40)),))
+        >>> labels = {"background": 0, "blood_pool": 1, "myocardium": 2}
+        >>> info = ModelInfo("0.1.0", labels, {"0": "LGE"}, recipe={}, augmentation="none", datasets=("d",))
+        >>> write_model_metadata(tmp.name, plan_experiment(fingerprint, None, "cpu"), info)
+        >>> plan, read_back = read_model_metadata(tmp.name)
+        >>> plan.preset, read_back == info
+        ('cpu', True)
+        >>> tmp.cleanup()
     """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
@@ -152,7 +198,18 @@ def read_model_metadata(model_dir: str | Path) -> tuple[Plan, ModelInfo]:
 
 
 def read_model_info(path: str | Path) -> ModelInfo:
-    """Read and check ``model.json``; ``InvalidInputError`` names the file and every bad field."""
+    """Read and check ``model.json``; ``InvalidInputError`` names the file and every bad field.
+
+    Example:
+        >>> import json, tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> labels = {"background": 0, "blood_pool": 1, "myocardium": 2}
+        >>> info = ModelInfo("0.1.0", labels, {"0": "LGE"}, recipe={}, augmentation="none", datasets=("d",))
+        >>> save_json(info, Path(tmp.name) / "model.json")
+        >>> read_model_info(Path(tmp.name) / "model.json").postprocessing
+        'lcc'
+        >>> tmp.cleanup()
+    """
     data = load_json(path)
     try:
         info = ModelInfo.from_dict(data) if isinstance(data, dict) else None
@@ -168,6 +225,14 @@ def find_checkpoint(model_dir: str | Path, checkpoint: str = "final") -> Path:
     """Return the path of ``checkpoint_<checkpoint>.pt``; with ``"final"`` fall back to best, then latest.
 
     Raises ``FileNotFoundError`` naming the folder when none exists.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> save_checkpoint(Path(tmp.name) / "checkpoint_best.pt", {"network": {}})
+        >>> find_checkpoint(tmp.name).name  # no checkpoint_final.pt: the best one
+        'checkpoint_best.pt'
+        >>> tmp.cleanup()
     """
     model_dir = Path(model_dir)
     order = [checkpoint] + ([n for n in CHECKPOINT_NAMES if n != checkpoint] if checkpoint == "final" else [])
@@ -188,6 +253,26 @@ def load_model(model_dir: str | Path, device: str | torch.device = "cpu", checkp
 
     Returns:
         ``LoadedModel`` with the network in eval mode and deep supervision off.
+
+    Example:
+        >>> import dataclasses, tempfile
+        >>> from lgeseg.network import build_unet
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> from lgeseg.records import CaseFingerprint
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (10, 64, 64), (10, 40, 40)),))
+        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
+        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
+        >>> labels = {"background": 0, "blood_pool": 1, "myocardium": 2}
+        >>> info = ModelInfo("0.1.0", labels, {"0": "LGE"}, recipe={}, augmentation="none", datasets=("d",))
+        >>> write_model_metadata(tmp.name, plan, info)
+        >>> weights = build_unet(plan.topology, seed=0).state_dict()
+        >>> save_checkpoint(Path(tmp.name) / "checkpoint_final.pt", {"network": weights})
+        >>> model = load_model(tmp.name)  # untrained weights here; a trained model folder loads the same way
+        >>> model.network.training, tuple(model.network(torch.zeros(1, 1, 32, 32))[0].shape)  # (slices, classes, y, x)
+        (False, (1, 3, 32, 32))
+        >>> tmp.cleanup()
     """
     from lgeseg.network import build_unet  # deferred: lgeseg_predict starts before any network is built
 
