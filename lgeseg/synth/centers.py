@@ -141,6 +141,11 @@ def get_profile(center: int | str) -> CenterProfile:
     """Return the profile of ``center``: 1..4, ``"1"``, ``"center1"`` or ``"c1"``.
 
     Raises ``ValueError`` naming the accepted values for anything else.
+
+    Example:
+        >>> profile = get_profile("center2")
+        >>> profile.number, profile.vendor, get_profile(2) is profile
+        (2, 'Philips', True)
     """
     text = str(center).strip().lower()
     for prefix in ("center", "c"):

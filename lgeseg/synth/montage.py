@@ -16,7 +16,13 @@ CONTOUR_COLOURS = {1: "#ffdd00", 2: "#00c8ff"}
 
 
 def mid_slice(label: np.ndarray) -> int:
-    """Index of the slice (axis 0) at the middle of the labelled slices, or the middle slice."""
+    """Index of the slice (axis 0) at the middle of the labelled slices, or the middle slice.
+
+    Example:
+        >>> label = np.zeros((6, 4, 4), np.uint8); label[1:4, 1, 1] = 1  # slices 1-3 labelled
+        >>> mid_slice(label), mid_slice(np.zeros((6, 4, 4)))
+        (2, 3)
+    """
     labelled = np.nonzero(label.reshape(label.shape[0], -1).any(axis=1))[0]
     if labelled.size == 0:
         return label.shape[0] // 2
@@ -28,6 +34,12 @@ def crop_around_label(image: np.ndarray, label: np.ndarray, spacing_yx: tuple[fl
     """Crop 2D ``image`` and ``label`` (y, x) to ``crop_mm`` around the labelled region's centre.
 
     ``spacing_yx`` is in mm; ``crop_mm=None`` or an empty label keeps the whole slice.
+
+    Example:
+        >>> label = np.zeros((40, 40), np.uint8); label[18:22, 18:22] = 1
+        >>> image, cropped = crop_around_label(np.ones((40, 40)), label, spacing_yx=(2.0, 2.0), crop_mm=40.0)
+        >>> image.shape, int(cropped.sum())  # 40 mm at 2 mm per pixel, the label kept whole
+        ((20, 20), 16)
     """
     if crop_mm is None or not label.any():
         return image, label
@@ -68,6 +80,15 @@ def write_montage(dataset_dirs: Sequence[str | Path], png_path: str | Path, case
         ``png_path``. Each panel is windowed to its own 0.5-99.5 percentile range, as a reader
         would; its title gives the case, slice and the whole volume's intensity range. Yellow:
         endocardium (blood pool), cyan: epicardium (outer border of the myocardium).
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> folders = generate_multicenter(tmp.name, cases_per_center=1, centers=(1, 2), in_plane_size=32)
+        >>> write_montage(folders, Path(tmp.name) / "montage.png", cases_per_dataset=1).stat().st_size > 0
+        True
+        >>> tmp.cleanup()
     """
     import matplotlib  # deferred: matplotlib loads only when a montage is drawn
 

@@ -24,7 +24,12 @@ GENERATOR = "lgeseg.synth"
 
 
 def case_id(center: int, index: int) -> str:
-    """Case identifier ``c<center>_<nnn>``, e.g. ``c1_000``."""
+    """Case identifier ``c<center>_<nnn>``, e.g. ``c1_000``.
+
+    Example:
+        >>> case_id(3, 7)
+        'c3_007'
+    """
     return f"c{center}_{index:03d}"
 
 
@@ -41,7 +46,13 @@ def _case_summary(case: SyntheticCase) -> dict[str, Any]:
 
 
 def dataset_json(profile: CenterProfile, num_training: int, seed: int, cases: dict[str, Any]) -> dict[str, Any]:
-    """The ``dataset.json`` of one synthetic center (nnU-Net v2 fields plus lgeseg's center fields)."""
+    """The ``dataset.json`` of one synthetic center (nnU-Net v2 fields plus lgeseg's center fields).
+
+    Example:
+        >>> meta = dataset_json(get_profile(1), num_training=2, seed=0, cases={})
+        >>> meta["labels"], meta["file_ending"], meta["center"]
+        ({'background': 0, 'blood_pool': 1, 'myocardium': 2}, '.nii.gz', 'center1')
+    """
     return {
         "channel_names": {"0": "LGE"},
         "labels": dict(LABELS),
@@ -81,6 +92,14 @@ def write_center(out_dir: str | Path, center: int | str, cases: int, seed: int, 
 
     Images are stored in the center's dtype (int16, uint8 or float32), labels as uint8;
     ``dataset.json`` is written last, so a folder with a ``dataset.json`` is complete.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> folder = write_center(tmp.name, 2, cases=1, seed=0, in_plane_size=32)
+        >>> folder.name, sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.*"))
+        ('center2', ['dataset.json', 'imagesTr/c2_000_0000.nii.gz', 'labelsTr/c2_000.nii.gz'])
+        >>> tmp.cleanup()
     """
     profile = get_profile(center)
     dataset_dir = Path(out_dir) / profile.name
@@ -115,9 +134,12 @@ def generate_multicenter(out_dir: str | Path, cases_per_center: int = 10, seed: 
         The dataset folders, in the order of ``centers``.
 
     Example:
-        >>> folders = generate_multicenter("/tmp/synth", cases_per_center=2, seed=0)
-        >>> [f.name for f in folders]
-        ['center1', 'center2', 'center3', 'center4']
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> folders = generate_multicenter(tmp.name, cases_per_center=2, seed=0, in_plane_size=32)
+        >>> [f.name for f in folders], sorted(p.name for p in (folders[0] / "imagesTr").iterdir())
+        (['center1', 'center2', 'center3', 'center4'], ['c1_000_0000.nii.gz', 'c1_001_0000.nii.gz'])
+        >>> tmp.cleanup()
     """
     if cases_per_center < 1:
         raise ValueError(f"cases_per_center must be at least 1, found {cases_per_center}")

@@ -49,13 +49,23 @@ class SyntheticCase:
 
 
 def case_rng(seed: int, center: int, index: int) -> np.random.Generator:
-    """The generator of case ``index`` of ``center`` for ``seed``."""
+    """The generator of case ``index`` of ``center`` for ``seed``.
+
+    Example:
+        >>> int(case_rng(0, 1, 2).integers(100)) == int(case_rng(0, 1, 2).integers(100))  # same case, same draws
+        True
+    """
     return np.random.default_rng([int(seed), int(center), int(index)])
 
 
 def is_scar_free(seed: int, center: int, index: int) -> bool:
     """Whether case ``index`` has no infarct: every third case of a center (offset by seed and
-    center), so even a small dataset has about one third healthy subjects, like EMIDEC."""
+    center), so even a small dataset has about one third healthy subjects, like EMIDEC.
+
+    Example:
+        >>> [is_scar_free(seed=0, center=1, index=i) for i in range(6)]
+        [False, False, True, False, False, True]
+    """
     return (int(seed) + int(center) + int(index)) % 3 == 0
 
 
@@ -67,6 +77,11 @@ def sample_acquisition(profile: CenterProfile, rng: np.random.Generator, in_plan
     ``num_slices`` overrides the slice count, keeping the thickness and gap. The gap is drawn only for
     centers that have one (so the other centers' cases do not depend on it); their stacks span at most
     ``MAX_GAPPED_COVERAGE_MM`` unless ``num_slices`` is given.
+
+    Example:
+        >>> acquisition = sample_acquisition(get_profile(1), case_rng(0, 1, 0), in_plane_size=32)
+        >>> acquisition.shape, acquisition.spacing  # the center's field of view on a 32 x 32 matrix
+        ((7, 32, 32), (13.0, 10.716, 10.716))
     """
     spacing = float(round(rng.uniform(*profile.in_plane_spacing_mm), 3))
     thickness = float(rng.choice(profile.slice_thickness_mm))
@@ -145,6 +160,13 @@ def sample_anatomy(subject: anatomy.Subject, acq: Acquisition) -> np.ndarray:
     Slice centres are ``acq.spacing[0]`` apart (thickness plus gap); sub-slices are spread evenly
     through the thickness, at most ``SUB_SLICE_MM`` apart, at the
     in-plane voxel centres. Returns int8 tissue classes of shape (n_sub, z, y, x).
+
+    Example:
+        >>> rng = case_rng(0, 1, 0)
+        >>> acquisition = sample_acquisition(get_profile(1), rng, in_plane_size=32)
+        >>> classes = sample_anatomy(anatomy.sample_subject(rng, scar_free=True), acquisition)
+        >>> classes.dtype, classes.shape[1:]  # (sub-slices, z, y, x)
+        (dtype('int8'), (7, 32, 32))
     """
     nz, ny, nx = acq.shape
     thickness = acq.slice_thickness
@@ -181,6 +203,11 @@ def synthesize_case(center: int | str, index: int, seed: int, in_plane_size: int
     """Generate case ``index`` of ``center`` (1..4) for ``seed``, with everything needed to check it.
 
     See ``generate_case`` for the arguments. Returns a ``SyntheticCase``.
+
+    Example:
+        >>> case = synthesize_case(1, index=0, seed=0, in_plane_size=32)
+        >>> case.image.shape, sorted(np.unique(case.label).tolist()), bool(case.scar.any())
+        ((6, 32, 32), [0, 1, 2], True)
     """
     profile = get_profile(center)
     rng = case_rng(seed, profile.number, index)
