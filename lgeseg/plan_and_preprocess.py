@@ -20,7 +20,22 @@ logger = logging.getLogger(__name__)
 
 
 def validate_datasets(dataset_dirs: list[Path], allow_unusual_spacing: bool = False) -> None:
-    """Raise ``ValueError`` listing every error ``lgeseg.validation.validate_dataset`` finds; log warnings."""
+    """Raise ``ValueError`` listing every error ``lgeseg.validation.validate_dataset`` finds; log warnings.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> raw = generate_multicenter(tmp.name, cases_per_center=1, centers=(1,), in_plane_size=32)[0]
+        >>> validate_datasets([raw])  # a valid dataset: nothing happens
+        >>> (raw / "labelsTr" / "c1_000.nii.gz").unlink()
+        >>> validate_datasets([raw])
+        Traceback (most recent call last):
+        ...
+        ValueError: invalid dataset(s):
+          .../c1_000_0000.nii.gz: image without label: expected labelsTr/c1_000.nii.gz
+        >>> tmp.cleanup()
+    """
     errors: list[str] = []
     for directory in dataset_dirs:
         for problem in validate_dataset(directory, allow_unusual_spacing=allow_unusual_spacing):
@@ -78,6 +93,18 @@ def plan_and_preprocess(
 
     Returns:
         (the plan used, the ``.npz`` paths of all preprocessed cases).
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> raws = generate_multicenter(tmp / "raw", cases_per_center=1, centers=(1, 2), in_plane_size=32)
+        >>> plan, paths = plan_and_preprocess(raws, tmp / "pre", preset="cpu")
+        >>> plan.preset, [p.relative_to(tmp / "pre").as_posix() for p in paths]
+        ('cpu', ['center1/c1_000.npz', 'center2/c2_000.npz'])
+        >>> sorted(p.name for p in (tmp / "pre").iterdir())
+        ['center1', 'center2', 'fingerprint.json', 'plans.json']
+        >>> import shutil; shutil.rmtree(tmp)
     """
     dataset_dirs = [Path(d) for d in dataset_dirs]
     out_dir = Path(out_dir)

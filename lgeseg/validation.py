@@ -41,7 +41,12 @@ _PROGRESS_MIN_CASES = 16
 
 
 def count_problems(problems: Iterable[Problem]) -> tuple[int, int]:
-    """Return (number of errors, number of warnings) in ``problems``."""
+    """Return (number of errors, number of warnings) in ``problems``.
+
+    Example:
+        >>> count_problems([Problem.error("a.nii.gz", "unreadable"), Problem("warning", "b.nii.gz", "empty label")])
+        (1, 1)
+    """
     problems = list(problems)
     errors = sum(p.severity == "error" for p in problems)
     return errors, len(problems) - errors
