@@ -53,6 +53,24 @@ def build_model_card(model_dir: str | Path, intended_use: str | None = None) -> 
     Returns:
         A JSON-ready dict: ``model``, ``task``, ``training_data``, ``budget``, ``validation``,
         ``intended_use``. Raises ``FileNotFoundError``/``ValueError`` for an incomplete folder.
+
+    Example:
+        >>> import dataclasses, tempfile
+        >>> from lgeseg.model_folder import ModelInfo, save_checkpoint, write_model_metadata
+        >>> from lgeseg.network import build_unet
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (9, 64, 64), (9, 40, 40)),))
+        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
+        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
+        >>> write_model_metadata(tmp / "model", plan, ModelInfo("0.1.0", plan.labels, {"0": "LGE"}, {}, "none", ("d",)))
+        >>> save_checkpoint(tmp / "model" / "checkpoint_final.pt", {"network": build_unet(plan.topology).state_dict()})
+        >>> card = build_model_card(tmp / "model")
+        >>> card["task"]["labels"], card["task"]["patch_size"], card["intended_use"] == DEFAULT_INTENDED_USE
+        ({'background': 0, 'blood_pool': 1, 'myocardium': 2}, [32, 32], True)
+        >>> import shutil; shutil.rmtree(tmp)
     """
     # deferred: model_folder loads torch; lgeseg_export_model and lgeseg_install_model start without it
     from lgeseg.model_folder import read_model_metadata
@@ -82,7 +100,26 @@ def build_model_card(model_dir: str | Path, intended_use: str | None = None) -> 
 
 
 def write_model_card(model_dir: str | Path, intended_use: str | None = None) -> dict[str, Any]:
-    """Build the card (``build_model_card``) and store it in ``model_dir/model.json``; returns it."""
+    """Build the card (``build_model_card``) and store it in ``model_dir/model.json``; returns it.
+
+    Example:
+        >>> import dataclasses, tempfile
+        >>> from lgeseg.model_folder import ModelInfo, save_checkpoint, write_model_metadata
+        >>> from lgeseg.network import build_unet
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (9, 64, 64), (9, 40, 40)),))
+        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
+        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
+        >>> write_model_metadata(tmp / "model", plan, ModelInfo("0.1.0", plan.labels, {"0": "LGE"}, {}, "none", ("d",)))
+        >>> save_checkpoint(tmp / "model" / "checkpoint_final.pt", {"network": build_unet(plan.topology).state_dict()})
+        >>> card = write_model_card(tmp / "model", intended_use="Research on the phantom only.")
+        >>> load_json(tmp / "model" / "model.json")["model_card"]["intended_use"]
+        'Research on the phantom only.'
+        >>> import shutil; shutil.rmtree(tmp)
+    """
     from lgeseg.model_folder import read_model_metadata  # deferred: torch, as in build_model_card
 
     model_dir = Path(model_dir)
@@ -93,7 +130,25 @@ def write_model_card(model_dir: str | Path, intended_use: str | None = None) -> 
 
 
 def model_card(model_dir: str | Path) -> dict[str, Any]:
-    """The card stored in ``model.json``, or one built from the folder when none is stored (older models)."""
+    """The card stored in ``model.json``, or one built from the folder when none is stored (older models).
+
+    Example:
+        >>> import dataclasses, tempfile
+        >>> from lgeseg.model_folder import ModelInfo, save_checkpoint, write_model_metadata
+        >>> from lgeseg.network import build_unet
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (9, 64, 64), (9, 40, 40)),))
+        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
+        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
+        >>> write_model_metadata(tmp / "model", plan, ModelInfo("0.1.0", plan.labels, {"0": "LGE"}, {}, "none", ("d",)))
+        >>> save_checkpoint(tmp / "model" / "checkpoint_final.pt", {"network": build_unet(plan.topology).state_dict()})
+        >>> model_card(tmp / "model")["budget"]["augmentation"]  # no card stored yet: built from the folder
+        'none'
+        >>> import shutil; shutil.rmtree(tmp)
+    """
     from lgeseg.model_folder import read_model_metadata  # deferred: torch, as in build_model_card
 
     _, info = read_model_metadata(model_dir)
@@ -111,7 +166,25 @@ def _value(value: Any) -> str:
 
 
 def format_model_card(card: dict[str, Any]) -> str:
-    """The card as plain text, one ``section.key: value`` line per field, for a terminal."""
+    """The card as plain text, one ``section.key: value`` line per field, for a terminal.
+
+    Example:
+        >>> import dataclasses, tempfile
+        >>> from lgeseg.model_folder import ModelInfo, save_checkpoint, write_model_metadata
+        >>> from lgeseg.network import build_unet
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (9, 64, 64), (9, 40, 40)),))
+        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
+        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
+        >>> write_model_metadata(tmp / "model", plan, ModelInfo("0.1.0", plan.labels, {"0": "LGE"}, {}, "none", ("d",)))
+        >>> save_checkpoint(tmp / "model" / "checkpoint_final.pt", {"network": build_unet(plan.topology).state_dict()})
+        >>> print(format_model_card(build_model_card(tmp / "model")).splitlines()[0])
+        model: model (lgeseg 0.1.0)
+        >>> import shutil; shutil.rmtree(tmp)
+    """
     lines = [f"model: {card.get('model')} (lgeseg {card.get('lgeseg_version')})"]
     for section in ("task", "training_data", "budget", "validation"):
         lines.append(f"{section.replace('_', ' ')}:")
