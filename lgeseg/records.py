@@ -98,6 +98,13 @@ def save_json(data: Any, path: str | Path) -> None:
 
     The file is written to a temporary name in the same folder and renamed, so a reader never
     sees half a file.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     save_json(NormalizationConfig("zscore"), Path(folder) / "normalization.json")
+        ...     print((Path(folder) / "normalization.json").read_text().split())
+        ['{', '"scheme":', '"zscore",', '"clip_percentiles":', '[', '0.5,', '99.5', ']', '}']
     """
     payload = data.to_dict() if isinstance(data, JsonRecord) else _to_jsonable(data)
     with atomic_output(path) as tmp, open(tmp, "w") as handle:
@@ -106,7 +113,15 @@ def save_json(data: Any, path: str | Path) -> None:
 
 
 def load_json(path: str | Path) -> Any:
-    """Read a JSON file; raises ``FileNotFoundError``/``ValueError`` naming the file."""
+    """Read a JSON file; raises ``FileNotFoundError``/``ValueError`` naming the file.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     save_json({"epochs": 3}, Path(folder) / "x.json")
+        ...     load_json(Path(folder) / "x.json")
+        {'epochs': 3}
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
@@ -323,7 +338,17 @@ class Fingerprint(JsonRecord):
 
 
 def load_fingerprint(path: str | Path) -> Fingerprint:
-    """Read ``fingerprint.json`` (also those written before it was a record); ``ValueError`` names the file."""
+    """Read ``fingerprint.json`` (also those written before it was a record); ``ValueError`` names the file.
+
+    Example:
+        >>> import tempfile
+        >>> case = CaseFingerprint("c1_000", "center1", (8.0, 1.4, 1.4), (10, 200, 180), (10, 120, 110))
+        >>> fingerprint = Fingerprint(cases=(case,))
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     save_json(fingerprint, Path(folder) / "fingerprint.json")
+        ...     load_fingerprint(Path(folder) / "fingerprint.json") == fingerprint
+        True
+    """
     try:
         return Fingerprint.from_dict(load_json(path))
     except (ValueError, TypeError, AttributeError) as err:
@@ -356,6 +381,15 @@ def read_plan(path: str | Path) -> Plan:
     Raises ``FileNotFoundError`` when missing and ``InvalidInputError`` (a ``ValueError``) naming
     the file and every bad field (``target_spacing``, ``topology.num_classes``, ...; see
     ``checks.plan_problems``) otherwise.
+
+    Example:
+        >>> import json, tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = (Path(folder) / "plans.json").write_text(json.dumps({"target_spacing": [8.0, 1.25]}))
+        ...     read_plan(Path(folder) / "plans.json")
+        Traceback (most recent call last):
+        ...
+        lgeseg.errors.InvalidInputError: .../plans.json: invalid plan: ...
     """
     data = load_json(path)
     if not isinstance(data, dict):

@@ -405,6 +405,14 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
         The label maps written, in case order (skipped cases are not included). Raises
         ``FileNotFoundError``/``ValueError`` naming the file or folder for a bad model folder,
         unreadable input or channel mismatch; all inputs are checked before the first prediction.
+
+    Usage (needs a trained model folder; ``lgeseg_predict -i ... -o ... -m ...`` is the same call)::
+
+        from lgeseg.inference import predict_folder
+        from lgeseg.inference.quality import read_quality_report
+
+        written = predict_folder("imagesTs", "predictions", ["models/center1"], device="cuda")
+        quality = read_quality_report("predictions")  # per-case flags (lgeseg.inference.quality)
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if window not in WINDOWS:

@@ -119,6 +119,13 @@ def build_unet(topology: NetworkTopology, seed: int | None = None) -> UNet2D:
     Returns:
         the network on the CPU, in float32, with ``deep_supervision=True``. Raises ``ValueError``
         naming the topology field for inconsistent kernels/strides.
+
+    Example:
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> topology = plan_topology((32, 32), in_channels=1, num_classes=3, base_features=4, max_features=8)
+        >>> network = build_unet(topology, seed=0)
+        >>> [tuple(logits.shape) for logits in network(torch.zeros(2, 1, 32, 32))]  # deep supervision: 2 resolutions
+        [(2, 3, 32, 32), (2, 3, 16, 16)]
     """
     model = UNet2D(topology)
     generator = None if seed is None else torch.Generator().manual_seed(int(seed))
@@ -127,7 +134,14 @@ def build_unet(topology: NetworkTopology, seed: int | None = None) -> UNet2D:
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of scalar parameters of ``model`` (only those with ``requires_grad`` if asked)."""
+    """Number of scalar parameters of ``model`` (only those with ``requires_grad`` if asked).
+
+    Example:
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> network = build_unet(plan_topology((32, 32), in_channels=1, num_classes=3, base_features=4, max_features=8))
+        >>> count_parameters(network)
+        4986
+    """
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
@@ -160,6 +174,13 @@ def select_trainable(model: UNet2D, spec: str) -> list[str]:
     Returns:
         names (as in ``model.named_parameters()``) of the parameters left trainable. Raises
         ``ValueError`` for an unknown spec or K out of range, stating the valid range.
+
+    Example:
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> network = build_unet(plan_topology((32, 32), in_channels=1, num_classes=3, base_features=4, max_features=8))
+        >>> trainable = select_trainable(network, "decoder:1")
+        >>> trainable[0], count_parameters(network, trainable_only=True), count_parameters(network)
+        ('decoder_blocks.1.upsample.weight', 603, 4986)
     """
     part, k = _parse_spec(spec.strip(), model)
     if part == "all":

@@ -122,6 +122,14 @@ def finetune(pretrained: str | Path, preprocessed: str | Path | Sequence[str | P
         resume: continue an interrupted fine-tuning run in ``model_dir``.
         overwrite: replace a model already in ``model_dir`` (otherwise refused before any work).
         **overrides: other ``TrainConfig`` fields (``iterations_per_epoch``, ``device``, ...).
+
+    Usage (needs a trained model; ``lgeseg_finetune`` is the same call)::
+
+        from lgeseg.plan_and_preprocess import plan_and_preprocess
+        from lgeseg.training import finetune
+
+        plan_and_preprocess([Path("raw/new_center")], Path("pre_new"), plans_from=Path("models/center1"))
+        finetune("models/center1", "pre_new", "models/center1_ft3", cases=3, trainable="encoder:5")
     """
     pretrained, model_dir = Path(pretrained), Path(model_dir)
     check_model_folder(model_dir, resume, overwrite)

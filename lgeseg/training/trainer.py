@@ -117,6 +117,14 @@ def train(preprocessed: str | Path | Sequence[str | Path], model_dir: str | Path
             cut from to ``samples_rank<r>.txt``; for checking data-parallel sampling. None: no log.
         **overrides: ``TrainConfig`` fields (``epochs``, ``iterations_per_epoch``, ``batch_size``,
             ``device``, ``seed``, ``fold``, ``num_workers``, ``augmentation``, ...); None values are ignored.
+
+    Usage (minutes of training, so doctest does not run it; ``lgeseg_train`` is the same call)::
+
+        from lgeseg.plan_and_preprocess import plan_and_preprocess
+        from lgeseg.training import train
+
+        plan, _ = plan_and_preprocess([Path("raw/center1")], Path("pre"), preset="cpu")
+        model_dir = train(Path("pre"), Path("models/center1"), augmentation="lge_dg", epochs=20, device="cpu")
     """
     model_dir = Path(model_dir)
     if resume and (model_dir / "model.json").is_file():
