@@ -46,6 +46,18 @@ def make_harmonizer(spec: str, model_dir: str | Path | None = None, device: str 
 
     Returns:
         harmonizer: (C, z, y, x) float32 images + geometry -> (C, z, y, x) float32 on the same grid.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.synth import generate_multicenter, synthesize_case
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> train = generate_multicenter(tmp.name, cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> _ = fit_reference_from_files(train / "imagesTr", Path(tmp.name) / "model")
+        >>> harmonize = make_harmonizer("histogram", Path(tmp.name) / "model")  # reads the reference once
+        >>> case = synthesize_case(2, index=0, seed=0, in_plane_size=32)  # a case of another center
+        >>> harmonize(case.image[None], case.geometry).shape  # (C, z, y, x)
+        (1, 2, 32, 32)
+        >>> tmp.cleanup()
     """
     if spec == "none":
         return lambda images, geometry: np.asarray(images, dtype=np.float32)
@@ -75,12 +87,34 @@ def apply_harmonization(images: np.ndarray, geometry: CaseGeometry, spec: str,
 
     Returns:
         float32 (C, z, y, x), same grid as the input.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.synth import generate_multicenter, synthesize_case
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> train = generate_multicenter(tmp.name, cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> _ = fit_reference_from_files(train / "imagesTr", Path(tmp.name) / "model")
+        >>> case = synthesize_case(2, index=0, seed=0, in_plane_size=32)
+        >>> matched = apply_harmonization(case.image[None], case.geometry, "histogram", Path(tmp.name) / "model")
+        >>> matched.shape, matched.dtype
+        ((1, 2, 32, 32), dtype('float32'))
+        >>> tmp.cleanup()
     """
     return make_harmonizer(spec, model_dir)(images, geometry)
 
 
 def image_files(path: str | Path) -> list[Path]:
-    """The image files of ``path`` (a file, or a folder's files with a supported ending), sorted."""
+    """The image files of ``path`` (a file, or a folder's files with a supported ending), sorted.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> raw = generate_multicenter(tmp.name, cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> [p.name for p in image_files(raw / "imagesTr")]
+        ['c1_000_0000.nii.gz', 'c1_001_0000.nii.gz']
+        >>> tmp.cleanup()
+    """
     path = Path(path)
     if path.is_file():
         return [path]
@@ -93,7 +127,12 @@ def image_files(path: str | Path) -> list[Path]:
 
 
 def channel_of(path: Path) -> int:
-    """Channel index from an nnU-Net file name (``case_0001.nii.gz`` -> 1); 0 without a suffix."""
+    """Channel index from an nnU-Net file name (``case_0001.nii.gz`` -> 1); 0 without a suffix.
+
+    Example:
+        >>> channel_of(Path("c1_000_0001.nii.gz")), channel_of(Path("c1_000.nii.gz"))
+        (1, 0)
+    """
     channel = split_channel_suffix(path)[1]
     return 0 if channel is None else channel
 
@@ -128,6 +167,18 @@ def harmonize_files(input_path: str | Path, output_dir: str | Path, spec: str, m
 
     Returns:
         written paths.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> train, unseen = generate_multicenter(tmp.name, cases_per_center=2, centers=(1, 2), in_plane_size=32)
+        >>> model, out = Path(tmp.name) / "model", Path(tmp.name) / "harmonized"
+        >>> _ = fit_reference_from_files(train / "imagesTr", model)
+        >>> written = harmonize_files(unseen / "imagesTr", out, "histogram", model_dir=model)
+        >>> [p.name for p in written]
+        ['c2_000_0000.nii.gz', 'c2_001_0000.nii.gz']
+        >>> tmp.cleanup()
     """
     output_dir = Path(output_dir)
     files = image_files(input_path)
@@ -208,6 +259,16 @@ def fit_reference_from_files(input_path: str | Path, model_dir: str | Path,
 
     Returns:
         the references, in channel order.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> train = generate_multicenter(tmp.name, cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> references = fit_reference_from_files(train / "imagesTr", Path(tmp.name) / "model")
+        >>> len(references), references[0].num_images, sorted(p.name for p in (Path(tmp.name) / "model").iterdir())
+        (1, 2, ['harmonization_reference.json'])
+        >>> tmp.cleanup()
     """
     by_channel: dict[int, list[Path]] = {}
     for path in image_files(input_path):
