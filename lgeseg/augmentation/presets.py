@@ -227,7 +227,12 @@ DEFAULT_PRESET: str = "lge_dg"
 
 
 def list_presets() -> list[str]:
-    """Names of the built-in presets, e.g. ``["none", "spatial", "spatial_intensity", "nnunet"]``."""
+    """Names of the built-in presets, e.g. ``["none", "spatial", "spatial_intensity", "nnunet"]``.
+
+    Example:
+        >>> list_presets()
+        ['none', 'spatial', 'spatial_intensity', 'nnunet', 'lge_dg']
+    """
     return list(_PRESETS)
 
 

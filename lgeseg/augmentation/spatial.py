@@ -79,6 +79,14 @@ def sample_spatial(
 
     Returns:
         ``SpatialParams`` on ``generator.device``.
+
+    Example:
+        >>> from lgeseg.augmentation.presets import get_preset
+        >>> preset = get_preset("spatial")
+        >>> crop = required_crop_size(preset, (32, 32), (1.25, 1.25))
+        >>> params = sample_spatial(preset, 2, crop, (32, 32), (1.25, 1.25), torch.Generator().manual_seed(0))
+        >>> tuple(params.angle.shape), tuple(params.shift.shape)  # one draw per sample
+        ((2,), (2, 2))
     """
     n = batch_size
     flip_x = _coin(preset.p_flip_x, n, generator)
@@ -109,7 +117,15 @@ def _filled(values: tuple[float, ...], device: torch.device) -> torch.Tensor:
 def affine_theta(
     params: SpatialParams, crop_size: tuple[int, int], patch_size: tuple[int, int], device: torch.device
 ) -> torch.Tensor:
-    """The (B, 2, 3) ``F.affine_grid`` matrices (normalized coordinates, align_corners=False)."""
+    """The (B, 2, 3) ``F.affine_grid`` matrices (normalized coordinates, align_corners=False).
+
+    Example:
+        >>> from lgeseg.augmentation.presets import get_preset
+        >>> generator = torch.Generator().manual_seed(0)
+        >>> params = sample_spatial(get_preset("spatial"), 2, (82, 82), (32, 32), (1.25, 1.25), generator)
+        >>> tuple(affine_theta(params, (82, 82), (32, 32), torch.device("cpu")).shape)
+        (2, 2, 3)
+    """
     h_in, w_in = crop_size
     h_out, w_out = patch_size
     cos, sin = torch.cos(params.angle), torch.sin(params.angle)
@@ -126,7 +142,12 @@ def affine_theta(
 
 
 def centre_crop(x: torch.Tensor, patch_size: tuple[int, int]) -> torch.Tensor:
-    """Crop the last two axes of ``x`` to ``patch_size`` around the centre (floor of the offset)."""
+    """Crop the last two axes of ``x`` to ``patch_size`` around the centre (floor of the offset).
+
+    Example:
+        >>> centre_crop(torch.arange(16).reshape(4, 4), (2, 2)).tolist()
+        [[5, 6], [9, 10]]
+    """
     h, w = x.shape[-2:]
     y0, x0 = (h - patch_size[0]) // 2, (w - patch_size[1]) // 2
     return x[..., y0 : y0 + patch_size[0], x0 : x0 + patch_size[1]]
@@ -156,6 +177,17 @@ def apply_spatial(
 
     Returns:
         (images (B, C, ph, pw), labels (B, ph, pw) long).
+
+    Example:
+        >>> from lgeseg.augmentation.presets import get_preset
+        >>> preset, generator = get_preset("spatial"), torch.Generator().manual_seed(0)
+        >>> crop = required_crop_size(preset, (32, 32), (1.25, 1.25))
+        >>> images = torch.rand(2, 1, *crop)  # (B, C, H, W) crops, larger than the patch
+        >>> labels = torch.zeros(2, *crop, dtype=torch.long); labels[:, 36:46, 36:46] = 1
+        >>> params = sample_spatial(preset, 2, crop, (32, 32), (1.25, 1.25), generator)
+        >>> patches, patch_labels = apply_spatial(images, labels, params, (32, 32), num_classes=3)
+        >>> tuple(patches.shape), tuple(patch_labels.shape), patch_labels.dtype
+        ((2, 1, 32, 32), (2, 32, 32), torch.int64)
     """
     b, c = images.shape[:2]
     dtype = images.dtype if images.dtype in (torch.float32, torch.float64) else torch.float32
@@ -197,6 +229,11 @@ def required_crop_size(
 
     Covers the largest rotation and zoom-out of the preset plus the full translation range.
     Loaders may use a smaller crop (padding then fills the corners, as in nnU-Net).
+
+    Example:
+        >>> from lgeseg.augmentation.presets import get_preset
+        >>> [required_crop_size(get_preset(name), (32, 32), (1.25, 1.25)) for name in ("spatial", "none")]
+        [(82, 82), (32, 32)]
     """
     step = 1.0
     if preset.p_scaling:
