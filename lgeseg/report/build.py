@@ -87,6 +87,20 @@ def make_report(pred_dir: str | Path, out_dir: str | Path | None = None, images_
     Returns:
         The path of ``index.html``. Raises ``FileNotFoundError`` when ``pred_dir`` holds no label map
         and ``ValueError`` naming the file when an image's grid differs from its prediction's.
+
+    Example:
+        >>> import csv, shutil, tempfile
+        >>> from lgeseg.synth import synthesize_case
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> case = synthesize_case(1, index=0, seed=0, in_plane_size=64)  # its label map stands in for a prediction
+        >>> io.write_label(tmp / "predictions" / "c1_000.nii.gz", case.label, case.geometry)
+        >>> make_report(tmp / "predictions").relative_to(tmp).as_posix()
+        'predictions/report/index.html'
+        >>> with open(tmp / "predictions" / "report" / "report.csv") as handle:
+        ...     row = next(csv.DictReader(handle))
+        >>> row["case"], round(float(row["edv_ml"])), row["montage"]
+        ('c1_000', 93, 'montages/c1_000.png')
+        >>> shutil.rmtree(tmp)
     """
     pred_dir = Path(pred_dir)
     out_dir = Path(out_dir) if out_dir is not None else pred_dir / "report"
