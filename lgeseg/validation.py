@@ -57,6 +57,13 @@ def format_problems(problems: Sequence[Problem], root: Path | None = None) -> st
 
     Returns:
         The text (no trailing newline); ``"no problems found"`` for an empty list.
+
+    Example:
+        >>> problems = [Problem("warning", "/raw/labelsTr/c2.nii.gz", "label map is empty"),
+        ...             Problem.error("/raw/imagesTr/c1_0000.nii.gz", "image holds 3 NaN and 0 Inf voxel(s) of 4096")]
+        >>> print(format_problems(problems, root=Path("/raw")))  # errors first
+        ERROR   imagesTr/c1_0000.nii.gz: image holds 3 NaN and 0 Inf voxel(s) of 4096
+        WARNING labelsTr/c2.nii.gz: label map is empty
     """
     if not problems:
         return "no problems found"
@@ -85,6 +92,19 @@ def validate_dataset(dataset_dir: str | Path, check_images: bool = True, num_wor
     Returns:
         Problems in a stable order: ``dataset.json`` first, then file listing, then per case.
         Empty when the dataset is fine. The dataset is never modified.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> raw = generate_multicenter(tmp.name, cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> validate_dataset(raw)
+        []
+        >>> label, geometry = io.read_label(raw / "labelsTr" / "c1_001.nii.gz")
+        >>> io.write_label(raw / "labelsTr" / "c1_001.nii.gz", np.where(label == 2, 3, label), geometry)
+        >>> [(problem.severity, Path(problem.path).name) for problem in validate_dataset(raw)]  # label 3 undeclared
+        [('error', 'c1_001.nii.gz')]
+        >>> tmp.cleanup()
     """
     parsed = parse_dataset(dataset_dir)
     cases = parsed.cases["Tr"] + parsed.cases["Ts"]

@@ -227,6 +227,18 @@ def fit_reference_from_preprocessed(pre_dir: str | Path | Sequence[str | Path], 
 
     Returns:
         the references, in channel order. Raises ``FileNotFoundError`` naming a raw image that moved.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.plan_and_preprocess import plan_and_preprocess
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> raw = generate_multicenter(tmp / "raw", cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> _ = plan_and_preprocess([raw], tmp / "pre", preset="cpu")
+        >>> references = fit_reference_from_preprocessed(tmp / "pre", tmp / "model", case_ids=["c1_000"])
+        >>> len(references), references[0].num_images
+        (1, 1)
+        >>> import shutil; shutil.rmtree(tmp)
     """
     folders = [Path(pre_dir)] if isinstance(pre_dir, (str, Path)) else [Path(p) for p in pre_dir]
     wanted = set(case_ids) if case_ids is not None else None

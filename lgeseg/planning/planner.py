@@ -21,7 +21,13 @@ NORMALIZATION_SCHEMES: tuple[str, ...] = ("minmax", "zscore")
 
 
 def detect_gpu_memory_gb() -> float | None:
-    """Free memory of the current CUDA device in GB (GiB), or None without a CUDA GPU."""
+    """Free memory of the current CUDA device in GB (GiB), or None without a CUDA GPU.
+
+    Example:
+        >>> memory = detect_gpu_memory_gb()  # None on a machine without a CUDA GPU
+        >>> memory is None or memory > 0
+        True
+    """
     import torch  # deferred: planning with a given memory budget never loads torch
     if not torch.cuda.is_available():
         return None

@@ -61,6 +61,10 @@ def verify_memory(plan: Plan, device: str = "cuda") -> Plan:
     plan's budget. Returns the plan with the (possibly smaller) batch, its new estimate and
     ``extras["measured_peak_bytes"]``/``extras["verified_batch"]``. Raises ``RuntimeError``
     without CUDA and ``ValueError`` if not even batch 1 fits.
+
+    Usage (needs a CUDA GPU; ``lgeseg_plan_and_preprocess --verify-memory`` runs it)::
+
+        plan = verify_memory(plan_experiment(extract_fingerprint([Path("raw/center1")]), gpu_memory_gb=8.0))
     """
     import torch  # deferred: see measure_step_peak
 
