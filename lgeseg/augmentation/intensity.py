@@ -27,6 +27,11 @@ def bilateral_filter(x: torch.Tensor, sigma_space: torch.Tensor, sigma_color: to
         x: (n, 1, H, W).
         sigma_space: (n,) voxels, width of the spatial Gaussian.
         sigma_color: (n,) intensity units, width of the range Gaussian.
+
+    Example:
+        >>> edge = torch.zeros(1, 1, 5, 5); edge[..., 3:] = 10.0  # a sharp edge between columns 2 and 3
+        >>> [round(v, 2) for v in bilateral_filter(edge, torch.tensor([1.0]), torch.tensor([1.0]))[0, 0, 2].tolist()]
+        [0.0, 0.0, 0.0, 10.0, 10.0]
     """
     n, _, h, w = x.shape
     radius = 2
@@ -41,7 +46,13 @@ def bilateral_filter(x: torch.Tensor, sigma_space: torch.Tensor, sigma_color: to
 
 
 def add_noise(x: torch.Tensor, std: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Add zero-mean Gaussian noise with per-row ``std`` (n,) drawn from ``generator``."""
+    """Add zero-mean Gaussian noise with per-row ``std`` (n,) drawn from ``generator``.
+
+    Example:
+        >>> noisy = add_noise(torch.zeros(2, 1, 64, 64), torch.tensor([0.0, 2.0]), torch.Generator().manual_seed(0))
+        >>> round(float(noisy[0].std()), 1), round(float(noisy[1].std()), 1)
+        (0.0, 2.0)
+    """
     noise = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
     return x + noise * _col(std)
 
@@ -59,6 +70,12 @@ def gaussian_blur(x: torch.Tensor, sigma_y: torch.Tensor, sigma_x: torch.Tensor,
         x: (n, 1, H, W).
         sigma_y, sigma_x: (n,) voxels.
         radius: kernel half-width in voxels (use about 3 * the largest sigma).
+
+    Example:
+        >>> edge = torch.zeros(1, 1, 5, 5); edge[..., 3:] = 10.0
+        >>> blurred = gaussian_blur(edge, torch.tensor([1.0]), torch.tensor([1.0]), radius=3)
+        >>> [round(v) for v in blurred[0, 0, 2].tolist()]  # the edge spreads over neighbouring columns
+        [0, 1, 3, 7, 9]
     """
     n, _, h, w = x.shape
     radius = max(1, min(radius, h - 1, w - 1))
@@ -71,17 +88,33 @@ def gaussian_blur(x: torch.Tensor, sigma_y: torch.Tensor, sigma_x: torch.Tensor,
 
 
 def multiply(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """Multiplicative brightness: ``x * factor`` with per-row factor (n,)."""
+    """Multiplicative brightness: ``x * factor`` with per-row factor (n,).
+
+    Example:
+        >>> multiply(torch.ones(2, 1, 1, 2), torch.tensor([2.0, 0.5])).flatten().tolist()
+        [2.0, 2.0, 0.5, 0.5]
+    """
     return x * _col(factor)
 
 
 def add(x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
-    """Additive brightness: ``x + offset`` with per-row offset (n,) in intensity units."""
+    """Additive brightness: ``x + offset`` with per-row offset (n,) in intensity units.
+
+    Example:
+        >>> add(torch.ones(2, 1, 1, 2), torch.tensor([1.0, -1.0])).flatten().tolist()
+        [2.0, 2.0, 0.0, 0.0]
+    """
     return x + _col(offset)
 
 
 def contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """Scale deviations from each row's mean by ``factor`` (n,), then clip to the row's old min/max."""
+    """Scale deviations from each row's mean by ``factor`` (n,), then clip to the row's old min/max.
+
+    Example:
+        >>> row = torch.tensor([[[[0.0, 1.0, 2.0, 3.0]]]])  # mean 1.5
+        >>> contrast(row, torch.tensor([2.0])).flatten().tolist(), contrast(row, torch.tensor([0.5])).flatten().tolist()
+        ([0.0, 0.5, 2.5, 3.0], [0.75, 1.25, 1.75, 2.25])
+    """
     mean = x.mean(dim=(-2, -1), keepdim=True)
     lo = x.amin(dim=(-2, -1), keepdim=True)
     hi = x.amax(dim=(-2, -1), keepdim=True)
@@ -96,6 +129,11 @@ def gamma(x: torch.Tensor, value: torch.Tensor, invert: bool, retain_stats: bool
         value: (n,) gamma (< 1 brightens, > 1 darkens).
         invert: apply the curve to the inverted image, ``1 - (1 - y)**gamma`` (the "inverse gamma").
         retain_stats: restore each row's mean and standard deviation afterwards (nnU-Net).
+
+    Example:
+        >>> row = torch.tensor([[[[0.0, 1.0, 2.0, 3.0]]]])
+        >>> [round(v, 3) for v in gamma(row, torch.tensor([2.0]), invert=False, retain_stats=False).flatten().tolist()]
+        [0.0, 0.333, 1.333, 3.0]
     """
     lo = x.amin(dim=(-2, -1), keepdim=True)
     span = x.amax(dim=(-2, -1), keepdim=True) - lo
@@ -114,6 +152,11 @@ def simulate_low_resolution(x: torch.Tensor, zoom: torch.Tensor) -> torch.Tensor
 
     Batched without per-row shapes: the low-resolution image occupies the top-left ``zoom`` fraction
     of a full-size buffer (edges replicated beyond it), and a second resampling stretches it back.
+
+    Example:
+        >>> image = torch.arange(16.0).reshape(1, 1, 4, 4)
+        >>> tuple(simulate_low_resolution(image, torch.tensor([0.5])).shape)  # same size, half the detail
+        (1, 1, 4, 4)
     """
     n = x.shape[0]
     z = zoom.to(x.dtype)
@@ -131,5 +174,10 @@ def simulate_low_resolution(x: torch.Tensor, zoom: torch.Tensor) -> torch.Tensor
 
 
 def blur_radius(sigma_max: float) -> int:
-    """Kernel half-width (voxels) for Gaussian blur with sigmas up to ``sigma_max``."""
+    """Kernel half-width (voxels) for Gaussian blur with sigmas up to ``sigma_max``.
+
+    Example:
+        >>> blur_radius(1.0), blur_radius(0.2)
+        (3, 1)
+    """
     return max(1, int(math.ceil(3 * sigma_max)))
