@@ -44,7 +44,14 @@ def _row_range(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def rescale_to(y: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """Min-max rescale every row of ``y`` (n, 1, H, W) onto [lo, hi] (each (n, 1, 1, 1))."""
+    """Min-max rescale every row of ``y`` (n, 1, H, W) onto [lo, hi] (each (n, 1, 1, 1)).
+
+    Example:
+        >>> row = torch.tensor([[[[0.0, 1.0, 2.0, 4.0]]]])
+        >>> low, high = torch.full((1, 1, 1, 1), 0.0), torch.full((1, 1, 1, 1), 10.0)
+        >>> [round(v, 3) for v in rescale_to(row, low, high).flatten().tolist()]
+        [0.0, 2.5, 5.0, 10.0]
+    """
     y_lo, y_hi = _row_range(y)
     return (y - y_lo) / (y_hi - y_lo + _EPS) * (hi - lo) + lo
 
@@ -72,6 +79,14 @@ def random_convolution(x: torch.Tensor, weights: torch.Tensor, mix: torch.Tensor
     Returns:
         (n, 1, H, W): ``mix * net(x) + (1 - mix) * x`` on standardized intensities, min-max rescaled
         onto each row's input [min, max].
+
+    Example:
+        >>> generator = torch.Generator().manual_seed(0)
+        >>> images = torch.rand(2, 1, 16, 16, generator=generator)
+        >>> weights = torch.randn(2, GIN_PARAMETERS, generator=generator)
+        >>> out = random_convolution(images, weights, mix=torch.tensor([0.0, 1.0]))
+        >>> torch.allclose(out[0], images[0], atol=1e-5), bool(out[1].min() >= images[1].min() - 1e-5)  # mix 0: x
+        (True, True)
     """
     n, _, h, w = x.shape
     k = GIN_CHANNELS
@@ -106,6 +121,13 @@ def bias_field(x: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
 
     Returns:
         (n, 1, H, W), min-max rescaled onto each row's input [min, max].
+
+    Example:
+        >>> image = torch.full((1, 1, 8, 8), 0.5); image[..., 0, 0] = 0.0; image[..., -1, -1] = 1.0
+        >>> coefficients = torch.zeros(1, BIAS_FIELD_TERMS); coefficients[0, 1] = 1.0  # brighter along one axis
+        >>> out = bias_field(image, coefficients)
+        >>> round(float(out.min()), 4), round(float(out.max()), 4)  # the row's range is kept
+        (0.0, 1.0)
     """
     lo, hi = _row_range(x)
     basis = _polynomial_basis(x.shape[-2], x.shape[-1], x.device, x.dtype)
@@ -144,6 +166,14 @@ def location_scale(
 
     Returns:
         (n, 1, H, W), min-max rescaled onto each row's input [min, max].
+
+    Example:
+        >>> labels = torch.zeros(1, 16, 16, dtype=torch.long); labels[0, 4:12, 4:12] = 2; labels[0, 6:10, 6:10] = 1
+        >>> image = torch.full((1, 1, 16, 16), 0.2)  # background 0.2, blood pool 0.8, myocardium 0.3
+        >>> image[0, 0][labels[0] == 1] = 0.8; image[0, 0][labels[0] == 2] = 0.3
+        >>> out = location_scale(image, labels, scale=torch.ones(1, 3), shift=torch.tensor([[0.0, 0.0, 0.4]]))
+        >>> round(float(out[0, 0, 0, 0]), 3), round(float(out[0, 0][labels[0] == 2].mean()), 2)  # myocardium brighter
+        (0.2, 0.39)
     """
     lo, hi = _row_range(x)
     k = scale.shape[1]
@@ -158,7 +188,12 @@ def location_scale(
 
 
 def invert(x: torch.Tensor) -> torch.Tensor:
-    """Contrast inversion within each row's range: ``min + max - x`` (bright becomes dark)."""
+    """Contrast inversion within each row's range: ``min + max - x`` (bright becomes dark).
+
+    Example:
+        >>> invert(torch.tensor([[[[0.0, 1.0, 2.0, 4.0]]]])).flatten().tolist()
+        [4.0, 3.0, 2.0, 0.0]
+    """
     lo, hi = _row_range(x)
     return lo + hi - x
 
@@ -179,6 +214,15 @@ def paint_scar(
     Returns:
         (n, 1, H, W): inside the myocardium ``x + a * max(target - x, 0)`` with ``a`` in [0, 1] the
         blobs' envelope (only brightens); outside the myocardium unchanged. Labels are not changed.
+
+    Example:
+        >>> labels = torch.zeros(1, 16, 16, dtype=torch.long); labels[0, 4:12, 4:12] = 2; labels[0, 6:10, 6:10] = 1
+        >>> image = torch.full((1, 1, 16, 16), 0.2)  # background 0.2, blood pool 0.8, myocardium 0.3
+        >>> image[0, 0][labels[0] == 1] = 0.8; image[0, 0][labels[0] == 2] = 0.3
+        >>> position, sigma = torch.tensor([[0.1, 0.5, 0.9]]), torch.full((1, 3), 1.5)  # 3 blobs
+        >>> painted = paint_scar(image, labels, position, sigma, brightness=torch.tensor([1.0]))
+        >>> float((painted - image)[0, 0][labels[0] != 2].abs().max()), round(float((painted - image).max()), 3)
+        (0.0, 0.5)
     """
     n, _, h, w = x.shape
     lo, hi = _row_range(x)
