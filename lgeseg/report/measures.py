@@ -105,6 +105,13 @@ def ray_thickness(myocardium: np.ndarray, blood: np.ndarray, spacing_yx: Sequenc
 
     Returns:
         float (360,) thickness per ray, mm; 0 where the ray meets no myocardium.
+
+    Example:
+        >>> yy, xx = np.mgrid[:64, :64]; radius = np.hypot(yy - 32, xx - 32)  # pixels of 1 mm
+        >>> blood, myocardium = radius < 10, (radius >= 10) & (radius < 16)  # a 6 mm thick ring
+        >>> thickness = ray_thickness(myocardium, blood, (1.0, 1.0), np.array([1.0, 0.0]), np.array([0.0, 1.0]))
+        >>> thickness.shape, round(float(np.median(thickness)), 1)
+        ((360,), 6.0)
     """
     sy, sx = (float(s) for s in spacing_yx)
     cy, cx = np.argwhere(blood).mean(axis=0)

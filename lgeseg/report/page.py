@@ -27,7 +27,18 @@ def _cell(value: Any) -> str:
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    """Write ``rows`` (dicts with ``COLUMNS`` + ``SEGMENT_COLUMNS``) to ``path`` atomically; NaN as empty."""
+    """Write ``rows`` (dicts with ``COLUMNS`` + ``SEGMENT_COLUMNS``) to ``path`` atomically; NaN as empty.
+
+    Example:
+        >>> import tempfile
+        >>> row = {**dict.fromkeys(COLUMNS, ""), **dict.fromkeys(SEGMENT_COLUMNS, float("nan"))}  # no segments
+        >>> row.update(case="c1", edv_ml=92.87)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     write_csv(Path(folder) / "report.csv", [row])
+        ...     lines = (Path(folder) / "report.csv").read_text().splitlines()
+        >>> lines[1].split(",")[:2]  # one decimal; NaN as an empty cell
+        ['c1', '92.9']
+    """
     with atomic_output(path, suffix=".csv") as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=[*COLUMNS, *SEGMENT_COLUMNS])
         writer.writeheader()
@@ -75,7 +86,15 @@ def _segment_table(row: dict[str, Any]) -> str:
 
 
 def render_page(title: str, rows: Sequence[dict[str, Any]], notes: Sequence[str]) -> str:
-    """The report as one self-contained HTML document (montages linked as relative PNG paths)."""
+    """The report as one self-contained HTML document (montages linked as relative PNG paths).
+
+    Example:
+        >>> row = {**dict.fromkeys(COLUMNS, ""), **dict.fromkeys(SEGMENT_COLUMNS, float("nan"))}
+        >>> row.update(case="c1", qc_flagged=False, segments_note="no ring", montage="montages/c1.png")
+        >>> page = render_page("lgeseg report", [row], notes=["Check every contour."])
+        >>> page.startswith("<!DOCTYPE html>"), "montages/c1.png" in page, "Check every contour." in page
+        (True, True, True)
+    """
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{_STYLE}</style></head><body>", f"<h1>{html.escape(title)}</h1>"]
     parts += [f"<p class='note'>{html.escape(note)}</p>" for note in notes]
@@ -93,6 +112,16 @@ def render_page(title: str, rows: Sequence[dict[str, Any]], notes: Sequence[str]
 
 
 def write_page(path: Path, title: str, rows: Sequence[dict[str, Any]], notes: Sequence[str]) -> None:
-    """Write ``render_page(...)`` to ``path`` atomically."""
+    """Write ``render_page(...)`` to ``path`` atomically.
+
+    Example:
+        >>> import tempfile
+        >>> row = {**dict.fromkeys(COLUMNS, ""), **dict.fromkeys(SEGMENT_COLUMNS, float("nan"))}
+        >>> row.update(case="c1", qc_flagged=False, segments_note="no ring", montage="montages/c1.png")
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     write_page(Path(folder) / "index.html", "lgeseg report", [row], notes=[])
+        ...     (Path(folder) / "index.html").read_text().count("<h1>lgeseg report</h1>")
+        1
+    """
     with atomic_output(path, suffix=".html") as tmp:
         tmp.write_text(render_page(title, rows, notes), encoding="utf-8")
