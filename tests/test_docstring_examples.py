@@ -1,11 +1,13 @@
 """The ``Example:`` sections of lgeseg's docstrings run and print what they show (doctest).
 
 Examples run on tiny arrays or tiny synthetic data; one that needs a real model or dataset is
-written as a ``Usage::`` block instead, which doctest does not run.
+written as a ``Usage::`` block instead, which doctest does not run. Every public function of the
+Python API modules (``API_MODULES``) has one or the other.
 """
 
 from __future__ import annotations
 
+import ast
 import doctest
 import importlib
 from pathlib import Path
@@ -28,9 +30,41 @@ def _modules_with_examples() -> list[str]:
 
 MODULES = _modules_with_examples()
 
+#: The Python API (docs/ARCHITECTURE.md): every public function of these modules shows its use.
+API_MODULES = (
+    "augmentation/appearance.py", "augmentation/intensity.py", "augmentation/presets.py", "augmentation/spatial.py",
+    "dataset.py", "device.py", "evaluation.py", "fingerprint.py", "harmonization/apply.py",
+    "harmonization/histogram.py", "io.py", "model_archive.py", "model_card.py", "model_folder.py",
+    "network/unet.py", "plan_and_preprocess.py", "planning/memory.py", "planning/planner.py",
+    "planning/presets.py", "planning/report.py", "planning/spacing.py", "planning/topology.py",
+    "postprocessing.py", "preprocessing/arrays.py", "preprocessing/crop.py", "preprocessing/normalize.py",
+    "preprocessing/parallel.py", "preprocessing/resample.py", "preprocessing/run.py", "records.py",
+    "report/build.py", "report/measures.py", "report/page.py", "synth/centers.py", "synth/montage.py",
+    "synth/multicenter.py", "synth/phantom.py", "validation.py",
+)
+
 
 def test_examples_are_found() -> None:
     assert "lgeseg.dataset" in MODULES and "lgeseg.evaluation" in MODULES
+
+
+def functions_without_example(path: Path) -> list[str]:
+    """Public module-level functions of ``path`` whose docstring has neither ``>>>`` nor a ``Usage`` block."""
+    tree = ast.parse(path.read_text())
+    return [node.name for node in tree.body if isinstance(node, ast.FunctionDef) and not node.name.startswith("_")
+            and not any(mark in (ast.get_docstring(node) or "") for mark in (">>>", "Usage::", "Usage ("))]
+
+
+@pytest.mark.parametrize("path", API_MODULES)
+def test_every_public_function_of_the_api_shows_its_use(path: str) -> None:
+    assert functions_without_example(PACKAGE_DIR / path) == []
+
+
+def test_a_function_without_example_is_found(tmp_path: Path) -> None:
+    module = tmp_path / "mod.py"
+    module.write_text('def shown():\n    """Doc.\n\n    >>> shown()\n    """\n\n\ndef hidden():\n    """Doc."""\n\n\n'
+                      'def _private():\n    """Doc."""\n')
+    assert functions_without_example(module) == ["hidden"]
 
 
 @pytest.mark.parametrize("name", MODULES)
