@@ -19,6 +19,10 @@ def measure_step_peak(plan: Plan, batch_size: int, device: str = "cuda") -> int:
     through it under AMP (if the plan's estimate assumed AMP) with a cross-entropy loss on every
     deep-supervision output, and steps Adam. Raises ``torch.cuda.OutOfMemoryError`` if it
     does not fit.
+
+    Usage (needs a CUDA GPU)::
+
+        peak_gib = measure_step_peak(plan, batch_size=plan.batch_size) / 1024**3
     """
     # deferred: plan_and_preprocess imports this module and runs without torch unless --verify-memory
     import torch
