@@ -33,7 +33,7 @@ MODULES = _modules_with_examples()
 #: The Python API (docs/ARCHITECTURE.md): every public function of these modules shows its use.
 API_MODULES = (
     "augmentation/appearance.py", "augmentation/intensity.py", "augmentation/presets.py", "augmentation/spatial.py",
-    "dataset.py", "device.py", "evaluation.py", "fingerprint.py", "harmonization/apply.py",
+    "converters/common.py", "dataset.py", "device.py", "evaluation.py", "fingerprint.py", "harmonization/apply.py",
     "harmonization/histogram.py", "io.py", "model_archive.py", "model_card.py", "model_folder.py",
     "network/unet.py", "plan_and_preprocess.py", "planning/memory.py", "planning/planner.py",
     "planning/presets.py", "planning/report.py", "planning/spacing.py", "planning/topology.py", "planning/verify.py",

@@ -75,6 +75,16 @@ def check_destination(dst: Path, overwrite: bool) -> None:
     """Refuse to convert into a non-empty ``dst`` unless ``overwrite``.
 
     Raises ``FileExistsError`` naming the folder (or ``NotADirectoryError`` if it is a file).
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     check_destination(Path(folder) / "new", overwrite=False)  # a new or empty folder: fine
+        ...     _ = (Path(folder) / "notes.txt").write_text("mine")
+        ...     check_destination(Path(folder), overwrite=False)
+        Traceback (most recent call last):
+        ...
+        FileExistsError: ...: destination folder is not empty; choose an empty folder or pass overwrite ...
     """
     if dst.exists() and not dst.is_dir():
         raise NotADirectoryError(f"{dst}: destination exists and is not a folder")
@@ -93,6 +103,14 @@ def remap_labels(array: np.ndarray, mapping: Mapping[int, int], source: Path) ->
 
     Returns:
         uint8 (z, y, x). Raises ``ValueError`` naming the file and the unexpected values.
+
+    Example:
+        >>> remap_labels(np.array([[[0, 200, 500]]]), {0: 0, 500: 1, 200: 2}, Path("gt/case1.nii.gz")).tolist()
+        [[[0, 2, 1]]]
+        >>> remap_labels(np.array([[[0, 7]]]), {0: 0}, Path("gt/case1.nii.gz"))
+        Traceback (most recent call last):
+        ...
+        ValueError: gt/case1.nii.gz: unexpected label value(s) [7]; expected only [0]
     """
     if array.dtype.kind == "f" and (not np.all(np.isfinite(array)) or not np.all(np.mod(array, 1) == 0)):
         raise ValueError(f"{source}: label map holds non-integer values")
@@ -108,7 +126,12 @@ def remap_labels(array: np.ndarray, mapping: Mapping[int, int], source: Path) ->
 
 
 def compact_image(array: np.ndarray) -> np.ndarray:
-    """Return ``array`` as int16 when that is lossless (integral values in range), else float32."""
+    """Return ``array`` as int16 when that is lossless (integral values in range), else float32.
+
+    Example:
+        >>> [str(compact_image(np.array(values)).dtype) for values in ([1.0, 2.0], [1.5], [1e6])]
+        ['int16', 'float32', 'float32']
+    """
     if array.size and np.all(np.isfinite(array)) and np.all(np.mod(array, 1) == 0):
         if array.min() >= np.iinfo(np.int16).min and array.max() <= np.iinfo(np.int16).max:
             return array.astype(np.int16)
@@ -124,6 +147,19 @@ def write_dataset(items: Sequence[SourceItem], dst: Path, meta: DatasetMeta, ove
         Number of cases written. Raises ``ValueError`` listing every source item that failed
         (then nothing is written to ``dst``), or naming the problems if the written dataset
         fails ``validate_dataset`` (then the files stay for inspection).
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.synth import synthesize_case
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> case = synthesize_case(1, index=0, seed=0, in_plane_size=32)  # stands in for a loaded source patient
+        >>> converted = ConvertedCase("p1", case.image, case.geometry, case.label, case.geometry)
+        >>> item = SourceItem("patient1", load=lambda: [converted])
+        >>> write_dataset([item], Path(tmp.name) / "Dataset010_Mine", DatasetMeta("Mine", "one phantom case"))
+        1
+        >>> sorted(p.relative_to(Path(tmp.name) / "Dataset010_Mine").as_posix() for p in Path(tmp.name).rglob("*.*"))
+        ['dataset.json', 'imagesTr/p1_0000.nii.gz', 'labelsTr/p1.nii.gz']
+        >>> tmp.cleanup()
     """
     check_destination(dst, overwrite)
     dst.parent.mkdir(parents=True, exist_ok=True)

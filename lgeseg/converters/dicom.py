@@ -46,6 +46,10 @@ def convert_dicom(src: str | Path, dst: str | Path, overwrite: bool = False, ser
     Returns:
         Number of cases written. Raises ``FileNotFoundError`` when ``src`` holds no DICOM series and
         ``ValueError`` naming a series that is not one regular stack or a pattern matching nothing.
+
+    Usage (needs DICOM files; ``lgeseg_convert dicom SRC DST`` is the same call)::
+
+        convert_dicom(Path("export/patient_dicoms"), Path("raw/Dataset104_Local"), series=["*LGE*"])
     """
     src, dst = Path(src), Path(dst)
     if not src.is_dir():

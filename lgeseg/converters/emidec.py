@@ -73,6 +73,10 @@ def convert_emidec(src: Path, dst: Path, overwrite: bool = False) -> int:
         Number of cases written. Image and label geometry (spacing, origin, direction) are
         copied unchanged. Raises ``FileNotFoundError`` if no case is found, ``ValueError``
         naming every file that could not be converted (e.g. an unexpected label value).
+
+    Usage (needs the EMIDEC download; ``lgeseg_convert emidec SRC DST`` is the same call)::
+
+        convert_emidec(Path("downloads/emidec-dataset-1.0.1"), Path("raw/Dataset101_EMIDEC"))
     """
     src, dst = Path(src), Path(dst)
     check_destination(dst, overwrite)

@@ -181,6 +181,10 @@ def convert_mnms(src: Path, dst: Path, overwrite: bool = False, info_csv: Path |
         Number of cases written (two per patient: ``<code>_ED`` and ``<code>_ES``). Raises
         ``FileNotFoundError`` if no patient or CSV is found, ``ValueError`` naming every file
         that could not be converted (unlisted code, frame out of range, unexpected label value).
+
+    Usage (needs the M&Ms download; ``lgeseg_convert mnms SRC DST`` is the same call)::
+
+        convert_mnms(Path("downloads/OpenDataset"), Path("raw/Dataset103_MnMs"), split_centers=True)
     """
     src, dst = Path(src), Path(dst)
     check_destination(dst, overwrite)

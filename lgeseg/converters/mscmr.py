@@ -94,6 +94,10 @@ def convert_mscmr(src: Path, dst: Path, overwrite: bool = False) -> int:
         Number of cases written (case ids ``patientN``). Geometry is copied unchanged. Raises
         ``FileNotFoundError`` if no image is found and ``ValueError`` naming every file with an
         unexpected label value (nothing is written then).
+
+    Usage (needs the MS-CMRSeg 2019 download; ``lgeseg_convert mscmr SRC DST`` is the same call)::
+
+        convert_mscmr(Path("downloads/MS-CMRSeg2019"), Path("raw/Dataset102_MSCMR"))
     """
     src, dst = Path(src), Path(dst)
     check_destination(dst, overwrite)
