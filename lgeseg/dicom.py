@@ -94,6 +94,11 @@ def find_series(folder: str | Path) -> list[DicomSeries]:
 
     Returns an empty list when there is none. Case names are unique: a repeated name gets the
     end of the SeriesInstanceUID appended.
+
+    Usage (needs DICOM files; ``lgeseg_predict --list-series FOLDER`` prints the same list)::
+
+        for series in find_series("export/patient_dicoms"):
+            print(series.case_id, series.description, len(series.files))
     """
     files_by_uid: dict[str, list[Path]] = {}
     for directory, _, _ in sorted(os.walk(folder)):
@@ -137,6 +142,14 @@ def select_series(series: Sequence[DicomSeries], patterns: Sequence[str] | None)
     Returns:
         The matching series, in their order. Raises ``ValueError`` naming a pattern that matches
         nothing, with the series available.
+
+    Example:
+        >>> cine = DicomSeries("CINE_s5", uid="1.2.5", description="CINE", number="5", modality="MR", files=())
+        >>> lge = DicomSeries("PSIR_LGE_s12", uid="1.2.12", description="PSIR LGE", number="12", modality="MR",
+        ...                   files=())
+        >>> found = [cine, lge]
+        >>> [s.case_id for s in select_series(found, ["*lge*"])], [s.case_id for s in select_series(found, ["5"])]
+        (['PSIR_LGE_s12'], ['CINE_s5'])
     """
     if not patterns:
         return list(series)
@@ -162,6 +175,11 @@ def check_regular_stack(series: DicomSeries) -> None:
 
     Several images at one position (cine phases, repeats) and gaps that differ from the median gap
     by more than ``GAP_TOLERANCE`` are refused; so is a series with a missing orientation or position.
+
+    Usage (needs DICOM files; ``read_series`` runs it first)::
+
+        for series in find_series("export/patient_dicoms"):
+            check_regular_stack(series)
     """
     if len(series.files) < 2:
         return
@@ -188,6 +206,10 @@ def read_series(series: DicomSeries) -> tuple[np.ndarray, CaseGeometry]:
         (float32 (z, y, x) intensities with the rescale slope/intercept applied, geometry with
         spacing (z, y, x) mm and ITK's origin/direction). Raises ``ValueError`` naming the series
         when it is not a regular stack or cannot be read.
+
+    Usage (needs DICOM files)::
+
+        image, geometry = read_series(select_series(find_series("export/patient_dicoms"), ["*LGE*"])[0])
     """
     check_regular_stack(series)
     reader = sitk.ImageSeriesReader()
@@ -211,5 +233,12 @@ def read_series(series: DicomSeries) -> tuple[np.ndarray, CaseGeometry]:
 
 
 def has_dicom(folder: str | Path) -> bool:
-    """True when ``folder`` or a subfolder holds at least one DICOM series."""
+    """True when ``folder`` or a subfolder holds at least one DICOM series.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     has_dicom(folder)  # no DICOM series below an empty folder
+        False
+    """
     return any(_series_ids(d) for d, _, _ in os.walk(folder))
