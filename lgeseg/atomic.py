@@ -34,6 +34,14 @@ def atomic_output(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     Args:
         path: the final file; its folder is created.
         suffix: ending of the temporary file (some writers choose the format by ending, e.g. ".nii.gz").
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     with atomic_output(Path(folder) / "result.txt") as tmp:
+        ...         _ = tmp.write_text("done")  # a reader never sees result.txt half written
+        ...     sorted(p.name for p in Path(folder).iterdir()), (Path(folder) / "result.txt").read_text()
+        (['result.txt'], 'done')
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,6 +60,14 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
 
     Call it only when no other process can be writing ``folder`` (a run holding the folder's lock,
     or resuming its own training run). Returns the removed paths.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = (Path(folder) / ".case.nii.gz.ab12cd34.nii.gz").write_bytes(b"")  # left by a killed writer
+        ...     _ = (Path(folder) / "case.nii.gz").write_bytes(b"")
+        ...     [p.name for p in remove_stale_temporaries(folder)], sorted(p.name for p in Path(folder).iterdir())
+        (['.case.nii.gz.ab12cd34.nii.gz'], ['case.nii.gz'])
     """
     removed = []
     for path in Path(folder).iterdir():

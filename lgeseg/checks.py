@@ -31,14 +31,24 @@ POSTPROCESSING_VARIANTS: tuple[str, ...] = ("none", "lcc", "lcc_per_label")
 
 
 def is_int(value: Any, low: int | None = None, high: int | None = None) -> bool:
-    """True when ``value`` is an integer (not a bool) within ``[low, high]`` (bounds optional)."""
+    """True when ``value`` is an integer (not a bool) within ``[low, high]`` (bounds optional).
+
+    Example:
+        >>> is_int(3, 1), is_int(True), is_int(2.0), is_int(0, low=1)
+        (True, False, False, False)
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         return False
     return (low is None or value >= low) and (high is None or value <= high)
 
 
 def is_number(value: Any, low: float | None = None, high: float | None = None, positive: bool = False) -> bool:
-    """True when ``value`` is a finite real (not a bool) within ``[low, high]``, and ``> 0`` if ``positive``."""
+    """True when ``value`` is a finite real (not a bool) within ``[low, high]``, and ``> 0`` if ``positive``.
+
+    Example:
+        >>> is_number(0.5, 0, 1), is_number(float("nan")), is_number(0, positive=True)
+        (True, False, False)
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         return False
     return (low is None or value >= low) and (high is None or value <= high) and (not positive or value > 0)
@@ -56,7 +66,13 @@ def _check(problems: list[str], ok: bool, field: str, expected: str, found: Any)
 
 
 def topology_problems(topology: Any, prefix: str = "topology.") -> list[str]:
-    """Problems of a ``NetworkTopology`` (types, positive sizes, one kernel and stride per stage)."""
+    """Problems of a ``NetworkTopology`` (types, positive sizes, one kernel and stride per stage).
+
+    Example:
+        >>> from lgeseg.records import NetworkTopology
+        >>> topology_problems(NetworkTopology(1, 1, (8, 16), ((3, 3), (3, 3)), ((1, 1), (2, 2)), 2))
+        ['topology.num_classes: expected an integer >= 2 (with background), found 1']
+    """
     problems: list[str] = []
     _check(problems, is_int(topology.in_channels, 1), f"{prefix}in_channels", "an integer >= 1",
            topology.in_channels)
@@ -77,7 +93,14 @@ def topology_problems(topology: Any, prefix: str = "topology.") -> list[str]:
 
 
 def labels_problems(labels: Any, field: str = "labels") -> list[str]:
-    """Problems of a label name -> value map: distinct integers 0..255, background 0 present."""
+    """Problems of a label name -> value map: distinct integers 0..255, background 0 present.
+
+    Example:
+        >>> labels_problems({"background": 0, "blood_pool": 1})
+        []
+        >>> labels_problems({"blood_pool": 1, "myocardium": 1})
+        ["labels: expected distinct values including 0 (background), found {'blood_pool': 1, 'myocardium': 1}"]
+    """
     if not isinstance(labels, dict) or not labels:
         return [f"{field}: expected a non-empty object of label name -> value, found {labels!r}"]
     values = list(labels.values())
@@ -94,6 +117,15 @@ def plan_problems(plan: Any) -> list[str]:
     Checks types and ranges: target spacing > 0 mm, patch and batch sizes >= 1, a known
     normalization with percentiles in 0..100, the topology, labels matching ``num_classes``,
     spline order 0..5 and a known label interpolation.
+
+    Example:
+        >>> import dataclasses
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> case = CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (9, 64, 64), (9, 40, 40))
+        >>> plan = plan_experiment(Fingerprint(cases=(case,)), None, "cpu")
+        >>> plan_problems(plan), plan_problems(dataclasses.replace(plan, batch_size=0))
+        ([], ['batch_size: expected an integer >= 1, found 0'])
     """
     problems: list[str] = []
     _check(problems, _sequence(plan.target_spacing, 3, lambda v: is_number(v, positive=True) and v < 1000),
@@ -127,7 +159,16 @@ def plan_problems(plan: Any) -> list[str]:
 
 
 def model_info_problems(info: Any) -> list[str]:
-    """Problems of a ``ModelInfo`` (``model.json``) read from a file (empty list: usable)."""
+    """Problems of a ``ModelInfo`` (``model.json``) read from a file (empty list: usable).
+
+    Example:
+        >>> import dataclasses
+        >>> from lgeseg.model_folder import ModelInfo
+        >>> labels = {"background": 0, "blood_pool": 1, "myocardium": 2}
+        >>> info = ModelInfo("0.1.0", labels, {"0": "LGE"}, recipe={}, augmentation="none", datasets=("d",))
+        >>> model_info_problems(info), len(model_info_problems(dataclasses.replace(info, channel_names={"1": "LGE"})))
+        ([], 1)
+    """
     problems = labels_problems(info.labels)
     channels = info.channel_names
     _check(problems, isinstance(channels, dict) and bool(channels)
@@ -142,6 +183,14 @@ def model_info_problems(info: Any) -> list[str]:
 
 
 def raise_problems(path: str | Path, what: str, problems: list[str]) -> None:
-    """Raise ``InvalidInputError`` ``"<path>: invalid <what>: <problems>"`` when ``problems`` is not empty."""
+    """Raise ``InvalidInputError`` ``"<path>: invalid <what>: <problems>"`` when ``problems`` is not empty.
+
+    Example:
+        >>> raise_problems("model/plans.json", "plan", [])  # nothing to report
+        >>> raise_problems("model/plans.json", "plan", ["batch_size: expected an integer >= 1, found 0"])
+        Traceback (most recent call last):
+        ...
+        lgeseg.errors.InvalidInputError: model/plans.json: invalid plan: batch_size: expected an integer >= 1, found 0
+    """
     if problems:
         raise InvalidInputError(f"{path}: invalid {what}: " + "; ".join(problems))

@@ -32,15 +32,15 @@ MODULES = _modules_with_examples()
 
 #: The Python API (docs/ARCHITECTURE.md): every public function of these modules shows its use.
 API_MODULES = (
-    "augmentation/appearance.py", "augmentation/intensity.py", "augmentation/presets.py", "augmentation/spatial.py",
-    "converters/common.py", "dataset.py", "dicom.py", "device.py", "evaluation.py", "fingerprint.py",
-    "harmonization/apply.py", "harmonization/histogram.py", "io.py", "model_archive.py", "model_card.py",
-    "model_folder.py", "network/unet.py", "plan_and_preprocess.py", "planning/memory.py", "planning/planner.py",
-    "planning/presets.py", "planning/report.py", "planning/spacing.py", "planning/topology.py",
-    "planning/verify.py", "postprocessing.py", "preprocessing/arrays.py", "preprocessing/crop.py",
-    "preprocessing/normalize.py", "preprocessing/parallel.py", "preprocessing/resample.py", "preprocessing/run.py",
-    "records.py", "report/build.py", "report/measures.py", "report/page.py", "synth/centers.py", "synth/montage.py",
-    "synth/multicenter.py", "synth/phantom.py", "validation.py",
+    "atomic.py", "augmentation/appearance.py", "augmentation/intensity.py", "augmentation/presets.py",
+    "augmentation/spatial.py", "checks.py", "converters/common.py", "dataset.py", "device.py", "dicom.py",
+    "evaluation.py", "fingerprint.py", "harmonization/apply.py", "harmonization/histogram.py", "io.py",
+    "model_archive.py", "model_card.py", "model_folder.py", "network/unet.py", "plan_and_preprocess.py",
+    "planning/memory.py", "planning/planner.py", "planning/presets.py", "planning/report.py", "planning/spacing.py",
+    "planning/topology.py", "planning/verify.py", "postprocessing.py", "preprocessing/arrays.py",
+    "preprocessing/crop.py", "preprocessing/normalize.py", "preprocessing/parallel.py", "preprocessing/resample.py",
+    "preprocessing/run.py", "records.py", "report/build.py", "report/measures.py", "report/page.py",
+    "synth/centers.py", "synth/montage.py", "synth/multicenter.py", "synth/phantom.py", "validation.py",
 )
 
 
