@@ -40,7 +40,8 @@ API_MODULES = (
     "planning/topology.py", "planning/verify.py", "postprocessing.py", "preprocessing/arrays.py",
     "preprocessing/crop.py", "preprocessing/normalize.py", "preprocessing/parallel.py", "preprocessing/resample.py",
     "preprocessing/run.py", "records.py", "report/build.py", "report/measures.py", "report/page.py",
-    "synth/centers.py", "synth/montage.py", "synth/multicenter.py", "synth/phantom.py", "validation.py",
+    "synth/centers.py", "synth/montage.py", "synth/multicenter.py", "synth/phantom.py", "training/finetune.py",
+    "validation.py",
 )
 
 

@@ -40,12 +40,22 @@ PAPER_ENCODER_BLOCKS = 5
 
 
 def default_trainable(num_encoder_blocks: int) -> str:
-    """The default fine-tuning selection: ``encoder:5`` when the network has >= 5 encoder blocks, else ``all``."""
+    """The default fine-tuning selection: ``encoder:5`` when the network has >= 5 encoder blocks, else ``all``.
+
+    Example:
+        >>> default_trainable(7), default_trainable(4)  # the paper's encoder:5, or all blocks of a smaller network
+        ('encoder:5', 'all')
+    """
     return f"encoder:{PAPER_ENCODER_BLOCKS}" if num_encoder_blocks >= PAPER_ENCODER_BLOCKS else "all"
 
 
 def finetune_learning_rate(parent_lr: float, lr: float | None = None) -> float:
-    """The learning rate of a fine-tuning run: ``lr`` when given, else the parent recipe's ``parent_lr``."""
+    """The learning rate of a fine-tuning run: ``lr`` when given, else the parent recipe's ``parent_lr``.
+
+    Example:
+        >>> finetune_learning_rate(1e-3), finetune_learning_rate(1e-3, lr=1e-4)
+        (0.001, 0.0001)
+    """
     return parent_lr if lr is None else lr
 
 
@@ -62,6 +72,14 @@ def pick_target_cases(keys: Sequence[str], cases: int | None = None, fraction: f
     Returns:
         (training keys, validation keys). Validation takes the next subjects in the seeded order
         (about 20% of them, at least one); when no subject is left, it reuses the training cases.
+
+    Example:
+        >>> keys = [f"center2/c2_{i:03d}" for i in range(6)]
+        >>> train, validation = pick_target_cases(keys, cases=2, seed=0)
+        >>> train, validation  # validation: the next ~20% of the seeded order
+        (['center2/c2_002', 'center2/c2_003'], ['center2/c2_004', 'center2/c2_005'])
+        >>> pick_target_cases(keys, cases=2, seed=0) == (train, validation)  # the same seed, the same cases
+        True
     """
     if cases is not None and fraction is not None:
         raise ValueError("give either --cases or --fraction, not both")
@@ -86,7 +104,27 @@ def pick_target_cases(keys: Sequence[str], cases: int | None = None, fraction: f
 
 
 def check_same_plans(model_dir: Path, preprocessed: Sequence[Path]) -> Plan:
-    """Return the model's plan; ``ValueError`` when a preprocessed folder used another one."""
+    """Return the model's plan; ``ValueError`` when a preprocessed folder used another one.
+
+    Example:
+        >>> import dataclasses, tempfile
+        >>> from lgeseg.model_folder import ModelInfo, write_model_metadata
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.records import CaseFingerprint, Fingerprint, save_json
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> case = CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (9, 64, 64), (9, 40, 40))
+        >>> plan = plan_experiment(Fingerprint(cases=(case,)), None, "cpu")
+        >>> write_model_metadata(tmp / "model", plan, ModelInfo("0.1.0", plan.labels, {"0": "LGE"}, {}, "none", ("d",)))
+        >>> save_json(plan, tmp / "pre_same" / "plans.json")
+        >>> save_json(dataclasses.replace(plan, target_spacing=(8.0, 1.0, 1.0)), tmp / "pre_other" / "plans.json")
+        >>> check_same_plans(tmp / "model", [tmp / "pre_same"]) == plan
+        True
+        >>> check_same_plans(tmp / "model", [tmp / "pre_other"])
+        Traceback (most recent call last):
+        ...
+        ValueError: .../pre_other/plans.json differs from .../model/plans.json: the new center must be preprocessed ...
+        >>> import shutil; shutil.rmtree(tmp)
+    """
     plan, _ = read_model_metadata(model_dir)
     for folder in preprocessed:
         path = folder / "plans.json"
