@@ -171,11 +171,7 @@ def test_the_checks_catch_an_upward_import_and_a_cycle(tmp_path: Path) -> None:
     assert layering_violations(graph, [("base", {"pkg", "low"})])[0] == "high is in no layer (add it to LAYERS)"
 
 
-#: Function-level imports of lgeseg/inference/predictor.py still without a reason: that module is being
-#: changed for test-time adaptation; these two need none (neither loads a heavy package at import) and
-#: move to the module's top once that work has landed.
-PENDING_REASON = {("inference/predictor.py", "lgeseg.dicom_seg"),
-                  ("inference/predictor.py", "lgeseg.inference.overlays")}
+PENDING_REASON: set[tuple[str, str]] = set()  # function-level imports allowed without a reason (none)
 
 
 def _says_why(line: str) -> bool:

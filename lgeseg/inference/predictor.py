@@ -25,6 +25,7 @@ from tqdm import tqdm
 from lgeseg import io
 from lgeseg.atomic import remove_stale_temporaries
 from lgeseg.device import resolve_device
+from lgeseg.dicom_seg import require_dicom_seg, write_dicom_seg
 from lgeseg.inference.adaptation import DEFAULT_LR, DEFAULT_STEPS, AdaptationSettings, adapted
 from lgeseg.inference.inputs import (
     InputCase,
@@ -42,6 +43,7 @@ from lgeseg.inference.output_folder import (
     model_identity,
     provenance_record,
 )
+from lgeseg.inference.overlays import write_overlay
 from lgeseg.inference.quality import (
     CaseQuality,
     MirrorAgreement,
@@ -233,8 +235,6 @@ def _outputs_of(case: InputCase, output_dir: Path, save_probabilities: bool, ove
 
 
 def _check_dicom_seg(cases: Sequence[InputCase], labels: dict[str, int], input_dir: Path) -> None:
-    from lgeseg.dicom_seg import require_dicom_seg
-
     require_dicom_seg()
     if not all(case.series for case in cases):
         raise ValueError(f"{input_dir}: --dicom-seg needs DICOM input (a folder of DICOM series)")
@@ -277,12 +277,10 @@ class _Export:
         if self.save_probabilities:
             write_case_probabilities(self.output_dir, case.case_id, probabilities, geometry, self.labels)
         if self.dicom_seg and case.series is not None:
-            from lgeseg.dicom_seg import write_dicom_seg
 
             write_dicom_seg(self.output_dir / f"{case.case_id}.seg.dcm", segmentation, case.series, self.labels,
                             self.model_name)
         if self.overlays:
-            from lgeseg.inference.overlays import write_overlay
 
             write_overlay(self.output_dir / f"{case.case_id}_overlay.png", image[0], segmentation, geometry.spacing,
                           title=case.case_id)
