@@ -91,6 +91,16 @@ def norm_affine_parameters(network: nn.Module) -> list[nn.Parameter]:
     """The ``weight`` and ``bias`` of every normalization layer of ``network`` (``NORM_LAYERS``), in module order.
 
     Raises ``ValueError`` when the network has none (nothing to adapt).
+
+    Example:
+        >>> from lgeseg.network import build_unet
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> network = build_unet(plan_topology((32, 32), in_channels=1, num_classes=3, base_features=4, max_features=8))
+        >>> len(norm_affine_parameters(network))  # weight and bias of 10 InstanceNorm layers
+        20
+        >>> norm_affine_parameters(nn.Conv2d(1, 1, 3))
+        Traceback (most recent call last):
+        ValueError: Conv2d: no affine normalization layer to adapt (InstanceNorm2d or GroupNorm with affine=True)
     """
     found: list[nn.Parameter] = []
     for module in network.modules():
@@ -109,6 +119,11 @@ def fit_to_window(image: torch.Tensor, window: Sequence[int]) -> tuple[torch.Ten
     Each axis shorter than the window is zero-padded on both sides (centred, as ``predict_slices``
     pads); a longer one is cropped to its centre. Returns the batch and the (y, x) slices of the
     window that hold image voxels (not padding).
+
+    Example:
+        >>> slices, valid = fit_to_window(torch.zeros(1, 3, 20, 40), (32, 32))  # y padded, x centre-cropped
+        >>> tuple(slices.shape), valid
+        ((3, 1, 32, 32), (slice(6, 26, None), slice(0, 32, None)))
     """
     slices = image.permute(1, 0, 2, 3)
     pads, valid = [], []
@@ -128,7 +143,16 @@ def fit_to_window(image: torch.Tensor, window: Sequence[int]) -> tuple[torch.Ten
 
 
 def pixel_entropy(network: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    """Per-pixel entropy (nats) of the softmax of ``network``'s logits for ``batch`` (B, C, y, x): (B, y, x)."""
+    """Per-pixel entropy (nats) of the softmax of ``network``'s logits for ``batch`` (B, C, y, x): (B, y, x).
+
+    Example:
+        >>> from lgeseg.network import build_unet
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> network = build_unet(plan_topology((32, 32), in_channels=1, num_classes=3, base_features=4, max_features=8))
+        >>> entropy = pixel_entropy(network.eval(), torch.zeros(2, 1, 32, 32))
+        >>> tuple(entropy.shape), bool((entropy <= torch.log(torch.tensor(3.0)) + 1e-6).all())  # at most ln(3)
+        ((2, 32, 32), True)
+    """
     out = network(batch)
     logits = (out[0] if isinstance(out, (list, tuple)) else out).float()
     return -(torch.softmax(logits, dim=1) * torch.log_softmax(logits, dim=1)).sum(dim=1)
@@ -136,7 +160,16 @@ def pixel_entropy(network: nn.Module, batch: torch.Tensor) -> torch.Tensor:
 
 def mean_entropy(network: nn.Module, slices: torch.Tensor, valid: tuple[slice, slice],
                  batch_size: int | None = None) -> float:
-    """Mean per-pixel prediction entropy (nats) over the ``valid`` (y, x) region of every slice (z, C, y, x)."""
+    """Mean per-pixel prediction entropy (nats) over the ``valid`` (y, x) region of every slice (z, C, y, x).
+
+    Example:
+        >>> from lgeseg.network import build_unet
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> network = build_unet(plan_topology((32, 32), in_channels=1, num_classes=3, base_features=4, max_features=8))
+        >>> slices, valid = fit_to_window(torch.zeros(1, 3, 20, 32), (32, 32))
+        >>> 0.0 <= mean_entropy(network.eval(), slices, valid) <= 1.0987  # between 0 and ln(3) nats
+        True
+    """
     batch_size = batch_size or default_batch_size(slices.device)
     total = 0.0
     with torch.no_grad():
@@ -182,6 +215,16 @@ def adapt_to_case(network: nn.Module, image: torch.Tensor, window: Sequence[int]
 
     Returns:
         ``AdaptationResult``; only the ``norm_affine_parameters`` change. Use ``adapted`` to restore them.
+
+    Example:
+        >>> from lgeseg.network import build_unet
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> topology = plan_topology((32, 32), in_channels=1, num_classes=3, base_features=4, max_features=8)
+        >>> network = build_unet(topology, seed=0).eval()
+        >>> image = torch.randn(1, 2, 32, 32, generator=torch.Generator().manual_seed(0))
+        >>> result = adapt_to_case(network, image, (32, 32), AdaptationSettings("entropy", steps=2))
+        >>> result.entropy_after < result.entropy_before  # the steps lowered the case's mean entropy
+        True
     """
     start_time = time.perf_counter()
     device = next(network.parameters()).device

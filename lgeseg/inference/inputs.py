@@ -31,7 +31,17 @@ class InputCase:
 
 
 def check_folders(input_dir: Path, output_dir: Path) -> None:
-    """Refuse a missing input folder and an output folder equal to or inside the input folder."""
+    """Refuse a missing input folder and an output folder equal to or inside the input folder.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> check_folders(Path(tmp.name), Path(tmp.name) / "predictions")
+        Traceback (most recent call last):
+        ValueError: ...: the output folder must not be the input folder or inside it (...); inputs are never overwritten
+        >>> check_folders(Path(tmp.name), Path(tmp.name).parent / "predictions")  # passes: returns None
+        >>> tmp.cleanup()
+    """
     if not input_dir.is_dir():
         raise FileNotFoundError(f"{input_dir}: input folder not found")
     inp, out = input_dir.resolve(), output_dir.resolve()
@@ -52,6 +62,15 @@ def list_input_cases(input_dir: str | Path, series: list[str] | None = None) -> 
         Cases sorted by id (DICOM: by series number). Raises ``ValueError`` naming the case when its
         channel numbers are not 0, 1, ... without gaps, and ``FileNotFoundError`` when the folder
         holds no image.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> for name in ("p1_0000.nii.gz", "p1_0001.nii.gz", "p2.nii.gz", "notes.txt"):
+        ...     (Path(tmp.name) / name).touch()
+        >>> [(case.case_id, [p.name for p in case.paths]) for case in list_input_cases(tmp.name)]
+        [('p1', ['p1_0000.nii.gz', 'p1_0001.nii.gz']), ('p2', ['p2.nii.gz'])]
+        >>> tmp.cleanup()
     """
     input_dir = Path(input_dir)
     channels = _image_files(input_dir)
@@ -96,6 +115,19 @@ def check_case(case: InputCase, channel_names: dict[str, str], allow_unusual_spa
     NIfTI file is truncated or damaged, or holds NaN/Inf or beyond-float32 values (its bytes are
     checked here, before any prediction);
     for a DICOM series, when it is not one regular stack.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> geometry = CaseGeometry((2, 8, 8), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> io.write_image(Path(tmp.name) / "p1_0000.nii.gz", np.ones((2, 8, 8), np.float32), geometry)
+        >>> case = list_input_cases(tmp.name)[0]
+        >>> check_case(case, {"0": "LGE"}).spacing
+        (8.0, 1.25, 1.25)
+        >>> check_case(case, {"0": "LGE", "1": "T2"})
+        Traceback (most recent call last):
+        ValueError: ...p1_0000.nii.gz: case p1 has 1 channel file(s) but the model expects 2: _0000 (LGE), _0001 (T2)
+        >>> tmp.cleanup()
     """
     if case.series is not None:
         if len(channel_names) != 1:
@@ -123,7 +155,20 @@ def check_case(case: InputCase, channel_names: dict[str, str], allow_unusual_spa
 
 
 def read_case(case: InputCase) -> tuple[np.ndarray, CaseGeometry]:
-    """Read all channels of ``case``: returns (float32 (C, Z, Y, X), geometry of channel 0)."""
+    """Read all channels of ``case``: returns (float32 (C, Z, Y, X), geometry of channel 0).
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> geometry = CaseGeometry((2, 8, 8), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> for channel in range(2):
+        ...     array = np.full((2, 8, 8), channel, np.float32)
+        ...     io.write_image(Path(tmp.name) / f"p1_000{channel}.nii.gz", array, geometry)
+        >>> image, read_geometry = read_case(list_input_cases(tmp.name)[0])
+        >>> image.dtype, image.shape, float(image[1].max())  # (C, z, y, x)
+        (dtype('float32'), (2, 2, 8, 8), 1.0)
+        >>> tmp.cleanup()
+    """
     if case.series is not None:
         array, geometry = read_series(case.series)
         return array[None], geometry
@@ -141,6 +186,11 @@ def select_part(cases: list[InputCase], num_parts: int, part_id: int) -> list[In
 
     Runs with ``part_id`` 0 .. ``num_parts - 1`` over one folder predict each case exactly once. Raises
     ``ValueError`` when ``num_parts < 1`` or ``part_id`` is outside 0 .. ``num_parts - 1``.
+
+    Example:
+        >>> cases = [InputCase(f"p{i}", ()) for i in range(5)]
+        >>> [case.case_id for case in select_part(cases, num_parts=2, part_id=1)]
+        ['p1', 'p3']
     """
     if num_parts < 1 or not 0 <= part_id < num_parts:
         raise ValueError(f"--part-id must lie in 0 .. --num-parts - 1 with --num-parts >= 1, found part {part_id} "

@@ -33,6 +33,12 @@ def nnunet_properties(geometry: CaseGeometry) -> dict[str, Any]:
     Returns a dict with ``sitk_stuff`` (spacing (x, y, z) mm, origin, direction as ITK reports them),
     ``spacing`` (z, y, x) mm, and the shape/bounding-box fields nnU-Net's predictor records
     (the whole image: lgeseg's probabilities are already on the original grid).
+
+    Example:
+        >>> geometry = CaseGeometry((2, 3, 4), (8.0, 1.25, 1.5), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> properties = nnunet_properties(geometry)
+        >>> properties["sitk_stuff"]["spacing"], properties["spacing"]  # ITK's (x, y, z), then (z, y, x)
+        ((1.5, 1.25, 8.0), [8.0, 1.25, 1.5])
     """
     shape = [int(v) for v in geometry.shape]
     return {
@@ -47,7 +53,14 @@ def nnunet_properties(geometry: CaseGeometry) -> dict[str, Any]:
 
 
 def check_consecutive_labels(labels: dict[str, int]) -> None:
-    """Raise ``ValueError`` unless the label values are 0, 1, ..., K-1 (what ``nnUNetv2_ensemble`` assumes)."""
+    """Raise ``ValueError`` unless the label values are 0, 1, ..., K-1 (what ``nnUNetv2_ensemble`` assumes).
+
+    Example:
+        >>> check_consecutive_labels({"background": 0, "blood_pool": 1, "myocardium": 2})  # passes
+        >>> check_consecutive_labels({"background": 0, "myocardium": 2})
+        Traceback (most recent call last):
+        ValueError: --save-probabilities writes nnU-Net's format, whose class k is label value k; the model's labels ...
+    """
     values = sorted(labels.values())
     if values != list(range(len(values))):
         raise ValueError(f"--save-probabilities writes nnU-Net's format, whose class k is label value k; the model's "
@@ -64,6 +77,17 @@ def write_case_probabilities(output_dir: Path, case_id: str, probabilities: np.n
         probabilities: float (K, Z, Y, X) class probabilities on ``geometry``'s grid, class k = label value k.
         geometry: the input image's geometry.
         labels: label name -> value (also stored as ``label_values``/``label_names`` in the npz).
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> geometry = CaseGeometry((2, 3, 4), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> probabilities = np.full((3, 2, 3, 4), 1 / 3, np.float32)
+        >>> labels = {"background": 0, "lv": 1, "myo": 2}
+        >>> paths = write_case_probabilities(Path(tmp.name), "p1", probabilities, geometry, labels)
+        >>> [p.name for p in paths], np.load(paths[0])["probabilities"].shape
+        (['p1.npz', 'p1.pkl'], (3, 2, 3, 4))
+        >>> tmp.cleanup()
     """
     npz, pkl = output_dir / f"{case_id}.npz", output_dir / f"{case_id}.pkl"
     with atomic_output(npz, suffix=".npz") as tmp:
@@ -81,6 +105,14 @@ def write_ensemble_metadata(output_dir: Path, labels: dict[str, int], channel_na
 
     ``plans.json`` holds only what the ensembling uses (the image reader/writer and label manager);
     it is not an lgeseg plan (the model's plan stays in ``MODEL/plans.json``).
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> write_ensemble_metadata(Path(tmp.name), {"background": 0, "lv": 1}, {"0": "LGE"}, ".nii.gz")
+        >>> sorted(p.name for p in Path(tmp.name).iterdir())
+        ['dataset.json', 'plans.json']
+        >>> tmp.cleanup()
     """
     save_json({"channel_names": channel_names, "labels": labels, "numTraining": 0, "file_ending": file_ending},
               output_dir / "dataset.json")

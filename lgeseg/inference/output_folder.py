@@ -39,14 +39,32 @@ LOCK_FILE = ".lgeseg_predict.lock"
 
 
 def model_identity(model_dir: Path, checkpoint: Path) -> dict[str, Any]:
-    """What identifies a model's weights: resolved folder, checkpoint file name, size (bytes), mtime (ns)."""
+    """What identifies a model's weights: resolved folder, checkpoint file name, size (bytes), mtime (ns).
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> checkpoint = Path(tmp.name) / "checkpoint_final.pth"
+        >>> _ = checkpoint.write_bytes(b"weights")
+        >>> identity = model_identity(Path(tmp.name), checkpoint)
+        >>> identity["checkpoint"], identity["bytes"], sorted(identity)
+        ('checkpoint_final.pth', 7, ['bytes', 'checkpoint', 'model', 'modified_ns'])
+        >>> tmp.cleanup()
+    """
     stat = checkpoint.stat()
     return {"model": str(Path(model_dir).resolve()), "checkpoint": checkpoint.name, "bytes": stat.st_size,
             "modified_ns": stat.st_mtime_ns}
 
 
 def provenance_record(models: Sequence[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any]:
-    """The content of ``PROVENANCE_FILE``: ``models`` (``model_identity`` dicts) and ``settings``."""
+    """The content of ``PROVENANCE_FILE``: ``models`` (``model_identity`` dicts) and ``settings``.
+
+    Example:
+        >>> models = [{"model": "/models/m1", "checkpoint": "checkpoint_final.pth"}]
+        >>> record = provenance_record(models, {"mirror": True})
+        >>> sorted(record), record["settings"]
+        (['lgeseg_version', 'models', 'settings'], {'mirror': True})
+    """
     return {"lgeseg_version": __version__, "models": list(models), "settings": dict(settings)}
 
 
@@ -70,6 +88,18 @@ def check_provenance(output_dir: Path, record: dict[str, Any], overwrite: bool, 
 
     Raises ``OutputConflictError`` naming ``PROVENANCE_FILE`` (or the folder, when outputs exist
     without a record) and what differs, unless ``overwrite``.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> out = Path(tmp.name)
+        >>> check_provenance(out, provenance_record([], {"mirror": True}), overwrite=False, outputs_exist=False)
+        >>> (out / PROVENANCE_FILE).is_file()  # recorded; the same settings pass again
+        True
+        >>> check_provenance(out, provenance_record([], {"mirror": False}), overwrite=False, outputs_exist=True)
+        Traceback (most recent call last):
+        lgeseg.errors.OutputConflictError: ... were made with other settings (mirror True -> False); use --overwrite ...
+        >>> tmp.cleanup()
     """
     path = output_dir / PROVENANCE_FILE
     if not overwrite:
@@ -124,6 +154,18 @@ def acquire_lock(output_dir: Path) -> Path:
     Raises ``FolderLockedError`` naming the holder's pid (and host) while it runs, and
     ``PermissionError``/``OSError`` naming the folder when it cannot be written (read-only): both
     before any prediction. A lock whose process is gone on this host is taken over with a warning.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> lock = acquire_lock(Path(tmp.name))
+        >>> lock.name, load_json(lock)["pid"] == os.getpid()
+        ('.lgeseg_predict.lock', True)
+        >>> acquire_lock(Path(tmp.name))  # this process still holds it
+        Traceback (most recent call last):
+        lgeseg.errors.FolderLockedError: ...: another lgeseg_predict run (pid ...) is writing ...
+        >>> release_lock(lock)
+        >>> tmp.cleanup()
     """
     path = output_dir / LOCK_FILE
     for _ in range(2):
@@ -143,14 +185,35 @@ def acquire_lock(output_dir: Path) -> Path:
 
 
 def release_lock(path: Path) -> None:
-    """Remove the lock file if it is still this process's."""
+    """Remove the lock file if it is still this process's.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> lock = acquire_lock(Path(tmp.name))
+        >>> release_lock(lock)
+        >>> lock.exists()
+        False
+        >>> tmp.cleanup()
+    """
     if _read_lock(path).get("pid") == os.getpid():
         path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
 def lock_output_folder(output_dir: Path) -> Iterator[Path]:
-    """Hold ``output_dir``'s lock for the ``with`` block (see ``acquire_lock``); yields the lock file."""
+    """Hold ``output_dir``'s lock for the ``with`` block (see ``acquire_lock``); yields the lock file.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> with lock_output_folder(Path(tmp.name)) as lock:
+        ...     print(lock.name, lock.exists())
+        .lgeseg_predict.lock True
+        >>> lock.exists()  # released on exit
+        False
+        >>> tmp.cleanup()
+    """
     path = acquire_lock(output_dir)
     try:
         yield path
@@ -159,7 +222,16 @@ def lock_output_folder(output_dir: Path) -> Iterator[Path]:
 
 
 def check_writable(output_dir: Path) -> None:
-    """Raise ``PermissionError`` naming ``output_dir`` when files cannot be created in it (before any work)."""
+    """Raise ``PermissionError`` naming ``output_dir`` when files cannot be created in it (before any work).
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> check_writable(Path(tmp.name))  # passes and leaves no file behind
+        >>> list(Path(tmp.name).iterdir())
+        []
+        >>> tmp.cleanup()
+    """
     probe = output_dir / f".lgeseg_write_test.{os.getpid()}"
     try:
         probe.write_bytes(b"")

@@ -49,6 +49,14 @@ def render_overlay(image: np.ndarray, segmentation: np.ndarray, spacing: Sequenc
 
     Returns:
         a ``matplotlib.figure.Figure`` (not attached to pyplot).
+
+    Example:
+        >>> yy, xx = np.mgrid[:32, :32]
+        >>> r = np.hypot(yy - 16, xx - 16)
+        >>> segmentation = np.stack([np.where(r < 6, 1, np.where(r < 10, 2, 0))] * 3).astype(np.uint8)
+        >>> figure = render_overlay(r[None].repeat(3, axis=0), segmentation, (8.0, 1.5, 1.5), "p1")
+        >>> len([ax for ax in figure.axes if ax.images])  # one panel per slice (a 2 x 2 grid, one left empty)
+        3
     """
     from matplotlib.figure import Figure  # deferred: matplotlib loads only with --overlays
 
@@ -77,7 +85,20 @@ def render_overlay(image: np.ndarray, segmentation: np.ndarray, spacing: Sequenc
 
 def write_overlay(path: str | Path, image: np.ndarray, segmentation: np.ndarray, spacing: Sequence[float],
                   title: str = "") -> None:
-    """Render the overlay (see ``render_overlay``) and write it to ``path`` (PNG) atomically."""
+    """Render the overlay (see ``render_overlay``) and write it to ``path`` (PNG) atomically.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> segmentation = np.zeros((2, 32, 32), np.uint8)
+        >>> segmentation[:, 10:20, 10:20] = 2
+        >>> segmentation[:, 13:17, 13:17] = 1
+        >>> image = np.random.default_rng(0).random((2, 32, 32))
+        >>> write_overlay(Path(tmp.name) / "p1.png", image, segmentation, (8.0, 1.5, 1.5))
+        >>> (Path(tmp.name) / "p1.png").read_bytes()[1:4]  # a PNG file
+        b'PNG'
+        >>> tmp.cleanup()
+    """
     path = Path(path)
     figure = render_overlay(image, segmentation, spacing, title)
     with atomic_output(path, suffix=".png") as tmp:

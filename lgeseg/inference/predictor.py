@@ -78,6 +78,10 @@ def load_models(model_dirs: Sequence[str | Path], device: torch.device, checkpoi
     ``FileNotFoundError``/``ValueError`` naming the folder for a missing or incomplete model folder,
     and ``ValueError`` when two models preprocess differently (target spacing, normalization,
     interpolation, labels or channels) and so cannot share one prediction.
+
+    Usage (needs trained model folders; ``lgeseg_predict -m MODEL/fold_0 MODEL/fold_1`` loads them so)::
+
+        models = load_models(["MODEL/fold_0", "MODEL/fold_1"], torch.device("cpu"), checkpoint="final")
     """
     if not model_dirs:
         raise ValueError("no model folder given (use -m MODEL_DIR)")
@@ -102,6 +106,18 @@ def fold_model_folders(model_dirs: Sequence[str | Path], folds: Sequence[str] | 
     Returns:
         For each model folder and fold, ``MODEL/fold_<k>`` (nnU-Net's layout, e.g. ``lgeseg_train -o
         MODEL/fold_0 --fold 0``). Raises ``FileNotFoundError`` naming the missing ``fold_<k>`` folder.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> for fold in (0, 1):
+        ...     (Path(tmp.name) / f"fold_{fold}").mkdir()
+        >>> [p.name for p in fold_model_folders([tmp.name], ["0", "1"])], fold_model_folders(["m1"], None)
+        (['fold_0', 'fold_1'], [PosixPath('m1')])
+        >>> fold_model_folders([tmp.name], ["2"])
+        Traceback (most recent call last):
+        FileNotFoundError: .../fold_2: fold 2 not found in ... (-f names the fold_<k> subfolders of each -m folder; ...
+        >>> tmp.cleanup()
     """
     if not folds:
         return [Path(m) for m in model_dirs]
@@ -133,6 +149,11 @@ def inference_window(model: LoadedModel, slice_shape: Sequence[int], window: str
     ``window="slice"`` (and the localizing pass of ``"roi"``): the whole slice, zero-padded up to the
     network's divisor, so each slice takes one forward pass; slices over ``MAX_WHOLE_SLICE`` pixels
     fall back to tiles. ``window="sliding"``: nnU-Net's Gaussian-weighted tiles of the plan's patch size.
+
+    Usage (``model`` from ``load_models``; a 32 x 32 training patch, a network divisor of 8)::
+
+        inference_window(model, (50, 70), "slice")    # -> (56, 72): the whole slice, padded to the divisor
+        inference_window(model, (50, 70), "sliding")  # -> (32, 32): the plan's patch size
     """
     if window not in WINDOWS:
         raise ValueError(f"window must be one of {', '.join(WINDOWS)}, found {window!r}")
@@ -169,6 +190,11 @@ def predict_volume(image: np.ndarray, geometry: CaseGeometry, models: Sequence[L
 
     Returns:
         float32 (K, Z, Y, X) probabilities on the raw grid (background 1 outside the crop box).
+
+    Usage (``models`` from ``load_models``; ``image``, ``geometry`` from ``inputs.read_case``)::
+
+        probabilities = predict_volume(image, geometry, models, mirroring=True, window="roi")
+        labels = probabilities.argmax(axis=0)  # class index per voxel of the raw (z, y, x) grid
     """
     # deferred: lgeseg_predict starts without the preprocessing and planning modules
     from lgeseg.preprocessing import preprocess_arrays, revert_to_original
@@ -215,6 +241,11 @@ def output_ending(case: InputCase) -> str:
 
     ``.mhd`` inputs (header + separate data file) give ``.mha``, the same format in one file, which
     can be written atomically; DICOM series give ``.nii.gz``.
+
+    Example:
+        >>> nifti, metaimage = InputCase("p1", (Path("in/p1_0000.nii.gz"),)), InputCase("p2", (Path("p2.mhd"),))
+        >>> output_ending(nifti), output_ending(metaimage)
+        ('.nii.gz', '.mha')
     """
     if case.series is not None:
         return ".nii.gz"

@@ -150,7 +150,12 @@ class CaseQuality:
 
 
 def is_constant_image(image: np.ndarray) -> bool:
-    """Whether any channel of ``image`` ((C, z, y, x) or (z, y, x)) holds a single finite value or none at all."""
+    """Whether any channel of ``image`` ((C, z, y, x) or (z, y, x)) holds a single finite value or none at all.
+
+    Example:
+        >>> is_constant_image(np.zeros((1, 2, 8, 8))), is_constant_image(np.arange(8.0).reshape(1, 2, 2, 2))
+        (True, False)
+    """
     array = np.asarray(image)
     channels = array.reshape(array.shape[0], -1) if array.ndim == 4 else array.reshape(1, -1)
     for channel in channels:
@@ -199,6 +204,14 @@ def thin_ring_samples(blood: np.ndarray, myocardium: np.ndarray, spacing_yx: Seq
         blood, myocardium: 2D bool masks (y, x) of one slice.
         spacing_yx: (sy, sx) in-plane voxel size, mm.
         min_wall_mm: the thickness threshold, mm.
+
+    Example:
+        >>> yy, xx = np.mgrid[:32, :32]
+        >>> r = np.hypot(yy - 16, xx - 16)
+        >>> thin_ring_samples(r < 6, (r >= 6) & (r < 10), (1.5, 1.5))  # a 6 mm wall: no border voxel is thin
+        (0, 32)
+        >>> thin_ring_samples(r < 6, (r >= 6) & (r < 7), (1.5, 1.5))  # a 1-voxel (1.5 mm) wall: all are
+        (32, 32)
     """
     border = _border(blood)
     total = int(border.sum())
@@ -245,6 +258,16 @@ def assess_segmentation(labels: np.ndarray, spacing: Sequence[float], case_id: s
 
     Returns:
         A ``CaseQuality`` with every check, the combined ``score`` and the ``flagged`` decision.
+
+    Example:
+        >>> yy, xx = np.mgrid[:32, :32]
+        >>> r = np.hypot(yy - 16, xx - 16)
+        >>> labels = np.stack([np.where(r < 6, 1, np.where(r < 10, 2, 0))] * 5)  # blood pool in a 6 mm ring
+        >>> quality = assess_segmentation(labels, (10.0, 1.5, 1.5), "case_1")
+        >>> quality.flagged, quality.score, quality.blood_pool_ml, quality.blood_pool_slices
+        (False, 0.0, 12.26, 5)
+        >>> assess_segmentation(np.zeros((5, 32, 32), int), (10.0, 1.5, 1.5), "empty").reasons
+        ('no_foreground',)
     """
     labels = np.asarray(labels)
     if labels.ndim != 3 or len(spacing) != 3:
@@ -287,6 +310,17 @@ def read_quality_report(output_dir: str | Path) -> list[CaseQuality]:
     """The records of ``output_dir/qc.json`` (empty list when the file does not exist).
 
     Raises ``ValueError`` naming the file when it is not a list of quality records.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> folder = tmp.name
+        >>> read_quality_report(folder)  # no qc.json yet
+        []
+        >>> _ = write_quality_report([assess_segmentation(np.zeros((2, 8, 8), int), (8.0, 1.5, 1.5), "c1")], folder)
+        >>> [(r.case_id, r.reasons) for r in read_quality_report(folder)]
+        [('c1', ('no_foreground',))]
+        >>> tmp.cleanup()
     """
     path = Path(output_dir) / "qc.json"
     if not path.exists():
@@ -303,6 +337,18 @@ def write_quality_report(records: Sequence[CaseQuality], output_dir: str | Path)
 
     Records of cases already in ``qc.json`` but not in ``records`` (cases skipped as already
     predicted) are kept; a case in both takes the new record. Both files are written atomically.
+
+    Example:
+        >>> import os
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> folder = tmp.name
+        >>> empty = np.zeros((2, 8, 8), int)
+        >>> _ = write_quality_report([assess_segmentation(empty, (8.0, 1.5, 1.5), "c2")], folder)
+        >>> records = write_quality_report([assess_segmentation(empty, (8.0, 1.5, 1.5), "c1")], folder)
+        >>> [r.case_id for r in records], sorted(os.listdir(folder))  # c2 kept from the first call
+        (['c1', 'c2'], ['qc.csv', 'qc.json'])
+        >>> tmp.cleanup()
     """
     output_dir = Path(output_dir)
     merged = {record.case_id: record for record in read_quality_report(output_dir)}
@@ -325,7 +371,14 @@ def write_quality_report(records: Sequence[CaseQuality], output_dir: str | Path)
 
 
 def summary_text(records: Sequence[CaseQuality]) -> str:
-    """One line per flagged case (id, score, reasons) under a count, e.g. for the CLI's last output."""
+    """One line per flagged case (id, score, reasons) under a count, e.g. for the CLI's last output.
+
+    Example:
+        >>> records = [assess_segmentation(np.zeros((2, 8, 8), int), (8.0, 1.5, 1.5), "c1", input_constant=True)]
+        >>> print(summary_text(records))
+        quality check: 1 of 1 case(s) flagged for review (qc.csv)
+          c1: score 2.00 (input_constant, no_foreground)
+    """
     flagged = sorted((r for r in records if r.flagged), key=lambda r: -r.score)
     lines = [f"quality check: {len(flagged)} of {len(records)} case(s) flagged for review (qc.csv)"]
     lines += [f"  {r.case_id}: score {r.score:.2f} ({', '.join(r.reasons)})" for r in flagged]
