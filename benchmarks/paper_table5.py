@@ -55,7 +55,8 @@ def section(run: Path, results: dict, figures: list[str]) -> str:
         f"model, fine-tuning on {config['finetune_amount']} subjects for {config['finetune_epochs']} epochs, "
         f"CycleGAN {config['gan_epochs']} x {config['gan_iterations']} iterations; device "
         f"{results.get('device', 'cpu')}. The cells took {seconds['cells_total'] / 3600:.1f} hours of wall clock "
-        f"one after another, one torch thread each, on 2 cores shared with other work. Mean 3D Dice of blood pool and myocardium per seed, then "
+        f"one after another, one torch thread each, on 2 cores shared with other work. "
+        f"Mean 3D Dice of blood pool and myocardium per seed, then "
         f"mean ± SD over seeds; seeds per column: {seed_text}.",
         "",
         (run / "table.md").read_text().rstrip("\n"),

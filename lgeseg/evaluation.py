@@ -2,8 +2,8 @@
 
 Per case and per structure. The structures come from the ``labels`` of a dataset.json (every
 non-background label; an nnU-Net region, a list of values, is scored as their union); without one,
-lgeseg's labels: blood pool = label 1, myocardium = label 2. Whenever label 1 is ``blood_pool`` and
-label 2 ``myocardium``, the whole LV (labels 1 and 2) is scored too:
+lgeseg's labels: blood pool = label 1, myocardium = label 2. Whenever label 1 is named as the blood pool
+and label 2 as the myocardium (``blood_pool``, ``LV_bloodpool``...), the whole LV (1 and 2) is scored too:
 
 * ``dice``: the paper's Eq. 1, 2|X∩Y| / (|X| + |Y|), over the whole 3D volume.
 * ``hd95_mm``: 95th-percentile symmetric Hausdorff distance between the 3D surfaces, in mm
@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -60,11 +61,14 @@ def structures_from_labels(labels: dict[str, int | Sequence[int]] | None) -> dic
 
     Returns:
         name -> label values, one entry per non-background label in the order given, plus ``lv``
-        (1, 2) when label 1 is ``blood_pool`` and label 2 ``myocardium``.
+        (1, 2) when label 1 is named as the blood pool and label 2 as the myocardium (``blood_pool`` /
+        ``myocardium``, or other datasets' spellings such as ``LV_bloodpool`` / ``LV_myocardium``).
 
     Example:
         >>> structures_from_labels({"background": 0, "blood_pool": 1, "myocardium": 2})
         {'blood_pool': (1,), 'myocardium': (2,), 'lv': (1, 2)}
+        >>> structures_from_labels({"background": 0, "LV_bloodpool": 1, "LV_myocardium": 2})  # MyoPS's names
+        {'LV_bloodpool': (1,), 'LV_myocardium': (2,), 'lv': (1, 2)}
         >>> structures_from_labels({"background": 0, "scar": 1, "heart": [1, 2]})  # a region: the union
         {'scar': (1,), 'heart': (1, 2)}
     """
@@ -77,9 +81,17 @@ def structures_from_labels(labels: dict[str, int | Sequence[int]] | None) -> dic
             structures[str(name)] = values
     if not structures:
         raise ValueError(f"labels {labels} declare no structure besides background (0)")
-    if structures.get("blood_pool") == (1,) and structures.get("myocardium") == (2,) and "lv" not in structures:
+    if _names_blood_pool_and_myocardium(structures) and "lv" not in structures:
         structures["lv"] = (1, 2)
     return structures
+
+
+def _names_blood_pool_and_myocardium(structures: dict[str, tuple[int, ...]]) -> bool:
+    """True when label 1 is named as the LV blood pool and label 2 as the myocardium, spelled as datasets do
+    (``blood_pool``, ``LV_bloodpool``, ``LV cavity``; ``myocardium``, ``LV_myocardium``, ``MYO``)."""
+    names = {values: re.sub(r"[^a-z]", "", name.lower()) for name, values in structures.items()}
+    pool, myocardium = names.get((1,), ""), names.get((2,), "")
+    return any(word in pool for word in ("blood", "pool", "cavity")) and "myo" in myocardium
 
 
 def _mask(label_map: np.ndarray, label: int | Sequence[int]) -> np.ndarray:

@@ -11,7 +11,7 @@ import pytest
 
 from lgeseg import io
 from lgeseg.cli.evaluate import main as evaluate_main
-from lgeseg.evaluation import dice, evaluate_case, evaluate_folders, hd95
+from lgeseg.evaluation import dice, evaluate_case, evaluate_folders, hd95, structures_from_labels
 from lgeseg.records import CaseGeometry
 
 SPACING = (5.0, 1.5, 0.7)
@@ -87,3 +87,13 @@ def test_cli_prints_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert evaluate_main(["-p", str(tmp_path / "pred"), "-r", str(tmp_path / "ds"), "-o", str(tmp_path / "m")]) == 0
     out = capsys.readouterr().out
     assert "blood_pool" in out and "1.000" in out
+
+
+@pytest.mark.parametrize(("labels", "whole_lv"), [
+    ({"background": 0, "LV_bloodpool": 1, "LV_myocardium": 2}, True),
+    ({"background": 0, "LV cavity": 1, "MYO": 2}, True),
+    ({"background": 0, "scar": 1, "myocardium": 2}, False),
+    ({"background": 0, "blood_pool": 2, "myocardium": 1}, False),
+])
+def test_whole_lv_is_scored_under_other_datasets_names_for_the_two_structures(labels: dict, whole_lv: bool) -> None:
+    assert ("lv" in structures_from_labels(labels)) is whole_lv
