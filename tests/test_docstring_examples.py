@@ -32,9 +32,9 @@ MODULES = _modules_with_examples()
 
 #: The Python API (docs/ARCHITECTURE.md): every public function of these modules shows its use.
 API_MODULES = (
-    "atomic.py", "augmentation/appearance.py", "augmentation/intensity.py", "augmentation/presets.py",
-    "augmentation/spatial.py", "checks.py", "converters/common.py", "dataset.py", "device.py", "dicom.py",
-    "evaluation.py", "fingerprint.py", "harmonization/apply.py", "harmonization/histogram.py",
+    "atomic.py", "augmentation/appearance.py", "augmentation/intensity.py", "augmentation/pipeline.py",
+    "augmentation/presets.py", "augmentation/spatial.py", "checks.py", "converters/common.py", "dataset.py",
+    "device.py", "dicom.py", "evaluation.py", "fingerprint.py", "harmonization/apply.py", "harmonization/histogram.py",
     "inference/adaptation.py", "inference/inputs.py", "inference/nnunet_files.py", "inference/output_folder.py",
     "inference/overlays.py", "inference/predictor.py", "inference/quality.py", "inference/sliding_window.py", "io.py",
     "model_archive.py", "model_card.py", "model_folder.py", "network/unet.py", "plan_and_preprocess.py",
@@ -42,7 +42,10 @@ API_MODULES = (
     "planning/topology.py", "planning/verify.py", "postprocessing.py", "preprocessing/arrays.py",
     "preprocessing/crop.py", "preprocessing/normalize.py", "preprocessing/parallel.py", "preprocessing/resample.py",
     "preprocessing/run.py", "records.py", "report/build.py", "report/measures.py", "report/page.py", "synth/centers.py",
-    "synth/montage.py", "synth/multicenter.py", "synth/phantom.py", "training/finetune.py", "validation.py",
+    "synth/montage.py", "synth/multicenter.py", "synth/phantom.py", "training/data.py", "training/distributed.py",
+    "training/finetune.py", "training/inputs.py", "training/loop.py", "training/losses.py", "training/plots.py",
+    "training/prefetch.py", "training/recipes.py", "training/splits.py", "training/trainer.py",
+    "training/validation.py", "validation.py",
 )
 
 

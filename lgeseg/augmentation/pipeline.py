@@ -116,6 +116,12 @@ def sample_intensity(
 
     Returns:
         steps in ``STEP_ORDER`` whose probability is above 0, tensors on ``generator.device``.
+
+    Example:
+        >>> from lgeseg.augmentation import get_preset
+        >>> steps = sample_intensity(get_preset("spatial_intensity"), 4, 1, torch.Generator().manual_seed(0))
+        >>> [step.op for step in steps], tuple(steps[0].mask.shape)  # (B, C): which sample-channels it changes
+        (['bilateral', 'noise', 'brightness_add', 'contrast', 'inverse_gamma', 'gamma'], (4, 1))
     """
     shape, pr, sp = (batch_size, channels), preset, preset.split_factor_sampling
     g = generator
@@ -201,6 +207,18 @@ def apply_intensity(
       get the values of False (up to float rounding where the blocking of a matrix product depends
       on the row count: ``bias_field``), except that noise is drawn for every row (same
       distribution, other numbers).
+
+    Example:
+        >>> import dataclasses
+        >>> from lgeseg.augmentation import get_preset
+        >>> preset = dataclasses.replace(get_preset("none"), p_noise=0.5, noise_std=(0.1, 0.1))  # noise alone
+        >>> g = torch.Generator().manual_seed(0)
+        >>> steps = sample_intensity(preset, 4, 1, g)
+        >>> steps[0].op, steps[0].mask[:, 0].tolist()
+        ('noise', [True, False, True, True])
+        >>> noisy = apply_intensity(torch.zeros(4, 1, 32, 32), steps, preset, g)
+        >>> [bool(sample.any()) for sample in noisy]  # the unselected sample stays as it was
+        [True, False, True, True]
     """
     b, c, h, w = images.shape
     x = images.reshape(b * c, 1, h, w).clone()  # a copy: the gathering path writes its rows in place
@@ -300,6 +318,15 @@ def augment_batch_with_params(
     Returns:
         (images, labels, spatial parameters on the batch's device, intensity steps); arguments and
         the first two results as in ``augment_batch``.
+
+    Example:
+        >>> from lgeseg.augmentation import get_preset
+        >>> g = torch.Generator().manual_seed(0)
+        >>> images, labels = torch.rand(2, 1, 48, 48), torch.zeros(2, 48, 48, dtype=torch.long)
+        >>> x, y, spatial, steps = augment_batch_with_params(images, labels, get_preset("spatial_intensity"), (32, 32),
+        ...                                                  (1.25, 1.25), g)
+        >>> tuple(x.shape), tuple(y.shape), type(spatial).__name__, len(steps)
+        ((2, 1, 32, 32), (2, 32, 32), 'SpatialParams', 6)
     """
     patch_size = (int(patch_size[0]), int(patch_size[1]))
     _check_inputs(images, labels, patch_size)

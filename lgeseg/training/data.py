@@ -52,7 +52,15 @@ class TrainingCase:
 
 
 def case_key(record: PreprocessedCase) -> str:
-    """``"<dataset>/<case_id>"``: how splits and model.json name a case."""
+    """``"<dataset>/<case_id>"``: how splits and model.json name a case.
+
+    Example:
+        >>> from lgeseg.records import CaseGeometry
+        >>> geometry = CaseGeometry((2, 8, 8), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> case_key(PreprocessedCase("p1", "center1", None, geometry, ((0, 2), (0, 8), (0, 8)), (2, 8, 8),
+        ...                           (8.0, 1.25, 1.25), (2, 8, 8)))
+        'center1/p1'
+    """
     return f"{record.dataset}/{record.case_id}"
 
 
@@ -72,6 +80,21 @@ def load_case(record: PreprocessedCase, npz_path: Path) -> TrainingCase:
     """Read one ``<case>.npz`` (image float32 (C,z,y,x), label uint8 (z,y,x)) into memory.
 
     Raises ``ValueError`` naming the file when the label is missing or shapes disagree.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.records import CaseGeometry
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> geometry = CaseGeometry((2, 8, 8), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> record = PreprocessedCase("p1", "center1", None, geometry, ((0, 2), (0, 8), (0, 8)), (2, 8, 8),
+        ...                           (8.0, 1.25, 1.25), (2, 8, 8))
+        >>> label = np.zeros((2, 8, 8), np.uint8)
+        >>> label[:, 2:5, 2:5] = 1
+        >>> np.savez(Path(tmp.name) / "p1.npz", image=np.ones((1, 2, 8, 8), np.float32), label=label)
+        >>> case = load_case(record, Path(tmp.name) / "p1.npz")
+        >>> case.key, case.image.shape, [len(points) for points in case.foreground]  # 18 voxels of label 1
+        ('center1/p1', (1, 2, 8, 8), [18])
+        >>> tmp.cleanup()
     """
     with np.load(npz_path) as data:
         if "label" not in data:
@@ -88,6 +111,22 @@ def load_cases(entries: Sequence[tuple[PreprocessedCase, Path]], keys: Sequence[
     """Load the cases whose ``case_key`` is in ``keys``, in the order of ``keys``.
 
     Raises ``ValueError`` naming keys that are not in ``entries``.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.records import CaseGeometry
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> geometry = CaseGeometry((2, 8, 8), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> record = PreprocessedCase("p1", "center1", None, geometry, ((0, 2), (0, 8), (0, 8)), (2, 8, 8),
+        ...                           (8.0, 1.25, 1.25), (2, 8, 8))
+        >>> image, label = np.ones((1, 2, 8, 8), np.float32), np.ones((2, 8, 8), np.uint8)
+        >>> np.savez(Path(tmp.name) / "p1.npz", image=image, label=label)
+        >>> [case.key for case in load_cases([(record, Path(tmp.name) / "p1.npz")], ["center1/p1"])]
+        ['center1/p1']
+        >>> load_cases([(record, Path(tmp.name) / "p1.npz")], ["center1/p2"])
+        Traceback (most recent call last):
+        ValueError: cases ['center1/p2'] (of 1) listed in the split are not in the preprocessed data
+        >>> tmp.cleanup()
     """
     by_key = {case_key(record): (record, path) for record, path in entries}
     missing = [k for k in keys if k not in by_key]
@@ -98,7 +137,12 @@ def load_cases(entries: Sequence[tuple[PreprocessedCase, Path]], keys: Sequence[
 
 
 def extract_crop(array: np.ndarray, centre: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
-    """Crop (..., H, W) to (..., h, w) voxels centred at ``centre`` (y, x); zeros outside the array."""
+    """Crop (..., H, W) to (..., h, w) voxels centred at ``centre`` (y, x); zeros outside the array.
+
+    Example:
+        >>> extract_crop(np.arange(16).reshape(4, 4), centre=(0, 0), size=(3, 3)).tolist()  # zeros outside
+        [[0, 0, 0], [0, 0, 1], [0, 4, 5]]
+    """
     out = np.zeros(array.shape[:-2] + tuple(size), dtype=array.dtype)
     starts = [c - s // 2 for c, s in zip(centre, size, strict=True)]
     src, dst = [], []

@@ -87,6 +87,13 @@ def split_batch(batch_size: int, world_size: int) -> list[int]:
     """Slices per rank of a global batch: as equal as possible, the first ranks take the remainder.
 
     Raises ``ValueError`` when there are more processes than slices. Example: (44, 3) -> [15, 15, 14].
+
+    Example:
+        >>> split_batch(44, 3), split_batch(4, 4)
+        ([15, 15, 14], [1, 1, 1, 1])
+        >>> split_batch(2, 3)
+        Traceback (most recent call last):
+        ValueError: batch size 2 is smaller than the 3 processes: every process needs at least one slice (...)
     """
     if batch_size < world_size:
         raise ValueError(f"batch size {batch_size} is smaller than the {world_size} processes: every process "
@@ -100,6 +107,13 @@ def rank_device(device: torch.device, context: DistributedContext) -> torch.devi
 
     Raises ``ValueError`` when the machine has fewer CUDA devices than the local rank needs, or for
     several processes on MPS (DistributedDataParallel runs on CUDA with NCCL or on the CPU with gloo).
+
+    Example:
+        >>> rank_device(torch.device("cpu"), DistributedContext(rank=1, world_size=2, local_rank=1))  # gloo on the CPU
+        device(type='cpu')
+        >>> rank_device(torch.device("mps"), DistributedContext(rank=0, world_size=2))
+        Traceback (most recent call last):
+        ValueError: data-parallel training runs on CUDA (nccl) or on the CPU (gloo), not on MPS: use --device cpu or ...
     """
     if device.type == "mps" and context.enabled:
         raise ValueError("data-parallel training runs on CUDA (nccl) or on the CPU (gloo), not on MPS: "
@@ -118,6 +132,11 @@ def process_group(context: DistributedContext, device: torch.device) -> Iterator
     """Join the process group for the run (NCCL on CUDA, gloo elsewhere); leave it at the end.
 
     Does nothing for a single process. Uses torchrun's ``MASTER_ADDR``/``MASTER_PORT`` (``env://``).
+
+    Example:
+        >>> with process_group(SINGLE_PROCESS, torch.device("cpu")):  # under torchrun: each rank's context
+        ...     dist.is_initialized()  # one process: no group to join
+        False
     """
     if not context.enabled:
         yield
@@ -138,6 +157,11 @@ def wrap_data_parallel(network: torch.nn.Module, device: torch.device,
     """``DistributedDataParallel`` around ``network`` (already on ``device``); ``network`` itself for one process.
 
     DDP copies rank 0's weights to every rank and averages gradients after each backward pass.
+
+    Example:
+        >>> network = torch.nn.Linear(2, 2)
+        >>> wrap_data_parallel(network, torch.device("cpu"), SINGLE_PROCESS) is network  # DDP only with several ranks
+        True
     """
     if not context.enabled:
         return network
@@ -148,7 +172,12 @@ def wrap_data_parallel(network: torch.nn.Module, device: torch.device,
 
 
 def broadcast_from_main(value: Any, context: DistributedContext) -> Any:
-    """Rank 0's ``value`` (any picklable object) on every rank; ``value`` itself for one process."""
+    """Rank 0's ``value`` (any picklable object) on every rank; ``value`` itself for one process.
+
+    Example:
+        >>> broadcast_from_main({"seed": 3}, SINGLE_PROCESS)  # under torchrun: rank 0's value on every rank
+        {'seed': 3}
+    """
     if not context.enabled:
         return value
     box = [value]
@@ -158,7 +187,12 @@ def broadcast_from_main(value: Any, context: DistributedContext) -> Any:
 
 def reduce_numbers(values: list[float], device: torch.device, context: DistributedContext,
                    op: str = "sum") -> list[float]:
-    """Element-wise ``"sum"`` or ``"max"`` of ``values`` over the ranks (the values themselves for one process)."""
+    """Element-wise ``"sum"`` or ``"max"`` of ``values`` over the ranks (the values themselves for one process).
+
+    Example:
+        >>> reduce_numbers([1.5, 2.0], torch.device("cpu"), SINGLE_PROCESS, op="max")  # one process: as they are
+        [1.5, 2.0]
+    """
     if not context.enabled:
         return list(values)
     tensor = torch.tensor(values, dtype=torch.float64, device=device)

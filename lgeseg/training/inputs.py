@@ -44,7 +44,18 @@ class TrainingData:
 
 
 def available_datasets(folder: Path) -> list[str]:
-    """Dataset subfolders of a preprocessed folder (those holding ``.npz`` cases), sorted."""
+    """Dataset subfolders of a preprocessed folder (those holding ``.npz`` cases), sorted.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> for name in ("center1/p1.npz", "center2/p1.npz", "empty/notes.txt"):
+        ...     (Path(tmp.name) / name).parent.mkdir(exist_ok=True)
+        ...     (Path(tmp.name) / name).touch()
+        >>> available_datasets(Path(tmp.name))
+        ['center1', 'center2']
+        >>> tmp.cleanup()
+    """
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and any(p.glob("*.npz")))
 
 
@@ -68,6 +79,11 @@ def open_training_data(preprocessed: str | Path | Sequence[str | Path],
     Raises:
         FileNotFoundError: a folder or its ``plans.json`` is missing.
         ValueError: the plans differ, a requested dataset is absent, a dataset is in two folders, or no cases.
+
+    Usage (preprocessed folders from ``lgeseg_plan_and_preprocess``)::
+
+        data = open_training_data(["pre_center1", "pre_center2"], datasets=["center1"])
+        data.datasets, data.case_keys[:2]  # ('center1',), ['center1/case_000', 'center1/case_001']
     """
     folders = (Path(preprocessed),) if isinstance(preprocessed, (str, Path)) else tuple(Path(p) for p in preprocessed)
     plans_dicts = []

@@ -86,7 +86,14 @@ class EpochStats:
 
 
 def use_compile(config: TrainConfig, device: torch.device) -> bool:
-    """Whether to ``torch.compile``: the config's choice, by default only on CUDA."""
+    """Whether to ``torch.compile``: the config's choice, by default only on CUDA.
+
+    Example:
+        >>> from lgeseg.training.recipes import get_recipe
+        >>> config = get_recipe("paper", epochs=10, seed=0)  # compile left to the device
+        >>> use_compile(config, torch.device("cpu")), use_compile(config, torch.device("cuda"))
+        (False, True)
+    """
     return device.type == "cuda" if config.compile is None else bool(config.compile)
 
 
@@ -100,6 +107,20 @@ def build_state(config: TrainConfig, plan: Plan, device: torch.device,
     through ``DistributedDataParallel``; ``state.network`` stays the plain module.
     ``config.cuda_graph`` gives the state a ``StepGraph`` on CUDA (``ValueError`` in a data-parallel
     run) and is ignored with a warning on other devices.
+
+    Example:
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> from lgeseg.training.recipes import get_recipe
+        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (10, 64, 64), (10, 40, 40)),))
+        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
+        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
+        >>> state = build_state(get_recipe("paper", epochs=2, seed=0), plan, torch.device("cpu"), trainable="decoder:1")
+        >>> type(state.network).__name__, type(state.optimizer).__name__, state.epoch
+        ('UNet2D', 'Adam', 0)
+        >>> sum(p.requires_grad for p in state.network.parameters()), len(list(state.network.parameters()))  # frozen
+        (12, 48)
     """
     network = build_unet(plan.topology, seed=config.seed)
     if init_weights is not None:
@@ -142,6 +163,21 @@ def train_step(state: TrainingState, images: torch.Tensor, labels: torch.Tensor)
 
     Returns the loss as a detached device tensor (no host synchronisation). With
     ``state.step_graph`` the step is replayed as a CUDA graph (after a few eager steps and a capture).
+
+    Example:
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> from lgeseg.training.recipes import get_recipe
+        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (10, 64, 64), (10, 40, 40)),))
+        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
+        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
+        >>> state = build_state(get_recipe("paper", epochs=2, seed=0), plan, torch.device("cpu"))
+        >>> images, labels = torch.randn(2, 1, 32, 32), torch.zeros(2, 32, 32, dtype=torch.long)
+        >>> labels[:, 8:24, 8:24] = 1
+        >>> first, second = float(train_step(state, images, labels)), float(train_step(state, images, labels))
+        >>> second < first  # the step lowered the loss on this batch
+        True
     """
     if state.device.type == "cuda" and state.config.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
@@ -180,6 +216,26 @@ def train_epoch(state: TrainingState, sampler: PatchSampler, augment: Any, num_w
         sample_log: append what every batch was cut from to this text file (one line per batch:
             ``epoch batch key@z,y,x ...``), to check what each process of a data-parallel run saw.
         overlap_copies: copy the next batch to a CUDA device while the current step runs.
+
+    Example:
+        >>> from lgeseg.training.data import TrainingCase
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> from lgeseg.training.recipes import get_recipe
+        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (10, 64, 64), (10, 40, 40)),))
+        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
+        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
+        >>> config = dataclasses.replace(get_recipe("paper", epochs=1, seed=0), iterations_per_epoch=2)
+        >>> state = build_state(config, plan, torch.device("cpu"))
+        >>> label = np.zeros((2, 32, 32), np.uint8)
+        >>> label[:, 8:24, 8:24] = 1
+        >>> case = TrainingCase("d/p1", "d", np.random.default_rng(0).random((1, 2, 32, 32), dtype=np.float32), label,
+        ...                     [np.argwhere(label == 1).astype(np.int32)])
+        >>> sampler = PatchSampler([case], patch_size=(32, 32), crop_size=(32, 32), batch_size=2)
+        >>> stats = train_epoch(state, sampler, lambda x, y, generator: (x, y), num_workers=0)  # no augmentation
+        >>> stats.loss > 0, state.epoch  # the caller advances the epoch
+        (True, 0)
     """
     config, device = state.config, state.device
     for group in state.optimizer.param_groups:
@@ -217,6 +273,10 @@ def epoch_seeds(seed: int, epoch: int, rank: int = 0) -> tuple[tuple[int, ...], 
 
     Rank 0 (and a single process) keeps the seeds of a single-process run; every other rank gets
     its own, so the processes of a data-parallel run draw different samples and augmentations.
+
+    Example:
+        >>> epoch_seeds(3, 7), epoch_seeds(3, 7, rank=1)[0]  # rank 0 as a single process; rank 1 its own
+        (((3, 7), 300016), (3, 7, 1))
     """
     if rank == 0:
         return (seed, epoch), seed * 100_003 + epoch
@@ -231,7 +291,20 @@ def _append_sample_log(path: Path, epoch: int, drawn: dict[int, list[str]]) -> N
 
 
 def checkpoint_payload(state: TrainingState, with_optimizer: bool) -> dict[str, Any]:
-    """Plain-data checkpoint of ``state`` (tensors, numbers, strings, lists, dicts only)."""
+    """Plain-data checkpoint of ``state`` (tensors, numbers, strings, lists, dicts only).
+
+    Example:
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> from lgeseg.training.recipes import get_recipe
+        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (10, 64, 64), (10, 40, 40)),))
+        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
+        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
+        >>> state = build_state(get_recipe("paper", epochs=2, seed=0), plan, torch.device("cpu"))
+        >>> sorted(checkpoint_payload(state, with_optimizer=False))
+        ['best_dice', 'config', 'epoch', 'history', 'network', 'trainable']
+    """
     payload: dict[str, Any] = {
         "network": state.network.state_dict(),
         "epoch": state.epoch,
@@ -247,7 +320,24 @@ def checkpoint_payload(state: TrainingState, with_optimizer: bool) -> dict[str, 
 
 
 def save_state(state: TrainingState, path: str | Path, with_optimizer: bool = True) -> None:
-    """Write the state to ``path`` atomically (``model_folder.save_checkpoint``)."""
+    """Write the state to ``path`` atomically (``model_folder.save_checkpoint``).
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> from lgeseg.training.recipes import get_recipe
+        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (10, 64, 64), (10, 40, 40)),))
+        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
+        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> save_state(build_state(get_recipe("paper", epochs=2, seed=0), plan, torch.device("cpu")),
+        ...            Path(tmp.name) / "checkpoint_latest.pt")
+        >>> sorted(load_checkpoint(Path(tmp.name) / "checkpoint_latest.pt"))  # with the optimizer and RNG, to resume
+        ['best_dice', 'config', 'epoch', 'history', 'network', 'optimizer', 'torch_rng', 'trainable']
+        >>> tmp.cleanup()
+    """
     save_checkpoint(path, checkpoint_payload(state, with_optimizer))
 
 
@@ -255,6 +345,26 @@ def restore_state(state: TrainingState, path: str | Path) -> None:
     """Resume from a checkpoint written by ``save_state``: weights, optimizer, epoch, history, RNG.
 
     Raises ``FileNotFoundError``/``ValueError`` naming the file when it is missing, unsafe or incomplete.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> from lgeseg.training.recipes import get_recipe
+        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (10, 64, 64), (10, 40, 40)),))
+        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
+        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> config = get_recipe("paper", epochs=2, seed=0)
+        >>> state = build_state(config, plan, torch.device("cpu"))
+        >>> state.epoch = 1
+        >>> save_state(state, Path(tmp.name) / "checkpoint_latest.pt")
+        >>> resumed = build_state(config, plan, torch.device("cpu"))
+        >>> restore_state(resumed, Path(tmp.name) / "checkpoint_latest.pt")
+        >>> resumed.epoch
+        1
+        >>> tmp.cleanup()
     """
     payload = load_checkpoint(path, map_location=state.device)
     if "optimizer" not in payload:

@@ -25,6 +25,10 @@ def deep_supervision_weights(num_outputs: int) -> list[float]:
 
     Weights halve per level; the lowest-resolution output gets 0 (when there are several);
     the rest sum to 1. Example: 4 outputs -> [4/7, 2/7, 1/7, 0].
+
+    Example:
+        >>> [round(w, 4) for w in deep_supervision_weights(4)], deep_supervision_weights(1)
+        ([0.5714, 0.2857, 0.1429, 0.0], [1.0])
     """
     if num_outputs < 1:
         raise ValueError(f"need at least one network output, found {num_outputs}")
@@ -45,6 +49,13 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1
 
     Returns:
         Scalar ``1 - mean_k Dice_k`` over classes 1..K-1 (0 when perfect).
+
+    Example:
+        >>> target = torch.zeros(1, 4, 4, dtype=torch.long)
+        >>> target[:, 1:3, 1:3] = 1
+        >>> logits = 20 * F.one_hot(target, 2).permute(0, 3, 1, 2).float()  # confident and right
+        >>> round(float(soft_dice_loss(logits, target)), 4), round(float(soft_dice_loss(-logits, target)), 4)
+        (0.0, 1.0)
     """
     probs = torch.softmax(logits.float(), dim=1)
     onehot = F.one_hot(target, num_classes=logits.shape[1]).permute(0, 3, 1, 2).to(probs.dtype)
@@ -69,7 +80,12 @@ class DiceCELoss(nn.Module):
 
 
 def downsample_target(target: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Nearest-neighbour resize of a (B, H, W) long label map to ``size`` (h, w) voxels."""
+    """Nearest-neighbour resize of a (B, H, W) long label map to ``size`` (h, w) voxels.
+
+    Example:
+        >>> downsample_target(torch.arange(16).reshape(1, 4, 4), (2, 2)).tolist()  # every other row and column
+        [[[0, 2], [8, 10]]]
+    """
     if tuple(target.shape[-2:]) == tuple(size):
         return target
     resized = F.interpolate(target[:, None].float(), size=size, mode="nearest")

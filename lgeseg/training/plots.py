@@ -14,6 +14,16 @@ def plot_progress(history: dict[str, list[float]], path: str | Path) -> None:
         history: ``train_loss``, ``val_loss``, ``val_mean_dice`` and optional ``val_dice_<label>``
             lists, one value per epoch (epoch 1 first).
         path: output PNG.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> history = {"train_loss": [1.2, 0.9], "val_loss": [1.1, 1.0], "val_mean_dice": [0.3, 0.5],
+        ...            "val_dice_myocardium": [0.2, 0.4]}
+        >>> plot_progress(history, Path(tmp.name) / "progress.png")
+        >>> (Path(tmp.name) / "progress.png").read_bytes()[1:4]  # a PNG file
+        b'PNG'
+        >>> tmp.cleanup()
     """
     # Imported here, and without pyplot: loading a model for inference should not pay for matplotlib,
     # and a notebook's backend must not change.

@@ -28,6 +28,11 @@ def to_device(batches: Iterable[Batch], device: torch.device, overlap: bool = Tr
         device: target device.
         overlap: on CUDA, copy the next batch on a side stream while the current one is used
             (one extra batch held on the device); ignored elsewhere.
+
+    Example:
+        >>> batches = [(torch.zeros(2, 1, 4, 4), torch.ones(2, 4, 4)) for _ in range(3)]
+        >>> [(images.device.type, tuple(labels.shape)) for images, labels in to_device(batches, torch.device("cpu"))]
+        [('cpu', (2, 4, 4)), ('cpu', (2, 4, 4)), ('cpu', (2, 4, 4))]
     """
     if device.type != "cuda" or not overlap:
         for batch in batches:

@@ -228,6 +228,15 @@ def set_capturable(optimizer: torch.optim.Optimizer, capturable: bool) -> None:
     A checkpoint carries its run's flag and step counts (on the GPU when capturable); this puts
     both as this run needs them (step counts on the CPU otherwise, where reading them costs no
     host-device synchronisation). Other optimizers are left as they are.
+
+    Example:
+        >>> weight = torch.nn.Parameter(torch.ones(2))
+        >>> optimizer = torch.optim.Adam([weight], lr=0.1)
+        >>> weight.sum().backward()
+        >>> optimizer.step()
+        >>> set_capturable(optimizer, False)
+        >>> optimizer.param_groups[0]["capturable"], optimizer.state[weight]["step"].device.type
+        (False, 'cpu')
     """
     if not isinstance(optimizer, torch.optim.Adam):
         return

@@ -28,7 +28,12 @@ _FRAME_SUFFIX = re.compile(r"_(frame\d+|ED|ES|ed|es)$")
 
 
 def subject_of(key: str) -> str:
-    """The subject a case belongs to: ``"acdc/patient001_frame12"`` -> ``"acdc/patient001"``."""
+    """The subject a case belongs to: ``"acdc/patient001_frame12"`` -> ``"acdc/patient001"``.
+
+    Example:
+        >>> subject_of("acdc/patient001_frame12"), subject_of("mnms/A1D9Z7_ED"), subject_of("myops/case_101")
+        ('acdc/patient001', 'mnms/A1D9Z7', 'myops/case_101')
+    """
     return _FRAME_SUFFIX.sub("", key)
 
 
@@ -37,6 +42,11 @@ def make_splits(keys: Sequence[str], num_folds: int = 5, seed: int = SPLIT_SEED)
 
     With fewer subjects than folds, each fold validates on one subject; with one subject, the
     single case set is both training and validation data (a warning is logged).
+
+    Example:
+        >>> folds = make_splits(["a/p1_frame01", "a/p1_frame09", "a/p2_frame01", "a/p3_frame01", "b/q1", "b/q2"], 2)
+        >>> folds[1]  # p1's two frames on one side; each dataset split on its own
+        {'train': ['a/p1_frame01', 'a/p1_frame09', 'a/p2_frame01', 'b/q1'], 'val': ['a/p3_frame01', 'b/q2']}
     """
     datasets: dict[str, list[str]] = {}
     for key in sorted(set(keys)):
@@ -63,6 +73,10 @@ def limit_subjects(keys: Sequence[str], per_dataset: int, seed: int = SPLIT_SEED
 
     Equal subject counts per center are how the paper's Table 4 balances multi-center models. A
     dataset with fewer subjects keeps them all (a warning is logged). Returns the kept keys, sorted.
+
+    Example:
+        >>> limit_subjects(["a/p1_frame01", "a/p1_frame09", "a/p2_frame01", "b/q1", "b/q2"], per_dataset=1)
+        ['a/p1_frame01', 'a/p1_frame09', 'b/q1']
     """
     if per_dataset < 1:
         raise ValueError(f"subjects_per_center must be >= 1, found {per_dataset}")
@@ -85,6 +99,18 @@ def load_or_create_splits(path: str | Path, keys: Sequence[str], num_folds: int 
     """Read ``splits.json`` when it exists (checking it covers exactly ``keys``), else create and write it.
 
     Raises ``ValueError`` naming the file when it lists other cases than the training data has.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "splits.json"
+        >>> folds = load_or_create_splits(path, ["a/p1", "a/p2", "a/p3"], num_folds=3)  # written
+        >>> load_or_create_splits(path, ["a/p1", "a/p2", "a/p3"], num_folds=3) == folds  # read back
+        True
+        >>> load_or_create_splits(path, ["a/p1", "a/p2"])
+        Traceback (most recent call last):
+        ValueError: .../splits.json: the stored split does not match the training data (in the split only: ['a/p3']; ...
+        >>> tmp.cleanup()
     """
     path = Path(path)
     if not path.is_file():
@@ -107,7 +133,16 @@ def load_or_create_splits(path: str | Path, keys: Sequence[str], num_folds: int 
 
 def fold_of(folds: list[dict[str, list[str]]], fold: int,
             path: str | Path = "splits.json") -> tuple[list[str], list[str]]:
-    """(train keys, validation keys) of ``fold``; ``ValueError`` naming the file when it has fewer folds."""
+    """(train keys, validation keys) of ``fold``; ``ValueError`` naming the file when it has fewer folds.
+
+    Example:
+        >>> folds = [{"train": ["a/p1"], "val": ["a/p2"]}, {"train": ["a/p2"], "val": ["a/p1"]}]
+        >>> fold_of(folds, 1)
+        (['a/p2'], ['a/p1'])
+        >>> fold_of(folds, 2)
+        Traceback (most recent call last):
+        ValueError: splits.json: fold 2 requested but the split has folds 0..1
+    """
     if not 0 <= fold < len(folds):
         raise ValueError(f"{path}: fold {fold} requested but the split has folds 0..{len(folds) - 1}")
     return list(folds[fold]["train"]), list(folds[fold]["val"])

@@ -149,6 +149,11 @@ def run_training(config: TrainConfig, preprocessed: str | Path | Sequence[str | 
     frozen blocks and the case split of a fine-tuning run. The folder is created only after the
     data, plans and network are known to be valid; a new folder that fails before its first
     checkpoint is removed again, so a failed start leaves no partial model folder.
+
+    Usage (a preprocessed folder; ``train`` resolves the recipe and calls it)::
+
+        from lgeseg.training.recipes import get_recipe
+        model_dir = run_training(get_recipe("default", epochs=50, seed=0), ["work/preprocessed"], "work/model")
     """
     model_dir = Path(model_dir)
     check_model_folder(model_dir, resume, overwrite)
@@ -227,6 +232,19 @@ def check_model_folder(model_dir: Path, resume: bool, overwrite: bool = False) -
     when ``model_dir`` is a file, and ``OutputConflictError`` naming the folder and its model files
     when a fresh run (neither ``resume`` nor ``overwrite``) would write into a folder that holds a
     model (``model.json``) or any checkpoint.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> check_model_folder(Path(tmp.name), resume=False)  # empty: a fresh run may start
+        >>> (Path(tmp.name) / "model.json").touch()
+        >>> check_model_folder(Path(tmp.name), resume=False)
+        Traceback (most recent call last):
+        lgeseg.errors.OutputConflictError: ...: already holds a model (model.json); use --overwrite to replace it, ...
+        >>> check_model_folder(Path(tmp.name), resume=True)
+        Traceback (most recent call last):
+        FileNotFoundError: .../checkpoint_latest.pt: nothing to continue (no checkpoint_latest.pt in ...)
+        >>> tmp.cleanup()
     """
     latest = model_dir / "checkpoint_latest.pt"
     if model_dir.exists() and not model_dir.is_dir():
@@ -243,7 +261,18 @@ def check_model_folder(model_dir: Path, resume: bool, overwrite: bool = False) -
 
 
 def clear_model_folder(model_dir: Path) -> None:
-    """Remove the files a training run writes (``MODEL_FILES``) from ``model_dir``; other files stay."""
+    """Remove the files a training run writes (``MODEL_FILES``) from ``model_dir``; other files stay.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> for name in ("model.json", "checkpoint_final.pt", "notes.txt"):
+        ...     (Path(tmp.name) / name).touch()
+        >>> clear_model_folder(Path(tmp.name))
+        >>> [p.name for p in Path(tmp.name).iterdir()]  # files of other origin stay
+        ['notes.txt']
+        >>> tmp.cleanup()
+    """
     for name in MODEL_FILES:
         (model_dir / name).unlink(missing_ok=True)
 

@@ -44,7 +44,12 @@ class ValidationResult:
 
 
 def autocast_for(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA when ``enabled``; a no-op context elsewhere."""
+    """bf16 autocast on CUDA when ``enabled``; a no-op context elsewhere.
+
+    Example:
+        >>> type(autocast_for(torch.device("cpu"), enabled=True)).__name__  # bf16 autocast on CUDA only
+        'nullcontext'
+    """
     if enabled and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -65,6 +70,15 @@ def predict_case(network: torch.nn.Module, image: np.ndarray, divisor: Sequence[
 
     Returns:
         (label map uint8 (z, y, x), summed loss over slices (0 when ``label`` is None), slice count).
+
+    Example:
+        >>> from lgeseg.network import build_unet
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> network = build_unet(plan_topology((32, 32), in_channels=1, num_classes=3, base_features=4, max_features=8))
+        >>> labels, loss, slices = predict_case(network.eval(), np.zeros((1, 3, 30, 30), np.float32), network.divisor,
+        ...                                     torch.device("cpu"))
+        >>> labels.shape, labels.dtype, loss, slices  # 30 x 30 slices padded to the divisor (4, 4), cut back
+        ((3, 30, 30), dtype('uint8'), 0.0, 3)
     """
     loss_fn = DiceCELoss()
     prediction = np.zeros(image.shape[1:], dtype=np.uint8)
@@ -95,6 +109,18 @@ def validate(network: torch.nn.Module, cases: Sequence[TrainingCase], labels: di
         device: where ``network`` lives.
         batch_size: slices per forward pass.
         mixed_precision: bf16 autocast on CUDA.
+
+    Example:
+        >>> from lgeseg.network import build_unet
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> network = build_unet(plan_topology((32, 32), in_channels=1, num_classes=3, base_features=4, max_features=8))
+        >>> label = np.zeros((2, 32, 32), np.uint8)
+        >>> label[:, 8:24, 8:24] = 1
+        >>> case = TrainingCase("d/p1", "d", np.zeros((1, 2, 32, 32), np.float32), label, [])
+        >>> result = validate(network, [case], {"background": 0, "blood_pool": 1, "myocardium": 2}, network.divisor,
+        ...                   torch.device("cpu"))
+        >>> sorted(result.dice), result.predictions[0].shape, network.training  # training mode restored
+        (['blood_pool', 'myocardium'], (2, 32, 32), True)
     """
     was_training = network.training
     network.eval()
