@@ -116,7 +116,15 @@ class CycleGANInfo(JsonRecord):
 
 
 def build_generator(config: CycleGANConfig) -> ResnetGenerator:
-    """A generator of the configured size (random weights)."""
+    """A generator of the configured size (random weights).
+
+    Example:
+        >>> config = CycleGANConfig(generator_features=4, generator_blocks=1, discriminator_features=4,
+        ...                         discriminator_layers=2, patch_size=(32, 32), epochs=4)  # a tiny CycleGAN
+        >>> generator = build_generator(config)
+        >>> generator.size_multiple, tuple(generator(torch.zeros(1, 1, 32, 32)).shape)  # inputs: multiples of 4 voxels
+        (4, (1, 1, 32, 32))
+    """
     return ResnetGenerator(config.in_channels, config.generator_features, config.generator_blocks,
                            config.downsamplings)
 
@@ -158,7 +166,15 @@ class CycleGANState:
 
 
 def make_state(config: CycleGANConfig, device: torch.device) -> CycleGANState:
-    """Fresh networks (seeded by ``config.seed``), optimizers, pools and RNG on ``device``."""
+    """Fresh networks (seeded by ``config.seed``), optimizers, pools and RNG on ``device``.
+
+    Example:
+        >>> config = CycleGANConfig(generator_features=4, generator_blocks=1, discriminator_features=4,
+        ...                         discriminator_layers=2, patch_size=(32, 32), epochs=4)  # a tiny CycleGAN
+        >>> state = make_state(config, torch.device("cpu"))
+        >>> sorted(state.generators), sorted(state.discriminators), state.epoch
+        (['source_to_target', 'target_to_source'], ['source', 'target'], 0)
+    """
     generators = nn.ModuleDict({k: build_generator(config) for k in ("source_to_target", "target_to_source")})
     discriminators = nn.ModuleDict({k: PatchDiscriminator(config.in_channels, config.discriminator_features,
                                                           config.discriminator_layers) for k in ("source", "target")})
@@ -174,7 +190,14 @@ def make_state(config: CycleGANConfig, device: torch.device) -> CycleGANState:
 
 
 def learning_rate_at(config: CycleGANConfig, epoch: int) -> float:
-    """Learning rate for 0-based ``epoch``: constant, then linear decay towards 0 over the last epochs."""
+    """Learning rate for 0-based ``epoch``: constant, then linear decay towards 0 over the last epochs.
+
+    Example:
+        >>> config = CycleGANConfig(generator_features=4, generator_blocks=1, discriminator_features=4,
+        ...                         discriminator_layers=2, patch_size=(32, 32), epochs=4)  # a tiny CycleGAN
+        >>> [round(learning_rate_at(config, epoch) * 1e4, 3) for epoch in range(4)]  # x 1e-4: decays in the 2nd half
+        [2.0, 2.0, 2.0, 1.333]
+    """
     start = int(config.decay_start_fraction * config.epochs)
     if epoch < start:
         return config.learning_rate
@@ -194,6 +217,16 @@ def train_step(state: CycleGANState, config: CycleGANConfig, real_a: torch.Tenso
 
     Returns:
         losses: ``adversarial``, ``cycle``, ``identity`` (generators, weighted) and ``discriminator``.
+
+    Example:
+        >>> config = CycleGANConfig(generator_features=4, generator_blocks=1, discriminator_features=4,
+        ...                         discriminator_layers=2, patch_size=(32, 32), epochs=4)  # a tiny CycleGAN
+        >>> state = make_state(config, torch.device("cpu"))
+        >>> generator = torch.Generator().manual_seed(0)
+        >>> source, target = (torch.rand(1, 1, 32, 32, generator=generator) * 2 - 1 for _ in range(2))
+        >>> losses = train_step(state, config, source, target)
+        >>> sorted(losses), all(value > 0 for value in losses.values())
+        (['adversarial', 'cycle', 'discriminator', 'identity'], True)
     """
     g_ab, g_ba = state.generators["source_to_target"], state.generators["target_to_source"]
     d_a, d_b = state.discriminators["source"], state.discriminators["target"]
@@ -220,7 +253,13 @@ def train_step(state: CycleGANState, config: CycleGANConfig, real_a: torch.Tenso
 
 
 def pad_to_multiple(batch: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Reflect-pad (B, C, H, W) at the bottom/right to multiples of ``multiple``; returns (padded, (H, W))."""
+    """Reflect-pad (B, C, H, W) at the bottom/right to multiples of ``multiple``; returns (padded, (H, W)).
+
+    Example:
+        >>> padded, size = pad_to_multiple(torch.zeros(2, 1, 30, 33), 4)
+        >>> tuple(padded.shape), size  # padded at the bottom and right; the original (H, W) to crop back
+        ((2, 1, 32, 36), (30, 33))
+    """
     height, width = batch.shape[-2:]
     pad_y, pad_x = (-height) % multiple, (-width) % multiple
     if pad_y or pad_x:
@@ -231,7 +270,15 @@ def pad_to_multiple(batch: torch.Tensor, multiple: int) -> tuple[torch.Tensor, t
 
 @torch.no_grad()
 def translate_slices(generator: ResnetGenerator, slices: torch.Tensor, batch_size: int = 8) -> torch.Tensor:
-    """Translate whole (N, C, H, W) slices in [-1, 1] of any size; returns (N, C, H, W) on the input's device."""
+    """Translate whole (N, C, H, W) slices in [-1, 1] of any size; returns (N, C, H, W) on the input's device.
+
+    Example:
+        >>> config = CycleGANConfig(generator_features=4, generator_blocks=1, discriminator_features=4,
+        ...                         discriminator_layers=2, patch_size=(32, 32), epochs=4)  # a tiny CycleGAN
+        >>> translated = translate_slices(build_generator(config), torch.zeros(3, 1, 30, 33))  # any slice size
+        >>> tuple(translated.shape), float(translated.abs().max()) <= 1.0  # tanh output in [-1, 1]
+        ((3, 1, 30, 33), True)
+    """
     device = next(generator.parameters()).device
     outputs = []
     for start in range(0, slices.shape[0], batch_size):
@@ -243,7 +290,18 @@ def translate_slices(generator: ResnetGenerator, slices: torch.Tensor, batch_siz
 @torch.no_grad()
 def validation_cycle_loss(state: CycleGANState, config: CycleGANConfig, domains: dict[str, Domain],
                           max_slices: int = 8) -> float:
-    """Mean weighted L1 cycle loss on up to ``max_slices`` whole validation slices per domain."""
+    """Mean weighted L1 cycle loss on up to ``max_slices`` whole validation slices per domain.
+
+    Example:
+        >>> from lgeseg.harmonization.gan_data import Domain
+        >>> config = CycleGANConfig(generator_features=4, generator_blocks=1, discriminator_features=4,
+        ...                         discriminator_layers=2, patch_size=(32, 32), epochs=4)  # a tiny CycleGAN
+        >>> state = make_state(config, torch.device("cpu"))
+        >>> slices = [np.zeros((1, 32, 32), np.float32)]
+        >>> domains = {name: Domain(name, slices, ["c1"], None) for name in ("source", "target")}
+        >>> validation_cycle_loss(state, config, domains) >= 0.0  # 10 x mean |back-translated - real|
+        True
+    """
     losses = []
     for name, forward, backward in (("source", "source_to_target", "target_to_source"),
                                     ("target", "target_to_source", "source_to_target")):
@@ -256,7 +314,22 @@ def validation_cycle_loss(state: CycleGANState, config: CycleGANConfig, domains:
 
 
 def read_info(gan_dir: str | Path) -> CycleGANInfo:
-    """Read ``GAN_DIR/cyclegan.json``; raises ``FileNotFoundError``/``ValueError`` naming the file."""
+    """Read ``GAN_DIR/cyclegan.json``; raises ``FileNotFoundError``/``ValueError`` naming the file.
+
+    Example:
+        >>> import tempfile
+        >>> config = CycleGANConfig(generator_features=4, generator_blocks=1, discriminator_features=4,
+        ...                         discriminator_layers=2, patch_size=(32, 32), epochs=4)  # a tiny CycleGAN
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> write_info(tmp.name, CycleGANInfo(config, source="pre_center1", target="pre_center2", epochs_trained=2))
+        >>> info = read_info(tmp.name)
+        >>> info.source, info.epochs_trained, info.config.patch_size
+        ('pre_center1', 2, (32, 32))
+        >>> read_info(Path(tmp.name) / "missing")
+        Traceback (most recent call last):
+        FileNotFoundError: .../missing/cyclegan.json: not a CycleGAN folder (train one with ...)
+        >>> tmp.cleanup()
+    """
     path = Path(gan_dir) / INFO_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not a CycleGAN folder (train one with `lgeseg_harmonize cyclegan-train`)")
@@ -267,5 +340,16 @@ def read_info(gan_dir: str | Path) -> CycleGANInfo:
 
 
 def write_info(gan_dir: str | Path, info: CycleGANInfo) -> None:
-    """Write ``GAN_DIR/cyclegan.json`` atomically."""
+    """Write ``GAN_DIR/cyclegan.json`` atomically.
+
+    Example:
+        >>> import tempfile
+        >>> config = CycleGANConfig(generator_features=4, generator_blocks=1, discriminator_features=4,
+        ...                         discriminator_layers=2, patch_size=(32, 32), epochs=4)  # a tiny CycleGAN
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> write_info(tmp.name, CycleGANInfo(config, source="pre_center1", target="pre_center2"))
+        >>> load_json(Path(tmp.name) / INFO_FILE)["config"]["patch_size"]
+        [32, 32]
+        >>> tmp.cleanup()
+    """
     save_json(info, Path(gan_dir) / INFO_FILE)

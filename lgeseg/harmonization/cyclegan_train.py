@@ -112,6 +112,12 @@ def train_cyclegan(source: str | Path, target: str | Path, output_dir: str | Pat
 
     Returns:
         the final ``CycleGANInfo`` (also in ``GAN_DIR/cyclegan.json``).
+
+    Usage (preprocessed folders of two centers; ``lgeseg_harmonize cyclegan-train`` runs it)::
+
+        config = CycleGANConfig(patch_size=(128, 128), epochs=20)
+        info = train_cyclegan("pre_center1", "pre_center3", "gan_1_to_3", config=config, device="auto")
+        info.epochs_trained  # 20; the generators are in gan_1_to_3/checkpoint_final.pt
     """
     output_dir = Path(output_dir)
     if resume:

@@ -50,6 +50,11 @@ def scale_to_unit_range(image: np.ndarray, percentiles: tuple[float, float]) -> 
     Returns:
         (scaled float32 array, per-channel low values, per-channel high values), so that
         ``low + (scaled + 1) / 2 * (high - low)`` restores the clipped intensities.
+
+    Example:
+        >>> scaled, low, high = scale_to_unit_range(np.array([[0.0, 50.0, 100.0, 1000.0]]), (0.0, 75.0))
+        >>> [round(float(v), 3) for v in scaled[0]], low.tolist(), high.tolist()  # 75th percentile (325) -> 1
+        ([-1.0, -0.692, -0.385, 1.0], [0.0], [325.0])
     """
     image = np.asarray(image, dtype=np.float32)
     flat = image.reshape(image.shape[0], -1)
@@ -83,6 +88,21 @@ def load_domain(name: str, pre_dir: str | Path, datasets: Sequence[str] | None,
 
     Returns:
         ``Domain``. Raises ``FileNotFoundError``/``ValueError`` naming the folder or file.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.fingerprint import extract_fingerprint
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.preprocessing import run_preprocessing
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> raw = generate_multicenter(Path(tmp.name) / "raw", cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> plan = plan_experiment(extract_fingerprint([raw]), None, "cpu")
+        >>> _ = run_preprocessing([raw], Path(tmp.name) / "pre", plan)
+        >>> domain = load_domain("source", Path(tmp.name) / "pre", None, (0.5, 99.5))
+        >>> sorted(set(domain.case_ids)), domain.slices[0].ndim, float(domain.slices[0].max())  # (C, y, x) in [-1, 1]
+        (['center1/c1_000', 'center1/c1_001'], 3, 1.0)
+        >>> tmp.cleanup()
     """
     slices, case_ids, spacings = [], [], []
     for record, path in _cases(Path(pre_dir), datasets):
@@ -99,7 +119,14 @@ def load_domain(name: str, pre_dir: str | Path, datasets: Sequence[str] | None,
 
 
 def split_cases(domain: Domain, fraction: float, rng: np.random.Generator) -> tuple[list[str], list[str]]:
-    """Split the cases of ``domain`` into (training, validation) ids; no validation with < 2 cases."""
+    """Split the cases of ``domain`` into (training, validation) ids; no validation with < 2 cases.
+
+    Example:
+        >>> slices = [np.zeros((1, 8, 8), np.float32)] * 4
+        >>> domain = Domain("target", slices, ["c/p1", "c/p1", "c/p2", "c/p3"], (1.25, 1.25))
+        >>> split_cases(domain, 0.2, np.random.default_rng(0))  # one case held out for validation
+        (['c/p1', 'c/p2'], ['c/p3'])
+    """
     cases = sorted(set(domain.case_ids))
     count = int(round(fraction * len(cases))) if len(cases) >= 2 else 0
     count = min(max(count, 1 if fraction > 0 and len(cases) >= 2 else 0), len(cases) - 1)
@@ -112,6 +139,12 @@ def random_patches(domain: Domain, count: int, patch_size: tuple[int, int], rng:
 
     Returns:
         float32 tensor (count, C, ph, pw) in [-1, 1].
+
+    Example:
+        >>> domain = Domain("source", [np.zeros((1, 12, 40), np.float32)], ["c/p1"], (1.25, 1.25))
+        >>> patches = random_patches(domain, 3, (16, 16), np.random.default_rng(0))
+        >>> tuple(patches.shape), float(patches.min())  # rows missing from the 12-row slice padded with -1
+        ((3, 1, 16, 16), -1.0)
     """
     patches = []
     for index in rng.integers(0, len(domain.slices), size=count):

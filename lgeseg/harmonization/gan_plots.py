@@ -23,7 +23,17 @@ def _save(figure: plt.Figure, path: Path) -> None:
 
 
 def plot_progress(history: dict[str, list[float]], path: Path) -> None:
-    """Write the per-epoch loss curves (generator losses, discriminator, validation cycle) to ``path`` (PNG)."""
+    """Write the per-epoch loss curves (generator losses, discriminator, validation cycle) to ``path`` (PNG).
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> history = {"adversarial": [1.0, 0.8], "cycle": [3.0, 2.0], "seconds": [9.0, 8.5]}  # seconds: not drawn
+        >>> plot_progress(history, Path(tmp.name) / "progress.png")
+        >>> (Path(tmp.name) / "progress.png").read_bytes()[1:4]  # a PNG file
+        b'PNG'
+        >>> tmp.cleanup()
+    """
     figure, axis = plt.subplots(figsize=(8, 4.5))
     for key, values in history.items():
         if key != "seconds":
@@ -39,7 +49,23 @@ def plot_progress(history: dict[str, list[float]], path: Path) -> None:
 
 @torch.no_grad()
 def plot_examples(state: CycleGANState, domains: dict[str, Domain], path: Path) -> None:
-    """Write a picture of one slice per domain: real, translated, translated back (first channel)."""
+    """Write a picture of one slice per domain: real, translated, translated back (first channel).
+
+    Example:
+        >>> import tempfile
+        >>> import numpy as np
+        >>> from lgeseg.harmonization.cyclegan import CycleGANConfig, make_state
+        >>> config = CycleGANConfig(generator_features=4, generator_blocks=1, discriminator_features=4,
+        ...                         discriminator_layers=2, patch_size=(32, 32))
+        >>> slices = [np.zeros((1, 32, 32), np.float32)]
+        >>> domains = {name: Domain(name, slices, ["c/p1"], None) for name in ("source", "target")}
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> state = make_state(config, torch.device("cpu"))
+        >>> plot_examples(state, domains, Path(tmp.name) / "examples" / "epoch_001.png")
+        >>> [p.name for p in (Path(tmp.name) / "examples").iterdir()]
+        ['epoch_001.png']
+        >>> tmp.cleanup()
+    """
     rows = (("source", "source_to_target", "target_to_source"), ("target", "target_to_source", "source_to_target"))
     figure, axes = plt.subplots(2, 3, figsize=(9, 6))
     for row, (name, forward, backward) in enumerate(rows):

@@ -50,6 +50,21 @@ def load_translator(gan_dir: str | Path, direction: str = "target-to-source", de
 
     Returns:
         ``Translator`` with the generator in eval mode.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.harmonization.cyclegan import CycleGANConfig, write_info
+        >>> from lgeseg.model_folder import save_checkpoint
+        >>> config = CycleGANConfig(generator_features=4, generator_blocks=1, discriminator_features=4,
+        ...                         discriminator_layers=2, patch_size=(32, 32))
+        >>> tmp = tempfile.TemporaryDirectory()  # a GAN folder with untrained generators, as train_cyclegan writes it
+        >>> write_info(tmp.name, CycleGANInfo(config, "pre_center1", "pre_center2", target_spacing_yx=(1.25, 1.25)))
+        >>> weights = {key: build_generator(config).state_dict() for key in ("source_to_target", "target_to_source")}
+        >>> save_checkpoint(Path(tmp.name) / "checkpoint_final.pt", {"network": weights})
+        >>> translator = load_translator(tmp.name, "target-to-source")
+        >>> translator.generator.training, translator.input_spacing_yx  # reads the target center, 1.25 mm
+        (False, (1.25, 1.25))
+        >>> tmp.cleanup()
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction: expected one of {sorted(DIRECTIONS)}, found '{direction}'")
@@ -82,6 +97,18 @@ def translate_image(image: np.ndarray, geometry: CaseGeometry, translator: Trans
     Returns:
         float32 (C, z, y, x) on the same grid, in the input's intensity range (between each
         channel's 0.5th and 99.5th percentile, or the GAN's ``intensity_percentiles``).
+
+    Example:
+        >>> from lgeseg.harmonization.cyclegan import CycleGANConfig
+        >>> config = CycleGANConfig(generator_features=4, generator_blocks=1, discriminator_features=4,
+        ...                         discriminator_layers=2, patch_size=(32, 32))
+        >>> info = CycleGANInfo(config, "pre_center1", "pre_center2", target_spacing_yx=(1.25, 1.25))
+        >>> translator = Translator(build_generator(config).eval(), info, "target-to-source")  # untrained here
+        >>> geometry = CaseGeometry((2, 30, 30), (8.0, 2.5, 2.5), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> image = 100 * np.random.default_rng(0).random((1, 2, 30, 30), dtype=np.float32)
+        >>> translated = translate_image(image, geometry, translator)  # 2.5 mm slices translated at 1.25 mm
+        >>> translated.shape, translated.dtype, bool(translated.max() <= np.percentile(image, 99.5) + 1e-3)
+        ((1, 2, 30, 30), dtype('float32'), True)
     """
     image = np.asarray(image, dtype=np.float32)
     channels = translator.info.config.in_channels

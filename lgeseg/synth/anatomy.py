@@ -117,6 +117,13 @@ def sample_subject(rng: np.random.Generator, scar_free: bool) -> Subject:
     """Draw one subject's anatomy (size, orientation, position, infarcts) from ``rng``.
 
     ``scar_free`` subjects get no infarct; the others one (85 %) or two infarcts.
+
+    Example:
+        >>> subject = sample_subject(np.random.default_rng(0), scar_free=False)
+        >>> len(subject.infarcts), round(subject.r_endo, 1)  # one infarct; cavity radius at the base, mm
+        (1, 24.7)
+        >>> sample_subject(np.random.default_rng(0), scar_free=True).infarcts
+        ()
     """
     r_endo = rng.uniform(19.0, 28.0)
     l_endo = rng.uniform(62.0, 82.0)
@@ -217,6 +224,13 @@ def torso_classes(x: np.ndarray, y: np.ndarray, z: np.ndarray, subject: Subject)
 
     ``x``, ``y``, ``z`` are the axis vectors of a grid, shaped (1, 1, nx), (1, ny, 1) and
     (nz, 1, 1), increasing; returns int8 of shape (nz, ny, nx).
+
+    Example:
+        >>> axis = np.arange(-80.0, 80.0, 2.5)  # a 64 x 64 grid of 2.5 mm around the centre, one slice at z = 0 mm
+        >>> x, y, z = axis[None, None, :], axis[None, :, None], np.zeros((1, 1, 1))
+        >>> torso = torso_classes(x, y, z, sample_subject(np.random.default_rng(0), scar_free=True))
+        >>> torso.shape, torso.dtype, [TISSUE_NAMES[t] for t in np.unique(torso)]
+        ((1, 64, 64), dtype('int8'), ['air', 'lung', 'muscle', 'fat', 'liver', 'bone', 'blood'])
     """
     bx, by, ax, ay = subject.body
     dx, dy = x - bx, y - by
@@ -267,6 +281,13 @@ def tissue_classes(x: np.ndarray, y: np.ndarray, z: np.ndarray, subject: Subject
     """Tissue class (int8, see ``TISSUE_NAMES``) at physical positions (mm, image frame).
 
     ``x``, ``y``, ``z`` are grid axis vectors shaped (1, 1, nx), (1, ny, 1), (nz, 1, 1).
+
+    Example:
+        >>> axis = np.arange(-80.0, 80.0, 2.5)  # a 64 x 64 grid of 2.5 mm around the centre, one slice at z = 0 mm
+        >>> x, y, z = axis[None, None, :], axis[None, :, None], np.zeros((1, 1, 1))
+        >>> tissue = tissue_classes(x, y, z, sample_subject(np.random.default_rng(0), scar_free=True))
+        >>> sorted(np.unique(TISSUE_TO_LABEL[tissue]).tolist())  # background, blood pool and myocardium are there
+        [0, 1, 2]
     """
     tissue = torso_classes(x, y, z, subject)
     paint_heart(tissue, x, y, z, subject)
@@ -278,6 +299,15 @@ def paint_heart(tissue: np.ndarray, x: np.ndarray, y: np.ndarray, z: np.ndarray,
 
     ``x, y, z`` (mm) broadcast to ``tissue.shape``; ``tissue`` may be a view of a larger volume.
     Only points within reach of the LV axis are evaluated (the rest cannot be heart).
+
+    Example:
+        >>> axis = np.arange(-80.0, 80.0, 2.5)  # a 64 x 64 grid of 2.5 mm around the centre, one slice at z = 0 mm
+        >>> x, y, z = axis[None, None, :], axis[None, :, None], np.zeros((1, 1, 1))
+        >>> subject = sample_subject(np.random.default_rng(0), scar_free=True)
+        >>> tissue = torso_classes(x, y, z, subject)
+        >>> paint_heart(tissue, x, y, z, subject)
+        >>> bool((tissue == LV_MYOCARDIUM).any()), np.array_equal(tissue, tissue_classes(x, y, z, subject))
+        (True, True)
     """
     s, u, v = _lv_frame(x, y, z, subject)
     r = np.hypot(u, v)

@@ -30,20 +30,62 @@ def _write_raw(path: Path, data: bytes) -> None:
 
 
 def truncate_gzip(path: Path, fraction: float = 0.5) -> None:
-    """Keep only the first ``fraction`` of the compressed bytes (an interrupted download)."""
+    """Keep only the first ``fraction`` of the compressed bytes (an interrupted download).
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.records import CaseGeometry
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "c_0000.nii.gz"
+        >>> geometry = CaseGeometry((2, 4, 4), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> io.write_image(path, np.arange(32, dtype=np.float32).reshape(2, 4, 4), geometry)
+        >>> truncate_gzip(path)
+        >>> io.check_image_content(path)
+        Traceback (most recent call last):
+        lgeseg.errors.CorruptFileError: .../c_0000.nii.gz: file is truncated (the compressed stream ends early: ...
+        >>> tmp.cleanup()
+    """
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * fraction)])
 
 
 def truncate_payload(path: Path, fraction: float = 0.5) -> None:
-    """Keep the header but only ``fraction`` of the voxel data, in a complete gzip stream (a short write)."""
+    """Keep the header but only ``fraction`` of the voxel data, in a complete gzip stream (a short write).
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.records import CaseGeometry
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "c_0000.nii.gz"
+        >>> geometry = CaseGeometry((2, 4, 4), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> io.write_image(path, np.arange(32, dtype=np.float32).reshape(2, 4, 4), geometry)
+        >>> truncate_payload(path)
+        >>> io.read_image(path)
+        Traceback (most recent call last):
+        lgeseg.errors.CorruptFileError: ...: file is truncated: the voxel data is 64 bytes, the header (...) needs 128
+        >>> tmp.cleanup()
+    """
     data = _read_raw(path)
     offset = int(struct.unpack("<f", data[108:112])[0])
     _write_raw(path, data[: offset + int((len(data) - offset) * fraction)])
 
 
 def set_pixdim(path: Path, axis: int, value: float) -> None:
-    """Write ``value`` as the header spacing of ``axis`` (0 x, 1 y, 2 z), in mm, leaving the rest alone."""
+    """Write ``value`` as the header spacing of ``axis`` (0 x, 1 y, 2 z), in mm, leaving the rest alone.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.records import CaseGeometry
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "c_0000.nii.gz"
+        >>> geometry = CaseGeometry((2, 4, 4), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> io.write_image(path, np.arange(32, dtype=np.float32).reshape(2, 4, 4), geometry)
+        >>> set_pixdim(path, axis=2, value=0.0)
+        >>> io.read_image(path)
+        Traceback (most recent call last):
+        lgeseg.errors.InvalidInputError: ...: voxel spacing in the header (pixdim, x, y, z) is 1.25, 1.25, 0 mm; ...
+        >>> tmp.cleanup()
+    """
     data = bytearray(_read_raw(path))
     start = 80 + 4 * axis
     data[start:start + 4] = struct.pack("<f", value)
@@ -51,13 +93,41 @@ def set_pixdim(path: Path, axis: int, value: float) -> None:
 
 
 def rewrite_values(path: Path, array: np.ndarray) -> None:
-    """Replace the voxel values, keeping the geometry (``array`` (z, y, x) of any dtype, e.g. float64)."""
+    """Replace the voxel values, keeping the geometry (``array`` (z, y, x) of any dtype, e.g. float64).
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.records import CaseGeometry
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "c_0000.nii.gz"
+        >>> geometry = CaseGeometry((2, 4, 4), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> io.write_image(path, np.arange(32, dtype=np.float32).reshape(2, 4, 4), geometry)
+        >>> rewrite_values(path, np.ones((2, 4, 4), np.float64))
+        >>> image, read_back = io.read_image(path)
+        >>> float(image.sum()), read_back.spacing  # new values, same geometry
+        (32.0, (8.0, 1.25, 1.25))
+        >>> tmp.cleanup()
+    """
     geometry, _ = io.read_geometry(path)
     io.write_image(path, array, geometry)
 
 
 def with_nan_voxel(path: Path, value: float = float("nan")) -> None:
-    """Set one voxel (the centre) to ``value`` (NaN by default; Inf works too)."""
+    """Set one voxel (the centre) to ``value`` (NaN by default; Inf works too).
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.records import CaseGeometry
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "c_0000.nii.gz"
+        >>> geometry = CaseGeometry((2, 4, 4), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> io.write_image(path, np.arange(32, dtype=np.float32).reshape(2, 4, 4), geometry)
+        >>> with_nan_voxel(path)
+        >>> io.read_image(path)
+        Traceback (most recent call last):
+        lgeseg.errors.InvalidInputError: .../c_0000.nii.gz: image holds 1 NaN and 0 Inf voxel(s) of 32
+        >>> tmp.cleanup()
+    """
     content = io.read_nifti_content(path)
     if content is None or content.values is None:
         raise ValueError(f"{path}: not a NIfTI file with numeric voxels")
@@ -68,13 +138,40 @@ def with_nan_voxel(path: Path, value: float = float("nan")) -> None:
 
 
 def constant(path: Path, value: float = 0.0) -> None:
-    """Make every voxel ``value`` (an all-zero or blank image)."""
+    """Make every voxel ``value`` (an all-zero or blank image).
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.records import CaseGeometry
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "c_0000.nii.gz"
+        >>> geometry = CaseGeometry((2, 4, 4), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> io.write_image(path, np.arange(32, dtype=np.float32).reshape(2, 4, 4), geometry)
+        >>> constant(path, 0.0)
+        >>> float(io.read_image(path)[0].max())
+        0.0
+        >>> tmp.cleanup()
+    """
     geometry, _ = io.read_geometry(path)
     rewrite_values(path, np.full(geometry.shape, value, np.float32))
 
 
 def beyond_float32(path: Path) -> None:
-    """Store the image as float64 with values beyond float32's range (1e39 and up)."""
+    """Store the image as float64 with values beyond float32's range (1e39 and up).
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.records import CaseGeometry
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = Path(tmp.name) / "c_0000.nii.gz"
+        >>> geometry = CaseGeometry((2, 4, 4), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> io.write_image(path, np.arange(32, dtype=np.float32).reshape(2, 4, 4), geometry)
+        >>> beyond_float32(path)
+        >>> io.read_image(path)
+        Traceback (most recent call last):
+        lgeseg.errors.InvalidInputError: .../c_0000.nii.gz: values up to 2e+39 do not fit float32 (largest 3.4e+38)
+        >>> tmp.cleanup()
+    """
     geometry, _ = io.read_geometry(path)
     rewrite_values(path, np.full(geometry.shape, 1e39, np.float64) * np.linspace(1, 2, int(np.prod(geometry.shape)))
                    .reshape(geometry.shape))
