@@ -34,7 +34,9 @@ MODULES = _modules_with_examples()
 API_MODULES = (
     "atomic.py", "augmentation/appearance.py", "augmentation/intensity.py", "augmentation/pipeline.py",
     "augmentation/presets.py", "augmentation/spatial.py", "checks.py", "converters/common.py", "dataset.py",
-    "device.py", "dicom.py", "evaluation.py", "fingerprint.py", "harmonization/apply.py", "harmonization/cyclegan.py",
+    "device.py", "dicom.py", "evaluation.py", "experiments/cells.py", "experiments/demo.py", "experiments/figures.py",
+    "experiments/grid.py", "experiments/launcher.py", "experiments/run.py", "experiments/scoring.py",
+    "experiments/summary.py", "fingerprint.py", "harmonization/apply.py", "harmonization/cyclegan.py",
     "harmonization/cyclegan_train.py", "harmonization/gan_data.py", "harmonization/gan_plots.py",
     "harmonization/histogram.py", "harmonization/networks.py", "harmonization/translate.py", "inference/adaptation.py",
     "inference/inputs.py", "inference/nnunet_files.py", "inference/output_folder.py", "inference/overlays.py",

@@ -73,7 +73,13 @@ def _raw_data(config: ExperimentsConfig) -> tuple[list[Path], list[Path]]:
 
 
 def prepare(config: ExperimentsConfig) -> Workspace:
-    """Data and preprocessing for every center (reused when already there); returns the workspace."""
+    """Data and preprocessing for every center (reused when already there); returns the workspace.
+
+    Usage (generates the synthetic centers, or reads ``raw_dir``/``test_dir``, and preprocesses them: minutes)::
+
+        workspace = prepare(make_config("tiny", out_dir=Path("runs/tiny")))
+        workspace.preprocessed["center1"], workspace.num_encoder_blocks
+    """
     # deferred: the launcher and --summary-only start without torch
     from lgeseg.device import resolve_device
     from lgeseg.plan_and_preprocess import plan_and_preprocess
@@ -102,7 +108,20 @@ def prepare(config: ExperimentsConfig) -> Workspace:
 
 
 def write_grid(workspace: Workspace, cells: list[Cell]) -> Path:
-    """Write ``OUT/grid.json`` (settings, folders, cells) that every cell job reads; returns its path."""
+    """Write ``OUT/grid.json`` (settings, folders, cells) that every cell job reads; returns its path.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.experiments.grid import make_config, train_cell
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> config = make_config("tiny", out_dir=Path(tmp.name), experiments=(1,))
+        >>> workspace = Workspace(config, "cpu", {"center1": Path(tmp.name) / "pre" / "center1"},
+        ...                       {"center1": Path(tmp.name) / "test" / "center1"}, num_encoder_blocks=4)
+        >>> path = write_grid(workspace, [train_cell(("center1",), "none", seed=0)])
+        >>> path.name, sorted(load_json(path))
+        ('grid.json', ['cells', 'config', 'device', 'num_encoder_blocks', 'preprocessed', 'test'])
+        >>> tmp.cleanup()
+    """
     path = Path(workspace.config.out_dir) / GRID_FILE
     save_json({"config": workspace.config.to_dict(), "device": workspace.device,
                "preprocessed": {k: str(v) for k, v in workspace.preprocessed.items()},
@@ -113,7 +132,20 @@ def write_grid(workspace: Workspace, cells: list[Cell]) -> Path:
 
 
 def load_workspace(path: str | Path) -> tuple[Workspace, dict[str, Cell]]:
-    """Read ``grid.json``: (workspace, cells by id)."""
+    """Read ``grid.json``: (workspace, cells by id).
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.experiments.grid import make_config, train_cell
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> config = make_config("tiny", out_dir=Path(tmp.name), experiments=(1,))
+        >>> workspace = Workspace(config, "cpu", {"center1": Path(tmp.name) / "pre" / "center1"},
+        ...                       {"center1": Path(tmp.name) / "test" / "center1"}, num_encoder_blocks=4)
+        >>> read_back, cells = load_workspace(write_grid(workspace, [train_cell(("center1",), "none", seed=0)]))
+        >>> read_back == workspace, list(cells)
+        (True, ['train_center1_none_s0'])
+        >>> tmp.cleanup()
+    """
     data = load_json(path)
     workspace = Workspace(ExperimentsConfig.from_dict(data["config"]), data["device"],
                           {k: Path(v) for k, v in data["preprocessed"].items()},
@@ -214,6 +246,22 @@ def run_cell(workspace: Workspace, cell: Cell) -> dict[str, Any]:
     A cell whose ``result.json`` records the same cell is not run again. Returns
     ``{"cell": cell dict, "scores": [{"center", "harmonization", "cases": {case: {structure: Dice}}}],
     "seconds": wall seconds, "device": str}``.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.experiments.grid import make_config, train_cell
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> config = make_config("tiny", out_dir=Path(tmp.name), experiments=(1,))
+        >>> workspace = Workspace(config, "cpu", {"center1": Path(tmp.name) / "pre" / "center1"},
+        ...                       {"center1": Path(tmp.name) / "test" / "center1"}, num_encoder_blocks=4)
+        >>> cell = train_cell(("center1",), "none", seed=0)
+        >>> cases = {"c1_000": {"blood_pool": 0.9, "myocardium": 0.7}}
+        >>> score = {"center": "center1", "harmonization": "none", "cases": cases}
+        >>> save_json({"cell": cell.to_dict(), "scores": [score], "seconds": 12.0, "device": "cpu"},
+        ...           cell_folder(tmp.name, cell) / "result.json")  # a finished cell
+        >>> run_cell(workspace, cell)["seconds"]  # its result.json records this cell: not run again
+        12.0
+        >>> tmp.cleanup()
     """
     folder = cell_folder(workspace.config.out_dir, cell)
     result_path = folder / "result.json"

@@ -82,7 +82,24 @@ def _subject_lines(ax: Any, series: list[tuple[str, str, Sequence[Row]]], title:
 
 
 def figure_6(rows: Sequence[Row], config: ExperimentsConfig, path: Path) -> Path | None:
-    """Per-subject Dice of single-center models with no, spatial, and spatial + intensity augmentation."""
+    """Per-subject Dice of single-center models with no, spatial, and spatial + intensity augmentation.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.experiments.grid import make_config
+        >>> config = make_config("tiny", out_dir=Path("runs/tiny"))
+        >>> base = {"cell": "c", "kind": "train", "seed": 0, "centers": ("center1",), "dice": 0.8,  # a summary row
+        ...         "augmentation": "spatial_intensity", "subjects_per_center": None, "trainable": None, "amount": None,
+        ...         "harmonization": "none"}
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> rows = [{**base, "augmentation": augmentation, "center": center, "case": f"{center}_{i}"}
+        ...         for augmentation in AUGMENTATIONS for center in ("center1", "center2") for i in range(2)]
+        >>> figure_6(rows, config, Path(tmp.name) / "figure_6.png").name
+        'figure_6.png'
+        >>> figure_6([], config, Path(tmp.name) / "no.png") is None  # no rows of experiment 1: skipped
+        True
+        >>> tmp.cleanup()
+    """
     single = select(rows, kind="train", subjects_per_center=None, harmonization="none",
                     centers=lambda c: len(c) == 1)
     trained_on = sorted({r["centers"][0] for r in single if r["augmentation"] == "none"},
@@ -100,7 +117,24 @@ def figure_6(rows: Sequence[Row], config: ExperimentsConfig, path: Path) -> Path
 
 
 def figure_7(rows: Sequence[Row], config: ExperimentsConfig, path: Path) -> Path | None:
-    """Per-subject Dice on the unseen centers without harmonization, with histogram matching, with CycleGAN."""
+    """Per-subject Dice on the unseen centers without harmonization, with histogram matching, with CycleGAN.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.experiments.grid import make_config
+        >>> config = make_config("tiny", out_dir=Path("runs/tiny"))
+        >>> base = {"cell": "c", "kind": "train", "seed": 0, "centers": ("center1",), "dice": 0.8,  # a summary row
+        ...         "augmentation": "spatial_intensity", "subjects_per_center": None, "trainable": None, "amount": None,
+        ...         "harmonization": "none"}
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> rows = [{**base, "center": "center2", "harmonization": harmonization, "case": f"c2_{i}"}
+        ...         for harmonization in ("none", "histogram") for i in range(2)]
+        >>> figure_7(rows, config, Path(tmp.name) / "figure_7.png").name
+        'figure_7.png'
+        >>> figure_7(rows[:2], config, Path(tmp.name) / "no.png") is None  # no harmonized rows: skipped
+        True
+        >>> tmp.cleanup()
+    """
     home = config.train_center
     base = select(rows, kind="train", centers=(home,), subjects_per_center=None, augmentation="spatial_intensity",
                   center=lambda c: c != home)
@@ -131,7 +165,24 @@ def _reference_line(ax: Any, rows: Sequence[Row], center: str, color: str, label
 
 
 def figure_8(rows: Sequence[Row], config: ExperimentsConfig, blocks: int, path: Path) -> Path | None:
-    """Fine-tuning k encoder (red) or decoder (blue) blocks per new center; black: trained on it."""
+    """Fine-tuning k encoder (red) or decoder (blue) blocks per new center; black: trained on it.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.experiments.grid import make_config
+        >>> config = make_config("tiny", out_dir=Path("runs/tiny"))
+        >>> base = {"cell": "c", "kind": "train", "seed": 0, "centers": ("center1",), "dice": 0.8,  # a summary row
+        ...         "augmentation": "spatial_intensity", "subjects_per_center": None, "trainable": None, "amount": None,
+        ...         "harmonization": "none"}
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> rows = [{**base, "kind": "finetune", "centers": ("center2",), "trainable": trainable, "amount": "1",
+        ...          "center": "center2", "case": "c2_0"} for trainable in ("encoder:1", "decoder:1")]
+        >>> figure_8(rows, config, 4, Path(tmp.name) / "figure_8.png").name
+        'figure_8.png'
+        >>> figure_8(rows[:1], config, 4, Path(tmp.name) / "no.png") is None  # one setting: no sweep to draw
+        True
+        >>> tmp.cleanup()
+    """
     tuned = select(rows, kind="finetune", amount=config.finetune_amount)
     tuned = [r for r in tuned if r["trainable"].startswith(("encoder:", "decoder:"))]
     if len({r["trainable"] for r in tuned}) < 2:
@@ -153,7 +204,25 @@ def figure_8(rows: Sequence[Row], config: ExperimentsConfig, blocks: int, path: 
 
 
 def figure_9(rows: Sequence[Row], config: ExperimentsConfig, blocks: int, path: Path) -> Path | None:
-    """Bars per new center: multi-center model (training center + X) vs the fine-tuned model."""
+    """Bars per new center: multi-center model (training center + X) vs the fine-tuned model.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.experiments.grid import make_config
+        >>> config = make_config("tiny", out_dir=Path("runs/tiny"))
+        >>> base = {"cell": "c", "kind": "train", "seed": 0, "centers": ("center1",), "dice": 0.8,  # a summary row
+        ...         "augmentation": "spatial_intensity", "subjects_per_center": None, "trainable": None, "amount": None,
+        ...         "harmonization": "none"}
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> rows = [{**base, "centers": ("center1", "center2"), "center": "center2", "case": "c2_0"},
+        ...         {**base, "kind": "finetune", "centers": ("center2",), "trainable": "all", "amount": "1",
+        ...          "center": "center2", "case": "c2_0"}]
+        >>> figure_9(rows, config, 4, Path(tmp.name) / "figure_9.png").name
+        'figure_9.png'
+        >>> figure_9(rows[:1], config, 4, Path(tmp.name) / "no.png") is None  # no fine-tuned model to compare
+        True
+        >>> tmp.cleanup()
+    """
     selectors = column_selectors(config, blocks)
     multi = [r for r in rows if selectors["multi_center"](r)]
     transfer = [r for r in rows if selectors["transfer"](r)]
@@ -172,7 +241,24 @@ def figure_9(rows: Sequence[Row], config: ExperimentsConfig, blocks: int, path: 
 
 
 def figure_10(rows: Sequence[Row], config: ExperimentsConfig, blocks: int, path: Path) -> Path | None:
-    """Dice by the amount of the new center's subjects used for fine-tuning; yellow: trained on it."""
+    """Dice by the amount of the new center's subjects used for fine-tuning; yellow: trained on it.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.experiments.grid import make_config
+        >>> config = make_config("tiny", out_dir=Path("runs/tiny"))
+        >>> base = {"cell": "c", "kind": "train", "seed": 0, "centers": ("center1",), "dice": 0.8,  # a summary row
+        ...         "augmentation": "spatial_intensity", "subjects_per_center": None, "trainable": None, "amount": None,
+        ...         "harmonization": "none"}
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> rows = [{**base, "kind": "finetune", "centers": ("center2",), "trainable": "all", "amount": amount,
+        ...          "center": "center2", "case": "c2_0"} for amount in ("1", "100%")]
+        >>> figure_10(rows, config, 4, Path(tmp.name) / "figure_10.png").name
+        'figure_10.png'
+        >>> figure_10(rows[:1], config, 4, Path(tmp.name) / "no.png") is None  # one amount: no sweep to draw
+        True
+        >>> tmp.cleanup()
+    """
     main = main_trainable(config, blocks)
     tuned = select(rows, kind="finetune", trainable=main)
     amounts = [a for a in config.amounts if select(tuned, amount=a)]
@@ -192,7 +278,24 @@ def figure_10(rows: Sequence[Row], config: ExperimentsConfig, blocks: int, path:
 
 
 def figure_11(rows: Sequence[Row], config: ExperimentsConfig, path: Path) -> Path | None:
-    """Mean Dice over every test center of models trained on 1-4 centers, three settings."""
+    """Mean Dice over every test center of models trained on 1-4 centers, three settings.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.experiments.grid import make_config
+        >>> config = make_config("tiny", out_dir=Path("runs/tiny"))
+        >>> base = {"cell": "c", "kind": "train", "seed": 0, "centers": ("center1",), "dice": 0.8,  # a summary row
+        ...         "augmentation": "spatial_intensity", "subjects_per_center": None, "trainable": None, "amount": None,
+        ...         "harmonization": "none"}
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> rows = [{**base, "centers": centers, "augmentation": "none", "center": test, "case": f"{test}_0"}
+        ...         for centers in (("center1",), ("center1", "center2")) for test in ("center1", "center2")]
+        >>> figure_11(rows, config, Path(tmp.name) / "figure_11.png").name
+        'figure_11.png'
+        >>> figure_11(rows[:2], config, Path(tmp.name) / "no.png") is None  # single-center models only
+        True
+        >>> tmp.cleanup()
+    """
     combos = select(rows, kind="train", subjects_per_center=config.subjects_per_center,
                     centers=lambda c: c[0] == config.train_center)
     names = sorted({r["centers"] for r in combos if select(combos, centers=r["centers"], augmentation="none")},
@@ -251,7 +354,13 @@ def _overlay(ax: Any, image: np.ndarray, prediction: np.ndarray, reference: np.n
 def figure_12(rows: Sequence[Row], config: ExperimentsConfig, blocks: int, test: dict[str, Path],
               out_dir: Path, path: Path) -> Path | None:
     """One slice per test center (rows) and Table 5 model (columns), seed 0: prediction over the image
-    (red blood pool, green myocardium), reference contours in white."""
+    (red blood pool, green myocardium), reference contours in white.
+
+    Usage (rows of finished cells with predictions in ``OUT/cells/<id>/predictions``; a test dataset per center)::
+
+        figure_12(rows, config, num_encoder_blocks, {"center1": Path("runs/x/test/center1")}, Path("runs/x"),
+                  Path("runs/x/figures/figure_12.png"))
+    """
     selectors = column_selectors(config, blocks)
     chosen: dict[str, list[Row]] = {c: [r for r in rows if r["seed"] == 0 and want(r)] for c, want in selectors.items()}
     columns = [c for c in COLUMNS if chosen[c]]
@@ -275,7 +384,23 @@ def figure_12(rows: Sequence[Row], config: ExperimentsConfig, blocks: int, test:
 
 def render_figures(rows: Sequence[Row], config: ExperimentsConfig, test: dict[str, Path], blocks: int,
                    out_dir: Path) -> list[Path]:
-    """Write every figure the rows allow to ``out_dir/figures/figure_<n>.png``; returns the paths written."""
+    """Write every figure the rows allow to ``out_dir/figures/figure_<n>.png``; returns the paths written.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.experiments.grid import make_config
+        >>> config = make_config("tiny", out_dir=Path("runs/tiny"))
+        >>> base = {"cell": "c", "kind": "train", "seed": 0, "centers": ("center1",), "dice": 0.8,  # a summary row
+        ...         "augmentation": "spatial_intensity", "subjects_per_center": None, "trainable": None, "amount": None,
+        ...         "harmonization": "none"}
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> rows = [{**base, "augmentation": augmentation, "center": center, "case": f"{center}_0"}
+        ...         for augmentation in AUGMENTATIONS for center in ("center1", "center2")]
+        >>> test = {center: Path(tmp.name) / "test" / center for center in ("center1", "center2")}
+        >>> [path.name for path in render_figures(rows, config, test, 4, Path(tmp.name))]  # what experiment 1 shows
+        ['figure_6.png', 'figure_12.png']
+        >>> tmp.cleanup()
+    """
     folder = Path(out_dir) / "figures"
     makers: dict[int, Callable[[Path], Path | None]] = {
         6: lambda p: figure_6(rows, config, p),

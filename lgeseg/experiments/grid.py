@@ -175,6 +175,14 @@ def make_config(scale: str = "quick", **overrides: Any) -> ExperimentsConfig:
     """The scale's settings with ``overrides`` on top (None values are ignored); needs ``out_dir``.
 
     Raises ``ValueError`` naming the known scales, or the setting that is invalid.
+
+    Example:
+        >>> config = make_config("tiny", out_dir=Path("runs/tiny"), seeds=2, epochs=None)  # None: the scale's value
+        >>> config.scale, config.seeds, config.epochs, config.in_plane_size
+        ('tiny', 2, 1, 48)
+        >>> make_config("huge", out_dir=Path("runs/huge"))
+        Traceback (most recent call last):
+        ValueError: unknown scale 'huge'; expected one of tiny, quick, paper
     """
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; expected one of {', '.join(SCALES)}")
@@ -218,27 +226,56 @@ class Cell(JsonRecord):
 
 
 def train_cell(centers: tuple[str, ...], augmentation: str, seed: int, subjects: int | None = None) -> Cell:
-    """A from-scratch model on ``centers``; its id names centers, augmentation, subject count and seed."""
+    """A from-scratch model on ``centers``; its id names centers, augmentation, subject count and seed.
+
+    Example:
+        >>> train_cell(("center1",), "spatial_intensity", seed=0).id
+        'train_center1_spatial_intensity_s0'
+        >>> cell = train_cell(("center1", "center2"), "none", seed=1, subjects=3)
+        >>> cell.id, cell.kind, cell.wave
+        ('train_center1+center2_none_n3_s1', 'train', 1)
+    """
     count = f"_n{subjects}" if subjects else ""
     return Cell(f"train_{'+'.join(centers)}_{augmentation}{count}_s{seed}", "train", seed, centers, augmentation,
                 subjects)
 
 
 def finetune_cell(base: Cell, center: str, trainable: str, amount: str) -> Cell:
-    """``base``'s model fine-tuned on ``center`` (``trainable`` blocks, ``amount`` of its subjects)."""
+    """``base``'s model fine-tuned on ``center`` (``trainable`` blocks, ``amount`` of its subjects).
+
+    Example:
+        >>> base = train_cell(("center1",), "spatial_intensity", seed=0)
+        >>> cell = finetune_cell(base, "center2", "encoder:5", "10%")
+        >>> cell.id, cell.base, cell.scores, cell.wave  # scored on the new center, after its base model
+        ('finetune_center2_encoder5_10pct_s0', 'train_center1_spatial_intensity_s0', (('center2', 'none'),), 2)
+    """
     tag = f"{trainable.replace(':', '')}_{amount.replace('%', 'pct')}"
     return Cell(f"finetune_{center}_{tag}_s{base.seed}", "finetune", base.seed, (center,), base=base.id,
                 trainable=trainable, amount=amount, scores=((center, "none"),))
 
 
 def cyclegan_cell(base: Cell, center: str) -> Cell:
-    """A CycleGAN between ``base``'s training center and ``center``; ``base`` scored on ``center`` through it."""
+    """A CycleGAN between ``base``'s training center and ``center``; ``base`` scored on ``center`` through it.
+
+    Example:
+        >>> cell = cyclegan_cell(train_cell(("center1",), "spatial_intensity", seed=0), "center3")
+        >>> cell.id, cell.scores
+        ('cyclegan_center1_center3_s0', (('center3', 'cyclegan'),))
+    """
     return Cell(f"cyclegan_{base.centers[0]}_{center}_s{base.seed}", "cyclegan", base.seed, (center,), base=base.id,
                 scores=((center, "cyclegan"),))
 
 
 def main_trainable(config: ExperimentsConfig, num_encoder_blocks: int) -> str:
-    """The fine-tuned blocks of Table 5's transfer column: ``finetune_blocks`` or the paper's default."""
+    """The fine-tuned blocks of Table 5's transfer column: ``finetune_blocks`` or the paper's default.
+
+    Example:
+        >>> config = make_config("tiny", out_dir=Path("runs/tiny"))
+        >>> main_trainable(config, 5), main_trainable(config, 4)  # the paper's encoder:5 where the network has 5 blocks
+        ('encoder:5', 'all')
+        >>> main_trainable(make_config("tiny", out_dir=Path("runs/tiny"), finetune_blocks="decoder:2"), 5)
+        'decoder:2'
+    """
     # deferred: the grid is built by the launcher and --summary-only, which start without torch
     from lgeseg.training.finetune import default_trainable
 
@@ -246,7 +283,12 @@ def main_trainable(config: ExperimentsConfig, num_encoder_blocks: int) -> str:
 
 
 def block_sweep(config: ExperimentsConfig, num_encoder_blocks: int) -> list[str]:
-    """``encoder:k`` and ``decoder:k`` for the configured k that the network has (Figure 8)."""
+    """``encoder:k`` and ``decoder:k`` for the configured k that the network has (Figure 8).
+
+    Example:
+        >>> block_sweep(make_config("quick", out_dir=Path("runs/quick")), num_encoder_blocks=4)  # k = 1, 3 (5 > 4)
+        ['encoder:1', 'encoder:3', 'decoder:1', 'decoder:3']
+    """
     encoder = [f"encoder:{k}" for k in config.block_counts if k <= num_encoder_blocks]
     decoder = [f"decoder:{k}" for k in config.block_counts if k <= num_encoder_blocks - 1]
     return encoder + decoder
@@ -272,6 +314,14 @@ def build_grid(config: ExperimentsConfig, centers: list[str], num_encoder_blocks
         config: the settings.
         centers: every center's name; ``config.train_center`` must be one of them.
         num_encoder_blocks: encoder blocks of the planned network (bounds the block sweep).
+
+    Example:
+        >>> config = make_config("tiny", out_dir=Path("runs/tiny"), experiments=(1,))  # augmentation only, one seed
+        >>> cells = build_grid(config, ["center1", "center2"], num_encoder_blocks=4)
+        >>> [cell.id for cell in cells]
+        ['train_center1_none_s0', 'train_center1_spatial_s0', 'train_center1_spatial_intensity_s0']
+        >>> cells[0].scores  # every model is tested on every center
+        (('center1', 'none'), ('center2', 'none'))
     """
     if config.train_center not in centers:
         raise ValueError(f"train_center {config.train_center!r}: no such center (found {', '.join(centers)})")
@@ -321,5 +371,10 @@ def _add_transfer(grid: _Grid, config: ExperimentsConfig, base: Cell, unseen: li
 
 
 def cell_folder(out_dir: Path, cell: Cell | str) -> Path:
-    """``OUT/cells/<id>``: the cell's model, predictions, metrics and ``result.json``."""
+    """``OUT/cells/<id>``: the cell's model, predictions, metrics and ``result.json``.
+
+    Example:
+        >>> cell_folder(Path("runs/tiny"), train_cell(("center1",), "none", seed=0)).as_posix()
+        'runs/tiny/cells/train_center1_none_s0'
+    """
     return Path(out_dir) / "cells" / (cell if isinstance(cell, str) else cell.id)

@@ -42,7 +42,17 @@ LAUNCHERS = ("local", "submitit")
 
 @contextlib.contextmanager
 def torch_threads(threads: int) -> Iterator[None]:
-    """Run the block with ``threads`` torch intra-op threads, restoring the previous count after."""
+    """Run the block with ``threads`` torch intra-op threads, restoring the previous count after.
+
+    Example:
+        >>> import torch
+        >>> before = torch.get_num_threads()
+        >>> with torch_threads(1):
+        ...     torch.get_num_threads()
+        1
+        >>> torch.get_num_threads() == before
+        True
+    """
     import torch  # deferred: the launcher process itself never loads torch unless it runs a cell
 
     before = torch.get_num_threads()
@@ -54,7 +64,26 @@ def torch_threads(threads: int) -> Iterator[None]:
 
 
 def run_cell_job(grid_path: str, cell_id: str, threads: int) -> str:
-    """One cell as a job (a subprocess or a submitit job): read the grid, run the cell; returns its id."""
+    """One cell as a job (a subprocess or a submitit job): read the grid, run the cell; returns its id.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.experiments.cells import Workspace, write_grid
+        >>> from lgeseg.experiments.grid import cell_folder, make_config, train_cell
+        >>> from lgeseg.records import save_json
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> config = make_config("tiny", out_dir=Path(tmp.name), experiments=(1,))
+        >>> workspace = Workspace(config, "cpu", {"center1": Path(tmp.name) / "pre" / "center1"},
+        ...                       {"center1": Path(tmp.name) / "test" / "center1"}, num_encoder_blocks=4)
+        >>> cell = train_cell(("center1",), "none", seed=0)
+        >>> cases = {"c1_000": {"blood_pool": 0.9, "myocardium": 0.7}}
+        >>> score = {"center": "center1", "harmonization": "none", "cases": cases}
+        >>> save_json({"cell": cell.to_dict(), "scores": [score], "seconds": 12.0, "device": "cpu"},
+        ...           cell_folder(tmp.name, cell) / "result.json")  # a finished cell
+        >>> run_cell_job(str(write_grid(workspace, [cell])), cell.id, threads=1)  # finished: returns at once
+        'train_center1_none_s0'
+        >>> tmp.cleanup()
+    """
     workspace, cells = load_workspace(grid_path)
     if cell_id not in cells:
         raise ValueError(f"{grid_path}: no cell {cell_id!r}")
@@ -75,6 +104,27 @@ def launch(cells: Sequence[Cell], grid_path: Path, launcher: str = "local", jobs
         threads: torch threads of every cell.
         submitit_options: ``AutoExecutor`` options, e.g. ``{"cluster": "local"}`` or
             ``{"slurm_partition": "gpu", "gpus_per_node": 1, "timeout_min": 240}``.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.experiments.cells import Workspace, write_grid
+        >>> from lgeseg.experiments.grid import cell_folder, make_config, train_cell
+        >>> from lgeseg.records import save_json
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> config = make_config("tiny", out_dir=Path(tmp.name), experiments=(1,))
+        >>> workspace = Workspace(config, "cpu", {"center1": Path(tmp.name) / "pre" / "center1"},
+        ...                       {"center1": Path(tmp.name) / "test" / "center1"}, num_encoder_blocks=4)
+        >>> cell = train_cell(("center1",), "none", seed=0)
+        >>> cases = {"c1_000": {"blood_pool": 0.9, "myocardium": 0.7}}
+        >>> score = {"center": "center1", "harmonization": "none", "cases": cases}
+        >>> save_json({"cell": cell.to_dict(), "scores": [score], "seconds": 12.0, "device": "cpu"},
+        ...           cell_folder(tmp.name, cell) / "result.json")  # a finished cell
+        >>> launch([cell], write_grid(workspace, [cell]), launcher="local", jobs=1)  # ids of failed cells
+        []
+        >>> launch([cell], Path(tmp.name) / "grid.json", launcher="cluster")
+        Traceback (most recent call last):
+        ValueError: launcher must be one of local, submitit, found 'cluster'
+        >>> tmp.cleanup()
     """
     if launcher not in LAUNCHERS:
         raise ValueError(f"launcher must be one of {', '.join(LAUNCHERS)}, found {launcher!r}")
@@ -151,7 +201,12 @@ def _run_submitit(cells: Sequence[Cell], grid_path: Path, jobs: int, threads: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m lgeseg.experiments.launcher GRID CELL [--threads T]``: run one cell (a local job)."""
+    """``python -m lgeseg.experiments.launcher GRID CELL [--threads T]``: run one cell (a local job).
+
+    Usage (one cell of a grid as a job; ``launch`` starts it so with ``jobs > 1``)::
+
+        python -m lgeseg.experiments.launcher runs/tiny/grid.json train_center1_none_s0 --threads 2
+    """
     parser = argparse.ArgumentParser(prog="python -m lgeseg.experiments.launcher", description=main.__doc__)
     parser.add_argument("grid", help="OUT/grid.json")
     parser.add_argument("cell", help="cell id")

@@ -31,7 +31,12 @@ logger = logging.getLogger(__name__)
 
 
 def default_threads(jobs: int) -> int:
-    """Torch threads per cell when none are given: the CPU cores shared among ``jobs`` cells (at least 1)."""
+    """Torch threads per cell when none are given: the CPU cores shared among ``jobs`` cells (at least 1).
+
+    Example:
+        >>> default_threads(10**6)  # more cells than cores: one thread each
+        1
+    """
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
@@ -49,6 +54,11 @@ def run_experiments(config: ExperimentsConfig, launcher: str = "local", jobs: in
 
     Returns:
         ``summarize``'s dict plus ``failed`` (cell ids) and ``figures`` (paths written).
+
+    Usage (hours at the ``paper`` scale; ``lgeseg_experiments --scale tiny`` runs it so)::
+
+        summary = run_experiments(make_config("tiny", out_dir=Path("runs/tiny")), launcher="local", jobs=2)
+        summary["table5"], summary["failed"], summary["figures"]
     """
     start = time.perf_counter()
     workspace = prepare(config)
@@ -65,7 +75,28 @@ def run_experiments(config: ExperimentsConfig, launcher: str = "local", jobs: in
 
 
 def summarize_folder(out_dir: str | Path) -> dict[str, Any]:
-    """Tables and figures from the finished cells of a grid folder (``OUT/grid.json``), running nothing."""
+    """Tables and figures from the finished cells of a grid folder (``OUT/grid.json``), running nothing.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.experiments.cells import Workspace, write_grid
+        >>> from lgeseg.experiments.grid import cell_folder, make_config, train_cell
+        >>> from lgeseg.records import save_json
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> config = make_config("tiny", out_dir=Path(tmp.name), experiments=(1,))
+        >>> workspace = Workspace(config, "cpu", {"center1": Path(tmp.name) / "pre" / "center1"},
+        ...                       {"center1": Path(tmp.name) / "test" / "center1"}, num_encoder_blocks=4)
+        >>> cell = train_cell(("center1",), "none", seed=0)
+        >>> cases = {"c1_000": {"blood_pool": 0.9, "myocardium": 0.7}}
+        >>> score = {"center": "center1", "harmonization": "none", "cases": cases}
+        >>> save_json({"cell": cell.to_dict(), "scores": [score], "seconds": 12.0, "device": "cpu"},
+        ...           cell_folder(tmp.name, cell) / "result.json")  # a finished cell
+        >>> _ = write_grid(workspace, [cell])
+        >>> summary = summarize_folder(tmp.name)
+        >>> summary["cells"], [Path(figure).name for figure in summary["figures"]]
+        ({'finished': 1, 'missing': []}, ['figure_6.png', 'figure_12.png'])
+        >>> tmp.cleanup()
+    """
     workspace, cells = load_workspace(Path(out_dir) / GRID_FILE)
     return _summarize(workspace, list(cells.values()), {})
 

@@ -53,7 +53,14 @@ def mean_dice(dice: Mapping[str, float | None], structures: Sequence[str] = BP_M
 
 
 def dice_means(summary: Mapping[str, Any]) -> dict[str, float | None]:
-    """Structure -> mean Dice from an ``evaluate_folders`` summary (a ``summary.json``)."""
+    """Structure -> mean Dice from an ``evaluate_folders`` summary (a ``summary.json``).
+
+    Example:
+        >>> summary = {"n_cases": 2, "structures": {"blood_pool": {"dice": {"mean": 0.91, "sd": 0.02}},
+        ...                                         "myocardium": {"dice": {"mean": None, "sd": None}}}}
+        >>> dice_means(summary)
+        {'blood_pool': 0.91, 'myocardium': None}
+    """
     return {name: stats["dice"]["mean"] for name, stats in summary["structures"].items()}
 
 
@@ -72,6 +79,12 @@ def predict_and_score(images_dir: str | Path, references: str | Path, model_dirs
 
     Returns:
         ``FolderScore`` (mean Dice per structure, the evaluation summary, prediction seconds).
+
+    Usage (a trained model and a test dataset; the demo and ``lgeseg_experiments`` run it so)::
+
+        score = predict_and_score("raw/center2/imagesTr", "raw/center2", ["models/center1"], "out/pred", "out/metrics",
+                                  device="cpu", mirroring=False)
+        score.dice["myocardium"], score.mean_dice(), score.predict_seconds
     """
     predict_options.setdefault("overwrite", True)
     start = time.perf_counter()

@@ -43,7 +43,23 @@ Row = dict[str, Any]
 
 
 def collect(out_dir: Path, cells: Sequence[Cell]) -> tuple[list[Row], list[str]]:
-    """Rows of every finished cell of ``cells`` and the ids of those without a result."""
+    """Rows of every finished cell of ``cells`` and the ids of those without a result.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.experiments.grid import make_config, train_cell
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> config = make_config("tiny", out_dir=Path(tmp.name), experiments=(1,))
+        >>> cells = [train_cell(("center1",), "none", seed) for seed in (0, 1)]  # two seeds, tested on center2
+        >>> for cell, dice in zip(cells, (0.8, 0.9)):
+        ...     cases = {"c2_000": {"blood_pool": dice, "myocardium": dice - 0.2}}
+        ...     score = {"center": "center2", "harmonization": "none", "cases": cases}
+        ...     save_json({"seconds": 5.0, "scores": [score]}, cell_folder(tmp.name, cell) / "result.json")
+        >>> rows, missing = collect(Path(tmp.name), [*cells, train_cell(("center1",), "spatial", 0)])
+        >>> len(rows), missing, rows[0]["case"], round(rows[0]["dice"], 3)  # dice: mean of blood pool and myocardium
+        (2, ['train_center1_spatial_s0'], 'c2_000', 0.7)
+        >>> tmp.cleanup()
+    """
     rows: list[Row] = []
     missing = []
     for cell in cells:
@@ -67,7 +83,14 @@ def _row(cell: Cell, center: str, harmonization: str, case: str, dice: dict[str,
 
 
 def per_seed(rows: Iterable[Row], value: str = "dice") -> dict[int, float]:
-    """Mean of ``value`` over the rows of each seed (cases with an undefined value are left out)."""
+    """Mean of ``value`` over the rows of each seed (cases with an undefined value are left out).
+
+    Example:
+        >>> rows = [{"seed": 0, "dice": 0.7}, {"seed": 0, "dice": 0.8}, {"seed": 1, "dice": 0.9},
+        ...         {"seed": 1, "dice": None}]
+        >>> {seed: round(value, 3) for seed, value in per_seed(rows).items()}  # undefined Dice left out
+        {0: 0.75, 1: 0.9}
+    """
     by_seed: dict[int, list[float]] = {}
     for row in rows:
         if row[value] is not None:
@@ -76,7 +99,15 @@ def per_seed(rows: Iterable[Row], value: str = "dice") -> dict[int, float]:
 
 
 def mean_sd(values: Sequence[float]) -> dict[str, float | int | None]:
-    """``{"mean", "sd", "n"}`` of per-seed values; ``sd`` is the sample SD, None with fewer than two seeds."""
+    """``{"mean", "sd", "n"}`` of per-seed values; ``sd`` is the sample SD, None with fewer than two seeds.
+
+    Example:
+        >>> stats = mean_sd([0.7, 0.8])
+        >>> round(stats["mean"], 3), round(stats["sd"], 4), stats["n"]
+        (0.75, 0.0707, 2)
+        >>> mean_sd([0.7])  # one seed: no SD
+        {'mean': 0.7, 'sd': None, 'n': 1}
+    """
     if not values:
         return {"mean": None, "sd": None, "n": 0}
     sd = statistics.stdev(values) if len(values) > 1 else None
@@ -84,7 +115,13 @@ def mean_sd(values: Sequence[float]) -> dict[str, float | int | None]:
 
 
 def select(rows: Iterable[Row], **criteria: Any) -> list[Row]:
-    """Rows whose fields equal every criterion (a callable criterion is a predicate on the field)."""
+    """Rows whose fields equal every criterion (a callable criterion is a predicate on the field).
+
+    Example:
+        >>> rows = [{"seed": 0, "center": "center2", "dice": 0.7}, {"seed": 1, "center": "center2", "dice": 0.9}]
+        >>> select(rows, seed=1), len(select(rows, center="center2", dice=lambda d: d > 0.5))
+        ([{'seed': 1, 'center': 'center2', 'dice': 0.9}], 2)
+    """
     def matches(row: Row) -> bool:
         return all(want(row[k]) if callable(want) else row[k] == want for k, want in criteria.items())
 
@@ -92,7 +129,24 @@ def select(rows: Iterable[Row], **criteria: Any) -> list[Row]:
 
 
 def column_selectors(config: ExperimentsConfig, num_encoder_blocks: int) -> dict[str, Callable[[Row], bool]]:
-    """Which rows make each Table 5 column (the training center's models and the unseen centers' tests)."""
+    """Which rows make each Table 5 column (the training center's models and the unseen centers' tests).
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.experiments.grid import make_config, train_cell
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> config = make_config("tiny", out_dir=Path(tmp.name), experiments=(1,))
+        >>> cells = [train_cell(("center1",), "none", seed) for seed in (0, 1)]  # two seeds, tested on center2
+        >>> for cell, dice in zip(cells, (0.8, 0.9)):
+        ...     cases = {"c2_000": {"blood_pool": dice, "myocardium": dice - 0.2}}
+        ...     score = {"center": "center2", "harmonization": "none", "cases": cases}
+        ...     save_json({"seconds": 5.0, "scores": [score]}, cell_folder(tmp.name, cell) / "result.json")
+        >>> rows, _ = collect(Path(tmp.name), cells)
+        >>> selectors = column_selectors(config, num_encoder_blocks=4)
+        >>> list(selectors)[:3], selectors["no_augmentation"](rows[0]), selectors["spatial"](rows[0])
+        (['no_augmentation', 'spatial', 'spatial_intensity'], True, False)
+        >>> tmp.cleanup()
+    """
     home = config.train_center
     main = main_trainable(config, num_encoder_blocks)
 
@@ -114,7 +168,24 @@ def column_selectors(config: ExperimentsConfig, num_encoder_blocks: int) -> dict
 
 def table_5(rows: Sequence[Row], config: ExperimentsConfig, num_encoder_blocks: int) -> dict[str, dict[str, Any]]:
     """``{column: {test center: {"mean", "sd", "n"}}}``: per-seed mean Dice over the center's test cases,
-    then mean ± SD over seeds. Columns without rows are left out."""
+    then mean ± SD over seeds. Columns without rows are left out.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.experiments.grid import make_config, train_cell
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> config = make_config("tiny", out_dir=Path(tmp.name), experiments=(1,))
+        >>> cells = [train_cell(("center1",), "none", seed) for seed in (0, 1)]  # two seeds, tested on center2
+        >>> for cell, dice in zip(cells, (0.8, 0.9)):
+        ...     cases = {"c2_000": {"blood_pool": dice, "myocardium": dice - 0.2}}
+        ...     score = {"center": "center2", "harmonization": "none", "cases": cases}
+        ...     save_json({"seconds": 5.0, "scores": [score]}, cell_folder(tmp.name, cell) / "result.json")
+        >>> rows, _ = collect(Path(tmp.name), cells)
+        >>> table = table_5(rows, config, num_encoder_blocks=4)
+        >>> list(table), format_cell(table["no_augmentation"]["center2"])  # mean ± SD over the two seeds
+        (['no_augmentation'], '0.750 ± 0.071')
+        >>> tmp.cleanup()
+    """
     table: dict[str, dict[str, Any]] = {}
     for column, wanted in column_selectors(config, num_encoder_blocks).items():
         chosen = [row for row in rows if wanted(row)]
@@ -125,7 +196,12 @@ def table_5(rows: Sequence[Row], config: ExperimentsConfig, num_encoder_blocks: 
 
 
 def format_cell(stats: dict[str, Any] | None) -> str:
-    """``0.853 ± 0.021`` (SD over seeds), ``0.853`` with one seed, ``-`` without a value."""
+    """``0.853 ± 0.021`` (SD over seeds), ``0.853`` with one seed, ``-`` without a value.
+
+    Example:
+        >>> format_cell(mean_sd([0.82, 0.86, 0.84])), format_cell(mean_sd([0.84])), format_cell(None)
+        ('0.840 ± 0.020', '0.840', '-')
+    """
     if not stats or stats["mean"] is None:
         return "-"
     return f"{stats['mean']:.3f}" if stats["sd"] is None else f"{stats['mean']:.3f} ± {stats['sd']:.3f}"
@@ -136,6 +212,14 @@ def format_table(table: dict[str, dict[str, Any]], train_center: str) -> str:
 
     Cells hold the mean 3D Dice of blood pool and myocardium (± SD over seeds); ``-`` where the
     column does not apply (experiments 2-4 on the training center) or was not run.
+
+    Example:
+        >>> table = {"no_augmentation": {"center1": mean_sd([0.9, 0.92]), "center2": mean_sd([0.7, 0.8])}}
+        >>> print(format_table(table, train_center="center1"))
+        | test center | 1: no augmentation |
+        | --- | --- |
+        | center1 (training) | 0.910 ± 0.014 |
+        | center2 | 0.750 ± 0.071 |
     """
     columns = [c for c in COLUMNS if c in table]
     centers = sorted({center for column in table.values() for center in column}, key=lambda c: (c != train_center, c))
@@ -152,6 +236,21 @@ def summarize(out_dir: Path, config: ExperimentsConfig, cells: Sequence[Cell], n
 
     Returns ``{"table5": {column: {center: {"mean", "sd", "n"}}}, "cells": {"finished", "missing"},
     "seconds": {...}, "config": {...}}``.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.experiments.grid import make_config, train_cell
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> config = make_config("tiny", out_dir=Path(tmp.name), experiments=(1,))
+        >>> cells = [train_cell(("center1",), "none", seed) for seed in (0, 1)]  # two seeds, tested on center2
+        >>> for cell, dice in zip(cells, (0.8, 0.9)):
+        ...     cases = {"c2_000": {"blood_pool": dice, "myocardium": dice - 0.2}}
+        ...     score = {"center": "center2", "harmonization": "none", "cases": cases}
+        ...     save_json({"seconds": 5.0, "scores": [score]}, cell_folder(tmp.name, cell) / "result.json")
+        >>> results = summarize(Path(tmp.name), config, cells, num_encoder_blocks=4)
+        >>> results["cells"], sorted(p.name for p in Path(tmp.name).iterdir())
+        ({'finished': 2, 'missing': []}, ['cells', 'results.json', 'rows.json', 'table.md'])
+        >>> tmp.cleanup()
     """
     rows, missing = collect(out_dir, cells)
     table = table_5(rows, config, num_encoder_blocks)
