@@ -24,7 +24,13 @@ from lgeseg.dicom import DicomSeries
 
 
 def dicom_seg_available() -> bool:
-    """True when highdicom can be imported (``pip install lgeseg[dicom]``)."""
+    """True when highdicom can be imported (``pip install lgeseg[dicom]``).
+
+    Example:
+        >>> import importlib.util
+        >>> dicom_seg_available() == (importlib.util.find_spec("highdicom") is not None)  # True or False per install
+        True
+    """
     try:
         import highdicom  # noqa: F401  # deferred: an optional dependency, imported only to check for it
     except ImportError:
@@ -33,7 +39,12 @@ def dicom_seg_available() -> bool:
 
 
 def require_dicom_seg() -> None:
-    """Raise ``ValueError`` with the install command when highdicom is missing."""
+    """Raise ``ValueError`` with the install command when highdicom is missing.
+
+    Usage (``lgeseg_predict --dicom-seg`` calls it before any prediction)::
+
+        require_dicom_seg()  # without highdicom: ValueError "... pip install 'lgeseg[dicom]' ..."
+    """
     if not dicom_seg_available():
         raise ValueError("--dicom-seg needs the optional package highdicom: pip install 'lgeseg[dicom]' "
                          "(or pip install highdicom)")
@@ -71,6 +82,12 @@ def write_dicom_seg(path: Path, segmentation: np.ndarray, series: DicomSeries, l
 
     Returns:
         ``path``. Raises ``ValueError`` naming the series when the label map does not fit it.
+
+    Usage (needs a DICOM series and highdicom; ``lgeseg_predict --dicom-seg`` writes one per series)::
+
+        series = select_series(find_series("export/patient_dicoms"), ["*LGE*"])[0]
+        write_dicom_seg(Path("out/p1.seg.dcm"), labels, series, {"background": 0, "blood_pool": 1, "myocardium": 2},
+                        model_name="center1_model")
     """
     import highdicom as hd  # deferred: optional dependency (lgeseg[dicom]), needed only for --dicom-seg
     import pydicom

@@ -25,7 +25,13 @@ _CONTOUR_COLOURS = ("#ff3b30", "#34c759", "#0a84ff", "#ffcc00")
 
 
 def normalize_percentile(image: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
-    """Clip ``image`` to its ``low``/``high`` percentiles and scale to [0, 1] (float32, any shape)."""
+    """Clip ``image`` to its ``low``/``high`` percentiles and scale to [0, 1] (float32, any shape).
+
+    Example:
+        >>> scaled = normalize_percentile(np.array([0.0, 1.0, 2.0, 3.0, 400.0]), low=0.0, high=75.0)
+        >>> [round(float(v), 3) for v in scaled]  # the 75th percentile (3) -> 1; 400 clipped
+        [0.0, 0.333, 0.667, 1.0, 1.0]
+    """
     lo, hi = np.percentile(image, (low, high))
     return np.clip((image - lo) / max(float(hi - lo), 1e-8), 0.0, 1.0).astype(np.float32)
 
@@ -55,6 +61,16 @@ def load_slice(
     Returns:
         (image (C, y, x) float32 percentile-normalized to [0, 1] per channel, label (y, x) int64
         (zeros if the case has no label), spacing (y, x) mm, a description "case slice k").
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> raw = generate_multicenter(Path(tmp.name) / "raw", cases_per_center=1, centers=(1,), in_plane_size=32)[0]
+        >>> image, label, spacing, title = load_slice(raw)  # the first labelled case, its slice with most foreground
+        >>> image.shape, float(image.max()), sorted(np.unique(label).tolist()), title
+        ((1, 32, 32), 1.0, [0, 1, 2], 'c1_000 slice 0')
+        >>> tmp.cleanup()
     """
     case = _pick_case(Path(dataset_dir), case_id)
     volumes = [read_image(p) for p in case.image_paths]
@@ -88,7 +104,14 @@ def _centred_crop(image: np.ndarray, label: np.ndarray, size: tuple[int, int]) -
 
 
 def describe(params: SpatialParams, steps: list[IntensityStep], index: int) -> str:
-    """Short caption of what was applied to sample ``index``, e.g. ``"flip-x rot 12° gamma"``."""
+    """Short caption of what was applied to sample ``index``, e.g. ``"flip-x rot 12° gamma"``.
+
+    Example:
+        >>> params = SpatialParams(torch.tensor([True]), torch.tensor([False]), torch.tensor([math.radians(12.0)]),
+        ...                        torch.tensor([0.8]), torch.zeros(1, 2))
+        >>> describe(params, [], 0), describe(SpatialParams.identity(1), [], 0)
+        ('flip-x rot 12° zoom 1.25', 'crop only')
+    """
     words = []
     if params.flip_x[index]:
         words.append("flip-x")
@@ -122,6 +145,15 @@ def render_augmentation_grid(
 
     Returns:
         the written path.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> raw = generate_multicenter(Path(tmp.name) / "raw", cases_per_center=1, centers=(1,), in_plane_size=32)[0]
+        >>> render_augmentation_grid(raw, Path(tmp.name) / "preview.png", n=3, patch_size=(32, 32)).name
+        'preview.png'
+        >>> tmp.cleanup()
     """
     import matplotlib  # deferred: matplotlib loads only when a picture is drawn
 

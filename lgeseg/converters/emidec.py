@@ -49,7 +49,22 @@ def _load_case(image_path: Path, label_path: Path | None) -> list[ConvertedCase]
 
 
 def find_emidec_cases(src: Path) -> list[SourceItem]:
-    """List EMIDEC cases below ``src`` (folders ``Case_*`` holding ``Images/``), sorted by name."""
+    """List EMIDEC cases below ``src`` (folders ``Case_*`` holding ``Images/``), sorted by name.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> for name, contoured in (("Case_N006", True), ("Case_P012", False)):
+        ...     case = Path(tmp.name) / "emidec" / name
+        ...     (case / "Images").mkdir(parents=True)
+        ...     (case / "Images" / f"{name}.nii.gz").touch()
+        ...     if contoured:
+        ...         (case / "Contours").mkdir()
+        ...         (case / "Contours" / f"{name}.nii.gz").touch()
+        >>> [Path(item.name).name for item in find_emidec_cases(Path(tmp.name))]  # Case_P012 goes to imagesTs
+        ['Case_N006', 'Case_P012']
+        >>> tmp.cleanup()
+    """
     items = []
     for case_dir in sorted(p for p in src.rglob("Case_*") if (p / "Images").is_dir()):
         image_path = case_dir / "Images" / f"{case_dir.name}.nii.gz"

@@ -51,6 +51,16 @@ def read_mnms_info(csv_path: Path) -> dict[str, MnmsInfo]:
     """Read the M&Ms information CSV into ``{external code: MnmsInfo}``.
 
     Raises ``ValueError`` naming the file and the missing column or the bad row.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> src = Path(tmp.name)
+        >>> rows = "External code,VendorName,Vendor,Centre,ED,ES\\nA1B2C3,Siemens,A,1,0,9\\n"
+        >>> _ = (src / "info.csv").write_text(rows)
+        >>> read_mnms_info(src / "info.csv")
+        {'A1B2C3': MnmsInfo(code='A1B2C3', vendor_name='Siemens', vendor='A', centre='1', ed=0, es=9)}
+        >>> tmp.cleanup()
     """
     with open(csv_path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
@@ -71,7 +81,19 @@ def read_mnms_info(csv_path: Path) -> dict[str, MnmsInfo]:
 
 
 def find_info_csv(src: Path) -> Path:
-    """Find the one CSV below ``src`` whose header has the M&Ms information columns."""
+    """Find the one CSV below ``src`` whose header has the M&Ms information columns.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> src = Path(tmp.name)
+        >>> rows = "External code,VendorName,Vendor,Centre,ED,ES\\nA1B2C3,Siemens,A,1,0,9\\n"
+        >>> _ = (src / "info.csv").write_text(rows)
+        >>> _ = (src / "notes.csv").write_text("patient,comment\\n")
+        >>> find_info_csv(src).name  # the CSV with the information columns
+        'info.csv'
+        >>> tmp.cleanup()
+    """
     found = []
     for path in sorted(src.rglob("*.csv")):
         with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
@@ -93,6 +115,19 @@ def read_frames(path: Path) -> tuple[np.ndarray, CaseGeometry]:
         (array (t, z, y, x), geometry of one 3D frame: spacing/origin/direction of the first
         three axes). Uses SimpleITK directly because ``lgeseg.io`` reads 3D images only.
         Raises ``ValueError`` naming the file if it is unreadable or not 4D.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> src = Path(tmp.name)
+        >>> (src / "A1B2C3").mkdir()
+        >>> frame = sitk.GetImageFromArray(np.zeros((2, 8, 8), np.float32))
+        >>> frame.SetSpacing((1.25, 1.25, 8.0))
+        >>> sitk.WriteImage(sitk.JoinSeries([frame] * 10), str(src / "A1B2C3" / "A1B2C3_sa.nii.gz"))  # 10 frames
+        >>> frames, geometry = read_frames(src / "A1B2C3" / "A1B2C3_sa.nii.gz")
+        >>> frames.shape, geometry.shape, geometry.spacing  # (t, z, y, x); one frame's geometry
+        ((10, 2, 8, 8), (2, 8, 8), (8.0, 1.25, 1.25))
+        >>> tmp.cleanup()
     """
     try:
         image = sitk.ReadImage(str(path))
@@ -134,7 +169,25 @@ def _not_in_csv(image_path: Path, csv_path: Path) -> list[ConvertedCase]:
 
 
 def find_mnms_cases(src: Path, info: dict[str, MnmsInfo], csv_path: Path) -> list[tuple[MnmsInfo | None, SourceItem]]:
-    """List M&Ms patients below ``src`` (``<code>/<code>_sa.nii.gz``) with their CSV row (None: not listed)."""
+    """List M&Ms patients below ``src`` (``<code>/<code>_sa.nii.gz``) with their CSV row (None: not listed).
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> src = Path(tmp.name)
+        >>> rows = "External code,VendorName,Vendor,Centre,ED,ES\\nA1B2C3,Siemens,A,1,0,9\\n"
+        >>> _ = (src / "info.csv").write_text(rows)
+        >>> (src / "A1B2C3").mkdir()
+        >>> frame = sitk.GetImageFromArray(np.zeros((2, 8, 8), np.float32))
+        >>> frame.SetSpacing((1.25, 1.25, 8.0))
+        >>> sitk.WriteImage(sitk.JoinSeries([frame] * 10), str(src / "A1B2C3" / "A1B2C3_sa.nii.gz"))  # 10 frames
+        >>> items = find_mnms_cases(src, read_mnms_info(src / "info.csv"), src / "info.csv")
+        >>> [(row.code, Path(item.name).name) for row, item in items]
+        [('A1B2C3', 'A1B2C3_sa.nii.gz')]
+        >>> [case.case_id for case in items[0][1].load()]  # the ED and ES frames become two cases
+        ['A1B2C3_ED', 'A1B2C3_ES']
+        >>> tmp.cleanup()
+    """
     items = []
     for image_path in sorted(src.rglob("*_sa.nii.gz")):
         code = image_path.name[: -len("_sa.nii.gz")]

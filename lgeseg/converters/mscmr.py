@@ -70,6 +70,15 @@ def find_mscmr_cases(src: Path) -> list[SourceItem]:
     """List MS-CMRSeg LGE cases below ``src``, sorted by patient number.
 
     Raises ``ValueError`` naming both files when a patient's image or label occurs twice.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> for name in ("patient2_LGE.nii.gz", "patient2_LGE_manual.nii.gz", "patient10_LGE.nii.gz"):
+        ...     (Path(tmp.name) / name).touch()
+        >>> [Path(item.name).name for item in find_mscmr_cases(Path(tmp.name))]  # by patient number
+        ['patient2_LGE.nii.gz', 'patient10_LGE.nii.gz']
+        >>> tmp.cleanup()
     """
     images, duplicate_images = _find(src, _IMAGE)
     labels, duplicate_labels = _find(src, _LABEL)

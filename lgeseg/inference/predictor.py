@@ -79,9 +79,25 @@ def load_models(model_dirs: Sequence[str | Path], device: torch.device, checkpoi
     and ``ValueError`` when two models preprocess differently (target spacing, normalization,
     interpolation, labels or channels) and so cannot share one prediction.
 
-    Usage (needs trained model folders; ``lgeseg_predict -m MODEL/fold_0 MODEL/fold_1`` loads them so)::
-
-        models = load_models(["MODEL/fold_0", "MODEL/fold_1"], torch.device("cpu"), checkpoint="final")
+    Example:
+        >>> import dataclasses, tempfile
+        >>> from lgeseg.model_folder import ModelInfo, save_checkpoint, write_model_metadata
+        >>> from lgeseg.network import build_unet
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> tmp = tempfile.TemporaryDirectory()  # an untrained model folder; a trained one loads the same way
+        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (4, 40, 40), (4, 40, 40)),))
+        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
+        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
+        >>> labels = {"background": 0, "blood_pool": 1, "myocardium": 2}
+        >>> info = ModelInfo("0.1.0", labels, {"0": "LGE"}, recipe={}, augmentation="none", datasets=("d",))
+        >>> write_model_metadata(tmp.name, plan, info)
+        >>> save_checkpoint(Path(tmp.name) / "checkpoint_final.pt", {"network": build_unet(plan.topology).state_dict()})
+        >>> models = load_models([tmp.name], torch.device("cpu"))
+        >>> len(models), models[0].network.training  # several folders (-m A B): an ensemble
+        (1, False)
+        >>> tmp.cleanup()
     """
     if not model_dirs:
         raise ValueError("no model folder given (use -m MODEL_DIR)")
@@ -150,10 +166,25 @@ def inference_window(model: LoadedModel, slice_shape: Sequence[int], window: str
     network's divisor, so each slice takes one forward pass; slices over ``MAX_WHOLE_SLICE`` pixels
     fall back to tiles. ``window="sliding"``: nnU-Net's Gaussian-weighted tiles of the plan's patch size.
 
-    Usage (``model`` from ``load_models``; a 32 x 32 training patch, a network divisor of 8)::
-
-        inference_window(model, (50, 70), "slice")    # -> (56, 72): the whole slice, padded to the divisor
-        inference_window(model, (50, 70), "sliding")  # -> (32, 32): the plan's patch size
+    Example:
+        >>> import dataclasses, tempfile
+        >>> from lgeseg.model_folder import ModelInfo, save_checkpoint, write_model_metadata
+        >>> from lgeseg.network import build_unet
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> tmp = tempfile.TemporaryDirectory()  # an untrained model folder; a trained one loads the same way
+        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (4, 40, 40), (4, 40, 40)),))
+        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
+        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
+        >>> labels = {"background": 0, "blood_pool": 1, "myocardium": 2}
+        >>> info = ModelInfo("0.1.0", labels, {"0": "LGE"}, recipe={}, augmentation="none", datasets=("d",))
+        >>> write_model_metadata(tmp.name, plan, info)
+        >>> save_checkpoint(Path(tmp.name) / "checkpoint_final.pt", {"network": build_unet(plan.topology).state_dict()})
+        >>> models = load_models([tmp.name], torch.device("cpu"))
+        >>> inference_window(models[0], (50, 70), "slice"), inference_window(models[0], (50, 70), "sliding")
+        ((52, 72), (32, 32))
+        >>> tmp.cleanup()
     """
     if window not in WINDOWS:
         raise ValueError(f"window must be one of {', '.join(WINDOWS)}, found {window!r}")
@@ -191,10 +222,28 @@ def predict_volume(image: np.ndarray, geometry: CaseGeometry, models: Sequence[L
     Returns:
         float32 (K, Z, Y, X) probabilities on the raw grid (background 1 outside the crop box).
 
-    Usage (``models`` from ``load_models``; ``image``, ``geometry`` from ``inputs.read_case``)::
-
-        probabilities = predict_volume(image, geometry, models, mirroring=True, window="roi")
-        labels = probabilities.argmax(axis=0)  # class index per voxel of the raw (z, y, x) grid
+    Example:
+        >>> import dataclasses, tempfile
+        >>> from lgeseg.model_folder import ModelInfo, save_checkpoint, write_model_metadata
+        >>> from lgeseg.network import build_unet
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> tmp = tempfile.TemporaryDirectory()  # an untrained model folder; a trained one loads the same way
+        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (4, 40, 40), (4, 40, 40)),))
+        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
+        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
+        >>> labels = {"background": 0, "blood_pool": 1, "myocardium": 2}
+        >>> info = ModelInfo("0.1.0", labels, {"0": "LGE"}, recipe={}, augmentation="none", datasets=("d",))
+        >>> write_model_metadata(tmp.name, plan, info)
+        >>> save_checkpoint(Path(tmp.name) / "checkpoint_final.pt", {"network": build_unet(plan.topology).state_dict()})
+        >>> models = load_models([tmp.name], torch.device("cpu"))
+        >>> geometry = CaseGeometry((4, 40, 40), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> image = np.random.default_rng(0).random((1, 4, 40, 40), dtype=np.float32)
+        >>> probabilities = predict_volume(image, geometry, models, mirroring=False)
+        >>> probabilities.shape, bool(np.allclose(probabilities.sum(axis=0), 1.0, atol=1e-4))  # (K, z, y, x), raw grid
+        ((3, 4, 40, 40), True)
+        >>> tmp.cleanup()
     """
     # deferred: lgeseg_predict starts without the preprocessing and planning modules
     from lgeseg.preprocessing import preprocess_arrays, revert_to_original

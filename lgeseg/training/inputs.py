@@ -80,10 +80,19 @@ def open_training_data(preprocessed: str | Path | Sequence[str | Path],
         FileNotFoundError: a folder or its ``plans.json`` is missing.
         ValueError: the plans differ, a requested dataset is absent, a dataset is in two folders, or no cases.
 
-    Usage (preprocessed folders from ``lgeseg_plan_and_preprocess``)::
-
-        data = open_training_data(["pre_center1", "pre_center2"], datasets=["center1"])
-        data.datasets, data.case_keys[:2]  # ('center1',), ['center1/case_000', 'center1/case_001']
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.fingerprint import extract_fingerprint
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.preprocessing import run_preprocessing
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> raws = generate_multicenter(Path(tmp.name) / "raw", cases_per_center=2, centers=(1, 2), in_plane_size=32)
+        >>> _ = run_preprocessing(raws, Path(tmp.name) / "pre", plan_experiment(extract_fingerprint(raws), None, "cpu"))
+        >>> data = open_training_data(Path(tmp.name) / "pre", datasets=["center2"])
+        >>> data.datasets, data.case_keys, data.channel_names
+        (('center2',), ['center2/c2_000', 'center2/c2_001'], {'0': 'LGE'})
+        >>> tmp.cleanup()
     """
     folders = (Path(preprocessed),) if isinstance(preprocessed, (str, Path)) else tuple(Path(p) for p in preprocessed)
     plans_dicts = []
