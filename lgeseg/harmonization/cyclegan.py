@@ -223,7 +223,7 @@ def train_step(state: CycleGANState, config: CycleGANConfig, real_a: torch.Tenso
         ...                         discriminator_layers=2, patch_size=(32, 32), epochs=4)  # a tiny CycleGAN
         >>> state = make_state(config, torch.device("cpu"))
         >>> generator = torch.Generator().manual_seed(0)
-        >>> source, target = (torch.rand(1, 1, 32, 32, generator=generator) * 2 - 1 for _ in range(2))
+        >>> source, target = (torch.rand(1, 1, 16, 16, generator=generator) * 2 - 1 for _ in range(2))
         >>> losses = train_step(state, config, source, target)
         >>> sorted(losses), all(value > 0 for value in losses.values())
         (['adversarial', 'cycle', 'discriminator', 'identity'], True)
@@ -297,7 +297,7 @@ def validation_cycle_loss(state: CycleGANState, config: CycleGANConfig, domains:
         >>> config = CycleGANConfig(generator_features=4, generator_blocks=1, discriminator_features=4,
         ...                         discriminator_layers=2, patch_size=(32, 32), epochs=4)  # a tiny CycleGAN
         >>> state = make_state(config, torch.device("cpu"))
-        >>> slices = [np.zeros((1, 32, 32), np.float32)]
+        >>> slices = [np.zeros((1, 16, 16), np.float32)]
         >>> domains = {name: Domain(name, slices, ["c1"], None) for name in ("source", "target")}
         >>> validation_cycle_loss(state, config, domains) >= 0.0  # 10 x mean |back-translated - real|
         True
