@@ -9,7 +9,8 @@ and label 2 as the myocardium (``blood_pool``, ``LV_bloodpool``...), the whole L
 * ``hd95_mm``: 95th-percentile symmetric Hausdorff distance between the 3D surfaces, in mm
   (the larger of the two directed 95th percentiles, as in MedPy and MONAI), using the voxel spacing.
 * ``abs_volume_diff_ml``: |V_pred - V_ref| in mL.
-* Clinical (lgeseg's labels only): LV blood-pool volume (mL) and myocardial mass (g, 1.05 g/mL) for
+* Clinical (labels 1 and 2 named as blood pool and myocardium, as for the whole LV):
+  LV blood-pool volume (mL) and myocardial mass (g, 1.05 g/mL) for
   prediction and reference.
 
 Empty structures (documented convention, also stated in ``summary.json``):
@@ -168,10 +169,6 @@ def hd95(pred_mask: np.ndarray, ref_mask: np.ndarray, spacing: Sequence[float]) 
     return float(max(np.percentile(to_ref, 95), np.percentile(to_pred, 95)))
 
 
-def _clinical(structures: dict[str, tuple[int, ...]]) -> bool:
-    return structures.get("blood_pool") == (1,) and structures.get("myocardium") == (2,)
-
-
 def evaluate_case(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float],
                   structures: dict[str, tuple[int, ...]] | None = None) -> dict[str, float]:
     """All metrics of one case.
@@ -205,7 +202,7 @@ def evaluate_case(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float],
         row[f"dice_{name}"] = dice(pred, ref, labels)
         row[f"hd95_mm_{name}"] = hd95(p, r, spacing)
         row[f"abs_volume_diff_ml_{name}"] = abs(int(np.count_nonzero(p)) - int(np.count_nonzero(r))) * voxel_ml
-    if not _clinical(structures):
+    if not _names_blood_pool_and_myocardium(structures):
         return row
     for who, array in (("pred", pred), ("ref", ref)):
         row[f"bp_volume_{who}_ml"] = int(np.count_nonzero(array == 1)) * voxel_ml
@@ -301,7 +298,8 @@ def summarize(rows: list[dict[str, Any]], structures: dict[str, tuple[int, ...]]
             "ref_empty_only": sum(bool(r[f"empty_{name}"] == "ref") for r in rows),
         }
     clinical_keys = ("bp_volume_pred_ml", "bp_volume_ref_ml", "myo_mass_pred_g", "myo_mass_ref_g")
-    clinical = {key: _stats([r[key] for r in rows]) for key in clinical_keys} if _clinical(structures) else {}
+    clinical = ({key: _stats([r[key] for r in rows]) for key in clinical_keys}
+                if _names_blood_pool_and_myocardium(structures) else {})
     return {"n_cases": len(rows), "structures": result, "clinical": clinical,
             "empty_convention": EMPTY_CONVENTION}
 

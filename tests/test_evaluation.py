@@ -96,4 +96,8 @@ def test_cli_prints_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     ({"background": 0, "blood_pool": 2, "myocardium": 1}, False),
 ])
 def test_whole_lv_is_scored_under_other_datasets_names_for_the_two_structures(labels: dict, whole_lv: bool) -> None:
-    assert ("lv" in structures_from_labels(labels)) is whole_lv
+    structures = structures_from_labels(labels)
+    assert ("lv" in structures) is whole_lv
+    ref = np.zeros((2, 8, 8), np.uint8)
+    ref[:, 2:6, 2:6], ref[:, 3:5, 3:5] = 2, 1
+    assert ("myo_mass_ref_g" in evaluate_case(ref, ref, (5.0, 1.0, 1.0), structures)) is whole_lv  # clinical too
