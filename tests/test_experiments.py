@@ -12,8 +12,9 @@ from lgeseg.cli.experiments import main as experiments_main
 from lgeseg.experiments.cells import load_workspace
 from lgeseg.experiments.grid import build_grid, cell_folder, make_config
 from lgeseg.experiments.run import run_experiments
-from lgeseg.experiments.summary import format_table, mean_sd
+from lgeseg.experiments.summary import format_table, mean_sd, summarize
 from lgeseg.model_folder import load_checkpoint, read_model_metadata
+from lgeseg.records import save_json
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -142,6 +143,23 @@ def test_target_center_reference_models_come_only_with_a_sweep() -> None:
     assert trained_on == {("center1",)}  # Table 5 alone: no model trained on the unseen centers
     swept = {cell.centers for cell in build_grid(with_sweep, centers, 6) if cell.kind == "train"}
     assert {("center2",), ("center3",)} <= swept
+
+
+def test_extra_augmentation_presets_get_their_own_table_5_column(tmp_path: Path) -> None:
+    config = make_config("tiny", out_dir=tmp_path, experiments=(1, 2), harmonization=("histogram",),
+                         extra_augmentations=("lge_dg",))
+    cells = build_grid(config, ["center1", "center2"], num_encoder_blocks=4)
+    assert [c.augmentation for c in cells] == ["none", "spatial", "spatial_intensity", "lge_dg"]
+    for dice, cell in enumerate(cells):  # a result per cell: Dice 0.1 .. 0.4 on center2
+        cases = {"c2_000": {"blood_pool": 0.1 * (dice + 1), "myocardium": 0.1 * (dice + 1)}}
+        scores = [{"center": "center2", "harmonization": h, "cases": cases} for h in ("none", "histogram")]
+        save_json({"seconds": 1.0, "scores": scores}, cell_folder(tmp_path, cell) / "result.json")
+    table = summarize(tmp_path, config, cells, num_encoder_blocks=4)["table5"]
+    assert list(table) == ["no_augmentation", "spatial", "spatial_intensity", "lge_dg", "histogram"]
+    assert table["lge_dg"]["center2"]["mean"] == pytest.approx(0.4)
+    assert (tmp_path / "table.md").read_text().splitlines()[0].split(" | ")[4] == "1: lge_dg"
+    with pytest.raises(ValueError, match="extra_augmentations: expected presets other than"):
+        make_config("tiny", out_dir=tmp_path, extra_augmentations=("spatial",))
 
 
 def test_summary_statistics_and_table_layout() -> None:

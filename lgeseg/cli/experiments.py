@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="experiment 4: N subjects of every center per model (the paper's Table 4; default: all)")
     data.add_argument("--combination-sizes", type=int, nargs="+", choices=(1, 2, 3, 4), default=None,
                       help="experiment 4: numbers of centers per model (default: 1 2 3 4)")
+    data.add_argument("--extra-augmentations", nargs="+", default=None, metavar="PRESET",
+                      help="augmentation presets trained in experiment 1 besides the paper's three, each its own "
+                           "Table 5 column (e.g. lge_dg, lgeseg's default)")
     data.add_argument("--every-training-center", action="store_true", default=None,
                       help="experiment 1 trains on every center in turn (Figure 6 in full)")
     train = parser.add_argument_group("training (defaults: the scale's)")
@@ -95,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    lists = ("experiments", "block_counts", "amounts", "harmonization", "synthetic_centers", "combination_sizes")
+    lists = ("experiments", "block_counts", "amounts", "harmonization", "synthetic_centers", "combination_sizes",
+             "extra_augmentations")
     as_tuple = {k: None if getattr(args, k) is None else tuple(getattr(args, k)) for k in lists}
     if args.summary_only:
         results = summarize_folder(args.out)

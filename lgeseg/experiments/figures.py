@@ -25,8 +25,19 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from lgeseg import io  # noqa: E402
-from lgeseg.experiments.grid import AUGMENTATIONS, ExperimentsConfig, main_trainable  # noqa: E402
-from lgeseg.experiments.summary import COLUMNS, Row, column_selectors, mean_sd, per_seed, select  # noqa: E402
+from lgeseg.experiments.grid import (  # noqa: E402
+    ExperimentsConfig,
+    experiment_1_augmentations,
+    main_trainable,
+)
+from lgeseg.experiments.summary import (  # noqa: E402
+    Row,
+    column_header,
+    column_selectors,
+    mean_sd,
+    per_seed,
+    select,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +104,8 @@ def figure_6(rows: Sequence[Row], config: ExperimentsConfig, path: Path) -> Path
         ...         "harmonization": "none"}
         >>> tmp = tempfile.TemporaryDirectory()
         >>> rows = [{**base, "augmentation": augmentation, "center": center, "case": f"{center}_{i}"}
-        ...         for augmentation in AUGMENTATIONS for center in ("center1", "center2") for i in range(2)]
+        ...         for augmentation in experiment_1_augmentations(config) for center in ("center1", "center2")
+        ...         for i in range(2)]
         >>> figure_6(rows, config, Path(tmp.name) / "figure_6.png").name
         'figure_6.png'
         >>> figure_6([], config, Path(tmp.name) / "no.png") is None  # no rows of experiment 1: skipped
@@ -110,8 +122,9 @@ def figure_6(rows: Sequence[Row], config: ExperimentsConfig, path: Path) -> Path
     figure, axes = _panels(len(tests), rows=len(trained_on))
     for i, home in enumerate(trained_on):
         for j, center in enumerate(tests):
-            series = [(aug, _AUGMENTATION_COLORS[aug], select(single, centers=(home,), augmentation=aug, center=center))
-                      for aug in AUGMENTATIONS]
+            series = [(aug, _AUGMENTATION_COLORS.get(aug, f"C{k + 3}"),
+                       select(single, centers=(home,), augmentation=aug, center=center))
+                      for k, aug in enumerate(experiment_1_augmentations(config))]
             _subject_lines(axes[i, j], series, f"trained on {home}, tested on {center}")
     return _save(figure, path, "Figure 6: effect of data augmentation (single-center models)")
 
@@ -363,7 +376,7 @@ def figure_12(rows: Sequence[Row], config: ExperimentsConfig, blocks: int, test:
     """
     selectors = column_selectors(config, blocks)
     chosen: dict[str, list[Row]] = {c: [r for r in rows if r["seed"] == 0 and want(r)] for c, want in selectors.items()}
-    columns = [c for c in COLUMNS if chosen[c]]
+    columns = [c for c in selectors if chosen[c]]
     centers = sorted({r["center"] for c in columns for r in chosen[c]}, key=lambda c: (c != config.train_center, c))
     if not columns:
         return None
@@ -378,7 +391,7 @@ def figure_12(rows: Sequence[Row], config: ExperimentsConfig, blocks: int, test:
                                        row["harmonization"], center)
                 if slices:
                     _overlay(ax, *slices)
-            ax.set_title(f"{COLUMNS[column]}\n{center}" if i == 0 else center, fontsize=7)
+            ax.set_title(f"{column_header(column)}\n{center}" if i == 0 else center, fontsize=7)
     return _save(figure, path, "Figure 12: predictions (colour) and references (white), seed 0")
 
 
@@ -395,7 +408,7 @@ def render_figures(rows: Sequence[Row], config: ExperimentsConfig, test: dict[st
         ...         "harmonization": "none"}
         >>> tmp = tempfile.TemporaryDirectory()
         >>> rows = [{**base, "augmentation": augmentation, "center": center, "case": f"{center}_0"}
-        ...         for augmentation in AUGMENTATIONS for center in ("center1", "center2")]
+        ...         for augmentation in experiment_1_augmentations(config) for center in ("center1", "center2")]
         >>> test = {center: Path(tmp.name) / "test" / center for center in ("center1", "center2")}
         >>> [path.name for path in render_figures(rows, config, test, 4, Path(tmp.name))]  # what experiment 1 shows
         ['figure_6.png', 'figure_12.png']

@@ -31,6 +31,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+from lgeseg.augmentation.presets import list_presets
 from lgeseg.records import JsonRecord
 
 #: Augmentation presets of experiment 1, in the paper's order.
@@ -60,6 +61,8 @@ class ExperimentsConfig(JsonRecord):
         epochs / iterations_per_epoch / train_minutes: length of each training (None iterations: the
             recipe's; the time budget in minutes ends a training early when set).
         every_training_center: experiment 1 trains on every center in turn (Figure 6 in full).
+        extra_augmentations: augmentation presets trained in experiment 1 besides the paper's three, each
+            its own Table 5 column ``1: <preset>`` (e.g. ``lge_dg``, lgeseg's default, beside the paper's).
         combination_sizes: numbers of centers (1-4) of the multi-center models of experiment 4.
         subjects_per_center: subjects of each center in a multi-center model (None: all, balanced sampling).
         finetune_blocks: trainable blocks of the transfer models of Table 5 and Figures 9-10
@@ -95,6 +98,7 @@ class ExperimentsConfig(JsonRecord):
     iterations_per_epoch: int | None = 25
     train_minutes: float | None = None
     every_training_center: bool = False
+    extra_augmentations: tuple[str, ...] = ()
     combination_sizes: tuple[int, ...] = (1, 2, 3, 4)
     subjects_per_center: int | None = None
     finetune_blocks: str | None = None
@@ -140,6 +144,9 @@ def _problems(config: ExperimentsConfig) -> list[str]:
          "raw_dir and test_dir: give both (real data) or neither (synthetic data)"),
         (set(config.harmonization) <= {"histogram", "cyclegan"},
          f"harmonization: expected 'histogram' and/or 'cyclegan', found {sorted(config.harmonization)}"),
+        (set(config.extra_augmentations) <= set(list_presets()) - set(AUGMENTATIONS),
+         f"extra_augmentations: expected presets other than {', '.join(AUGMENTATIONS)} among "
+         f"{', '.join(list_presets())}, found {list(config.extra_augmentations)}"),
         (set(config.combination_sizes) <= {1, 2, 3, 4},
          f"combination_sizes: expected numbers of centers 1-4, found {sorted(config.combination_sizes)}"),
         (all(_valid_amount(a) for a in amounts), f"amounts: expected subjects ('3') or a share ('25%'), "
@@ -338,7 +345,7 @@ def _add_seed(grid: _Grid, config: ExperimentsConfig, centers: list[str], blocks
     experiments = set(config.experiments)
     if 1 in experiments:
         for trained_on in centers if config.every_training_center else [home]:
-            for augmentation in AUGMENTATIONS:
+            for augmentation in experiment_1_augmentations(config):
                 grid.add(train_cell((trained_on,), augmentation, seed), on_all)
     base = grid.add(train_cell((home,), "spatial_intensity", seed), on_all) if experiments & {2, 3} else None
     if base is not None and 2 in experiments:
@@ -368,6 +375,16 @@ def _add_transfer(grid: _Grid, config: ExperimentsConfig, base: Cell, unseen: li
             grid.add(finetune_cell(base, center, trainable, config.finetune_amount))
         for amount in config.amounts:
             grid.add(finetune_cell(base, center, main, amount))
+
+
+def experiment_1_augmentations(config: ExperimentsConfig) -> tuple[str, ...]:
+    """The augmentation presets of experiment 1: the paper's three, then ``config.extra_augmentations``.
+
+    Example:
+        >>> experiment_1_augmentations(make_config("quick", out_dir=Path("runs/q"), extra_augmentations=("lge_dg",)))
+        ('none', 'spatial', 'spatial_intensity', 'lge_dg')
+    """
+    return (*AUGMENTATIONS, *config.extra_augmentations)
 
 
 def cell_folder(out_dir: Path, cell: Cell | str) -> Path:

@@ -24,10 +24,11 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from lgeseg.experiments.grid import Cell, ExperimentsConfig, cell_folder, main_trainable
+from lgeseg.experiments.grid import Cell, ExperimentsConfig, cell_folder, experiment_1_augmentations, main_trainable
 from lgeseg.records import load_json, save_json
 
-#: Table 5 column -> header ("experiment: setting"), in the paper's order.
+#: Table 5 column -> header ("experiment: setting"), in the paper's order; a column of an extra
+#: augmentation preset of experiment 1 (``extra_augmentations``) is named after the preset, header ``1: <preset>``.
 COLUMNS: dict[str, str] = {
     "no_augmentation": "1: no augmentation",
     "spatial": "1: spatial",
@@ -40,6 +41,16 @@ COLUMNS: dict[str, str] = {
 _COLUMN_OF_AUGMENTATION = {"none": "no_augmentation", "spatial": "spatial", "spatial_intensity": "spatial_intensity"}
 
 Row = dict[str, Any]
+
+
+def column_header(column: str) -> str:
+    """The header of a Table 5 column: ``COLUMNS``' text, or ``1: <preset>`` for an extra augmentation preset.
+
+    Example:
+        >>> column_header("transfer"), column_header("lge_dg")
+        ('3: transfer learning', '1: lge_dg')
+    """
+    return COLUMNS.get(column, f"1: {column}")
 
 
 def collect(out_dir: Path, cells: Sequence[Cell]) -> tuple[list[Row], list[str]]:
@@ -154,7 +165,8 @@ def column_selectors(config: ExperimentsConfig, num_encoder_blocks: int) -> dict
         return lambda r: (r["kind"] == "train" and r["centers"] == (home,) and r["subjects_per_center"] is None
                           and r["augmentation"] == augmentation and r["harmonization"] == harmonization)
 
-    selectors = {column: single(aug, "none") for aug, column in _COLUMN_OF_AUGMENTATION.items()}
+    selectors = {_COLUMN_OF_AUGMENTATION.get(aug, aug): single(aug, "none")
+                 for aug in experiment_1_augmentations(config)}
     selectors["histogram"] = lambda r: single("spatial_intensity", "histogram")(r) and r["center"] != home
     selectors["cyclegan"] = lambda r: r["kind"] == "cyclegan"
     selectors["transfer"] = lambda r: (r["kind"] == "finetune" and r["trainable"] == main
@@ -166,9 +178,13 @@ def column_selectors(config: ExperimentsConfig, num_encoder_blocks: int) -> dict
     return selectors
 
 
-def table_5(rows: Sequence[Row], config: ExperimentsConfig, num_encoder_blocks: int) -> dict[str, dict[str, Any]]:
+def table_5(rows: Sequence[Row], config: ExperimentsConfig, num_encoder_blocks: int,
+            value: str = "dice") -> dict[str, dict[str, Any]]:
     """``{column: {test center: {"mean", "sd", "n"}}}``: per-seed mean Dice over the center's test cases,
     then mean ± SD over seeds. Columns without rows are left out.
+
+    ``value`` is the row field averaged: ``dice`` (the mean of blood pool and myocardium, the paper's
+    Table 5), ``blood_pool`` or ``myocardium``.
 
     Example:
         >>> import tempfile
@@ -184,13 +200,15 @@ def table_5(rows: Sequence[Row], config: ExperimentsConfig, num_encoder_blocks: 
         >>> table = table_5(rows, config, num_encoder_blocks=4)
         >>> list(table), format_cell(table["no_augmentation"]["center2"])  # mean ± SD over the two seeds
         (['no_augmentation'], '0.750 ± 0.071')
+        >>> format_cell(table_5(rows, config, num_encoder_blocks=4, value="myocardium")["no_augmentation"]["center2"])
+        '0.650 ± 0.071'
         >>> tmp.cleanup()
     """
     table: dict[str, dict[str, Any]] = {}
     for column, wanted in column_selectors(config, num_encoder_blocks).items():
         chosen = [row for row in rows if wanted(row)]
         for center in sorted({row["center"] for row in chosen}):
-            values = list(per_seed(r for r in chosen if r["center"] == center).values())
+            values = list(per_seed((r for r in chosen if r["center"] == center), value).values())
             table.setdefault(column, {})[center] = mean_sd(values)
     return table
 
@@ -221,9 +239,10 @@ def format_table(table: dict[str, dict[str, Any]], train_center: str) -> str:
         | center1 (training) | 0.910 ± 0.014 |
         | center2 | 0.750 ± 0.071 |
     """
-    columns = [c for c in COLUMNS if c in table]
+    columns = list(table)
     centers = sorted({center for column in table.values() for center in column}, key=lambda c: (c != train_center, c))
-    lines = ["| test center | " + " | ".join(COLUMNS[c] for c in columns) + " |", "| --- |" + " --- |" * len(columns)]
+    lines = ["| test center | " + " | ".join(column_header(c) for c in columns) + " |",
+             "| --- |" + " --- |" * len(columns)]
     for center in centers:
         label = f"{center} (training)" if center == train_center else center
         lines.append(f"| {label} | " + " | ".join(format_cell(table[c].get(center)) for c in columns) + " |")
