@@ -150,13 +150,15 @@ def test_extra_augmentation_presets_get_their_own_table_5_column(tmp_path: Path)
                          extra_augmentations=("lge_dg",))
     cells = build_grid(config, ["center1", "center2"], num_encoder_blocks=4)
     assert [c.augmentation for c in cells] == ["none", "spatial", "spatial_intensity", "lge_dg"]
-    for dice, cell in enumerate(cells):  # a result per cell: Dice 0.1 .. 0.4 on center2
-        cases = {"c2_000": {"blood_pool": 0.1 * (dice + 1), "myocardium": 0.1 * (dice + 1)}}
+    for k, cell in enumerate(cells):  # a result per cell on center2: blood pool 0.1 .. 0.4, myocardium 0.05 less
+        cases = {"c2_000": {"blood_pool": 0.1 * (k + 1), "myocardium": 0.1 * (k + 1) - 0.05}}
         scores = [{"center": "center2", "harmonization": h, "cases": cases} for h in ("none", "histogram")]
         save_json({"seconds": 1.0, "scores": scores}, cell_folder(tmp_path, cell) / "result.json")
-    table = summarize(tmp_path, config, cells, num_encoder_blocks=4)["table5"]
+    results = summarize(tmp_path, config, cells, num_encoder_blocks=4)
+    table = results["table5"]
+    assert results["table5_by_structure"]["myocardium"]["lge_dg"]["center2"]["mean"] == pytest.approx(0.35)
     assert list(table) == ["no_augmentation", "spatial", "spatial_intensity", "lge_dg", "histogram"]
-    assert table["lge_dg"]["center2"]["mean"] == pytest.approx(0.4)
+    assert table["lge_dg"]["center2"]["mean"] == pytest.approx(0.375)  # Table 5: mean of the two structures
     assert (tmp_path / "table.md").read_text().splitlines()[0].split(" | ")[4] == "1: lge_dg"
     with pytest.raises(ValueError, match="extra_augmentations: expected presets other than"):
         make_config("tiny", out_dir=tmp_path, extra_augmentations=("spatial",))

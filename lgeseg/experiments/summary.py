@@ -253,8 +253,9 @@ def summarize(out_dir: Path, config: ExperimentsConfig, cells: Sequence[Cell], n
               seconds: dict[str, float] | None = None) -> dict[str, Any]:
     """Collect the finished cells; write ``results.json``, ``rows.json`` and ``table.md``; return the results.
 
-    Returns ``{"table5": {column: {center: {"mean", "sd", "n"}}}, "cells": {"finished", "missing"},
-    "seconds": {...}, "config": {...}}``.
+    Returns ``{"table5": {column: {center: {"mean", "sd", "n"}}}, "table5_by_structure": {"blood_pool": ...,
+    "myocardium": ...} (the same table for one structure), "cells": {"finished", "missing"}, "seconds": {...},
+    "config": {...}}``.
 
     Example:
         >>> import tempfile
@@ -278,7 +279,9 @@ def summarize(out_dir: Path, config: ExperimentsConfig, cells: Sequence[Cell], n
         path = cell_folder(out_dir, cell) / "result.json"
         if path.is_file():
             cell_seconds[cell.id] = load_json(path)["seconds"]
-    results = {"table5": table, "cells": {"finished": len(cells) - len(missing), "missing": missing},
+    by_structure = {s: table_5(rows, config, num_encoder_blocks, value=s) for s in ("blood_pool", "myocardium")}
+    results = {"table5": table, "table5_by_structure": by_structure,
+               "cells": {"finished": len(cells) - len(missing), "missing": missing},
                "seconds": {**(seconds or {}), "cells_total": math.fsum(cell_seconds.values())},
                "cell_seconds": cell_seconds, "config": config.to_dict()}
     save_json(results, Path(out_dir) / "results.json")
