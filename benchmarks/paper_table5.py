@@ -1,15 +1,20 @@
-"""Publish a finished (or partly finished) ``lgeseg_experiments`` run as docs/RESULTS.md's Table 5 section.
+"""Publish a finished (or partly finished) ``lgeseg_experiments`` run as a Table 5 section of docs/RESULTS.md.
 
 Reads ``RUN/results.json`` and ``RUN/table.md`` (written by ``lgeseg_experiments``, or by
 ``lgeseg_experiments -o RUN --summary-only`` for the cells finished so far), copies the run's
-figures to ``docs/images/experiments_<scale>_<figure>.png`` and writes the section
-``paper_table5`` of docs/RESULTS.md with the run's settings, the seeds behind each column and the
-CPU/GPU time the cells took.
+figures to ``docs/images/experiments_<name>_<figure>.png`` and writes the section ``--marker`` of
+docs/RESULTS.md: the command that reproduces the run, its data and settings, the seeds behind each
+column, the time the cells took, Table 5 (mean of blood pool and myocardium) and the same table for
+the myocardium alone.
 
 Usage::
 
     lgeseg_experiments -o runs/exp5 -e 1 2 3 --block-counts --amounts --epochs 10 --seeds 5
     python benchmarks/paper_table5.py --run runs/exp5
+    python benchmarks/real_layout.py --out runs/exp_real_data     # real data: cine -> myops_lge
+    lgeseg_experiments -o runs/exp_real --raw runs/exp_real_data/raw --test runs/exp_real_data/test \\
+        --train-center cine --extra-augmentations lge_dg --epochs 10 --seeds 3
+    python benchmarks/paper_table5.py --run runs/exp_real --marker paper_table5_real --images quick_real
 """
 
 from __future__ import annotations
@@ -21,7 +26,17 @@ from pathlib import Path
 
 from _common import ROOT, publish_section
 
+from lgeseg.experiments.summary import format_table
+
 IMAGES = ROOT / "docs" / "images"
+#: ``lgeseg_experiments`` options rebuilt from the run's config: (config field, option), lists as values.
+_OPTIONS = (("experiments", "-e"), ("extra_augmentations", "--extra-augmentations"),
+            ("block_counts", "--block-counts"), ("amounts", "--amounts"),
+            ("combination_sizes", "--combination-sizes"), ("subjects_per_center", "--subjects-per-center"),
+            ("epochs", "--epochs"))
+_QUICK_DEFAULTS = {"experiments": [1, 2, 3, 4], "extra_augmentations": [], "block_counts": [1, 3, 5],
+                   "amounts": ["1", "25%", "100%"], "combination_sizes": [1, 2, 3, 4], "subjects_per_center": None,
+                   "epochs": 20}
 
 
 def seeds_per_column(table5: dict[str, dict[str, dict[str, float | int | None]]]) -> dict[str, int]:
@@ -29,39 +44,75 @@ def seeds_per_column(table5: dict[str, dict[str, dict[str, float | int | None]]]
     return {column: min(int(stats["n"] or 0) for stats in centers.values()) for column, centers in table5.items()}
 
 
-def copy_figures(run: Path, scale: str) -> list[str]:
-    """Copy ``RUN/figures/figure_*.png`` to docs/images; returns the docs-relative image paths."""
+def command_line(run: Path, config: dict) -> str:
+    """The ``lgeseg_experiments`` command of the run: the options that differ from the ``quick`` scale."""
+    parts = ["lgeseg_experiments", "-o", f"runs/{run.name}"]
+    if config.get("raw_dir"):
+        parts += ["--raw", f"{Path(config['raw_dir']).parent.name}/raw", "--test",
+                  f"{Path(config['test_dir']).parent.name}/test", "--train-center", config["train_center"]]
+    for field, option in _OPTIONS:
+        value = config.get(field)
+        if value == _QUICK_DEFAULTS[field]:
+            continue
+        values = value if isinstance(value, list) else [value]
+        parts.append(" ".join([option, *(str(v) for v in values)]).strip())
+    return " ".join(parts + ["--seeds N"])
+
+
+def data_text(config: dict) -> str:
+    """One sentence on the data: synthetic subjects per center, or each real center's cases."""
+    if not config.get("raw_dir"):
+        return (f"{config['cases_per_center']} training and {config['test_cases_per_center']} test subjects "
+                f"per synthetic center")
+    parts = []
+    for center in sorted(p.name for p in Path(config["raw_dir"]).iterdir() if (p / "dataset.json").is_file()):
+        counts = [json.loads((Path(config[d]) / center / "dataset.json").read_text())["numTraining"]
+                  for d in ("raw_dir", "test_dir")]
+        role = "training center" if center == config["train_center"] else "unseen center"
+        parts.append(f"{center} ({role}): {counts[0]} training and {counts[1]} test volumes")
+    return "real data, " + "; ".join(parts) + " (`benchmarks/real_layout.py`)"
+
+
+def copy_figures(run: Path, name: str) -> list[str]:
+    """Copy ``RUN/figures/figure_*.png`` to docs/images as ``experiments_<name>_figure_*.png``; returns the
+    docs-relative image paths."""
     copied = []
     for figure in sorted((run / "figures").glob("figure_*.png"), key=lambda p: int(p.stem.split("_")[1])):
-        target = IMAGES / f"experiments_{scale}_{figure.name}"
+        target = IMAGES / f"experiments_{name}_{figure.name}"
         shutil.copyfile(figure, target)
         copied.append(f"images/{target.name}")
     return copied
 
 
 def section(run: Path, results: dict, figures: list[str]) -> str:
-    """The markdown of the section: command, settings, Table 5, seeds per column, time, figures."""
+    """The markdown of the section: command, settings, Table 5, its myocardium version, seeds, time, figures."""
     config, seconds = results["config"], results["seconds"]
     seeds = seeds_per_column(results["table5"])
     seed_text = ", ".join(f"{column} {n}" for column, n in seeds.items())
+    where = "real data" if config.get("raw_dir") else "synthetic centers"
+    missing = results["cells"]["missing"]
     lines = [
-        f"## Table 5 at `{config['scale']}` scale, {max(seeds.values(), default=0)} seeds (synthetic centers, CPU)",
+        f"## Table 5 at `{config['scale']}` scale, {max(seeds.values(), default=0)} seed(s) ({where}, "
+        f"{results.get('device', 'cpu').upper()})",
         "",
-        f"`lgeseg_experiments -o {run.name} -e {' '.join(map(str, config['experiments']))} --block-counts --amounts "
-        f"--epochs {config['epochs']} --seeds N` (run again with N = 1, 2, ... so that seeds finish one "
-        f"after another; `benchmarks/paper_table5.py` writes this section). {config['cases_per_center']} "
-        f"training and {config['test_cases_per_center']} test subjects per synthetic center, "
-        f"{config['epochs']} epochs x {config['iterations_per_epoch']} iterations of the `cpu` preset's batch per "
-        f"model, fine-tuning on {config['finetune_amount']} subjects for {config['finetune_epochs']} epochs, "
-        f"CycleGAN {config['gan_epochs']} x {config['gan_iterations']} iterations; device "
-        f"{results.get('device', 'cpu')}. The cells took {seconds['cells_total'] / 3600:.1f} hours of wall clock "
-        f"one after another, one torch thread each, on 2 cores shared with other work. "
-        f"Mean 3D Dice of blood pool and myocardium per seed, then "
-        f"mean ± SD over seeds; seeds per column: {seed_text}.",
+        f"`{command_line(run, config)}` (run again with N = 1, 2, ... so that seeds finish one after another; "
+        f"`benchmarks/paper_table5.py` writes this section). {data_text(config)}; {config['epochs']} epochs x "
+        f"{config['iterations_per_epoch']} iterations of the `cpu` preset's batch per model, fine-tuning on "
+        f"{config['finetune_amount']} subjects for {config['finetune_epochs']} epochs, CycleGAN "
+        f"{config['gan_epochs']} x {config['gan_iterations']} iterations. The {results['cells']['finished']} "
+        f"finished cells took {seconds['cells_total'] / 3600:.1f} hours of wall clock one after another, one "
+        f"torch thread each, on 2 cores shared with other work"
+        + (f" ({len(missing)} cells of the grid not run yet)" if missing else "") + ". "
+        f"Seeds per column: {seed_text}.",
         "",
-        (run / "table.md").read_text().rstrip("\n"),
+        "Mean 3D Dice of blood pool and myocardium (the paper's Table 5) per seed, then mean ± SD over seeds:",
+        "",
+        format_table(results["table5"], config["train_center"]),
         "",
     ]
+    myocardium = results.get("table5_by_structure", {}).get("myocardium")
+    if myocardium:
+        lines += ["Myocardium alone:", "", format_table(myocardium, config["train_center"]), ""]
     lines += [f"![{Path(f).stem}]({f})" for f in figures]
     return "\n".join(lines) + "\n"
 
@@ -69,14 +120,18 @@ def section(run: Path, results: dict, figures: list[str]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", type=Path, required=True, help="lgeseg_experiments output folder")
+    parser.add_argument("--marker", default="paper_table5", help="section key in docs/RESULTS.md")
+    parser.add_argument("--images", default=None,
+                        help="name in the copied figures' file names (default: the run's scale)")
     parser.add_argument("--no-write", action="store_true", help="print the section, leave docs/ alone")
     args = parser.parse_args()
     results_file = args.run / "results.json"
     if not results_file.is_file():
         parser.error(f"{results_file}: not found; run lgeseg_experiments -o {args.run} --summary-only first")
     results = json.loads(results_file.read_text())
-    figures = [] if args.no_write else copy_figures(args.run, results["config"]["scale"])
-    publish_section(section(args.run, results, figures), "paper_table5", write=not args.no_write)
+    name = args.images or results["config"]["scale"]
+    figures = [] if args.no_write else copy_figures(args.run, name)
+    publish_section(section(args.run, results, figures), args.marker, write=not args.no_write)
 
 
 if __name__ == "__main__":
