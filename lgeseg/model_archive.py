@@ -64,19 +64,11 @@ def export_model(model_dir: str | Path, zip_path: str | Path, checkpoints: Itera
         is written (or refreshed) first, so the archive always carries one.
 
     Example:
-        >>> import dataclasses, tempfile
-        >>> from lgeseg.model_folder import ModelInfo, save_checkpoint, write_model_metadata
-        >>> from lgeseg.network import build_unet
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.planning.topology import plan_topology
-        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> import tempfile
+        >>> from lgeseg.model_folder import write_untrained_model
         >>> tmp = Path(tempfile.mkdtemp())
-        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (9, 64, 64), (9, 40, 40)),))
-        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
-        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
-        >>> write_model_metadata(tmp / "model", plan, ModelInfo("0.1.0", plan.labels, {"0": "LGE"}, {}, "none", ("d",)))
-        >>> save_checkpoint(tmp / "model" / "checkpoint_final.pt", {"network": build_unet(plan.topology).state_dict()})
-        >>> zip_path = export_model(tmp / "model", tmp / "model.zip")  # untrained weights; a trained model the same
+        >>> model_dir = write_untrained_model(tmp / "model")  # untrained; a trained model folder reads the same
+        >>> zip_path = export_model(model_dir, tmp / "model.zip")
         >>> sorted(entry.filename for entry in check_archive(zip_path))
         ['checkpoint_final.pt', 'manifest.json', 'model.json', 'plans.json']
         >>> shutil.rmtree(tmp)
@@ -125,19 +117,11 @@ def check_archive(zip_path: str | Path) -> list[zipfile.ZipInfo]:
     the entry for anything ``install_model`` refuses (see the module docstring).
 
     Example:
-        >>> import dataclasses, tempfile
-        >>> from lgeseg.model_folder import ModelInfo, save_checkpoint, write_model_metadata
-        >>> from lgeseg.network import build_unet
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.planning.topology import plan_topology
-        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> import tempfile
+        >>> from lgeseg.model_folder import write_untrained_model
         >>> tmp = Path(tempfile.mkdtemp())
-        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (9, 64, 64), (9, 40, 40)),))
-        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
-        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
-        >>> write_model_metadata(tmp / "model", plan, ModelInfo("0.1.0", plan.labels, {"0": "LGE"}, {}, "none", ("d",)))
-        >>> save_checkpoint(tmp / "model" / "checkpoint_final.pt", {"network": build_unet(plan.topology).state_dict()})
-        >>> names = [entry.filename for entry in check_archive(export_model(tmp / "model", tmp / "model.zip"))]
+        >>> model_dir = write_untrained_model(tmp / "model")  # untrained; a trained model folder reads the same
+        >>> names = [entry.filename for entry in check_archive(export_model(model_dir, tmp / "model.zip"))]
         >>> "manifest.json" in names, "checkpoint_final.pt" in names
         (True, True)
         >>> with zipfile.ZipFile(tmp / "model.zip", "a") as archive:
@@ -231,19 +215,11 @@ def install_model(zip_path: str | Path, dest: str | Path, overwrite: bool = Fals
         ``ValueError`` naming the archive and the offending entry; nothing is left at ``dest`` then.
 
     Example:
-        >>> import dataclasses, tempfile
-        >>> from lgeseg.model_folder import ModelInfo, save_checkpoint, write_model_metadata
-        >>> from lgeseg.network import build_unet
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.planning.topology import plan_topology
-        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> import tempfile
+        >>> from lgeseg.model_folder import write_untrained_model
         >>> tmp = Path(tempfile.mkdtemp())
-        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (9, 64, 64), (9, 40, 40)),))
-        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
-        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
-        >>> write_model_metadata(tmp / "model", plan, ModelInfo("0.1.0", plan.labels, {"0": "LGE"}, {}, "none", ("d",)))
-        >>> save_checkpoint(tmp / "model" / "checkpoint_final.pt", {"network": build_unet(plan.topology).state_dict()})
-        >>> installed = install_model(export_model(tmp / "model", tmp / "model.zip"), tmp / "installed")
+        >>> model_dir = write_untrained_model(tmp / "model")  # untrained; a trained model folder reads the same
+        >>> installed = install_model(export_model(model_dir, tmp / "model.zip"), tmp / "installed")
         >>> sorted(p.name for p in installed.iterdir())
         ['checkpoint_final.pt', 'manifest.json', 'model.json', 'plans.json']
         >>> shutil.rmtree(tmp)

@@ -55,19 +55,11 @@ def build_model_card(model_dir: str | Path, intended_use: str | None = None) -> 
         ``intended_use``. Raises ``FileNotFoundError``/``ValueError`` for an incomplete folder.
 
     Example:
-        >>> import dataclasses, tempfile
-        >>> from lgeseg.model_folder import ModelInfo, save_checkpoint, write_model_metadata
-        >>> from lgeseg.network import build_unet
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.planning.topology import plan_topology
-        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> import tempfile
+        >>> from lgeseg.model_folder import write_untrained_model
         >>> tmp = Path(tempfile.mkdtemp())
-        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (9, 64, 64), (9, 40, 40)),))
-        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
-        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
-        >>> write_model_metadata(tmp / "model", plan, ModelInfo("0.1.0", plan.labels, {"0": "LGE"}, {}, "none", ("d",)))
-        >>> save_checkpoint(tmp / "model" / "checkpoint_final.pt", {"network": build_unet(plan.topology).state_dict()})
-        >>> card = build_model_card(tmp / "model")
+        >>> model_dir = write_untrained_model(tmp / "model")  # untrained; a trained model folder reads the same
+        >>> card = build_model_card(model_dir)
         >>> card["task"]["labels"], card["task"]["patch_size"], card["intended_use"] == DEFAULT_INTENDED_USE
         ({'background': 0, 'blood_pool': 1, 'myocardium': 2}, [32, 32], True)
         >>> import shutil; shutil.rmtree(tmp)
@@ -103,20 +95,12 @@ def write_model_card(model_dir: str | Path, intended_use: str | None = None) -> 
     """Build the card (``build_model_card``) and store it in ``model_dir/model.json``; returns it.
 
     Example:
-        >>> import dataclasses, tempfile
-        >>> from lgeseg.model_folder import ModelInfo, save_checkpoint, write_model_metadata
-        >>> from lgeseg.network import build_unet
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.planning.topology import plan_topology
-        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> import tempfile
+        >>> from lgeseg.model_folder import write_untrained_model
         >>> tmp = Path(tempfile.mkdtemp())
-        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (9, 64, 64), (9, 40, 40)),))
-        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
-        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
-        >>> write_model_metadata(tmp / "model", plan, ModelInfo("0.1.0", plan.labels, {"0": "LGE"}, {}, "none", ("d",)))
-        >>> save_checkpoint(tmp / "model" / "checkpoint_final.pt", {"network": build_unet(plan.topology).state_dict()})
-        >>> card = write_model_card(tmp / "model", intended_use="Research on the phantom only.")
-        >>> load_json(tmp / "model" / "model.json")["model_card"]["intended_use"]
+        >>> model_dir = write_untrained_model(tmp / "model")  # untrained; a trained model folder reads the same
+        >>> card = write_model_card(model_dir, intended_use="Research on the phantom only.")
+        >>> load_json(model_dir / "model.json")["model_card"]["intended_use"]
         'Research on the phantom only.'
         >>> import shutil; shutil.rmtree(tmp)
     """
@@ -133,19 +117,11 @@ def model_card(model_dir: str | Path) -> dict[str, Any]:
     """The card stored in ``model.json``, or one built from the folder when none is stored (older models).
 
     Example:
-        >>> import dataclasses, tempfile
-        >>> from lgeseg.model_folder import ModelInfo, save_checkpoint, write_model_metadata
-        >>> from lgeseg.network import build_unet
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.planning.topology import plan_topology
-        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> import tempfile
+        >>> from lgeseg.model_folder import write_untrained_model
         >>> tmp = Path(tempfile.mkdtemp())
-        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (9, 64, 64), (9, 40, 40)),))
-        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
-        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
-        >>> write_model_metadata(tmp / "model", plan, ModelInfo("0.1.0", plan.labels, {"0": "LGE"}, {}, "none", ("d",)))
-        >>> save_checkpoint(tmp / "model" / "checkpoint_final.pt", {"network": build_unet(plan.topology).state_dict()})
-        >>> model_card(tmp / "model")["budget"]["augmentation"]  # no card stored yet: built from the folder
+        >>> model_dir = write_untrained_model(tmp / "model")  # untrained; a trained model folder reads the same
+        >>> model_card(model_dir)["budget"]["augmentation"]  # no card stored yet: built from the folder
         'none'
         >>> import shutil; shutil.rmtree(tmp)
     """
@@ -169,20 +145,15 @@ def format_model_card(card: dict[str, Any]) -> str:
     """The card as plain text, one ``section.key: value`` line per field, for a terminal.
 
     Example:
-        >>> import dataclasses, tempfile
-        >>> from lgeseg.model_folder import ModelInfo, save_checkpoint, write_model_metadata
-        >>> from lgeseg.network import build_unet
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.planning.topology import plan_topology
-        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> import tempfile
+        >>> from lgeseg.model_folder import write_untrained_model
         >>> tmp = Path(tempfile.mkdtemp())
-        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (9, 64, 64), (9, 40, 40)),))
-        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
-        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
-        >>> write_model_metadata(tmp / "model", plan, ModelInfo("0.1.0", plan.labels, {"0": "LGE"}, {}, "none", ("d",)))
-        >>> save_checkpoint(tmp / "model" / "checkpoint_final.pt", {"network": build_unet(plan.topology).state_dict()})
-        >>> print(format_model_card(build_model_card(tmp / "model")).splitlines()[0])
-        model: model (lgeseg 0.1.0)
+        >>> model_dir = write_untrained_model(tmp / "model")  # untrained; a trained model folder reads the same
+        >>> for line in format_model_card(build_model_card(model_dir)).splitlines()[:3]:
+        ...     print(line)
+        model: model (lgeseg ...)
+        task:
+          labels: background 0, blood_pool 1, myocardium 2
         >>> import shutil; shutil.rmtree(tmp)
     """
     lines = [f"model: {card.get('model')} (lgeseg {card.get('lgeseg_version')})"]

@@ -21,15 +21,17 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from lgeseg import __version__
 from lgeseg.atomic import atomic_output
 from lgeseg.checks import model_info_problems, raise_problems
 from lgeseg.errors import CorruptFileError, InvalidInputError
-from lgeseg.records import Fingerprint, JsonRecord, Plan, load_json, read_plan, save_json
+from lgeseg.records import LABELS, Fingerprint, JsonRecord, Plan, load_json, read_plan, save_json
 
 CHECKPOINT_NAMES: tuple[str, ...] = ("final", "best", "latest")
 
@@ -255,21 +257,9 @@ def load_model(model_dir: str | Path, device: str | torch.device = "cpu", checkp
         ``LoadedModel`` with the network in eval mode and deep supervision off.
 
     Example:
-        >>> import dataclasses, tempfile
-        >>> from lgeseg.network import build_unet
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.planning.topology import plan_topology
-        >>> from lgeseg.records import CaseFingerprint
+        >>> import tempfile
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (10, 64, 64), (10, 40, 40)),))
-        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
-        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
-        >>> labels = {"background": 0, "blood_pool": 1, "myocardium": 2}
-        >>> info = ModelInfo("0.1.0", labels, {"0": "LGE"}, recipe={}, augmentation="none", datasets=("d",))
-        >>> write_model_metadata(tmp.name, plan, info)
-        >>> weights = build_unet(plan.topology, seed=0).state_dict()
-        >>> save_checkpoint(Path(tmp.name) / "checkpoint_final.pt", {"network": weights})
-        >>> model = load_model(tmp.name)  # untrained weights here; a trained model folder loads the same way
+        >>> model = load_model(write_untrained_model(tmp.name))  # a trained model folder loads the same way
         >>> model.network.training, tuple(model.network(torch.zeros(1, 1, 32, 32))[0].shape)  # (slices, classes, y, x)
         (False, (1, 3, 32, 32))
         >>> tmp.cleanup()
@@ -288,3 +278,68 @@ def load_model(model_dir: str | Path, device: str | torch.device = "cpu", checkp
     network.deep_supervision = False
     network.eval()
     return LoadedModel(network=network.to(device), plan=plan, info=info, model_dir=model_dir)
+
+
+def write_untrained_model(
+    model_dir: str | Path,
+    *,
+    target_spacing: tuple[float, float, float] = (6.0, 1.6, 1.6),
+    in_channels: int = 1,
+    labels: dict[str, int] | None = None,
+    patch_size: tuple[int, int] = (32, 32),
+    features: tuple[int, ...] = (4, 8),
+    channel_names: Sequence[str] | None = None,
+    postprocessing: str = "lcc",
+    seed: int = 0,
+) -> Path:
+    """Write a small model folder with untrained weights that ``load_model`` and prediction accept.
+
+    For examples, tests and benchmarks that need a model folder without training one: ``plans.json``
+    (``planning.small_plan``), ``model.json`` (no datasets, 0 epochs) and ``checkpoint_final.pt`` with
+    the weights ``build_unet(plan.topology, seed=seed)`` starts from. Its predictions are meaningless.
+
+    Args:
+        model_dir: the folder to write (created; files already there are replaced).
+        target_spacing: mm, (z, y, x), the spacing inputs are resampled to.
+        in_channels: image channels.
+        labels: label name -> value (background 0 included); None: background, blood_pool, myocardium.
+        patch_size: training patch, pixels (y, x); a multiple of ``2 ** (len(features) - 1)``.
+        features: width of each U-Net stage (one stage per entry).
+        channel_names: one name per channel, in channel order; None: ``LGE`` for one channel,
+            ``channel_0``, ``channel_1``, ... for several.
+        postprocessing: ``"lcc"``, ``"lcc_per_label"`` or ``"none"``, recorded in ``model.json``.
+        seed: seeds the weight initialization (other seeds, other weights, one plan: an ensemble).
+
+    Returns:
+        ``model_dir`` as a ``Path``. Raises ``ValueError`` (nothing written) when ``channel_names``
+        does not name ``in_channels`` channels, the patch does not fit the stages, or the labels or
+        ``postprocessing`` are not ones a model folder may hold.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> model_dir = write_untrained_model(Path(tmp.name) / "model", target_spacing=(8.0, 1.25, 1.25))
+        >>> sorted(p.name for p in model_dir.iterdir())
+        ['checkpoint_final.pt', 'model.json', 'plans.json']
+        >>> model = load_model(model_dir)
+        >>> model.plan.target_spacing, model.plan.topology.features_per_stage, model.info.channel_names
+        ((8.0, 1.25, 1.25), (4, 8), {'0': 'LGE'})
+        >>> tmp.cleanup()
+    """
+    # deferred: lgeseg_predict starts without the planning modules and before any network is built
+    from lgeseg.network import build_unet
+    from lgeseg.planning.planner import small_plan
+
+    names = list(channel_names) if channel_names is not None else (
+        ["LGE"] if in_channels == 1 else [f"channel_{c}" for c in range(in_channels)])
+    if len(names) != in_channels:
+        raise ValueError(f"channel_names: expected {in_channels} name(s), one per input channel, found {names}")
+    plan = small_plan(target_spacing, in_channels, dict(labels or LABELS), patch_size, features)
+    info = ModelInfo(lgeseg_version=__version__, labels=dict(plan.labels),
+                     channel_names={str(c): name for c, name in enumerate(names)}, recipe={}, augmentation="none",
+                     datasets=(), postprocessing=postprocessing)
+    model_dir = Path(model_dir)
+    raise_problems(model_dir / "model.json", "model.json", model_info_problems(info))  # before writing anything
+    write_model_metadata(model_dir, plan, info)
+    save_checkpoint(model_dir / "checkpoint_final.pt", {"network": build_unet(plan.topology, seed=seed).state_dict()})
+    return model_dir

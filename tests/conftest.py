@@ -27,16 +27,14 @@ import pytest
 import torch
 
 from lgeseg import io
-from lgeseg.model_folder import ModelInfo, save_checkpoint, write_model_metadata
-from lgeseg.network import build_unet
+from lgeseg.model_folder import write_untrained_model
+from lgeseg.planning import small_plan
 from lgeseg.preprocessing import run_preprocessing
 from lgeseg.records import (
     LABELS,
     CaseFingerprint,
     CaseGeometry,
     Fingerprint,
-    NetworkTopology,
-    NormalizationConfig,
     Plan,
     PreprocessedCase,
     save_json,
@@ -122,14 +120,15 @@ def tiny_training() -> dict:
 
 @pytest.fixture(scope="session")
 def make_model() -> Callable[..., Path]:
-    """``make_model(model_dir, target_spacing=(6.0, 1.6, 1.6), channels=1, postprocessing="lcc", seed=0)``."""
-    return _make_model
+    """``make_model(model_dir, target_spacing=(6.0, 1.6, 1.6), postprocessing="lcc", seed=0, ...)``: an untrained
+    2-stage, 4-feature model folder (``lgeseg.model_folder.write_untrained_model``)."""
+    return write_untrained_model
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained 2-stage model folder (``make_model`` defaults); do not modify."""
-    return _make_model(tmp_path_factory.mktemp("tiny_model"))
+    return write_untrained_model(tmp_path_factory.mktemp("tiny_model"))
 
 
 @pytest.fixture(scope="session")
@@ -159,10 +158,7 @@ TINY_TRAINING = {"epochs": 2, "iterations_per_epoch": 4, "device": "cpu", "num_w
 
 def _tiny_plan(patch: tuple[int, int] = (32, 32)) -> Plan:
     """A 3-stage, 8-feature U-Net plan for 32x32 patches."""
-    topology = NetworkTopology(in_channels=1, num_classes=3, features_per_stage=(8, 16, 32),
-                               kernel_sizes=((3, 3),) * 3, strides=((1, 1), (2, 2), (2, 2)))
-    return Plan(name="2d", preset="test", target_spacing=(8.0, 1.5, 1.5), patch_size=patch, batch_size=4,
-                normalization=NormalizationConfig(), topology=topology, labels=dict(LABELS))
+    return small_plan(target_spacing=(8.0, 1.5, 1.5), patch_size=patch, features=(8, 16, 32), batch_size=4)
 
 
 def _rotation(about_z_deg: float, about_x_deg: float) -> tuple[float, ...]:
@@ -189,21 +185,6 @@ def _write_input_image(path: Path, shape: tuple[int, int, int], seed: int = 0) -
     geometry = _oblique_geometry(shape)
     io.write_image(path, image, geometry)
     return geometry
-
-
-def _make_model(model_dir: Path, target_spacing: tuple[float, float, float] = (6.0, 1.6, 1.6), channels: int = 1,
-                postprocessing: str = "lcc", seed: int = 0) -> Path:
-    """Write an untrained 2-stage, 4-feature model folder (weights from ``build_unet(seed=seed)``) to ``model_dir``."""
-    topology = NetworkTopology(in_channels=channels, num_classes=3, features_per_stage=(4, 8),
-                               kernel_sizes=((3, 3), (3, 3)), strides=((1, 1), (2, 2)))
-    plan = Plan(name="2d", preset="default", target_spacing=target_spacing, patch_size=(32, 32), batch_size=2,
-                normalization=NormalizationConfig(), topology=topology, labels=dict(LABELS))
-    info = ModelInfo(lgeseg_version="0.1.0", labels=dict(LABELS),
-                     channel_names={str(c): f"ch{c}" for c in range(channels)}, recipe={}, augmentation="none",
-                     datasets=("tiny",), postprocessing=postprocessing)
-    write_model_metadata(model_dir, plan, info)
-    save_checkpoint(model_dir / "checkpoint_final.pt", {"network": build_unet(topology, seed=seed).state_dict()})
-    return model_dir
 
 
 PHANTOM_SHAPE = (4, 56, 64)

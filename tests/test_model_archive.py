@@ -139,7 +139,7 @@ def test_export_refuses_a_model_whose_checkpoint_is_a_pickle(tmp_path: Path, mak
 
 def test_model_card_reports_training_data_budget_and_validation(tiny_model: Path) -> None:
     card = build_model_card(tiny_model)
-    assert card["training_data"]["datasets"] == ["tiny"] and card["intended_use"] == DEFAULT_INTENDED_USE
+    assert card["training_data"]["datasets"] == [] and card["intended_use"] == DEFAULT_INTENDED_USE  # untrained
     assert set(card) >= {"task", "training_data", "budget", "validation", "intended_use"}
     assert card["task"]["labels"] == {"background": 0, "blood_pool": 1, "myocardium": 2}
     assert np.isfinite(card["task"]["target_spacing_mm_zyx"]).all()

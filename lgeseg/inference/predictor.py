@@ -80,21 +80,10 @@ def load_models(model_dirs: Sequence[str | Path], device: torch.device, checkpoi
     interpolation, labels or channels) and so cannot share one prediction.
 
     Example:
-        >>> import dataclasses, tempfile
-        >>> from lgeseg.model_folder import ModelInfo, save_checkpoint, write_model_metadata
-        >>> from lgeseg.network import build_unet
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.planning.topology import plan_topology
-        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> import tempfile
+        >>> from lgeseg.model_folder import write_untrained_model
         >>> tmp = tempfile.TemporaryDirectory()  # an untrained model folder; a trained one loads the same way
-        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (4, 40, 40), (4, 40, 40)),))
-        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
-        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
-        >>> labels = {"background": 0, "blood_pool": 1, "myocardium": 2}
-        >>> info = ModelInfo("0.1.0", labels, {"0": "LGE"}, recipe={}, augmentation="none", datasets=("d",))
-        >>> write_model_metadata(tmp.name, plan, info)
-        >>> save_checkpoint(Path(tmp.name) / "checkpoint_final.pt", {"network": build_unet(plan.topology).state_dict()})
-        >>> models = load_models([tmp.name], torch.device("cpu"))
+        >>> models = load_models([write_untrained_model(tmp.name)], torch.device("cpu"))
         >>> len(models), models[0].network.training  # several folders (-m A B): an ensemble
         (1, False)
         >>> tmp.cleanup()
@@ -167,21 +156,10 @@ def inference_window(model: LoadedModel, slice_shape: Sequence[int], window: str
     fall back to tiles. ``window="sliding"``: nnU-Net's Gaussian-weighted tiles of the plan's patch size.
 
     Example:
-        >>> import dataclasses, tempfile
-        >>> from lgeseg.model_folder import ModelInfo, save_checkpoint, write_model_metadata
-        >>> from lgeseg.network import build_unet
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.planning.topology import plan_topology
-        >>> from lgeseg.records import CaseFingerprint, Fingerprint
-        >>> tmp = tempfile.TemporaryDirectory()  # an untrained model folder; a trained one loads the same way
-        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (4, 40, 40), (4, 40, 40)),))
-        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
-        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
-        >>> labels = {"background": 0, "blood_pool": 1, "myocardium": 2}
-        >>> info = ModelInfo("0.1.0", labels, {"0": "LGE"}, recipe={}, augmentation="none", datasets=("d",))
-        >>> write_model_metadata(tmp.name, plan, info)
-        >>> save_checkpoint(Path(tmp.name) / "checkpoint_final.pt", {"network": build_unet(plan.topology).state_dict()})
-        >>> models = load_models([tmp.name], torch.device("cpu"))
+        >>> import tempfile
+        >>> from lgeseg.model_folder import write_untrained_model
+        >>> tmp = tempfile.TemporaryDirectory()  # an untrained 3-stage model: slices padded to a multiple of 4
+        >>> models = load_models([write_untrained_model(tmp.name, features=(4, 8, 8))], torch.device("cpu"))
         >>> inference_window(models[0], (50, 70), "slice"), inference_window(models[0], (50, 70), "sliding")
         ((52, 72), (32, 32))
         >>> tmp.cleanup()
@@ -223,21 +201,10 @@ def predict_volume(image: np.ndarray, geometry: CaseGeometry, models: Sequence[L
         float32 (K, Z, Y, X) probabilities on the raw grid (background 1 outside the crop box).
 
     Example:
-        >>> import dataclasses, tempfile
-        >>> from lgeseg.model_folder import ModelInfo, save_checkpoint, write_model_metadata
-        >>> from lgeseg.network import build_unet
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.planning.topology import plan_topology
-        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> import tempfile
+        >>> from lgeseg.model_folder import write_untrained_model
         >>> tmp = tempfile.TemporaryDirectory()  # an untrained model folder; a trained one loads the same way
-        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (4, 40, 40), (4, 40, 40)),))
-        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
-        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
-        >>> labels = {"background": 0, "blood_pool": 1, "myocardium": 2}
-        >>> info = ModelInfo("0.1.0", labels, {"0": "LGE"}, recipe={}, augmentation="none", datasets=("d",))
-        >>> write_model_metadata(tmp.name, plan, info)
-        >>> save_checkpoint(Path(tmp.name) / "checkpoint_final.pt", {"network": build_unet(plan.topology).state_dict()})
-        >>> models = load_models([tmp.name], torch.device("cpu"))
+        >>> models = load_models([write_untrained_model(tmp.name)], torch.device("cpu"))
         >>> geometry = CaseGeometry((4, 40, 40), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
         >>> image = np.random.default_rng(0).random((1, 4, 40, 40), dtype=np.float32)
         >>> probabilities = predict_volume(image, geometry, models, mirroring=False)

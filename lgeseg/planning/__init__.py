@@ -5,7 +5,7 @@
 """
 
 from lgeseg.planning.memory import estimate_memory, largest_fitting_batch
-from lgeseg.planning.planner import detect_gpu_memory_gb, plan_experiment, plan_fingerprint
+from lgeseg.planning.planner import detect_gpu_memory_gb, plan_experiment, plan_fingerprint, small_plan
 from lgeseg.planning.presets import PRESETS, PlannerPreset, get_preset
 from lgeseg.planning.report import format_plan_table
 from lgeseg.planning.topology import plan_topology
@@ -21,4 +21,5 @@ __all__ = [
     "plan_experiment",
     "plan_fingerprint",
     "plan_topology",
+    "small_plan",
 ]

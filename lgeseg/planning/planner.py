@@ -153,6 +153,53 @@ def plan_experiment(
     )
 
 
+def small_plan(
+    target_spacing: tuple[float, float, float] = (6.0, 1.6, 1.6),
+    in_channels: int = 1,
+    labels: dict[str, int] = records.LABELS,
+    patch_size: tuple[int, int] = (32, 32),
+    features: tuple[int, ...] = (4, 8),
+    batch_size: int = 2,
+) -> records.Plan:
+    """A hand-written plan for a small 2D U-Net, without a fingerprint or a memory budget.
+
+    For examples, tests and benchmarks that need a plan (or, with ``model_folder.write_untrained_model``,
+    a whole model folder) in milliseconds; a dataset is planned with ``plan_experiment``.
+
+    Args:
+        target_spacing: mm, (z, y, x); z is informational (2D: slices are not resampled).
+        in_channels: image channels.
+        labels: label name -> value (background 0 included); one output class per label.
+        patch_size: training patch, pixels (y, x); each axis a multiple of ``2 ** (len(features) - 1)``.
+        features: width of each stage; one stage per entry, 3x3 kernels, stride 2 after the first.
+        batch_size: slices per training batch.
+
+    Returns:
+        The ``Plan`` (preset ``"manual"``, min-max normalization, no memory estimate). Raises
+        ``ValueError`` when the patch does not halve evenly down to the last stage.
+
+    Example:
+        >>> plan = small_plan()  # 2 stages of 4 and 8 features, 32 x 32 patches, 1.6 mm in-plane
+        >>> plan.topology.num_stages, plan.patch_size, plan.target_spacing, plan.topology.num_classes
+        (2, (32, 32), (6.0, 1.6, 1.6), 3)
+        >>> small_plan(patch_size=(36, 36), features=(4, 8, 16, 32))
+        Traceback (most recent call last):
+        ValueError: patch_size (36, 36): each axis must be a multiple of 8 for 4 stages (features (4, 8, 16, 32))
+    """
+    if not features:
+        raise ValueError("features: expected one width per stage, found none")
+    divisor = 2 ** (len(features) - 1)
+    if any(int(p) % divisor for p in patch_size):
+        raise ValueError(f"patch_size {tuple(patch_size)}: each axis must be a multiple of {divisor} for "
+                         f"{len(features)} stages (features {tuple(features)})")
+    topology = records.NetworkTopology(
+        in_channels=int(in_channels), num_classes=len(labels), features_per_stage=tuple(int(f) for f in features),
+        kernel_sizes=((3, 3),) * len(features), strides=((1, 1),) + ((2, 2),) * (len(features) - 1))
+    return records.Plan(name="2d", preset="manual", target_spacing=tuple(float(s) for s in target_spacing),
+                        patch_size=(int(patch_size[0]), int(patch_size[1])), batch_size=int(batch_size),
+                        normalization=records.NormalizationConfig(), topology=topology, labels=dict(labels))
+
+
 def plan_fingerprint(plan: records.Plan) -> str:
     """Short hash of the plan fields that change preprocessed data (spacing, normalization, ...).
 

@@ -108,13 +108,12 @@ def check_same_plans(model_dir: Path, preprocessed: Sequence[Path]) -> Plan:
 
     Example:
         >>> import dataclasses, tempfile
-        >>> from lgeseg.model_folder import ModelInfo, write_model_metadata
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.records import CaseFingerprint, Fingerprint, save_json
+        >>> from lgeseg.model_folder import write_untrained_model
+        >>> from lgeseg.planning import small_plan
+        >>> from lgeseg.records import save_json
         >>> tmp = Path(tempfile.mkdtemp())
-        >>> case = CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (9, 64, 64), (9, 40, 40))
-        >>> plan = plan_experiment(Fingerprint(cases=(case,)), None, "cpu")
-        >>> write_model_metadata(tmp / "model", plan, ModelInfo("0.1.0", plan.labels, {"0": "LGE"}, {}, "none", ("d",)))
+        >>> plan = small_plan()  # the plan write_untrained_model writes
+        >>> _ = write_untrained_model(tmp / "model")
         >>> save_json(plan, tmp / "pre_same" / "plans.json")
         >>> save_json(dataclasses.replace(plan, target_spacing=(8.0, 1.0, 1.0)), tmp / "pre_other" / "plans.json")
         >>> check_same_plans(tmp / "model", [tmp / "pre_same"]) == plan

@@ -109,18 +109,14 @@ def build_state(config: TrainConfig, plan: Plan, device: torch.device,
     run) and is ignored with a warning on other devices.
 
     Example:
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.planning.topology import plan_topology
-        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> from lgeseg.planning import small_plan
         >>> from lgeseg.training.recipes import get_recipe
-        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (10, 64, 64), (10, 40, 40)),))
-        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
-        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
+        >>> plan = small_plan()  # a tiny 2-stage U-Net for 32 x 32 patches
         >>> state = build_state(get_recipe("paper", epochs=2, seed=0), plan, torch.device("cpu"), trainable="decoder:1")
         >>> type(state.network).__name__, type(state.optimizer).__name__, state.epoch
         ('UNet2D', 'Adam', 0)
         >>> sum(p.requires_grad for p in state.network.parameters()), len(list(state.network.parameters()))  # frozen
-        (12, 48)
+        (12, 28)
     """
     network = build_unet(plan.topology, seed=config.seed)
     if init_weights is not None:
@@ -165,13 +161,9 @@ def train_step(state: TrainingState, images: torch.Tensor, labels: torch.Tensor)
     ``state.step_graph`` the step is replayed as a CUDA graph (after a few eager steps and a capture).
 
     Example:
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.planning.topology import plan_topology
-        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> from lgeseg.planning import small_plan
         >>> from lgeseg.training.recipes import get_recipe
-        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (10, 64, 64), (10, 40, 40)),))
-        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
-        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
+        >>> plan = small_plan()  # a tiny 2-stage U-Net for 32 x 32 patches
         >>> state = build_state(get_recipe("paper", epochs=2, seed=0), plan, torch.device("cpu"))
         >>> images, labels = torch.randn(2, 1, 32, 32), torch.zeros(2, 32, 32, dtype=torch.long)
         >>> labels[:, 8:24, 8:24] = 1
@@ -219,13 +211,9 @@ def train_epoch(state: TrainingState, sampler: PatchSampler, augment: Any, num_w
 
     Example:
         >>> from lgeseg.training.data import TrainingCase
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.planning.topology import plan_topology
-        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> from lgeseg.planning import small_plan
         >>> from lgeseg.training.recipes import get_recipe
-        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (10, 64, 64), (10, 40, 40)),))
-        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
-        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
+        >>> plan = small_plan()  # a tiny 2-stage U-Net for 32 x 32 patches
         >>> config = dataclasses.replace(get_recipe("paper", epochs=1, seed=0), iterations_per_epoch=2)
         >>> state = build_state(config, plan, torch.device("cpu"))
         >>> label = np.zeros((2, 32, 32), np.uint8)
@@ -294,13 +282,9 @@ def checkpoint_payload(state: TrainingState, with_optimizer: bool) -> dict[str, 
     """Plain-data checkpoint of ``state`` (tensors, numbers, strings, lists, dicts only).
 
     Example:
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.planning.topology import plan_topology
-        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> from lgeseg.planning import small_plan
         >>> from lgeseg.training.recipes import get_recipe
-        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (10, 64, 64), (10, 40, 40)),))
-        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
-        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
+        >>> plan = small_plan()  # a tiny 2-stage U-Net for 32 x 32 patches
         >>> state = build_state(get_recipe("paper", epochs=2, seed=0), plan, torch.device("cpu"))
         >>> sorted(checkpoint_payload(state, with_optimizer=False))
         ['best_dice', 'config', 'epoch', 'history', 'network', 'trainable']
@@ -324,13 +308,9 @@ def save_state(state: TrainingState, path: str | Path, with_optimizer: bool = Tr
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.planning.topology import plan_topology
-        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> from lgeseg.planning import small_plan
         >>> from lgeseg.training.recipes import get_recipe
-        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (10, 64, 64), (10, 40, 40)),))
-        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
-        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
+        >>> plan = small_plan()  # a tiny 2-stage U-Net for 32 x 32 patches
         >>> tmp = tempfile.TemporaryDirectory()
         >>> save_state(build_state(get_recipe("paper", epochs=2, seed=0), plan, torch.device("cpu")),
         ...            Path(tmp.name) / "checkpoint_latest.pt")
@@ -348,13 +328,9 @@ def restore_state(state: TrainingState, path: str | Path) -> None:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.planning.topology import plan_topology
-        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> from lgeseg.planning import small_plan
         >>> from lgeseg.training.recipes import get_recipe
-        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (10, 64, 64), (10, 40, 40)),))
-        >>> plan = dataclasses.replace(plan_experiment(fingerprint, None, "cpu"), patch_size=(32, 32),
-        ...                            topology=plan_topology((32, 32), 1, 3, base_features=4, max_features=8))
+        >>> plan = small_plan()  # a tiny 2-stage U-Net for 32 x 32 patches
         >>> tmp = tempfile.TemporaryDirectory()
         >>> config = get_recipe("paper", epochs=2, seed=0)
         >>> state = build_state(config, plan, torch.device("cpu"))
