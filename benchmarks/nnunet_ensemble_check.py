@@ -23,10 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lgeseg import io  # noqa: E402
 from lgeseg.inference import predict_folder  # noqa: E402
-from lgeseg.network import build_unet  # noqa: E402
-from lgeseg.records import NetworkTopology  # noqa: E402
-from lgeseg.training import save_checkpoint  # noqa: E402
-from tests.test_inference import _image, _make_model, _oblique_geometry  # noqa: E402
+from lgeseg.model_folder import write_untrained_model  # noqa: E402
+from tests.conftest import _write_input_image  # noqa: E402
 
 
 def main() -> int:
@@ -40,12 +38,9 @@ def main() -> int:
     from nnunetv2.ensembling.ensemble import ensemble_folders
 
     shutil.rmtree(args.work, ignore_errors=True)
-    geometry = _oblique_geometry((3, 33, 29))
     for i in range(args.cases):
-        io.write_image(args.work / "in" / f"case{i}_0000.nii.gz", _image(geometry.shape, seed=i), geometry)
-    models = [_make_model(args.work / "model_a"), _make_model(args.work / "model_b")]
-    other = build_unet(NetworkTopology(1, 3, (4, 8), ((3, 3), (3, 3)), ((1, 1), (2, 2))), seed=5)
-    save_checkpoint(models[1] / "checkpoint_final.pt", {"network": other.state_dict()})
+        _write_input_image(args.work / "in" / f"case{i}_0000.nii.gz", (3, 33, 29), seed=i)  # oblique grid
+    models = [write_untrained_model(args.work / "model_a"), write_untrained_model(args.work / "model_b", seed=5)]
     settings = {"device": "cpu", "postprocess": "none", "mirroring": False}
     for model in models:
         predict_folder(args.work / "in", args.work / f"pred_{model.name}", [model], save_probabilities=True,
