@@ -177,16 +177,13 @@ def read_model_metadata(model_dir: str | Path) -> tuple[Plan, ModelInfo]:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.records import CaseFingerprint
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (10, 64, 64), (10, 40, 40)),))
-        >>> labels = {"background": 0, "blood_pool": 1, "myocardium": 2}
-        >>> info = ModelInfo("0.1.0", labels, {"0": "LGE"}, recipe={}, augmentation="none", datasets=("d",))
-        >>> write_model_metadata(tmp.name, plan_experiment(fingerprint, None, "cpu"), info)
-        >>> plan, read_back = read_model_metadata(tmp.name)
-        >>> plan.preset, read_back == info
-        ('cpu', True)
+        >>> plan, info = read_model_metadata(write_untrained_model(tmp.name, target_spacing=(8.0, 1.25, 1.25)))
+        >>> plan.target_spacing, plan.patch_size, info.labels
+        ((8.0, 1.25, 1.25), (32, 32), {'background': 0, 'blood_pool': 1, 'myocardium': 2})
+        >>> read_model_metadata(Path(tmp.name) / "elsewhere")
+        Traceback (most recent call last):
+        FileNotFoundError: .../elsewhere: model folder not found
         >>> tmp.cleanup()
     """
     model_dir = Path(model_dir)

@@ -97,13 +97,12 @@ def figure_6(rows: Sequence[Row], config: ExperimentsConfig, path: Path) -> Path
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.experiments.grid import make_config
+        >>> from lgeseg.experiments.grid import make_config, train_cell
+        >>> from lgeseg.experiments.summary import case_row
         >>> config = make_config("tiny", out_dir=Path("runs/tiny"))
-        >>> base = {"cell": "c", "kind": "train", "seed": 0, "centers": ("center1",), "dice": 0.8,  # a summary row
-        ...         "augmentation": "spatial_intensity", "subjects_per_center": None, "trainable": None, "amount": None,
-        ...         "harmonization": "none"}
+        >>> dice = {"blood_pool": 0.85, "myocardium": 0.75}  # one test case's scores
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> rows = [{**base, "augmentation": augmentation, "center": center, "case": f"{center}_{i}"}
+        >>> rows = [case_row(train_cell(("center1",), augmentation, 0), center, "none", f"{center}_{i}", dice)
         ...         for augmentation in experiment_1_augmentations(config) for center in ("center1", "center2")
         ...         for i in range(2)]
         >>> figure_6(rows, config, Path(tmp.name) / "figure_6.png").name
@@ -134,13 +133,13 @@ def figure_7(rows: Sequence[Row], config: ExperimentsConfig, path: Path) -> Path
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.experiments.grid import make_config
+        >>> from lgeseg.experiments.grid import make_config, train_cell
+        >>> from lgeseg.experiments.summary import case_row
         >>> config = make_config("tiny", out_dir=Path("runs/tiny"))
-        >>> base = {"cell": "c", "kind": "train", "seed": 0, "centers": ("center1",), "dice": 0.8,  # a summary row
-        ...         "augmentation": "spatial_intensity", "subjects_per_center": None, "trainable": None, "amount": None,
-        ...         "harmonization": "none"}
+        >>> dice = {"blood_pool": 0.85, "myocardium": 0.75}  # one test case's scores
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> rows = [{**base, "center": "center2", "harmonization": harmonization, "case": f"c2_{i}"}
+        >>> model = train_cell(("center1",), "spatial_intensity", 0)
+        >>> rows = [case_row(model, "center2", harmonization, f"c2_{i}", dice)
         ...         for harmonization in ("none", "histogram") for i in range(2)]
         >>> figure_7(rows, config, Path(tmp.name) / "figure_7.png").name
         'figure_7.png'
@@ -182,14 +181,14 @@ def figure_8(rows: Sequence[Row], config: ExperimentsConfig, blocks: int, path: 
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.experiments.grid import make_config
+        >>> from lgeseg.experiments.grid import finetune_cell, make_config, train_cell
+        >>> from lgeseg.experiments.summary import case_row
         >>> config = make_config("tiny", out_dir=Path("runs/tiny"))
-        >>> base = {"cell": "c", "kind": "train", "seed": 0, "centers": ("center1",), "dice": 0.8,  # a summary row
-        ...         "augmentation": "spatial_intensity", "subjects_per_center": None, "trainable": None, "amount": None,
-        ...         "harmonization": "none"}
+        >>> dice = {"blood_pool": 0.85, "myocardium": 0.75}  # one test case's scores
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> rows = [{**base, "kind": "finetune", "centers": ("center2",), "trainable": trainable, "amount": "1",
-        ...          "center": "center2", "case": "c2_0"} for trainable in ("encoder:1", "decoder:1")]
+        >>> base = train_cell(("center1",), "spatial_intensity", 0)
+        >>> rows = [case_row(finetune_cell(base, "center2", trainable, "1"), "center2", "none", "c2_0", dice)
+        ...         for trainable in ("encoder:1", "decoder:1")]
         >>> figure_8(rows, config, 4, Path(tmp.name) / "figure_8.png").name
         'figure_8.png'
         >>> figure_8(rows[:1], config, 4, Path(tmp.name) / "no.png") is None  # one setting: no sweep to draw
@@ -221,15 +220,14 @@ def figure_9(rows: Sequence[Row], config: ExperimentsConfig, blocks: int, path: 
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.experiments.grid import make_config
+        >>> from lgeseg.experiments.grid import finetune_cell, make_config, train_cell
+        >>> from lgeseg.experiments.summary import case_row
         >>> config = make_config("tiny", out_dir=Path("runs/tiny"))
-        >>> base = {"cell": "c", "kind": "train", "seed": 0, "centers": ("center1",), "dice": 0.8,  # a summary row
-        ...         "augmentation": "spatial_intensity", "subjects_per_center": None, "trainable": None, "amount": None,
-        ...         "harmonization": "none"}
+        >>> dice = {"blood_pool": 0.85, "myocardium": 0.75}  # one test case's scores
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> rows = [{**base, "centers": ("center1", "center2"), "center": "center2", "case": "c2_0"},
-        ...         {**base, "kind": "finetune", "centers": ("center2",), "trainable": "all", "amount": "1",
-        ...          "center": "center2", "case": "c2_0"}]
+        >>> multi = train_cell(("center1", "center2"), "spatial_intensity", 0, config.subjects_per_center)
+        >>> tuned = finetune_cell(train_cell(("center1",), "spatial_intensity", 0), "center2", "all", "1")
+        >>> rows = [case_row(cell, "center2", "none", "c2_0", dice) for cell in (multi, tuned)]
         >>> figure_9(rows, config, 4, Path(tmp.name) / "figure_9.png").name
         'figure_9.png'
         >>> figure_9(rows[:1], config, 4, Path(tmp.name) / "no.png") is None  # no fine-tuned model to compare
@@ -258,14 +256,14 @@ def figure_10(rows: Sequence[Row], config: ExperimentsConfig, blocks: int, path:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.experiments.grid import make_config
+        >>> from lgeseg.experiments.grid import finetune_cell, make_config, train_cell
+        >>> from lgeseg.experiments.summary import case_row
         >>> config = make_config("tiny", out_dir=Path("runs/tiny"))
-        >>> base = {"cell": "c", "kind": "train", "seed": 0, "centers": ("center1",), "dice": 0.8,  # a summary row
-        ...         "augmentation": "spatial_intensity", "subjects_per_center": None, "trainable": None, "amount": None,
-        ...         "harmonization": "none"}
+        >>> dice = {"blood_pool": 0.85, "myocardium": 0.75}  # one test case's scores
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> rows = [{**base, "kind": "finetune", "centers": ("center2",), "trainable": "all", "amount": amount,
-        ...          "center": "center2", "case": "c2_0"} for amount in ("1", "100%")]
+        >>> base = train_cell(("center1",), "spatial_intensity", 0)
+        >>> rows = [case_row(finetune_cell(base, "center2", "all", amount), "center2", "none", "c2_0", dice)
+        ...         for amount in ("1", "100%")]
         >>> figure_10(rows, config, 4, Path(tmp.name) / "figure_10.png").name
         'figure_10.png'
         >>> figure_10(rows[:1], config, 4, Path(tmp.name) / "no.png") is None  # one amount: no sweep to draw
@@ -295,13 +293,12 @@ def figure_11(rows: Sequence[Row], config: ExperimentsConfig, path: Path) -> Pat
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.experiments.grid import make_config
+        >>> from lgeseg.experiments.grid import make_config, train_cell
+        >>> from lgeseg.experiments.summary import case_row
         >>> config = make_config("tiny", out_dir=Path("runs/tiny"))
-        >>> base = {"cell": "c", "kind": "train", "seed": 0, "centers": ("center1",), "dice": 0.8,  # a summary row
-        ...         "augmentation": "spatial_intensity", "subjects_per_center": None, "trainable": None, "amount": None,
-        ...         "harmonization": "none"}
+        >>> dice = {"blood_pool": 0.85, "myocardium": 0.75}  # one test case's scores
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> rows = [{**base, "centers": centers, "augmentation": "none", "center": test, "case": f"{test}_0"}
+        >>> rows = [case_row(train_cell(centers, "none", 0), test, "none", f"{test}_0", dice)
         ...         for centers in (("center1",), ("center1", "center2")) for test in ("center1", "center2")]
         >>> figure_11(rows, config, Path(tmp.name) / "figure_11.png").name
         'figure_11.png'
@@ -401,13 +398,12 @@ def render_figures(rows: Sequence[Row], config: ExperimentsConfig, test: dict[st
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.experiments.grid import make_config
+        >>> from lgeseg.experiments.grid import make_config, train_cell
+        >>> from lgeseg.experiments.summary import case_row
         >>> config = make_config("tiny", out_dir=Path("runs/tiny"))
-        >>> base = {"cell": "c", "kind": "train", "seed": 0, "centers": ("center1",), "dice": 0.8,  # a summary row
-        ...         "augmentation": "spatial_intensity", "subjects_per_center": None, "trainable": None, "amount": None,
-        ...         "harmonization": "none"}
+        >>> dice = {"blood_pool": 0.85, "myocardium": 0.75}  # one test case's scores
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> rows = [{**base, "augmentation": augmentation, "center": center, "case": f"{center}_0"}
+        >>> rows = [case_row(train_cell(("center1",), augmentation, 0), center, "none", f"{center}_0", dice)
         ...         for augmentation in experiment_1_augmentations(config) for center in ("center1", "center2")]
         >>> test = {center: Path(tmp.name) / "test" / center for center in ("center1", "center2")}
         >>> [path.name for path in render_figures(rows, config, test, 4, Path(tmp.name))]  # what experiment 1 shows

@@ -80,11 +80,30 @@ def collect(out_dir: Path, cells: Sequence[Cell]) -> tuple[list[Row], list[str]]
             continue
         for score in load_json(path)["scores"]:
             for case, dice in score["cases"].items():
-                rows.append(_row(cell, score["center"], score["harmonization"], case, dice))
+                rows.append(case_row(cell, score["center"], score["harmonization"], case, dice))
     return rows, missing
 
 
-def _row(cell: Cell, center: str, harmonization: str, case: str, dice: dict[str, float | None]) -> Row:
+def case_row(cell: Cell, center: str, harmonization: str, case: str, dice: dict[str, float | None]) -> Row:
+    """The row of one test case scored by ``cell``'s model, as ``collect`` makes it from ``result.json``.
+
+    Args:
+        cell: the grid cell whose model was scored.
+        center: the test center; harmonization: ``"none"``, ``"histogram"`` or ``"cyclegan"``.
+        case: the test case id.
+        dice: 3D Dice per structure, ``{"blood_pool": ..., "myocardium": ...}`` (None: undefined).
+
+    Returns:
+        The cell's settings, ``center``, ``harmonization``, ``case``, ``blood_pool``, ``myocardium``
+        and ``dice``, their mean (None when either is undefined).
+
+    Example:
+        >>> from lgeseg.experiments.grid import train_cell
+        >>> row = case_row(train_cell(("center1",), "none", 0), "center2", "none", "c2_000",
+        ...                {"blood_pool": 0.9, "myocardium": 0.7})
+        >>> row["cell"], row["centers"], row["center"], round(row["dice"], 3)
+        ('train_center1_none_s0', ('center1',), 'center2', 0.8)
+    """
     values = [dice.get("blood_pool"), dice.get("myocardium")]
     mean = None if any(v is None for v in values) else sum(values) / 2  # type: ignore[operator, misc]
     return {"cell": cell.id, "kind": cell.kind, "seed": cell.seed, "centers": cell.centers,
@@ -143,20 +162,13 @@ def column_selectors(config: ExperimentsConfig, num_encoder_blocks: int) -> dict
     """Which rows make each Table 5 column (the training center's models and the unseen centers' tests).
 
     Example:
-        >>> import tempfile
         >>> from lgeseg.experiments.grid import make_config, train_cell
-        >>> tmp = tempfile.TemporaryDirectory()
-        >>> config = make_config("tiny", out_dir=Path(tmp.name), experiments=(1,))
-        >>> cells = [train_cell(("center1",), "none", seed) for seed in (0, 1)]  # two seeds, tested on center2
-        >>> for cell, dice in zip(cells, (0.8, 0.9)):
-        ...     cases = {"c2_000": {"blood_pool": dice, "myocardium": dice - 0.2}}
-        ...     score = {"center": "center2", "harmonization": "none", "cases": cases}
-        ...     save_json({"seconds": 5.0, "scores": [score]}, cell_folder(tmp.name, cell) / "result.json")
-        >>> rows, _ = collect(Path(tmp.name), cells)
+        >>> config = make_config("tiny", out_dir=Path("runs/tiny"), experiments=(1,))
+        >>> row = case_row(train_cell(("center1",), "none", 0), "center2", "none", "c2_000",  # no augmentation
+        ...                {"blood_pool": 0.8, "myocardium": 0.6})
         >>> selectors = column_selectors(config, num_encoder_blocks=4)
-        >>> list(selectors)[:3], selectors["no_augmentation"](rows[0]), selectors["spatial"](rows[0])
+        >>> list(selectors)[:3], selectors["no_augmentation"](row), selectors["spatial"](row)
         (['no_augmentation', 'spatial', 'spatial_intensity'], True, False)
-        >>> tmp.cleanup()
     """
     home = config.train_center
     main = main_trainable(config, num_encoder_blocks)
@@ -187,22 +199,15 @@ def table_5(rows: Sequence[Row], config: ExperimentsConfig, num_encoder_blocks: 
     Table 5), ``blood_pool`` or ``myocardium``.
 
     Example:
-        >>> import tempfile
         >>> from lgeseg.experiments.grid import make_config, train_cell
-        >>> tmp = tempfile.TemporaryDirectory()
-        >>> config = make_config("tiny", out_dir=Path(tmp.name), experiments=(1,))
-        >>> cells = [train_cell(("center1",), "none", seed) for seed in (0, 1)]  # two seeds, tested on center2
-        >>> for cell, dice in zip(cells, (0.8, 0.9)):
-        ...     cases = {"c2_000": {"blood_pool": dice, "myocardium": dice - 0.2}}
-        ...     score = {"center": "center2", "harmonization": "none", "cases": cases}
-        ...     save_json({"seconds": 5.0, "scores": [score]}, cell_folder(tmp.name, cell) / "result.json")
-        >>> rows, _ = collect(Path(tmp.name), cells)
+        >>> config = make_config("tiny", out_dir=Path("runs/tiny"), experiments=(1,))
+        >>> rows = [case_row(train_cell(("center1",), "none", seed), "center2", "none", "c2_000",  # two seeds
+        ...                  {"blood_pool": dice, "myocardium": dice - 0.2}) for seed, dice in ((0, 0.8), (1, 0.9))]
         >>> table = table_5(rows, config, num_encoder_blocks=4)
         >>> list(table), format_cell(table["no_augmentation"]["center2"])  # mean ± SD over the two seeds
         (['no_augmentation'], '0.750 ± 0.071')
         >>> format_cell(table_5(rows, config, num_encoder_blocks=4, value="myocardium")["no_augmentation"]["center2"])
         '0.650 ± 0.071'
-        >>> tmp.cleanup()
     """
     table: dict[str, dict[str, Any]] = {}
     for column, wanted in column_selectors(config, num_encoder_blocks).items():
@@ -262,14 +267,15 @@ def summarize(out_dir: Path, config: ExperimentsConfig, cells: Sequence[Cell], n
         >>> from lgeseg.experiments.grid import make_config, train_cell
         >>> tmp = tempfile.TemporaryDirectory()
         >>> config = make_config("tiny", out_dir=Path(tmp.name), experiments=(1,))
-        >>> cells = [train_cell(("center1",), "none", seed) for seed in (0, 1)]  # two seeds, tested on center2
-        >>> for cell, dice in zip(cells, (0.8, 0.9)):
-        ...     cases = {"c2_000": {"blood_pool": dice, "myocardium": dice - 0.2}}
-        ...     score = {"center": "center2", "harmonization": "none", "cases": cases}
-        ...     save_json({"seconds": 5.0, "scores": [score]}, cell_folder(tmp.name, cell) / "result.json")
+        >>> cells = [train_cell(("center1",), "none", 0), train_cell(("center1",), "spatial", 0)]
+        >>> cases = {"c2_000": {"blood_pool": 0.8, "myocardium": 0.6}}
+        >>> score = {"center": "center2", "harmonization": "none", "cases": cases}
+        >>> save_json({"seconds": 5.0, "scores": [score]}, cell_folder(tmp.name, cells[0]) / "result.json")  # one done
         >>> results = summarize(Path(tmp.name), config, cells, num_encoder_blocks=4)
         >>> results["cells"], sorted(p.name for p in Path(tmp.name).iterdir())
-        ({'finished': 2, 'missing': []}, ['cells', 'results.json', 'rows.json', 'table.md'])
+        ({'finished': 1, 'missing': ['train_center1_spatial_s0']}, ['cells', 'results.json', 'rows.json', 'table.md'])
+        >>> (Path(tmp.name) / "table.md").read_text().splitlines()[-1]  # and says what is missing
+        '1 of 2 cells have no result yet.'
         >>> tmp.cleanup()
     """
     rows, missing = collect(out_dir, cells)

@@ -2,7 +2,8 @@
 
 Used by the reliability tests (``tests/test_reliability.py``) and by ``benchmarks/reliability_matrix.py``
 to check that every reader refuses the file with a message naming it. Each function rewrites one
-NIfTI file (``.nii.gz`` or ``.nii``) in place.
+NIfTI file (``.nii.gz`` or ``.nii``) in place, except ``write_clean_image``, a small clean image to try
+them on.
 
 Usage (a raw dataset)::
 
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from lgeseg import io
+from lgeseg.records import CaseGeometry
 
 
 def _read_raw(path: Path) -> bytes:
@@ -29,16 +31,31 @@ def _write_raw(path: Path, data: bytes) -> None:
     path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
 
 
+def write_clean_image(path: Path) -> Path:
+    """Write a small defect-free image to plant a defect in (``.nii.gz`` or ``.nii`` by the name); returns ``path``.
+
+    The image is float32 (z, y, x) = (2, 4, 4) voxels holding 0, 1, ..., 31, spacing (8.0, 1.25, 1.25)
+    mm (z, y, x), origin 0 and identity direction: 128 bytes of voxel data.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> image, geometry = io.read_image(write_clean_image(Path(tmp.name) / "c_0000.nii.gz"))
+        >>> image.shape, float(image.max()), geometry.spacing
+        ((2, 4, 4), 31.0, (8.0, 1.25, 1.25))
+        >>> tmp.cleanup()
+    """
+    geometry = CaseGeometry((2, 4, 4), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    io.write_image(path, np.arange(32, dtype=np.float32).reshape(2, 4, 4), geometry)
+    return Path(path)
+
 def truncate_gzip(path: Path, fraction: float = 0.5) -> None:
     """Keep only the first ``fraction`` of the compressed bytes (an interrupted download).
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.records import CaseGeometry
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> path = Path(tmp.name) / "c_0000.nii.gz"
-        >>> geometry = CaseGeometry((2, 4, 4), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
-        >>> io.write_image(path, np.arange(32, dtype=np.float32).reshape(2, 4, 4), geometry)
+        >>> path = write_clean_image(Path(tmp.name) / "c_0000.nii.gz")
         >>> truncate_gzip(path)
         >>> io.check_image_content(path)
         Traceback (most recent call last):
@@ -54,11 +71,8 @@ def truncate_payload(path: Path, fraction: float = 0.5) -> None:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.records import CaseGeometry
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> path = Path(tmp.name) / "c_0000.nii.gz"
-        >>> geometry = CaseGeometry((2, 4, 4), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
-        >>> io.write_image(path, np.arange(32, dtype=np.float32).reshape(2, 4, 4), geometry)
+        >>> path = write_clean_image(Path(tmp.name) / "c_0000.nii.gz")
         >>> truncate_payload(path)
         >>> io.read_image(path)
         Traceback (most recent call last):
@@ -75,11 +89,8 @@ def set_pixdim(path: Path, axis: int, value: float) -> None:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.records import CaseGeometry
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> path = Path(tmp.name) / "c_0000.nii.gz"
-        >>> geometry = CaseGeometry((2, 4, 4), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
-        >>> io.write_image(path, np.arange(32, dtype=np.float32).reshape(2, 4, 4), geometry)
+        >>> path = write_clean_image(Path(tmp.name) / "c_0000.nii.gz")
         >>> set_pixdim(path, axis=2, value=0.0)
         >>> io.read_image(path)
         Traceback (most recent call last):
@@ -97,11 +108,8 @@ def rewrite_values(path: Path, array: np.ndarray) -> None:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.records import CaseGeometry
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> path = Path(tmp.name) / "c_0000.nii.gz"
-        >>> geometry = CaseGeometry((2, 4, 4), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
-        >>> io.write_image(path, np.arange(32, dtype=np.float32).reshape(2, 4, 4), geometry)
+        >>> path = write_clean_image(Path(tmp.name) / "c_0000.nii.gz")
         >>> rewrite_values(path, np.ones((2, 4, 4), np.float64))
         >>> image, read_back = io.read_image(path)
         >>> float(image.sum()), read_back.spacing  # new values, same geometry
@@ -117,11 +125,8 @@ def with_nan_voxel(path: Path, value: float = float("nan")) -> None:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.records import CaseGeometry
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> path = Path(tmp.name) / "c_0000.nii.gz"
-        >>> geometry = CaseGeometry((2, 4, 4), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
-        >>> io.write_image(path, np.arange(32, dtype=np.float32).reshape(2, 4, 4), geometry)
+        >>> path = write_clean_image(Path(tmp.name) / "c_0000.nii.gz")
         >>> with_nan_voxel(path)
         >>> io.read_image(path)
         Traceback (most recent call last):
@@ -142,11 +147,8 @@ def constant(path: Path, value: float = 0.0) -> None:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.records import CaseGeometry
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> path = Path(tmp.name) / "c_0000.nii.gz"
-        >>> geometry = CaseGeometry((2, 4, 4), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
-        >>> io.write_image(path, np.arange(32, dtype=np.float32).reshape(2, 4, 4), geometry)
+        >>> path = write_clean_image(Path(tmp.name) / "c_0000.nii.gz")
         >>> constant(path, 0.0)
         >>> float(io.read_image(path)[0].max())
         0.0
@@ -161,11 +163,8 @@ def beyond_float32(path: Path) -> None:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.records import CaseGeometry
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> path = Path(tmp.name) / "c_0000.nii.gz"
-        >>> geometry = CaseGeometry((2, 4, 4), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
-        >>> io.write_image(path, np.arange(32, dtype=np.float32).reshape(2, 4, 4), geometry)
+        >>> path = write_clean_image(Path(tmp.name) / "c_0000.nii.gz")
         >>> beyond_float32(path)
         >>> io.read_image(path)
         Traceback (most recent call last):
