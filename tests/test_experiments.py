@@ -9,12 +9,11 @@ import pytest
 import torch
 
 from lgeseg.cli.experiments import main as experiments_main
-from lgeseg.experiments.cells import load_workspace
+from lgeseg.experiments.cells import load_workspace, write_result
 from lgeseg.experiments.grid import build_grid, cell_folder, make_config
 from lgeseg.experiments.run import run_experiments
 from lgeseg.experiments.summary import format_table, mean_sd, summarize
 from lgeseg.model_folder import load_checkpoint, read_model_metadata
-from lgeseg.records import save_json
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -153,7 +152,7 @@ def test_extra_augmentation_presets_get_their_own_table_5_column(tmp_path: Path)
     for k, cell in enumerate(cells):  # a result per cell on center2: blood pool 0.1 .. 0.4, myocardium 0.05 less
         cases = {"c2_000": {"blood_pool": 0.1 * (k + 1), "myocardium": 0.1 * (k + 1) - 0.05}}
         scores = [{"center": "center2", "harmonization": h, "cases": cases} for h in ("none", "histogram")]
-        save_json({"seconds": 1.0, "scores": scores}, cell_folder(tmp_path, cell) / "result.json")
+        write_result(tmp_path, cell, scores, seconds=1.0, device="cpu")
     results = summarize(tmp_path, config, cells, num_encoder_blocks=4)
     table = results["table5"]
     assert results["table5_by_structure"]["myocardium"]["lge_dg"]["center2"]["mean"] == pytest.approx(0.35)

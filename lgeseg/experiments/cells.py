@@ -22,6 +22,7 @@ import dataclasses
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,9 @@ class Workspace:
     num_encoder_blocks: int
 
 
-def _raw_data(config: ExperimentsConfig) -> tuple[list[Path], list[Path]]:
-    """(training datasets, test datasets), one per center, same names, in center order."""
+def _raw_data(config: ExperimentsConfig) -> list[Path]:
+    """The training datasets, one per center, after making (synthetic) or checking the test datasets of the
+    same names (``workspace_for``'s test folders)."""
     out = Path(config.out_dir)
     if config.raw_dir is None or config.test_dir is None:
         from lgeseg.synth import generate_multicenter  # deferred: SciPy, only for a synthetic run
@@ -61,15 +63,15 @@ def _raw_data(config: ExperimentsConfig) -> tuple[list[Path], list[Path]]:
         centers = config.synthetic_centers
         train = generate_multicenter(out / "raw", config.cases_per_center, config.data_seed, centers,
                                      in_plane_size=config.in_plane_size)
-        test = generate_multicenter(out / "test", config.test_cases_per_center, config.data_seed + 1, centers,
-                                    in_plane_size=config.in_plane_size)
-        return list(train), list(test)
+        generate_multicenter(out / "test", config.test_cases_per_center, config.data_seed + 1, centers,
+                             in_plane_size=config.in_plane_size)
+        return train
     train = sorted(p for p in Path(config.raw_dir).iterdir() if (p / "dataset.json").is_file())
     test = [Path(config.test_dir) / p.name for p in train]
     missing = [str(p) for p in test if not (p / "dataset.json").is_file()]
     if missing:
         raise FileNotFoundError(f"test_dir: no test dataset (dataset.json) for center(s) {', '.join(missing)}")
-    return train, test
+    return train
 
 
 def prepare(config: ExperimentsConfig) -> Workspace:
@@ -85,7 +87,7 @@ def prepare(config: ExperimentsConfig) -> Workspace:
     from lgeseg.plan_and_preprocess import plan_and_preprocess
 
     device = str(resolve_device(config.device))
-    train_raw, test_raw = _raw_data(config)
+    train_raw = _raw_data(config)
     names = [p.name for p in train_raw]
     if config.train_center not in names:
         source = Path(config.out_dir) / "raw" if config.raw_dir is None else config.raw_dir
@@ -93,7 +95,8 @@ def prepare(config: ExperimentsConfig) -> Workspace:
                          f"(found {', '.join(sorted(names))})")
     order = [config.train_center] + [n for n in names if n != config.train_center]
     raw = {p.name: p for p in train_raw}
-    pre = {name: Path(config.out_dir) / "preprocessed" / name for name in order}
+    folders = workspace_for(config, order, device, num_encoder_blocks=0)  # the blocks: the plan's, below
+    pre = folders.preprocessed
     for name in order:
         if (pre[name] / "plans.json").is_file():
             continue
@@ -103,8 +106,26 @@ def prepare(config: ExperimentsConfig) -> Workspace:
         else:
             plan_and_preprocess([raw[name]], pre[name], plans_from=pre[config.train_center] / "plans.json")
     plan = Plan.from_dict(load_json(pre[config.train_center] / "plans.json"))
-    test = {p.name: p for p in test_raw}
-    return Workspace(config, device, pre, {name: test[name] for name in order}, plan.topology.num_stages)
+    return dataclasses.replace(folders, num_encoder_blocks=plan.topology.num_stages)
+
+
+def workspace_for(config: ExperimentsConfig, centers: Sequence[str], device: str, num_encoder_blocks: int) -> Workspace:
+    """The workspace ``prepare`` makes for ``centers`` (training center first), making no data.
+
+    Its folders are where ``prepare`` puts them: ``OUT/preprocessed/<center>`` and the test datasets
+    ``TEST/<center>`` (``TEST``: ``config.test_dir``, or ``OUT/test`` for synthetic centers). For a grid
+    whose data is already in place, or whose cells need none (finished ones, see ``write_result``).
+
+    Example:
+        >>> from lgeseg.experiments.grid import make_config
+        >>> workspace = workspace_for(make_config("tiny", out_dir=Path("runs/x")), ["center1", "center2"], "cpu", 4)
+        >>> workspace.preprocessed["center2"].as_posix(), workspace.test["center2"].as_posix()
+        ('runs/x/preprocessed/center2', 'runs/x/test/center2')
+    """
+    out = Path(config.out_dir)
+    test = out / "test" if config.test_dir is None else Path(config.test_dir)  # make_config: both dirs or neither
+    return Workspace(config, device, {name: out / "preprocessed" / name for name in centers},
+                     {name: test / name for name in centers}, num_encoder_blocks)
 
 
 def write_grid(workspace: Workspace, cells: list[Cell]) -> Path:
@@ -114,9 +135,7 @@ def write_grid(workspace: Workspace, cells: list[Cell]) -> Path:
         >>> import tempfile
         >>> from lgeseg.experiments.grid import make_config, train_cell
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> config = make_config("tiny", out_dir=Path(tmp.name), experiments=(1,))
-        >>> workspace = Workspace(config, "cpu", {"center1": Path(tmp.name) / "pre" / "center1"},
-        ...                       {"center1": Path(tmp.name) / "test" / "center1"}, num_encoder_blocks=4)
+        >>> workspace = workspace_for(make_config("tiny", out_dir=Path(tmp.name)), ["center1"], "cpu", 4)
         >>> path = write_grid(workspace, [train_cell(("center1",), "none", seed=0)])
         >>> path.name, sorted(load_json(path))
         ('grid.json', ['cells', 'config', 'device', 'num_encoder_blocks', 'preprocessed', 'test'])
@@ -138,9 +157,7 @@ def load_workspace(path: str | Path) -> tuple[Workspace, dict[str, Cell]]:
         >>> import tempfile
         >>> from lgeseg.experiments.grid import make_config, train_cell
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> config = make_config("tiny", out_dir=Path(tmp.name), experiments=(1,))
-        >>> workspace = Workspace(config, "cpu", {"center1": Path(tmp.name) / "pre" / "center1"},
-        ...                       {"center1": Path(tmp.name) / "test" / "center1"}, num_encoder_blocks=4)
+        >>> workspace = workspace_for(make_config("tiny", out_dir=Path(tmp.name)), ["center1"], "cpu", 4)
         >>> read_back, cells = load_workspace(write_grid(workspace, [train_cell(("center1",), "none", seed=0)]))
         >>> read_back == workspace, list(cells)
         (True, ['train_center1_none_s0'])
@@ -251,14 +268,9 @@ def run_cell(workspace: Workspace, cell: Cell) -> dict[str, Any]:
         >>> import tempfile
         >>> from lgeseg.experiments.grid import make_config, train_cell
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> config = make_config("tiny", out_dir=Path(tmp.name), experiments=(1,))
-        >>> workspace = Workspace(config, "cpu", {"center1": Path(tmp.name) / "pre" / "center1"},
-        ...                       {"center1": Path(tmp.name) / "test" / "center1"}, num_encoder_blocks=4)
+        >>> workspace = workspace_for(make_config("tiny", out_dir=Path(tmp.name)), ["center1"], "cpu", 4)
         >>> cell = train_cell(("center1",), "none", seed=0)
-        >>> cases = {"c1_000": {"blood_pool": 0.9, "myocardium": 0.7}}
-        >>> score = {"center": "center1", "harmonization": "none", "cases": cases}
-        >>> save_json({"cell": cell.to_dict(), "scores": [score], "seconds": 12.0, "device": "cpu"},
-        ...           cell_folder(tmp.name, cell) / "result.json")  # a finished cell
+        >>> _ = write_result(tmp.name, cell, [], seconds=12.0, device="cpu")  # a finished cell (scored on nothing)
         >>> run_cell(workspace, cell)["seconds"]  # its result.json records this cell: not run again
         12.0
         >>> tmp.cleanup()
@@ -273,7 +285,34 @@ def run_cell(workspace: Workspace, cell: Cell) -> dict[str, Any]:
     logger.info("== cell %s", cell.id)
     model = _make_model(workspace, cell, folder)
     scores = [_score(workspace, folder, model, center, harmonization) for center, harmonization in cell.scores]
-    result = {"cell": cell.to_dict(), "scores": scores, "seconds": time.perf_counter() - start,
-              "device": workspace.device}
-    save_json(result, result_path)
+    return write_result(workspace.config.out_dir, cell, scores, time.perf_counter() - start, workspace.device)
+
+
+def write_result(out_dir: str | Path, cell: Cell, scores: list[dict[str, Any]], seconds: float,
+                 device: str) -> dict[str, Any]:
+    """Write the result of a finished cell, ``OUT/cells/<id>/result.json``, as ``run_cell`` does; returns it.
+
+    A cell with this file is done: ``run_cell`` returns it without running, ``summarize`` reads its scores.
+
+    Args:
+        out_dir: the grid's folder (``OUT``).
+        cell: the cell.
+        scores: ``[{"center", "harmonization", "cases": {case: {"blood_pool": Dice, "myocardium": Dice}}}]``,
+            one per test set the cell's model was scored on.
+        seconds: the cell's wall time.
+        device: the torch device it ran on.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.experiments.grid import train_cell
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> cases = {"c2_000": {"blood_pool": 0.9, "myocardium": 0.7}}
+        >>> scores = [{"center": "center2", "harmonization": "none", "cases": cases}]
+        >>> result = write_result(tmp.name, train_cell(("center1",), "none", seed=0), scores, 12.0, "cpu")
+        >>> sorted(result), [p.relative_to(tmp.name).as_posix() for p in Path(tmp.name).rglob("*.json")]
+        (['cell', 'device', 'scores', 'seconds'], ['cells/train_center1_none_s0/result.json'])
+        >>> tmp.cleanup()
+    """
+    result = {"cell": cell.to_dict(), "scores": scores, "seconds": seconds, "device": device}
+    save_json(result, cell_folder(out_dir, cell) / "result.json")
     return result

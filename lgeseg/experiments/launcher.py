@@ -66,22 +66,15 @@ def torch_threads(threads: int) -> Iterator[None]:
 def run_cell_job(grid_path: str, cell_id: str, threads: int) -> str:
     """One cell as a job (a subprocess or a submitit job): read the grid, run the cell; returns its id.
 
-    Example:
+    Example (a finished cell is run by ``launch``'s example):
         >>> import tempfile
-        >>> from lgeseg.experiments.cells import Workspace, write_grid
-        >>> from lgeseg.experiments.grid import cell_folder, make_config, train_cell
-        >>> from lgeseg.records import save_json
+        >>> from lgeseg.experiments.cells import workspace_for, write_grid
+        >>> from lgeseg.experiments.grid import make_config
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> config = make_config("tiny", out_dir=Path(tmp.name), experiments=(1,))
-        >>> workspace = Workspace(config, "cpu", {"center1": Path(tmp.name) / "pre" / "center1"},
-        ...                       {"center1": Path(tmp.name) / "test" / "center1"}, num_encoder_blocks=4)
-        >>> cell = train_cell(("center1",), "none", seed=0)
-        >>> cases = {"c1_000": {"blood_pool": 0.9, "myocardium": 0.7}}
-        >>> score = {"center": "center1", "harmonization": "none", "cases": cases}
-        >>> save_json({"cell": cell.to_dict(), "scores": [score], "seconds": 12.0, "device": "cpu"},
-        ...           cell_folder(tmp.name, cell) / "result.json")  # a finished cell
-        >>> run_cell_job(str(write_grid(workspace, [cell])), cell.id, threads=1)  # finished: returns at once
-        'train_center1_none_s0'
+        >>> grid = write_grid(workspace_for(make_config("tiny", out_dir=Path(tmp.name)), ["center1"], "cpu", 4), [])
+        >>> run_cell_job(str(grid), "train_center1_none_s0", threads=1)
+        Traceback (most recent call last):
+        ValueError: .../grid.json: no cell 'train_center1_none_s0'
         >>> tmp.cleanup()
     """
     workspace, cells = load_workspace(grid_path)
@@ -107,18 +100,12 @@ def launch(cells: Sequence[Cell], grid_path: Path, launcher: str = "local", jobs
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.experiments.cells import Workspace, write_grid
-        >>> from lgeseg.experiments.grid import cell_folder, make_config, train_cell
-        >>> from lgeseg.records import save_json
+        >>> from lgeseg.experiments.cells import workspace_for, write_grid, write_result
+        >>> from lgeseg.experiments.grid import make_config, train_cell
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> config = make_config("tiny", out_dir=Path(tmp.name), experiments=(1,))
-        >>> workspace = Workspace(config, "cpu", {"center1": Path(tmp.name) / "pre" / "center1"},
-        ...                       {"center1": Path(tmp.name) / "test" / "center1"}, num_encoder_blocks=4)
+        >>> workspace = workspace_for(make_config("tiny", out_dir=Path(tmp.name)), ["center1"], "cpu", 4)
         >>> cell = train_cell(("center1",), "none", seed=0)
-        >>> cases = {"c1_000": {"blood_pool": 0.9, "myocardium": 0.7}}
-        >>> score = {"center": "center1", "harmonization": "none", "cases": cases}
-        >>> save_json({"cell": cell.to_dict(), "scores": [score], "seconds": 12.0, "device": "cpu"},
-        ...           cell_folder(tmp.name, cell) / "result.json")  # a finished cell
+        >>> _ = write_result(tmp.name, cell, [], seconds=12.0, device="cpu")  # a finished cell: not run again
         >>> launch([cell], write_grid(workspace, [cell]), launcher="local", jobs=1)  # ids of failed cells
         []
         >>> launch([cell], Path(tmp.name) / "grid.json", launcher="cluster")

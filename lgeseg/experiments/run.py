@@ -79,19 +79,15 @@ def summarize_folder(out_dir: str | Path) -> dict[str, Any]:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.experiments.cells import Workspace, write_grid
-        >>> from lgeseg.experiments.grid import cell_folder, make_config, train_cell
-        >>> from lgeseg.records import save_json
+        >>> from lgeseg.experiments.cells import workspace_for, write_grid, write_result
+        >>> from lgeseg.experiments.grid import make_config, train_cell
         >>> tmp = tempfile.TemporaryDirectory()
         >>> config = make_config("tiny", out_dir=Path(tmp.name), experiments=(1,))
-        >>> workspace = Workspace(config, "cpu", {"center1": Path(tmp.name) / "pre" / "center1"},
-        ...                       {"center1": Path(tmp.name) / "test" / "center1"}, num_encoder_blocks=4)
         >>> cell = train_cell(("center1",), "none", seed=0)
+        >>> _ = write_grid(workspace_for(config, ["center1"], "cpu", 4), [cell])
         >>> cases = {"c1_000": {"blood_pool": 0.9, "myocardium": 0.7}}
         >>> score = {"center": "center1", "harmonization": "none", "cases": cases}
-        >>> save_json({"cell": cell.to_dict(), "scores": [score], "seconds": 12.0, "device": "cpu"},
-        ...           cell_folder(tmp.name, cell) / "result.json")  # a finished cell
-        >>> _ = write_grid(workspace, [cell])
+        >>> _ = write_result(tmp.name, cell, [score], seconds=12.0, device="cpu")  # a finished cell
         >>> summary = summarize_folder(tmp.name)
         >>> summary["cells"], [Path(figure).name for figure in summary["figures"]]
         ({'finished': 1, 'missing': []}, ['figure_6.png', 'figure_12.png'])

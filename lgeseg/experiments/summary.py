@@ -58,14 +58,14 @@ def collect(out_dir: Path, cells: Sequence[Cell]) -> tuple[list[Row], list[str]]
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.experiments.grid import make_config, train_cell
+        >>> from lgeseg.experiments.cells import write_result
+        >>> from lgeseg.experiments.grid import train_cell
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> config = make_config("tiny", out_dir=Path(tmp.name), experiments=(1,))
         >>> cells = [train_cell(("center1",), "none", seed) for seed in (0, 1)]  # two seeds, tested on center2
         >>> for cell, dice in zip(cells, (0.8, 0.9)):
         ...     cases = {"c2_000": {"blood_pool": dice, "myocardium": dice - 0.2}}
         ...     score = {"center": "center2", "harmonization": "none", "cases": cases}
-        ...     save_json({"seconds": 5.0, "scores": [score]}, cell_folder(tmp.name, cell) / "result.json")
+        ...     _ = write_result(tmp.name, cell, [score], seconds=5.0, device="cpu")
         >>> rows, missing = collect(Path(tmp.name), [*cells, train_cell(("center1",), "spatial", 0)])
         >>> len(rows), missing, rows[0]["case"], round(rows[0]["dice"], 3)  # dice: mean of blood pool and myocardium
         (2, ['train_center1_spatial_s0'], 'c2_000', 0.7)
@@ -264,13 +264,14 @@ def summarize(out_dir: Path, config: ExperimentsConfig, cells: Sequence[Cell], n
 
     Example:
         >>> import tempfile
+        >>> from lgeseg.experiments.cells import write_result
         >>> from lgeseg.experiments.grid import make_config, train_cell
         >>> tmp = tempfile.TemporaryDirectory()
         >>> config = make_config("tiny", out_dir=Path(tmp.name), experiments=(1,))
         >>> cells = [train_cell(("center1",), "none", 0), train_cell(("center1",), "spatial", 0)]
         >>> cases = {"c2_000": {"blood_pool": 0.8, "myocardium": 0.6}}
         >>> score = {"center": "center2", "harmonization": "none", "cases": cases}
-        >>> save_json({"seconds": 5.0, "scores": [score]}, cell_folder(tmp.name, cells[0]) / "result.json")  # one done
+        >>> _ = write_result(tmp.name, cells[0], [score], seconds=5.0, device="cpu")  # one done
         >>> results = summarize(Path(tmp.name), config, cells, num_encoder_blocks=4)
         >>> results["cells"], sorted(p.name for p in Path(tmp.name).iterdir())
         ({'finished': 1, 'missing': ['train_center1_spatial_s0']}, ['cells', 'results.json', 'rows.json', 'table.md'])
