@@ -1,6 +1,7 @@
-"""What the benchmark scripts share: the repository root, scoring a model on a test dataset, markdown
-tables, writing one section of a ``docs/*.md`` file (the other sections are kept), and a training run
-killed while it writes a checkpoint.
+"""What the benchmark scripts share: the repository root, the synthetic centers' data, options and
+parent model of the fine-tuning benchmarks, scoring a model on a test dataset, wall and CPU time,
+markdown tables, writing one section of a ``docs/*.md`` file (the other sections are kept), and a
+training run killed while it writes a checkpoint.
 
 The scripts run as ``python benchmarks/<name>.py``, so this folder is on ``sys.path`` and they import
 ``_common``; they never import each other. The tests load this file too (``tests/conftest.py``,
@@ -9,12 +10,15 @@ fixture ``benchmarks_common``); it imports nothing of lgeseg at module level.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_MD = ROOT / "docs" / "RESULTS.md"
@@ -82,6 +86,66 @@ def publish_section(text: str, section: str, *, write: bool, path: Path = RESULT
         write_section(path, text, section)
 
 
+def synthetic_centers(work: Path, centers: Sequence[int], cases: int,
+                      test_cases: int) -> tuple[dict[int, Path], dict[int, Path]]:
+    """The benchmarks' synthetic data: ``{center: raw dataset}`` of ``cases`` training cases per center
+    (seed 0, ``work/raw_train``) and of ``test_cases`` held-out cases (seed 1, ``work/raw_test``)."""
+    from lgeseg.synth import generate_multicenter  # deferred: this module imports nothing of lgeseg at load
+
+    train = generate_multicenter(work / "raw_train", cases, 0, centers)
+    test = generate_multicenter(work / "raw_test", test_cases, 1, centers)
+    return dict(zip(centers, train, strict=True)), dict(zip(centers, test, strict=True))
+
+
+def add_synthetic_center_options(parser: argparse.ArgumentParser, name: str, *, cases: int, test_cases: int,
+                                 epochs: int) -> None:
+    """The options of a fine-tuning benchmark on the synthetic centers (``synthetic_centers``).
+
+    ``--work`` (default ``ROOT/runs/<name>``), ``--cases`` and ``--test-cases`` per center, ``--centers``
+    (the targets, default 2 3 4), ``--epochs`` of fine-tuning, ``--iterations`` per epoch (default 25),
+    ``--device``, ``--seed`` (default 0) and ``--no-write`` (print the docs section only).
+    """
+    parser.add_argument("--work", default=str(ROOT / "runs" / name))
+    parser.add_argument("--cases", type=int, default=cases, help=f"training cases per center (default {cases})")
+    parser.add_argument("--test-cases", type=int, default=test_cases,
+                        help=f"held-out cases per center (default {test_cases})")
+    parser.add_argument("--centers", type=int, nargs="+", default=[2, 3, 4], help="target centers")
+    parser.add_argument("--epochs", type=int, default=epochs, help=f"fine-tuning epochs (default {epochs})")
+    parser.add_argument("--iterations", type=int, default=25, help="iterations per epoch (default 25)")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-write", action="store_true")
+
+
+def pretrain_center1(work: Path, raw: Path, device: str, **train_options: Any) -> Path:
+    """The parent model of the fine-tuning benchmarks, ``work/models/pretrained`` (a finished one is reused).
+
+    Synthetic center 1's raw dataset ``raw`` is preprocessed into ``work/pre1`` (planner preset ``cpu`` on
+    a CPU, else ``default``) and trained by ``lgeseg.training.train(..., device=device, **train_options)``.
+    """
+    # deferred: this module imports nothing of lgeseg at load
+    from lgeseg.plan_and_preprocess import plan_and_preprocess
+    from lgeseg.training import train
+
+    plan_and_preprocess([raw], work / "pre1", preset="cpu" if device == "cpu" else "default")
+    base = work / "models" / "pretrained"
+    if not trained(base):
+        train(work / "pre1", base, device=device, **train_options)
+    return base
+
+
+class Stopwatch:
+    """Wall time and this process's CPU time since it was made."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def minutes(self) -> dict[str, float]:
+        """``{"wall_minutes", "cpu_minutes"}`` so far."""
+        return {"wall_minutes": (time.perf_counter() - self.wall) / 60,
+                "cpu_minutes": (time.process_time() - self.cpu) / 60}
+
+
 def trained(model_dir: Path) -> bool:
     """True when ``model_dir`` already holds a finished model (a rerun of a benchmark reuses it)."""
     return (model_dir / "checkpoint_final.pt").is_file()
@@ -108,6 +172,17 @@ def bp_myo_dice(model_dir: Path, test_raw: Path, work: Path, device: str) -> flo
     if value is None:
         raise ValueError(f"{summary_file}: no blood pool or myocardium Dice (empty test set?)")
     return value
+
+
+def finetune_and_score(parent: Path, pre: Path, out: Path, test_raw: Path, work: Path, device: str,
+                       **finetune_options: Any) -> float:
+    """Fine-tune ``parent`` on the preprocessed target ``pre`` into ``out`` (a finished ``out`` is reused), then
+    its ``bp_myo_dice`` on ``test_raw``; ``finetune_options`` go to ``lgeseg.training.finetune``."""
+    from lgeseg.training import finetune  # deferred: this module imports nothing of lgeseg at load
+
+    if not trained(out):
+        finetune(parent, pre, out, device=device, **finetune_options)
+    return bp_myo_dice(out, test_raw, work, device)
 
 
 #: ``python -c`` script: ``lgeseg.cli.train.main(sys.argv[1:])`` on one torch thread (as in-process runs: bit-identical

@@ -25,14 +25,21 @@ import sys
 import time
 from pathlib import Path
 
-from _common import ROOT, bp_myo_dice, markdown_table, publish_section, trained
+from _common import (
+    add_synthetic_center_options,
+    bp_myo_dice,
+    finetune_and_score,
+    markdown_table,
+    publish_section,
+    synthetic_centers,
+    trained,
+)
 
 from lgeseg.device import resolve_device
 from lgeseg.model_folder import read_model_metadata, write_model_metadata
 from lgeseg.network import build_unet
 from lgeseg.plan_and_preprocess import plan_and_preprocess
-from lgeseg.synth import generate_multicenter
-from lgeseg.training import finetune, save_checkpoint
+from lgeseg.training import save_checkpoint
 
 
 def untrained_copy(model_dir: Path, out: Path, seed: int) -> Path:
@@ -49,24 +56,19 @@ def run(args: argparse.Namespace) -> dict:
     """Zero-shot, scratch and fine-tuned Dice per target center; returns them with timings."""
     work, cine = Path(args.work), Path(args.cine_model).resolve()
     device = str(resolve_device(args.device))
-    train_raw = dict(zip(args.centers, generate_multicenter(work / "raw_train", args.cases, 0, args.centers),
-                         strict=True))
-    test_raw = dict(zip(args.centers, generate_multicenter(work / "raw_test", args.test_cases, 1, args.centers),
-                        strict=True))
+    train_raw, test_raw = synthetic_centers(work, args.centers, args.cases, args.test_cases)
     scratch_parent = untrained_copy(cine, work / "models" / "untrained", args.seed)
     start = time.perf_counter()
     common = {"trainable": args.train, "cases": args.target_cases, "epochs": args.epochs,
-              "iterations_per_epoch": args.iterations, "device": device, "seed": args.seed}
+              "iterations_per_epoch": args.iterations, "seed": args.seed}
     results: dict = {"device": device, "centers": {}}
     for center in args.centers:
         pre = work / f"pre{center}"
         plan_and_preprocess([train_raw[center]], pre, plans_from=cine)
         row = {"zero_shot": bp_myo_dice(cine, test_raw[center], work, device)}
         for name, parent in (("scratch", scratch_parent), ("cine_finetuned", cine)):
-            out = work / "models" / f"c{center}_{name}"
-            if not trained(out):
-                finetune(parent, pre, out, **common)
-            row[name] = bp_myo_dice(out, test_raw[center], work, device)
+            row[name] = finetune_and_score(parent, pre, work / "models" / f"c{center}_{name}", test_raw[center], work,
+                                           device, **common)
         results["centers"][center] = row
         print(f"center {center}: {row}", flush=True)
     results["wall_minutes"] = (time.perf_counter() - start) / 60
@@ -96,17 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, run, and write the RESULTS.md section (unless --no-write)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cine-model", required=True, help="model folder trained on cine MRI")
-    parser.add_argument("--work", default=str(ROOT / "runs" / "cross_modality"))
-    parser.add_argument("--cases", type=int, default=12, help="synthetic training cases per center")
-    parser.add_argument("--test-cases", type=int, default=5, help="held-out cases per center")
-    parser.add_argument("--centers", type=int, nargs="+", default=[2, 3, 4])
+    add_synthetic_center_options(parser, "cross_modality", cases=12, test_cases=5, epochs=3)
     parser.add_argument("--target-cases", type=int, default=3, help="target cases to fine-tune on")
     parser.add_argument("--train", default="all", help="blocks to fine-tune (all, encoder:K, decoder:K)")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--iterations", type=int, default=25, help="iterations per epoch")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
     results = run(args)

@@ -18,30 +18,31 @@ import argparse
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 
 import torch
-from _common import RESULTS_MD, ROOT, bp_myo_dice, trained, write_section
+from _common import (
+    Stopwatch,
+    add_synthetic_center_options,
+    bp_myo_dice,
+    finetune_and_score,
+    markdown_table,
+    pretrain_center1,
+    publish_section,
+    synthetic_centers,
+)
 
 from lgeseg.device import resolve_device
 from lgeseg.plan_and_preprocess import plan_and_preprocess
-from lgeseg.synth import generate_multicenter
-from lgeseg.training import finetune, train
 
 
 def sweep(args: argparse.Namespace) -> dict:
     """Pretrain on center 1, fine-tune per center, case count and rate; returns Dice (mean BP/myo) and timings."""
     work, device = Path(args.work), str(resolve_device(args.device))
-    centers = [1, *args.centers]
-    train_raw = dict(zip(centers, generate_multicenter(work / "raw_train", args.cases, 0, centers), strict=True))
-    test_raw = dict(zip(centers, generate_multicenter(work / "raw_test", args.test_cases, 1, centers), strict=True))
-    cpu_start, start = time.process_time(), time.perf_counter()
-    plan_and_preprocess([train_raw[1]], work / "pre1", preset="cpu" if device == "cpu" else "default")
-    base = work / "models" / "pretrained"
-    if not trained(base):
-        train(work / "pre1", base, device=device, epochs=args.pretrain_epochs, iterations_per_epoch=args.iterations,
-              seed=args.seed, num_workers=args.num_workers)
+    train_raw, test_raw = synthetic_centers(work, [1, *args.centers], args.cases, args.test_cases)
+    clock = Stopwatch()
+    base = pretrain_center1(work, train_raw[1], device, epochs=args.pretrain_epochs,
+                            iterations_per_epoch=args.iterations, seed=args.seed, num_workers=args.num_workers)
     parent_lr = json.loads((base / "model.json").read_text())["recipe"]["learning_rate"]
     results: dict = {"device": device, "threads": torch.get_num_threads(), "parent_lr": parent_lr, "baseline": {},
                      "dice": {}}
@@ -52,31 +53,26 @@ def sweep(args: argparse.Namespace) -> dict:
         for cases in args.target_cases:
             for lr in args.lrs:
                 out = work / "models" / f"c{center}_n{cases}_lr{lr:g}"
-                if not trained(out):
-                    finetune(base, pre, out, cases=cases, lr=lr, epochs=args.epochs,
-                             iterations_per_epoch=args.iterations, device=device, seed=args.seed,
-                             num_workers=args.num_workers)
-                dice = bp_myo_dice(out, test_raw[center], work, device)
+                dice = finetune_and_score(base, pre, out, test_raw[center], work, device, cases=cases, lr=lr,
+                                          epochs=args.epochs, iterations_per_epoch=args.iterations, seed=args.seed,
+                                          num_workers=args.num_workers)
                 results["dice"].setdefault(f"{center}/{cases}", {})[f"{lr:g}"] = dice
-    results["wall_minutes"] = (time.perf_counter() - start) / 60
-    results["cpu_minutes"] = (time.process_time() - cpu_start) / 60
-    return results
+    return {**results, **clock.minutes()}
 
 
 def markdown(results: dict, args: argparse.Namespace) -> str:
     """The RESULTS.md section: one row per (center, case count), one column per rate, and their means."""
     rates = [f"{lr:g}" for lr in args.lrs]
-    lines = ["| center | target cases | no fine-tuning | " + " | ".join(f"lr {r}" for r in rates) + " |",
-             "|---|---|---|" + "---|" * len(rates)]
+    rows: list[list[object]] = []
     for key, values in results["dice"].items():
         center, cases = key.split("/")
-        lines.append(f"| {center} | {cases} | {results['baseline'][center]:.3f} | "
-                     + " | ".join(f"{values[r]:.3f}" for r in rates) + " |")
+        rows.append([center, cases, f"{results['baseline'][center]:.3f}", *(f"{values[r]:.3f}" for r in rates)])
+    baseline = sum(results["baseline"].values()) / len(results["baseline"])
     for cases in args.target_cases:
-        rows = [v for k, v in results["dice"].items() if k.endswith(f"/{cases}")]
-        means = [sum(row[r] for row in rows) / len(rows) for r in rates]
-        lines.append(f"| mean | {cases} | {sum(results['baseline'].values()) / len(results['baseline']):.3f} | "
-                     + " | ".join(f"**{m:.3f}**" for m in means) + " |")
+        by_center = [v for k, v in results["dice"].items() if k.endswith(f"/{cases}")]
+        means = [sum(row[r] for row in by_center) / len(by_center) for r in rates]
+        rows.append(["mean", cases, f"{baseline:.3f}", *(f"**{m:.3f}**" for m in means)])
+    lines = markdown_table(["center", "target cases", "no fine-tuning", *(f"lr {r}" for r in rates)], rows)
     pretrain_iterations = args.pretrain_epochs * args.iterations
     return (
         "## Fine-tuning learning rate on the synthetic centers\n\n"
@@ -94,19 +90,11 @@ def markdown(results: dict, args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the sweep and write the RESULTS.md section (unless --no-write)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", default=str(ROOT / "runs" / "finetune_lr"))
-    parser.add_argument("--cases", type=int, default=12, help="training cases per center (default 12)")
-    parser.add_argument("--test-cases", type=int, default=5, help="held-out cases per center (default 5)")
-    parser.add_argument("--centers", type=int, nargs="+", default=[2, 3, 4], help="target centers")
+    add_synthetic_center_options(parser, "finetune_lr", cases=12, test_cases=5, epochs=3)
     parser.add_argument("--pretrain-epochs", type=int, default=12, help="center-1 epochs (default 12)")
-    parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (default 3)")
-    parser.add_argument("--iterations", type=int, default=25, help="iterations per epoch (default 25)")
     parser.add_argument("--target-cases", type=int, nargs="+", default=[1, 3], help="fine-tuning cases")
     parser.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 1e-4], help="fine-tuning learning rates")
     parser.add_argument("--num-workers", type=int, default=None, help="batch-assembling threads")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--report-only", action="store_true",
                         help="write the section from WORK/results.json of an earlier run (its options)")
     args = parser.parse_args(argv)
@@ -121,11 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         results = {**sweep(args), "argv": args.argv}
         saved.write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
-    text = markdown(results, args)
-    if args.no_write:
-        print(text)
-    else:
-        write_section(RESULTS_MD, text, "finetune_lr")
+    publish_section(markdown(results, args), "finetune_lr", write=not args.no_write)
     return 0
 
 

@@ -23,19 +23,26 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from _common import RESULTS_MD, ROOT, bp_myo_dice, trained, write_section  # noqa: E402
+from _common import (  # noqa: E402
+    ROOT,
+    Stopwatch,
+    add_synthetic_center_options,
+    bp_myo_dice,
+    finetune_and_score,
+    markdown_table,
+    pretrain_center1,
+    publish_section,
+    synthetic_centers,
+)
 
 from lgeseg.device import resolve_device  # noqa: E402
 from lgeseg.plan_and_preprocess import plan_and_preprocess  # noqa: E402
-from lgeseg.synth import generate_multicenter  # noqa: E402
-from lgeseg.training import finetune, train  # noqa: E402
 from lgeseg.training.finetune import pick_target_cases  # noqa: E402
 
 
@@ -53,40 +60,31 @@ def training_keys(pre: Path, amount: dict, seed: int) -> tuple[str, ...]:
 def sweep(args: argparse.Namespace) -> dict:
     """Pretrain, then fine-tune per center, block spec and amount; returns all Dice values and timings."""
     work, device = Path(args.work), str(resolve_device(args.device))
-    centers = [1, *args.centers]
-    train_raw = dict(zip(centers, generate_multicenter(work / "raw_train", args.cases, 0, centers), strict=True))
-    test_raw = dict(zip(centers, generate_multicenter(work / "raw_test", args.test_cases, 1, centers), strict=True))
-    cpu_start, start = time.process_time(), time.perf_counter()
-    plan_and_preprocess([train_raw[1]], work / "pre1", preset="cpu" if device == "cpu" else "default")
-    base = work / "models" / "pretrained"
-    if not trained(base):
-        train(work / "pre1", base, device=device, epochs=1000, iterations_per_epoch=args.iterations,
-              max_minutes=args.pretrain_minutes)
+    train_raw, test_raw = synthetic_centers(work, [1, *args.centers], args.cases, args.test_cases)
+    clock = Stopwatch()
+    base = pretrain_center1(work, train_raw[1], device, epochs=1000, iterations_per_epoch=args.iterations,
+                            max_minutes=args.pretrain_minutes)
     results: dict = {"device": device, "baseline": {}, "blocks": {}, "amounts": {}}
     for center in args.centers:
         pre = work / f"pre{center}"
         plan_and_preprocess([train_raw[center]], pre, plans_from=base)
         results["baseline"][center] = bp_myo_dice(base, test_raw[center], work, device)
-        common = {"epochs": args.epochs, "iterations_per_epoch": args.iterations, "device": device, "seed": args.seed}
+        common = {"epochs": args.epochs, "iterations_per_epoch": args.iterations, "seed": args.seed}
         done: dict[tuple, float] = {}  # (trainable, target cases) -> Dice: an identical run is not repeated
         for spec in args.blocks:
             out = work / "models" / f"c{center}_{spec.replace(':', '')}"
-            if not trained(out):
-                finetune(base, pre, out, trainable=spec, cases=args.block_cases, **common)
-            dice = bp_myo_dice(out, test_raw[center], work, device)
+            dice = finetune_and_score(base, pre, out, test_raw[center], work, device, trainable=spec,
+                                      cases=args.block_cases, **common)
             results["blocks"].setdefault(center, {})[spec] = dice
             done[(spec, training_keys(pre, {"cases": args.block_cases}, args.seed))] = dice
         for amount in args.amounts:
             same = (args.amount_train, training_keys(pre, amount_kwargs(amount), args.seed))
             if same not in done:
                 out = work / "models" / f"c{center}_n{amount}"
-                if not trained(out):
-                    finetune(base, pre, out, trainable=args.amount_train, **amount_kwargs(amount), **common)
-                done[same] = bp_myo_dice(out, test_raw[center], work, device)
+                done[same] = finetune_and_score(base, pre, out, test_raw[center], work, device,
+                                                trainable=args.amount_train, **amount_kwargs(amount), **common)
             results["amounts"].setdefault(center, {})[amount] = done[same]
-    results["wall_minutes"] = (time.perf_counter() - start) / 60
-    results["cpu_minutes"] = (time.process_time() - cpu_start) / 60
-    return results
+    return {**results, **clock.minutes()}
 
 
 def plot(results: dict, blocks: list[str], amounts: list[str], out_dir: Path) -> None:
@@ -96,36 +94,33 @@ def plot(results: dict, blocks: list[str], amounts: list[str], out_dir: Path) ->
     for center, values in results["blocks"].items():
         ax.plot(blocks, [values[b] for b in blocks], marker="o", label=f"center {center}")
         ax.axhline(results["baseline"][center], linestyle=":", color=ax.lines[-1].get_color())
-    ax.set_xlabel("trained blocks (dotted: no fine-tuning)")
-    ax.set_ylabel("test Dice (mean of blood pool, myocardium)")
-    ax.set_ylim(0, 1)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "finetune_blocks.png", dpi=90)
-    plt.close(fig)
+    _save_dice_plot(fig, ax, "trained blocks (dotted: no fine-tuning)", out_dir / "finetune_blocks.png")
     fig, ax = plt.subplots(figsize=(6, 4))
     labels = ["1 case" if "." not in a else f"{float(a):.0%}" for a in amounts]
     for center, values in results["amounts"].items():
         ax.plot(labels, [values[a] for a in amounts], marker="o", label=f"center {center}")
-    ax.set_xlabel("target-center training data")
+    _save_dice_plot(fig, ax, "target-center training data", out_dir / "finetune_fraction.png")
+
+
+def _save_dice_plot(fig: plt.Figure, ax: plt.Axes, xlabel: str, path: Path) -> None:
+    """Label ``ax`` (Dice on y, 0..1), write ``fig`` to ``path`` and close it."""
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("test Dice (mean of blood pool, myocardium)")
     ax.set_ylim(0, 1)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out_dir / "finetune_fraction.png", dpi=90)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
 def markdown(results: dict, args: argparse.Namespace) -> str:
     """The RESULTS.md section: baseline, block and amount tables, time used."""
-    rows = ["| center | no fine-tuning | " + " | ".join(args.blocks) + " |",
-            "|---|---|" + "---|" * len(args.blocks)]
-    for center, values in results["blocks"].items():
-        rows.append(f"| {center} | {results['baseline'][center]:.3f} | "
-                    + " | ".join(f"{values[b]:.3f}" for b in args.blocks) + " |")
-    amount_rows = ["| center | " + " | ".join(args.amounts) + " |", "|---|" + "---|" * len(args.amounts)]
-    for center, values in results["amounts"].items():
-        amount_rows.append(f"| {center} | " + " | ".join(f"{values[a]:.3f}" for a in args.amounts) + " |")
+    rows = markdown_table(["center", "no fine-tuning", *args.blocks],
+                          ([center, f"{results['baseline'][center]:.3f}", *(f"{values[b]:.3f}" for b in args.blocks)]
+                           for center, values in results["blocks"].items()))
+    amount_rows = markdown_table(["center", *args.amounts],
+                                 ([center, *(f"{values[a]:.3f}" for a in args.amounts)]
+                                  for center, values in results["amounts"].items()))
     return (
         "## Fine-tuning a center-1 model on unseen synthetic centers\n\n"
         f"`python benchmarks/finetune_sweep.py {' '.join(args.argv)}` on {results['device']}: "
@@ -142,22 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", default=str(ROOT / "runs" / "finetune_sweep"))
-    parser.add_argument("--cases", type=int, default=20, help="training cases per center")
-    parser.add_argument("--test-cases", type=int, default=10, help="held-out cases per center")
-    parser.add_argument("--centers", type=int, nargs="+", default=[2, 3, 4], help="target centers")
+    add_synthetic_center_options(parser, "finetune_sweep", cases=20, test_cases=10, epochs=10)
     parser.add_argument("--pretrain-minutes", type=float, default=15.0)
-    parser.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs")
-    parser.add_argument("--iterations", type=int, default=25, help="iterations per epoch")
     parser.add_argument("--blocks", nargs="+", default=["encoder:1", "encoder:2", "encoder:3", "encoder:4",
                                                         "encoder:5", "decoder:1", "decoder:2", "decoder:3",
                                                         "decoder:4", "all"])
     parser.add_argument("--block-cases", type=int, default=3)
     parser.add_argument("--amounts", nargs="+", default=["1", "0.1", "0.25", "0.5", "1.0"])
     parser.add_argument("--amount-train", default="all")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     args.argv = argv if argv is not None else sys.argv[1:]
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -165,9 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(results, indent=1))
     if not args.no_write:
         plot(results, args.blocks, args.amounts, ROOT / "docs" / "images")
-        write_section(RESULTS_MD, markdown(results, args), "finetune_sweep")
-    else:
-        print(markdown(results, args))
+    publish_section(markdown(results, args), "finetune_sweep", write=not args.no_write)
     return 0
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import RESULTS_MD, ROOT, link_subset, write_section
+from _common import RESULTS_MD, ROOT, link_subset, synthetic_centers, write_section
 
 from lgeseg.device import resolve_device
 from lgeseg.experiments.scoring import predict_and_score
@@ -36,11 +36,8 @@ from lgeseg.training import read_model_metadata, train
 
 def prepare_synthetic(work: Path, cases: int, test_cases: int) -> tuple[Path, Path]:
     """Raw training (seed 0) and test (seed 1) datasets of synthetic center 1."""
-    from lgeseg.synth import generate_multicenter
-
-    train_raw = generate_multicenter(work / "raw_train", cases, seed=0, centers=(1,))[0]
-    test_raw = generate_multicenter(work / "raw_test", test_cases, seed=1, centers=(1,))[0]
-    return train_raw, test_raw
+    train_raw, test_raw = synthetic_centers(work, [1], cases, test_cases)
+    return train_raw[1], test_raw[1]
 
 
 def prepare_acdc(work: Path, data: Path, seed: int = 0) -> tuple[Path, Path]:

@@ -1,7 +1,9 @@
-"""benchmarks/_common: markdown tables and the one way benchmarks rewrite their section of a docs page."""
+"""benchmarks/_common: markdown tables, the one way benchmarks rewrite their section of a docs page, and the
+options and clock of the fine-tuning benchmarks."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from types import ModuleType
 
@@ -49,3 +51,14 @@ def test_publish_section_prints_and_writes_only_when_asked(tmp_path: Path, capsy
     assert page.is_file() == write
     if write:
         assert "<!-- run:begin -->\n## Run\n\nbody\n<!-- run:end -->\n" in page.read_text()
+
+
+def test_synthetic_center_options_and_stopwatch(benchmarks_common: ModuleType) -> None:
+    parser = argparse.ArgumentParser()
+    benchmarks_common.add_synthetic_center_options(parser, "finetune_x", cases=12, test_cases=5, epochs=3)
+    args = parser.parse_args(["--centers", "3"])
+    assert (args.cases, args.test_cases, args.centers, args.epochs, args.iterations, args.seed, args.no_write) == (
+        12, 5, [3], 3, 25, 0, False)
+    assert Path(args.work) == benchmarks_common.ROOT / "runs" / "finetune_x"
+    minutes = benchmarks_common.Stopwatch().minutes()
+    assert sorted(minutes) == ["cpu_minutes", "wall_minutes"] and all(m >= 0 for m in minutes.values())
