@@ -48,8 +48,8 @@ def command_line(run: Path, config: dict) -> str:
     """The ``lgeseg_experiments`` command of the run: the options that differ from the ``quick`` scale."""
     parts = ["lgeseg_experiments", "-o", f"runs/{run.name}"]
     if config.get("raw_dir"):
-        parts += ["--raw", f"{Path(config['raw_dir']).parent.name}/raw", "--test",
-                  f"{Path(config['test_dir']).parent.name}/test", "--train-center", config["train_center"]]
+        parts += ["--raw", f"runs/{Path(config['raw_dir']).parent.name}/raw", "--test",
+                  f"runs/{Path(config['test_dir']).parent.name}/test", "--train-center", config["train_center"]]
     for field, option in _OPTIONS:
         value = config.get(field)
         if value == _QUICK_DEFAULTS[field]:
@@ -62,7 +62,7 @@ def command_line(run: Path, config: dict) -> str:
 def data_text(config: dict) -> str:
     """One sentence on the data: synthetic subjects per center, or each real center's cases."""
     if not config.get("raw_dir"):
-        return (f"{config['cases_per_center']} training and {config['test_cases_per_center']} test subjects "
+        return (f"Data: {config['cases_per_center']} training and {config['test_cases_per_center']} test subjects "
                 f"per synthetic center")
     parts = []
     for center in sorted(p.name for p in Path(config["raw_dir"]).iterdir() if (p / "dataset.json").is_file()):
@@ -70,7 +70,7 @@ def data_text(config: dict) -> str:
                   for d in ("raw_dir", "test_dir")]
         role = "training center" if center == config["train_center"] else "unseen center"
         parts.append(f"{center} ({role}): {counts[0]} training and {counts[1]} test volumes")
-    return "real data, " + "; ".join(parts) + " (`benchmarks/real_layout.py`)"
+    return "Real data: " + "; ".join(parts) + " (`benchmarks/real_layout.py`)"
 
 
 def copy_figures(run: Path, name: str) -> list[str]:
@@ -91,8 +91,9 @@ def section(run: Path, results: dict, figures: list[str]) -> str:
     seed_text = ", ".join(f"{column} {n}" for column, n in seeds.items())
     where = "real data" if config.get("raw_dir") else "synthetic centers"
     missing = results["cells"]["missing"]
+    most = max(seeds.values(), default=0)
     lines = [
-        f"## Table 5 at `{config['scale']}` scale, {max(seeds.values(), default=0)} seed(s) ({where}, "
+        f"## Table 5 at `{config['scale']}` scale, {most} seed{'s' if most != 1 else ''} ({where}, "
         f"{results.get('device', 'cpu').upper()})",
         "",
         f"`{command_line(run, config)}` (run again with N = 1, 2, ... so that seeds finish one after another; "
