@@ -23,6 +23,7 @@ from lgeseg.harmonization import (
 from lgeseg.harmonization.cyclegan import CycleGANConfig, read_info
 from lgeseg.harmonization.cyclegan_train import train_cyclegan
 from lgeseg.harmonization.histogram import HistogramReference, normalized_body_values
+from lgeseg.plan_and_preprocess import plan_and_preprocess
 from lgeseg.preprocessing import load_case_arrays, load_preprocessed
 from lgeseg.records import CaseGeometry
 from lgeseg.synth import generate_case
@@ -124,6 +125,20 @@ def test_reference_from_preprocessed_cases_uses_their_raw_images(preprocessed, r
 def test_reference_of_a_model_trained_on_two_folders_uses_the_cases_of_both(preprocessed, raw_centers, tmp_path):
     references = fit_reference_from_preprocessed(list(preprocessed), tmp_path / "m", datasets=["center1", "center2"])
     assert references == [fit_reference(_raw_images(raw_centers["center1"]) + _raw_images(raw_centers["center2"]))]
+
+
+def test_reference_skips_the_label_when_case_ids_end_in_four_digits(raw_centers, tmp_path):
+    raw = tmp_path / "raw" / "myops"  # MyoPS-style ids: labelsTr/myops_3016.nii.gz looks like channel 3016 of 'myops'
+    for sub in ("imagesTr", "labelsTr"):
+        (raw / sub).mkdir(parents=True)
+    (raw / "dataset.json").write_bytes((raw_centers["center2"] / "dataset.json").read_bytes())
+    for index, image in enumerate(sorted((raw_centers["center2"] / "imagesTr").glob("*_0000.nii.gz"))):
+        label = raw_centers["center2"] / "labelsTr" / image.name.replace("_0000", "")
+        (raw / "imagesTr" / f"myops_{3001 + index}_0000.nii.gz").write_bytes(image.read_bytes())
+        (raw / "labelsTr" / f"myops_{3001 + index}.nii.gz").write_bytes(label.read_bytes())
+    plan_and_preprocess([raw], tmp_path / "pre", preset="cpu")
+    references = fit_reference_from_preprocessed(tmp_path / "pre", tmp_path / "m")
+    assert references == [fit_reference(_raw_images(raw_centers["center2"]))]  # one channel, images only
 
 
 def test_histogram_cli_reports_a_missing_reference(tmp_path, capsys):

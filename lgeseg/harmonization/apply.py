@@ -251,13 +251,20 @@ def fit_reference_from_preprocessed(pre_dir: str | Path | Sequence[str | Path], 
     for record in records:
         if wanted is not None and record.case_id not in wanted:
             continue
-        images = [Path(f) for f in record.source_files if split_channel_suffix(f)[1] is not None]
+        images = [Path(f) for f in record.source_files if _is_image_of(f, record.case_id)]
         for path in images:
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: raw image of case {record.case_id} not found (moved?); fit the "
                                         f"reference from the images instead: lgeseg_harmonize fit-reference -i ...")
             by_channel.setdefault(channel_of(path), []).append(path)
     return _fit_and_write(by_channel, model_dir, landmarks, ", ".join(str(f) for f in folders))
+
+
+def _is_image_of(path: str | Path, case_id: str) -> bool:
+    """True for ``<case_id>_<4 digits>`` (an image channel), false for the label ``<case_id>`` even when the
+    case id itself ends in ``_<4 digits>`` (``myops_3016.nii.gz`` is a label, not channel 3016 of ``myops``)."""
+    case, channel = split_channel_suffix(path)
+    return channel is not None and case == case_id
 
 
 def fit_reference_from_files(input_path: str | Path, model_dir: str | Path,
