@@ -101,8 +101,8 @@ def section(run: Path, results: dict, figures: list[str]) -> str:
         f"{config['iterations_per_epoch']} iterations of the `cpu` preset's batch per model, fine-tuning on "
         f"{config['finetune_amount']} subjects for {config['finetune_epochs']} epochs, CycleGAN "
         f"{config['gan_epochs']} x {config['gan_iterations']} iterations. The {results['cells']['finished']} "
-        f"finished cells took {seconds['cells_total'] / 3600:.1f} hours of wall clock one after another, one "
-        f"torch thread each, on 2 cores shared with other work"
+        f"finished cells took {seconds['cells_total'] / 3600:.1f} hours (the sum of their wall-clock times), "
+        f"one torch thread each, on 2 cores shared with other work"
         + (f" ({len(missing)} cells of the grid not run yet)" if missing else "") + ". "
         f"Seeds per column: {seed_text}.",
         "",
