@@ -26,6 +26,7 @@ from pathlib import Path
 
 from _common import ROOT, publish_section
 
+from lgeseg.experiments.grid import make_config
 from lgeseg.experiments.summary import format_table
 
 IMAGES = ROOT / "docs" / "images"
@@ -34,9 +35,8 @@ _OPTIONS = (("experiments", "-e"), ("extra_augmentations", "--extra-augmentation
             ("block_counts", "--block-counts"), ("amounts", "--amounts"),
             ("combination_sizes", "--combination-sizes"), ("subjects_per_center", "--subjects-per-center"),
             ("epochs", "--epochs"))
-_QUICK_DEFAULTS = {"experiments": [1, 2, 3, 4], "extra_augmentations": [], "block_counts": [1, 3, 5],
-                   "amounts": ["1", "25%", "100%"], "combination_sizes": [1, 2, 3, 4], "subjects_per_center": None,
-                   "epochs": 20}
+#: The ``quick`` scale's settings as ``results.json`` records a config (lists, not tuples).
+_QUICK_DEFAULTS = make_config("quick", out_dir=Path("runs/quick")).to_dict()
 
 
 def seeds_per_column(table5: dict[str, dict[str, dict[str, float | int | None]]]) -> dict[str, int]:
