@@ -54,8 +54,8 @@ class Workspace:
 
 
 def _raw_data(config: ExperimentsConfig) -> list[Path]:
-    """The training datasets, one per center, after making (synthetic) or checking the test datasets of the
-    same names (``workspace_for``'s test folders)."""
+    """The training datasets, one per center; for synthetic centers the test datasets of the same names are
+    made too (in ``workspace_for``'s test folders)."""
     out = Path(config.out_dir)
     if config.raw_dir is None or config.test_dir is None:
         from lgeseg.synth import generate_multicenter  # deferred: SciPy, only for a synthetic run
@@ -66,12 +66,7 @@ def _raw_data(config: ExperimentsConfig) -> list[Path]:
         generate_multicenter(out / "test", config.test_cases_per_center, config.data_seed + 1, centers,
                              in_plane_size=config.in_plane_size)
         return train
-    train = sorted(p for p in Path(config.raw_dir).iterdir() if (p / "dataset.json").is_file())
-    test = [Path(config.test_dir) / p.name for p in train]
-    missing = [str(p) for p in test if not (p / "dataset.json").is_file()]
-    if missing:
-        raise FileNotFoundError(f"test_dir: no test dataset (dataset.json) for center(s) {', '.join(missing)}")
-    return train
+    return sorted(p for p in Path(config.raw_dir).iterdir() if (p / "dataset.json").is_file())
 
 
 def prepare(config: ExperimentsConfig) -> Workspace:
@@ -96,6 +91,9 @@ def prepare(config: ExperimentsConfig) -> Workspace:
     order = [config.train_center] + [n for n in names if n != config.train_center]
     raw = {p.name: p for p in train_raw}
     folders = workspace_for(config, order, device, num_encoder_blocks=0)  # the blocks: the plan's, below
+    missing = [str(p) for p in folders.test.values() if not (p / "dataset.json").is_file()]
+    if missing:
+        raise FileNotFoundError(f"test_dir: no test dataset (dataset.json) for center(s) {', '.join(missing)}")
     pre = folders.preprocessed
     for name in order:
         if (pre[name] / "plans.json").is_file():
