@@ -59,18 +59,50 @@ def command_line(run: Path, config: dict) -> str:
     return " ".join(parts + ["--seeds N"])
 
 
+def center_names(config: dict) -> list[str]:
+    """The run's centers: the real datasets under ``raw_dir``, else ``center<k>`` per synthetic center."""
+    if not config.get("raw_dir"):
+        return [f"center{k}" for k in config["synthetic_centers"]]
+    return sorted(p.name for p in Path(config["raw_dir"]).iterdir() if (p / "dataset.json").is_file())
+
+
 def data_text(config: dict) -> str:
     """One sentence on the data: synthetic subjects per center, or each real center's cases."""
     if not config.get("raw_dir"):
         return (f"Data: {config['cases_per_center']} training and {config['test_cases_per_center']} test subjects "
                 f"per synthetic center")
     parts = []
-    for center in sorted(p.name for p in Path(config["raw_dir"]).iterdir() if (p / "dataset.json").is_file()):
+    for center in center_names(config):
         counts = [json.loads((Path(config[d]) / center / "dataset.json").read_text())["numTraining"]
                   for d in ("raw_dir", "test_dir")]
         role = "training center" if center == config["train_center"] else "unseen center"
         parts.append(f"{center} ({role}): {counts[0]} training and {counts[1]} test volumes")
     return "Real data: " + "; ".join(parts) + " (`benchmarks/real_layout.py`)"
+
+
+def experiments_text(config: dict) -> str:
+    """``""`` for a run of all four experiments, else e.g. ``", experiment 4"`` for the section's heading."""
+    experiments = sorted(config["experiments"])
+    if experiments == [1, 2, 3, 4]:
+        return ""
+    return f", experiment{'s' if len(experiments) > 1 else ''} {', '.join(str(e) for e in experiments)}"
+
+
+def settings_text(config: dict) -> str:
+    """The training budget of the run's models: training, and fine-tuning (experiment 3) and CycleGAN
+    (experiment 2) only when the run has them."""
+    parts = [f"{config['epochs']} epochs x {config['iterations_per_epoch']} iterations of the `cpu` preset's batch "
+             f"per model"]
+    if 3 in config["experiments"]:
+        parts.append(f"fine-tuning on {config['finetune_amount']} subjects for {config['finetune_epochs']} epochs")
+    if 2 in config["experiments"] and "cyclegan" in config["harmonization"]:
+        parts.append(f"CycleGAN {config['gan_epochs']} x {config['gan_iterations']} iterations")
+    if 4 in config["experiments"]:
+        balance = (f"{config['subjects_per_center']} subjects of each" if config.get("subjects_per_center")
+                   else "all subjects, each center drawn with equal probability")
+        sizes = ", ".join(str(n) for n in config["combination_sizes"] if n <= len(center_names(config)))
+        parts.append(f"multi-center models on {sizes} centers ({balance})")
+    return ", ".join(parts)
 
 
 def copy_figures(run: Path, name: str) -> list[str]:
@@ -93,14 +125,12 @@ def section(run: Path, results: dict, figures: list[str]) -> str:
     missing = results["cells"]["missing"]
     most = max(seeds.values(), default=0)
     lines = [
-        f"## Table 5 at `{config['scale']}` scale, {most} seed{'s' if most != 1 else ''} ({where}, "
-        f"{results.get('device', 'cpu').upper()})",
+        f"## Table 5 at `{config['scale']}` scale{experiments_text(config)}, {most} seed{'s' if most != 1 else ''} "
+        f"({where}, {results.get('device', 'cpu').upper()})",
         "",
         f"`{command_line(run, config)}` (run again with N = 1, 2, ... so that seeds finish one after another; "
-        f"`benchmarks/paper_table5.py` writes this section). {data_text(config)}; {config['epochs']} epochs x "
-        f"{config['iterations_per_epoch']} iterations of the `cpu` preset's batch per model, fine-tuning on "
-        f"{config['finetune_amount']} subjects for {config['finetune_epochs']} epochs, CycleGAN "
-        f"{config['gan_epochs']} x {config['gan_iterations']} iterations. The {results['cells']['finished']} "
+        f"`benchmarks/paper_table5.py` writes this section). {data_text(config)}; {settings_text(config)}. "
+        f"The {results['cells']['finished']} "
         f"finished cells took {seconds['cells_total'] / 3600:.1f} hours (the sum of their wall-clock times), "
         f"one torch thread each, on 2 cores shared with other work"
         + (f" ({len(missing)} cells of the grid not run yet)" if missing else "") + ". "
