@@ -11,6 +11,8 @@ Usage::
 
     lgeseg_experiments -o runs/exp5 -e 1 2 3 --block-counts --amounts --epochs 10 --seeds 5
     python benchmarks/paper_table5.py --run runs/exp5
+    lgeseg_experiments -o runs/exp4 -e 4 --combination-sizes 2 --epochs 10 --seeds 5   # experiment 4 alone
+    python benchmarks/paper_table5.py --run runs/exp4 --marker paper_table5_e4 --images quick_e4
     python benchmarks/real_layout.py --out runs/exp_real_data     # real data: cine -> myops_lge
     lgeseg_experiments -o runs/exp_real --raw runs/exp_real_data/raw --test runs/exp_real_data/test \\
         --train-center cine --extra-augmentations lge_dg --epochs 10 --seeds 3
