@@ -28,6 +28,7 @@ from pathlib import Path
 
 from _common import ROOT, publish_section
 
+from lgeseg.experiments.cells import GRID_FILE, load_workspace
 from lgeseg.experiments.grid import make_config
 from lgeseg.experiments.summary import format_table
 
@@ -61,20 +62,18 @@ def command_line(run: Path, config: dict) -> str:
     return " ".join(parts + ["--seeds N"])
 
 
-def center_names(config: dict) -> list[str]:
-    """The run's centers: the real datasets under ``raw_dir``, else ``center<k>`` per synthetic center."""
-    if not config.get("raw_dir"):
-        return [f"center{k}" for k in config["synthetic_centers"]]
-    return sorted(p.name for p in Path(config["raw_dir"]).iterdir() if (p / "dataset.json").is_file())
+def center_names(run: Path) -> list[str]:
+    """The run's centers, sorted, as the runner recorded them in ``RUN/grid.json`` (its test datasets)."""
+    return sorted(load_workspace(run / GRID_FILE)[0].test)
 
 
-def data_text(config: dict) -> str:
+def data_text(config: dict, centers: list[str]) -> str:
     """One sentence on the data: synthetic subjects per center, or each real center's cases."""
     if not config.get("raw_dir"):
         return (f"Data: {config['cases_per_center']} training and {config['test_cases_per_center']} test subjects "
                 f"per synthetic center")
     parts = []
-    for center in center_names(config):
+    for center in centers:
         counts = [json.loads((Path(config[d]) / center / "dataset.json").read_text())["numTraining"]
                   for d in ("raw_dir", "test_dir")]
         role = "training center" if center == config["train_center"] else "unseen center"
@@ -90,7 +89,7 @@ def experiments_text(config: dict) -> str:
     return f", experiment{'s' if len(experiments) > 1 else ''} {', '.join(str(e) for e in experiments)}"
 
 
-def settings_text(config: dict) -> str:
+def settings_text(config: dict, centers: list[str]) -> str:
     """The training budget of the run's models: training, and fine-tuning (experiment 3) and CycleGAN
     (experiment 2) only when the run has them."""
     parts = [f"{config['epochs']} epochs x {config['iterations_per_epoch']} iterations of the `cpu` preset's batch "
@@ -102,7 +101,7 @@ def settings_text(config: dict) -> str:
     if 4 in config["experiments"]:
         balance = (f"{config['subjects_per_center']} subjects of each" if config.get("subjects_per_center")
                    else "all subjects, each center drawn with equal probability")
-        sizes = ", ".join(str(n) for n in config["combination_sizes"] if n <= len(center_names(config)))
+        sizes = ", ".join(str(n) for n in config["combination_sizes"] if n <= len(centers))
         parts.append(f"multi-center models on {sizes} centers ({balance})")
     return ", ".join(parts)
 
@@ -126,14 +125,15 @@ def section(run: Path, results: dict, figures: list[str]) -> str:
     where = "real data" if config.get("raw_dir") else "synthetic centers"
     missing = results["cells"]["missing"]
     most = max(seeds.values(), default=0)
+    centers = center_names(run)
     lines = [
         f"## Table 5 at `{config['scale']}` scale{experiments_text(config)}, {most} seed{'s' if most != 1 else ''} "
         f"({where}, {results.get('device', 'cpu').upper()})",
         "",
         f"`{command_line(run, config)}` (run again with N = 1, 2, ... so that seeds finish one after another; "
-        f"`benchmarks/paper_table5.py` writes this section). {data_text(config)}; {settings_text(config)}. "
-        f"The {results['cells']['finished']} "
-        f"finished cells took {seconds['cells_total'] / 3600:.1f} hours (the sum of their wall-clock times), "
+        f"`benchmarks/paper_table5.py` writes this section). {data_text(config, centers)}; "
+        f"{settings_text(config, centers)}. The {results['cells']['finished']} finished cells took "
+        f"{seconds['cells_total'] / 3600:.1f} hours (the sum of their wall-clock times), "
         f"one torch thread each, on 2 cores shared with other work"
         + (f" ({len(missing)} cells of the grid not run yet)" if missing else "") + ". "
         f"Seeds per column: {seed_text}.",
