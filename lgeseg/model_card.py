@@ -157,6 +157,7 @@ def format_model_card(card: dict[str, Any]) -> str:
         >>> import shutil; shutil.rmtree(tmp)
     """
     lines = [f"model: {card.get('model')} (lgeseg {card.get('lgeseg_version')})"]
+    lines += [f"{key}: {card[key]}" for key in ("description", "members", "size_mb") if key in card]
     for section in ("task", "training_data", "budget", "validation"):
         lines.append(f"{section.replace('_', ' ')}:")
         for key, value in card.get(section, {}).items():
@@ -164,4 +165,6 @@ def format_model_card(card: dict[str, Any]) -> str:
                 value = ["/".join(str(v) for v in source.values() if v is not None) for source in value]
             lines.append(f"  {key.replace('_', ' ')}: {_value(value)}")
     lines.append(f"intended use: {card.get('intended_use')}")
+    if "licence" in card:
+        lines.append(f"licence: {card['licence']}")
     return "\n".join(lines)

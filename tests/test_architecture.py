@@ -33,13 +33,13 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("building blocks", {"network", "planning", "preprocessing", "fingerprint", "augmentation", "evaluation",
                          "postprocessing"}),
     # the model-folder contract (model.json, plans.json, checkpoints) shared by the stages below
-    ("model folder", {"model_folder", "model_card", "model_archive"}),
+    ("model folder", {"model_folder", "model_card", "model_archive", "model_registry"}),
     # intensity harmonization (histogram reference, CycleGAN): training writes it, inference applies it
     ("harmonization", {"harmonization"}),
     # the two stages that use a model: training and inference
     ("stages", {"training", "inference", "report"}),
     # runs of several stages: validate -> fingerprint -> plan -> preprocess, the demo, the paper's experiments
-    ("orchestration", {"plan_and_preprocess", "experiments"}),
+    ("orchestration", {"plan_and_preprocess", "experiments", "self_training"}),
     # the thin command-line front ends and `python -m lgeseg`
     ("commands", {"cli", "__main__"}),
 ]

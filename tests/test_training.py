@@ -216,8 +216,9 @@ def test_paper_recipe_resolves_to_the_papers_numbers_and_default_names_its_extra
     default = get_recipe().to_dict()
     extras = {key for key in paper if paper[key] != default[key]}
     assert extras == {"name", "description", "iterations_per_epoch", "batch_size", "mixed_precision", "grad_clip",
-                      "foreground_fraction", "augmentation"}
+                      "foreground_fraction", "augmentation", "ema_fraction"}
     assert (default["iterations_per_epoch"], default["grad_clip"], default["foreground_fraction"]) == (250, 12.0, 0.33)
+    assert (paper["ema_fraction"], default["ema_fraction"]) == (None, 0.1)  # the model is the weight average
     assert default["augmentation"] == "lge_dg"  # chosen on real LGE (docs/augmentation.md, ablation)
 
 

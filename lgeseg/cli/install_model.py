@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import argparse
-import os
+import re
 from pathlib import Path
 
 from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.model_archive import install_model
+from lgeseg.model_registry import HOME_ENV, models_home
 
-#: Optional environment variable: lgeseg's home folder (models go to ``$LGESEG_HOME/models``).
-HOME_ENV = "LGESEG_HOME"
+#: What a model name may be: it is a folder name and typed after ``-m``.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-def default_destination(zip_path: str | Path) -> Path:
-    """``$LGESEG_HOME/models/<zip name without .zip>`` (``~/.lgeseg`` when ``LGESEG_HOME`` is unset)."""
-    home = Path(os.environ.get(HOME_ENV) or Path.home() / ".lgeseg")
-    return home / "models" / Path(zip_path).name.removesuffix(".zip")
+def default_destination(zip_path: str | Path, name: str | None = None) -> Path:
+    """``$LGESEG_HOME/models/<name or zip name without .zip>`` (``~/.lgeseg`` when ``LGESEG_HOME`` is unset)."""
+    return models_home() / (name or Path(zip_path).name.removesuffix(".zip"))
+
+
+def model_name(text: str) -> str:
+    """argparse type of ``--name``: letters, digits, ``.``, ``_``, ``-`` (no path separators)."""
+    if not NAME_PATTERN.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"a model name is 1-64 letters, digits, '.', '_' or '-' starting with a "
+                                         f"letter or digit, found {text!r}")
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dest", metavar="DEST", nargs="?", default=None,
                         help=f"model folder to create (default: ${HOME_ENV}/models/<zip name>, "
                              "~/.lgeseg/models/<zip name> without it)")
+    parser.add_argument("--name", type=model_name, default=None,
+                        help=f"install as ${HOME_ENV}/models/NAME, so that lgeseg_predict -m NAME finds it "
+                             "(default name: the zip's file name)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing DEST")
     add_verbose_flag(parser)
     args = parser.parse_args(argv)
@@ -36,10 +47,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    dest = Path(args.dest) if args.dest else default_destination(args.zip)
+    if args.dest and args.name:
+        raise ValueError(f"give DEST ({args.dest}) or --name ({args.name}), not both: --name installs into "
+                         f"{models_home()}")
+    dest = Path(args.dest) if args.dest else default_destination(args.zip, args.name)
     path = install_model(args.zip, dest, overwrite=args.overwrite)
-    print(f"installed {path}; predict with: lgeseg_predict -i IN -o OUT -m {path}  "
-          f"(see the model card: lgeseg_predict --model-info -m {path})")
+    spec = path.name if path.parent.resolve() == models_home().resolve() else str(path)
+    print(f"installed {path}; predict with: lgeseg_predict -i IN -o OUT -m {spec}  "
+          f"(see the model card: lgeseg_predict --model-info -m {spec})")
     return 0
 
 

@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "lgeseg_show_augmentations": "picture of one slice augmented many times",
     "lgeseg_train": "train a 2D U-Net from preprocessed data",
     "lgeseg_finetune": "fine-tune a trained model on a new center",
+    "lgeseg_adapt": "adapt a model to a new center from its unlabeled images (pseudo-labels)",
     "lgeseg_predict": "segment a folder of images with a model",
     "lgeseg_postprocess": "keep the largest connected component of predictions",
     "lgeseg_evaluate": "3D Dice, HD95 and volumes of predictions against references",

@@ -13,6 +13,7 @@ from lgeseg.inference.adaptation import ADAPT_METHODS, DEFAULT_LR, DEFAULT_STEPS
 from lgeseg.inference.predictor import fold_model_folders
 from lgeseg.inference.quality import read_quality_report, summary_text
 from lgeseg.model_card import format_model_card, model_card
+from lgeseg.model_registry import ensemble_card, format_model_list, list_models, resolve_model
 
 #: ``-chk`` values nnU-Net users type, and lgeseg's names for them.
 CHECKPOINTS = ("final", "best", "latest")
@@ -45,8 +46,9 @@ def _add_nnunet_style_options(parser: argparse.ArgumentParser) -> None:
 
 def _print_model_cards(parser: argparse.ArgumentParser, models: list[str], folds: list[str] | None) -> int:
     try:
+        cards = [format_model_card(card) for card in (ensemble_card(resolve_model(m).path) for m in models) if card]
         model_dirs = fold_model_folders(models, folds)
-        print("\n\n".join(format_model_card(model_card(model_dir)) for model_dir in model_dirs))
+        print("\n\n".join(cards + [format_model_card(model_card(model_dir)) for model_dir in model_dirs]))
     except (FileNotFoundError, ValueError) as err:
         parser.exit(1, f"lgeseg_predict: error: {err}\n")
     return 0
@@ -72,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-i", "--input", help="folder of images (required unless --model-info)")
     parser.add_argument("-o", "--output", help="output folder (not the input folder or inside it)")
     parser.add_argument("-m", "--model", action="append", default=[], dest="models",
-                        help="model folder; repeat (-m A -m B) to ensemble folds or seeds")
+                        help="model folder, ensemble folder (fold_<k> members) or the name of a shipped or installed "
+                             "model (lge-lv: see --list-models); repeat (-m A -m B) to ensemble folds or seeds")
+    parser.add_argument("--list-models", action="store_true",
+                        help="list the models callable by name (shipped with lgeseg and installed) and exit")
     parser.add_argument("--device", "-device", default=None,
                         help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     parser.add_argument("--no-mirroring", "--disable_tta", action="store_true",
@@ -122,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.list_series and args.input:
         return _print_series(parser, args.input)
+    if args.list_models:
+        print(format_model_list(list_models()))
+        return 0
     if not args.models:
         parser.error("-m/--model is required")
     if args.model_info:

@@ -53,6 +53,7 @@ from lgeseg.inference.quality import (
 )
 from lgeseg.inference.sliding_window import predict_slices, prepare_for_inference
 from lgeseg.model_folder import LoadedModel, find_checkpoint, load_model
+from lgeseg.model_registry import resolve_model, resolve_model_folders
 from lgeseg.postprocessing import apply_postprocessing
 from lgeseg.records import CaseGeometry, PreprocessedCase, load_json, save_json
 
@@ -102,32 +103,36 @@ def load_models(model_dirs: Sequence[str | Path], device: torch.device, checkpoi
 
 
 def fold_model_folders(model_dirs: Sequence[str | Path], folds: Sequence[str] | None) -> list[Path]:
-    """The model folders to ensemble when folds are named (nnU-Net's ``-f 0 1 2``).
+    """The model folders to ensemble: ``-m`` names and folders resolved, folds picked (nnU-Net's ``-f 0 1 2``).
 
     Args:
-        model_dirs: folders given with ``-m``.
-        folds: fold names (``"0"``, ``"1"``, ..., ``"all"``) or None (use ``model_dirs`` as they are).
+        model_dirs: what ``-m`` gave: model folders, ensemble folders (``fold_<k>`` members) or the
+            names of installed or shipped models (``lge-lv``; ``lgeseg.model_registry``).
+        folds: fold names (``"0"``, ``"1"``, ..., ``"all"``) or None (every member of each).
 
     Returns:
-        For each model folder and fold, ``MODEL/fold_<k>`` (nnU-Net's layout, e.g. ``lgeseg_train -o
-        MODEL/fold_0 --fold 0``). Raises ``FileNotFoundError`` naming the missing ``fold_<k>`` folder.
+        Without folds, every member model folder of each spec; with folds, ``MODEL/fold_<k>`` for each
+        spec and fold. Raises ``FileNotFoundError`` naming the missing folder, fold or name.
 
     Example:
         >>> import tempfile
+        >>> from lgeseg.model_folder import write_untrained_model
         >>> tmp = tempfile.TemporaryDirectory()
         >>> for fold in (0, 1):
-        ...     (Path(tmp.name) / f"fold_{fold}").mkdir()
-        >>> [p.name for p in fold_model_folders([tmp.name], ["0", "1"])], fold_model_folders(["m1"], None)
-        (['fold_0', 'fold_1'], [PosixPath('m1')])
+        ...     _ = write_untrained_model(Path(tmp.name) / f"fold_{fold}", seed=fold)
+        >>> chosen, every = fold_model_folders([tmp.name], ["1"]), fold_model_folders([tmp.name], None)
+        >>> [p.name for p in chosen], [p.name for p in every]
+        (['fold_1'], ['fold_0', 'fold_1'])
         >>> fold_model_folders([tmp.name], ["2"])
         Traceback (most recent call last):
         FileNotFoundError: .../fold_2: fold 2 not found in ... (-f names the fold_<k> subfolders of each -m folder; ...
         >>> tmp.cleanup()
     """
     if not folds:
-        return [Path(m) for m in model_dirs]
+        return resolve_model_folders(list(model_dirs))
     found = []
-    for model_dir in model_dirs:
+    for spec in model_dirs:
+        model_dir = resolve_model(spec).path
         for fold in folds:
             folder = Path(model_dir) / f"fold_{fold}"
             if not folder.is_dir():
@@ -404,7 +409,9 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
         input_dir: images (.nii.gz, .nii, .mha, .nrrd), ``<case>_0000.<ending>`` (channels _0000, _0001, ...)
             or ``<case>.<ending>`` for one channel.
         output_dir: destination; must not be ``input_dir`` or inside it.
-        model_dirs: one model folder, or several (folds, seeds) to ensemble by averaging probabilities.
+        model_dirs: one model folder, or several (folds, seeds) to ensemble by averaging probabilities;
+            an ensemble folder (``fold_<k>`` members) or the name of a shipped or installed model
+            (``"lge-lv"``, ``lgeseg.model_registry``) stands for all its members.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ... (None: CUDA when available).
         mirroring: in-plane flip test-time augmentation (4 passes per tile).
         save_probabilities: also write ``<case>.npz`` (``probabilities`` float32 (K, Z, Y, X)) and
@@ -468,7 +475,7 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
     check_folders(input_dir, output_dir)
     if postprocess is not None:
         apply_postprocessing(np.zeros((1, 1, 1), np.uint8), postprocess)  # names the valid choices if unknown
-    models = load_models(model_dirs, resolve_device(device), checkpoint)
+    models = load_models(resolve_model_folders(list(model_dirs)), resolve_device(device), checkpoint)
     variant = postprocess or models[0].info.postprocessing
     labels = models[0].plan.labels
     if save_probabilities:

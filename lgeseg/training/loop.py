@@ -11,6 +11,7 @@ In a data-parallel run each process does this on its share of the batch (``distr
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import math
@@ -54,6 +55,10 @@ class TrainingState:
             ``lr``, ``seconds``, ``data_wait_fraction``).
         rank: this process's rank in a data-parallel run (0 alone); it offsets the sampling seeds.
         step_graph: replays the whole step as a CUDA graph (``config.cuda_graph`` on CUDA); None: eager steps.
+        averaged: a copy of ``network`` holding the exponential moving average of its weights
+            (``config.ema_fraction``); validation, ``checkpoint_best.pt`` and ``checkpoint_final.pt`` use
+            it. None: no averaging, the last weights are the model.
+        averaged_steps: optimizer steps folded into ``averaged`` so far.
     """
 
     config: TrainConfig
@@ -68,6 +73,13 @@ class TrainingState:
     history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     rank: int = 0
     step_graph: StepGraph | None = None
+    averaged: torch.nn.Module | None = None
+    averaged_steps: int = 0
+
+    @property
+    def model_network(self) -> torch.nn.Module:
+        """The weights that are the model: the moving average when the recipe keeps one, else the network."""
+        return self.averaged if self.averaged is not None else self.network
 
 
 @dataclasses.dataclass
@@ -135,8 +147,55 @@ def build_state(config: TrainConfig, plan: Plan, device: torch.device,
     step_network = wrap_data_parallel(network, device, distributed)
     if use_compile(config, device):
         step_network = torch.compile(step_network, mode=config.compile_mode)
+    averaged = copy.deepcopy(network).requires_grad_(False) if config.ema_fraction else None
     return TrainingState(config, device, network, step_network, optimizer, loss_fn, trainable, rank=distributed.rank,
-                         step_graph=step_graph)
+                         step_graph=step_graph, averaged=averaged)
+
+
+def average_decay(config: TrainConfig, steps_done: int) -> float:
+    """Decay of the weight average for the next step: a plain running mean until ``steps_done`` reaches
+    the time constant (``ema_fraction`` of all ``epochs * iterations_per_epoch`` steps), then fixed.
+
+    The early running mean keeps the first, poor weights from dominating a short run; after it the
+    average forgets with a time constant of ``ema_fraction`` of the training (SWAD's flat-minimum
+    averaging for domain generalization, as an exponential average).
+
+    Example:
+        >>> from lgeseg.training.recipes import get_recipe
+        >>> config = get_recipe("default", epochs=20, iterations_per_epoch=50)  # 1000 steps, ema_fraction 0.1
+        >>> average_decay(config, 0), average_decay(config, 9), average_decay(config, 500)
+        (0.0, 0.9, 0.99)
+    """
+    iterations = config.iterations_per_epoch or 1
+    time_constant = max(1.0, float(config.ema_fraction or 0.0) * config.epochs * iterations)
+    return min(1.0 - 1.0 / time_constant, steps_done / (steps_done + 1.0))
+
+
+@torch.no_grad()
+def update_average(state: TrainingState) -> None:
+    """Fold the network's current weights into ``state.averaged`` (nothing without one).
+
+    Example:
+        >>> from lgeseg.planning import small_plan
+        >>> from lgeseg.training.recipes import get_recipe
+        >>> state = build_state(get_recipe("default", epochs=1, iterations_per_epoch=10), small_plan(),
+        ...                     torch.device("cpu"))
+        >>> with torch.no_grad():
+        ...     _ = [p.add_(1.0) for p in state.network.parameters()]  # as if a step moved every weight by 1
+        >>> update_average(state)  # the first step: the average is those weights
+        >>> first = next(state.network.parameters())
+        >>> bool(torch.equal(next(state.averaged.parameters()), first)), state.averaged_steps
+        (True, 1)
+    """
+    if state.averaged is None:
+        return
+    decay = average_decay(state.config, state.averaged_steps)
+    averaged = list(state.averaged.parameters())
+    current = [p.detach() for p in state.network.parameters()]
+    torch._foreach_lerp_(averaged, current, 1.0 - decay)
+    for target, source in zip(state.averaged.buffers(), state.network.buffers(), strict=True):
+        target.copy_(source)
+    state.averaged_steps += 1
 
 
 def _step_graph(config: TrainConfig, device: torch.device, distributed: DistributedContext) -> StepGraph | None:
@@ -174,12 +233,15 @@ def train_step(state: TrainingState, images: torch.Tensor, labels: torch.Tensor)
     if state.device.type == "cuda" and state.config.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     if state.step_graph is not None:
-        return state.step_graph.step(state.optimizer, lambda x, y: _optimize(state, x, y), images, labels)
-    if state.device.type == "cuda" and use_compile(state.config, state.device) \
-            and state.config.compile_mode in CUDA_GRAPH_MODES:
-        torch.compiler.cudagraph_mark_step_begin()  # a new training step: earlier graph outputs may be overwritten
-    state.optimizer.zero_grad(set_to_none=True)
-    return _optimize(state, images, labels)
+        loss = state.step_graph.step(state.optimizer, lambda x, y: _optimize(state, x, y), images, labels)
+    else:
+        if state.device.type == "cuda" and use_compile(state.config, state.device) \
+                and state.config.compile_mode in CUDA_GRAPH_MODES:
+            torch.compiler.cudagraph_mark_step_begin()  # a new training step: earlier graph outputs may be overwritten
+        state.optimizer.zero_grad(set_to_none=True)
+        loss = _optimize(state, images, labels)
+    update_average(state)
+    return loss
 
 
 def _optimize(state: TrainingState, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -281,6 +343,10 @@ def _append_sample_log(path: Path, epoch: int, drawn: dict[int, list[str]]) -> N
 def checkpoint_payload(state: TrainingState, with_optimizer: bool) -> dict[str, Any]:
     """Plain-data checkpoint of ``state`` (tensors, numbers, strings, lists, dicts only).
 
+    Without the optimizer (``checkpoint_best.pt``, ``checkpoint_final.pt``: the model) ``network`` holds
+    the averaged weights when the recipe keeps an average; with it (``checkpoint_latest.pt``: the state
+    to resume) ``network`` holds the last weights and ``averaged`` the average.
+
     Example:
         >>> from lgeseg.planning import small_plan
         >>> from lgeseg.training.recipes import get_recipe
@@ -289,8 +355,9 @@ def checkpoint_payload(state: TrainingState, with_optimizer: bool) -> dict[str, 
         >>> sorted(checkpoint_payload(state, with_optimizer=False))
         ['best_dice', 'config', 'epoch', 'history', 'network', 'trainable']
     """
+    model = state.network if with_optimizer else state.model_network
     payload: dict[str, Any] = {
-        "network": state.network.state_dict(),
+        "network": model.state_dict(),
         "epoch": state.epoch,
         "best_dice": state.best_dice,
         "history": state.history,
@@ -300,6 +367,9 @@ def checkpoint_payload(state: TrainingState, with_optimizer: bool) -> dict[str, 
     if with_optimizer:
         payload["optimizer"] = state.optimizer.state_dict()
         payload["torch_rng"] = torch.get_rng_state()
+        if state.averaged is not None:
+            payload["averaged"] = state.averaged.state_dict()
+            payload["averaged_steps"] = state.averaged_steps
     return payload
 
 
@@ -346,6 +416,9 @@ def restore_state(state: TrainingState, path: str | Path) -> None:
     if "optimizer" not in payload:
         raise ValueError(f"{path}: has no optimizer state, cannot resume from it (use checkpoint_latest.pt)")
     state.network.load_state_dict(payload["network"])
+    if state.averaged is not None:
+        state.averaged.load_state_dict(payload.get("averaged", payload["network"]))
+        state.averaged_steps = int(payload.get("averaged_steps", 0))
     state.optimizer.load_state_dict(payload["optimizer"])
     set_capturable(state.optimizer, state.step_graph is not None)
     if state.step_graph is not None:

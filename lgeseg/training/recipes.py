@@ -72,6 +72,10 @@ class TrainConfig(JsonRecord):
         crop_margin: crops are ``patch * crop_margin`` voxels, room for rotation and scaling.
         grad_clip: clip the gradient norm to this (None: no clipping).
         dice_smooth: smoothing term of the soft Dice.
+        ema_fraction: keep an exponential moving average of the weights whose time constant is this
+            fraction of all training steps; the average is the model (validation, best and final
+            checkpoints). It smooths the last, noisy steps of a constant learning rate, which decide how a
+            model does on unseen centers (docs/training.md). None or 0: the last weights are the model.
         max_minutes: wall-clock budget of one invocation; training ends (as if finished) after the
             epoch that crosses it. None: no limit.
     """
@@ -104,6 +108,7 @@ class TrainConfig(JsonRecord):
     crop_margin: float = 1.5
     grad_clip: float | None = 12.0
     dice_smooth: float = 1e-5
+    ema_fraction: float | None = None
     max_minutes: float | None = None
 
     def __post_init__(self) -> None:
@@ -148,6 +153,8 @@ def _problems(config: TrainConfig) -> list[str]:
         (c.grad_clip is None or is_number(c.grad_clip, positive=True),
          f"grad_clip must be a number > 0 or null, found {c.grad_clip!r}"),
         (is_number(c.dice_smooth, 0), f"dice_smooth must be a number >= 0, found {c.dice_smooth!r}"),
+        (c.ema_fraction is None or is_number(c.ema_fraction, 0, 1),
+         f"ema_fraction must be a number in [0, 1] or null, found {c.ema_fraction!r}"),
         (c.max_minutes is None or is_number(c.max_minutes, positive=True),
          f"max_minutes must be a number > 0 or null, found {c.max_minutes!r}"),
         (c.compile_mode in COMPILE_MODES,

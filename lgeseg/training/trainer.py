@@ -193,7 +193,7 @@ def _train_epochs(state: TrainingState, run: _Run, resume: bool) -> None:
         if not main:
             state.epoch += 1
             continue
-        result = validate(state.network, run.val_cases, run.data.plan.labels, run.divisor, state.device,
+        result = validate(state.model_network, run.val_cases, run.data.plan.labels, run.divisor, state.device,
                           config.batch_size, config.mixed_precision)
         _end_epoch(state, run, stats, result)
     if main:
@@ -399,7 +399,7 @@ def _finish(state: TrainingState, run: _Run, result: ValidationResult | None) ->
     save_state(state, run.model_dir / "checkpoint_final.pt", with_optimizer=False)
     if result is None:  # resumed a finished run: validate the final weights once
         config = state.config
-        result = validate(state.network, run.val_cases, run.data.plan.labels, run.divisor, state.device,
+        result = validate(state.model_network, run.val_cases, run.data.plan.labels, run.divisor, state.device,
                           config.batch_size, config.mixed_precision)
     labels = [v for v in run.data.plan.labels.values() if v != 0]
     postprocessing = select_postprocessing(result.predictions, [c.label for c in run.val_cases], labels)

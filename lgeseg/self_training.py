@@ -1,0 +1,217 @@
+"""Adapting a model to a new hospital from its unlabeled scans: self-training on quality-checked pseudo-labels.
+
+``adapt_to_center(model, images, out)`` (what ``lgeseg_adapt`` runs):
+
+1. the model (every member of an ensemble, with mirroring) segments the new center's images into
+   ``out/pseudo_labels`` and checks each case (``inference.quality``: mirror disagreement, missing
+   myocardium, thin wall, implausible volume, empty prediction);
+2. cases the check flags are dropped: a wrong pseudo-label would teach the model its own mistake;
+3. the kept images with their pseudo-labels become a raw dataset (``out/raw``), preprocessed with
+   the model's plans (``out/pre``);
+4. each member is fine-tuned (all blocks, the parent's recipe and augmentation, a weight average as
+   the model) on the pseudo-labelled cases, mixed half and half with the labelled ``source`` data
+   when it is given, so that it learns the new center's appearance without forgetting the anatomy;
+5. ``out/fold_<k>`` are the adapted members: ``lgeseg_predict -m out`` uses them all, and
+   ``out/adaptation.json`` records the teacher, the kept and dropped cases and the settings.
+
+The new center's images are only read; nothing is written next to them.
+
+Usage (a trained model and a folder of the new center's images)::
+
+    from lgeseg.self_training import adapt_to_center
+    adapt_to_center("lge-lv-cine", "new_center/images", "models/adapted", source=["pre/cine"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from lgeseg import __version__, io
+from lgeseg.errors import OutputConflictError
+from lgeseg.inference import predict_folder
+from lgeseg.inference.inputs import list_input_cases, read_case
+from lgeseg.inference.predictor import output_ending
+from lgeseg.inference.quality import CaseQuality, read_quality_report
+from lgeseg.model_folder import read_model_metadata
+from lgeseg.model_registry import resolve_model
+from lgeseg.plan_and_preprocess import plan_and_preprocess
+from lgeseg.records import load_json, save_json
+from lgeseg.training.finetune import finetune
+
+log = logging.getLogger(__name__)
+
+#: The record that makes a folder an adaptation output (and lets a rerun continue it).
+RECORD = "adaptation.json"
+#: Name of the new center's dataset inside ``out/raw`` and ``out/pre``.
+TARGET_DATASET = "target"
+#: Default fine-tuning budget per member: epochs x iterations (half the README training budget).
+DEFAULT_EPOCHS = 5
+DEFAULT_ITERATIONS = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class PseudoLabelChoice:
+    """Which pseudo-labelled cases train the student.
+
+    Attributes:
+        kept: case ids whose prediction passed every quality check.
+        dropped: case id -> the failed checks (``CaseQuality.reasons``).
+    """
+
+    kept: tuple[str, ...]
+    dropped: dict[str, tuple[str, ...]]
+
+
+def choose_pseudo_labels(records: Sequence[CaseQuality], min_cases: int = 1) -> PseudoLabelChoice:
+    """Keep the cases no quality check flagged; raise ``ValueError`` when fewer than ``min_cases`` remain.
+
+    Example:
+        >>> import numpy as np
+        >>> from lgeseg.inference.quality import assess_segmentation
+        >>> ring = np.zeros((2, 64, 64), np.uint8)
+        >>> ring[:, 12:52, 12:52] = 2
+        >>> ring[:, 20:44, 20:44] = 1
+        >>> records = [assess_segmentation(ring, (8.0, 1.5, 1.5), "good", blood_label=1, myocardium_label=2),
+        ...            assess_segmentation(np.zeros((2, 64, 64), np.uint8), (8.0, 1.5, 1.5), "empty")]
+        >>> choice = choose_pseudo_labels(records)
+        >>> choice.kept, choice.dropped
+        (('good',), {'empty': ('no_foreground',)})
+    """
+    kept = tuple(r.case_id for r in records if not r.flagged)
+    dropped = {r.case_id: tuple(r.reasons) for r in records if r.flagged}
+    if len(kept) < min_cases:
+        raise ValueError(f"only {len(kept)} of {len(records)} pseudo-labelled case(s) passed the quality checks "
+                         f"(at least {min_cases} needed); the model is too far from this center to teach itself: "
+                         "annotate a few cases and use lgeseg_finetune")
+    return PseudoLabelChoice(kept, dropped)
+
+
+def write_pseudo_dataset(images_dir: Path, labels_dir: Path, case_ids: Sequence[str], out_dir: Path,
+                         labels: dict[str, int], channel_names: dict[str, str]) -> Path:
+    """A raw dataset (nnU-Net layout) of ``case_ids``: their images (as NIfTI) and pseudo-label maps.
+
+    Args:
+        images_dir: the new center's image folder (files or DICOM series, as ``lgeseg_predict`` reads it).
+        labels_dir: the pseudo-labels, ``<case>.<ending>`` as ``lgeseg_predict`` wrote them.
+        case_ids: the cases to include.
+        out_dir: the dataset folder to write (``imagesTr``, ``labelsTr``, ``dataset.json``).
+        labels, channel_names: the model's, written into ``dataset.json``.
+
+    Returns ``out_dir``.
+
+    Usage (after ``lgeseg_predict -i new_center -o pseudo -m MODEL``)::
+
+        write_pseudo_dataset(Path("new_center"), Path("pseudo"), ["p1", "p2"], Path("raw/target"),
+                             {"background": 0, "blood_pool": 1, "myocardium": 2}, {"0": "LGE"})
+    """
+    cases = {case.case_id: case for case in list_input_cases(images_dir)}
+    for sub in ("imagesTr", "labelsTr"):
+        (out_dir / sub).mkdir(parents=True, exist_ok=True)
+    for case_id in case_ids:
+        image, geometry = read_case(cases[case_id])
+        for channel, array in enumerate(image):
+            io.write_image(out_dir / "imagesTr" / f"{case_id}_{channel:04d}.nii.gz", array, geometry)
+        label, _ = io.read_label(labels_dir / f"{case_id}{output_ending(cases[case_id])}")
+        io.write_label(out_dir / "labelsTr" / f"{case_id}.nii.gz", label, geometry)
+    save_json({"name": TARGET_DATASET, "description": f"pseudo-labels of {images_dir} (lgeseg_adapt)",
+               "channel_names": channel_names, "labels": labels, "numTraining": len(case_ids),
+               "file_ending": ".nii.gz"}, out_dir / "dataset.json")
+    return out_dir
+
+
+def check_output(out_dir: Path, images_dir: Path, overwrite: bool) -> None:
+    """Refuse an output folder that holds anything but an earlier adaptation, or one inside the images.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> (tmp / "mine").mkdir(); _ = (tmp / "mine" / "notes.txt").write_text("keep")
+        >>> check_output(tmp / "new", tmp / "images", overwrite=False)  # a new folder is fine
+        >>> check_output(tmp / "mine", tmp / "images", overwrite=False)
+        Traceback (most recent call last):
+        lgeseg.errors.OutputConflictError: .../mine: exists and is not an lgeseg_adapt output (no adaptation.json); ...
+        >>> import shutil; shutil.rmtree(tmp)
+    """
+    out, images = out_dir.resolve(), images_dir.resolve()
+    if out == images or images in out.parents:
+        raise OutputConflictError(f"{out_dir}: the output folder must not be the image folder or inside it "
+                                  f"({images_dir}); choose another -o")
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / RECORD).is_file():
+        raise OutputConflictError(f"{out_dir}: exists and is not an lgeseg_adapt output (no {RECORD}); "
+                                  "choose a new -o (nothing was changed)")
+    if (out_dir / RECORD).is_file() and not overwrite:
+        record = load_json(out_dir / RECORD)
+        if record.get("finished"):
+            raise OutputConflictError(f"{out_dir}: holds a finished adaptation; use --overwrite to redo it")
+
+
+def adapt_to_center(model: str | Path, images_dir: str | Path, out_dir: str | Path,
+                    source: Sequence[str | Path] = (), epochs: int = DEFAULT_EPOCHS,
+                    iterations_per_epoch: int = DEFAULT_ITERATIONS, lr: float | None = None,
+                    trainable: str = "all", device: str | None = None, seed: int = 0,
+                    keep_flagged: bool = False, overwrite: bool = False) -> Path:
+    """Self-train ``model`` on the unlabeled images of a new center; returns the adapted ensemble folder.
+
+    Args:
+        model: model folder, ensemble folder or name (``lge-lv``); every member is adapted.
+        images_dir: the new center's images (as ``lgeseg_predict -i`` takes them); never written to.
+        out_dir: folder to create: pseudo-labels, their dataset, and the adapted members ``fold_<k>``.
+        source: preprocessed folders of labelled data made with the model's plans (e.g. its training
+            data), mixed into every batch; none: pseudo-labels only.
+        epochs, iterations_per_epoch: fine-tuning budget per member.
+        lr: learning rate (default: the model's recipe's).
+        trainable: ``"all"``, ``"encoder:K"`` or ``"decoder:K"``.
+        device: ``"cpu"``, ``"cuda"``, ... (None: the best available).
+        seed: seeds fine-tuning.
+        keep_flagged: train on every pseudo-label, flagged ones too (not recommended: for a center where
+            the checks flag nearly everything, e.g. unusual anatomy).
+        overwrite: redo a finished adaptation in ``out_dir``.
+
+    Raises ``OutputConflictError`` for an output folder that is not an adaptation's, ``ValueError``
+    when no pseudo-label passes the quality checks, and the errors of prediction and fine-tuning.
+
+    Usage (``lgeseg_adapt -m lge-lv-cine -i new_center -o models/adapted -s pre/cine`` is the same call)::
+
+        adapted = adapt_to_center("lge-lv-cine", "new_center", "models/adapted", source=["pre/cine"])
+        predict_folder("new_center", "predictions", [adapted])
+    """
+    images_dir, out_dir = Path(images_dir), Path(out_dir)
+    if not images_dir.is_dir():
+        raise FileNotFoundError(f"{images_dir}: image folder not found")
+    check_output(out_dir, images_dir, overwrite)
+    teacher = resolve_model(model)
+    _, info = read_model_metadata(teacher.members[0])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = {"lgeseg_version": __version__, "teacher": str(teacher.path), "teacher_members": len(teacher.members),
+              "images": str(images_dir.resolve()), "source": [str(Path(s).resolve()) for s in source],
+              "epochs": epochs, "iterations_per_epoch": iterations_per_epoch, "lr": lr, "trainable": trainable,
+              "seed": seed, "keep_flagged": keep_flagged, "finished": False}
+    save_json(record, out_dir / RECORD)
+    pseudo = out_dir / "pseudo_labels"
+    predict_folder(images_dir, pseudo, list(teacher.members), device=device, mirroring=True, overwrite=overwrite)
+    records = read_quality_report(pseudo)
+    choice = choose_pseudo_labels([dataclasses.replace(r, flagged=False) for r in records] if keep_flagged
+                                  else records)
+    log.info("pseudo-labels: %d case(s) kept, %d dropped by the quality checks (%s)", len(choice.kept),
+             len(choice.dropped), ", ".join(f"{c}: {'/'.join(r)}" for c, r in choice.dropped.items()) or "none")
+    raw = write_pseudo_dataset(images_dir, pseudo, choice.kept, out_dir / "raw" / TARGET_DATASET,
+                               dict(info.labels), dict(info.channel_names))
+    pre = out_dir / "pre"
+    if not (pre / "plans.json").is_file() or overwrite:
+        plan_and_preprocess([raw], pre, plans_from=teacher.members[0])
+    record.update(kept=list(choice.kept), dropped={c: list(r) for c, r in choice.dropped.items()})
+    save_json(record, out_dir / RECORD)
+    for k, member in enumerate(teacher.members):
+        student = out_dir / f"fold_{k}"
+        if (student / "checkpoint_final.pt").is_file() and not overwrite:
+            continue
+        resume = (student / "checkpoint_latest.pt").is_file() and not overwrite
+        finetune(member, [pre, *[Path(s) for s in source]], student, trainable=trainable, epochs=epochs, lr=lr,
+                 seed=seed + k, resume=resume, overwrite=overwrite and student.exists(),
+                 iterations_per_epoch=iterations_per_epoch, device=device)
+    record["finished"] = True
+    save_json(record, out_dir / RECORD)
+    return out_dir
