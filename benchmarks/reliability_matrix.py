@@ -304,6 +304,14 @@ def predict_folder_rows(ctx: Context) -> list[Row]:
     return rows
 
 
+def issue24_rows(ctx: Context) -> list[Row]:
+    """The rows of issue 24 (reliability II), kept in their own modules: commands that write, and inputs."""
+    import reliability_inputs  # deferred: they import this module's Row, Context and runners
+    import reliability_writes
+
+    return reliability_writes.rows(ctx) + reliability_inputs.rows(ctx)
+
+
 def write_table(rows: list[Row], path: Path, seconds: float) -> None:
     """Replace the generated part of ``path`` (from ``## Planted-defect matrix``) with ``rows``."""
     handled = sum(r.handled for r in rows)
@@ -336,7 +344,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         ctx = build_context(args.work or Path(tmp))
         rows = image_rows(ctx) + constant_rows(ctx) + plan_rows(ctx) + model_folder_rows(ctx) \
-            + predict_folder_rows(ctx)
+            + predict_folder_rows(ctx) + issue24_rows(ctx)
     write_table(rows, args.out, time.monotonic() - started)
     for r in rows:
         print(f"{'ok ' if r.handled else 'NO '} {r.command:<28} {r.defect}: exit {r.code}: {r.message}")
