@@ -11,13 +11,21 @@ total size beyond a limit (zip bombs), files that differ from the manifest, JSON
 parse, and checkpoints that do not load with ``torch.load(weights_only=True)`` (a pickle that could
 run code). It unpacks into a hidden folder beside ``DEST``, builds the network from the plans with
 the weights, and only then renames the folder to ``DEST``: an archive is installed whole or not at all.
+
+Neither command destroys what the user has. ``export_model`` reads the model folder only (the model
+card goes into the zip's ``model.json``, so a read-only folder exports) and refuses an existing zip
+unless ``overwrite`` and a zip inside the model folder. ``install_model --overwrite`` replaces only a
+model folder (``model.json`` and nothing but a model's files), never a folder holding the zip; the
+staging folders of a killed install (``.<DEST>.lgeseg-install-<pid>-*``) are removed by the next one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -27,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from lgeseg.atomic import atomic_output
-from lgeseg.model_card import write_model_card
+from lgeseg.errors import OutputConflictError
+from lgeseg.model_card import build_model_card
 
 #: Files a model folder may hand on, besides the checkpoints.
 METADATA_FILES: tuple[str, ...] = ("model.json", "plans.json", "fingerprint.json", "splits.json",
@@ -37,6 +46,8 @@ CHECKPOINT_FILES: tuple[str, ...] = ("checkpoint_final.pt", "checkpoint_best.pt"
 MANIFEST = "manifest.json"
 #: Largest total unpacked size accepted by ``install_model`` (bytes).
 MAX_UNPACKED_BYTES = 4 * 1024**3
+#: ``install_model``'s staging folders beside DEST: ``.<DEST name>.lgeseg-install-<pid>-<mkdtemp's 8 characters>``.
+STAGING_TAG = "lgeseg-install"
 
 
 def _sha256(path: Path) -> str:
@@ -48,20 +59,21 @@ def _sha256(path: Path) -> str:
 
 
 def export_model(model_dir: str | Path, zip_path: str | Path, checkpoints: Iterable[str] = ("final",),
-                 intended_use: str | None = None) -> Path:
-    """Pack a model folder into one zip that ``install_model`` accepts.
+                 intended_use: str | None = None, overwrite: bool = False) -> Path:
+    """Pack a model folder into one zip that ``install_model`` accepts; the model folder is only read.
 
     Args:
-        model_dir: a trained model folder.
-        zip_path: the zip to write (atomically).
+        model_dir: a trained model folder (it may be read-only).
+        zip_path: the zip to write (atomically); not inside ``model_dir``.
         checkpoints: which weights to include (``final``, ``best``, ``latest``); ``final`` falls back to
             best, then latest, as prediction does. ``latest`` also carries the optimizer state.
         intended_use: free text for the model card; None keeps the card's (or the default) text.
+        overwrite: replace an existing ``zip_path`` (otherwise an ``OutputConflictError``).
 
     Returns:
         ``zip_path``. Raises ``FileNotFoundError``/``ValueError`` naming the folder or file when the
-        model is incomplete or a checkpoint is not plain weights. The model card in ``model.json``
-        is written (or refreshed) first, so the archive always carries one.
+        model is incomplete or a checkpoint is not plain weights. The zip's ``model.json`` carries the
+        model card, built (or refreshed) for the archive; the folder's own ``model.json`` is not rewritten.
 
     Example:
         >>> import tempfile
@@ -71,26 +83,51 @@ def export_model(model_dir: str | Path, zip_path: str | Path, checkpoints: Itera
         >>> zip_path = export_model(model_dir, tmp / "model.zip")
         >>> sorted(entry.filename for entry in check_archive(zip_path))
         ['checkpoint_final.pt', 'manifest.json', 'model.json', 'plans.json']
+        >>> export_model(model_dir, tmp / "model.zip")
+        Traceback (most recent call last):
+        lgeseg.errors.OutputConflictError: .../model.zip: already exists; use --overwrite to replace it, ...
         >>> shutil.rmtree(tmp)
     """
     # deferred: model_folder loads torch; lgeseg_export_model and lgeseg_install_model --help start without it
-    from lgeseg.model_folder import find_checkpoint, load_checkpoint
+    from lgeseg.model_folder import find_checkpoint, load_checkpoint, read_model_metadata
 
     model_dir, zip_path = Path(model_dir), Path(zip_path)
-    write_model_card(model_dir, intended_use)
-    files = [model_dir / name for name in METADATA_FILES if (model_dir / name).is_file()]
+    _check_export_target(model_dir, zip_path, overwrite)
+    _, info = read_model_metadata(model_dir)
+    card = build_model_card(model_dir, intended_use)
+    payloads = {"model.json": (json.dumps(dataclasses.replace(info, model_card=card).to_dict(), indent=2)
+                               + "\n").encode()}
+    files = [model_dir / name for name in METADATA_FILES if name != "model.json" and (model_dir / name).is_file()]
     weights = sorted({find_checkpoint(model_dir, name) for name in checkpoints})
     for path in weights:
         load_checkpoint(path)  # refuse to hand on anything that is not plain weights
     files += weights
-    manifest = {"format": "lgeseg-model-1",
-                "files": {p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in files}}
+    listed = {name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in payloads.items()}
+    listed.update({p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in files})
+    manifest = {"format": "lgeseg-model-1", "files": listed}
     with atomic_output(zip_path, suffix=".zip") as tmp, zipfile.ZipFile(tmp, "w") as archive:
+        for name, data in payloads.items():
+            archive.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
         for path in files:
             compression = zipfile.ZIP_STORED if path.suffix in (".pt", ".png") else zipfile.ZIP_DEFLATED
             archive.write(path, path.name, compress_type=compression)
         archive.writestr(MANIFEST, json.dumps(manifest, indent=2), compress_type=zipfile.ZIP_DEFLATED)
     return zip_path
+
+
+def _check_export_target(model_dir: Path, zip_path: Path, overwrite: bool) -> None:
+    """Refuse a zip inside the model folder, a folder as the zip, and an existing zip unless ``overwrite``."""
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"{model_dir}: model folder not found")
+    if model_dir.resolve() in zip_path.resolve().parents:
+        raise ValueError(f"{zip_path}: the zip must not be written inside the model folder it packs ({model_dir}); "
+                         "choose a path outside it")
+    if zip_path.is_dir():
+        raise OutputConflictError(f"{zip_path}: is a folder, expected the path of the zip to write "
+                                  f"(e.g. {zip_path / (model_dir.resolve().name + '.zip')})")
+    if zip_path.exists() and not overwrite:
+        raise OutputConflictError(f"{zip_path}: already exists; use --overwrite to replace it, or choose another "
+                                  "file name")
 
 
 def _check_entry(info: zipfile.ZipInfo, zip_path: Path, seen: set[str]) -> None:
@@ -208,11 +245,14 @@ def install_model(zip_path: str | Path, dest: str | Path, overwrite: bool = Fals
     Args:
         zip_path: a zip written by ``export_model``.
         dest: the model folder to create; it must not exist unless ``overwrite``.
-        overwrite: replace an existing ``dest``.
+        overwrite: replace an existing ``dest`` that is a model folder (``model.json``, and only the files
+            a model folder holds); any other folder, or one holding ``zip_path``, is refused.
 
     Returns:
         ``dest``, a model folder ready for ``lgeseg_predict -m``. Raises ``FileNotFoundError`` or
-        ``ValueError`` naming the archive and the offending entry; nothing is left at ``dest`` then.
+        ``ValueError`` naming the archive and the offending entry (nothing is left at ``dest`` then), and
+        ``OutputConflictError`` naming ``dest`` when it may not be replaced (checked before anything is read).
+        Staging folders that killed installs of ``dest`` left beside it are removed first.
 
     Example:
         >>> import tempfile
@@ -222,14 +262,17 @@ def install_model(zip_path: str | Path, dest: str | Path, overwrite: bool = Fals
         >>> installed = install_model(export_model(model_dir, tmp / "model.zip"), tmp / "installed")
         >>> sorted(p.name for p in installed.iterdir())
         ['checkpoint_final.pt', 'manifest.json', 'model.json', 'plans.json']
+        >>> install_model(tmp / "model.zip", tmp, overwrite=True)  # tmp holds much more than a model
+        Traceback (most recent call last):
+        lgeseg.errors.OutputConflictError: ...: refused: the destination holds the archive itself (...model.zip); ...
         >>> shutil.rmtree(tmp)
     """
     zip_path, dest = Path(zip_path), Path(dest)
-    if dest.exists() and not overwrite:
-        raise ValueError(f"{dest}: already exists; choose another destination or use --overwrite")
+    check_install_destination(zip_path, dest, overwrite)
     entries = check_archive(zip_path)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    remove_stale_staging(dest)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{STAGING_TAG}-{os.getpid()}-", dir=dest.parent))
     try:
         with zipfile.ZipFile(zip_path) as archive:
             for info in entries:  # names were checked: plain file names, written inside staging only
@@ -238,10 +281,119 @@ def install_model(zip_path: str | Path, dest: str | Path, overwrite: bool = Fals
         umask = os.umask(0)
         os.umask(umask)
         staging.chmod(0o777 & ~umask)  # mkdtemp's folder is private; an installed model is an ordinary folder
-        if dest.exists():
-            shutil.rmtree(dest)
-        staging.rename(dest)
+        _replace_folder(staging, dest)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
     return dest
+
+
+def _replace_folder(staging: Path, dest: Path) -> None:
+    """Rename ``staging`` to ``dest``; an old ``dest`` is first renamed to a staging name, then removed."""
+    if not dest.exists():
+        staging.rename(dest)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{STAGING_TAG}-{os.getpid()}-", dir=dest.parent))
+    old.rmdir()
+    dest.rename(old)  # a kill from here to the rename leaves the old model under a staging name
+    staging.rename(dest)
+    shutil.rmtree(old)
+
+
+def _model_entries() -> set[str]:
+    return {*METADATA_FILES, *CHECKPOINT_FILES, MANIFEST}
+
+
+def check_install_destination(zip_path: str | Path, dest: str | Path, overwrite: bool) -> None:
+    """Refuse a ``dest`` that ``install_model`` must not replace; nothing is written.
+
+    ``dest`` may be absent (or an empty folder). With ``overwrite`` it may also be a model folder: it holds
+    ``model.json`` and nothing but the files of a model folder (``METADATA_FILES``, ``CHECKPOINT_FILES``,
+    ``manifest.json``). A ``dest`` holding ``zip_path`` is always refused.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> _ = (tmp / "thesis.tex").write_text("years of work")
+        >>> check_install_destination(tmp.parent / "m.zip", tmp, overwrite=True)
+        Traceback (most recent call last):
+        lgeseg.errors.OutputConflictError: ...: refused: not a model folder (no model.json; it holds thesis.tex); ...
+        >>> check_install_destination(tmp.parent / "m.zip", tmp / "new_model", overwrite=False)  # absent: fine
+        >>> shutil.rmtree(tmp)
+    """
+    zip_path, dest = Path(zip_path), Path(dest)
+    if dest.resolve() == zip_path.resolve() or dest.resolve() in zip_path.resolve().parents:
+        raise OutputConflictError(f"{dest}: refused: the destination holds the archive itself ({zip_path}); "
+                                  "install into a new folder, e.g. one named after the model")
+    if not dest.exists():
+        return
+    if not dest.is_dir():
+        raise OutputConflictError(f"{dest}: refused: exists and is a file, not a model folder; choose another "
+                                  "destination")
+    present = sorted(p.name for p in dest.iterdir())
+    if not present:
+        return
+    if not overwrite:
+        raise OutputConflictError(f"{dest}: already exists; choose another destination, or use --overwrite to "
+                                  "replace the model folder")
+    foreign = [name for name in present if name not in _model_entries()]
+    if "model.json" not in present or foreign:
+        shown = ", ".join((foreign or present)[:5]) + (" ..." if len(foreign or present) > 5 else "")
+        why = "no model.json" if "model.json" not in present else "files that are not part of a model"
+        raise OutputConflictError(f"{dest}: refused: not a model folder ({why}; it holds {shown}); --overwrite "
+                                  "replaces only a model folder: choose a new folder for the model")
+
+
+#: A staging folder of ``install_model``: ``.<dest>.lgeseg-install-<pid>-<8 characters>``.
+_STAGING = re.compile(rf"^\.(?P<dest>.+)\.{STAGING_TAG}-(?P<pid>\d+)-[a-z0-9_]{{8}}$")
+#: The staging names of earlier versions (``.<dest>.<8 characters>``): removed only while still private (mkdtemp's
+#: 0700, changed just before the rename) and holding nothing but a model's files.
+_OLD_STAGING = re.compile(r"^\.(?P<dest>.+)\.[a-z0-9_]{8}$")
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_staging(dest: str | Path) -> list[Path]:
+    """Remove the staging folders that killed installs of ``dest`` left beside it; returns them.
+
+    Only lgeseg's own staging names for ``dest`` are touched: ``.<dest>.lgeseg-install-<pid>-*`` whose
+    process is gone, and the older ``.<dest>.<8 characters>`` folders that are still private (0700) and
+    hold nothing but a model's files.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> (tmp / ".model.lgeseg-install-999999999-ab12cd34").mkdir()  # left by a killed install
+        >>> (tmp / ".model.backup").mkdir()  # not lgeseg's
+        >>> [p.name for p in remove_stale_staging(tmp / "model")], sorted(p.name for p in tmp.iterdir())
+        (['.model.lgeseg-install-999999999-ab12cd34'], ['.model.backup'])
+        >>> shutil.rmtree(tmp)
+    """
+    dest = Path(dest)
+    if not dest.parent.is_dir():
+        return []
+    removed = []
+    for path in sorted(dest.parent.iterdir()):
+        if not path.is_dir() or path.is_symlink():
+            continue
+        match = _STAGING.match(path.name)
+        if match and match["dest"] == dest.name:
+            stale = not _process_alive(int(match["pid"]))
+        else:
+            old = _OLD_STAGING.match(path.name)
+            stale = bool(old and old["dest"] == dest.name and stat.S_IMODE(path.stat().st_mode) == 0o700
+                         and {p.name for p in path.iterdir()} <= _model_entries())
+        if stale:
+            shutil.rmtree(path)
+            removed.append(path)
+    return removed

@@ -13,20 +13,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="lgeseg_export_model",
         description="Pack a model folder (model.json with its model card, plans.json, weights, training records "
-                    "and a SHA-256 manifest) into one zip that lgeseg_install_model checks and unpacks.")
+                    "and a SHA-256 manifest) into one zip that lgeseg_install_model checks and unpacks. The model "
+                    "folder is only read (the card is built into the zip).")
     parser.add_argument("model", metavar="MODEL", help="trained model folder")
     parser.add_argument("zip", metavar="OUT.zip", help="zip file to write")
     parser.add_argument("--checkpoint", action="append", choices=("final", "best", "latest"), default=None,
                         help="weights to include (default: final); repeat for several")
     parser.add_argument("--intended-use", default=None, metavar="TEXT",
                         help="the model card's intended use (default: keep the card's, or lgeseg's standard text)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT.zip (otherwise refused)")
     add_verbose_flag(parser)
     args = parser.parse_args(argv)
     return run_cli("lgeseg_export_model", lambda: _run(args), args.verbose)
 
 
 def _run(args: argparse.Namespace) -> int:
-    path = export_model(args.model, args.zip, args.checkpoint or ("final",), args.intended_use)
+    path = export_model(args.model, args.zip, args.checkpoint or ("final",), args.intended_use, args.overwrite)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); install it with: lgeseg_install_model {path}")
     return 0
 

@@ -31,8 +31,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="percentiles used as landmarks (default: %(default)s)")
     hist = sub.add_parser("histogram", help="match image histograms to a model's training center")
     hist.add_argument("-i", "--input", required=True, help="image file or folder")
-    hist.add_argument("-o", "--output", required=True, help="output folder (same file names and grids)")
+    hist.add_argument("-o", "--output", required=True,
+                      help="output folder (same file names and grids); not the input folder nor inside it")
     hist.add_argument("-m", "--model", required=True, help="model folder with harmonization_reference.json")
+    hist.add_argument("--overwrite", action="store_true", help="replace output files of the same names")
     train = sub.add_parser("cyclegan-train", help="train a CycleGAN between two centers' preprocessed data")
     train.add_argument("--source", required=True, help="preprocessed folder of the source (training) center")
     train.add_argument("--target", required=True, help="preprocessed folder of the target (unseen) center")
@@ -50,10 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--continue", dest="resume", action="store_true", help="resume from checkpoint_latest.pt")
     apply = sub.add_parser("cyclegan-apply", help="translate images with a trained CycleGAN")
     apply.add_argument("-i", "--input", required=True, help="image file or folder (one channel per file)")
-    apply.add_argument("-o", "--output", required=True, help="output folder (same file names and grids)")
+    apply.add_argument("-o", "--output", required=True,
+                       help="output folder (same file names and grids); not the input folder nor inside it")
     apply.add_argument("-g", "--gan", required=True, help="GAN folder from cyclegan-train")
     apply.add_argument("--direction", default="target-to-source", choices=["target-to-source", "source-to-target"])
     apply.add_argument("--device", default="cpu")
+    apply.add_argument("--overwrite", action="store_true", help="replace output files of the same names")
     for command in sub.choices.values():
         add_verbose_flag(command)
     return parser
@@ -68,11 +72,13 @@ def _run(args: argparse.Namespace) -> str:
                                                                  landmarks=args.landmarks)
         return f"wrote {args.model}/harmonization_reference.json ({len(refs)} channel(s))"
     if args.command == "histogram":
-        written = harmonization.harmonize_files(args.input, args.output, "histogram", model_dir=args.model)
+        written = harmonization.harmonize_files(args.input, args.output, "histogram", model_dir=args.model,
+                                                overwrite=args.overwrite)
         return f"wrote {len(written)} histogram-matched image(s) to {args.output}"
     if args.command == "cyclegan-apply":
         written = harmonization.harmonize_files(args.input, args.output, f"cyclegan:{args.gan}",
-                                                device=args.device, direction=args.direction)
+                                                device=args.device, direction=args.direction,
+                                                overwrite=args.overwrite)
         return f"wrote {len(written)} translated image(s) ({args.direction}) to {args.output}"
     # deferred: torch loads only for cyclegan-train, not for the histogram subcommands
     from lgeseg.harmonization.cyclegan import CycleGANConfig

@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", type=model_name, default=None,
                         help=f"install as ${HOME_ENV}/models/NAME, so that lgeseg_predict -m NAME finds it "
                              "(default name: the zip's file name)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing DEST")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing DEST that is a model folder (other folders are never replaced)")
     add_verbose_flag(parser)
     args = parser.parse_args(argv)
     return run_cli("lgeseg_install_model", lambda: _run(args), args.verbose)

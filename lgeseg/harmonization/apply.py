@@ -7,6 +7,7 @@ case; ``lgeseg_harmonize`` writes harmonized image files on the input's exact gr
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from tqdm import tqdm
 
 from lgeseg import io
 from lgeseg.dataset import split_channel_suffix
+from lgeseg.errors import InvalidInputError, OutputConflictError
 from lgeseg.harmonization.histogram import (
     DEFAULT_LANDMARKS,
     HistogramReference,
@@ -156,17 +158,21 @@ def _file_harmonizer(spec: str, model_dir: str | Path | None, device: str,
 
 
 def harmonize_files(input_path: str | Path, output_dir: str | Path, spec: str, model_dir: str | Path | None = None,
-                    device: str = "cpu", direction: str = "target-to-source") -> list[Path]:
+                    device: str = "cpu", direction: str = "target-to-source", overwrite: bool = False) -> list[Path]:
     """Harmonize every image file of ``input_path``; write each, same name and exact grid, into ``output_dir``.
 
     Args:
         input_path: an image file or a folder of them (nnU-Net layout: one channel per file, ``_XXXX``
             suffix picks the histogram reference channel).
-        output_dir: folder for the harmonized images (float32).
+        output_dir: folder for the harmonized images (float32); not the input folder (nor the folder of an
+            input file), nor inside it.
         spec, model_dir, device, direction: as for ``make_harmonizer`` (CycleGANs here must be one-channel).
+        overwrite: replace output files of the same names that are already there (otherwise refused).
 
     Returns:
-        written paths.
+        written paths. Raises ``ValueError`` naming the folders when the output would replace an input,
+        ``OutputConflictError`` naming an existing output file, and ``InvalidInputError`` naming a
+        complex-valued (or vector) image; all before anything is written.
 
     Example:
         >>> import tempfile
@@ -178,14 +184,20 @@ def harmonize_files(input_path: str | Path, output_dir: str | Path, spec: str, m
         >>> written = harmonize_files(unseen / "imagesTr", out, "histogram", model_dir=model)
         >>> [p.name for p in written]
         ['c2_000_0000.nii.gz', 'c2_001_0000.nii.gz']
+        >>> harmonize_files(unseen / "imagesTr", unseen / "imagesTr", "histogram", model_dir=model)
+        Traceback (most recent call last):
+        ValueError: ...: the output folder must not be the input folder or inside it (...); inputs are never overwritten...
         >>> tmp.cleanup()
     """
     output_dir = Path(output_dir)
     files = image_files(input_path)
+    check_output_folder(input_path, output_dir, files, overwrite)
+    for path in files:  # headers only: a complex or vector image is refused before anything is written
+        _check_one_value_per_voxel(path)
     harmonize = _file_harmonizer(spec, model_dir, device, direction)
     written = []
     for path in tqdm(files, desc=f"harmonize ({spec.split(':')[0]})", disable=None):
-        image, geometry = io.read_image(path)
+        image, geometry = _read_real_image(path)
         try:
             out = harmonize(image, geometry, channel_of(path))
         except ValueError as err:
@@ -194,6 +206,57 @@ def harmonize_files(input_path: str | Path, output_dir: str | Path, spec: str, m
         io.write_image(target, np.asarray(out, dtype=np.float32), geometry)
         written.append(target)
     return written
+
+
+def check_output_folder(input_path: str | Path, output_dir: str | Path, files: Sequence[Path],
+                        overwrite: bool = False) -> None:
+    """Refuse an output folder that would replace an input or, unless ``overwrite``, an existing file.
+
+    The output folder must be neither the input folder nor inside it (for a single input file: not the
+    file's folder), and with ``overwrite`` False none of ``output_dir/<name of an input file>`` may exist.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> check_output_folder(tmp / "in", tmp / "out", [tmp / "in" / "a_0000.nii.gz"])  # passes: returns None
+        >>> check_output_folder(tmp / "in", tmp / "in" / "matched", [tmp / "in" / "a_0000.nii.gz"])
+        Traceback (most recent call last):
+        ValueError: ...: the output folder must not be the input folder or inside it (...); inputs are never overwritten...
+        >>> import shutil; shutil.rmtree(tmp)
+    """
+    input_path, output_dir = Path(input_path), Path(output_dir)
+    single_file = input_path.is_file()
+    folder = input_path.parent if single_file else input_path
+    inp, out = folder.resolve(), output_dir.resolve()
+    if out == inp or (inp in out.parents and not single_file):
+        raise ValueError(f"{output_dir}: the output folder must not be the input folder or inside it ({folder}); "
+                         "inputs are never overwritten: choose another output folder")
+    if output_dir.exists() and not output_dir.is_dir():
+        raise OutputConflictError(f"{output_dir}: exists and is a file; the output must be a folder")
+    existing = [output_dir / p.name for p in files if (output_dir / p.name).exists()]
+    if existing and not overwrite:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise OutputConflictError(f"{existing[0]}{more}: already exist(s) in the output folder; use --overwrite to "
+                                  "replace them, or choose another output folder")
+
+
+def _check_one_value_per_voxel(path: Path) -> None:
+    components = io.read_geometry(path)[1]
+    if components != 1:
+        raise InvalidInputError(f"{path}: {components} values per voxel (a complex-valued or vector image); "
+                                "harmonization needs one real intensity per voxel: save the magnitude image "
+                                "(e.g. numpy.abs) and harmonize that")
+
+
+def _read_real_image(path: Path) -> tuple[np.ndarray, CaseGeometry]:
+    """``io.read_image``, refusing a complex-valued image (it would silently lose its imaginary part)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", np.exceptions.ComplexWarning)
+        try:
+            return io.read_image(path)
+        except np.exceptions.ComplexWarning as err:
+            raise InvalidInputError(f"{path}: complex-valued image; harmonization needs real intensities: save "
+                                    "the magnitude image (e.g. numpy.abs) and harmonize that") from err
 
 
 def _fit_and_write(by_channel: dict[int, list[Path]], model_dir: str | Path, landmarks: Sequence[float],
