@@ -11,6 +11,7 @@ from scipy import ndimage
 
 from lgeseg.cli.synth import main as synth_main
 from lgeseg.dataset import list_cases, load_dataset_info
+from lgeseg.errors import OutputConflictError
 from lgeseg.io import geometry_mismatch, read_image, read_label
 from lgeseg.synth import CENTERS, generate_case, generate_multicenter, get_profile, synthesize_case
 from lgeseg.synth.phantom import case_rng, sample_acquisition
@@ -152,5 +153,5 @@ def test_generate_multicenter_refuses_a_foreign_dataset(tmp_path: Path):
     folder = tmp_path / "center1"
     folder.mkdir()
     (folder / "dataset.json").write_text(json.dumps({"name": "somebody else's data"}))
-    with pytest.raises(ValueError, match="dataset.json"):
+    with pytest.raises(OutputConflictError, match="dataset.json"):  # a refused output, not a bad input
         generate_multicenter(tmp_path, cases_per_center=1, centers=(1,), in_plane_size=32)

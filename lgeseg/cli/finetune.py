@@ -20,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-m", "--model", required=True, help="pretrained model folder")
     parser.add_argument("-p", "--preprocessed", action="append", required=True,
                         help="the new center's preprocessed folder (made with the model's plans)")
-    parser.add_argument("-o", "--output", required=True, help="model folder to create")
+    parser.add_argument("-o", "--output", required=True,
+                        help="model folder to create (not the pretrained model folder, nor inside it)")
     parser.add_argument("-d", "--dataset", action="append", default=None, help="dataset(s) to use (default: all)")
     parser.add_argument("--train", dest="trainable", default=None, metavar="all|encoder:K|decoder:K",
                         help="blocks to train; all others are frozen (default: encoder:5, the paper's "

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from lgeseg.errors import OutputConflictError
 from lgeseg.io import write_image, write_label
 from lgeseg.records import LABELS, load_json, save_json
 from lgeseg.synth.centers import CenterProfile, get_profile
@@ -72,12 +73,80 @@ def dataset_json(profile: CenterProfile, num_training: int, seed: int, cases: di
     }
 
 
-def _prepare_folder(dataset_dir: Path, center: int) -> None:
-    """Create the folders; refuse a folder that is not a synthetic dataset; drop stale cases."""
+def _case_file_pattern(center: int) -> re.Pattern[str]:
+    """Names of the case files ``write_center`` writes for ``center`` (and its atomic temporaries)."""
+    return re.compile(rf"^(\.)?c{center}_\d{{3}}(_0000)?{re.escape(FILE_ENDING)}(\.[a-z0-9_]{{8}}.*)?$")
+
+
+def is_synthetic_dataset(dataset_dir: str | Path, center: int) -> bool:
+    """True when ``dataset_dir`` was written by ``lgeseg.synth``: its ``dataset.json`` says so, or (a run
+    interrupted before its ``dataset.json``) it holds nothing but this center's synthetic case files.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> folder = write_center(tmp.name, 1, cases=1, seed=0, in_plane_size=32)
+        >>> is_synthetic_dataset(folder, 1)
+        True
+        >>> _ = (folder / "dataset.json").write_text('{"name": "my own data"}')
+        >>> is_synthetic_dataset(folder, 1)
+        False
+        >>> tmp.cleanup()
+    """
+    dataset_dir = Path(dataset_dir)
     meta = dataset_dir / "dataset.json"
-    if meta.is_file() and load_json(meta).get("generator") != GENERATOR:
-        raise ValueError(f"{meta}: exists and was not written by {GENERATOR}; choose another output folder")
-    pattern = re.compile(rf"^c{center}_\d{{3}}(_0000)?{re.escape(FILE_ENDING)}$")
+    if meta.is_file():
+        return load_json(meta).get("generator") == GENERATOR
+    pattern = _case_file_pattern(center)
+    for path in dataset_dir.iterdir():
+        if path.name not in ("imagesTr", "labelsTr") or not path.is_dir():
+            return False
+        if not all(item.is_file() and pattern.match(item.name) for item in path.iterdir()):
+            return False
+    return True
+
+
+def check_center_folders(out_dir: str | Path, centers: Sequence[int | str], overwrite: bool) -> None:
+    """Refuse to write over existing center folders; nothing is written.
+
+    An absent or empty ``out_dir/center<k>`` is always fine. A non-empty one is refused unless ``overwrite``,
+    and even then unless it is a synthetic dataset (``is_synthetic_dataset``): a folder of the user's own
+    data is never replaced. Raises ``OutputConflictError`` naming the folder.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> _ = write_center(tmp.name, 1, cases=1, seed=0, in_plane_size=32)
+        >>> check_center_folders(tmp.name, [1], overwrite=True)  # a synthetic dataset may be replaced
+        >>> check_center_folders(tmp.name, [1], overwrite=False)
+        Traceback (most recent call last):
+        lgeseg.errors.OutputConflictError: .../center1: already exists; use --overwrite to replace it ...
+        >>> tmp.cleanup()
+    """
+    for center in centers:
+        profile = get_profile(center)
+        folder = Path(out_dir) / profile.name
+        if folder.exists() and not folder.is_dir():
+            raise OutputConflictError(f"{folder}: exists and is a file, not a dataset folder; choose another "
+                                      "output folder")
+        if not folder.is_dir() or not any(folder.iterdir()):
+            continue
+        if not overwrite:
+            raise OutputConflictError(f"{folder}: already exists; use --overwrite to replace it (only a synthetic "
+                                      "dataset written by lgeseg_synth is replaced), or choose another output folder")
+        if not is_synthetic_dataset(folder, profile.number):
+            raise OutputConflictError(f"{folder}: not a synthetic dataset written by {GENERATOR} (its dataset.json "
+                                      "does not say so); --overwrite replaces only those: choose another output "
+                                      "folder")
+
+
+def _prepare_folder(dataset_dir: Path, center: int) -> None:
+    """Create the folders; refuse a folder that is not a synthetic dataset; drop its stale cases."""
+    if dataset_dir.is_dir() and any(dataset_dir.iterdir()) and not is_synthetic_dataset(dataset_dir, center):
+        raise OutputConflictError(f"{dataset_dir}: exists and was not written by {GENERATOR}; choose another "
+                                  "output folder")
+    (dataset_dir / "dataset.json").unlink(missing_ok=True)  # written last again: a folder with it is complete
+    pattern = _case_file_pattern(center)
     for sub in ("imagesTr", "labelsTr"):
         folder = dataset_dir / sub
         folder.mkdir(parents=True, exist_ok=True)
@@ -119,7 +188,8 @@ def write_center(out_dir: str | Path, center: int | str, cases: int, seed: int, 
 
 
 def generate_multicenter(out_dir: str | Path, cases_per_center: int = 10, seed: int = 0,
-                         centers: Sequence[int | str] = (1, 2, 3, 4), in_plane_size: int | None = None) -> list[Path]:
+                         centers: Sequence[int | str] = (1, 2, 3, 4), in_plane_size: int | None = None,
+                         overwrite: bool = True) -> list[Path]:
     """Write one raw dataset per center: ``out_dir/center1`` .. ``out_dir/center4``.
 
     Args:
@@ -129,6 +199,10 @@ def generate_multicenter(out_dir: str | Path, cases_per_center: int = 10, seed: 
         centers: which centers (1..4) to write.
         in_plane_size: optional square in-plane matrix (pixels) for tiny test data; keeps each
             center's field of view, so the spacing is no longer the center's.
+        overwrite: replace center folders that are synthetic datasets (the default, so that the demo and
+            the experiment runners can rerun into their folders); False refuses any non-empty center folder
+            (``lgeseg_synth`` without ``--overwrite``). Other folders are refused either way, before anything
+            is written (``check_center_folders``).
 
     Returns:
         The dataset folders, in the order of ``centers``.
@@ -146,6 +220,7 @@ def generate_multicenter(out_dir: str | Path, cases_per_center: int = 10, seed: 
     profiles = [get_profile(c) for c in centers]
     if len({p.number for p in profiles}) != len(profiles):
         raise ValueError(f"centers must not repeat, found {list(centers)}")
+    check_center_folders(out_dir, [p.number for p in profiles], overwrite)
     folders = []
     with tqdm(total=cases_per_center * len(profiles), desc="synthesizing LGE cases", unit="case") as bar:
         for profile in profiles:

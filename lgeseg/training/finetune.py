@@ -138,6 +138,23 @@ def check_same_plans(model_dir: Path, preprocessed: Sequence[Path]) -> Plan:
     return plan
 
 
+def check_not_parent(pretrained: Path, model_dir: Path) -> None:
+    """Refuse an output folder that is the pretrained model folder, inside it, or holds it (``ValueError``).
+
+    Example:
+        >>> check_not_parent(Path("models/center1"), Path("models/center1_ft"))  # passes: returns None
+        >>> check_not_parent(Path("models/center1"), Path("models/center1"))
+        Traceback (most recent call last):
+        ValueError: models/center1: the output folder must not be the pretrained model folder (models/center1), ...
+    """
+    parent, out = pretrained.resolve(), model_dir.resolve()
+    if out == parent or parent in out.parents or out in parent.parents:
+        where = "" if out == parent else (" (inside it)" if parent in out.parents else " (it holds it)")
+        raise ValueError(f"{model_dir}: the output folder must not be the pretrained model folder ({pretrained}), "
+                         f"inside it or hold it{where}: fine-tuning never replaces its parent; choose a new "
+                         "output folder")
+
+
 def finetune(pretrained: str | Path, preprocessed: str | Path | Sequence[str | Path], model_dir: str | Path,
              trainable: str | None = None, cases: int | None = None, fraction: float | None = None,
              epochs: int | None = None, lr: float | None = None, seed: int = 0,
@@ -157,7 +174,8 @@ def finetune(pretrained: str | Path, preprocessed: str | Path | Sequence[str | P
         seed: picks the cases and seeds sampling and augmentation.
         datasets: dataset names within ``preprocessed`` (default: all).
         resume: continue an interrupted fine-tuning run in ``model_dir``.
-        overwrite: replace a model already in ``model_dir`` (otherwise refused before any work).
+        overwrite: replace a model already in ``model_dir`` (otherwise refused before any work); never the
+            pretrained model (``model_dir`` must not be ``pretrained``, inside it or hold it).
         **overrides: other ``TrainConfig`` fields (``iterations_per_epoch``, ``device``, ...).
 
     Usage (needs a trained model; ``lgeseg_finetune`` is the same call)::
@@ -169,6 +187,7 @@ def finetune(pretrained: str | Path, preprocessed: str | Path | Sequence[str | P
         finetune("models/center1", "pre_new", "models/center1_ft3", cases=3, trainable="encoder:5")
     """
     pretrained, model_dir = Path(pretrained), Path(model_dir)
+    check_not_parent(pretrained, model_dir)
     check_model_folder(model_dir, resume, overwrite)
     folders = [Path(preprocessed)] if isinstance(preprocessed, (str, Path)) else [Path(p) for p in preprocessed]
     plan = check_same_plans(pretrained, folders)

@@ -225,13 +225,37 @@ MODEL_FILES: tuple[str, ...] = (
 )
 
 
+def is_model_folder(model_dir: Path) -> bool:
+    """True when ``model_dir`` is lgeseg's own kind of folder: it holds ``model.json`` or a checkpoint, or
+    only the files a training run writes, among them ``training_log.txt`` (a run stopped before its model.json).
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> (Path(tmp.name) / "plans.json").touch()  # a plans.json alone may be anybody's
+        >>> is_model_folder(Path(tmp.name))
+        False
+        >>> (Path(tmp.name) / "checkpoint_best.pt").touch()
+        >>> is_model_folder(Path(tmp.name))
+        True
+        >>> tmp.cleanup()
+    """
+    if any((model_dir / name).exists() for name in MODEL_FILES if name.endswith((".pt", "model.json"))):
+        return True
+    names = [p.name for p in model_dir.iterdir()] if model_dir.is_dir() else []
+    own = set(MODEL_FILES)
+    return "training_log.txt" in names and all(
+        name in own or any(name.startswith(f".{file}.") for file in own) for name in names)
+
+
 def check_model_folder(model_dir: Path, resume: bool, overwrite: bool = False) -> None:
-    """Refuse to start a run that would replace a model: nothing is written here.
+    """Refuse to start a run that would replace a model or files of another origin: nothing is written here.
 
     Raises ``FileNotFoundError`` when resuming without ``checkpoint_latest.pt``, ``NotADirectoryError``
-    when ``model_dir`` is a file, and ``OutputConflictError`` naming the folder and its model files
-    when a fresh run (neither ``resume`` nor ``overwrite``) would write into a folder that holds a
-    model (``model.json``) or any checkpoint.
+    when ``model_dir`` is a file, and ``OutputConflictError`` naming the folder when a fresh run (neither
+    ``resume`` nor ``overwrite``) would write into a folder that holds a model (``model.json``) or any
+    checkpoint, or when any run would write into a non-empty folder that is not a model folder
+    (``is_model_folder``: a folder of the user's own ``plans.json``, notes, or data), even with ``overwrite``.
 
     Example:
         >>> import tempfile
@@ -244,6 +268,11 @@ def check_model_folder(model_dir: Path, resume: bool, overwrite: bool = False) -
         >>> check_model_folder(Path(tmp.name), resume=True)
         Traceback (most recent call last):
         FileNotFoundError: .../checkpoint_latest.pt: nothing to continue (no checkpoint_latest.pt in ...)
+        >>> (Path(tmp.name) / "model.json").unlink()
+        >>> (Path(tmp.name) / "plans.json").touch()  # the user's own plans.json, no model
+        >>> check_model_folder(Path(tmp.name), resume=False, overwrite=True)
+        Traceback (most recent call last):
+        lgeseg.errors.OutputConflictError: ...: not an lgeseg model folder (no model.json or checkpoint; it holds ...
         >>> tmp.cleanup()
     """
     latest = model_dir / "checkpoint_latest.pt"
@@ -253,6 +282,12 @@ def check_model_folder(model_dir: Path, resume: bool, overwrite: bool = False) -
         if not latest.is_file():
             raise FileNotFoundError(f"{latest}: nothing to continue (no checkpoint_latest.pt in {model_dir})")
         return
+    present = sorted(p.name for p in model_dir.iterdir()) if model_dir.is_dir() else []
+    if present and not is_model_folder(model_dir):
+        shown = ", ".join(present[:5]) + (" ..." if len(present) > 5 else "")
+        raise OutputConflictError(f"{model_dir}: not an lgeseg model folder (no model.json or checkpoint; it holds "
+                                  f"{shown}); training would write {', '.join(MODEL_FILES[:2])} ... into it: choose "
+                                  "a new or empty output folder")
     found = [name for name in MODEL_FILES if name.endswith((".pt", "model.json")) and (model_dir / name).exists()]
     if found and not overwrite:
         hint = "--continue to resume it, " if latest.is_file() else ""
