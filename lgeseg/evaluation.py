@@ -38,6 +38,7 @@ from tqdm import tqdm
 from lgeseg import io
 from lgeseg.atomic import atomic_output
 from lgeseg.dataset import read_evaluation_labels
+from lgeseg.errors import OutputConflictError
 from lgeseg.records import save_json
 
 logger = logging.getLogger(__name__)
@@ -350,8 +351,44 @@ def _undeclared(pred: np.ndarray, ref: np.ndarray, structures: dict[str, tuple[i
     return {int(v) for v in np.union1d(np.unique(pred), np.unique(ref))} - declared
 
 
+#: The files ``evaluate_folders`` writes into its output folder.
+EVALUATION_FILES: tuple[str, ...] = ("metrics.csv", "summary.json")
+
+
+def check_evaluation_output(pred_dir: str | Path, ref_dir: str | Path, out_dir: str | Path,
+                            overwrite: bool = True) -> None:
+    """Refuse an output folder that is (or is inside) the predictions or the references, or, unless
+    ``overwrite``, that already holds ``metrics.csv`` or ``summary.json``. Nothing is written.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> check_evaluation_output(tmp / "pred", tmp / "ref", tmp / "eval")  # passes: returns None
+        >>> check_evaluation_output(tmp / "pred", tmp / "ref", tmp / "pred")
+        Traceback (most recent call last):
+        ValueError: ...pred: the output folder must not be the predictions folder ... or inside it; ...
+        >>> _ = (tmp / "eval").mkdir(), (tmp / "eval" / "summary.json").write_text("{}")
+        >>> check_evaluation_output(tmp / "pred", tmp / "ref", tmp / "eval", overwrite=False)
+        Traceback (most recent call last):
+        lgeseg.errors.OutputConflictError: .../summary.json: already exists; use --overwrite to replace it, ...
+        >>> import shutil; shutil.rmtree(tmp)
+    """
+    out = Path(out_dir).resolve()
+    for role, folder in (("predictions", Path(pred_dir)), ("references", Path(ref_dir))):
+        inp = folder.resolve()
+        if out == inp or inp in out.parents:
+            raise ValueError(f"{out_dir}: the output folder must not be the {role} folder ({folder}) or inside it; "
+                             "choose another output folder")
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise OutputConflictError(f"{out_dir}: exists and is a file; the output must be a folder")
+    existing = [Path(out_dir) / name for name in EVALUATION_FILES if (Path(out_dir) / name).exists()]
+    if existing and not overwrite:
+        raise OutputConflictError(f"{existing[-1]}: already exists; use --overwrite to replace it, or choose another "
+                                  "output folder")
+
+
 def evaluate_folders(pred_dir: str | Path, ref_dir: str | Path, out_dir: str | Path,
-                     labels: dict[str, int | Sequence[int]] | None = None) -> dict[str, Any]:
+                     labels: dict[str, int | Sequence[int]] | None = None, overwrite: bool = True) -> dict[str, Any]:
     """Evaluate every prediction in ``pred_dir`` against its reference; write the results.
 
     Args:
@@ -359,6 +396,9 @@ def evaluate_folders(pred_dir: str | Path, ref_dir: str | Path, out_dir: str | P
         ref_dir: folder of reference label maps, or a raw dataset with ``labelsTr``/``labelsTs``.
         out_dir: receives ``metrics.csv`` (one row per case) and ``summary.json``.
         labels: the ``labels`` of a dataset.json (name -> value or list of values); None: lgeseg's.
+        overwrite: replace an existing ``metrics.csv``/``summary.json`` (the default, for the experiment
+            runners that score into their folders again); False refuses them (``lgeseg_evaluate`` without
+            ``--overwrite``). ``out_dir`` is never the predictions or references folder, nor inside them.
 
     Returns:
         The summary dict (as written to ``summary.json``; ``undeclared_label_values`` lists values
@@ -382,6 +422,7 @@ def evaluate_folders(pred_dir: str | Path, ref_dir: str | Path, out_dir: str | P
         ['metrics.csv', 'summary.json']
         >>> import shutil; shutil.rmtree(tmp)
     """
+    check_evaluation_output(pred_dir, ref_dir, out_dir, overwrite)
     structures = structures_from_labels(labels)
     undeclared: set[int] = set()
     pairs, unpredicted = pair_cases(pred_dir, ref_dir)

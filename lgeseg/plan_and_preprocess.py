@@ -12,7 +12,7 @@ from pathlib import Path
 from lgeseg.fingerprint import extract_fingerprint
 from lgeseg.planning.planner import plan_experiment
 from lgeseg.planning.verify import verify_memory as verify
-from lgeseg.preprocessing.run import run_preprocessing
+from lgeseg.preprocessing.run import check_preprocessed_folder, run_preprocessing
 from lgeseg.records import Fingerprint, Plan, load_plan, save_json
 from lgeseg.validation import validate_dataset
 
@@ -76,6 +76,7 @@ def plan_and_preprocess(
     plans_from: Path | None = None,
     normalization: str | None = None,
     allow_unusual_spacing: bool = False,
+    overwrite: bool = False,
 ) -> tuple[Plan, list[Path]]:
     """Validate the datasets, fingerprint them, plan (or reuse ``plans_from``), preprocess.
 
@@ -90,6 +91,12 @@ def plan_and_preprocess(
         plans_from: a ``plans.json`` or a folder holding one; when given, no planning is done.
         normalization: override the preset's normalization scheme.
         allow_unusual_spacing: accept spacing outside the plausible cardiac MR range (``io.spacing_problem``).
+        overwrite: replace a preprocessed ``out_dir`` made with another plan (its cases of that plan are
+            removed; other files stay). Without it such a folder is refused, and so is, always, a non-empty
+            folder that is not a preprocessed one or a raw input (``preprocessing.run.check_preprocessed_folder``).
+
+    Nothing is written before the plan is made: a failed plan (bad ``plans_from``, memory budget) leaves the
+    folder as it was, ``fingerprint.json`` included.
 
     Returns:
         (the plan used, the ``.npz`` paths of all preprocessed cases).
@@ -108,9 +115,9 @@ def plan_and_preprocess(
     """
     dataset_dirs = [Path(d) for d in dataset_dirs]
     out_dir = Path(out_dir)
+    check_preprocessed_folder(out_dir, None, dataset_dirs)  # before any work; the plan is compared below
     validate_datasets(dataset_dirs, allow_unusual_spacing)
     fingerprint = extract_fingerprint(dataset_dirs, num_workers)
-    save_json(fingerprint, out_dir / "fingerprint.json")
     if plans_from is not None:
         plan = load_plan(plans_from)
         _check_plan_fits(plan, fingerprint)
@@ -119,5 +126,8 @@ def plan_and_preprocess(
                                fingerprint.labels, normalization)
     if verify_memory:
         plan = verify(plan)
-    paths = run_preprocessing(dataset_dirs, out_dir, plan, num_workers, out_dir / "fingerprint.json")
+    check_preprocessed_folder(out_dir, plan, dataset_dirs, overwrite)  # before fingerprint.json is replaced
+    save_json(fingerprint, out_dir / "fingerprint.json")
+    paths = run_preprocessing(dataset_dirs, out_dir, plan, num_workers, out_dir / "fingerprint.json", overwrite)
     return plan, paths
+

@@ -15,6 +15,7 @@ from scipy import ndimage
 
 from lgeseg import io, records
 from lgeseg.cli.plan_and_preprocess import main
+from lgeseg.errors import OutputConflictError
 from lgeseg.planning import plan_topology
 from lgeseg.preprocessing import (
     load_case_arrays,
@@ -153,7 +154,10 @@ def test_rerun_skips_up_to_date_cases_and_redoes_changed_or_interrupted_ones(tmp
     assert all(p.stat().st_mtime_ns != stamps[p] for p in paths)
     assert len(load_preprocessed(pre)) == 2
     new_stamps = {p: p.stat().st_mtime_ns for p in paths}
-    run_preprocessing([raw], pre, _plan(scheme="zscore"))  # another plan: everything is redone
+    with pytest.raises(OutputConflictError, match="another plan"):  # another plan: refused without overwrite
+        run_preprocessing([raw], pre, _plan(scheme="zscore"))
+    assert {p: p.stat().st_mtime_ns for p in paths} == new_stamps
+    run_preprocessing([raw], pre, _plan(scheme="zscore"), overwrite=True)  # with it, everything is redone
     assert all(p.stat().st_mtime_ns != new_stamps[p] for p in paths)
 
 

@@ -7,7 +7,7 @@ import logging
 
 from lgeseg.cli import dataset_folder
 from lgeseg.cli._errors import add_verbose_flag, run_cli
-from lgeseg.evaluation import evaluate_folders, find_labels, format_table
+from lgeseg.evaluation import check_evaluation_output, evaluate_folders, find_labels, format_table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset-json", "-djfile", default=None, metavar="FILE",
                         help="dataset.json whose labels are scored (default: the one in -r, else in -p, else "
                              "lgeseg's labels 1 blood pool, 2 myocardium); region labels are scored as unions")
-    parser.add_argument("-o", "--output", required=True, help="folder for metrics.csv and summary.json")
+    parser.add_argument("-o", "--output", required=True,
+                        help="folder for metrics.csv and summary.json (not the -p or -r folder, nor inside them)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace metrics.csv and summary.json already in the output folder (otherwise refused)")
     add_verbose_flag(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -32,10 +35,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     references = dataset_folder(args.references)
+    check_evaluation_output(args.predictions, references, args.output, args.overwrite)  # before any work
     labels, source = find_labels(args.predictions, references, args.dataset_json)
     if source is not None:
         print(f"labels from {source}: {labels}")
-    summary = evaluate_folders(args.predictions, references, args.output, labels)
+    summary = evaluate_folders(args.predictions, references, args.output, labels, overwrite=args.overwrite)
     print(format_table(summary))
     print(f"metrics.csv and summary.json written to {args.output}")
     return 0

@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="reuse plans.json from a model folder or file instead of planning")
     parser.add_argument("--allow-unusual-spacing", action="store_true",
                         help="accept voxel spacing outside 0.1-20 mm in-plane / 0.5-30 mm through-plane")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a preprocessed OUT made with another plan (its cases of that plan are removed; "
+                        "other files stay); without it such a folder is refused")
     parser.add_argument("--verify_dataset_integrity", "--verify-dataset-integrity", action="store_true",
                         help="accepted for nnU-Net habits: lgeseg always validates the datasets first")
     add_verbose_flag(parser)
@@ -55,7 +58,7 @@ def _run(args: argparse.Namespace) -> int:
     datasets = [dataset_folder(spec) for spec in args.dataset]
     plan, paths = plan_and_preprocess(
         datasets, args.output, args.gpu_memory, args.preset, args.verify_memory,
-        args.num_workers, args.plans_from, args.normalization, args.allow_unusual_spacing,
+        args.num_workers, args.plans_from, args.normalization, args.allow_unusual_spacing, args.overwrite,
     )
     print(format_plan_table(plan))
     print(f"\n{len(paths)} case(s) preprocessed into {args.output}")

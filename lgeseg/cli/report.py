@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the images that were predicted (files or DICOM series), to draw the contours on")
     parser.add_argument("-o", "--output", default=None, metavar="OUT", help="report folder (default PRED_DIR/report)")
     parser.add_argument("--title", default=None, help="page title")
+    parser.add_argument("--overwrite", action="store_true", help="replace a report already in OUT (otherwise refused)")
     add_verbose_flag(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    page = make_report(args.predictions, args.output, args.images, args.title)
+    page = make_report(args.predictions, args.output, args.images, args.title, args.overwrite)
     print(f"wrote {page} and {page.parent / 'report.csv'}")
     return 0
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ import numpy as np
 from lgeseg import io
 from lgeseg.atomic import atomic_output
 from lgeseg.dataset import RawCase, list_cases
+from lgeseg.errors import OutputConflictError
 from lgeseg.planning.planner import plan_fingerprint
 from lgeseg.preprocessing.arrays import effective_spacing, preprocess_arrays
 from lgeseg.preprocessing.parallel import parallel_map
@@ -140,7 +143,8 @@ def _run_job(job: _Job) -> tuple[Path, bool]:
 
 
 def run_preprocessing(
-    dataset_dirs: list[Path], out_dir: Path, plan: Plan, num_workers: int = 1, fingerprint_path: Path | None = None
+    dataset_dirs: list[Path], out_dir: Path, plan: Plan, num_workers: int = 1, fingerprint_path: Path | None = None,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Preprocess every training case of ``dataset_dirs`` into ``out_dir``.
 
@@ -148,6 +152,10 @@ def run_preprocessing(
     when given), and per dataset ``out_dir/<dataset>/dataset.json`` (a copy) with one
     ``<case>.npz`` + ``<case>.json`` per case. Cases already preprocessed with the same plan
     from unchanged sources are skipped, so an interrupted run can simply be rerun.
+
+    ``out_dir`` must be new, empty or a preprocessed folder (``check_preprocessed_folder``): one made with
+    another plan is refused unless ``overwrite``, which then removes the cases of the other plan
+    (``remove_other_plan_cases``) and nothing else of the folder.
 
     Returns:
         The ``.npz`` paths of all cases, in dataset then case order.
@@ -167,11 +175,14 @@ def run_preprocessing(
         >>> shutil.rmtree(tmp)
     """
     out_dir = Path(out_dir)
+    check_preprocessed_folder(out_dir, plan, [Path(d) for d in dataset_dirs], overwrite)
+    plan_hash = plan_fingerprint(plan)
+    if overwrite:
+        remove_other_plan_cases(out_dir, plan_hash)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_json(plan, out_dir / "plans.json")
     if fingerprint_path is not None and Path(fingerprint_path).resolve() != (out_dir / "fingerprint.json").resolve():
         save_json(load_fingerprint(fingerprint_path), out_dir / "fingerprint.json")
-    plan_hash = plan_fingerprint(plan)
     jobs: list[_Job] = []
     for dataset_dir in dataset_dirs:
         dataset_dir = Path(dataset_dir)
@@ -186,6 +197,105 @@ def run_preprocessing(
     skipped = sum(1 for _, was_skipped in results if was_skipped)
     logger.info("%d case(s) preprocessed, %d already up to date", len(results) - skipped, skipped)
     return [path for path, _ in results]
+
+
+def _plan_differences(old: dict, new: dict) -> str:
+    """``"batch_size 12 -> 10, target_spacing ..."``: the top-level fields of two plans that differ."""
+    fields = [key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    shown = [f"{key} {old.get(key)} -> {new.get(key)}" if len(str(old.get(key))) + len(str(new.get(key))) < 60
+             else key for key in fields[:4]]
+    return ", ".join(shown) + (" ..." if len(fields) > 4 else "")
+
+
+def check_preprocessed_folder(out_dir: Path, plan: Plan | None, dataset_dirs: Sequence[Path] = (),
+                              overwrite: bool = False) -> None:
+    """Refuse an output folder that preprocessing must not write into; nothing is written.
+
+    Refused (``OutputConflictError``/``ValueError`` naming the folder and what to do): a raw input folder, a
+    folder inside one, or one whose ``<dataset>`` subfolder would be an input; a non-empty folder without
+    ``plans.json`` (not a preprocessed folder; a lone ``fingerprint.json`` of a run stopped before planning
+    is accepted); and, unless ``overwrite``, a preprocessed folder whose ``plans.json`` holds another plan
+    (its cases would not match the new one). ``plan`` None skips that last check (before planning).
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.planning import small_plan
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> save_json(small_plan(), tmp / "pre" / "plans.json")
+        >>> check_preprocessed_folder(tmp / "pre", small_plan())  # the same plan: a rerun may continue
+        >>> check_preprocessed_folder(tmp / "pre", small_plan(batch_size=7))
+        Traceback (most recent call last):
+        lgeseg.errors.OutputConflictError: .../plans.json: the preprocessed folder was made with another plan ...
+        >>> shutil.rmtree(tmp)
+    """
+    out_dir = Path(out_dir)
+    out = out_dir.resolve()
+    for dataset_dir in dataset_dirs:
+        inp = Path(dataset_dir).resolve()
+        if out == inp or inp in out.parents or out / inp.name == inp:
+            raise ValueError(f"{out_dir}: the preprocessed folder must not be the raw dataset {dataset_dir}, inside "
+                             "it, or its parent (inputs are never overwritten): choose another output folder")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputConflictError(f"{out_dir}: exists and is a file; the preprocessed output must be a folder")
+    plans = out_dir / "plans.json"
+    if not plans.is_file():
+        present = sorted(p.name for p in out_dir.iterdir()) if out_dir.is_dir() else []
+        others = [name for name in present if name != "fingerprint.json"]
+        if others:
+            shown = ", ".join(others[:5]) + (" ..." if len(others) > 5 else "")
+            raise OutputConflictError(f"{out_dir}: not a preprocessed folder (no plans.json; it holds {shown}); "
+                                      "choose a new or empty output folder")
+        return
+    if plan is None:
+        return
+    old, wanted = load_json(plans), json.loads(json.dumps(plan.to_dict()))  # JSON lists, as in the file
+    if old == wanted or overwrite:
+        return
+    difference = _plan_differences(old, wanted) if isinstance(old, dict) else "not a plan"
+    raise OutputConflictError(f"{plans}: the preprocessed folder was made with another plan ({difference}); its "
+                              f"cases would not match the new plan: use --overwrite to replace its preprocessed data, "
+                              f"--plans-from {out_dir} to keep its plan, or choose another output folder")
+
+
+def remove_other_plan_cases(out_dir: Path, plan_hash: str) -> list[Path]:
+    """Delete the preprocessed cases of ``out_dir`` made with a plan other than ``plan_hash``; returns them.
+
+    Only lgeseg's own files go: in dataset subfolders (those with a ``dataset.json``), a ``<case>.json``
+    that reads as a preprocessed case record with another ``plan_fingerprint``, and its ``<case>.npz``.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.fingerprint import extract_fingerprint
+        >>> from lgeseg.planning.planner import plan_experiment
+        >>> from lgeseg.synth import generate_multicenter
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> raw = generate_multicenter(tmp / "raw", cases_per_center=1, centers=(1,), in_plane_size=32)[0]
+        >>> _ = run_preprocessing([raw], tmp / "pre", plan_experiment(extract_fingerprint([raw]), None, "cpu"))
+        >>> [p.name for p in remove_other_plan_cases(tmp / "pre", plan_hash="another plan")]
+        ['c1_000.json', 'c1_000.npz']
+        >>> shutil.rmtree(tmp)
+    """
+    out_dir = Path(out_dir)
+    removed: list[Path] = []
+    if not out_dir.is_dir():
+        return removed
+    for folder in sorted(p for p in out_dir.iterdir() if p.is_dir() and (p / "dataset.json").is_file()):
+        for record_path in sorted(folder.glob("*.json")):
+            if record_path.name == "dataset.json" or record_path.name.startswith("."):
+                continue
+            try:
+                record = PreprocessedCase.from_dict(load_json(record_path))
+            except (ValueError, TypeError, KeyError):
+                continue  # not a case record of lgeseg's: not ours to remove
+            if record.plan_fingerprint == plan_hash:
+                continue
+            for path in (record_path, record_path.with_suffix(".npz")):  # the record first: an npz alone is unused
+                if path.is_file():
+                    path.unlink()
+                    removed.append(path)
+    if removed:
+        logger.info("%s: removed %d file(s) of cases preprocessed with another plan", out_dir, len(removed))
+    return removed
 
 
 def load_preprocessed(pre_dir: Path, datasets: list[str] | None = None) -> list[tuple[PreprocessedCase, Path]]:
@@ -251,4 +361,5 @@ def load_case_arrays(npz_path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     return image, label
 
 
-__all__ = ["is_up_to_date", "load_case_arrays", "load_preprocessed", "preprocess_case", "run_preprocessing"]
+__all__ = ["check_preprocessed_folder", "is_up_to_date", "load_case_arrays", "load_preprocessed", "preprocess_case",
+           "remove_other_plan_cases", "run_preprocessing"]

@@ -5,7 +5,8 @@ Reads the label maps ``PRED_DIR/<case><ending>`` (any ending lgeseg reads), the 
 record, e.g. predicted by another tool, is assessed here from its label map, without the mirror
 check), and optionally the images the predictions were made from (``IMAGES``: a folder as
 ``lgeseg_predict -i`` takes it, image files or DICOM series) to draw the contours on. Writes into
-``OUT`` (default ``PRED_DIR/report``): ``index.html``, ``report.csv`` and ``montages/<case>.png``.
+``OUT`` (default ``PRED_DIR/report``): ``index.html``, ``report.csv`` and ``montages/<case>.png``; an
+existing report there is replaced only with ``overwrite`` (``check_report_output``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lgeseg import io
+from lgeseg.errors import OutputConflictError
 from lgeseg.inference.inputs import list_input_cases, read_case
 from lgeseg.inference.overlays import write_overlay
 from lgeseg.inference.quality import CaseQuality, assess_segmentation, is_constant_image, read_quality_report
@@ -73,8 +75,43 @@ def _case_image(case: Any, labels: np.ndarray, geometry: Any) -> tuple[np.ndarra
     return image[0], is_constant_image(image)
 
 
+def check_report_output(pred_dir: Path, out_dir: Path, images_dir: Path | None, cases: list[str],
+                        overwrite: bool = False) -> None:
+    """Refuse a report folder that is the predictions folder, is (or is inside) the images folder, or,
+    unless ``overwrite``, already holds ``index.html``, ``report.csv`` or a montage of one of ``cases``.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> check_report_output(tmp / "pred", tmp / "pred" / "report", None, ["c1"])  # the default: fine
+        >>> check_report_output(tmp / "pred", tmp / "pred", None, ["c1"])
+        Traceback (most recent call last):
+        ValueError: ...pred: the report folder must not be the predictions folder (...); ...
+        >>> _ = (tmp / "pred" / "report").mkdir(parents=True), (tmp / "pred" / "report" / "index.html").write_text("")
+        >>> check_report_output(tmp / "pred", tmp / "pred" / "report", None, ["c1"])
+        Traceback (most recent call last):
+        lgeseg.errors.OutputConflictError: .../index.html: already exists (a report); use --overwrite to replace ...
+        >>> import shutil; shutil.rmtree(tmp)
+    """
+    out = out_dir.resolve()
+    if out == pred_dir.resolve():
+        raise ValueError(f"{out_dir}: the report folder must not be the predictions folder ({pred_dir}); leave -o "
+                         "out for PRED_DIR/report, or choose another folder")
+    if images_dir is not None and (out == images_dir.resolve() or images_dir.resolve() in out.parents):
+        raise ValueError(f"{out_dir}: the report folder must not be the images folder ({images_dir}) or inside it; "
+                         "choose another folder")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputConflictError(f"{out_dir}: exists and is a file; the report needs a folder")
+    outputs = [out_dir / "index.html", out_dir / "report.csv", *(out_dir / "montages" / f"{c}.png" for c in cases)]
+    existing = [path for path in outputs if path.exists()]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more report file(s))" if len(existing) > 1 else " (a report)"
+        raise OutputConflictError(f"{existing[0]}: already exists{more}; use --overwrite to replace the report, or "
+                                  "choose another folder with -o")
+
+
 def make_report(pred_dir: str | Path, out_dir: str | Path | None = None, images_dir: str | Path | None = None,
-                title: str | None = None) -> Path:
+                title: str | None = None, overwrite: bool = False) -> Path:
     """Write the report of a prediction folder.
 
     Args:
@@ -83,6 +120,7 @@ def make_report(pred_dir: str | Path, out_dir: str | Path | None = None, images_
         images_dir: the images predicted (image files or DICOM series), for the montages; None draws
             the contours on a black background.
         title: page title (default: "lgeseg report: <pred_dir name>").
+        overwrite: replace the report files already in ``out_dir`` (otherwise refused before any work).
 
     Returns:
         The path of ``index.html``. Raises ``FileNotFoundError`` when ``pred_dir`` holds no label map
@@ -105,6 +143,8 @@ def make_report(pred_dir: str | Path, out_dir: str | Path | None = None, images_
     pred_dir = Path(pred_dir)
     out_dir = Path(out_dir) if out_dir is not None else pred_dir / "report"
     maps = _label_maps(pred_dir)
+    check_report_output(pred_dir, out_dir, Path(images_dir) if images_dir is not None else None, list(maps),
+                        overwrite)
     images = _images(Path(images_dir) if images_dir is not None else None)
     qualities = {q.case_id: q for q in read_quality_report(pred_dir)}
     rows = []

@@ -12,6 +12,8 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
+from lgeseg.errors import InvalidInputError
+from lgeseg.planning.planner import plan_fingerprint
 from lgeseg.preprocessing import load_preprocessed
 from lgeseg.records import Fingerprint, Plan, PreprocessedCase, load_fingerprint, load_json, read_plan
 from lgeseg.training.data import case_key
@@ -68,6 +70,33 @@ def _channel_names(folder: Path, dataset: str) -> dict[str, str]:
     return {"0": "LGE"}
 
 
+def check_case_plans(entries: Sequence[tuple[PreprocessedCase, Path]], plan: Plan) -> None:
+    """Refuse cases (``PRE/<dataset>/<case>.npz``) preprocessed with another plan than ``plan``, the one
+    ``PRE/plans.json`` holds (``InvalidInputError`` naming the case's record).
+
+    A case record's ``plan_fingerprint`` is compared with the plan's (``planning.plan_fingerprint``: the
+    fields that change preprocessed data); a record without one (older folders) is not checked.
+
+    Example:
+        >>> from lgeseg.planning import small_plan
+        >>> from lgeseg.records import CaseGeometry
+        >>> geometry = CaseGeometry((1, 4, 4), (6.0, 1.6, 1.6), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> record = PreprocessedCase("c1_000", "center1", None, geometry, ((0, 1), (0, 4), (0, 4)), (1, 4, 4),
+        ...                           (6.0, 1.6, 1.6), (1, 4, 4), plan_fingerprint="0123456789abcdef")
+        >>> check_case_plans([(record, Path("pre/center1/c1_000.npz"))], small_plan())
+        Traceback (most recent call last):
+        lgeseg.errors.InvalidInputError: pre/center1/c1_000.json: case c1_000 was preprocessed with another plan ...
+    """
+    expected = plan_fingerprint(plan)
+    for record, npz in entries:
+        if record.plan_fingerprint and record.plan_fingerprint != expected:
+            plans_path = npz.parent.parent / "plans.json"
+            raise InvalidInputError(
+                f"{npz.with_suffix('.json')}: case {record.case_id} was preprocessed with another plan (plan hash "
+                f"{record.plan_fingerprint}) than {plans_path} holds ({expected}); training on it would mix plans: "
+                f"preprocess again with lgeseg_plan_and_preprocess -d RAW -o {plans_path.parent} --overwrite")
+
+
 def open_training_data(preprocessed: str | Path | Sequence[str | Path],
                        datasets: Sequence[str] | None = None) -> TrainingData:
     """List the cases of the selected datasets in one or more preprocessed folders.
@@ -78,7 +107,8 @@ def open_training_data(preprocessed: str | Path | Sequence[str | Path],
 
     Raises:
         FileNotFoundError: a folder or its ``plans.json`` is missing.
-        ValueError: the plans differ, a requested dataset is absent, a dataset is in two folders, or no cases.
+        ValueError: the plans differ, a requested dataset is absent, a dataset is in two folders, no cases, or
+            a case was preprocessed with another plan than its folder's ``plans.json`` (``check_case_plans``).
 
     Example:
         >>> import tempfile
@@ -125,9 +155,11 @@ def open_training_data(preprocessed: str | Path | Sequence[str | Path],
             entries += load_preprocessed(folder, selected)
     if not entries:
         raise ValueError(f"no preprocessed cases in {', '.join(map(str, folders))}")
+    plan = Plan.from_dict(plans_dicts[0])
+    check_case_plans(entries, plan)
     fingerprint_path = folders[0] / "fingerprint.json"
     return TrainingData(
-        folders=folders, plan=Plan.from_dict(plans_dicts[0]),
+        folders=folders, plan=plan,
         fingerprint=load_fingerprint(fingerprint_path) if fingerprint_path.is_file() else None,
         entries=entries, datasets=tuple(wanted), channel_names=_channel_names(owner[wanted[0]], wanted[0]),
     )
