@@ -7,6 +7,7 @@ new one is there. The temporary file gets the permissions an ordinary new file w
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -27,9 +28,47 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
+#: What to do when a write fails for lack of room, by errno (appended to the system's message).
+_WRITE_HINTS = {
+    errno.ENOSPC: "the disk is full: free space or write to another disk",
+    errno.EFBIG: "larger than the file system allows (FAT32: 4 GB): write to another file system",
+    errno.EDQUOT: "your disk quota is used up: free space or write elsewhere",
+}
+
+
+def _error_number(err: OSError) -> int | None:
+    """``err.errno``, also for ``OSError(28)`` (one int argument leaves ``errno`` unset)."""
+    if err.errno is not None:
+        return err.errno
+    return err.args[0] if len(err.args) == 1 and isinstance(err.args[0], int) else None
+
+
+def naming_file(err: OSError, path: str | Path, temporary: str | Path | None = None) -> OSError:
+    """An ``OSError`` like ``err`` whose ``filename`` is ``path`` (when ``err`` names no file, or the temporary).
+
+    Writers report a full disk or an oversized file without the file (``[Errno 28] No space left on
+    device``); the error the user sees names the file being written and says what to do.
+
+    Example:
+        >>> import errno
+        >>> err = naming_file(OSError(errno.ENOSPC, "No space left on device"), "model/checkpoint_best.pt")
+        >>> err.filename, err.strerror
+        ('model/checkpoint_best.pt', 'No space left on device (the disk is full: free space or write to another disk)')
+    """
+    number = _error_number(err)
+    if err.filename is not None and (temporary is None or str(err.filename) != str(temporary)):
+        return err
+    text = err.strerror or (os.strerror(number) if number is not None else str(err) or type(err).__name__)
+    hint = _WRITE_HINTS.get(number) if number is not None else None
+    return type(err)(number if number is not None else errno.EIO, f"{text} ({hint})" if hint else text, str(path))
+
+
 @contextmanager
 def atomic_output(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed.
+
+    An ``OSError`` that names no file (a full disk, ``[Errno 27] File too large``) or only the
+    temporary is re-raised naming ``path`` (``naming_file``).
 
     Args:
         path: the final file; its folder is created.
@@ -51,6 +90,11 @@ def atomic_output(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
         yield Path(tmp)
         os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
+    except OSError as err:
+        named = naming_file(err, path, tmp)
+        if named is err:
+            raise
+        raise named from err
     finally:
         Path(tmp).unlink(missing_ok=True)
 

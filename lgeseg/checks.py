@@ -182,6 +182,34 @@ def model_info_problems(info: Any) -> list[str]:
     return problems
 
 
+def model_plan_problems(info: Any, plan: Any) -> list[str]:
+    """Disagreements between ``model.json`` (``info``) and the ``plans.json`` its network was built from.
+
+    The network has ``topology.num_classes`` outputs, one per label of the plan, and ``in_channels``
+    inputs: a ``model.json`` naming other labels or another number of channels would label the
+    network's outputs wrongly (or index past them), so it is refused when the model folder is read.
+
+    Example:
+        >>> from lgeseg.model_folder import ModelInfo
+        >>> from lgeseg.planning import small_plan
+        >>> plan = small_plan((8.0, 1.5, 1.5))  # background, blood_pool, myocardium: a 3-class network
+        >>> four = {"background": 0, "blood_pool": 1, "myocardium": 2, "scar": 3}
+        >>> info = ModelInfo("0.1.0", four, {"0": "LGE"}, recipe={}, augmentation="none", datasets=())
+        >>> model_plan_problems(info, plan)  # doctest: +NORMALIZE_WHITESPACE
+        ["labels: expected the 3 labels of plans.json (topology.num_classes 3: {'background': 0, 'blood_pool': 1,
+         'myocardium': 2}), found 4 ({'background': 0, 'blood_pool': 1, 'myocardium': 2, 'scar': 3})"]
+    """
+    problems: list[str] = []
+    num_classes, in_channels = plan.topology.num_classes, plan.topology.in_channels
+    if info.labels != plan.labels:
+        found = f"{len(info.labels)} ({info.labels})" if isinstance(info.labels, dict) else repr(info.labels)
+        problems.append(f"labels: expected the {len(plan.labels)} labels of plans.json (topology.num_classes "
+                        f"{num_classes}: {plan.labels}), found {found}")
+    _check(problems, isinstance(info.channel_names, dict) and len(info.channel_names) == in_channels,
+           "channel_names", f"{in_channels} channel(s), as plans.json's topology.in_channels", info.channel_names)
+    return problems
+
+
 def raise_problems(path: str | Path, what: str, problems: list[str]) -> None:
     """Raise ``InvalidInputError`` ``"<path>: invalid <what>: <problems>"`` when ``problems`` is not empty.
 

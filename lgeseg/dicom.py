@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from lgeseg.errors import CorruptFileError
 from lgeseg.records import CaseGeometry
 
 logger = logging.getLogger(__name__)
@@ -93,7 +94,9 @@ def find_series(folder: str | Path) -> list[DicomSeries]:
     """Every DICOM series under ``folder`` (searched recursively), sorted by series number then name.
 
     Returns an empty list when there is none. Case names are unique: a repeated name gets the
-    end of the SeriesInstanceUID appended.
+    end of the SeriesInstanceUID appended. A DICOM file that GDCM leaves out of every series because
+    it cannot be parsed (truncated, damaged) is refused with ``CorruptFileError`` naming it
+    (``check_left_out_file``): a series would otherwise be read without that slice.
 
     Usage (needs DICOM files; ``lgeseg_predict --list-series FOLDER`` prints the same list)::
 
@@ -101,10 +104,14 @@ def find_series(folder: str | Path) -> list[DicomSeries]:
             print(series.case_id, series.description, len(series.files))
     """
     files_by_uid: dict[str, list[Path]] = {}
-    for directory, _, _ in sorted(os.walk(folder)):
+    for directory, _, names_here in sorted(os.walk(folder)):
+        in_series: set[str] = set()
         for uid in _series_ids(directory):
             names = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(directory, uid)
             files_by_uid.setdefault(uid, []).extend(Path(n) for n in names)
+            in_series.update(os.path.basename(n) for n in names)
+        for name in sorted(set(names_here) - in_series):
+            check_left_out_file(Path(directory) / name)
     found = []
     for uid, files in files_by_uid.items():
         if len({f.parent for f in files}) > 1:  # one series split across folders: GDCM sorts it as a whole
@@ -116,6 +123,62 @@ def find_series(folder: str | Path) -> list[DicomSeries]:
             metadata={k: tags[k] for k in ("manufacturer", "field_strength", "institution")}))
     found.sort(key=lambda s: (int(s.number) if s.number.isdigit() else 1 << 30, s.case_id))
     return _unique_names(found)
+
+
+#: DICOM files carry "DICM" after a 128-byte preamble (PS3.10); GDCM also reads files without it.
+_DICOM_MAGIC_OFFSET = 128
+#: File endings of DICOM slices written without the preamble.
+DICOM_ENDINGS = (".dcm", ".ima", ".dicom")
+
+
+def _looks_like_dicom(path: Path) -> bool:
+    if path.suffix.lower() in DICOM_ENDINGS:
+        return True
+    try:
+        with path.open("rb") as handle:
+            handle.seek(_DICOM_MAGIC_OFFSET)
+            return handle.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def check_left_out_file(path: Path) -> None:
+    """Raise ``CorruptFileError`` naming ``path`` when it is a DICOM file that cannot be read.
+
+    ``find_series`` calls it for every file GDCM put in no series: a truncated or damaged slice is
+    silently skipped by GDCM, so its series would be predicted with a slice missing. Files that are
+    not DICOM (no ``DICM`` marker, no DICOM ending), the ``DICOMDIR`` index and hidden files are
+    ignored; any other file that SimpleITK cannot read as an image is refused (a DICOM object without
+    an image, such as a structured report, too: move it out of the folder).
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = (Path(folder) / "notes.txt").write_text("not DICOM")  # ignored
+        ...     check_left_out_file(Path(folder) / "notes.txt")
+        ...     _ = (Path(folder) / "IM0004.dcm").write_bytes(bytes(128) + b"DICM" + bytes(20))  # cut short
+        ...     check_left_out_file(Path(folder) / "IM0004.dcm")
+        Traceback (most recent call last):
+        lgeseg.errors.CorruptFileError: .../IM0004.dcm: DICOM file cannot be read (...); ...
+    """
+    if path.name.startswith(".") or path.name.upper() == "DICOMDIR" or not path.is_file():
+        return
+    if not _looks_like_dicom(path):
+        return
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        reader.ReadImageInformation()
+        reader.Execute()  # a readable header with a cut pixel payload fails here
+    except RuntimeError as err:
+        detail = str(err).strip().splitlines()[-1] if str(err).strip() else "no detail"
+        raise CorruptFileError(
+            f"{path}: DICOM file cannot be read ({detail[:200]}); it is truncated or damaged, so its series would "
+            "miss a slice: export the series again, or move the file out of the folder") from err
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
 
 
 def _sorted_by_position(files: Sequence[Path]) -> list[Path]:

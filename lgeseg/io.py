@@ -8,6 +8,7 @@ reproduces the header bit for bit.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import gzip
 import struct
 import zlib
@@ -50,6 +51,43 @@ def strip_ending(path: str | Path) -> str:
     return name[: len(name) - len(ending)] if ending else name
 
 
+#: Largest deviation of ``D @ D.T`` from the identity accepted for a direction matrix D (ITK writes 1e-10).
+DIRECTION_TOLERANCE = 1e-3
+
+
+def direction_problem(direction: tuple[float, ...]) -> str | None:
+    """Why a 3x3 ITK direction (row-major) is not a rotation or reflection (orthonormal), or None.
+
+    A non-orthonormal matrix (a hand-edited or damaged ``TransformMatrix``) has no physical meaning:
+    resampling and every mm measurement would be skewed. NIfTI readers orthonormalize; MetaImage
+    and NRRD readers pass the matrix on as written.
+
+    Example:
+        >>> direction_problem((1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)) is None
+        True
+        >>> print(direction_problem((1.7, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)))  # a column of length 1.7
+        direction matrix (1.7, 0, 0, 0, 1, 0, 0, 0, 1) is not orthonormal (...); the header is damaged or ...
+    """
+    matrix = np.asarray(direction, dtype=float)
+    if matrix.size != 9 or not np.all(np.isfinite(matrix)):
+        return f"direction matrix {tuple(direction)} is not 9 finite numbers"
+    matrix = matrix.reshape(3, 3)
+    deviation = float(np.abs(matrix @ matrix.T - np.eye(3)).max())
+    if deviation <= DIRECTION_TOLERANCE:
+        return None
+    shown = ", ".join(f"{v:g}" for v in direction)
+    return (f"direction matrix ({shown}) is not orthonormal (its columns must be unit vectors at right angles; "
+            f"D x D^T deviates from the identity by {deviation:.3g}); the header is damaged or hand-edited: "
+            "rewrite it with the scanner's orientation")
+
+
+def _checked_geometry(path: str | Path, geometry: CaseGeometry) -> CaseGeometry:
+    problem = direction_problem(geometry.direction)
+    if problem:
+        raise InvalidInputError(f"{path}: {problem}")
+    return geometry
+
+
 def _geometry_of(image: sitk.Image) -> CaseGeometry:
     if image.GetDimension() != 3:
         raise ValueError(f"expected a 3D image, found {image.GetDimension()}D")
@@ -81,7 +119,7 @@ def read_geometry(path: str | Path) -> tuple[CaseGeometry, int]:
 
     Returns:
         (geometry, number_of_components_per_pixel). Raises ``ValueError`` naming the file if it
-        is unreadable or not 3D.
+        is unreadable or not 3D, or its direction matrix is not orthonormal (``direction_problem``).
 
     Example:
         >>> import tempfile
@@ -114,7 +152,7 @@ def read_geometry(path: str | Path) -> tuple[CaseGeometry, int]:
         origin=tuple(float(v) for v in reader.GetOrigin()),
         direction=tuple(float(v) for v in reader.GetDirection()),
     )
-    return geometry, int(reader.GetNumberOfComponents())
+    return _checked_geometry(path, geometry), int(reader.GetNumberOfComponents())
 
 
 def read_image(path: str | Path) -> tuple[np.ndarray, CaseGeometry]:
@@ -126,8 +164,9 @@ def read_image(path: str | Path) -> tuple[np.ndarray, CaseGeometry]:
     Returns:
         (array float32 of shape (z, y, x), geometry). Raises ``ValueError`` naming the file for
         unreadable, non-3D or multi-component images, ``CorruptFileError`` for a truncated or
-        damaged file, and ``InvalidInputError`` for NaN/Inf voxels, values beyond float32 or
-        zero/negative spacing (``check_image_content``). The plausible-range check of the spacing
+        damaged file, and ``InvalidInputError`` for NaN/Inf voxels, values beyond float32,
+        zero/negative spacing (``check_image_content``) or a direction matrix that is not
+        orthonormal (``direction_problem``). The plausible-range check of the spacing
         is the caller's (``spacing_problem``), since ``--allow-unusual-spacing`` may lift it.
 
     Example:
@@ -147,6 +186,7 @@ def read_image(path: str | Path) -> tuple[np.ndarray, CaseGeometry]:
         geometry = _geometry_of(image)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
+    _checked_geometry(path, geometry)
     array = sitk.GetArrayFromImage(image)
     check_image_content(path, array)
     problem = spacing_problem(geometry.spacing, allow_unusual=True)
@@ -160,7 +200,8 @@ def read_label(path: str | Path) -> tuple[np.ndarray, CaseGeometry]:
 
     Returns:
         (array uint8 of shape (z, y, x), geometry). Raises ``ValueError`` naming the file if a
-        value is negative, non-integer or above 255.
+        value is NaN, Inf, negative, non-integer or above 255 (``InvalidInputError``), or the direction
+        matrix is not orthonormal (``direction_problem``).
 
     Example:
         >>> import tempfile
@@ -177,11 +218,20 @@ def read_label(path: str | Path) -> tuple[np.ndarray, CaseGeometry]:
         geometry = _geometry_of(image)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
-    read_nifti_content(path)  # a truncated label map would read as background
+    _checked_geometry(path, geometry)
+    content = read_nifti_content(path)  # a truncated label map would read as background
     array = sitk.GetArrayFromImage(image)
-    if array.dtype.kind == "f":
-        if not np.all(np.isfinite(array)) or not np.all(np.equal(np.mod(array, 1), 0)):
-            raise ValueError(f"{path}: label map holds non-integer values")
+    # ITK reads a NIfTI NaN as 0 (background): the stored values are checked, not ITK's
+    stored = content.values if content is not None and content.values is not None else array
+    if stored.dtype.kind == "f":
+        finite = np.isfinite(stored)
+        if not finite.all():
+            nan = int(np.isnan(stored).sum())
+            raise InvalidInputError(f"{path}: label map holds {nan} NaN and {stored.size - int(finite.sum()) - nan} "
+                                    f"Inf voxel(s) of {stored.size}; a label map holds whole numbers 0..255 "
+                                    "(fix or re-export the label file)")
+    if array.dtype.kind == "f" and not np.all(np.equal(np.mod(array, 1), 0)):
+        raise InvalidInputError(f"{path}: label map holds non-integer values; expected whole numbers 0..255")
     if array.size and (array.min() < 0 or array.max() > 255):
         raise ValueError(f"{path}: label values must lie in 0..255, found {array.min()}..{array.max()}")
     return array.astype(np.uint8), geometry
@@ -226,7 +276,12 @@ def write_image(path: str | Path, array: np.ndarray, geometry: CaseGeometry, com
         raise ValueError(f"{path}: unsupported file ending; expected one of {', '.join(SUPPORTED_ENDINGS)}")
     image = to_sitk(np.ascontiguousarray(array), geometry)
     with atomic_output(path, suffix=ending) as tmp:
-        sitk.WriteImage(image, str(tmp), useCompression=compress)
+        try:
+            sitk.WriteImage(image, str(tmp), useCompression=compress)
+        except RuntimeError as err:  # ITK says "could not write" / "Write failed" for a full disk
+            detail = str(err).strip().splitlines()[-1] if str(err).strip() else "no detail"
+            raise OSError(errno.EIO, f"cannot be written ({detail[:160]}); is the disk full or the folder "
+                                     "read-only?", str(path)) from err
 
 
 def write_label(path: str | Path, array: np.ndarray, geometry: CaseGeometry) -> None:

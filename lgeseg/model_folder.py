@@ -19,6 +19,8 @@ arbitrary objects (and so could run code) is refused with a ``ValueError``.
 from __future__ import annotations
 
 import dataclasses
+import errno
+import logging
 import pickle
 import zipfile
 from collections.abc import Sequence
@@ -29,9 +31,11 @@ import torch
 
 from lgeseg import __version__
 from lgeseg.atomic import atomic_output
-from lgeseg.checks import model_info_problems, raise_problems
+from lgeseg.checks import model_info_problems, model_plan_problems, raise_problems
 from lgeseg.errors import CorruptFileError, InvalidInputError
 from lgeseg.records import LABELS, Fingerprint, JsonRecord, Plan, load_json, read_plan, save_json
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINT_NAMES: tuple[str, ...] = ("final", "best", "latest")
 
@@ -75,16 +79,20 @@ class ModelInfo(JsonRecord):
 
 @dataclasses.dataclass
 class LoadedModel:
-    """A model ready for inference: network in eval mode on ``device``, its plan and info."""
+    """A model ready for inference: network in eval mode on ``device``, its plan, info and checkpoint file."""
 
     network: torch.nn.Module
     plan: Plan
     info: ModelInfo
     model_dir: Path
+    checkpoint: Path | None = None
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` (tensors, state dicts, numbers, strings, lists, dicts) to ``path`` atomically.
+
+    A failed write (a full disk: torch reports "unexpected pos ...", or an ``OSError``) leaves the
+    old file as it was and raises an ``OSError`` naming ``path`` (``atomic.atomic_output``).
 
     Example:
         >>> import tempfile
@@ -95,7 +103,12 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
         >>> tmp.cleanup()
     """
     with atomic_output(path) as tmp:
-        torch.save(payload, tmp)
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as err:  # torch's zip writer: "unexpected pos ..." when a write comes up short
+            detail = _first_line(err)
+            raise OSError(errno.EIO, f"writing the checkpoint failed ({detail[:160]}); is the disk full? free "
+                                     "space or write the model folder elsewhere", str(path)) from err
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -173,7 +186,8 @@ def read_model_metadata(model_dir: str | Path) -> tuple[Plan, ModelInfo]:
     """Read ``plans.json`` and ``model.json`` of a model folder.
 
     Raises ``FileNotFoundError``/``ValueError`` naming the folder and the missing or bad file (and
-    its bad fields: see ``lgeseg.checks``).
+    its bad fields: see ``lgeseg.checks``), also when ``model.json``'s labels or channels disagree
+    with the network of ``plans.json`` (``checks.model_plan_problems``).
 
     Example:
         >>> import tempfile
@@ -193,7 +207,12 @@ def read_model_metadata(model_dir: str | Path) -> tuple[Plan, ModelInfo]:
         if not (model_dir / name).is_file():
             raise FileNotFoundError(f"{model_dir}: incomplete model folder, {name} is missing")
     plan = read_plan(model_dir / "plans.json")
-    return plan, read_model_info(model_dir / "model.json")
+    info = read_model_info(model_dir / "model.json")
+    problems = model_plan_problems(info, plan)
+    if problems:  # the network's outputs would be named (or counted) wrongly
+        raise InvalidInputError(f"{model_dir / 'model.json'}: does not match {model_dir / 'plans.json'}: "
+                                + "; ".join(problems) + "; restore model.json from the trained model folder or archive")
+    return plan, info
 
 
 def read_model_info(path: str | Path) -> ModelInfo:
@@ -242,16 +261,62 @@ def find_checkpoint(model_dir: str | Path, checkpoint: str = "final") -> Path:
     raise FileNotFoundError(f"{model_dir}: incomplete model folder, no checkpoint_{checkpoint}.pt (nothing trained?)")
 
 
+def checkpoint_for_inference(model_dir: str | Path, checkpoint: str = "final") -> Path:
+    """The checkpoint a prediction uses: ``checkpoint_<checkpoint>.pt``, with ``"final"``'s rule for a missing one.
+
+    Without ``checkpoint_final.pt``, a folder that holds ``checkpoint_latest.pt`` is a training run that
+    has not finished: refused (``FileNotFoundError`` naming the folder and what to do: finish it with
+    ``lgeseg_train --continue``, or ask for ``--checkpoint best``/``latest``). Any other folder without
+    it (an archive of the best weights, say) uses ``checkpoint_best.pt`` with a warning naming the
+    folder and the file. ``"best"`` and ``"latest"`` are used as asked (``FileNotFoundError`` if missing).
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> save_checkpoint(Path(tmp.name) / "checkpoint_best.pt", {"network": {}})
+        >>> checkpoint_for_inference(tmp.name).name  # logs a warning: no checkpoint_final.pt, using best
+        'checkpoint_best.pt'
+        >>> save_checkpoint(Path(tmp.name) / "checkpoint_latest.pt", {"network": {}})
+        >>> checkpoint_for_inference(tmp.name)
+        Traceback (most recent call last):
+        FileNotFoundError: ...: no checkpoint_final.pt: training has not finished (checkpoint_latest.pt is there); ...
+        >>> tmp.cleanup()
+    """
+    model_dir = Path(model_dir)
+    wanted = model_dir / f"checkpoint_{checkpoint}.pt"
+    if checkpoint != "final" or wanted.is_file():
+        if not wanted.is_file():
+            raise FileNotFoundError(f"{model_dir}: no checkpoint_{checkpoint}.pt (--checkpoint {checkpoint}); "
+                                    f"found: {_checkpoints_in(model_dir)}")
+        return wanted
+    if (model_dir / "checkpoint_latest.pt").is_file():
+        raise FileNotFoundError(
+            f"{model_dir}: no checkpoint_final.pt: training has not finished (checkpoint_latest.pt is there); finish "
+            f"it with lgeseg_train --continue -o {model_dir} (and its -p), or predict with the unfinished weights "
+            "with --checkpoint best (or latest)")
+    best = model_dir / "checkpoint_best.pt"
+    if not best.is_file():
+        raise FileNotFoundError(f"{model_dir}: incomplete model folder, no checkpoint_final.pt (nothing trained?)")
+    logger.warning("%s: no checkpoint_final.pt; using %s (the best validation epoch) instead", model_dir, best.name)
+    return best
+
+
+def _checkpoints_in(model_dir: Path) -> str:
+    found = [f"checkpoint_{n}.pt" for n in CHECKPOINT_NAMES if (model_dir / f"checkpoint_{n}.pt").is_file()]
+    return ", ".join(found) or "no checkpoint"
+
+
 def load_model(model_dir: str | Path, device: str | torch.device = "cpu", checkpoint: str = "final") -> LoadedModel:
     """Build the network from ``plans.json`` and load its weights for inference.
 
     Args:
         model_dir: model folder.
         device: torch device for the network.
-        checkpoint: ``"final"`` (falls back to best/latest), ``"best"`` or ``"latest"``.
+        checkpoint: ``"final"``, ``"best"`` or ``"latest"``; a missing final one is refused for an
+            unfinished training run, else replaced by best with a warning (``checkpoint_for_inference``).
 
     Returns:
-        ``LoadedModel`` with the network in eval mode and deep supervision off.
+        ``LoadedModel`` with the network in eval mode and deep supervision off, and the checkpoint file.
 
     Example:
         >>> import tempfile
@@ -265,7 +330,7 @@ def load_model(model_dir: str | Path, device: str | torch.device = "cpu", checkp
 
     model_dir = Path(model_dir)
     plan, info = read_model_metadata(model_dir)
-    path = find_checkpoint(model_dir, checkpoint)
+    path = checkpoint_for_inference(model_dir, checkpoint)
     payload = load_checkpoint(path, map_location="cpu")
     network = build_unet(plan.topology)
     try:
@@ -274,7 +339,7 @@ def load_model(model_dir: str | Path, device: str | torch.device = "cpu", checkp
         raise ValueError(f"{path}: weights do not match the network in {model_dir / 'plans.json'}: {err}") from err
     network.deep_supervision = False
     network.eval()
-    return LoadedModel(network=network.to(device), plan=plan, info=info, model_dir=model_dir)
+    return LoadedModel(network=network.to(device), plan=plan, info=info, model_dir=model_dir, checkpoint=path)
 
 
 def write_untrained_model(

@@ -25,19 +25,43 @@ from lgeseg.errors import LgesegError
 KNOWN_ERRORS: tuple[type[BaseException], ...] = (LgesegError, ValueError, OSError, MemoryError)
 
 
+def positive_int(text: str) -> int:
+    """An argparse ``type``: an integer >= 1 (``--epochs``, ``--jobs``); anything else is a usage error (exit 2).
+
+    Example:
+        >>> positive_int("3")
+        3
+        >>> positive_int("0")
+        Traceback (most recent call last):
+        argparse.ArgumentTypeError: expected a whole number >= 1, found '0'
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, found {text!r}")
+    return value
+
+
 def add_verbose_flag(parser: argparse.ArgumentParser, help_text: str = "log details; print tracebacks") -> None:
     """Add ``-v``/``--verbose`` (``args.verbose``) to ``parser``."""
     parser.add_argument("-v", "--verbose", action="store_true", help=help_text)
 
 
-def _is_out_of_memory(err: BaseException) -> bool:
-    """True for ``MemoryError`` and torch's ``OutOfMemoryError`` (a ``RuntimeError`` subclass)."""
+def is_out_of_memory(err: BaseException) -> bool:
+    """True for ``MemoryError`` and torch's ``OutOfMemoryError`` (a ``RuntimeError`` subclass).
+
+    Example:
+        >>> is_out_of_memory(MemoryError()), is_out_of_memory(ValueError("x"))
+        (True, False)
+    """
     return isinstance(err, MemoryError) or any(k.__name__ == "OutOfMemoryError" for k in type(err).__mro__)
 
 
 def describe_error(err: BaseException) -> str:
     """The user-facing text of ``err``: its message, with the file first for ``OSError``s that carry one."""
-    if _is_out_of_memory(err):
+    if is_out_of_memory(err):
         detail = str(err).strip().splitlines()[0] if str(err).strip() else "no detail"
         return f"out of memory ({detail}); use a smaller input, batch or patch, or a machine with more memory"
     if isinstance(err, OSError) and err.filename is not None and err.strerror:
@@ -69,7 +93,7 @@ def run_cli(prog: str, body: Callable[[], int | None], verbose: bool = False) ->
     except Exception as err:  # noqa: BLE001 - this is the one place that turns exceptions into messages
         if verbose:
             traceback.print_exc()
-        known = isinstance(err, KNOWN_ERRORS) or _is_out_of_memory(err)
+        known = isinstance(err, KNOWN_ERRORS) or is_out_of_memory(err)
         if known:
             print(f"{prog}: error: {describe_error(err)}", file=sys.stderr)
         else:

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from lgeseg.cli._errors import add_verbose_flag, run_cli
+from lgeseg.cli._errors import add_verbose_flag, positive_int, run_cli
 from lgeseg.experiments.grid import SCALES, make_config
 from lgeseg.experiments.launcher import LAUNCHERS
 from lgeseg.experiments.run import run_experiments, summarize_folder
@@ -33,8 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--launcher", choices=LAUNCHERS, default="local",
                      help="local: cells in this process or subprocesses; submitit: Slurm jobs (pip install "
                           "'lgeseg[slurm]') (default: local)")
-    run.add_argument("--jobs", type=int, default=1, help="cells at once (default 1: one after another, in-process)")
-    run.add_argument("--threads", type=int, default=None, help="torch threads per cell (default: CPUs / jobs)")
+    run.add_argument("--jobs", type=positive_int, default=1,
+                     help="cells at once, >= 1 (default 1: one after another, in-process)")
+    run.add_argument("--threads", type=positive_int, default=None, help="torch threads per cell (default: CPUs / jobs)")
     run.add_argument("--submitit-cluster", default=None, help="submitit cluster: slurm, local or debug (default: auto)")
     run.add_argument("--slurm-partition", default=None)
     run.add_argument("--gpus-per-job", type=int, default=None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from lgeseg.cli._errors import add_verbose_flag, run_cli
+from lgeseg.cli._errors import add_verbose_flag, positive_int, run_cli
 from lgeseg.training.finetune import DEFAULT_FINETUNE_EPOCHS, finetune
 
 
@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     amount = parser.add_mutually_exclusive_group()
     amount.add_argument("--cases", type=int, default=None, help="train on this many subjects of the new center")
     amount.add_argument("--fraction", type=float, default=None, help="train on this share of its subjects")
-    parser.add_argument("--epochs", type=int, default=None, help=f"epochs (default {DEFAULT_FINETUNE_EPOCHS})")
+    parser.add_argument("--epochs", type=positive_int, default=None,
+                        help=f"epochs, >= 1 (default {DEFAULT_FINETUNE_EPOCHS})")
     parser.add_argument("--iterations-per-epoch", type=int, default=None, help="default: the pretrained recipe's")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the pretrained recipe's)")
     parser.add_argument("--seed", type=int, default=0, help="picks the cases and seeds training (default 0)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+import torch
+
 from lgeseg.cli import exit_without_teardown
 from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.dicom import find_series
@@ -12,6 +14,7 @@ from lgeseg.inference import predict_folder
 from lgeseg.inference.adaptation import ADAPT_METHODS, DEFAULT_LR, DEFAULT_STEPS
 from lgeseg.inference.predictor import fold_model_folders
 from lgeseg.inference.quality import read_quality_report, summary_text
+from lgeseg.inference.sliding_window import check_step
 from lgeseg.model_card import format_model_card, model_card
 from lgeseg.model_registry import ensemble_card, format_model_list, list_models, resolve_model
 
@@ -26,6 +29,26 @@ def checkpoint_name(text: str) -> str:
         raise argparse.ArgumentTypeError(f"expected one of {', '.join(CHECKPOINTS)} (or checkpoint_<name>.pth), "
                                          f"found {text!r}")
     return name
+
+
+def device_name(text: str) -> str:
+    """``cpu``, ``cuda``, ``cuda:1``, ``mps``, ``auto`` ...: a name torch knows as a device; argparse type."""
+    try:
+        torch.device(text)
+    except RuntimeError as err:  # torch: "Expected one of cpu, cuda, ... device type at start of device string"
+        if text != "auto":
+            raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N (a GPU's index) or mps, found {text!r}") \
+                from err
+    return text
+
+
+def step_fraction(text: str) -> float:
+    """The sliding-window stride, a fraction of the patch in (0, 1]; argparse type."""
+    try:
+        return check_step(float(text))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a fraction of the patch in (0, 1] (0.5: tiles overlap by half), "
+                                         f"found {text!r}") from err
 
 
 def _add_nnunet_style_options(parser: argparse.ArgumentParser) -> None:
@@ -78,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                              "model (lge-lv: see --list-models); repeat (-m A -m B) to ensemble folds or seeds")
     parser.add_argument("--list-models", action="store_true",
                         help="list the models callable by name (shipped with lgeseg and installed) and exit")
-    parser.add_argument("--device", "-device", default=None,
+    parser.add_argument("--device", "-device", type=device_name, default=None,
                         help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     parser.add_argument("--no-mirroring", "--disable_tta", action="store_true",
                         help="skip flip test-time augmentation")
@@ -99,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
                              "(less accurate when slices are larger than the training patch)")
     parser.add_argument("--sliding-window", action="store_const", const="sliding", dest="window",
                         help="same as --window sliding")
-    parser.add_argument("--step", "-step_size", type=float, default=0.5,
-                        help="sliding-window stride, fraction of the patch")
+    parser.add_argument("--step", "-step_size", type=step_fraction, default=0.5,
+                        help="sliding-window stride, fraction of the patch in (0, 1] (default 0.5)")
     parser.add_argument("--adapt", choices=ADAPT_METHODS, default="none",
                         help="test-time adaptation to each case: entropy = minimize the prediction entropy over the "
                              "case's slices, updating only the normalization scale/shift (TENT), then restore the "

@@ -9,18 +9,25 @@ trains its share of every batch. Starting torchrun yourself works the same (docs
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 
 from lgeseg.cli import exit_without_teardown
-from lgeseg.cli._errors import add_verbose_flag, run_cli
+from lgeseg.cli._errors import add_verbose_flag, is_out_of_memory, positive_int, run_cli
+from lgeseg.device import resolve_device
+from lgeseg.planning.memory import batch_memory_problem
+from lgeseg.planning.verify import available_memory_bytes
+from lgeseg.records import Plan, read_plan
 from lgeseg.training import train
 from lgeseg.training.distributed import DistributedContext
-from lgeseg.training.recipes import COMPILE_MODES, DEFAULT_RECIPE, available_recipes
+from lgeseg.training.loop import check_resumable
+from lgeseg.training.recipes import COMPILE_MODES, DEFAULT_RECIPE, available_recipes, get_recipe
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,9 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"training recipe (default: {DEFAULT_RECIPE}: the paper's Adam 1e-3, 250 epochs, with "
                              "the extras of docs/paper.md; paper: the paper as written)")
     parser.add_argument("--augmentation", default=None, help="augmentation preset (default: the recipe's)")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's)")
-    parser.add_argument("--iterations-per-epoch", type=int, default=None, help="optimizer steps per epoch")
-    parser.add_argument("--batch-size", type=int, default=None, help="slices per batch (default: the plan's)")
+    parser.add_argument("--epochs", type=positive_int, default=None, help="epochs, >= 1 (default: the recipe's)")
+    parser.add_argument("--iterations-per-epoch", type=positive_int, default=None, help="optimizer steps per epoch")
+    parser.add_argument("--batch-size", type=positive_int, default=None,
+                        help="slices per batch (default: the plan's); refused when the memory estimate exceeds the "
+                             "device's free memory")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the recipe's)")
     parser.add_argument("--device", "-device", choices=["cuda", "cpu", "mps"], default=None,
                         help="training device (default: best available)")
@@ -112,7 +121,67 @@ def _run(args: argparse.Namespace) -> int:
                          "(WORLD_SIZE): leave --gpus out under torchrun")
     prefix = f"[rank {distributed.rank}] " if distributed.enabled else ""
     logging.basicConfig(level=logging.INFO if distributed.is_main else logging.WARNING, format=prefix + "%(message)s")
-    model_dir = train(
+    plan = _check_before_training(args, distributed)
+    try:
+        model_dir = _train(args, distributed)
+    except Exception as err:  # noqa: BLE001 - only running out of memory is named here; the rest re-raised
+        if not is_out_of_memory(err):
+            raise
+        # a bare MemoryError names nothing: say which run and batch ran out
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else "no detail"
+        batch = args.batch_size or (plan.batch_size if plan else "the plan's")
+        raise MemoryError(f"training {args.output} (batch {batch}): {detail}") from err
+    if distributed.is_main:
+        print(f"model folder: {model_dir}")
+    return 0
+
+
+def _first_plan(args: argparse.Namespace) -> tuple[Path, Plan] | None:
+    """The first -p folder's plans.json and plan; None when it has none (``train`` names that problem)."""
+    path = Path(args.preprocessed[0]) / "plans.json"
+    return (path, read_plan(path)) if path.is_file() else None
+
+
+def _check_same_plan(model_plans: Path, preprocessed_plans: list[Path]) -> None:
+    """``--continue`` trains the model's network: every -p folder must hold the model's plans.json."""
+    model_plan = read_plan(model_plans)
+    for path in preprocessed_plans:
+        plan = read_plan(path) if path.is_file() else model_plan  # a missing one: train() names it
+        fields = [f.name for f in dataclasses.fields(Plan) if getattr(plan, f.name) != getattr(model_plan, f.name)]
+        if fields:
+            raise ValueError(f"{path} differs from {model_plans} (fields: {', '.join(fields)}): --continue needs the "
+                             "preprocessed folder the model was trained on (-p), or train a new model without "
+                             "--continue")
+
+
+def _check_before_training(args: argparse.Namespace, distributed: DistributedContext) -> Plan | None:
+    """What must hold before any allocation: a resumable folder, the model's plan, a batch that fits memory."""
+    output = Path(args.output)
+    if args.resume:
+        check_resumable(output)
+        if (output / "plans.json").is_file():
+            _check_same_plan(output / "plans.json", [Path(folder) / "plans.json" for folder in args.preprocessed])
+    first = _first_plan(args)
+    if first is None:
+        return None
+    plan_path, plan = first
+    device = resolve_device(args.device)
+    if device.type == "cuda" and distributed.enabled:
+        device = torch.device("cuda", distributed.local_rank)
+    available = available_memory_bytes(str(device))
+    recipe = get_recipe(args.recipe or DEFAULT_RECIPE)
+    batch = args.batch_size or recipe.batch_size or plan.batch_size
+    problem = None if available is None else batch_memory_problem(
+        plan.topology, tuple(plan.patch_size), batch, available, device.type, recipe.mixed_precision,
+        recipe.optimizer, distributed.world_size)
+    if problem:
+        source = "--batch-size" if args.batch_size else f"batch_size of {plan_path}"
+        raise ValueError(f"{source}: {problem} (network and patch of {plan_path})")
+    return plan
+
+
+def _train(args: argparse.Namespace, distributed: DistributedContext) -> Path:
+    return train(
         args.preprocessed, args.output, recipe=args.recipe, datasets=args.dataset, resume=args.resume,
         overwrite=args.overwrite, distributed=distributed, sample_log=args.sample_log,
         augmentation=args.augmentation, epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
@@ -120,9 +189,6 @@ def _run(args: argparse.Namespace) -> int:
         subjects_per_center=args.subjects_per_center, num_workers=args.num_workers, compile=args.compile,
         compile_mode=args.compile_mode, cuda_graph=args.cuda_graph,
     )
-    if distributed.is_main:
-        print(f"model folder: {model_dir}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def default_threads(jobs: int) -> int:
         >>> default_threads(10**6)  # more cells than cores: one thread each
         1
     """
-    return max(1, (os.cpu_count() or 1) // jobs)
+    return max(1, (os.cpu_count() or 1) // max(jobs, 1))
 
 
 def run_experiments(config: ExperimentsConfig, launcher: str = "local", jobs: int = 1, threads: int | None = None,
@@ -60,6 +60,8 @@ def run_experiments(config: ExperimentsConfig, launcher: str = "local", jobs: in
         summary = run_experiments(make_config("tiny", out_dir=Path("runs/tiny")), launcher="local", jobs=2)
         summary["table5"], summary["failed"], summary["figures"]
     """
+    if jobs < 1 or (threads is not None and threads < 1):
+        raise ValueError(f"jobs (--jobs) and threads (--threads) must be >= 1, found jobs={jobs}, threads={threads}")
     start = time.perf_counter()
     workspace = prepare(config)
     cells = build_grid(config, list(workspace.test), workspace.num_encoder_blocks)

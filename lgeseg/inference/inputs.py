@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,7 @@ def list_input_cases(input_dir: str | Path, series: list[str] | None = None) -> 
     Returns:
         Cases sorted by id (DICOM: by series number). Raises ``ValueError`` naming the case when its
         channel numbers are not 0, 1, ... without gaps, and ``FileNotFoundError`` when the folder
-        holds no image.
+        holds no image or an image name is a symbolic link that leads nowhere (dangling or looping).
 
     Example:
         >>> import tempfile
@@ -94,7 +95,12 @@ def _image_files(input_dir: Path) -> dict[str, dict[int, Path]]:
     """case id -> channel -> image file, for the image files directly in ``input_dir``."""
     channels: dict[str, dict[int, Path]] = {}
     for path in sorted(input_dir.iterdir()):
-        if path.name.startswith(".") or not path.is_file() or not io.file_ending(path):
+        if path.name.startswith(".") or not io.file_ending(path):
+            continue
+        if path.is_symlink() and not path.exists():  # exists() follows the link: False when dangling or looping
+            raise FileNotFoundError(f"{path}: a symbolic link to {os.readlink(path)!r} that leads to no file (the "
+                                    "target is missing, or the link loops); fix or remove the link")
+        if not path.is_file():
             continue
         case_id, channel = split_channel_suffix(path)
         index = 0 if channel is None else channel

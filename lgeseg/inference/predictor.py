@@ -10,6 +10,7 @@ is written atomically, so an error never leaves half a file behind.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections import deque
@@ -49,9 +50,10 @@ from lgeseg.inference.quality import (
     MirrorAgreement,
     assess_segmentation,
     is_constant_image,
+    read_quality_report,
     write_quality_report,
 )
-from lgeseg.inference.sliding_window import predict_slices, prepare_for_inference
+from lgeseg.inference.sliding_window import check_step, predict_slices, prepare_for_inference
 from lgeseg.model_folder import LoadedModel, find_checkpoint, load_model
 from lgeseg.model_registry import resolve_model, resolve_model_folders
 from lgeseg.postprocessing import apply_postprocessing
@@ -64,6 +66,23 @@ logger = logging.getLogger(__name__)
 MAX_WHOLE_SLICE = 512 * 512
 #: Inference strategies (``predict_volume``'s ``window``).
 WINDOWS = ("roi", "sliding", "slice")
+
+
+def inference_device(device: str | torch.device | None) -> torch.device:
+    """``device.resolve_device`` for ``--device``, with an unknown name refused as a ``ValueError`` naming it.
+
+    Example:
+        >>> inference_device("cpu")
+        device(type='cpu')
+        >>> inference_device("quantum")
+        Traceback (most recent call last):
+        ValueError: --device 'quantum': not a torch device; expected cpu, cuda, cuda:N (a GPU's index) or mps
+    """
+    try:
+        return resolve_device(device)
+    except RuntimeError as err:  # torch.device("quantum") says "Expected one of cpu, cuda, ..., found quantum"
+        raise ValueError(f"--device {str(device)!r}: not a torch device; expected cpu, cuda, cuda:N (a GPU's index) "
+                         "or mps") from err
 
 
 def _preprocessing_key(model: LoadedModel) -> tuple:
@@ -323,6 +342,11 @@ class _Export:
     def __call__(self, case: InputCase, image: np.ndarray, geometry: CaseGeometry, probabilities: np.ndarray,
                  disagreement: float, input_constant: bool) -> tuple[Path, CaseQuality]:
         """Write the case's outputs; returns the label map's path and the case's quality record."""
+        with naming_case(case):
+            return self._export(case, image, geometry, probabilities, disagreement, input_constant)
+
+    def _export(self, case: InputCase, image: np.ndarray, geometry: CaseGeometry, probabilities: np.ndarray,
+                disagreement: float, input_constant: bool) -> tuple[Path, CaseQuality]:
         segmentation = apply_postprocessing(self.lookup[np.argmax(probabilities, axis=0)], self.variant)
         target = self.output_dir / f"{case.case_id}{output_ending(case)}"
         io.write_label(target, segmentation, geometry)
@@ -338,6 +362,37 @@ class _Export:
                           title=case.case_id)
         quality = assess_segmentation(segmentation, geometry.spacing, case.case_id, disagreement, input_constant)
         return target, quality
+
+
+@contextlib.contextmanager
+def naming_case(case: InputCase) -> Iterator[None]:
+    """Re-raise running out of memory inside the block as a ``MemoryError`` that names ``case`` and its file.
+
+    ``MemoryError`` (often without any text) and torch's ``OutOfMemoryError`` say nothing of what was
+    being done; the one-line message of ``lgeseg_predict`` (``cli._errors.describe_error``, which adds
+    what to do) then names the case to look at.
+
+    Example:
+        >>> with naming_case(InputCase("p1", (Path("in/p1_0000.nii.gz"),))):
+        ...     raise MemoryError()
+        Traceback (most recent call last):
+        MemoryError: case p1 (in/p1_0000.nii.gz): no detail
+    """
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - only running out of memory is translated; the rest re-raised
+        out_of_memory = isinstance(err, MemoryError) or any(k.__name__ == "OutOfMemoryError"
+                                                            for k in type(err).__mro__)
+        if not out_of_memory and not (isinstance(err, RuntimeError) and "out of memory" in str(err)):
+            raise
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else "no detail"
+        where = case.paths[0] if case.series is None else case.paths[0].parent
+        raise MemoryError(f"case {case.case_id} ({where}): {detail}") from err
+
+
+def _read(case: InputCase) -> tuple[np.ndarray, CaseGeometry]:
+    with naming_case(case):
+        return read_case(case)
 
 
 def _prefetch(pool: ThreadPoolExecutor, function: Callable[[Any], Any], items: Sequence[Any],
@@ -369,7 +424,7 @@ def _run_cases(todo: Sequence[InputCase], models: Sequence[LoadedModel], export:
 
     with ThreadPoolExecutor(num_readers, "lgeseg-read") as readers, \
             ThreadPoolExecutor(num_writers, "lgeseg-export") as writers:
-        loaded = _prefetch(readers, read_case, todo, num_readers)
+        loaded = _prefetch(readers, _read, todo, num_readers)
         for case, (image, geometry) in tqdm(zip(todo, loaded, strict=True), total=len(todo), desc="predict",
                                             unit="case"):
             input_constant = is_constant_image(image)
@@ -383,8 +438,9 @@ def _run_cases(todo: Sequence[InputCase], models: Sequence[LoadedModel], export:
                                float(np.nanmax(image)) if image.size else 0.0)
                 probabilities = _background_only(len(export.lookup), image.shape[1:])
             else:
-                probabilities = predict_volume(image, geometry, models, case_id=case.case_id, agreement=agreement,
-                                               **settings)
+                with naming_case(case):
+                    probabilities = predict_volume(image, geometry, models, case_id=case.case_id,
+                                                   agreement=agreement, **settings)
             disagreement = 0.0 if input_constant else agreement.disagreement()  # empty is flip-invariant
             pending.append(writers.submit(export, case, image, geometry, probabilities, disagreement,
                                           input_constant))
@@ -471,11 +527,12 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
         raise ValueError(f"window must be one of {', '.join(WINDOWS)}, found {window!r}")
     if num_readers < 1 or num_writers < 1:
         raise ValueError(f"worker counts must be at least 1, found {num_readers} readers, {num_writers} writers")
+    check_step(step)
     adaptation = AdaptationSettings(adapt, adapt_steps, adapt_lr)
     check_folders(input_dir, output_dir)
     if postprocess is not None:
         apply_postprocessing(np.zeros((1, 1, 1), np.uint8), postprocess)  # names the valid choices if unknown
-    models = load_models(resolve_model_folders(list(model_dirs)), resolve_device(device), checkpoint)
+    models = load_models(resolve_model_folders(list(model_dirs)), inference_device(device), checkpoint)
     variant = postprocess or models[0].info.postprocessing
     labels = models[0].plan.labels
     if save_probabilities:
@@ -508,11 +565,35 @@ def _cases_to_do(cases: Sequence[InputCase], models: Sequence[LoadedModel], expo
     """Check the folder's provenance and skip finished cases (called holding the folder's lock)."""
     outputs = {c.case_id: _outputs_of(c, export.output_dir, export.save_probabilities, export.overlays,
                                       export.dicom_seg) for c in cases}
-    identities = [model_identity(m.model_dir, find_checkpoint(m.model_dir, provenance["checkpoint"])) for m in models]
+    identities = [model_identity(m.model_dir, m.checkpoint or find_checkpoint(m.model_dir, provenance["checkpoint"]))
+                  for m in models]
     check_provenance(export.output_dir, provenance_record(identities, provenance), overwrite,
                      outputs_exist=any(p.exists() for paths in outputs.values() for p in paths))
     todo = [c for c in cases if overwrite or not all(p.exists() for p in outputs[c.case_id])]
     if len(todo) < len(cases):
         logger.info("%d case(s) already predicted in %s by the same model and settings, skipped (use --overwrite)",
                     len(cases) - len(todo), export.output_dir)
+        _assess_finished([c for c in cases if c not in todo], export.output_dir)
     return todo
+
+
+def _assess_finished(finished: Sequence[InputCase], output_dir: Path) -> None:
+    """Quality records for finished cases that ``qc.json`` lacks (the run that wrote them was killed).
+
+    A run killed between a case's label map and its qc.json update leaves the case done but unassessed;
+    the rerun skips it, so its record is computed here from the label map on disk. The mirror
+    disagreement of the lost run is unknown (NaN); whether the input is constant is read again.
+    """
+    known = {record.case_id for record in read_quality_report(output_dir)}
+    records = []
+    for case in finished:
+        if case.case_id in known:
+            continue
+        target = output_dir / f"{case.case_id}{output_ending(case)}"
+        labels, geometry = io.read_label(target)
+        constant = is_constant_image(read_case(case)[0])
+        records.append(assess_segmentation(labels, geometry.spacing, case.case_id, input_constant=constant))
+    if records:
+        logger.info("%s: quality records of %d finished case(s) were missing (an interrupted run); assessed them "
+                    "from their label maps (mirror_disagreement unknown)", output_dir / "qc.csv", len(records))
+        write_quality_report(records, output_dir)

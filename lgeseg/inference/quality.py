@@ -6,8 +6,10 @@ Pure NumPy (no torch, no SciPy). For each predicted case ``assess_segmentation``
   (``MirrorAgreement``, filled by ``sliding_window.predict_slices``); NaN without mirroring;
 - **implausibility checks** on the label map: no foreground at all; myocardium missing on a slice
   where the blood pool is found; a wall thinner than ``MIN_WALL_MM`` over most of the ring; a
-  blood-pool volume outside ``BLOOD_POOL_ML_RANGE``; and an input image that is constant (all one
-  value, e.g. all background), which no model can segment;
+  blood pool that the myocardium does not enclose on most slices (a bright blob is not a ventricle);
+  a blood-pool volume outside ``BLOOD_POOL_ML_RANGE`` or a myocardial volume outside
+  ``MYOCARDIUM_ML_RANGE``; and an input image that is constant (all one value, e.g. all background),
+  which no model can segment;
 - one combined ``score`` (0 for a prediction that passes every check with flips that agree; higher
   is worse) and ``flagged`` (any check failed).
 
@@ -41,6 +43,19 @@ THIN_RING_FRACTION = 0.5
 #: Lower bound: the smallest adult end-systolic volumes of that review are ~20 mL; 10 mL leaves room for
 #: LGE stacks that cover only part of the ventricle (myops_lge: 2-6 slices; its references hold 44-139 mL).
 BLOOD_POOL_ML_RANGE = (10.0, 500.0)
+#: Plausible LV myocardial volume, mL (myocardium incl. scar; mass = 1.05 g/mL x volume). Adult LV mass by
+#: CMR lies within ~40-400 g in health and disease (Kawel-Boehm et al. 2020: normal 60-200 g; severe
+#: hypertrophic cardiomyopathy rarely above ~400 g), i.e. ~38-381 mL. The range is generous: up to 500 mL
+#: (525 g, beyond any reported human LV), and down to 5 mL for LGE stacks that cover a few slices only.
+MYOCARDIUM_ML_RANGE = (5.0, 500.0)
+#: Myocardial gaps narrower than this (mm) are bridged when deciding whether the myocardium encloses the
+#: blood pool (a thinned scar or a partial-volume gap is still a ring; a half ring is not).
+RING_GAP_MM = 6.0
+#: A slice's blood pool counts as enclosed when at least this fraction of it lies inside the myocardium.
+ENCLOSED_FRACTION = 0.5
+#: ``blood_pool_not_enclosed`` is flagged when more than this fraction of the blood-pool slices with
+#: myocardium are not enclosed (one open basal slice at the outflow tract is normal; most slices are rings).
+NOT_ENCLOSED_SLICE_FRACTION = 0.5
 #: A slice "has blood pool" when its blood pool covers at least this area (mm^2; a disc of ~8 mm).
 MIN_BLOOD_POOL_MM2 = 50.0
 #: Myocardium counts as missing on a slice when its area is below this fraction of the blood pool's.
@@ -51,7 +66,10 @@ MIRROR_DISAGREEMENT_LIMIT = 0.1
 #: Record fields in file order (qc.csv columns, qc.json keys).
 COLUMNS = ("case_id", "flagged", "score", "reasons", "mirror_disagreement", "input_constant", "no_foreground",
            "blood_pool_ml", "myocardium_ml", "volume_implausible", "blood_pool_slices", "slices_missing_myocardium",
-           "missing_myocardium", "thin_wall_fraction", "thin_wall", "mirror_unstable")
+           "missing_myocardium", "thin_wall_fraction", "thin_wall", "mirror_unstable", "slices_not_enclosed",
+           "blood_pool_not_enclosed")
+#: Columns added after the first qc.json format, with the value an older record gets for them.
+_LATER_COLUMNS: dict[str, Any] = {"slices_not_enclosed": 0, "blood_pool_not_enclosed": False}
 
 
 class MirrorAgreement:
@@ -96,14 +114,15 @@ class CaseQuality:
         case_id: the case.
         flagged: any check below failed: check this case by eye.
         score: ``mirror_disagreement`` (0 when NaN) + missing-myocardium slices / blood-pool slices
-            + ``thin_wall_fraction`` (0 when NaN) + 1 for each of ``volume_implausible``,
-            ``no_foreground``, ``input_constant``. 0 is best; higher is worse.
+            + ``thin_wall_fraction`` (0 when NaN) + not-enclosed slices / blood-pool slices + 1 for each
+            of ``volume_implausible``, ``no_foreground``, ``input_constant``. 0 is best; higher is worse.
         reasons: names of the failed checks, e.g. ``("thin_wall", "volume_implausible")``.
         mirror_disagreement: mean 1 - Dice between each flipped pass and their average (NaN: no mirroring).
         input_constant: the input image holds a single value (e.g. all background).
         no_foreground: the prediction has neither blood pool nor myocardium.
         blood_pool_ml, myocardium_ml: predicted volumes, mL.
-        volume_implausible: ``blood_pool_ml`` outside ``BLOOD_POOL_ML_RANGE`` (only with foreground).
+        volume_implausible: ``blood_pool_ml`` outside ``BLOOD_POOL_ML_RANGE`` or ``myocardium_ml`` outside
+            ``MYOCARDIUM_ML_RANGE`` (only with foreground).
         blood_pool_slices: slices with at least ``MIN_BLOOD_POOL_MM2`` of blood pool.
         slices_missing_myocardium: of those, slices whose myocardium is under 10% of the blood pool's area.
         missing_myocardium: ``slices_missing_myocardium > 0``.
@@ -111,6 +130,10 @@ class CaseQuality:
             thinner than ``MIN_WALL_MM`` (a gap in the ring counts as thickness 0); NaN without such slices.
         thin_wall: ``thin_wall_fraction > THIN_RING_FRACTION``.
         mirror_unstable: ``mirror_disagreement > MIRROR_DISAGREEMENT_LIMIT``.
+        slices_not_enclosed: blood-pool slices with myocardium whose blood pool the myocardium does not
+            enclose (``enclosed_fraction`` < ``ENCLOSED_FRACTION``, gaps up to ``RING_GAP_MM`` bridged).
+        blood_pool_not_enclosed: ``slices_not_enclosed`` > ``NOT_ENCLOSED_SLICE_FRACTION`` x those slices:
+            the "ventricle" is a bright blob without a surrounding wall on most slices.
     """
 
     case_id: str
@@ -129,6 +152,8 @@ class CaseQuality:
     thin_wall_fraction: float
     thin_wall: bool
     mirror_unstable: bool
+    slices_not_enclosed: int = 0
+    blood_pool_not_enclosed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict in ``COLUMNS`` order; NaN becomes None (JSON null)."""
@@ -138,7 +163,12 @@ class CaseQuality:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CaseQuality:
-        """Inverse of ``to_dict`` (None -> NaN). Raises ``ValueError`` naming missing fields."""
+        """Inverse of ``to_dict`` (None -> NaN). Raises ``ValueError`` naming missing fields.
+
+        Columns added to the report later (``_LATER_COLUMNS``) get their neutral value when absent, so a
+        qc.json written by an older lgeseg is still read (and merged) by a rerun.
+        """
+        data = {**_LATER_COLUMNS, **data}
         missing = [key for key in COLUMNS if key not in data]
         if missing:
             raise ValueError(f"quality record {data.get('case_id', '?')!r}: missing field(s) {', '.join(missing)}")
@@ -223,11 +253,69 @@ def thin_ring_samples(blood: np.ndarray, myocardium: np.ndarray, spacing_yx: Seq
     return int((border & near_outside).sum()), total
 
 
+def _reach_from_edge(free: np.ndarray) -> np.ndarray:
+    """Voxels of a 2D mask ``free`` connected (4-neighbours, through ``free``) to the array's edge."""
+    reached = np.zeros_like(free)
+    for edge in ((0, slice(None)), (-1, slice(None)), (slice(None), 0), (slice(None), -1)):
+        reached[edge] = free[edge]
+    while True:
+        grown = reached.copy()
+        grown[1:] |= reached[:-1]
+        grown[:-1] |= reached[1:]
+        grown[:, 1:] |= reached[:, :-1]
+        grown[:, :-1] |= reached[:, 1:]
+        grown &= free
+        if np.array_equal(grown, reached):
+            return reached
+        reached = grown
+
+
+def enclosed_fraction(blood: np.ndarray, myocardium: np.ndarray, spacing_yx: Sequence[float],
+                      max_gap_mm: float = RING_GAP_MM) -> float:
+    """Fraction of a slice's blood pool that the myocardium encloses (gaps under ``max_gap_mm`` bridged).
+
+    A blood-pool voxel is enclosed when no path of 4-neighbours outside the (gap-closed) myocardium
+    leads from it to the slice's edge; the voxels the closing covers are left out of the fraction. A
+    ventricle's blood pool lies inside its myocardial ring (fraction ~1); a bright disc with myocardium
+    on one side only, or none, is open (fraction ~0).
+
+    Args:
+        blood, myocardium: 2D bool masks (y, x) of one slice.
+        spacing_yx: (sy, sx) in-plane voxel size, mm.
+        max_gap_mm: myocardium is dilated by half of this before the test, closing narrower gaps.
+
+    Returns:
+        The enclosed fraction in [0, 1]; NaN when the slice has no blood pool.
+
+    Example:
+        >>> yy, xx = np.mgrid[:40, :40]
+        >>> r, angle = np.hypot(yy - 20, xx - 20), np.arctan2(yy - 20, xx - 20)
+        >>> ring = (r >= 6) & (r < 10)
+        >>> enclosed_fraction(r < 6, ring, (1.5, 1.5))  # a blood pool in a myocardial ring
+        1.0
+        >>> enclosed_fraction(r < 6, ring & (angle > 0), (1.5, 1.5))  # a half ring encloses nothing
+        0.0
+    """
+    if not blood.any():
+        return math.nan
+    rows, cols = np.nonzero(blood | myocardium)  # outside this box (plus a margin) every voxel reaches the edge
+    offsets = _disc_offsets(max_gap_mm / 2.0, spacing_yx) if max_gap_mm > 0 else [(0, 0)]
+    margin = 2 + max(max(abs(dy), abs(dx)) for dy, dx in offsets)
+    y0, x0 = max(int(rows.min()) - margin, 0), max(int(cols.min()) - margin, 0)
+    y1, x1 = min(int(rows.max()) + margin + 1, blood.shape[0]), min(int(cols.max()) + margin + 1, blood.shape[1])
+    box_blood, box_myocardium = blood[y0:y1, x0:x1], myocardium[y0:y1, x0:x1]
+    wall = _dilate(box_myocardium, offsets) if box_myocardium.any() else box_myocardium
+    lumen = box_blood & ~wall  # the blood pool the closed wall leaves free; all of it is inside a ring
+    if not lumen.any():
+        return 1.0
+    return round(1.0 - int((lumen & _reach_from_edge(~wall)).sum()) / int(lumen.sum()), 4)
+
+
 def _slice_checks(labels: np.ndarray, spacing: Sequence[float], blood_label: int,
-                  myocardium_label: int) -> tuple[int, int, float]:
-    """(blood-pool slices, slices missing myocardium, thin-wall fraction or NaN) of a (z, y, x) label map."""
+                  myocardium_label: int) -> tuple[int, int, float, int]:
+    """(blood-pool slices, slices missing myocardium, thin-wall fraction or NaN, slices not enclosed)."""
     pixel_mm2 = float(spacing[1]) * float(spacing[2])
-    blood_slices = missing = thin = total = 0
+    blood_slices = missing = thin = total = not_enclosed = 0
     for slice_labels in labels:
         blood, myocardium = slice_labels == blood_label, slice_labels == myocardium_label
         blood_area = blood.sum() * pixel_mm2
@@ -240,7 +328,8 @@ def _slice_checks(labels: np.ndarray, spacing: Sequence[float], blood_label: int
         slice_thin, slice_total = thin_ring_samples(blood, myocardium, spacing[1:])
         thin += slice_thin
         total += slice_total
-    return blood_slices, missing, (thin / total if total else math.nan)
+        not_enclosed += enclosed_fraction(blood, myocardium, spacing[1:]) < ENCLOSED_FRACTION
+    return blood_slices, missing, (thin / total if total else math.nan), not_enclosed
 
 
 def assess_segmentation(labels: np.ndarray, spacing: Sequence[float], case_id: str = "case",
@@ -277,15 +366,20 @@ def assess_segmentation(labels: np.ndarray, spacing: Sequence[float], case_id: s
     blood_ml = float((labels == blood_label).sum()) * voxel_ml
     myocardium_ml = float((labels == myocardium_label).sum()) * voxel_ml
     no_foreground = blood_ml == 0.0 and myocardium_ml == 0.0
-    low, high = BLOOD_POOL_ML_RANGE
-    volume_implausible = not no_foreground and not low <= blood_ml <= high
-    blood_slices, missing, thin_fraction = _slice_checks(labels, spacing, blood_label, myocardium_label)
+    (blood_low, blood_high), (myo_low, myo_high) = BLOOD_POOL_ML_RANGE, MYOCARDIUM_ML_RANGE
+    volume_implausible = not no_foreground and not (blood_low <= blood_ml <= blood_high
+                                                    and myo_low <= myocardium_ml <= myo_high)
+    blood_slices, missing, thin_fraction, not_enclosed = _slice_checks(labels, spacing, blood_label,
+                                                                       myocardium_label)
+    with_myocardium = blood_slices - missing
     checks = {
         "input_constant": input_constant, "no_foreground": no_foreground, "volume_implausible": volume_implausible,
         "missing_myocardium": missing > 0, "thin_wall": bool(thin_fraction > THIN_RING_FRACTION),
+        "blood_pool_not_enclosed": not_enclosed > NOT_ENCLOSED_SLICE_FRACTION * with_myocardium,
         "mirror_unstable": bool(mirror_disagreement > MIRROR_DISAGREEMENT_LIMIT),
     }
     score = (_or_zero(mirror_disagreement) + missing / max(blood_slices, 1) + _or_zero(thin_fraction)
+             + not_enclosed / max(blood_slices, 1)
              + float(volume_implausible) + float(no_foreground) + float(input_constant))
     reasons = tuple(name for name, failed in checks.items() if failed)
     return CaseQuality(
@@ -294,7 +388,8 @@ def assess_segmentation(labels: np.ndarray, spacing: Sequence[float], case_id: s
         no_foreground=no_foreground, blood_pool_ml=round(blood_ml, 2), myocardium_ml=round(myocardium_ml, 2),
         volume_implausible=volume_implausible, blood_pool_slices=blood_slices, slices_missing_myocardium=missing,
         missing_myocardium=missing > 0, thin_wall_fraction=_rounded(thin_fraction), thin_wall=checks["thin_wall"],
-        mirror_unstable=checks["mirror_unstable"],
+        mirror_unstable=checks["mirror_unstable"], slices_not_enclosed=int(not_enclosed),
+        blood_pool_not_enclosed=bool(checks["blood_pool_not_enclosed"]),
     )
 
 
@@ -355,7 +450,9 @@ def write_quality_report(records: Sequence[CaseQuality], output_dir: str | Path)
     merged.update({record.case_id: record for record in records})
     ordered = [merged[key] for key in sorted(merged)]
     thresholds = {"min_wall_mm": MIN_WALL_MM, "thin_ring_fraction": THIN_RING_FRACTION,
-                  "blood_pool_ml_range": list(BLOOD_POOL_ML_RANGE), "min_blood_pool_mm2": MIN_BLOOD_POOL_MM2,
+                  "blood_pool_ml_range": list(BLOOD_POOL_ML_RANGE), "myocardium_ml_range": list(MYOCARDIUM_ML_RANGE),
+                  "ring_gap_mm": RING_GAP_MM, "enclosed_fraction": ENCLOSED_FRACTION,
+                  "not_enclosed_slice_fraction": NOT_ENCLOSED_SLICE_FRACTION, "min_blood_pool_mm2": MIN_BLOOD_POOL_MM2,
                   "missing_myocardium_fraction": MISSING_MYOCARDIUM_FRACTION,
                   "mirror_disagreement_limit": MIRROR_DISAGREEMENT_LIMIT}
     with atomic_output(output_dir / "qc.json", suffix=".json") as tmp:

@@ -12,6 +12,7 @@ it is refined on every slice. Slices smaller than the patch are zero-padded (cen
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -42,6 +43,22 @@ def gaussian_importance(patch_size: Sequence[int], sigma_scale: float = 0.125) -
     weights = axes[0][:, None] * axes[1][None, :]
     weights /= weights.max()
     return weights.clamp_(min=1e-3)
+
+
+def check_step(step: float) -> float:
+    """Return ``step`` if it is a tile stride fraction in (0, 1]; else raise ``ValueError`` saying so.
+
+    Example:
+        >>> check_step(0.5)
+        0.5
+        >>> check_step(0)
+        Traceback (most recent call last):
+        ValueError: step (--step): the sliding-window stride is a fraction of the patch in (0, 1] (...), found 0
+    """
+    if isinstance(step, bool) or not isinstance(step, numbers.Real) or not math.isfinite(step) or not 0 < step <= 1:
+        raise ValueError(f"step (--step): the sliding-window stride is a fraction of the patch in (0, 1] (0.5: tiles "
+                         f"overlap by half), found {step!r}")
+    return float(step)
 
 
 def tile_starts(size: int, patch: int, step: float) -> list[int]:
@@ -364,6 +381,7 @@ def predict_slices(network: nn.Module, image: torch.Tensor, patch_size: Sequence
     """
     if image.ndim != 4:
         raise ValueError(f"predict_slices: expected image (C, z, y, x), found shape {tuple(image.shape)}")
+    check_step(step)
     device = torch.device(device) if device is not None else next(network.parameters()).device
     py, px = (int(v) for v in patch_size)
     _, nz, ny, nx = image.shape

@@ -207,3 +207,56 @@ def largest_fitting_batch(
         else:
             high = mid - 1
     return best
+
+
+def batch_memory_problem(topology: NetworkTopology, patch_size: tuple[int, int], batch_size: int,
+                         available_bytes: int, device_type: str = "cuda", mixed_precision: bool = True,
+                         optimizer: str = "adam", ranks: int = 1) -> str | None:
+    """Why a training step of ``batch_size`` slices cannot fit ``available_bytes``, or None when it may.
+
+    Checked before any allocation, so an oversized ``--batch-size`` is refused with a message instead
+    of growing until the kernel kills the process. On ``"cuda"`` the estimate is ``estimate_memory``'s
+    (without the CUDA context, which is already allocated when the free memory is measured); on other
+    devices the CUDA-only parts (context, cuDNN workspace) are left out and activations are fp32
+    (autocast is CUDA-only in training). The estimate errs on the large side, so a refusal is certain
+    to be needed only when it exceeds the memory clearly; batches up to ``largest_fitting_batch`` pass.
+
+    Args:
+        topology, patch_size: the plan's network and patch (y, x).
+        batch_size: slices per step (data parallel: the global batch, split over ``ranks`` processes).
+        available_bytes: free device memory (CUDA) or available RAM (CPU).
+        device_type: ``"cuda"``, ``"cpu"``, ``"mps"``.
+        mixed_precision, optimizer: as the training recipe has them.
+        ranks: data-parallel processes, one device each; each holds ``ceil(batch_size / ranks)`` slices.
+
+    Returns:
+        A message naming the batch, the estimate, the memory and the largest batch that fits; or None.
+
+    Example:
+        >>> from lgeseg.planning.topology import plan_topology
+        >>> topology = plan_topology((48, 48), in_channels=1, num_classes=3, base_features=8, max_features=32)
+        >>> batch_memory_problem(topology, (48, 48), 16, available_bytes=8 * GIB, device_type="cpu") is None
+        True
+        >>> print(batch_memory_problem(topology, (48, 48), 100000, available_bytes=8 * GIB, device_type="cpu"))
+        batch size 100000: one training step needs about 190.6 GB per cpu device (estimate for 48 x 48 slices), but only
+        8.0 GB are available; use --batch-size 4197 or less, or free memory
+    """
+    on_cuda = device_type == "cuda"
+    overhead = CUDA_CONTEXT_BYTES + CUDNN_WORKSPACE_BYTES if not on_cuda else CUDA_CONTEXT_BYTES
+
+    def needed(batch: int) -> int:
+        return estimate_memory(topology, patch_size, batch, 0, mixed_precision and on_cuda, optimizer).total - overhead
+
+    ranks = max(int(ranks), 1)
+    total = needed(math.ceil(batch_size / ranks))
+    if total <= available_bytes:
+        return None
+    low, high = 0, math.ceil(batch_size / ranks) - 1  # the largest batch that fits (the estimate grows with it)
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if needed(mid) <= available_bytes else (low, mid - 1)
+    advice = (f"use --batch-size {low * ranks} or less, or free memory" if low
+              else "even one slice does not fit: use a smaller patch (plans.json) or a machine with more memory")
+    return (f"batch size {batch_size}: one training step needs about {total / GIB:.1f} GB per {device_type} device "
+            f"(estimate for {patch_size[0]} x {patch_size[1]} slices), but only {available_bytes / GIB:.1f} GB are "
+            f"available; {advice}")

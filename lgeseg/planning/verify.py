@@ -4,12 +4,45 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 
+from lgeseg.errors import LgesegError
 from lgeseg.planning.memory import CUDA_CONTEXT_BYTES, GIB, estimate_memory
 from lgeseg.planning.presets import PRESETS, get_preset
 from lgeseg.records import Plan
 
 logger = logging.getLogger(__name__)
+
+
+def available_memory_bytes(device: str = "cpu") -> int | None:
+    """Memory a training process may still take on ``device``: free GPU memory, or available RAM; None if unknown.
+
+    CUDA: ``torch.cuda.mem_get_info`` (free bytes, after this process's CUDA context). CPU: the
+    kernel's ``MemAvailable`` (``/proc/meminfo``), else free physical pages. MPS and other devices: None.
+
+    Example:
+        >>> available = available_memory_bytes("cpu")  # None where the OS does not say
+        >>> available is None or available > 0
+        True
+    """
+    kind = str(device).split(":")[0]
+    if kind == "cuda":
+        import torch  # deferred: see measure_step_peak
+
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    if kind != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def measure_step_peak(plan: Plan, batch_size: int, device: str = "cuda") -> int:
@@ -63,8 +96,8 @@ def verify_memory(plan: Plan, device: str = "cuda") -> Plan:
 
     The measured peak plus the CUDA context (``memory.CUDA_CONTEXT_BYTES``) must stay within the
     plan's budget. Returns the plan with the (possibly smaller) batch, its new estimate and
-    ``extras["measured_peak_bytes"]``/``extras["verified_batch"]``. Raises ``RuntimeError``
-    without CUDA and ``ValueError`` if not even batch 1 fits.
+    ``extras["measured_peak_bytes"]``/``extras["verified_batch"]``. Raises ``LgesegError``
+    (saying what to do) without CUDA and ``ValueError`` if not even batch 1 fits.
 
     Usage (needs a CUDA GPU; ``lgeseg_plan_and_preprocess --verify-memory`` runs it)::
 
@@ -73,7 +106,9 @@ def verify_memory(plan: Plan, device: str = "cuda") -> Plan:
     import torch  # deferred: see measure_step_peak
 
     if not torch.cuda.is_available():
-        raise RuntimeError("--verify-memory needs a CUDA GPU; none is available")
+        raise LgesegError("--verify-memory measures a training step on a CUDA GPU, and this machine has none: run "
+                          "without --verify-memory (the batch then comes from the memory estimate), or on the "
+                          "machine that will train")
     budget = plan.memory.budget if plan.memory is not None and plan.memory.budget else None
     batch = plan.batch_size
     while batch >= 1:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from lgeseg.atomic import remove_stale_temporaries
 from lgeseg.model_folder import load_checkpoint, save_checkpoint
 from lgeseg.network import build_unet, select_trainable
 from lgeseg.records import Plan
@@ -391,6 +392,43 @@ def save_state(state: TrainingState, path: str | Path, with_optimizer: bool = Tr
     save_checkpoint(path, checkpoint_payload(state, with_optimizer))
 
 
+def check_resumable(model_dir: str | Path) -> None:
+    """Before ``--continue``: refuse a model folder that holds no complete ``checkpoint_latest.pt``.
+
+    A run killed (SIGKILL, power loss) while writing its first checkpoint leaves only temporary files
+    (``.checkpoint_best.pt.<random>.tmp``, see ``atomic.atomic_output``): they are removed here, and
+    the ``FileNotFoundError`` explains that nothing can be resumed and what to run instead.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> _ = (Path(tmp.name) / ".checkpoint_best.pt.ab12cd34.tmp").write_bytes(b"half")  # a killed first write
+        >>> check_resumable(tmp.name)
+        Traceback (most recent call last):
+        FileNotFoundError: ...: no complete checkpoint to continue from (... removed 1 temporary file(s) ...); ...
+        >>> sorted(p.name for p in Path(tmp.name).iterdir())
+        []
+        >>> tmp.cleanup()
+    """
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"{model_dir}: nothing to continue (the model folder does not exist); train without "
+                                "--continue")
+    if (model_dir / "checkpoint_latest.pt").is_file():
+        return
+    removed = remove_stale_temporaries(model_dir)
+    found = sorted(p.name for p in model_dir.iterdir()
+                   if p.name.endswith(".pt") or p.name == "model.json")
+    debris = (f"; removed {len(removed)} temporary file(s) of a checkpoint write that was interrupted"
+              if removed else "")
+    if found:
+        raise FileNotFoundError(f"{model_dir}: no checkpoint_latest.pt to continue from{debris}; the folder holds "
+                                f"{', '.join(found)}: train again with --overwrite to replace them, or use another -o")
+    raise FileNotFoundError(f"{model_dir}: no complete checkpoint to continue from (the run stopped before its first "
+                            f"checkpoint was written{debris}); train again without --continue (same -o), or with "
+                            "--overwrite")
+
+
 def restore_state(state: TrainingState, path: str | Path) -> None:
     """Resume from a checkpoint written by ``save_state``: weights, optimizer, epoch, history, RNG.
 
@@ -415,7 +453,11 @@ def restore_state(state: TrainingState, path: str | Path) -> None:
     payload = load_checkpoint(path, map_location=state.device)
     if "optimizer" not in payload:
         raise ValueError(f"{path}: has no optimizer state, cannot resume from it (use checkpoint_latest.pt)")
-    state.network.load_state_dict(payload["network"])
+    try:
+        state.network.load_state_dict(payload["network"])
+    except RuntimeError as err:  # another plan's network: the -p folder is not the one the run trained on
+        raise ValueError(f"{path}: its weights do not fit the network of this run's plans.json (resume with the "
+                         f"preprocessed folder the model was trained on): {str(err).strip().splitlines()[0]}") from err
     if state.averaged is not None:
         state.averaged.load_state_dict(payload.get("averaged", payload["network"]))
         state.averaged_steps = int(payload.get("averaged_steps", 0))
