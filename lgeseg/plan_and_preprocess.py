@@ -48,22 +48,23 @@ def validate_datasets(dataset_dirs: list[Path], allow_unusual_spacing: bool = Fa
         raise ValueError("invalid dataset(s):\n  " + "\n  ".join(errors))
 
 
-def _check_plan_fits(plan: Plan, fingerprint: Fingerprint) -> None:
-    """Refuse a reused plan whose label values or channel count differ from the datasets'.
+def _check_plan_fits(plan: Plan, fingerprint: Fingerprint, source: Path | None) -> None:
+    """Refuse a reused plan (from ``source``) whose label values or channel count differ from the datasets'.
 
     Label *names* may differ (a cine model's ``LV_bloodpool`` is an LGE dataset's ``blood_pool``):
     the classes are the values, so only a warning says which names are kept (the plan's).
     """
     labels = dict(fingerprint.labels)
     if labels and sorted(labels.values()) != sorted(plan.labels.values()):
-        raise ValueError(f"the plan's labels {plan.labels} differ from the dataset's labels {labels}: "
-                         "the label values (classes) must be the same")
+        raise ValueError(f"{source}: the plan's labels {plan.labels} differ from the dataset's labels {labels}: "
+                         "the label values (classes) must be the same; reuse the plan of a model with these labels")
     if labels and labels != dict(plan.labels):
         logger.warning("label names differ but their values match: the plan's %s are kept for the dataset's %s",
                        plan.labels, labels)
     channels = fingerprint.num_channels
     if channels != plan.topology.in_channels:
-        raise ValueError(f"the plan expects {plan.topology.in_channels} channel(s); the datasets have {channels}")
+        raise ValueError(f"{source}: the plan expects {plan.topology.in_channels} channel(s); the datasets have "
+                         f"{channels}: reuse the plan of a model with {channels} channel(s)")
 
 
 def plan_and_preprocess(
@@ -115,12 +116,14 @@ def plan_and_preprocess(
     """
     dataset_dirs = [Path(d) for d in dataset_dirs]
     out_dir = Path(out_dir)
-    check_preprocessed_folder(out_dir, None, dataset_dirs)  # before any work; the plan is compared below
+    # before any work: the folder, and a reused plan (read and compared with the folder's before fingerprinting)
+    reused = load_plan(plans_from) if plans_from is not None else None
+    check_preprocessed_folder(out_dir, reused, dataset_dirs, overwrite)
     validate_datasets(dataset_dirs, allow_unusual_spacing)
     fingerprint = extract_fingerprint(dataset_dirs, num_workers)
-    if plans_from is not None:
-        plan = load_plan(plans_from)
-        _check_plan_fits(plan, fingerprint)
+    if reused is not None:
+        _check_plan_fits(reused, fingerprint, plans_from)
+        plan = reused
     else:
         plan = plan_experiment(fingerprint, gpu_memory_gb, preset, fingerprint.num_channels,
                                fingerprint.labels, normalization)
