@@ -88,7 +88,13 @@ def _checked_geometry(path: str | Path, geometry: CaseGeometry) -> CaseGeometry:
     return geometry
 
 
-def _geometry_of(image: sitk.Image) -> CaseGeometry:
+def geometry_of(image: sitk.Image) -> CaseGeometry:
+    """The geometry of a 3D SimpleITK image: shape and spacing (z, y, x), origin and direction as ITK's.
+
+    Example:
+        >>> geometry_of(sitk.Image(4, 3, 2, sitk.sitkFloat32)).shape  # ITK size (x, y, z) = (4, 3, 2)
+        (2, 3, 4)
+    """
     if image.GetDimension() != 3:
         raise ValueError(f"expected a 3D image, found {image.GetDimension()}D")
     size_xyz = image.GetSize()
@@ -183,7 +189,7 @@ def read_image(path: str | Path) -> tuple[np.ndarray, CaseGeometry]:
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise ValueError(f"{path}: expected one value per voxel, found {image.GetNumberOfComponentsPerPixel()}")
     try:
-        geometry = _geometry_of(image)
+        geometry = geometry_of(image)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
     _checked_geometry(path, geometry)
@@ -215,7 +221,7 @@ def read_label(path: str | Path) -> tuple[np.ndarray, CaseGeometry]:
     """
     image = _read_sitk(path)
     try:
-        geometry = _geometry_of(image)
+        geometry = geometry_of(image)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
     _checked_geometry(path, geometry)
