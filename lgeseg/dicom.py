@@ -173,7 +173,7 @@ def check_left_out_file(path: Path) -> None:
         reader.ReadImageInformation()
         reader.Execute()  # a readable header with a cut pixel payload fails here
     except RuntimeError as err:
-        detail = str(err).strip().splitlines()[-1] if str(err).strip() else "no detail"
+        detail = str(err).strip().splitlines()[-1].replace(str(path), path.name) if str(err).strip() else "no detail"
         raise CorruptFileError(
             f"{path}: DICOM file cannot be read ({detail[:200]}); it is truncated or damaged, so its series would "
             "miss a slice: export the series again, or move the file out of the folder") from err

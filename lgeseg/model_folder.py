@@ -290,10 +290,12 @@ def checkpoint_for_inference(model_dir: str | Path, checkpoint: str = "final") -
                                     f"found: {_checkpoints_in(model_dir)}")
         return wanted
     if (model_dir / "checkpoint_latest.pt").is_file():
+        unfinished = " or ".join(f"--checkpoint {n}" for n in ("best", "latest")
+                                 if (model_dir / f"checkpoint_{n}.pt").is_file())
         raise FileNotFoundError(
             f"{model_dir}: no checkpoint_final.pt: training has not finished (checkpoint_latest.pt is there); finish "
             f"it with lgeseg_train --continue -o {model_dir} (and its -p), or predict with the unfinished weights "
-            "with --checkpoint best (or latest)")
+            f"with {unfinished}")
     best = model_dir / "checkpoint_best.pt"
     if not best.is_file():
         raise FileNotFoundError(f"{model_dir}: incomplete model folder, no checkpoint_final.pt (nothing trained?)")

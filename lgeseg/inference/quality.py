@@ -48,7 +48,7 @@ BLOOD_POOL_ML_RANGE = (10.0, 500.0)
 #: hypertrophic cardiomyopathy rarely above ~400 g), i.e. ~38-381 mL. The range is generous: up to 500 mL
 #: (525 g, beyond any reported human LV), and down to 5 mL for LGE stacks that cover a few slices only.
 MYOCARDIUM_ML_RANGE = (5.0, 500.0)
-#: Myocardial gaps narrower than this (mm) are bridged when deciding whether the myocardium encloses the
+#: Myocardial gaps up to this wide (mm) are bridged when deciding whether the myocardium encloses the
 #: blood pool (a thinned scar or a partial-volume gap is still a ring; a half ring is not).
 RING_GAP_MM = 6.0
 #: A slice's blood pool counts as enclosed when at least this fraction of it lies inside the myocardium.
@@ -272,7 +272,7 @@ def _reach_from_edge(free: np.ndarray) -> np.ndarray:
 
 def enclosed_fraction(blood: np.ndarray, myocardium: np.ndarray, spacing_yx: Sequence[float],
                       max_gap_mm: float = RING_GAP_MM) -> float:
-    """Fraction of a slice's blood pool that the myocardium encloses (gaps under ``max_gap_mm`` bridged).
+    """Fraction of a slice's blood pool that the myocardium encloses (gaps up to ``max_gap_mm`` bridged).
 
     A blood-pool voxel is enclosed when no path of 4-neighbours outside the (gap-closed) myocardium
     leads from it to the slice's edge; the voxels the closing covers are left out of the fraction. A
@@ -282,7 +282,7 @@ def enclosed_fraction(blood: np.ndarray, myocardium: np.ndarray, spacing_yx: Seq
     Args:
         blood, myocardium: 2D bool masks (y, x) of one slice.
         spacing_yx: (sy, sx) in-plane voxel size, mm.
-        max_gap_mm: myocardium is dilated by half of this before the test, closing narrower gaps.
+        max_gap_mm: myocardium is dilated by half of this before the test, closing gaps up to this wide.
 
     Returns:
         The enclosed fraction in [0, 1]; NaN when the slice has no blood pool.
@@ -299,7 +299,8 @@ def enclosed_fraction(blood: np.ndarray, myocardium: np.ndarray, spacing_yx: Seq
     if not blood.any():
         return math.nan
     rows, cols = np.nonzero(blood | myocardium)  # outside this box (plus a margin) every voxel reaches the edge
-    offsets = _disc_offsets(max_gap_mm / 2.0, spacing_yx) if max_gap_mm > 0 else [(0, 0)]
+    # growing each side by half the gap (inclusive) closes a gap of max_gap_mm
+    offsets = _disc_offsets(max_gap_mm / 2.0 + 1e-6, spacing_yx) if max_gap_mm > 0 else [(0, 0)]
     margin = 2 + max(max(abs(dy), abs(dx)) for dy, dx in offsets)
     y0, x0 = max(int(rows.min()) - margin, 0), max(int(cols.min()) - margin, 0)
     y1, x1 = min(int(rows.max()) + margin + 1, blood.shape[0]), min(int(cols.max()) + margin + 1, blood.shape[1])
