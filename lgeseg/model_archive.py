@@ -336,7 +336,9 @@ def check_install_destination(zip_path: str | Path, dest: str | Path, overwrite:
     if not overwrite:
         raise OutputConflictError(f"{dest}: already exists; choose another destination, or use --overwrite to "
                                   "replace the model folder")
-    foreign = [name for name in present if name not in _model_entries()]
+    own = _model_entries()
+    foreign = [name for name in present  # a killed writer's atomic temporaries (.model.json.<8 chars>...) are ours
+               if name not in own and not any(name.startswith(f".{file}.") for file in own)]
     if "model.json" not in present or foreign:
         shown = ", ".join((foreign or present)[:5]) + (" ..." if len(foreign or present) > 5 else "")
         why = "no model.json" if "model.json" not in present else "files that are not part of a model"

@@ -186,7 +186,7 @@ def harmonize_files(input_path: str | Path, output_dir: str | Path, spec: str, m
         ['c2_000_0000.nii.gz', 'c2_001_0000.nii.gz']
         >>> harmonize_files(unseen / "imagesTr", unseen / "imagesTr", "histogram", model_dir=model)
         Traceback (most recent call last):
-        ValueError: ...: the output folder must not be the input folder or inside it (...); inputs are never overwritten...
+        ValueError: ...: the output folder must not be the input folder or inside it (...); inputs are never ...
         >>> tmp.cleanup()
     """
     output_dir = Path(output_dir)
@@ -221,7 +221,7 @@ def check_output_folder(input_path: str | Path, output_dir: str | Path, files: S
         >>> check_output_folder(tmp / "in", tmp / "out", [tmp / "in" / "a_0000.nii.gz"])  # passes: returns None
         >>> check_output_folder(tmp / "in", tmp / "in" / "matched", [tmp / "in" / "a_0000.nii.gz"])
         Traceback (most recent call last):
-        ValueError: ...: the output folder must not be the input folder or inside it (...); inputs are never overwritten...
+        ValueError: ...: the output folder must not be the input folder or inside it (...); inputs are never ...
         >>> import shutil; shutil.rmtree(tmp)
     """
     input_path, output_dir = Path(input_path), Path(output_dir)
