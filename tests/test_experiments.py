@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+from itertools import combinations
 from pathlib import Path
 
 import pytest
 import torch
 
 from lgeseg.cli.experiments import main as experiments_main
-from lgeseg.experiments.cells import load_workspace, write_result
-from lgeseg.experiments.grid import build_grid, cell_folder, make_config
+from lgeseg.experiments.cells import load_workspace, run_cell, workspace_for, write_result
+from lgeseg.experiments.describe import split_counts
+from lgeseg.experiments.grid import PAPER_TABLE_4, Cell, build_grid, cell_folder, gan_pair, make_config
 from lgeseg.experiments.run import run_experiments
 from lgeseg.experiments.summary import format_table, mean_sd, summarize
 from lgeseg.model_folder import load_checkpoint, read_model_metadata
+from lgeseg.records import save_json
+from lgeseg.synth import generate_multicenter
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -185,3 +189,114 @@ def test_bad_settings_are_refused_with_the_field_named(tmp_path: Path, capsys: p
                              "--train-center", "emidec"])
     assert code == 1
     assert "train_center 'emidec': no such center" in capsys.readouterr().err
+
+
+def test_paper_scale_follows_table_4_and_trains_every_cyclegan_pair_of_table_3() -> None:
+    config = make_config("paper", out_dir=Path("x"))
+    assert (config.window, config.gan_features, config.gan_blocks, config.gan_patch) == ("sliding", 64, 9, 256)
+    assert config.every_training_center and config.cases_per_center >= PAPER_TABLE_4[0]
+    centers = ["center1", "center2", "center3", "center4"]
+    cells = build_grid(config, centers, num_encoder_blocks=6)
+    multi = {c.centers: c.subjects_per_center for c in cells if c.kind == "train" and c.subjects_per_center}
+    assert {len(k): n for k, n in multi.items()} == {1: 52, 2: 26, 3: 17, 4: 14}  # total about constant
+    assert [split_counts(n) for n in PAPER_TABLE_4] == [(41, 11), (20, 6), (13, 4), (11, 3)]  # paper: 42+10, ...
+    gans = [c for c in cells if c.kind == "cyclegan"]
+    assert len(gans) == 6 and {frozenset(c.centers) for c in gans} == {frozenset(p) for p in combinations(centers, 2)}
+    for cell in gans:  # one GAN per pair, both directions: each center's model scored on the other center
+        source, target = cell.centers
+        assert cell.scores == ((target, "cyclegan"), (source, "cyclegan"))
+        assert cell.needs == (f"train_{source}_spatial_intensity_s0", f"train_{target}_spatial_intensity_s0")
+    histogram = [c for c in cells if any(h == "histogram" for _, h in c.scores) and len(c.centers) == 1]
+    assert {c.centers[0] for c in histogram} == set(centers)  # Figure 7 for every training center
+    equal = build_grid(make_config("paper", out_dir=Path("x"), experiments=(4,), subjects_per_center=13), centers, 6)
+    assert {c.subjects_per_center for c in equal} == {13}
+    balanced = build_grid(make_config("paper", out_dir=Path("x"), experiments=(4,), subjects_by_size=()), centers, 6)
+    assert {c.subjects_per_center for c in balanced} == {None}
+    with pytest.raises(ValueError, match=r"subjects_by_size: expected one count >= 1 per number of centers 1 \.\. 4"):
+        make_config("paper", out_dir=Path("x"), subjects_by_size=(52, 26))
+
+
+def test_medium_scale_gives_every_model_1000_iterations_and_twice_the_quick_transfer_budget() -> None:
+    m, q = make_config("medium", out_dir=Path("x")), make_config("quick", out_dir=Path("x"))
+    assert m.epochs * m.iterations_per_epoch == 1000 == 2 * q.epochs * q.iterations_per_epoch
+    assert m.finetune_epochs * m.iterations_per_epoch == 2 * q.finetune_epochs * q.iterations_per_epoch
+    assert m.gan_epochs * m.gan_iterations == 2 * q.gan_epochs * q.gan_iterations
+    assert (m.recipe, m.window, m.subjects_by_size) == ("default", "roi", ())
+
+
+def test_dry_run_prints_table_4_the_cyclegan_pairs_the_window_and_the_budget(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert experiments_main(["--scale", "paper", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    for line in ("| 1 | center1 | 52 (41 + 11) | 52 |", "| 4 | center1+center2+center3+center4 | 14 (11 + 3) | 56 |",
+                 "CycleGAN pairs (Table 3): 6", "- center3 <-> center4: center3 model on center4, center4 model on "
+                 "center3", "inference: window sliding, mirroring off, postprocess lcc",
+                 "training: recipe paper, preset paper, 250 epochs x one pass over the training slices",
+                 "generator 64 features / 9 residual blocks", "network: 6 encoder blocks"):
+        assert line in out, line
+    assert experiments_main(["-o", "runs/x", "--scale", "medium", "--dry-run", "--device", "cpu"]) == 0
+    assert "20 epochs x 50 iterations per model" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []  # a dry run makes and writes nothing
+    with pytest.raises(SystemExit):
+        experiments_main(["--scale", "paper"])  # no -o without --dry-run: a usage error
+
+
+def test_a_cell_of_an_older_grid_is_still_done_and_its_cyclegan_counts_for_table_5(tmp_path: Path) -> None:
+    config = make_config("tiny", out_dir=tmp_path, experiments=(2,), harmonization=("cyclegan",))
+    old = Cell("cyclegan_center1_center2_s0", "cyclegan", 0, ("center2",), base="train_center1_spatial_intensity_s0",
+               scores=(("center2", "cyclegan"),))  # before pairs: the target alone
+    cases = {"c2_000": {"blood_pool": 0.6, "myocardium": 0.4}}
+    stored = write_result(tmp_path, old, [{"center": "center2", "harmonization": "cyclegan", "cases": cases}], 1.0,
+                          "cpu")
+    del stored["cell"]["reverse_base"], stored["cell"]["pretrained_on"]  # fields the older Cell did not have
+    save_json(stored, cell_folder(tmp_path, old) / "result.json")
+    workspace = workspace_for(config, ["center1", "center2"], "cpu", 4)
+    assert run_cell(workspace, old)["seconds"] == 1.0  # not run again
+    assert gan_pair(old, "center1") == ("center1", "center2")
+    table = summarize(tmp_path, config, [old], num_encoder_blocks=4)["table5"]
+    assert table["cyclegan"]["center2"]["mean"] == pytest.approx(0.5)
+
+
+@pytest.fixture(scope="module")
+def pairs_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """Experiments 2-3 with every center's model, all CycleGAN pairs and a pretraining dataset (any raw
+    dataset stands in for cine), two iterations per model."""
+    out = tmp_path_factory.mktemp("pairs")
+    source = generate_multicenter(out / "other", 3, 5, centers=(3,), in_plane_size=32)[0]
+    config = make_config("tiny", out_dir=out / "run", **{**TINY, "seeds": 1}, experiments=(2, 3),
+                         every_training_center=True, harmonization=("cyclegan",), block_counts=(),
+                         pretrain_source=source)
+    return out / "run", run_experiments(config, jobs=1, threads=1)
+
+
+def test_a_cyclegan_pair_scores_both_centers_models_and_only_the_training_centers_fills_table_5(
+        pairs_run: tuple[Path, dict]) -> None:
+    out, results = pairs_run
+    assert results["cells"]["missing"] == [] and not results["failed"]
+    _, cells = load_workspace(out / "grid.json")
+    gans = [c for c in cells.values() if c.kind == "cyclegan"]
+    assert [c.centers for c in gans] == [("center1", "center2")]
+    scores = json.loads((cell_folder(out, gans[0]) / "result.json").read_text())["scores"]
+    assert [(s["center"], s["harmonization"]) for s in scores] == [("center2", "cyclegan"), ("center1", "cyclegan")]
+    assert sorted(p.name for p in (cell_folder(out, gans[0]) / "translated" / "center1_cyclegan").iterdir())
+    assert set(results["table5"]["cyclegan"]) == {"center2"}  # center2's model on center1 is Figure 7 only
+    rows = json.loads((out / "rows.json").read_text())
+    assert {r["base_center"] for r in rows if r["kind"] == "cyclegan"} == {"center1", "center2"}
+    assert "figure_7.png" in [Path(p).name for p in results["figures"]]
+
+
+def test_cross_modality_pretraining_is_fine_tuned_like_the_training_centers_model(
+        pairs_run: tuple[Path, dict]) -> None:
+    out, results = pairs_run
+    _, cells = load_workspace(out / "grid.json")
+    pretrained = cells["train_center3_spatial_intensity_s0"]  # the stand-in 'cine' dataset
+    assert pretrained.scores == (("center2", "none"),)
+    tuned = sorted(c.id for c in cells.values() if c.pretrained_on == "center3")
+    assert tuned == ["finetune_center2_all_100pct_from_center3_s0", "finetune_center2_all_1_from_center3_s0"]
+    _, info = read_model_metadata(cell_folder(out, tuned[1]) / "model")
+    assert info.parent == str((cell_folder(out, pretrained) / "model").resolve())
+    assert results["table5"]["transfer"]["center2"]["n"] == 1  # the transfer column: center1's model only
+    assert "figure_10.png" in [Path(p).name for p in results["figures"]]
+    with pytest.raises(ValueError, match="pretrain_source .*: its folder name must differ from the centers'"):
+        build_grid(make_config("tiny", out_dir=out, pretrain_source=out / "center2"), ["center1", "center2"], 4)

@@ -7,7 +7,8 @@ import logging
 from pathlib import Path
 
 from lgeseg.cli._errors import add_verbose_flag, positive_int, run_cli
-from lgeseg.experiments.grid import SCALES, make_config
+from lgeseg.experiments.describe import dry_run
+from lgeseg.experiments.grid import SCALES, WINDOWS, make_config
 from lgeseg.experiments.launcher import LAUNCHERS
 from lgeseg.experiments.run import run_experiments, summarize_folder
 from lgeseg.experiments.summary import format_table
@@ -20,10 +21,15 @@ def _parser() -> argparse.ArgumentParser:
                     "(1) augmentation, (2) histogram matching / CycleGAN, (3) transfer learning, (4) multi-center "
                     "training on 1-4 centers; Table 5 (mean ± SD over seeds) and Figures 6-12 into OUT. Every "
                     "model is an independent, resumable cell; rerun to continue. Default data: synthetic centers.")
-    parser.add_argument("-o", "--out", type=Path, required=True, help="work folder (data, cells, results, figures)")
+    parser.add_argument("-o", "--out", type=Path, default=None,
+                        help="work folder (data, cells, results, figures); required unless --dry-run")
     parser.add_argument("--scale", choices=list(SCALES), default="quick",
-                        help="tiny: every cell in minutes (smoke test); quick: small CPU defaults; paper: the paper's "
-                             "recipe and preset as written (250 epochs, batch 16, fp32, 256x256) (default: quick)")
+                        help="tiny: every cell in minutes (smoke test); quick: small CPU defaults (500 iterations per "
+                             "model); medium: 1000 iterations per model; paper: the paper's recipe, preset, Table 4 "
+                             "and CycleGAN pairs as written (250 epochs, batch 16, fp32, 256x256) (default: quick)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the grid (centers, budget, inference window, Table 4's subjects per center "
+                             "combination, CycleGAN pairs, cells) and exit without making or writing anything")
     parser.add_argument("-e", "--experiments", type=int, nargs="+", choices=(1, 2, 3, 4), default=None,
                         help="which experiments (default: all)")
     parser.add_argument("--seeds", type=int, default=None, help="independent runs of every model (paper: 5)")
@@ -50,14 +56,19 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--cases-per-center", type=int, default=None, help="synthetic training subjects per center")
     data.add_argument("--test-cases-per-center", type=int, default=None, help="synthetic test subjects per center")
     data.add_argument("--subjects-per-center", type=int, default=None,
-                      help="experiment 4: N subjects of every center per model (the paper's Table 4; default: all)")
+                      help="experiment 4: N subjects of every center in every model (default: --subjects-by-size)")
+    data.add_argument("--subjects-by-size", type=int, nargs="*", default=None, metavar="N",
+                      help="experiment 4: subjects of each center (training + validation) in a model of 1, 2, 3, 4 "
+                           "centers (paper: 52 26 17 14, the paper's Table 4, total about constant; none given: all "
+                           "subjects with balanced sampling, the other scales' default)")
     data.add_argument("--combination-sizes", type=int, nargs="+", choices=(1, 2, 3, 4), default=None,
                       help="experiment 4: numbers of centers per model (default: 1 2 3 4)")
     data.add_argument("--extra-augmentations", nargs="+", default=None, metavar="PRESET",
                       help="augmentation presets trained in experiment 1 besides the paper's three, each its own "
                            "Table 5 column (e.g. lge_dg, lgeseg's default)")
-    data.add_argument("--every-training-center", action="store_true", default=None,
-                      help="experiment 1 trains on every center in turn (Figure 6 in full)")
+    data.add_argument("--every-training-center", action=argparse.BooleanOptionalAction, default=None,
+                      help="experiments 1-2 train on every center in turn (Figures 6 and 7 in full, all CycleGAN "
+                           "pairs; paper: on)")
     train = parser.add_argument_group("training (defaults: the scale's)")
     train.add_argument("--preset", default=None, help="planner preset (default: cpu on the CPU, else default)")
     train.add_argument("--recipe", default=None, help="training recipe: default, paper, nnunet")
@@ -72,10 +83,20 @@ def _parser() -> argparse.ArgumentParser:
                        help="Figure 8 sweep: k of encoder:k/decoder:k")
     train.add_argument("--amounts", nargs="*", default=None, help="Figure 10 sweep: N or P%% each")
     train.add_argument("--finetune-epochs", type=int, default=None)
+    train.add_argument("--pretrain-source", type=Path, default=None, metavar="RAW_DATASET",
+                       help="experiment 3: also pretrain on this raw dataset (e.g. ../shared/data/acdc_cine) and "
+                            "fine-tune it on every unseen center like the training center's model (Figure 10's grey "
+                            "line: cross-modality pretraining)")
     train.add_argument("--harmonization", nargs="+", choices=("histogram", "cyclegan"), default=None)
     train.add_argument("--gan-epochs", type=int, default=None)
     train.add_argument("--gan-iterations", type=int, default=None)
     train.add_argument("--gan-patch", type=int, default=None, help="CycleGAN patch, voxels")
+    train.add_argument("--gan-features", type=int, default=None,
+                       help="CycleGAN width: generator's first layer and discriminator's (quick: 16; paper: 64)")
+    train.add_argument("--gan-blocks", type=int, default=None,
+                       help="CycleGAN generator's residual blocks (quick: 4; paper: 9)")
+    train.add_argument("--window", choices=WINDOWS, default=None,
+                       help="inference window of every scoring prediction (quick: roi; paper: sliding)")
     train.add_argument("--postprocess", choices=("lcc", "lcc_per_label", "none"), default=None,
                        help="postprocessing of every prediction (default: each model's validated choice; paper: lcc)")
     train.add_argument("--mirroring", action="store_true", default=None, help="flip test-time augmentation")
@@ -94,27 +115,34 @@ def main(argv: list[str] | None = None) -> int:
     """Run the experiments and print the Table 5-style Dice table. Returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.out is None and not args.dry_run:
+        parser.error("the following arguments are required: -o/--out (unless --dry-run)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     return run_cli("lgeseg_experiments", lambda: _run(args), args.verbose)
 
 
 def _run(args: argparse.Namespace) -> int:
     lists = ("experiments", "block_counts", "amounts", "harmonization", "synthetic_centers", "combination_sizes",
-             "extra_augmentations")
+             "extra_augmentations", "subjects_by_size")
     as_tuple = {k: None if getattr(args, k) is None else tuple(getattr(args, k)) for k in lists}
     if args.summary_only:
         results = summarize_folder(args.out)
     else:
         config = make_config(
-            args.scale, out_dir=args.out, seeds=args.seeds, train_center=args.train_center, raw_dir=args.raw,
-            test_dir=args.test, in_plane_size=args.in_plane_size, cases_per_center=args.cases_per_center,
-            test_cases_per_center=args.test_cases_per_center, subjects_per_center=args.subjects_per_center,
+            args.scale, out_dir=args.out or Path("OUT"), seeds=args.seeds, train_center=args.train_center,
+            raw_dir=args.raw, test_dir=args.test, in_plane_size=args.in_plane_size,
+            cases_per_center=args.cases_per_center, test_cases_per_center=args.test_cases_per_center,
+            subjects_per_center=args.subjects_per_center,
             every_training_center=args.every_training_center, preset=args.preset, recipe=args.recipe,
             epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch, train_minutes=args.train_minutes,
             finetune_blocks=args.finetune_blocks, finetune_amount=args.finetune_amount,
             finetune_epochs=args.finetune_epochs, gan_epochs=args.gan_epochs, gan_iterations=args.gan_iterations,
             gan_patch=args.gan_patch, postprocess=args.postprocess, mirroring=args.mirroring, device=args.device,
-            **as_tuple)
+            pretrain_source=args.pretrain_source, gan_features=args.gan_features, gan_blocks=args.gan_blocks,
+            window=args.window, **as_tuple)
+        if args.dry_run:
+            print(dry_run(config))
+            return 0
         results = run_experiments(config, args.launcher, args.jobs, args.threads, _submitit_options(args))
     train_center = results["config"]["train_center"]
     print(f"\nMean 3D Dice (blood pool, myocardium) on held-out test cases, ± SD over seeds; trained on "

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lgeseg.experiments.grid import Cell, ExperimentsConfig, cell_folder
+from lgeseg.experiments.grid import Cell, ExperimentsConfig, cell_folder, gan_pair
 from lgeseg.records import Plan, load_json, save_json
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class Workspace:
     Attributes:
         config: the settings.
         device: torch device the cells use.
-        preprocessed: center -> preprocessed folder (one plan for all).
+        preprocessed: center (and ``config.pretrain_source``'s name) -> preprocessed folder (one plan for all).
         test: center -> raw dataset of its test cases.
         num_encoder_blocks: encoder blocks of the planned network.
     """
@@ -90,12 +90,20 @@ def prepare(config: ExperimentsConfig) -> Workspace:
                          f"(found {', '.join(sorted(names))})")
     order = [config.train_center] + [n for n in names if n != config.train_center]
     raw = {p.name: p for p in train_raw}
+    if config.pretrain_source is not None:
+        source = Path(config.pretrain_source)
+        if not (source / "dataset.json").is_file():
+            raise FileNotFoundError(f"pretrain_source {source}: expected a raw dataset (dataset.json), found none")
+        if source.name in raw:
+            raise ValueError(f"pretrain_source {source}: its folder name must differ from the centers' "
+                             f"({', '.join(order)}), found {source.name!r}")
+        raw[source.name] = source
     folders = workspace_for(config, order, device, num_encoder_blocks=0)  # the blocks: the plan's, below
     missing = [str(p) for p in folders.test.values() if not (p / "dataset.json").is_file()]
     if missing:
         raise FileNotFoundError(f"test_dir: no test dataset (dataset.json) for center(s) {', '.join(missing)}")
     pre = folders.preprocessed
-    for name in order:
+    for name in pre:
         if (pre[name] / "plans.json").is_file():
             continue
         if name == config.train_center:
@@ -110,8 +118,9 @@ def prepare(config: ExperimentsConfig) -> Workspace:
 def workspace_for(config: ExperimentsConfig, centers: Sequence[str], device: str, num_encoder_blocks: int) -> Workspace:
     """The workspace ``prepare`` makes for ``centers`` (training center first), making no data.
 
-    Its folders are where ``prepare`` puts them: ``OUT/preprocessed/<center>`` and the test datasets
-    ``TEST/<center>`` (``TEST``: ``config.test_dir``, or ``OUT/test`` for synthetic centers). For a grid
+    Its folders are where ``prepare`` puts them: ``OUT/preprocessed/<center>`` (also for the
+    ``pretrain_source`` dataset) and the test datasets ``TEST/<center>`` (``TEST``: ``config.test_dir``,
+    or ``OUT/test`` for synthetic centers). For a grid
     whose data is already in place, or whose cells need none (finished ones, see ``write_result``).
 
     Example:
@@ -122,7 +131,8 @@ def workspace_for(config: ExperimentsConfig, centers: Sequence[str], device: str
     """
     out = Path(config.out_dir)
     test = out / "test" if config.test_dir is None else Path(config.test_dir)  # make_config: both dirs or neither
-    return Workspace(config, device, {name: out / "preprocessed" / name for name in centers},
+    sources = [] if config.pretrain_source is None else [Path(config.pretrain_source).name]
+    return Workspace(config, device, {name: out / "preprocessed" / name for name in [*centers, *sources]},
                      {name: test / name for name in centers}, num_encoder_blocks)
 
 
@@ -187,22 +197,28 @@ def _amount(amount: str) -> dict[str, Any]:
     return {"fraction": int(amount[:-1]) / 100} if amount.endswith("%") else {"cases": int(amount)}
 
 
-def _make_model(workspace: Workspace, cell: Cell, folder: Path) -> Path:
-    """Train, fine-tune or (for a CycleGAN cell) locate the model the cell scores; returns its folder."""
+def _finished_model(config: ExperimentsConfig, cell: Cell, base_id: str | None) -> Path:
+    base = cell_folder(config.out_dir, base_id or "") / "model"
+    if not _done(base):
+        raise FileNotFoundError(f"{base}: cell {cell.id} needs the finished model of cell {base_id}")
+    return base
+
+
+def _make_model(workspace: Workspace, cell: Cell, folder: Path) -> Path | None:
+    """Train or fine-tune the cell's model (returns its folder), or train a CycleGAN cell's GAN (returns None)."""
     from lgeseg.training import finetune, train  # deferred: torch, as in prepare()
 
     config = workspace.config
-    if cell.kind != "train":
-        base = cell_folder(config.out_dir, cell.base or "") / "model"
-        if not _done(base):
-            raise FileNotFoundError(f"{base}: cell {cell.id} needs the finished model of cell {cell.base}")
     if cell.kind == "cyclegan":
+        for needed in cell.needs:
+            _finished_model(config, cell, needed)
         _make_gan(workspace, cell, folder / "gan")
-        return base
+        return None
+    base = _finished_model(config, cell, cell.base) if cell.kind != "train" else None
     model = folder / "model"
     if _done(model):
         return model
-    if cell.kind == "train":
+    if base is None:
         train([workspace.preprocessed[c] for c in cell.centers], model, recipe=config.recipe, epochs=config.epochs,
               iterations_per_epoch=config.iterations_per_epoch, max_minutes=config.train_minutes,
               augmentation=cell.augmentation, seed=cell.seed, device=workspace.device,
@@ -224,9 +240,23 @@ def _make_gan(workspace: Workspace, cell: Cell, gan: Path) -> None:
         return
     config = workspace.config
     gan_config = CycleGANConfig(epochs=config.gan_epochs, iterations_per_epoch=config.gan_iterations,
-                                patch_size=(config.gan_patch, config.gan_patch), seed=cell.seed)
-    train_cyclegan(workspace.preprocessed[config.train_center], workspace.preprocessed[cell.centers[0]], gan,
-                   gan_config, device=workspace.device, resume=_resumable(gan))
+                                patch_size=(config.gan_patch, config.gan_patch), seed=cell.seed,
+                                generator_features=config.gan_features, generator_blocks=config.gan_blocks,
+                                discriminator_features=config.gan_features)
+    source, target = gan_pair(cell, config.train_center)
+    train_cyclegan(workspace.preprocessed[source], workspace.preprocessed[target], gan, gan_config,
+                   device=workspace.device, resume=_resumable(gan))
+
+
+def _scored_model(workspace: Workspace, cell: Cell, model: Path | None, center: str) -> tuple[Path, str | None]:
+    """(model folder, GAN direction) that scores ``center``: a CycleGAN cell scores the model of the pair's
+    other center, translating with the generator towards that center (None: no GAN)."""
+    if model is not None:
+        return model, None
+    source, _ = gan_pair(cell, workspace.config.train_center)
+    if center == source:
+        return _finished_model(workspace.config, cell, cell.reverse_base), "source-to-target"
+    return _finished_model(workspace.config, cell, cell.base), "target-to-source"
 
 
 def _per_case_dice(metrics_csv: Path) -> dict[str, dict[str, float | None]]:
@@ -240,19 +270,40 @@ def _per_case_dice(metrics_csv: Path) -> dict[str, dict[str, float | None]]:
                 for row in csv.DictReader(handle)}
 
 
-def _score(workspace: Workspace, folder: Path, model: Path, center: str, harmonization: str) -> dict[str, Any]:
-    """Predict ``center``'s test cases with ``model`` (harmonized as asked), evaluate, return per-case Dice."""
+def _score(workspace: Workspace, folder: Path, model: Path, center: str, harmonization: str,
+           direction: str | None = None) -> dict[str, Any]:
+    """Predict ``center``'s test cases with ``model`` (harmonized as asked), evaluate, return per-case Dice.
+
+    ``direction`` is the CycleGAN generator (``target-to-source`` translates while predicting; the other
+    direction writes translated images under ``translated/`` first, then predicts them)."""
     # deferred like this module's other stage imports: the launcher and --summary-only start without torch
     from lgeseg.experiments.scoring import predict_and_score
+    from lgeseg.harmonization.apply import harmonize_files
 
+    config = workspace.config
     name = center if harmonization == "none" else f"{center}_{harmonization}"
     harmonize = {"none": None, "histogram": "histogram", "cyclegan": f"cyclegan:{folder / 'gan'}"}[harmonization]
     test = workspace.test[center]
-    predict_and_score(test / "imagesTr", test, [model], folder / "predictions" / name, folder / "metrics" / name,
-                      device=workspace.device, mirroring=workspace.config.mirroring,
-                      postprocess=workspace.config.postprocess, harmonize=harmonize)
+    images = test / "imagesTr"
+    if harmonization == "cyclegan" and direction == "source-to-target":
+        images = folder / "translated" / name
+        harmonize_files(test / "imagesTr", images, harmonize, device=workspace.device, direction=direction,
+                        overwrite=True)
+        harmonize = None
+    predict_and_score(images, test, [model], folder / "predictions" / name, folder / "metrics" / name,
+                      device=workspace.device, mirroring=config.mirroring, postprocess=config.postprocess,
+                      harmonize=harmonize, window=config.window)
     return {"center": center, "harmonization": harmonization,
             "cases": _per_case_dice(folder / "metrics" / name / "metrics.csv")}
+
+
+def _same_cell(stored: Any, cell: Cell) -> bool:
+    """True when a ``result.json``'s cell record is ``cell`` (fields added to ``Cell`` since it was written
+    count with their defaults, so a finished cell of an older grid is not run again)."""
+    try:
+        return isinstance(stored, dict) and Cell.from_dict(stored) == cell
+    except ValueError:
+        return False
 
 
 def run_cell(workspace: Workspace, cell: Cell) -> dict[str, Any]:
@@ -277,12 +328,15 @@ def run_cell(workspace: Workspace, cell: Cell) -> dict[str, Any]:
     result_path = folder / "result.json"
     if result_path.is_file():
         stored = load_json(result_path)
-        if stored.get("cell") == cell.to_dict():
+        if _same_cell(stored.get("cell"), cell):
             return stored
     start = time.perf_counter()
     logger.info("== cell %s", cell.id)
     model = _make_model(workspace, cell, folder)
-    scores = [_score(workspace, folder, model, center, harmonization) for center, harmonization in cell.scores]
+    scores = []
+    for center, harmonization in cell.scores:
+        scored, direction = _scored_model(workspace, cell, model, center)
+        scores.append(_score(workspace, folder, scored, center, harmonization, direction))
     return write_result(workspace.config.out_dir, cell, scores, time.perf_counter() - start, workspace.device)
 
 

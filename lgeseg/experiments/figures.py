@@ -29,11 +29,13 @@ from lgeseg.experiments.grid import (  # noqa: E402
     ExperimentsConfig,
     experiment_1_augmentations,
     main_trainable,
+    subjects_for,
 )
 from lgeseg.experiments.summary import (  # noqa: E402
     Row,
     column_header,
     column_selectors,
+    from_center,
     mean_sd,
     per_seed,
     select,
@@ -129,11 +131,12 @@ def figure_6(rows: Sequence[Row], config: ExperimentsConfig, path: Path) -> Path
 
 
 def figure_7(rows: Sequence[Row], config: ExperimentsConfig, path: Path) -> Path | None:
-    """Per-subject Dice on the unseen centers without harmonization, with histogram matching, with CycleGAN.
+    """Per-subject Dice on the unseen centers without harmonization, with histogram matching, with CycleGAN;
+    one row of panels per training center that was harmonized for (``every_training_center``: all).
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.experiments.grid import make_config, train_cell
+        >>> from lgeseg.experiments.grid import cyclegan_cell, make_config, train_cell
         >>> from lgeseg.experiments.summary import case_row
         >>> config = make_config("tiny", out_dir=Path("runs/tiny"))
         >>> dice = {"blood_pool": 0.85, "myocardium": 0.75}  # one test case's scores
@@ -145,21 +148,40 @@ def figure_7(rows: Sequence[Row], config: ExperimentsConfig, path: Path) -> Path
         'figure_7.png'
         >>> figure_7(rows[:2], config, Path(tmp.name) / "no.png") is None  # no harmonized rows: skipped
         True
+        >>> other = train_cell(("center2",), "spatial_intensity", 0)  # a pair's GAN scores both centers' models
+        >>> pair = cyclegan_cell(model, "center2", reverse=other)
+        >>> rows += [case_row(other, "center1", "none", "c1_0", dice),
+        ...          case_row(pair, "center1", "cyclegan", "c1_0", dice)]
+        >>> figure_7(rows, config, Path(tmp.name) / "figure_7.png").name  # two rows: trained on center1, center2
+        'figure_7.png'
         >>> tmp.cleanup()
     """
     home = config.train_center
-    base = select(rows, kind="train", centers=(home,), subjects_per_center=None, augmentation="spatial_intensity",
-                  center=lambda c: c != home)
     gan = select(rows, kind="cyclegan")
-    if not select(base, harmonization="histogram") and not gan:
+    single = select(rows, kind="train", subjects_per_center=None, augmentation="spatial_intensity",
+                    centers=lambda c: len(c) == 1)
+    harmonized = {r["centers"][0] for r in single if r["harmonization"] == "histogram"}
+    harmonized |= {r.get("base_center") or home for r in gan}
+    trained_on = sorted(harmonized, key=lambda c: (c != home, c))
+    if not trained_on:
         return None
-    tests = sorted({r["center"] for r in base})
-    figure, axes = _panels(len(tests))
-    for j, center in enumerate(tests):
-        series = [("no harmonization", "tab:blue", select(base, harmonization="none", center=center)),
-                  ("histogram matching", "tab:orange", select(base, harmonization="histogram", center=center)),
-                  ("CycleGAN", "tab:green", select(gan, center=center))]
-        _subject_lines(axes[0, j], series, f"trained on {home}, tested on {center}")
+    scored = {r["center"] for r in single if r["centers"][0] in harmonized} | {r["center"] for r in gan}
+    if trained_on == [home]:
+        scored.discard(home)
+    tests = sorted(scored, key=lambda c: (c != home, c))
+    figure, axes = _panels(len(tests), rows=len(trained_on))
+    for i, trained in enumerate(trained_on):
+        base = select(single, centers=(trained,))
+        for j, center in enumerate(tests):
+            ax = axes[i, j]
+            if center == trained:
+                ax.axis("off")
+                continue
+            series = [("no harmonization", "tab:blue", select(base, harmonization="none", center=center)),
+                      ("histogram matching", "tab:orange", select(base, harmonization="histogram", center=center)),
+                      ("CycleGAN", "tab:green", [r for r in select(gan, center=center)
+                                                 if from_center(r, trained, home)])]
+            _subject_lines(ax, series, f"trained on {trained}, tested on {center}")
     return _save(figure, path, "Figure 7: image harmonization at test time")
 
 
@@ -196,7 +218,8 @@ def figure_8(rows: Sequence[Row], config: ExperimentsConfig, blocks: int, path: 
         >>> tmp.cleanup()
     """
     tuned = select(rows, kind="finetune", amount=config.finetune_amount)
-    tuned = [r for r in tuned if r["trainable"].startswith(("encoder:", "decoder:"))]
+    tuned = [r for r in tuned if r["trainable"].startswith(("encoder:", "decoder:"))
+             and from_center(r, config.train_center, config.train_center)]
     if len({r["trainable"] for r in tuned}) < 2:
         return None
     centers = sorted({r["center"] for r in tuned})
@@ -252,7 +275,8 @@ def figure_9(rows: Sequence[Row], config: ExperimentsConfig, blocks: int, path: 
 
 
 def figure_10(rows: Sequence[Row], config: ExperimentsConfig, blocks: int, path: Path) -> Path | None:
-    """Dice by the amount of the new center's subjects used for fine-tuning; yellow: trained on it.
+    """Dice by the amount of the new center's subjects used for fine-tuning; yellow: trained on it; grey:
+    pretrained on ``config.pretrain_source`` (cine) instead of the training center.
 
     Example:
         >>> import tempfile
@@ -268,6 +292,11 @@ def figure_10(rows: Sequence[Row], config: ExperimentsConfig, blocks: int, path:
         'figure_10.png'
         >>> figure_10(rows[:1], config, 4, Path(tmp.name) / "no.png") is None  # one amount: no sweep to draw
         True
+        >>> cine = train_cell(("acdc_cine",), "spatial_intensity", 0)  # the grey line: pretrained on cine
+        >>> rows += [case_row(finetune_cell(cine, "center2", "all", amount, "acdc_cine"), "center2", "none", "c2_0",
+        ...                   dice) for amount in ("1", "100%")]
+        >>> figure_10(rows, config, 4, Path(tmp.name) / "figure_10.png").name
+        'figure_10.png'
         >>> tmp.cleanup()
     """
     main = main_trainable(config, blocks)
@@ -275,12 +304,15 @@ def figure_10(rows: Sequence[Row], config: ExperimentsConfig, blocks: int, path:
     amounts = [a for a in config.amounts if select(tuned, amount=a)]
     if len(amounts) < 2:
         return None
+    sources = [config.train_center] + sorted({r["base_center"] for r in tuned if r.get("base_center")})
     centers = sorted({r["center"] for r in tuned})
     figure, axes = _panels(len(centers))
     for ax, center in zip(axes[0], centers, strict=True):
-        stats = [_stats(select(tuned, center=center, amount=a)) for a in amounts]
-        ax.errorbar(range(len(amounts)), [s[0] for s in stats], yerr=[s[1] for s in stats], color="fuchsia",
-                    marker="o", capsize=3, label=f"pretrained on {config.train_center}")
+        for source, color in zip(sources, ("fuchsia", "gray", "tab:brown", "tab:cyan"), strict=False):
+            chosen = [r for r in select(tuned, center=center) if from_center(r, source, config.train_center)]
+            stats = [_stats(select(chosen, amount=a)) for a in amounts]
+            ax.errorbar(range(len(amounts)), [s[0] for s in stats], yerr=[s[1] for s in stats], color=color,
+                        marker="o", capsize=3, label=f"pretrained on {source}")
         _reference_line(ax, rows, center, "gold", f"trained on {center}")
         ax.set(title=f"{center} ({main})", xticks=range(len(amounts)), xticklabels=amounts,
                xlabel="subjects of the new center", ylabel="Dice", ylim=(0, 1))
@@ -306,8 +338,8 @@ def figure_11(rows: Sequence[Row], config: ExperimentsConfig, path: Path) -> Pat
         True
         >>> tmp.cleanup()
     """
-    combos = select(rows, kind="train", subjects_per_center=config.subjects_per_center,
-                    centers=lambda c: c[0] == config.train_center)
+    combos = [r for r in select(rows, kind="train", centers=lambda c: c[0] == config.train_center)
+              if r["subjects_per_center"] == subjects_for(config, len(r["centers"]))]
     names = sorted({r["centers"] for r in combos if select(combos, centers=r["centers"], augmentation="none")},
                    key=lambda c: (len(c), c))
     if len({len(c) for c in names}) < 2:

@@ -10,12 +10,16 @@ Which cells the paper needs (training center T, the unseen centers X, every seed
 1. augmentation (Figure 6): T with ``none``, ``spatial``, ``spatial_intensity``, tested on every center
    (with ``every_training_center``: each center in turn is T);
 2. harmonization (Figure 7): the ``spatial_intensity`` model of T on X, histogram-matched (scored by
-   the model's own cell) or translated by a CycleGAN trained between T and X (one cell per X);
+   the model's own cell) or translated by a CycleGAN (one cell per pair of centers, both directions:
+   the paper's Table 3; with ``every_training_center`` every center's model, so all 6 pairs of 4 centers);
 3. transfer (Figures 8-10): that model fine-tuned on X, sweeping ``encoder:k``/``decoder:k`` and the
-   amount of X's subjects, plus (when a sweep is set) the reference model trained on X itself;
+   amount of X's subjects, plus (when a sweep is set) the reference model trained on X itself; with
+   ``pretrain_source``, also a model trained on that dataset (cine) and fine-tuned the same way
+   (Figure 10's grey line);
 4. multi-center (Figures 9, 11): T plus every combination of the other centers (1 to 4 centers),
-   with and without augmentation, optionally with ``subjects_per_center`` subjects of each; the
-   model without augmentation is also scored with histogram matching.
+   with and without augmentation, with ``subjects_for(config, k)`` subjects of each center of a
+   k-center model (Table 4) or all subjects; the model without augmentation is also scored with
+   histogram matching.
 
 Example:
     >>> config = make_config("tiny", out_dir=Path("runs/tiny"), seeds=2)
@@ -38,6 +42,12 @@ from lgeseg.records import JsonRecord
 AUGMENTATIONS = ("none", "spatial", "spatial_intensity")
 #: Test-time harmonizations a score can use.
 HARMONIZATIONS = ("none", "histogram", "cyclegan")
+#: Inference windows of the scoring predictions (``inference.predictor.WINDOWS``; kept here so that the
+#: grid is built without torch).
+WINDOWS = ("roi", "sliding", "slice")
+#: The paper's Table 4: subjects of each center (training + validation) in a model of 1, 2, 3, 4
+#: centers, 42+10, 21+5, 14+3 and 11+3 in the paper, so the total stays about 52.
+PAPER_TABLE_4 = (52, 26, 17, 14)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +74,10 @@ class ExperimentsConfig(JsonRecord):
         extra_augmentations: augmentation presets trained in experiment 1 besides the paper's three, each
             its own Table 5 column ``1: <preset>`` (e.g. ``lge_dg``, lgeseg's default, beside the paper's).
         combination_sizes: numbers of centers (1-4) of the multi-center models of experiment 4.
-        subjects_per_center: subjects of each center in a multi-center model (None: all, balanced sampling).
+        subjects_per_center: subjects of each center in every multi-center model (None: ``subjects_by_size``).
+        subjects_by_size: subjects of each center in a model of 1, 2, ... centers (the paper's Table 4,
+            ``PAPER_TABLE_4``: the total held about constant); empty: all subjects, balanced sampling.
+            ``subjects_per_center`` wins when both are set (see ``subjects_for``).
         finetune_blocks: trainable blocks of the transfer models of Table 5 and Figures 9-10
             (None: ``encoder:5`` when the network has five encoder blocks, else ``all``).
         finetune_amount: subjects of the new center they train on: ``"3"`` (subjects) or ``"10%"``.
@@ -72,8 +85,14 @@ class ExperimentsConfig(JsonRecord):
             beyond the network's blocks is skipped).
         amounts: amounts of the sweep of Figure 10 (empty: no sweep).
         finetune_epochs: epochs of every fine-tuning.
+        pretrain_source: a raw dataset (e.g. cine MRI) to pretrain on for experiment 3's cross-modality
+            transfer (Figure 10's grey line): a model trained on it, then fine-tuned on every unseen center
+            like the training center's model (None: not run). Its folder name must differ from the centers'.
         harmonization: methods of experiment 2 (``histogram``, ``cyclegan``).
         gan_epochs / gan_iterations / gan_patch: CycleGAN training length and patch (voxels).
+        gan_features / gan_blocks: CycleGAN size: features of the generator's first layer and of the
+            discriminator's, residual blocks of the generator (Zhu et al. at 256 x 256: 64 and 9).
+        window: inference window of every scoring prediction (``roi``, ``sliding``, ``slice``).
         mirroring: flip test-time augmentation when predicting.
         postprocess: ``lcc`` (the paper: always the largest component), ``lcc_per_label``, ``none``,
             or None for each model's choice made on its validation cases.
@@ -101,15 +120,20 @@ class ExperimentsConfig(JsonRecord):
     extra_augmentations: tuple[str, ...] = ()
     combination_sizes: tuple[int, ...] = (1, 2, 3, 4)
     subjects_per_center: int | None = None
+    subjects_by_size: tuple[int, ...] = ()
     finetune_blocks: str | None = None
     finetune_amount: str = "3"
     block_counts: tuple[int, ...] = (1, 3, 5)
     amounts: tuple[str, ...] = ("1", "25%", "100%")
     finetune_epochs: int = 3
+    pretrain_source: Path | None = None
     harmonization: tuple[str, ...] = ("histogram", "cyclegan")
     gan_epochs: int = 5
     gan_iterations: int = 50
     gan_patch: int = 128
+    gan_features: int = 16
+    gan_blocks: int = 4
+    window: str = "roi"
     mirroring: bool = False
     postprocess: str | None = None
     device: str | None = None
@@ -131,7 +155,7 @@ class ExperimentsConfig(JsonRecord):
         return super().from_dict({**data, **paths})  # type: ignore[misc]
 
 
-_PATH_FIELDS = ("out_dir", "raw_dir", "test_dir")
+_PATH_FIELDS = ("out_dir", "raw_dir", "test_dir", "pretrain_source")
 
 
 def _problems(config: ExperimentsConfig) -> list[str]:
@@ -153,6 +177,16 @@ def _problems(config: ExperimentsConfig) -> list[str]:
                                                  f"found {list(amounts)}"),
         (config.postprocess in (None, "lcc", "lcc_per_label", "none"),
          f"postprocess: expected lcc, lcc_per_label or none, found {config.postprocess!r}"),
+        (config.window in WINDOWS, f"window: expected one of {', '.join(WINDOWS)}, found {config.window!r}"),
+        (not config.subjects_by_size or (len(config.subjects_by_size) >= max(config.combination_sizes, default=1)
+                                         and len(config.subjects_by_size) <= 4
+                                         and all(n >= 1 for n in config.subjects_by_size)),
+         f"subjects_by_size: expected one count >= 1 per number of centers 1 .. "
+         f"{max(config.combination_sizes, default=1)} (at most 4), found {list(config.subjects_by_size)}"),
+        (config.subjects_per_center is None or config.subjects_per_center >= 1,
+         f"subjects_per_center: expected >= 1, found {config.subjects_per_center}"),
+        (config.gan_features >= 1 and config.gan_blocks >= 1,
+         f"gan_features / gan_blocks: expected >= 1, found {config.gan_features} / {config.gan_blocks}"),
     ]
     return [message for ok, message in checks if not ok]
 
@@ -163,18 +197,23 @@ def _valid_amount(amount: str) -> bool:
 
 
 #: Overrides of ``ExperimentsConfig`` per scale. ``tiny`` exercises every cell in minutes on a CPU
-#: (no meaningful Dice); ``quick`` is the default (about an hour per seed on 2 CPU cores for
-#: experiments 1-4 without the sweeps); ``paper`` is the paper's recipe and preset as written.
+#: (no meaningful Dice); ``quick`` is the default (sized for 2 CPU cores: 500 iterations per model);
+#: ``medium`` gives every model 1000 iterations (20 x 50, the budget at which real-LGE models converged in
+#: docs/RESULTS.md), fine-tunings and CycleGANs twice the ``quick`` length; ``paper`` is the paper's
+#: recipe, preset, Table 4 design and CycleGAN pairs as written (docs/paper.md lists what it cannot say).
 SCALES: dict[str, dict[str, Any]] = {
     "tiny": {"synthetic_centers": (1, 2), "cases_per_center": 4, "test_cases_per_center": 2, "in_plane_size": 48,
              "epochs": 1, "iterations_per_epoch": 2, "finetune_amount": "1", "block_counts": (1,),
              "amounts": ("1", "100%"), "finetune_epochs": 1, "gan_epochs": 1, "gan_iterations": 2, "gan_patch": 32},
     "quick": {},
+    "medium": {"epochs": 20, "iterations_per_epoch": 50, "finetune_epochs": 3, "gan_epochs": 10,
+               "gan_iterations": 50},
     "paper": {"preset": "paper", "recipe": "paper", "epochs": 250, "iterations_per_epoch": None,
-              "cases_per_center": 40, "test_cases_per_center": 15, "finetune_amount": "10%",
+              "cases_per_center": PAPER_TABLE_4[0], "test_cases_per_center": 15, "finetune_amount": "10%",
+              "every_training_center": True, "subjects_by_size": PAPER_TABLE_4,
               "block_counts": (1, 2, 3, 4, 5, 6), "amounts": ("1", "10%", "25%", "50%", "100%"),
-              "finetune_epochs": 50, "gan_epochs": 20, "gan_iterations": 100, "gan_patch": 128,
-              "postprocess": "lcc"},
+              "finetune_epochs": 50, "gan_epochs": 20, "gan_iterations": 100, "gan_patch": 256,
+              "gan_features": 64, "gan_blocks": 9, "window": "sliding", "postprocess": "lcc"},
 }
 
 
@@ -189,12 +228,34 @@ def make_config(scale: str = "quick", **overrides: Any) -> ExperimentsConfig:
         ('tiny', 2, 1, 48)
         >>> make_config("huge", out_dir=Path("runs/huge"))
         Traceback (most recent call last):
-        ValueError: unknown scale 'huge'; expected one of tiny, quick, paper
+        ValueError: unknown scale 'huge'; expected one of tiny, quick, medium, paper
     """
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; expected one of {', '.join(SCALES)}")
     values = {**SCALES[scale], **{k: v for k, v in overrides.items() if v is not None}, "scale": scale}
     return ExperimentsConfig(**values)
+
+
+def subjects_for(config: ExperimentsConfig, size: int) -> int | None:
+    """Subjects of each center in a multi-center model of ``size`` centers (None: all, balanced sampling).
+
+    ``subjects_per_center`` when set (the same count for every model), else ``subjects_by_size[size - 1]``
+    (the paper's Table 4: 52, 26, 17, 14 subjects of each center, training + validation), else None.
+
+    Example:
+        >>> paper = make_config("paper", out_dir=Path("runs/paper"))
+        >>> [subjects_for(paper, k) for k in (1, 2, 3, 4)]  # the total held at about 52
+        [52, 26, 17, 14]
+        >>> subjects_for(make_config("paper", out_dir=Path("runs/paper"), subjects_per_center=13), 4)
+        13
+        >>> subjects_for(make_config("quick", out_dir=Path("runs/quick")), 2) is None  # all subjects
+        True
+    """
+    if config.subjects_per_center is not None:
+        return config.subjects_per_center
+    if size <= len(config.subjects_by_size):
+        return config.subjects_by_size[size - 1]
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,15 +265,22 @@ class Cell(JsonRecord):
     Attributes:
         id: unique name, also the folder ``OUT/cells/<id>``.
         kind: ``train`` (from scratch), ``finetune`` (from ``base``'s model) or ``cyclegan`` (a GAN
-            between the training center and ``centers[0]``, then ``base``'s model scored through it).
+            between ``centers[0]`` (source) and ``centers[1]`` (target), then ``base``'s model scored on
+            the target through it and ``reverse_base``'s model on the source).
         seed: seed of weights, sampling, augmentation and picked subjects.
-        centers: training centers (``train``) or the new center (``finetune``, ``cyclegan``).
+        centers: training centers (``train``), the new center (``finetune``) or the GAN's two centers
+            (``cyclegan``; a grid written before pairs holds the target alone, the source being the
+            training center).
         augmentation: augmentation preset of a ``train`` cell.
         subjects_per_center: subjects of each training center (None: all).
         base: id of the cell whose model this one starts from or harmonizes for.
         trainable: fine-tuned blocks (``encoder:K``, ``decoder:K``, ``all``).
         amount: subjects of the new center a fine-tuning uses (``"3"`` or ``"25%"``).
         scores: (test center, harmonization) pairs the model is scored on.
+        reverse_base: ``cyclegan``: id of the cell whose model (trained on ``centers[1]``) is scored on
+            ``centers[0]`` through the source-to-target generator (None: ``base``'s direction only).
+        pretrained_on: ``finetune``: the dataset ``base`` was trained on when it is not the training
+            center (cross-modality pretraining, Figure 10's grey line); None: the training center.
     """
 
     id: str
@@ -225,11 +293,18 @@ class Cell(JsonRecord):
     trainable: str | None = None
     amount: str | None = None
     scores: tuple[tuple[str, str], ...] = ()
+    reverse_base: str | None = None
+    pretrained_on: str | None = None
 
     @property
     def wave(self) -> int:
         """1 for models trained from scratch, 2 for cells that need another cell's model."""
         return 1 if self.kind == "train" else 2
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """Ids of the cells whose models this one needs (none for a model trained from scratch)."""
+        return tuple(c for c in (self.base, self.reverse_base) if c is not None)
 
 
 def train_cell(centers: tuple[str, ...], augmentation: str, seed: int, subjects: int | None = None) -> Cell:
@@ -247,30 +322,62 @@ def train_cell(centers: tuple[str, ...], augmentation: str, seed: int, subjects:
                 subjects)
 
 
-def finetune_cell(base: Cell, center: str, trainable: str, amount: str) -> Cell:
+def finetune_cell(base: Cell, center: str, trainable: str, amount: str, pretrained_on: str | None = None) -> Cell:
     """``base``'s model fine-tuned on ``center`` (``trainable`` blocks, ``amount`` of its subjects).
+
+    ``pretrained_on`` names ``base``'s dataset when it is not the training center (cross-modality
+    pretraining); the id then ends in ``_from_<dataset>``.
 
     Example:
         >>> base = train_cell(("center1",), "spatial_intensity", seed=0)
         >>> cell = finetune_cell(base, "center2", "encoder:5", "10%")
         >>> cell.id, cell.base, cell.scores, cell.wave  # scored on the new center, after its base model
         ('finetune_center2_encoder5_10pct_s0', 'train_center1_spatial_intensity_s0', (('center2', 'none'),), 2)
+        >>> cine = train_cell(("acdc_cine",), "spatial_intensity", seed=0)
+        >>> finetune_cell(cine, "center2", "encoder:5", "1", pretrained_on="acdc_cine").id
+        'finetune_center2_encoder5_1_from_acdc_cine_s0'
     """
     tag = f"{trainable.replace(':', '')}_{amount.replace('%', 'pct')}"
-    return Cell(f"finetune_{center}_{tag}_s{base.seed}", "finetune", base.seed, (center,), base=base.id,
-                trainable=trainable, amount=amount, scores=((center, "none"),))
+    source = f"_from_{pretrained_on}" if pretrained_on else ""
+    return Cell(f"finetune_{center}_{tag}{source}_s{base.seed}", "finetune", base.seed, (center,), base=base.id,
+                trainable=trainable, amount=amount, scores=((center, "none"),), pretrained_on=pretrained_on)
 
 
-def cyclegan_cell(base: Cell, center: str) -> Cell:
-    """A CycleGAN between ``base``'s training center and ``center``; ``base`` scored on ``center`` through it.
+def cyclegan_cell(base: Cell, center: str, reverse: Cell | None = None) -> Cell:
+    """A CycleGAN between ``base``'s training center (source) and ``center`` (target).
+
+    ``base``'s model is scored on ``center`` through the target-to-source generator; ``reverse`` (a
+    model trained on ``center``), when given, on the source center through the source-to-target one:
+    one GAN serves both directions, as in the paper's Table 3.
 
     Example:
-        >>> cell = cyclegan_cell(train_cell(("center1",), "spatial_intensity", seed=0), "center3")
-        >>> cell.id, cell.scores
-        ('cyclegan_center1_center3_s0', (('center3', 'cyclegan'),))
+        >>> base = train_cell(("center1",), "spatial_intensity", seed=0)
+        >>> cell = cyclegan_cell(base, "center3")
+        >>> cell.id, cell.centers, cell.scores
+        ('cyclegan_center1_center3_s0', ('center1', 'center3'), (('center3', 'cyclegan'),))
+        >>> pair = cyclegan_cell(base, "center3", reverse=train_cell(("center3",), "spatial_intensity", seed=0))
+        >>> pair.scores, pair.reverse_base  # center3's model scored on center1 through the other generator
+        ((('center3', 'cyclegan'), ('center1', 'cyclegan')), 'train_center3_spatial_intensity_s0')
     """
-    return Cell(f"cyclegan_{base.centers[0]}_{center}_s{base.seed}", "cyclegan", base.seed, (center,), base=base.id,
-                scores=((center, "cyclegan"),))
+    source = base.centers[0]
+    scores = ((center, "cyclegan"),) + (((source, "cyclegan"),) if reverse is not None else ())
+    return Cell(f"cyclegan_{source}_{center}_s{base.seed}", "cyclegan", base.seed, (source, center), base=base.id,
+                scores=scores, reverse_base=None if reverse is None else reverse.id)
+
+
+def gan_pair(cell: Cell, train_center: str) -> tuple[str, str]:
+    """(source, target) centers of a ``cyclegan`` cell's GAN (a cell of an older grid names its target alone).
+
+    Example:
+        >>> cell = cyclegan_cell(train_cell(("center2",), "spatial_intensity", seed=0), "center4")
+        >>> gan_pair(cell, "center1")
+        ('center2', 'center4')
+        >>> gan_pair(Cell("cyclegan_center1_center3_s0", "cyclegan", 0, ("center3",)), "center1")
+        ('center1', 'center3')
+    """
+    if len(cell.centers) == 2:
+        return cell.centers[0], cell.centers[1]
+    return train_center, cell.centers[0]
 
 
 def main_trainable(config: ExperimentsConfig, num_encoder_blocks: int) -> str:
@@ -332,6 +439,9 @@ def build_grid(config: ExperimentsConfig, centers: list[str], num_encoder_blocks
     """
     if config.train_center not in centers:
         raise ValueError(f"train_center {config.train_center!r}: no such center (found {', '.join(centers)})")
+    if config.pretrain_source is not None and Path(config.pretrain_source).name in centers:
+        raise ValueError(f"pretrain_source {config.pretrain_source}: its folder name must differ from the centers' "
+                         f"({', '.join(centers)}), found {Path(config.pretrain_source).name!r}")
     grid = _Grid()
     for seed in range(config.seeds):
         _add_seed(grid, config, centers, num_encoder_blocks, seed)
@@ -343,26 +453,40 @@ def _add_seed(grid: _Grid, config: ExperimentsConfig, centers: list[str], blocks
     unseen = [c for c in centers if c != home]
     on_all = [(c, "none") for c in centers]
     experiments = set(config.experiments)
+    trained_on = [home, *unseen] if config.every_training_center else [home]
     if 1 in experiments:
-        for trained_on in centers if config.every_training_center else [home]:
+        for center in trained_on:
             for augmentation in experiment_1_augmentations(config):
-                grid.add(train_cell((trained_on,), augmentation, seed), on_all)
+                grid.add(train_cell((center,), augmentation, seed), on_all)
     base = grid.add(train_cell((home,), "spatial_intensity", seed), on_all) if experiments & {2, 3} else None
     if base is not None and 2 in experiments:
-        if "histogram" in config.harmonization:
-            grid.add(base, [(c, "histogram") for c in unseen])
-        if "cyclegan" in config.harmonization:
-            for center in unseen:
-                grid.add(cyclegan_cell(base, center))
+        _add_harmonization(grid, config, [home, *unseen], trained_on, seed)
     if base is not None and 3 in experiments:
         _add_transfer(grid, config, base, unseen, blocks)
     if 4 in experiments:
         for size in config.combination_sizes:
             for others in itertools.combinations(unseen, size - 1):
                 for augmentation in ("none", "spatial_intensity"):
-                    cell = train_cell((home, *others), augmentation, seed, config.subjects_per_center)
+                    cell = train_cell((home, *others), augmentation, seed, subjects_for(config, size))
                     harmonized = [(c, "histogram") for c in centers] if augmentation == "none" else []
                     grid.add(cell, on_all + harmonized)
+
+
+def _add_harmonization(grid: _Grid, config: ExperimentsConfig, centers: list[str], trained_on: list[str],
+                       seed: int) -> None:
+    """Experiment 2 for the ``spatial_intensity`` model of every center in ``trained_on``: histogram matching
+    on the other centers, and one CycleGAN per pair of centers (source: the first in ``centers``' order)
+    that scores the model of each of its centers that is trained on the other center."""
+    models = {c: grid.add(train_cell((c,), "spatial_intensity", seed), [(t, "none") for t in centers])
+              for c in trained_on}
+    if "histogram" in config.harmonization:
+        for center, model in models.items():
+            grid.add(model, [(c, "histogram") for c in centers if c != center])
+    if "cyclegan" in config.harmonization:
+        for i, source in enumerate(centers):
+            for target in centers[i + 1:]:
+                if source in models:
+                    grid.add(cyclegan_cell(models[source], target, models.get(target)))
 
 
 def _add_transfer(grid: _Grid, config: ExperimentsConfig, base: Cell, unseen: list[str], blocks: int) -> None:
@@ -375,6 +499,12 @@ def _add_transfer(grid: _Grid, config: ExperimentsConfig, base: Cell, unseen: li
             grid.add(finetune_cell(base, center, trainable, config.finetune_amount))
         for amount in config.amounts:
             grid.add(finetune_cell(base, center, main, amount))
+    if config.pretrain_source is not None:  # Figure 10's grey line: pretrained on another modality (cine)
+        source = Path(config.pretrain_source).name
+        pretrained = grid.add(train_cell((source,), "spatial_intensity", base.seed), [(c, "none") for c in unseen])
+        for center in unseen:
+            for amount in dict.fromkeys((config.finetune_amount, *config.amounts)):
+                grid.add(finetune_cell(pretrained, center, main, amount, pretrained_on=source))
 
 
 def experiment_1_augmentations(config: ExperimentsConfig) -> tuple[str, ...]:

@@ -119,8 +119,8 @@ def launch(cells: Sequence[Cell], grid_path: Path, launcher: str = "local", jobs
         raise ValueError(f"jobs and threads must be >= 1, found jobs={jobs}, threads={threads}")
     failed: list[str] = []
     for wave in sorted({cell.wave for cell in cells}):
-        todo = [c for c in cells if c.wave == wave and c.base not in failed]
-        failed += [c.id for c in cells if c.wave == wave and c.base in failed]
+        todo = [c for c in cells if c.wave == wave and not set(c.needs) & set(failed)]
+        failed += [c.id for c in cells if c.wave == wave and set(c.needs) & set(failed)]
         logger.info("wave %d: %d cell(s), %s launcher, %d at once", wave, len(todo), launcher, jobs)
         if launcher == "submitit":
             failed += _run_submitit(todo, grid_path, jobs, threads, submitit_options or {})

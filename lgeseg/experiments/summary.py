@@ -24,7 +24,14 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from lgeseg.experiments.grid import Cell, ExperimentsConfig, cell_folder, experiment_1_augmentations, main_trainable
+from lgeseg.experiments.grid import (
+    Cell,
+    ExperimentsConfig,
+    cell_folder,
+    experiment_1_augmentations,
+    main_trainable,
+    subjects_for,
+)
 from lgeseg.records import load_json, save_json
 
 #: Table 5 column -> header ("experiment: setting"), in the paper's order; a column of an extra
@@ -95,21 +102,50 @@ def case_row(cell: Cell, center: str, harmonization: str, case: str, dice: dict[
 
     Returns:
         The cell's settings, ``center``, ``harmonization``, ``case``, ``blood_pool``, ``myocardium``
-        and ``dice``, their mean (None when either is undefined).
+        and ``dice``, their mean (None when either is undefined), and ``base_center``: the dataset whose
+        single-center model a ``cyclegan`` row scores or a ``finetune`` row started from (None: the
+        grid's training center, and for ``train`` rows).
 
     Example:
-        >>> from lgeseg.experiments.grid import train_cell
+        >>> from lgeseg.experiments.grid import cyclegan_cell, train_cell
         >>> row = case_row(train_cell(("center1",), "none", 0), "center2", "none", "c2_000",
         ...                {"blood_pool": 0.9, "myocardium": 0.7})
         >>> row["cell"], row["centers"], row["center"], round(row["dice"], 3)
         ('train_center1_none_s0', ('center1',), 'center2', 0.8)
+        >>> pair = cyclegan_cell(train_cell(("center1",), "spatial_intensity", 0), "center2")
+        >>> case_row(pair, "center1", "cyclegan", "c1_000", {"blood_pool": 0.9, "myocardium": 0.7})["base_center"]
+        'center2'
     """
     values = [dice.get("blood_pool"), dice.get("myocardium")]
     mean = None if any(v is None for v in values) else sum(values) / 2  # type: ignore[operator, misc]
     return {"cell": cell.id, "kind": cell.kind, "seed": cell.seed, "centers": cell.centers,
             "augmentation": cell.augmentation, "subjects_per_center": cell.subjects_per_center,
             "trainable": cell.trainable, "amount": cell.amount, "center": center, "harmonization": harmonization,
-            "case": case, "blood_pool": values[0], "myocardium": values[1], "dice": mean}
+            "case": case, "blood_pool": values[0], "myocardium": values[1], "dice": mean,
+            "base_center": _base_center(cell, center)}
+
+
+def _base_center(cell: Cell, center: str) -> str | None:
+    if cell.kind == "finetune":
+        return cell.pretrained_on
+    if cell.kind == "cyclegan" and len(cell.centers) == 2:  # the model of the pair's other center
+        return cell.centers[0] if center == cell.centers[1] else cell.centers[1]
+    return None
+
+
+def from_center(row: Row, center: str, train_center: str) -> bool:
+    """True when a ``cyclegan`` or ``finetune`` row's model was trained on ``center`` (``base_center``;
+    None stands for the grid's ``train_center``).
+
+    Example:
+        >>> from lgeseg.experiments.grid import finetune_cell, train_cell
+        >>> cine = train_cell(("acdc_cine",), "spatial_intensity", 0)
+        >>> row = case_row(finetune_cell(cine, "center2", "all", "1", pretrained_on="acdc_cine"), "center2", "none",
+        ...                "c2_000", {"blood_pool": 0.9, "myocardium": 0.7})
+        >>> from_center(row, "center1", "center1"), from_center(row, "acdc_cine", "center1")
+        (False, True)
+    """
+    return (row.get("base_center") or train_center) == center
 
 
 def per_seed(rows: Iterable[Row], value: str = "dice") -> dict[int, float]:
@@ -180,12 +216,12 @@ def column_selectors(config: ExperimentsConfig, num_encoder_blocks: int) -> dict
     selectors = {_COLUMN_OF_AUGMENTATION.get(aug, aug): single(aug, "none")
                  for aug in experiment_1_augmentations(config)}
     selectors["histogram"] = lambda r: single("spatial_intensity", "histogram")(r) and r["center"] != home
-    selectors["cyclegan"] = lambda r: r["kind"] == "cyclegan"
+    selectors["cyclegan"] = lambda r: r["kind"] == "cyclegan" and from_center(r, home, home)
     selectors["transfer"] = lambda r: (r["kind"] == "finetune" and r["trainable"] == main
-                                       and r["amount"] == config.finetune_amount)
+                                       and r["amount"] == config.finetune_amount and from_center(r, home, home))
     selectors["multi_center"] = lambda r: (r["kind"] == "train" and r["centers"] == (home, r["center"])
                                            and r["augmentation"] == "spatial_intensity"
-                                           and r["subjects_per_center"] == config.subjects_per_center
+                                           and r["subjects_per_center"] == subjects_for(config, 2)
                                            and r["harmonization"] == "none")
     return selectors
 
