@@ -394,3 +394,9 @@ def test_continue_after_a_kill_during_the_first_checkpoint_explains_and_cleans_u
     assert not stale.exists()
     assert train_main(["-p", str(pre), "-o", str(model), *TRAIN_ARGS]) == 0  # the advice works
     assert (model / "checkpoint_final.pt").is_file()
+    for name in ("checkpoint_final.pt", "checkpoint_best.pt", "checkpoint_latest.pt"):
+        (model / name).unlink()  # killed in the first checkpoint write of a run that wrote its model.json
+    stale.write_bytes(b"half a checkpoint")
+    code, err = _run(train_main, ["-p", str(pre), "-o", str(model), "--continue", *TRAIN_ARGS], capsys)
+    _clear_error(code, err, "no complete checkpoint", "with --overwrite")
+    assert not stale.exists()

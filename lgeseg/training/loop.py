@@ -417,16 +417,17 @@ def check_resumable(model_dir: str | Path) -> None:
     if (model_dir / "checkpoint_latest.pt").is_file():
         return
     removed = remove_stale_temporaries(model_dir)
-    found = sorted(p.name for p in model_dir.iterdir()
-                   if p.name.endswith(".pt") or p.name == "model.json")
-    debris = (f"; removed {len(removed)} temporary file(s) of a checkpoint write that was interrupted"
-              if removed else "")
-    if found:
+    debris = f"; removed {len(removed)} temporary file(s) of an interrupted checkpoint write" if removed else ""
+    checkpoints = sorted(p.name for p in model_dir.glob("checkpoint_*.pt"))
+    if checkpoints:
         raise FileNotFoundError(f"{model_dir}: no checkpoint_latest.pt to continue from{debris}; the folder holds "
-                                f"{', '.join(found)}: train again with --overwrite to replace them, or use another -o")
+                                f"{', '.join(checkpoints)}: use them as they are, train again with --overwrite to "
+                                "replace them, or train into another folder")
+    advice = ("train again with --overwrite (same -o; it replaces the model.json of the stopped run)"
+              if (model_dir / "model.json").exists()
+              else "train again without --continue (same -o), or with --overwrite")
     raise FileNotFoundError(f"{model_dir}: no complete checkpoint to continue from (the run stopped before its first "
-                            f"checkpoint was written{debris}); train again without --continue (same -o), or with "
-                            "--overwrite")
+                            f"checkpoint was written{debris}); {advice}")
 
 
 def restore_state(state: TrainingState, path: str | Path) -> None:
