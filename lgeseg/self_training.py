@@ -201,7 +201,7 @@ def adapt_to_center(model: str | Path, images_dir: str | Path, out_dir: str | Pa
                                dict(info.labels), dict(info.channel_names))
     pre = out_dir / "pre"
     if not (pre / "plans.json").is_file() or overwrite:
-        plan_and_preprocess([raw], pre, plans_from=teacher.members[0])
+        plan_and_preprocess([raw], pre, plans_from=teacher.members[0], overwrite=overwrite)
     record.update(kept=list(choice.kept), dropped={c: list(r) for c, r in choice.dropped.items()})
     save_json(record, out_dir / RECORD)
     for k, member in enumerate(teacher.members):
