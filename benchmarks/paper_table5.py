@@ -17,6 +17,11 @@ Usage::
     lgeseg_experiments -o runs/exp_real --raw runs/exp_real_data/raw --test runs/exp_real_data/test \\
         --train-center cine --extra-augmentations lge_dg --epochs 10 --seeds 3
     python benchmarks/paper_table5.py --run runs/exp_real --marker paper_table5_real --images quick_real
+    lgeseg_experiments -o runs/exp_real_medium --scale medium --raw runs/exp_real_data/raw \\
+        --test runs/exp_real_data/test --train-center cine --extra-augmentations lge_dg --block-counts --amounts \\
+        --seeds 3 --jobs 2 --threads 1                            # real data at 1000 iterations per model
+    python benchmarks/paper_table5.py --run runs/exp_real_medium --marker paper_table5_real_medium \\
+        --images medium_real
 """
 
 from __future__ import annotations
@@ -37,9 +42,13 @@ IMAGES = ROOT / "docs" / "images"
 _OPTIONS = (("experiments", "-e"), ("extra_augmentations", "--extra-augmentations"),
             ("block_counts", "--block-counts"), ("amounts", "--amounts"),
             ("combination_sizes", "--combination-sizes"), ("subjects_per_center", "--subjects-per-center"),
-            ("epochs", "--epochs"))
-#: The ``quick`` scale's settings as ``results.json`` records a config (lists, not tuples).
-_QUICK_DEFAULTS = make_config("quick", out_dir=Path("runs/quick")).to_dict()
+            ("subjects_by_size", "--subjects-by-size"), ("pretrain_source", "--pretrain-source"),
+            ("epochs", "--epochs"), ("iterations_per_epoch", "--iterations-per-epoch"))
+
+
+def scale_defaults(scale: str) -> dict:
+    """A scale's settings as ``results.json`` records a config (lists, not tuples)."""
+    return make_config(scale, out_dir=Path(f"runs/{scale}")).to_dict()
 
 
 def seeds_per_column(table5: dict[str, dict[str, dict[str, float | int | None]]]) -> dict[str, int]:
@@ -48,14 +57,16 @@ def seeds_per_column(table5: dict[str, dict[str, dict[str, float | int | None]]]
 
 
 def command_line(run: Path, config: dict) -> str:
-    """The ``lgeseg_experiments`` command of the run: the options that differ from the ``quick`` scale."""
-    parts = ["lgeseg_experiments", "-o", f"runs/{run.name}"]
+    """The ``lgeseg_experiments`` command of the run: its scale and the options that differ from the scale's."""
+    scale = config.get("scale", "quick")
+    defaults = scale_defaults(scale)
+    parts = ["lgeseg_experiments", "-o", f"runs/{run.name}"] + ([] if scale == "quick" else ["--scale", scale])
     if config.get("raw_dir"):
         parts += ["--raw", f"runs/{Path(config['raw_dir']).parent.name}/raw", "--test",
                   f"runs/{Path(config['test_dir']).parent.name}/test", "--train-center", config["train_center"]]
     for field, option in _OPTIONS:
         value = config.get(field)
-        if value == _QUICK_DEFAULTS[field]:
+        if field not in config or value == defaults[field]:  # a run older than the option had its default
             continue
         values = value if isinstance(value, list) else [value]
         parts.append(" ".join([option, *(str(v) for v in values)]).strip())
@@ -92,15 +103,22 @@ def experiments_text(config: dict) -> str:
 def settings_text(config: dict, centers: list[str]) -> str:
     """The training budget of the run's models: training, and fine-tuning (experiment 3) and CycleGAN
     (experiment 2) only when the run has them."""
-    parts = [f"{config['epochs']} epochs x {config['iterations_per_epoch']} iterations of the `cpu` preset's batch "
+    preset = config.get("preset") or "cpu"
+    parts = [f"{config['epochs']} epochs x {config['iterations_per_epoch']} iterations of the `{preset}` preset's "
+             f"batch per model" if config["iterations_per_epoch"] is not None else
+             f"{config['epochs']} epochs of one pass over the training slices (the `{preset}` preset's batch) "
              f"per model"]
     if 3 in config["experiments"]:
-        parts.append(f"fine-tuning on {config['finetune_amount']} subjects for {config['finetune_epochs']} epochs")
+        amount = config["finetune_amount"]
+        amount = f"{amount} of the subjects" if amount.endswith("%") else f"{amount} subjects"
+        parts.append(f"fine-tuning on {amount} for {config['finetune_epochs']} epochs")
     if 2 in config["experiments"] and "cyclegan" in config["harmonization"]:
         parts.append(f"CycleGAN {config['gan_epochs']} x {config['gan_iterations']} iterations")
     if 4 in config["experiments"]:
+        by_size = config.get("subjects_by_size")
         balance = (f"{config['subjects_per_center']} subjects of each" if config.get("subjects_per_center")
-                   else "all subjects, each center drawn with equal probability")
+                   else f"Table 4's {', '.join(map(str, by_size))} subjects of each center for 1, 2, ... centers"
+                   if by_size else "all subjects, each center drawn with equal probability")
         sizes = ", ".join(str(n) for n in config["combination_sizes"] if n <= len(centers))
         parts.append(f"multi-center models on {sizes} centers ({balance})")
     return ", ".join(parts)
