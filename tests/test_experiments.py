@@ -12,7 +12,7 @@ import torch
 from lgeseg.cli.experiments import main as experiments_main
 from lgeseg.experiments.cells import load_workspace, run_cell, workspace_for, write_result
 from lgeseg.experiments.describe import split_counts
-from lgeseg.experiments.grid import PAPER_TABLE_4, Cell, build_grid, cell_folder, gan_pair, make_config
+from lgeseg.experiments.grid import PAPER_TABLE_4, WINDOWS, Cell, build_grid, cell_folder, gan_pair, make_config
 from lgeseg.experiments.run import run_experiments
 from lgeseg.experiments.summary import format_table, mean_sd, summarize
 from lgeseg.model_folder import load_checkpoint, read_model_metadata
@@ -300,3 +300,11 @@ def test_cross_modality_pretraining_is_fine_tuned_like_the_training_centers_mode
     assert "figure_10.png" in [Path(p).name for p in results["figures"]]
     with pytest.raises(ValueError, match="pretrain_source .*: its folder name must differ from the centers'"):
         build_grid(make_config("tiny", out_dir=out, pretrain_source=out / "center2"), ["center1", "center2"], 4)
+
+
+def test_the_grids_inference_windows_are_the_predictors() -> None:
+    from lgeseg.inference.predictor import WINDOWS as PREDICTOR_WINDOWS  # the grid's copy keeps torch out of it
+
+    assert WINDOWS == PREDICTOR_WINDOWS
+    with pytest.raises(ValueError, match="window: expected one of roi, sliding, slice, found 'tiles'"):
+        make_config("quick", out_dir=Path("x"), window="tiles")
