@@ -2,7 +2,11 @@
 
 ``export_model(MODEL, OUT.zip)`` writes the files a model needs and nothing else (``model.json`` with
 its model card, ``plans.json``, weights, the training records), each at the top of the zip, plus
-``manifest.json`` with every file's SHA-256 and size.
+``manifest.json`` with every file's SHA-256 and size. By default the zip carries no provenance of the
+training data (``strip_provenance``): no data path (``model.json``'s ``extras.preprocessed``, the
+parent model's folder, ``fingerprint.json``'s dataset paths), no training case id (``fingerprint.json``'s
+cases, ``target_cases``) and no split (``splits.json`` and ``training_log.txt`` are left out); counts,
+dataset names and the aggregate statistics stay. ``include_provenance=True`` keeps everything.
 
 ``install_model(ZIP, DEST)`` trusts nothing in the zip. It refuses, naming the entry: names that
 are not exactly one of the expected file names (which covers ``../`` path traversal, absolute
@@ -37,6 +41,7 @@ from typing import Any
 from lgeseg.atomic import atomic_output
 from lgeseg.errors import OutputConflictError
 from lgeseg.model_card import build_model_card
+from lgeseg.records import load_json
 
 #: Files a model folder may hand on, besides the checkpoints.
 METADATA_FILES: tuple[str, ...] = ("model.json", "plans.json", "fingerprint.json", "splits.json",
@@ -58,8 +63,61 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: Files left out of an archive unless provenance is included: they list training case ids and data paths.
+PROVENANCE_FILES: tuple[str, ...] = ("splits.json", "training_log.txt")
+#: ``model.json`` ``extras`` keys that hold training data paths.
+PROVENANCE_EXTRAS: tuple[str, ...] = ("preprocessed",)
+
+
+def strip_provenance(model: dict[str, Any], fingerprint: dict[str, Any] | None = None
+                     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """``model.json`` and ``fingerprint.json`` contents without training data paths or case ids.
+
+    ``model.json``: ``extras.preprocessed`` (the preprocessed folders) is dropped, ``parent`` (a fine-tuned
+    model's parent folder) keeps only the folder's name, ``target_cases`` becomes None, and the model card's
+    ``training_data`` keeps ``finetuned_from`` as a name and ``target_cases`` as a count
+    (``target_case_count``). ``fingerprint.json``: ``cases`` (one entry per training case) becomes empty and
+    each dataset loses its ``path``; the summaries over all cases stay. The card records
+    ``provenance: "stripped"``. The inputs are not modified.
+
+    Example:
+        >>> model = {"parent": "/data/site/models/parent", "target_cases": ["d/p017"], "extras":
+        ...          {"preprocessed": ["/data/site/pre"], "train_cases": 3},
+        ...          "model_card": {"training_data": {"finetuned_from": "/data/site/models/parent",
+        ...                                           "target_cases": ["d/p017"]}}}
+        >>> fingerprint = {"cases": [{"case_id": "p017"}], "datasets": [{"name": "d", "path": "/data/site/d"}]}
+        >>> clean, clean_fp = strip_provenance(model, fingerprint)
+        >>> clean["parent"], clean["target_cases"], clean["extras"], clean["model_card"]["training_data"]
+        ('parent', None, {'train_cases': 3}, {'finetuned_from': 'parent', 'target_case_count': 1})
+        >>> clean_fp, "/data/site" in str(clean), model["parent"]  # the input is unchanged
+        ({'cases': [], 'datasets': [{'name': 'd'}]}, False, '/data/site/models/parent')
+    """
+    model = json.loads(json.dumps(model))
+    model["extras"] = {k: v for k, v in (model.get("extras") or {}).items() if k not in PROVENANCE_EXTRAS}
+    if model.get("parent"):
+        model["parent"] = Path(str(model["parent"])).name
+    if model.get("target_cases") is not None:
+        model["target_cases"] = None
+    card = model.get("model_card") or {}
+    data = card.get("training_data")
+    if isinstance(data, dict):
+        if data.get("finetuned_from"):
+            data["finetuned_from"] = Path(str(data["finetuned_from"])).name
+        if "target_cases" in data:
+            data["target_case_count"] = len(data.pop("target_cases") or ())
+    if card:
+        card["provenance"] = "stripped"
+    if fingerprint is not None:
+        fingerprint = json.loads(json.dumps(fingerprint))
+        fingerprint["cases"] = []
+        fingerprint["datasets"] = [{k: v for k, v in entry.items() if k != "path"}
+                                   for entry in fingerprint.get("datasets", [])]
+    return model, fingerprint
+
+
 def export_model(model_dir: str | Path, zip_path: str | Path, checkpoints: Iterable[str] = ("final",),
-                 intended_use: str | None = None, overwrite: bool = False) -> Path:
+                 intended_use: str | None = None, overwrite: bool = False,
+                 include_provenance: bool = False) -> Path:
     """Pack a model folder into one zip that ``install_model`` accepts; the model folder is only read.
 
     Args:
@@ -69,11 +127,14 @@ def export_model(model_dir: str | Path, zip_path: str | Path, checkpoints: Itera
             best, then latest, as prediction does. ``latest`` also carries the optimizer state.
         intended_use: free text for the model card; None keeps the card's (or the default) text.
         overwrite: replace an existing ``zip_path`` (otherwise an ``OutputConflictError``).
+        include_provenance: keep the training data paths, case ids and splits (``splits.json``,
+            ``training_log.txt``, ``fingerprint.json``'s cases); by default they are left out
+            (``strip_provenance``), so a model can be handed on without the list of patients it saw.
 
     Returns:
         ``zip_path``. Raises ``FileNotFoundError``/``ValueError`` naming the folder or file when the
         model is incomplete or a checkpoint is not plain weights. The zip's ``model.json`` carries the
-        model card, built (or refreshed) for the archive; the folder's own ``model.json`` is not rewritten.
+        model card, built (or refreshed) for the archive; the folder's own files are only read.
 
     Example:
         >>> import tempfile
@@ -83,6 +144,9 @@ def export_model(model_dir: str | Path, zip_path: str | Path, checkpoints: Itera
         >>> zip_path = export_model(model_dir, tmp / "model.zip")
         >>> sorted(entry.filename for entry in check_archive(zip_path))
         ['checkpoint_final.pt', 'manifest.json', 'model.json', 'plans.json']
+        >>> with zipfile.ZipFile(zip_path) as archive:  # no training data paths, case ids or splits
+        ...     json.loads(archive.read("manifest.json"))["provenance"]
+        'stripped'
         >>> export_model(model_dir, tmp / "model.zip")
         Traceback (most recent call last):
         lgeseg.errors.OutputConflictError: .../model.zip: already exists; use --overwrite to replace it, ...
@@ -95,16 +159,26 @@ def export_model(model_dir: str | Path, zip_path: str | Path, checkpoints: Itera
     _check_export_target(model_dir, zip_path, overwrite)
     _, info = read_model_metadata(model_dir)
     card = build_model_card(model_dir, intended_use)
-    payloads = {"model.json": (json.dumps(dataclasses.replace(info, model_card=card).to_dict(), indent=2)
-                               + "\n").encode()}
-    files = [model_dir / name for name in METADATA_FILES if name != "model.json" and (model_dir / name).is_file()]
+    model = dataclasses.replace(info, model_card=card).to_dict()
+    skipped = {"model.json"}
+    payloads: dict[str, bytes] = {}
+    if not include_provenance:
+        fingerprint_path = model_dir / "fingerprint.json"
+        fingerprint = load_json(fingerprint_path) if fingerprint_path.is_file() else None
+        model, fingerprint = strip_provenance(model, fingerprint)
+        if fingerprint is not None:
+            payloads["fingerprint.json"] = _json_bytes(fingerprint)
+        skipped.update({*PROVENANCE_FILES, "fingerprint.json"})
+    payloads["model.json"] = _json_bytes(model)
+    files = [model_dir / name for name in METADATA_FILES if name not in skipped and (model_dir / name).is_file()]
     weights = sorted({find_checkpoint(model_dir, name) for name in checkpoints})
     for path in weights:
         load_checkpoint(path)  # refuse to hand on anything that is not plain weights
     files += weights
     listed = {name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in payloads.items()}
     listed.update({p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in files})
-    manifest = {"format": "lgeseg-model-1", "files": listed}
+    manifest = {"format": "lgeseg-model-1", "provenance": "included" if include_provenance else "stripped",
+                "files": listed}
     with atomic_output(zip_path, suffix=".zip") as tmp, zipfile.ZipFile(tmp, "w") as archive:
         for name, data in payloads.items():
             archive.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
@@ -113,6 +187,10 @@ def export_model(model_dir: str | Path, zip_path: str | Path, checkpoints: Itera
             archive.write(path, path.name, compress_type=compression)
         archive.writestr(MANIFEST, json.dumps(manifest, indent=2), compress_type=zipfile.ZIP_DEFLATED)
     return zip_path
+
+
+def _json_bytes(data: Any) -> bytes:
+    return (json.dumps(data, indent=2) + "\n").encode()
 
 
 def _check_export_target(model_dir: Path, zip_path: Path, overwrite: bool) -> None:

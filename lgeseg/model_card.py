@@ -25,6 +25,13 @@ DEFAULT_INTENDED_USE = (
     "(lgeseg_evaluate); harmonization or fine-tuning (docs/finetuning.md) may be needed."
 )
 
+#: What the card's validation numbers are (``lgeseg.training.validation.validate``): each held-out case is
+#: predicted slice by slice on whole slices at the preprocessed resolution, then scored with one Dice over
+#: its whole volume (3D), and the per-case values are averaged.
+VALIDATION_WHAT = ("3D Dice per structure (one Dice over each case's whole volume, predicted on whole slices at "
+                   "the preprocessed resolution, averaged over cases) on the held-out cases of the training "
+                   "datasets (fold {fold}), not on unseen centers")
+
 
 def _training_data(model_dir: Path, info: Any) -> dict[str, Any]:
     data: dict[str, Any] = {"datasets": list(info.datasets), "train_cases": info.extras.get("train_cases"),
@@ -85,8 +92,7 @@ def build_model_card(model_dir: str | Path, intended_use: str | None = None) -> 
                    "training_hours": None if seconds is None else round(seconds * info.epochs_trained / 3600, 3)},
         "validation": {"cases": extras.get("val_cases"), "best_mean_dice": extras.get("best_val_mean_dice"),
                        "last_dice": extras.get("last_val_dice", {}),
-                       "what": "2D Dice per structure on the held-out cases of the training datasets "
-                               f"(fold {info.fold}), not on unseen centers"},
+                       "what": VALIDATION_WHAT.format(fold=info.fold)},
         "intended_use": intended_use or info.model_card.get("intended_use") or DEFAULT_INTENDED_USE,
     }
 
@@ -167,4 +173,6 @@ def format_model_card(card: dict[str, Any]) -> str:
     lines.append(f"intended use: {card.get('intended_use')}")
     if "licence" in card:
         lines.append(f"licence: {card['licence']}")
+    if card.get("provenance") == "stripped":
+        lines.append("provenance: training data paths, case ids and splits were left out at export")
     return "\n".join(lines)

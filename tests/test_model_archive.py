@@ -143,3 +143,63 @@ def test_model_card_reports_training_data_budget_and_validation(tiny_model: Path
     assert set(card) >= {"task", "training_data", "budget", "validation", "intended_use"}
     assert card["task"]["labels"] == {"background": 0, "blood_pool": 1, "myocardium": 2}
     assert np.isfinite(card["task"]["target_spacing_mm_zyx"]).all()
+
+
+def _plant_provenance(model: Path) -> dict[str, str]:
+    """Give an untrained model folder the provenance a trained, fine-tuned one has; returns the planted strings."""
+    secrets = {"data path": "/srv/hospital_a/preprocessed", "raw path": "/srv/hospital_a/raw/cohort_x",
+               "parent path": "/srv/hospital_a/models/parent_model", "case id": "secretpatient017"}
+    info = json.loads((model / "model.json").read_text())
+    info["extras"]["preprocessed"] = [secrets["data path"]]
+    info["parent"] = secrets["parent path"]
+    info["target_cases"] = [f"cohort_x/{secrets['case id']}"]
+    (model / "model.json").write_text(json.dumps(info))
+    fingerprint = {"cases": [{"case_id": secrets["case id"], "dataset": "cohort_x", "spacing": [8.0, 1.5, 1.5],
+                              "shape": [8, 64, 64], "shape_after_crop": [8, 40, 40]}],
+                   "datasets": [{"name": "cohort_x", "path": secrets["raw path"], "num_cases": 1}],
+                   "summary": {"spacing": {"median": [8.0, 1.5, 1.5]}}}
+    (model / "fingerprint.json").write_text(json.dumps(fingerprint))
+    (model / "splits.json").write_text(json.dumps([{"train": [f"cohort_x/{secrets['case id']}"], "val": []}]))
+    (model / "training_log.txt").write_text(f"INFO starting: 1 training case from {secrets['data path']}\n")
+    return secrets
+
+
+def _folder_hashes(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_export_leaves_out_training_paths_case_ids_and_splits_unless_asked(tmp_path: Path,
+                                                                        make_model: Callable[..., Path]) -> None:
+    """Issue 25, item 6: the zip carried the data path, every case id and the splits; the source stays untouched."""
+    model = make_model(tmp_path / "lv_model")
+    secrets = _plant_provenance(model)
+    before = _folder_hashes(model)
+    assert export_main([str(model), str(tmp_path / "shared.zip")]) == 0
+    assert _folder_hashes(model) == before  # model.json (and everything else) not rewritten
+    with zipfile.ZipFile(tmp_path / "shared.zip") as zipped:
+        names = set(zipped.namelist())
+        contents = {name: zipped.read(name).decode("utf-8", "replace") for name in names if not name.endswith(".pt")}
+        manifest, card = json.loads(contents["manifest.json"]), json.loads(contents["model.json"])["model_card"]
+    assert "splits.json" not in names and "training_log.txt" not in names and "fingerprint.json" in names
+    for what, secret in secrets.items():
+        assert not [name for name, text in contents.items() if secret in text], f"{what} left in the zip"
+    assert manifest["provenance"] == "stripped" and card["provenance"] == "stripped"
+    assert card["training_data"]["finetuned_from"] == "parent_model" and card["training_data"]["target_case_count"] == 1
+    assert json.loads(contents["fingerprint.json"])["datasets"][0]["num_cases"] == 1  # counts stay
+    install_model(tmp_path / "shared.zip", tmp_path / "installed")  # a stripped model is a complete model
+    assert export_main([str(model), str(tmp_path / "full.zip"), "--include-provenance"]) == 0
+    with zipfile.ZipFile(tmp_path / "full.zip") as zipped:
+        kept = zipped.read("splits.json").decode() + zipped.read("model.json").decode() + \
+            zipped.read("fingerprint.json").decode() + zipped.read("training_log.txt").decode()
+        assert json.loads(zipped.read("manifest.json"))["provenance"] == "included"
+    assert all(secret in kept for secret in secrets.values())
+    assert _folder_hashes(model) == before
+
+
+def test_model_card_says_validation_dice_is_3d() -> None:
+    """Issue 25, item 9: the card said "2D Dice" where training.validation scores each case's whole volume."""
+    from lgeseg.model_card import VALIDATION_WHAT
+    from lgeseg.training import validation
+
+    assert "3D Dice" in VALIDATION_WHAT and "2D" not in VALIDATION_WHAT
+    assert "3D Dice" in (validation.__doc__ or "")  # what the card describes
