@@ -468,7 +468,8 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
         model_dirs: one model folder, or several (folds, seeds) to ensemble by averaging probabilities;
             an ensemble folder (``fold_<k>`` members) or the name of a shipped or installed model
             (``"lge-lv"``, ``lgeseg.model_registry``) stands for all its members.
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ... (None: CUDA when available).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ... (None: CUDA when available; an unknown name is a
+            ``ValueError`` naming it, ``inference_device``).
         mirroring: in-plane flip test-time augmentation (4 passes per tile).
         save_probabilities: also write ``<case>.npz`` (``probabilities`` float32 (K, Z, Y, X)) and
             ``<case>.pkl``, plus ``dataset.json``/``plans.json``: what ``nnUNetv2_ensemble`` reads
@@ -480,8 +481,10 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
             ``output_dir/lgeseg_predictions.json`` says the same models and settings made them; a folder
             made by other models or settings is refused (``OutputConflictError``).
         harmonize: ``"histogram"`` or ``"cyclegan:GAN_DIR"`` (see ``lgeseg.harmonization``), or None.
-        checkpoint: ``"final"`` (falls back to best, then latest) or ``"best"``.
-        step: sliding-window stride as a fraction of the patch.
+        checkpoint: ``"final"``, ``"best"`` or ``"latest"``. Without ``checkpoint_final.pt`` a folder holding
+            ``checkpoint_latest.pt`` (training not finished) is refused, any other uses ``checkpoint_best.pt``
+            with a warning (``model_folder.checkpoint_for_inference``).
+        step: sliding-window stride as a fraction of the patch, in (0, 1].
         batch_size: tiles per forward pass (None: a device default).
         window: ``"roi"`` (default), ``"sliding"`` (nnU-Net) or ``"slice"`` (whole slices); see ``predict_volume``.
         num_parts, part_id: predict only the cases ``part_id::num_parts`` of the sorted case list (as
@@ -500,8 +503,10 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
         adapt_steps, adapt_lr: Adam steps per case and learning rate of ``adapt="entropy"``.
 
     Every predicted case is also checked (``quality.assess_segmentation``: mirror disagreement, myocardium
-    missing on a slice, thin wall, implausible volume, empty prediction, constant input) and the records
-    are written to ``output_dir/qc.csv`` and ``qc.json`` (records of skipped cases already there are kept).
+    missing on a slice, thin wall, a blood pool the myocardium does not enclose, implausible volumes, empty
+    prediction, constant input) and the records are written to ``output_dir/qc.csv`` and ``qc.json`` (records
+    of skipped cases already there are kept; a skipped case without one, left by a killed run, is assessed
+    from its label map).
     A constant input image (all zero, blank) is not given to the network: its prediction is empty
     (all background), with a warning and the ``input_constant`` flag in ``qc.csv``.
 
