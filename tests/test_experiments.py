@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lgeseg.cli.experiments import main as experiments_main
-from lgeseg.experiments.cells import load_workspace, run_cell, workspace_for, write_result
+from lgeseg.experiments.cells import gan_config, load_workspace, run_cell, workspace_for, write_result
 from lgeseg.experiments.describe import split_counts
 from lgeseg.experiments.grid import PAPER_TABLE_4, WINDOWS, Cell, build_grid, cell_folder, gan_pair, make_config
 from lgeseg.experiments.run import run_experiments
@@ -216,6 +216,14 @@ def test_paper_scale_follows_table_4_and_trains_every_cyclegan_pair_of_table_3()
         make_config("paper", out_dir=Path("x"), subjects_by_size=(52, 26))
 
 
+def test_paper_scale_cyclegan_is_zhu_et_al_resnet_9_generator() -> None:
+    from lgeseg.harmonization.cyclegan import build_generator
+
+    generator = build_generator(gan_config(make_config("paper", out_dir=Path("x")), seed=0))
+    assert sum(p.numel() for p in generator.parameters()) == pytest.approx(11.37e6, rel=0.01)  # Zhu et al.: 11.4 M
+    assert tuple(generator(torch.zeros(1, 1, 64, 64)).shape) == (1, 1, 64, 64)
+
+
 def test_medium_scale_gives_every_model_1000_iterations_and_twice_the_quick_transfer_budget() -> None:
     m, q = make_config("medium", out_dir=Path("x")), make_config("quick", out_dir=Path("x"))
     assert m.epochs * m.iterations_per_epoch == 1000 == 2 * q.epochs * q.iterations_per_epoch
@@ -266,7 +274,7 @@ def pairs_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     source = generate_multicenter(out / "other", 3, 5, centers=(3,), in_plane_size=32)[0]
     config = make_config("tiny", out_dir=out / "run", **{**TINY, "seeds": 1}, experiments=(2, 3),
                          every_training_center=True, harmonization=("cyclegan",), block_counts=(),
-                         pretrain_source=source)
+                         pretrain_source=source, window="sliding", gan_features=8, gan_blocks=2)
     return out / "run", run_experiments(config, jobs=1, threads=1)
 
 
@@ -280,6 +288,12 @@ def test_a_cyclegan_pair_scores_both_centers_models_and_only_the_training_center
     scores = json.loads((cell_folder(out, gans[0]) / "result.json").read_text())["scores"]
     assert [(s["center"], s["harmonization"]) for s in scores] == [("center2", "cyclegan"), ("center1", "cyclegan")]
     assert sorted(p.name for p in (cell_folder(out, gans[0]) / "translated" / "center1_cyclegan").iterdir())
+    info = json.loads((cell_folder(out, gans[0]) / "gan" / "cyclegan.json").read_text())
+    assert (info["config"]["generator_features"], info["config"]["generator_blocks"]) == (8, 2)
+    assert info["source"].endswith("center1") and info["target"].endswith("center2")
+    provenance = json.loads((cell_folder(out, gans[0]) / "predictions" / "center2_cyclegan"
+                             / "lgeseg_predictions.json").read_text())
+    assert "sliding" in json.dumps(provenance)  # the grid's window reaches every scoring prediction
     assert set(results["table5"]["cyclegan"]) == {"center2"}  # center2's model on center1 is Figure 7 only
     rows = json.loads((out / "rows.json").read_text())
     assert {r["base_center"] for r in rows if r["kind"] == "cyclegan"} == {"center1", "center2"}

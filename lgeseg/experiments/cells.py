@@ -231,20 +231,31 @@ def _make_model(workspace: Workspace, cell: Cell, folder: Path) -> Path | None:
     return model
 
 
+def gan_config(config: ExperimentsConfig, seed: int) -> Any:
+    """The ``CycleGANConfig`` of the grid's CycleGAN cells: length, patch and size from ``config``.
+
+    Example:
+        >>> from lgeseg.experiments.grid import make_config
+        >>> gan = gan_config(make_config("paper", out_dir=Path("runs/paper")), seed=3)
+        >>> gan.generator_features, gan.generator_blocks, gan.discriminator_features, gan.patch_size, gan.seed
+        (64, 9, 64, (256, 256), 3)
+    """
+    from lgeseg.harmonization.cyclegan import CycleGANConfig  # deferred: torch, as in prepare()
+
+    return CycleGANConfig(epochs=config.gan_epochs, iterations_per_epoch=config.gan_iterations,
+                          patch_size=(config.gan_patch, config.gan_patch), seed=seed,
+                          generator_features=config.gan_features, generator_blocks=config.gan_blocks,
+                          discriminator_features=config.gan_features)
+
+
 def _make_gan(workspace: Workspace, cell: Cell, gan: Path) -> None:
-    # deferred: torch, as in prepare()
-    from lgeseg.harmonization.cyclegan import CycleGANConfig
-    from lgeseg.harmonization.cyclegan_train import train_cyclegan
+    from lgeseg.harmonization.cyclegan_train import train_cyclegan  # deferred: torch, as in prepare()
 
     if _done(gan):
         return
     config = workspace.config
-    gan_config = CycleGANConfig(epochs=config.gan_epochs, iterations_per_epoch=config.gan_iterations,
-                                patch_size=(config.gan_patch, config.gan_patch), seed=cell.seed,
-                                generator_features=config.gan_features, generator_blocks=config.gan_blocks,
-                                discriminator_features=config.gan_features)
     source, target = gan_pair(cell, config.train_center)
-    train_cyclegan(workspace.preprocessed[source], workspace.preprocessed[target], gan, gan_config,
+    train_cyclegan(workspace.preprocessed[source], workspace.preprocessed[target], gan, gan_config(config, cell.seed),
                    device=workspace.device, resume=_resumable(gan))
 
 
