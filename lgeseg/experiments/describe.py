@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections import Counter
@@ -185,7 +186,7 @@ def dry_run(config: ExperimentsConfig) -> str:
         >>> from lgeseg.experiments.grid import make_config
         >>> text = dry_run(make_config("medium", out_dir=Path("runs/none"), device="cpu"))
         >>> [line for line in text.splitlines() if line.startswith("training:")]
-        ['training: recipe default, preset cpu on the CPU, else default, 20 epochs x 50 iterations per model']
+        ['training: recipe default, preset cpu, 20 epochs x 50 iterations per model']
     """
     device = config.device
     if device is None:
@@ -193,4 +194,5 @@ def dry_run(config: ExperimentsConfig) -> str:
 
         device = str(resolve_device(None))
     blocks, source = planned_blocks(config, device)
-    return describe_grid(config, planned_centers(config), blocks, source)
+    preset = config.preset or ("cpu" if device == "cpu" else "default")  # what prepare() will choose
+    return describe_grid(dataclasses.replace(config, preset=preset), planned_centers(config), blocks, source)
