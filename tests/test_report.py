@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
+import locale
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 
 from lgeseg import io
+from lgeseg.cli.predict import main as predict_main
 from lgeseg.cli.report import main as report_main
+from lgeseg.dicom import find_series, read_series
 from lgeseg.inference.quality import assess_segmentation, write_quality_report
 from lgeseg.records import CaseGeometry
-from lgeseg.report import measure_case
+from lgeseg.report import estimate_enhancement, measure_case
+from lgeseg.report.enhancement import myocardial_segments
+from lgeseg.report.reference import compare_case, load_reference_ranges
 from lgeseg.synth import generate_case
 
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
@@ -90,3 +99,130 @@ def test_an_image_on_another_grid_is_refused_by_name(tmp_path: Path) -> None:
     io.write_image(tmp_path / "images" / "a_0000.nii.gz", np.zeros(geometry.shape, np.float32), moved)
     assert report_main([str(tmp_path / "pred"), "-i", str(tmp_path / "images")]) == 1
     assert not (tmp_path / "pred" / "report" / "index.html").exists()
+
+
+# --- issue 25, item 5: who, which model, against what, how much scar ----------------------------------------------
+
+PATIENT_TAGS = {"0010|0020": "PAT-4711", "0010|0040": "F", "0010|1010": "054Y", "0010|1020": "1.65",
+                "0010|1030": "60", "0008|0020": "20240312", "0020|0010": "CMR-88", "0008|0050": "ACC123",
+                "0008|1030": "Cardiac MRI"}
+
+
+def _write_dicom(folder: Path, image: np.ndarray, geometry: CaseGeometry, tags: dict[str, str]) -> None:
+    """One MR slice file per z with a scanner's geometry tags and ``tags`` (the patient and study)."""
+    volume = io.to_sitk(np.clip(image, 0, 32767).astype(np.int16), geometry)
+    d = geometry.direction
+    orientation = "\\".join(f"{v:.10f}" for v in (d[0], d[3], d[6], d[1], d[4], d[7]))
+    uid = "1.2.826.0.1.3680043.8.498.25"
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    folder.mkdir(parents=True, exist_ok=True)
+    saved_locale = locale.setlocale(locale.LC_ALL)  # GDCM's writer switches the C locale; put it back
+    try:
+        for z in range(volume.GetSize()[2]):
+            plane = volume[:, :, z]
+            position = "\\".join(f"{v:.10f}" for v in volume.TransformIndexToPhysicalPoint((0, 0, z)))
+            for key, value in {"0008|0060": "MR", "0020|000e": uid, "0020|0011": "12", "0008|103e": "SAX LGE",
+                               "0020|0013": str(z + 1), "0020|0037": orientation, "0020|0032": position,
+                               "0008|0018": f"{uid}.{z + 1}", "0020|000d": f"{uid}.0", **tags}.items():
+                plane.SetMetaData(key, value)
+            writer.SetFileName(str(folder / f"IM{z:04d}.dcm"))
+            writer.Execute(plane)
+    finally:
+        locale.setlocale(locale.LC_ALL, saved_locale)
+
+
+def test_report_names_patient_study_and_date_from_dicom_and_compares_with_reference_ranges(tmp_path: Path) -> None:
+    image, label, geometry = generate_case(1, 0, seed=3, in_plane_size=64, num_slices=6)
+    _write_dicom(tmp_path / "export" / "lge", image, geometry, PATIENT_TAGS)
+    series = find_series(tmp_path / "export")[0]
+    _, read_geometry = read_series(series)
+    io.write_label(tmp_path / "pred" / f"{series.case_id}.nii.gz", label, read_geometry)
+    assert report_main([str(tmp_path / "pred"), "-i", str(tmp_path / "export")]) == 0
+    row = next(csv.DictReader((tmp_path / "pred" / "report" / "report.csv").open()))
+    assert (row["patient_id"], row["study_date"], row["sex"], row["study_source"]) == \
+        ("PAT-4711", "2024-03-12", "F", "DICOM")
+    assert row["study"] == "CMR-88 / ACC123 / Cardiac MRI" and row["series"] == "SAX LGE"
+    bsa = math.sqrt(165 * 60 / 3600)
+    assert float(row["bsa_m2"]) == pytest.approx(bsa, abs=0.05)
+    assert float(row["edv_per_bsa_ml_m2"]) == pytest.approx(float(row["edv_ml"]) / bsa, abs=0.1)
+    assert row["edv_ref"].endswith("mL (women)") and row["mass_per_bsa_ref"].endswith("g/m2 (women)")
+    assert row["edv_vs_ref"] in ("within", "below", "above") and row["scar_nsd_percent"] != ""
+    page = (tmp_path / "pred" / "report" / "index.html").read_text()
+    assert "<title>LV report: patient PAT-4711, study CMR-88 / ACC123 / Cardiac MRI, 2024-03-12</title>" in page
+    assert "pred</title>" not in page and "<script" not in page
+    assert "Enhancement (scar) burden, an automatic estimate" in page
+
+
+def test_command_line_sex_height_and_weight_and_file_name_dates(tmp_path: Path) -> None:
+    _, label, geometry = generate_case(1, 0, seed=3, in_plane_size=64, num_slices=6)
+    io.write_label(tmp_path / "pred" / "P017_2024-03-12.nii.gz", label, geometry)
+    assert report_main([str(tmp_path / "pred"), "--sex", "M", "--height-cm", "180", "--weight-kg", "80"]) == 0
+    row = next(csv.DictReader((tmp_path / "pred" / "report" / "report.csv").open()))
+    assert (row["patient_id"], row["study_date"], row["sex"]) == ("P017", "2024-03-12", "M")
+    assert row["study_source"] == "file name + command line" and float(row["bsa_m2"]) == pytest.approx(2.0)
+    assert row["edv_ref"].endswith("(men)") and row["edv_per_bsa_ref"].endswith("mL/m2 (men)")
+    assert row["scar_nsd_percent"] == "" and "no image given" in row["scar_note"]  # no -i: no estimate
+    with pytest.raises(SystemExit) as usage_error:
+        report_main([str(tmp_path / "pred"), "--sex", "X", "--overwrite"])
+    assert usage_error.value.code == 2
+
+
+def test_reference_ranges_by_sex_per_bsa_and_a_sites_own_file(tmp_path: Path) -> None:
+    above, indexed, _, _ = compare_case(240.0, 100.0, "M", 60, bsa_m2=2.0)
+    assert above.status == "above" and indexed.status == "above" and indexed.value == pytest.approx(120.0)
+    unknown = compare_case(240.0, 100.0, "")[0]
+    assert "men and women together" in unknown.range_text
+    assert compare_case(240.0, 100.0, "F", age_years=15)[0].status == ""  # no adult range for a child
+    path = tmp_path / "ranges.json"
+    path.write_text(json.dumps([{"quantity": "edv", "sex": "F", "mean": 120, "sd": 20, "lower": 80, "upper": 160}]))
+    assert compare_case(170.0, 90.0, "F", ranges=load_reference_ranges(path))[0].status == "above"
+    path.write_text(json.dumps([{"quantity": "edv", "sex": "F", "mean": 120}]))
+    with pytest.raises(ValueError, match=r"ranges.json: entry 0: expected quantity, sex, mean, sd, lower, upper"):
+        load_reference_ranges(path)
+
+
+def test_scar_burden_by_n_sd_above_the_darkest_segment_and_by_fwhm() -> None:
+    labels = _ring_stack(slices=6, wall_mm=8.0, anterior_wall_mm=8.0)
+    segments, names = myocardial_segments(labels, SPACING, IDENTITY)
+    index = {name: i for i, name in names.items()}
+    rng = np.random.default_rng(0)
+    image = rng.normal(200.0, 10.0, labels.shape)
+    scar = np.isin(segments, [index["AHA 6 basal anterolateral"], index["AHA 12 mid anterolateral"]])
+    image[scar] = 900.0
+    remote = segments == index["AHA 9 mid inferoseptal"]
+    image[remote] = rng.normal(185.0, 10.0, int(remote.sum()))  # the darkest myocardium
+    estimate = estimate_enhancement(image, labels, SPACING, IDENTITY, n_sd=5.0)
+    truth = 100.0 * scar.sum() / (labels == 2).sum()
+    assert estimate.remote_segment == "AHA 9 mid inferoseptal" and estimate.remote_mean == pytest.approx(185, abs=2)
+    assert estimate.nsd_percent == pytest.approx(truth, abs=0.1) and 10 < truth < 20
+    assert estimate.fwhm_percent == pytest.approx(truth, abs=0.1)
+    assert estimate.nsd_ml == pytest.approx(scar.sum() * np.prod(SPACING) / 1000, abs=0.1)
+    healthy = estimate_enhancement(rng.normal(200.0, 10.0, labels.shape), labels, SPACING, IDENTITY)
+    assert healthy.nsd_percent < 0.1 and healthy.fwhm_percent == 0.0
+
+
+def test_report_names_the_model_and_its_version_from_the_prediction_record(tmp_path: Path, tiny_model: Path,
+                                                                           write_input_image: Callable[..., object]
+                                                                           ) -> None:
+    write_input_image(tmp_path / "in" / "c_0000.nii.gz", (2, 30, 30))
+    assert predict_main(["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(tiny_model),
+                         "--disable_tta"]) == 0
+    assert report_main([str(tmp_path / "out"), "-i", str(tmp_path / "in")]) == 0
+    weights = hashlib.sha256((tiny_model / "checkpoint_final.pt").read_bytes()).hexdigest()[:12]
+    page = (tmp_path / "out" / "report" / "index.html").read_text()
+    assert f"Model: {tiny_model.name}; version: trained with lgeseg" in page and weights in page
+    row = next(csv.DictReader((tmp_path / "out" / "report" / "report.csv").open()))
+    assert row["model"] == tiny_model.name and weights in row["model_version"]
+
+
+def test_an_implausible_myocardium_is_flagged_in_the_report(tmp_path: Path) -> None:
+    """The issue's 1321 mL / 971 g myocardium passed every check; it is now flagged (inference.quality)."""
+    geometry = CaseGeometry(shape=(10, 120, 120), spacing=(10.0, 1.5, 1.5), origin=(0.0, 0.0, 0.0), direction=IDENTITY)
+    yy, xx = np.mgrid[:120, :120] - 59.5
+    ring = np.where(np.hypot(yy, xx) < 10, 1, np.where(np.hypot(yy, xx) < 58, 2, 0)).astype(np.uint8)
+    io.write_label(tmp_path / "pred" / "huge.nii.gz", np.repeat(ring[None], 10, axis=0), geometry)
+    assert report_main([str(tmp_path / "pred")]) == 0
+    row = next(csv.DictReader((tmp_path / "pred" / "report" / "report.csv").open()))
+    assert float(row["myocardium_ml"]) > 1000 and row["qc_flagged"] == "yes"
+    assert "volume_implausible" in row["qc_reasons"] and row["mass_vs_ref"] == "above"

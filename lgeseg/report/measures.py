@@ -40,9 +40,9 @@ AHA_SEGMENTS: tuple[tuple[int, str, str], ...] = (
     (9, "mid", "inferoseptal"), (10, "mid", "inferior"), (11, "mid", "inferolateral"), (12, "mid", "anterolateral"),
     (13, "apical", "anterior"), (14, "apical", "septal"), (15, "apical", "inferior"), (16, "apical", "lateral"))
 #: Sector of each wall, degrees from the septal direction towards anterior: [start, end).
-_SIX = {"anteroseptal": (0, 60), "anterior": (60, 120), "anterolateral": (120, 180), "inferolateral": (180, 240),
+SIX_SECTORS = {"anteroseptal": (0, 60), "anterior": (60, 120), "anterolateral": (120, 180), "inferolateral": (180, 240),
         "inferior": (240, 300), "inferoseptal": (300, 360)}
-_FOUR = {"septal": (-45, 45), "anterior": (45, 135), "lateral": (135, 225), "inferior": (225, 315)}
+FOUR_SECTORS = {"septal": (-45, 45), "anterior": (45, 135), "lateral": (135, 225), "inferior": (225, 315)}
 #: Patient directions in ITK's LPS axes (+x left, +y posterior, +z superior).
 SEPTAL_LPS = np.array([-1.0, -1.0, 0.0]) / math.sqrt(2.0)
 ANTERIOR_LPS = np.array([0.0, -1.0, 0.0])
@@ -77,8 +77,16 @@ class CaseMeasures:
     segments_note: str
 
 
-def _in_plane_basis(direction: Sequence[float]) -> tuple[np.ndarray, np.ndarray] | None:
-    """Unit septal and anterior directions in the slice plane, as (along x mm, along y mm); None if undefined."""
+def in_plane_basis(direction: Sequence[float]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Unit septal and anterior directions in the slice plane, as (along x mm, along y mm); None if undefined.
+
+    Example:
+        >>> septal, anterior = in_plane_basis((1, 0, 0, 0, 1, 0, 0, 0, 1))  # LPS axes: septum at (-x, -y)
+        >>> np.round(septal, 3).tolist(), np.round(anterior, 3).tolist()
+        ([-0.707, -0.707], [0.707, -0.707])
+        >>> in_plane_basis((0, 0, 1, 0, 1, 0, 1, 0, 0)) is None  # the slice plane holds z and y: not short-axis
+        True
+    """
     matrix = np.asarray(direction, dtype=float).reshape(3, 3)
     x_axis, y_axis = matrix[:, 0], matrix[:, 1]
     septal = np.array([SEPTAL_LPS @ x_axis, SEPTAL_LPS @ y_axis])
@@ -132,19 +140,25 @@ def _sector_values(thickness: np.ndarray, sectors: dict[str, tuple[int, int]]) -
     return {name: thickness[((degrees - lo) % 360) < (hi - lo)] for name, (lo, hi) in sectors.items()}
 
 
-def _levels(ring: list[int], blood: np.ndarray) -> dict[str, list[int]]:
-    """Split the ring slices into basal, mid, apical thirds; the base is the end with the larger blood pool."""
+def slice_levels(ring: list[int], blood: np.ndarray) -> dict[str, list[int]]:
+    """Split the ring slices into basal, mid, apical thirds; the base is the end with the larger blood pool.
+
+    Example:
+        >>> blood = np.zeros((6, 4, 4), bool); blood[0, :3, :3] = True; blood[1:5, :2, :2] = True
+        >>> slice_levels([0, 1, 2, 3, 4], blood)  # slice 0 has the largest blood pool: the base
+        {'basal': [0, 1], 'mid': [2, 3], 'apical': [4]}
+    """
     order = list(ring)
     if blood[order[0]].sum() < blood[order[-1]].sum():
         order.reverse()
-    base, mid, apex = (list(part) for part in np.array_split(order, 3))
+    base, mid, apex = ([int(z) for z in part] for part in np.array_split(order, 3))
     return {"basal": base, "mid": mid, "apical": apex}
 
 
 def _segments(per_slice: dict[int, np.ndarray], levels: dict[str, list[int]]) -> dict[int, float]:
     result: dict[int, float] = {}
     for number, level, name in AHA_SEGMENTS:
-        sectors = _FOUR if level == "apical" else _SIX
+        sectors = FOUR_SECTORS if level == "apical" else SIX_SECTORS
         rays = np.concatenate([_sector_values(per_slice[z], sectors)[name] for z in levels[level]])
         measured = rays[rays > 0]
         covered = rays.size and measured.size >= MIN_SEGMENT_COVERAGE * rays.size
@@ -178,7 +192,7 @@ def measure_case(labels: np.ndarray, spacing: Sequence[float], direction: Sequen
     blood, myocardium = labels == blood_label, labels == myocardium_label
     myocardium_ml = float(np.count_nonzero(myocardium)) * voxel_ml
     lv_slices = int(np.count_nonzero((blood | myocardium).any(axis=(1, 2))))
-    basis = _in_plane_basis(direction)
+    basis = in_plane_basis(direction)
     septal, anterior = basis if basis is not None else (np.array([1.0, 0.0]), np.array([0.0, 1.0]))
     per_slice = {z: ray_thickness(myocardium[z], blood[z], spacing[1:], septal, anterior)
                  for z in range(labels.shape[0]) if blood[z].any() and myocardium[z].any()}
@@ -191,7 +205,7 @@ def measure_case(labels: np.ndarray, spacing: Sequence[float], direction: Sequen
         note = f"{len(per_slice)} slice(s) with a myocardial ring: AHA segments need at least 3"
     segments = {n: math.nan for n, _, _ in AHA_SEGMENTS}
     if not note:
-        segments = _segments(per_slice, _levels(sorted(per_slice), blood))
+        segments = _segments(per_slice, slice_levels(sorted(per_slice), blood))
     return CaseMeasures(
         blood_pool_ml=float(np.count_nonzero(blood)) * voxel_ml, myocardium_ml=myocardium_ml,
         myocardium_mass_g=myocardium_ml * MYOCARDIUM_DENSITY_G_PER_ML, lv_slices=lv_slices,
