@@ -11,7 +11,7 @@ from lgeseg.model_archive import export_model
 def main(argv: list[str] | None = None) -> int:
     """Export the model; returns 0, 1 with a message on stderr, or 2 for a usage error."""
     parser = argparse.ArgumentParser(
-        prog="lgeseg_export_model",
+        prog="lgeseg_export_model", allow_abbrev=False,
         description="Pack a model folder (model.json with its model card, plans.json, weights, training records "
                     "and a SHA-256 manifest) into one zip that lgeseg_install_model checks and unpacks. The model "
                     "folder is only read (the card is built into the zip). By default the zip holds no training "

@@ -14,7 +14,7 @@ from lgeseg.report.enhancement import DEFAULT_N_SD
 def main(argv: list[str] | None = None) -> int:
     """Write the report; returns 0, or 1 with a message on stderr."""
     parser = argparse.ArgumentParser(
-        prog="lgeseg_report",
+        prog="lgeseg_report", allow_abbrev=False,
         description="For predictions without a reference: per case the patient and study (DICOM tags, else the "
                     "file name), LV end-diastolic volume (mL), myocardial volume and mass (g) against published "
                     "reference ranges (by sex; per BSA with height and weight), an estimate of the enhancement (scar) "
