@@ -33,6 +33,7 @@ from lgeseg import __version__
 from lgeseg.atomic import atomic_output
 from lgeseg.checks import model_info_problems, model_plan_problems, raise_problems
 from lgeseg.errors import CorruptFileError, InvalidInputError
+from lgeseg.planning.nnunet import is_nnunet_plans
 from lgeseg.records import LABELS, Fingerprint, JsonRecord, Plan, load_json, read_plan, save_json
 
 logger = logging.getLogger(__name__)
@@ -205,6 +206,11 @@ def read_model_metadata(model_dir: str | Path) -> tuple[Plan, ModelInfo]:
         raise FileNotFoundError(f"{model_dir}: model folder not found")
     for name in ("plans.json", "model.json"):
         if not (model_dir / name).is_file():
+            if _is_nnunet_folder(model_dir):
+                raise FileNotFoundError(
+                    f"{model_dir}: a model folder of nnU-Net v2, not of lgeseg ({name} is missing): lgeseg_predict -m "
+                    f"{model_dir} predicts with it (a 2d PlainConvUNet; docs/nnunet.md); training, fine-tuning and "
+                    "export need an lgeseg model folder")
             raise FileNotFoundError(f"{model_dir}: incomplete model folder, {name} is missing")
     plan = read_plan(model_dir / "plans.json")
     info = read_model_info(model_dir / "model.json")
@@ -213,6 +219,17 @@ def read_model_metadata(model_dir: str | Path) -> tuple[Plan, ModelInfo]:
         raise InvalidInputError(f"{model_dir / 'model.json'}: does not match {model_dir / 'plans.json'}: "
                                 + "; ".join(problems) + "; restore model.json from the trained model folder or archive")
     return plan, info
+
+
+def _is_nnunet_folder(folder: Path) -> bool:
+    """True for an nnU-Net training folder or one of its folds (``checkpoint_*.pth``, nnU-Net's plans.json)."""
+    if any(folder.glob("checkpoint_*.pth")) or any(folder.glob("fold_*/checkpoint_*.pth")):
+        return True
+    plans = folder / "plans.json"
+    try:
+        return plans.is_file() and is_nnunet_plans(load_json(plans))
+    except ValueError:
+        return False
 
 
 def read_model_info(path: str | Path) -> ModelInfo:

@@ -10,10 +10,11 @@ import logging
 from pathlib import Path
 
 from lgeseg.fingerprint import extract_fingerprint
+from lgeseg.planning.nnunet import load_any_plan
 from lgeseg.planning.planner import plan_experiment
 from lgeseg.planning.verify import verify_memory as verify
 from lgeseg.preprocessing.run import check_preprocessed_folder, run_preprocessing
-from lgeseg.records import Fingerprint, Plan, load_plan, save_json
+from lgeseg.records import Fingerprint, Plan, save_json
 from lgeseg.validation import validate_dataset
 
 logger = logging.getLogger(__name__)
@@ -89,7 +90,8 @@ def plan_and_preprocess(
         preset: planner preset (``default``, ``paper``, ``cpu``).
         verify_memory: measure one training step on the GPU and shrink the batch until it fits.
         num_workers: processes for fingerprinting and preprocessing.
-        plans_from: a ``plans.json`` or a folder holding one; when given, no planning is done.
+        plans_from: a ``plans.json`` or a folder holding one, or nnU-Net v2's ``nnUNetPlans.json`` (its 2d
+            configuration, ``planning.nnunet``); when given, no planning is done.
         normalization: override the preset's normalization scheme.
         allow_unusual_spacing: accept spacing outside the plausible cardiac MR range (``io.spacing_problem``).
         overwrite: replace a preprocessed ``out_dir`` made with another plan (its cases of that plan are
@@ -117,7 +119,7 @@ def plan_and_preprocess(
     dataset_dirs = [Path(d) for d in dataset_dirs]
     out_dir = Path(out_dir)
     # before any work: the folder, and a reused plan (read and compared with the folder's before fingerprinting)
-    reused = load_plan(plans_from) if plans_from is not None else None
+    reused = load_any_plan(plans_from) if plans_from is not None else None
     check_preprocessed_folder(out_dir, reused, dataset_dirs, overwrite)
     validate_datasets(dataset_dirs, allow_unusual_spacing)
     fingerprint = extract_fingerprint(dataset_dirs, num_workers)

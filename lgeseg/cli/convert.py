@@ -12,7 +12,7 @@ from lgeseg.converters import convert_dicom, convert_emidec, convert_mnms, conve
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lgeseg_convert",
+        prog="lgeseg_convert", allow_abbrev=False,
         description="Convert EMIDEC, MS-CMRSeg 2019 (LGE), M&Ms or DICOM series into lgeseg's raw format "
         "(nnU-Net v2 layout, labels 0 background, 1 LV blood pool, 2 LV myocardium) and validate the result. "
         "See docs/datasets.md.",
@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
              "mnms": "M&Ms: <code>/<code>_sa.nii.gz (+ _sa_gt) and the information CSV",
              "dicom": "DICOM: every series below SRC (a PACS export) -> imagesTs/<series>_0000.nii.gz"}
     for name, text in helps.items():
-        command = sub.add_parser(name, help=text, description=text)
+        command = sub.add_parser(name, allow_abbrev=False, help=text, description=text)
         command.add_argument("src", type=Path, metavar="SRC", help="the unpacked source dataset")
         command.add_argument("dst", type=Path, metavar="DST", help="destination raw dataset folder (empty)")
         command.add_argument("--overwrite", action="store_true",

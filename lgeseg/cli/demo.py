@@ -12,7 +12,7 @@ from lgeseg.experiments.demo import DemoConfig, format_results, run_demo
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lgeseg_demo",
+        prog="lgeseg_demo", allow_abbrev=False,
         description="Generate four synthetic LGE centers, train on one, predict all, print a Dice table.",
     )
     parser.add_argument("-o", "--out", type=Path, default=Path("lgeseg_demo"),

@@ -13,7 +13,7 @@ from lgeseg.evaluation import check_evaluation_output, evaluate_folders, find_la
 def main(argv: list[str] | None = None) -> int:
     """Parse ``-p PRED_DIR -r REF_DIR -o OUT_DIR``, evaluate, print the table. Returns the exit code."""
     parser = argparse.ArgumentParser(
-        prog="lgeseg_evaluate",
+        prog="lgeseg_evaluate", allow_abbrev=False,
         description="Evaluate predicted label maps against references (paired by case id); writes metrics.csv "
                     "and summary.json to the output folder and prints a summary table.")
     parser.add_argument("-p", "--predictions", required=True, help="folder of predicted <case>.nii.gz files")

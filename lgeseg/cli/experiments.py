@@ -16,7 +16,7 @@ from lgeseg.experiments.summary import format_table
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lgeseg_experiments",
+        prog="lgeseg_experiments", allow_abbrev=False,
         description="Train on one center and measure on held-out cases of every center the paper's experiments: "
                     "(1) augmentation, (2) histogram matching / CycleGAN, (3) transfer learning, (4) multi-center "
                     "training on 1-4 centers; Table 5 (mean ± SD over seeds) and Figures 6-12 into OUT. Every "

@@ -12,7 +12,7 @@ from lgeseg.training.finetune import DEFAULT_FINETUNE_EPOCHS, finetune
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``lgeseg_finetune``."""
     parser = argparse.ArgumentParser(
-        prog="lgeseg_finetune",
+        prog="lgeseg_finetune", allow_abbrev=False,
         description="Fine-tune the blocks of a pretrained model on a few cases of a new center (transfer "
                     "learning). Preprocess the new center first with: lgeseg_plan_and_preprocess -d NEW "
                     "-o OUT --plans-from PRETRAINED_MODEL",

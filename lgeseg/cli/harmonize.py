@@ -19,9 +19,10 @@ from lgeseg.harmonization.histogram import DEFAULT_LANDMARKS
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lgeseg_harmonize", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="lgeseg_harmonize", allow_abbrev=False, description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    fit = sub.add_parser("fit-reference", help="fit the training center's histogram reference into a model folder")
+    fit = sub.add_parser("fit-reference", allow_abbrev=False,
+                         help="fit the training center's histogram reference into a model folder")
     source = fit.add_mutually_exclusive_group(required=True)
     source.add_argument("-i", "--input", help="training images (folder, e.g. RAW/imagesTr, or file)")
     source.add_argument("--preprocessed", help="preprocessed folder PRE: use the raw images of its cases")
@@ -29,13 +30,14 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("-m", "--model", required=True, help="model folder receiving harmonization_reference.json")
     fit.add_argument("--landmarks", type=float, nargs="+", default=list(DEFAULT_LANDMARKS),
                      help="percentiles used as landmarks (default: %(default)s)")
-    hist = sub.add_parser("histogram", help="match image histograms to a model's training center")
+    hist = sub.add_parser("histogram", allow_abbrev=False, help="match image histograms to a model's training center")
     hist.add_argument("-i", "--input", required=True, help="image file or folder")
     hist.add_argument("-o", "--output", required=True,
                       help="output folder (same file names and grids); not the input folder nor inside it")
     hist.add_argument("-m", "--model", required=True, help="model folder with harmonization_reference.json")
     hist.add_argument("--overwrite", action="store_true", help="replace output files of the same names")
-    train = sub.add_parser("cyclegan-train", help="train a CycleGAN between two centers' preprocessed data")
+    train = sub.add_parser("cyclegan-train", allow_abbrev=False,
+                           help="train a CycleGAN between two centers' preprocessed data")
     train.add_argument("--source", required=True, help="preprocessed folder of the source (training) center")
     train.add_argument("--target", required=True, help="preprocessed folder of the target (unseen) center")
     train.add_argument("-o", "--output", required=True, help="GAN folder to write")
@@ -50,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     train.add_argument("--continue", dest="resume", action="store_true", help="resume from checkpoint_latest.pt")
-    apply = sub.add_parser("cyclegan-apply", help="translate images with a trained CycleGAN")
+    apply = sub.add_parser("cyclegan-apply", allow_abbrev=False, help="translate images with a trained CycleGAN")
     apply.add_argument("-i", "--input", required=True, help="image file or folder (one channel per file)")
     apply.add_argument("-o", "--output", required=True,
                        help="output folder (same file names and grids); not the input folder nor inside it")

@@ -30,7 +30,7 @@ def model_name(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Install the model; returns 0, or 1 with a message on stderr (nothing is left at DEST then)."""
     parser = argparse.ArgumentParser(
-        prog="lgeseg_install_model",
+        prog="lgeseg_install_model", allow_abbrev=False,
         description="Check a model zip (only the expected files, no path traversal, no links, SHA-256 manifest, "
                     "weights-only checkpoints, a network that loads) and unpack it into a model folder.")
     parser.add_argument("zip", metavar="ZIP", help="zip written by lgeseg_export_model")

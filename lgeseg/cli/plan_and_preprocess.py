@@ -14,7 +14,7 @@ from lgeseg.planning.report import format_plan_table
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lgeseg_plan_and_preprocess",
+        prog="lgeseg_plan_and_preprocess", allow_abbrev=False,
         description="Validate raw datasets, fingerprint them, plan the 2D U-Net for a memory budget and "
         "preprocess every case into OUT (plans.json, fingerprint.json, OUT/<dataset>/<case>.npz).",
     )

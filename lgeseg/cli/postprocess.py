@@ -12,7 +12,7 @@ from lgeseg.postprocessing import postprocess_folder
 def main(argv: list[str] | None = None) -> int:
     """Parse ``-i IN -o OUT [--per-label] [--overwrite]`` and postprocess the folder. Returns the exit code."""
     parser = argparse.ArgumentParser(
-        prog="lgeseg_postprocess",
+        prog="lgeseg_postprocess", allow_abbrev=False,
         description="Keep the largest 3D connected component of the whole LV (labels > 0) in every label map "
                     "of a folder; the geometry of each file is kept.")
     parser.add_argument("-i", "--input", required=True, help="folder of label maps (.nii.gz, .nii, .mha, .nrrd)")

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
-import torch
-
-from lgeseg.cli import exit_without_teardown
+from lgeseg.cli import exit_without_teardown, results_model_folder
 from lgeseg.cli._errors import add_verbose_flag, run_cli
+from lgeseg.cli._options import add_device_option, nnunet_configuration, non_negative_int
 from lgeseg.dicom import find_series
+from lgeseg.errors import OutputConflictError
 from lgeseg.inference import predict_folder
 from lgeseg.inference.adaptation import ADAPT_METHODS, DEFAULT_LR, DEFAULT_STEPS
+from lgeseg.inference.nnunet_model import nnunet_fold_folders, nnunet_training_folder
 from lgeseg.inference.predictor import fold_model_folders
 from lgeseg.inference.quality import read_quality_report, summary_text
 from lgeseg.inference.sliding_window import check_step
 from lgeseg.model_card import format_model_card, model_card
 from lgeseg.model_registry import ensemble_card, format_model_list, list_models, resolve_model
+from lgeseg.planning.nnunet import plan_from_nnunet
+from lgeseg.records import load_json
 
 #: ``-chk`` values nnU-Net users type, and lgeseg's names for them.
 CHECKPOINTS = ("final", "best", "latest")
@@ -29,17 +33,6 @@ def checkpoint_name(text: str) -> str:
         raise argparse.ArgumentTypeError(f"expected one of {', '.join(CHECKPOINTS)} (or checkpoint_<name>.pth), "
                                          f"found {text!r}")
     return name
-
-
-def device_name(text: str) -> str:
-    """``cpu``, ``cuda``, ``cuda:1``, ``mps``, ``auto`` ...: a name torch knows as a device; argparse type."""
-    try:
-        torch.device(text)
-    except RuntimeError as err:  # torch: "Expected one of cpu, cuda, ... device type at start of device string"
-        if text != "auto":
-            raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N (a GPU's index) or mps, found {text!r}") \
-                from err
-    return text
 
 
 def step_fraction(text: str) -> float:
@@ -55,9 +48,22 @@ def _add_nnunet_style_options(parser: argparse.ArgumentParser) -> None:
     """Options that nnU-Net v2's ``nnUNetv2_predict`` spells the same way (docs/nnunet.md lists them)."""
     parser.add_argument("-f", "--folds", nargs="+", default=None, metavar="FOLD",
                         help="use MODEL/fold_<FOLD> of each -m folder (nnU-Net layout); e.g. -f 0 1 2 3 4")
-    parser.add_argument("-npp", "--preprocessing-workers", type=int, default=1, metavar="N",
+    parser.add_argument("-d", "--dataset", default=None, metavar="ID",
+                        help="instead of -m: the model nnU-Net trained for dataset ID, $nnUNet_results/DatasetNNN_*/"
+                             "<trainer>__<plans>__2d (with -c, -tr, -p, -f); an nnU-Net 2d PlainConvUNet or a model "
+                             "lgeseg_train DATASET 2d FOLD wrote")
+    parser.add_argument("-c", "--configuration", type=nnunet_configuration, default="2d", metavar="2d",
+                        help="nnU-Net's configuration: lgeseg has one, 2d")
+    parser.add_argument("-tr", "--trainer", default=None, metavar="TRAINER",
+                        help="with -d: the trainer of the model folder (default: nnUNetTrainer, else the one there)")
+    parser.add_argument("-p", "--plans", default=None, metavar="PLANS",
+                        help="with -d: the plans identifier of the model folder (default: nnUNetPlans, else the one "
+                             "there)")
+    parser.add_argument("-np", "--num-workers", type=non_negative_int, default=None, metavar="N",
+                        help="threads reading the next cases and threads writing finished ones (sets -npp and -nps)")
+    parser.add_argument("-npp", "--preprocessing-workers", type=int, default=None, metavar="N",
                         help="threads reading and checking the next cases while one is predicted (default 1)")
-    parser.add_argument("-nps", "--export-workers", type=int, default=1, metavar="N",
+    parser.add_argument("-nps", "--export-workers", type=int, default=None, metavar="N",
                         help="threads postprocessing and writing finished cases (default 1)")
     parser.add_argument("--num-parts", "-num_parts", type=int, default=1, metavar="N",
                         help="split the sorted cases into N parts (for N runs on different GPUs/machines)")
@@ -69,12 +75,32 @@ def _add_nnunet_style_options(parser: argparse.ArgumentParser) -> None:
 
 def _print_model_cards(parser: argparse.ArgumentParser, models: list[str], folds: list[str] | None) -> int:
     try:
-        cards = [format_model_card(card) for card in (ensemble_card(resolve_model(m).path) for m in models) if card]
-        model_dirs = fold_model_folders(models, folds)
-        print("\n\n".join(cards + [format_model_card(model_card(model_dir)) for model_dir in model_dirs]))
+        texts = []
+        for spec in models:
+            if nnunet_training_folder(spec) is not None:
+                texts.append(_nnunet_description(spec, folds))
+                continue
+            card = ensemble_card(resolve_model(spec).path)
+            texts += [format_model_card(card)] if card else []
+            texts += [format_model_card(model_card(model_dir)) for model_dir in fold_model_folders([spec], folds)]
+        print("\n\n".join(texts))
     except (FileNotFoundError, ValueError) as err:
         parser.exit(1, f"lgeseg_predict: error: {err}\n")
     return 0
+
+
+def _nnunet_description(spec: str, folds: list[str] | None) -> str:
+    """What lgeseg knows of an nnU-Net training folder: its name, dataset, the plan it follows and its folds."""
+    training = nnunet_training_folder(spec)
+    assert training is not None  # the caller checked
+    dataset = load_json(training / "dataset.json")
+    plan = plan_from_nnunet(load_json(training / "plans.json"), dataset, training.name.split("__")[-1],
+                            str(training / "plans.json"))
+    members = ", ".join(p.name for p in nnunet_fold_folders(spec, folds))
+    return (f"nnU-Net v2 model {training.name} ({training.parent.name}); no model card (nnU-Net writes none)\n"
+            f"  labels {plan.labels}, channels {dataset.get('channel_names')}\n"
+            f"  plan: patch {plan.patch_size}, spacing {plan.target_spacing[1:]} mm, {plan.normalization.scheme} "
+            f"normalization, features {plan.topology.features_per_stage}\n  folds: {members}")
 
 
 def _print_series(parser: argparse.ArgumentParser, folder: str) -> int:
@@ -90,19 +116,19 @@ def _print_series(parser: argparse.ArgumentParser, folder: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments (see ``--help``) and predict the folder. Returns the exit code."""
     parser = argparse.ArgumentParser(
-        prog="lgeseg_predict",
+        prog="lgeseg_predict", allow_abbrev=False,
         description="Segment every image in INPUT_DIR (<case>_0000.nii.gz or <case>.nii.gz; .nii, .mha, .nrrd too) "
                     "and write OUTPUT_DIR/<case><ending> (the input's file ending) on the input's exact grid. "
                     "nnU-Net v2's flag spellings are accepted where they mean the same (docs/nnunet.md).")
     parser.add_argument("-i", "--input", help="folder of images (required unless --model-info)")
     parser.add_argument("-o", "--output", help="output folder (not the input folder or inside it)")
     parser.add_argument("-m", "--model", action="append", default=[], dest="models",
-                        help="model folder, ensemble folder (fold_<k> members) or the name of a shipped or installed "
-                             "model (lge-lv: see --list-models); repeat (-m A -m B) to ensemble folds or seeds")
+                        help="model folder, ensemble folder (fold_<k> members), the name of a shipped or installed "
+                             "model (lge-lv: see --list-models) or an nnU-Net v2 training folder (a 2d PlainConvUNet: "
+                             "<trainer>__<plans>__2d or its fold_<k>); repeat (-m A -m B) to ensemble folds or seeds")
     parser.add_argument("--list-models", action="store_true",
                         help="list the models callable by name (shipped with lgeseg and installed) and exit")
-    parser.add_argument("--device", "-device", type=device_name, default=None,
-                        help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    add_device_option(parser)
     parser.add_argument("--no-mirroring", "--disable_tta", action="store_true",
                         help="skip flip test-time augmentation")
     parser.add_argument("--save-probabilities", "--save_probabilities", action="store_true",
@@ -142,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
                              "(needs highdicom: pip install 'lgeseg[dicom]')")
     parser.add_argument("--list-series", action="store_true",
                         help="DICOM input: list the series found in -i (number, description, slices, UID) and exit")
+    parser.add_argument("--report", action="store_true",
+                        help="then write the report of the predictions (lgeseg_report OUTPUT -i INPUT): volumes, mass, "
+                             "wall thickness, quality flags and contours in OUTPUT/report/index.html")
     parser.add_argument("--model-info", action="store_true",
                         help="print each model's card (training data, budget, validation Dice, intended use) and exit")
     _add_nnunet_style_options(parser)
@@ -153,8 +182,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.list_models:
         print(format_model_list(list_models()))
         return 0
+    if args.dataset is not None:
+        if args.models:
+            parser.error("give the model with -m or with -d (nnU-Net's dataset id under $nnUNet_results), not both")
+        try:
+            args.models = [str(results_model_folder(args.dataset, args.configuration, args.trainer, args.plans))]
+        except (FileNotFoundError, ValueError) as err:
+            parser.exit(1, f"lgeseg_predict: error: -d {args.dataset}: {err}\n")
+    elif args.trainer is not None or args.plans is not None:
+        parser.error("-tr and -p pick nnU-Net's model folder of a dataset: give -d ID too (or the folder with -m)")
     if not args.models:
-        parser.error("-m/--model is required")
+        parser.error("-m/--model (or nnU-Net's -d ID) is required")
     if args.model_info:
         return _print_model_cards(parser, args.models, args.folds)
     if args.input is None or args.output is None:
@@ -163,13 +201,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    report = Path(args.output) / "report" / "index.html"
+    if args.report and report.exists() and not args.overwrite:  # refused before minutes of prediction
+        raise OutputConflictError(f"{report}: already exists (a report); use --overwrite to predict and report "
+                                  f"again, or report elsewhere: lgeseg_report {args.output} -i {args.input} -o OTHER")
     models = fold_model_folders(args.models, args.folds)
     written = predict_folder(args.input, args.output, models, device=args.device,
                              mirroring=not args.no_mirroring, save_probabilities=args.save_probabilities,
                              postprocess=args.postprocess, overlays=args.overlays, overwrite=args.overwrite,
                              harmonize=args.harmonize, checkpoint=args.checkpoint, step=args.step,
                              window=args.window, num_parts=args.num_parts, part_id=args.part_id,
-                             num_readers=args.preprocessing_workers, num_writers=args.export_workers,
+                             num_readers=_workers(args.preprocessing_workers, args.num_workers),
+                             num_writers=_workers(args.export_workers, args.num_workers),
                              series=args.series, dicom_seg=args.dicom_seg,
                              allow_unusual_spacing=args.allow_unusual_spacing, adapt=args.adapt,
                              adapt_steps=args.adapt_steps, adapt_lr=args.adapt_lr)
@@ -177,7 +220,19 @@ def _run(args: argparse.Namespace) -> int:
     records = read_quality_report(args.output)
     if records:
         print(summary_text(records))
+    if args.report:
+        # deferred: the report's plotting loads matplotlib, which a plain prediction does not need
+        from lgeseg.report import make_report
+
+        page = make_report(args.output, images_dir=args.input, overwrite=args.overwrite)
+        print(f"report: {page}")
     return 0
+
+
+def _workers(specific: int | None, shared: int | None) -> int:
+    """-npp / -nps when given, else -np, else 1 (0 from -np means no extra thread: 1 here)."""
+    value = specific if specific is not None else shared
+    return max(1, value) if value is not None else 1
 
 
 def console_main() -> None:

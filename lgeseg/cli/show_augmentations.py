@@ -12,7 +12,7 @@ from lgeseg.cli._errors import add_verbose_flag, run_cli
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lgeseg_show_augmentations",
+        prog="lgeseg_show_augmentations", allow_abbrev=False,
         description="Augment one slice of a raw dataset many times and save a grid PNG with label contours.",
     )
     parser.add_argument("dataset", help="raw dataset folder (nnU-Net v2 layout)")

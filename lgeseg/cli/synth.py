@@ -25,7 +25,7 @@ def _centers(text: str) -> tuple[int, ...]:
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, write the datasets and ``OUTDIR/montage.png``; returns the exit code."""
     parser = argparse.ArgumentParser(
-        prog="lgeseg_synth",
+        prog="lgeseg_synth", allow_abbrev=False,
         description="Write synthetic LGE short-axis datasets imitating the four centers of the paper "
         "(OUTDIR/center1 .. center4, nnU-Net v2 layout) and a montage of mid slices (OUTDIR/montage.png). "
         "Existing center folders are refused unless --overwrite.",

@@ -33,7 +33,7 @@ from lgeseg.training.recipes import COMPILE_MODES, DEFAULT_RECIPE, available_rec
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``lgeseg_train``."""
     parser = argparse.ArgumentParser(
-        prog="lgeseg_train",
+        prog="lgeseg_train", allow_abbrev=False,
         description="Train a 2D U-Net (deep supervision, Dice + CE) on preprocessed data. Several -p folders "
                     "and/or -d datasets train one multi-center model with balanced sampling per dataset.",
     )

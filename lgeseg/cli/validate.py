@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
         1 if any dataset has an error, else 0 (warnings alone give 0).
     """
     parser = argparse.ArgumentParser(
-        prog="lgeseg_validate",
+        prog="lgeseg_validate", allow_abbrev=False,
         description="Check raw datasets (nnU-Net v2 layout) and report every problem at once. "
         "Never modifies the datasets. Exit code 1 on errors, 0 otherwise (warnings allowed).",
     )

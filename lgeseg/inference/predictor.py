@@ -37,6 +37,7 @@ from lgeseg.inference.inputs import (
     select_part,
 )
 from lgeseg.inference.nnunet_files import check_consecutive_labels, write_case_probabilities, write_ensemble_metadata
+from lgeseg.inference.nnunet_model import load_nnunet_model, nnunet_fold_folders, nnunet_training_folder
 from lgeseg.inference.output_folder import (
     check_provenance,
     check_writable,
@@ -94,7 +95,9 @@ def _preprocessing_key(model: LoadedModel) -> tuple:
 def load_models(model_dirs: Sequence[str | Path], device: torch.device, checkpoint: str = "final") -> list[LoadedModel]:
     """Load every model folder for inference and check they can be ensembled.
 
-    Returns the models (networks in eval mode on ``device``, see ``prepare_for_inference``). Raises
+    A folder of an nnU-Net training (``fold_<k>`` of ``<trainer>__<plans>__2d``) is loaded with
+    ``nnunet_model.load_nnunet_model``. Returns the models (networks in eval mode on ``device``, see
+    ``prepare_for_inference``). Raises
     ``FileNotFoundError``/``ValueError`` naming the folder for a missing or incomplete model folder,
     and ``ValueError`` when two models preprocess differently (target spacing, normalization,
     interpolation, labels or channels) and so cannot share one prediction.
@@ -112,7 +115,10 @@ def load_models(model_dirs: Sequence[str | Path], device: torch.device, checkpoi
         raise ValueError("no model folder given (use -m MODEL_DIR)")
     models = []
     for model_dir in model_dirs:
-        model = load_model(model_dir, device=device, checkpoint=checkpoint)
+        if nnunet_training_folder(model_dir) is not None:
+            model = load_nnunet_model(model_dir, device=device, checkpoint=checkpoint)
+        else:
+            model = load_model(model_dir, device=device, checkpoint=checkpoint)
         prepare_for_inference(model.network, device)
         if models and _preprocessing_key(model) != _preprocessing_key(models[0]):
             raise ValueError(f"{model_dir}: cannot be ensembled with {models[0].model_dir}: their plans preprocess "
@@ -125,8 +131,9 @@ def fold_model_folders(model_dirs: Sequence[str | Path], folds: Sequence[str] | 
     """The model folders to ensemble: ``-m`` names and folders resolved, folds picked (nnU-Net's ``-f 0 1 2``).
 
     Args:
-        model_dirs: what ``-m`` gave: model folders, ensemble folders (``fold_<k>`` members) or the
-            names of installed or shipped models (``lge-lv``; ``lgeseg.model_registry``).
+        model_dirs: what ``-m`` gave: model folders, ensemble folders (``fold_<k>`` members), the
+            names of installed or shipped models (``lge-lv``; ``lgeseg.model_registry``) or nnU-Net
+            training folders (``nnunet_model.nnunet_fold_folders``).
         folds: fold names (``"0"``, ``"1"``, ..., ``"all"``) or None (every member of each).
 
     Returns:
@@ -147,10 +154,14 @@ def fold_model_folders(model_dirs: Sequence[str | Path], folds: Sequence[str] | 
         FileNotFoundError: .../fold_2: fold 2 not found in ... (-f names the fold_<k> subfolders of each -m folder; ...
         >>> tmp.cleanup()
     """
-    if not folds:
-        return resolve_model_folders(list(model_dirs))
-    found = []
+    found: list[Path] = []
     for spec in model_dirs:
+        if nnunet_training_folder(spec) is not None:
+            found += nnunet_fold_folders(spec, folds)
+            continue
+        if not folds:
+            found += resolve_model_folders([spec])
+            continue
         model_dir = resolve_model(spec).path
         for fold in folds:
             folder = Path(model_dir) / f"fold_{fold}"
@@ -537,7 +548,7 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
     check_folders(input_dir, output_dir)
     if postprocess is not None:
         apply_postprocessing(np.zeros((1, 1, 1), np.uint8), postprocess)  # names the valid choices if unknown
-    models = load_models(resolve_model_folders(list(model_dirs)), inference_device(device), checkpoint)
+    models = load_models(fold_model_folders(list(model_dirs), None), inference_device(device), checkpoint)
     variant = postprocess or models[0].info.postprocessing
     labels = models[0].plan.labels
     if save_probabilities:

@@ -22,9 +22,8 @@ import torch
 
 from lgeseg import io
 from lgeseg.device import resolve_device
-from lgeseg.inference.predictor import load_models, predict_volume
+from lgeseg.inference.predictor import fold_model_folders, load_models, predict_volume
 from lgeseg.model_folder import LoadedModel
-from lgeseg.model_registry import resolve_model_folders
 from lgeseg.postprocessing import apply_postprocessing
 from lgeseg.records import CaseGeometry
 
@@ -35,7 +34,7 @@ _IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
 @functools.lru_cache(maxsize=4)
 def _cached_models(model: str, device: str, checkpoint: str) -> tuple[LoadedModel, ...]:
-    return tuple(load_models(resolve_model_folders([model]), torch.device(device), checkpoint))
+    return tuple(load_models(fold_model_folders([model], None), torch.device(device), checkpoint))
 
 
 def _as_volume(image: Any, spacing: Sequence[float] | None) -> tuple[np.ndarray, CaseGeometry]:

@@ -1,0 +1,95 @@
+"""The options every lgeseg command spells the same way: one vocabulary, nnU-Net's where it has one.
+
+==========================  =====================================  ==========================================
+meaning                     spelling (aliases kept)                commands
+==========================  =====================================  ==========================================
+device                      ``--device``, ``-device``              predict, train, finetune, adapt, demo,
+                                                                   experiments, harmonize cyclegan-*
+parallel workers            ``-np``, ``--num-workers``             validate (``--workers``), plan_and_preprocess,
+                                                                   train, finetune, predict
+preprocessed folder         ``-p``, ``--preprocessed``             train, finetune
+predictions folder          ``--pred``, ``--predictions``          evaluate (``-p`` kept)
+nnU-Net dataset id          ``-d``                                 plan_and_preprocess, validate, evaluate -r,
+                                                                   train (``DATASET``), predict (``$nnUNet_results``)
+fold                        ``-f``, ``--fold(s)``                  train, predict
+time budget                 ``--time-budget MIN``                  train, finetune
+==========================  =====================================  ==========================================
+
+Every parser is built with ``allow_abbrev=False``: argparse's prefix matching read nnU-Net habits as
+other options (``-d 4`` as ``-device 4``, ``-p nnUNetPlans`` as ``-part_id``), so a command takes
+exactly the spellings its ``--help`` lists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+#: What ``--device`` accepts: the names ``device.resolve_device`` knows, without importing torch.
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def device_name(text: str) -> str:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; the argparse ``type`` of every ``--device``.
+
+    Example:
+        >>> device_name("cuda:1")
+        'cuda:1'
+        >>> device_name("4")
+        Traceback (most recent call last):
+        argparse.ArgumentTypeError: expected cpu, cuda, cuda:N (a GPU's index), mps or auto, found '4'
+    """
+    if not DEVICE_PATTERN.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N (a GPU's index), mps or auto, found {text!r}")
+    return text
+
+
+def add_device_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, default: str | None = None,
+                      what: str = "device") -> None:
+    """Add ``--device``/``-device`` (``args.device``) with ``device_name`` as its type."""
+    shown = "best available: cuda, then mps, then cpu" if default in (None, "auto") else default
+    parser.add_argument("--device", "-device", type=device_name, default=default, metavar="DEVICE",
+                        help=f"{what}: cpu, cuda, cuda:N, mps or auto (default: {shown})")
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse ``type``: an integer >= 0 (``-np 0``: no worker threads, everything in the main one).
+
+    Example:
+        >>> non_negative_int("0")
+        0
+        >>> non_negative_int("-1")
+        Traceback (most recent call last):
+        argparse.ArgumentTypeError: expected a whole number >= 0, found '-1'
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, found {text!r}")
+    return value
+
+
+def add_workers_option(parser: argparse.ArgumentParser, help_text: str, default: int | None = None,
+                       extra: tuple[str, ...] = ()) -> None:
+    """Add ``-np``/``--num-workers`` (``args.num_workers``), plus older spellings in ``extra`` as aliases."""
+    parser.add_argument("-np", "--num-workers", *extra, dest="num_workers", type=non_negative_int, default=default,
+                        metavar="N", help=help_text)
+
+
+def nnunet_configuration(text: str) -> str:
+    """nnU-Net's ``-c CONFIGURATION``: lgeseg has one, ``2d``; any other is a usage error saying so.
+
+    Example:
+        >>> nnunet_configuration("2d")
+        '2d'
+        >>> nnunet_configuration("3d_fullres")
+        Traceback (most recent call last):
+        argparse.ArgumentTypeError: lgeseg has one configuration, 2d (a 2D U-Net on short-axis slices); ...
+    """
+    if text != "2d":
+        raise argparse.ArgumentTypeError(
+            f"lgeseg has one configuration, 2d (a 2D U-Net on short-axis slices); found {text!r}: a 3d_fullres, "
+            "3d_lowres or cascade model cannot be trained or used by lgeseg")
+    return text
