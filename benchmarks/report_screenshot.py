@@ -1,10 +1,13 @@
 """The screenshot of an ``lgeseg_report`` page in docs/clinical_use.md, taken in a real headless browser.
 
-Writes a few phantom cases of a center the model did not train on (as DICOM series written by
-SimpleITK, the way a PACS export arrives), predicts them with ``lgeseg_predict`` (DICOM input, so the
-series reading is part of what is shown), builds the report with ``lgeseg_report`` and opens its
-``index.html`` in Debian's ``chromium`` (headless, no sandbox, no GPU, no network services, a fresh
-profile) to save a PNG screenshot.
+Writes phantom cases of a center the model did not train on as DICOM series written by SimpleITK, the
+way a PACS export arrives, each with a patient and a study (PatientID, sex, age, height, weight,
+StudyID, accession number, study date and description: made up, ``PATIENTS``), predicts them with
+``lgeseg_predict`` (DICOM input, so the series reading is part of what is shown; ``--dicom-seg`` when
+highdicom is installed), builds the report with ``lgeseg_report`` (no ``--title``: the page is titled
+with the study) and opens its ``index.html`` in Debian's ``chromium`` (headless, no sandbox, no GPU, no
+network services, a fresh profile) to save a PNG screenshot. Any model folder serves: the report's
+numbers are only as good as its contours, which the screenshot shows.
 
     apt-get install -y chromium
     python benchmarks/report_screenshot.py --model MODEL_DIR --work runs/report_demo \\
@@ -14,6 +17,7 @@ profile) to save a PNG screenshot.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -34,8 +38,20 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars")
 
 
-def write_series(folder: Path, image: np.ndarray, geometry: object, number: int, description: str) -> None:
-    """One MR slice file per z with the position, orientation and identifiers a scanner writes."""
+#: Made-up patients and studies of the phantom cases (DICOM tag -> value), one per case.
+PATIENTS: tuple[dict[str, str], ...] = (
+    {"0010|0020": "PHANTOM-0042", "0010|0040": "F", "0010|1010": "058Y", "0010|1020": "1.64", "0010|1030": "61",
+     "0020|0010": "CMR-2026-118", "0008|0050": "ACC-77120", "0008|0020": "20260312",
+     "0008|1030": "CMR viability (LGE)"},
+    {"0010|0020": "PHANTOM-0043", "0010|0040": "M", "0010|1010": "066Y", "0010|1020": "1.80", "0010|1030": "84",
+     "0020|0010": "CMR-2026-121", "0008|0050": "ACC-77135", "0008|0020": "20260313",
+     "0008|1030": "CMR viability (LGE)"},
+)
+
+
+def write_series(folder: Path, image: np.ndarray, geometry: object, number: int, description: str,
+                 patient: dict[str, str] | None = None) -> None:
+    """One MR slice file per z with the position, orientation and identifiers a scanner writes, and ``patient``."""
     volume = io.to_sitk(np.clip(image, -32768, 32767).astype(np.int16), geometry)  # type: ignore[arg-type]
     d = volume.GetDirection()
     orientation = "\\".join(f"{v:.10f}" for v in (d[0], d[3], d[6], d[1], d[4], d[7]))
@@ -48,7 +64,9 @@ def write_series(folder: Path, image: np.ndarray, geometry: object, number: int,
         position = "\\".join(f"{v:.10f}" for v in volume.TransformIndexToPhysicalPoint((0, 0, z)))
         for key, value in {"0008|0060": "MR", "0020|000e": uid, "0020|0011": str(number), "0008|103e": description,
                            "0020|0013": str(z + 1), "0020|0037": orientation, "0020|0032": position,
-                           "0008|0018": f"{uid}.{z + 1}", "0020|000d": "1.2.826.0.1.3680043.8.498.1"}.items():
+                           "0008|0018": f"{uid}.{z + 1}", "0020|000d": f"{uid}.0", "0020|0052": f"{uid}.7",
+                           "0008|0016": "1.2.840.10008.5.1.4.1.1.4", "0008|0070": "Phantom Medical",
+                           "0018|0050": f"{volume.GetSpacing()[2]:.6f}", **(patient or {})}.items():
             plane.SetMetaData(key, value)
         writer.SetFileName(str(folder / f"IM{z:04d}.dcm"))
         writer.Execute(plane)
@@ -70,23 +88,25 @@ def screenshot(page: Path, target: Path, width: int, height: int) -> None:
 def main() -> int:
     """Phantom DICOM -> lgeseg_predict -> lgeseg_report -> chromium screenshot."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, type=Path, help="model folder")
+    parser.add_argument("--model", required=True, type=Path, help="model folder (or an installed model's name)")
     parser.add_argument("--work", type=Path, default=Path("runs/report_demo"), help="work folder (replaced)")
     parser.add_argument("--screenshot", type=Path, default=Path("docs/images/report_page.png"))
-    parser.add_argument("--center", type=int, default=2, help="phantom center of the cases (default 2)")
-    parser.add_argument("--cases", type=int, default=3)
+    parser.add_argument("--center", type=int, default=1, help="phantom center of the cases (default 1)")
+    parser.add_argument("--index", type=int, default=0, help="first phantom case index (default 0)")
+    parser.add_argument("--cases", type=int, default=1, choices=range(1, len(PATIENTS) + 1),
+                        help="cases, one patient and study each (default 1: the page shows one study)")
     parser.add_argument("--size", default="1200x1500", help="browser window, WIDTHxHEIGHT pixels")
     args = parser.parse_args()
     shutil.rmtree(args.work, ignore_errors=True)
     export = args.work / "pacs_export"
-    for index in range(args.cases):
-        image, _, geometry = generate_case(args.center, index, seed=2026)
-        write_series(export / f"patient{index + 1}" / "lge", image, geometry, 10 + index, f"SAX LGE patient{index + 1}")
+    for k in range(args.cases):
+        image, _, geometry = generate_case(args.center, args.index + k, seed=2026)
+        write_series(export / f"patient{k + 1}" / "lge", image, geometry, 10 + k, "SAX LGE", PATIENTS[k])
     predictions = args.work / "predictions"
-    if predict_main(["-i", str(export), "-o", str(predictions), "-m", str(args.model), "--device", "cpu"]) != 0:
+    seg = ["--dicom-seg"] if importlib.util.find_spec("highdicom") else []
+    if predict_main(["-i", str(export), "-o", str(predictions), "-m", str(args.model), "--device", "cpu", *seg]) != 0:
         return 1
-    if report_main([str(predictions), "-i", str(export), "--title", "lgeseg report: phantom center "
-                    f"{args.center} (unseen), {args.cases} DICOM series"]) != 0:
+    if report_main([str(predictions), "-i", str(export)]) != 0:
         return 1
     width, height = (int(v) for v in args.size.split("x"))
     screenshot(predictions / "report" / "index.html", args.screenshot, width, height)

@@ -31,11 +31,15 @@ REFERENCE_ROWS = (("edv_ml", "edv_ref", "edv_vs_ref", "EDV", "mL"),
 SEGMENT_COLUMNS = tuple(f"aha{n}_{level}_{name}_mm" for n, level, name in AHA_SEGMENTS)
 
 
-def _cell(value: Any) -> str:
+#: Decimals of a column's numbers where one decimal is too coarse.
+DECIMALS = {"bsa_m2": 2}
+
+
+def _cell(value: Any, decimals: int = 1) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.1f}"
+        return "" if math.isnan(value) else f"{value:.{decimals}f}"
     if isinstance(value, bool):
         return "yes" if value else "no"
     return str(value)
@@ -70,7 +74,7 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
         writer = csv.DictWriter(handle, fieldnames=[*COLUMNS, *SEGMENT_COLUMNS])
         writer.writeheader()
         for row in rows:
-            writer.writerow({key: _cell(row[key]) for key in writer.fieldnames})
+            writer.writerow({key: _cell(row[key], DECIMALS.get(key, 1)) for key in writer.fieldnames})
 
 
 _STYLE = """
@@ -83,6 +87,7 @@ th { background: #eef2f6; } td.l, th.l { text-align: left; }
 tr.flag td { background: #fff0e0; } span.flag { color: #b34700; font-weight: bold; }
 span.out { color: #b34700; font-weight: bold; }
 img { max-width: 100%; border: 1px solid #ddd; margin-top: 6px; }
+div.row { display: flex; gap: 24px; align-items: flex-start; flex-wrap: wrap; }
 """
 
 
@@ -91,8 +96,9 @@ def _status(status: str) -> str:
 
 
 def _summary_table(rows: Sequence[dict[str, Any]]) -> str:
+    n_sd = next((f"{row['scar_n_sd']:g}-SD " for row in rows if isinstance(row["scar_n_sd"], float)), "")
     head = ("<tr><th class='l'>case</th><th class='l'>patient</th><th class='l'>study date</th><th>EDV (mL)</th>"
-            "<th>mass (g)</th><th>scar, 5-SD estimate (% of mass)</th><th>LV slices</th><th>wall median (mm)</th>"
+            f"<th>mass (g)</th><th>scar, {n_sd}estimate (% of mass)</th><th>LV slices</th><th>wall median (mm)</th>"
             "<th class='l'>quality check</th></tr>")
     lines = [head]
     for row in rows:
@@ -115,9 +121,9 @@ def _patient_line(row: dict[str, Any]) -> str:
     parts.append(f"date {row['study_date'] or 'unknown'}")
     parts += [f"series {row['series']}"] if row["series"] else []
     parts.append({"M": "male", "F": "female", "O": "sex other"}.get(str(row["sex"]), "sex unknown"))
-    parts += [f"age {_cell(row['age_years'])} y"] if _cell(row["age_years"]) else []
+    parts += [f"age {row['age_years']:.0f} y"] if isinstance(row["age_years"], float) else []
     body = [f"{_cell(row[k])} {u}" for k, u in (("height_cm", "cm"), ("weight_kg", "kg")) if _cell(row[k])]
-    parts.append(", ".join(body) + f", BSA {_cell(row['bsa_m2'])} m2" if _cell(row["bsa_m2"])
+    parts.append(", ".join(body) + f", BSA {_cell(row['bsa_m2'], 2)} m2" if _cell(row["bsa_m2"])
                  else "no height/weight: no BSA-indexed values")
     return f"<p class='meta'>{html.escape('; '.join(parts))} (from {html.escape(str(row['study_source']))}).</p>"
 
@@ -140,22 +146,25 @@ def _scar_line(row: dict[str, Any]) -> str:
     fwhm = (f"FWHM {_cell(row['scar_fwhm_percent'])} % ({_cell(row['scar_fwhm_ml'])} mL)"
             if _cell(row["scar_fwhm_percent"]) else "FWHM not given")
     note = f" {row['scar_note']}." if row["scar_note"] else ""
-    return (f"<p class='meta'><b>Enhancement (scar) burden, an automatic estimate:</b> {_cell(row['scar_n_sd'])}-SD "
+    return (f"<p class='meta'><b>Enhancement (scar) burden, an automatic estimate:</b> {row['scar_n_sd']:g}-SD "
             f"{_cell(row['scar_nsd_percent'])} % of the myocardial mass ({_cell(row['scar_nsd_ml'])} mL); "
             f"{html.escape(fwhm)}. Remote myocardium: {html.escape(str(row['scar_remote_segment']))} (the darkest "
             f"segment).{html.escape(note)}</p>")
 
 
 def _segment_table(row: dict[str, Any]) -> str:
+    """Wall thickness per AHA segment as a compact grid: one column per level, segments in AHA order."""
     if row["segments_note"]:
         note = html.escape(row["segments_note"])
         return f"<p class='note'>Wall thickness per AHA segment: not measured ({note}).</p>"
-    cells = []
+    levels: dict[str, list[str]] = {"basal": [], "mid": [], "apical": []}
     for (number, level, name), column in zip(AHA_SEGMENTS, SEGMENT_COLUMNS, strict=True):
-        cells.append(f"<tr><td>{number}</td><td class='l'>{level}</td><td class='l'>{name}</td>"
-                     f"<td>{_cell(row[column]) or '-'}</td></tr>")
-    return ("<table><tr><th>AHA</th><th class='l'>level</th><th class='l'>segment</th><th>wall (mm)</th></tr>"
-            + "".join(cells) + "</table>")
+        levels[level].append(f"<td>{number}</td><td class='l'>{name}</td><td>{_cell(row[column]) or '-'}</td>")
+    lines = ["<tr>" + "".join(f"<th colspan='3'>{level} (wall, mm)</th>" for level in levels) + "</tr>"]
+    for k in range(6):
+        lines.append("<tr>" + "".join(cells[k] if k < len(cells) else "<td></td><td></td><td></td>"
+                                      for cells in levels.values()) + "</tr>")
+    return "<table>" + "".join(lines) + "</table>"
 
 
 def render_page(title: str, rows: Sequence[dict[str, Any]], notes: Sequence[str],
@@ -188,9 +197,8 @@ def render_page(title: str, rows: Sequence[dict[str, Any]], notes: Sequence[str]
         parts.append(f"<p class='note'>EDV {_cell(row['edv_ml'])} mL, myocardium {_cell(row['myocardium_ml'])} mL, "
                      f"mass {_cell(row['myocardium_mass_g'])} g, {row['ring_slices']} slice(s) with a myocardial "
                      f"ring, median wall {_cell(row['wall_median_mm']) or '-'} mm.</p>")
-        parts.append(_reference_table(row))
+        parts.append(f"<div class='row'>{_reference_table(row)}{_segment_table(row)}</div>")
         parts.append(_scar_line(row))
-        parts.append(_segment_table(row))
         parts.append(f"<img src='{html.escape(row['montage'])}' alt='every slice of {html.escape(row['case'])} with "
                      "the endocardial (red) and epicardial (green) contours'>")
     parts.append("</body></html>")

@@ -223,7 +223,10 @@ def _summary(folder: Path, entries: list[dict[str, Any]], lgeseg_version: str) -
     card = _card_of(folder) or _card_of(paths[0].parent)
     trained = card.get("lgeseg_version") or "unknown"
     version = f"trained with lgeseg {trained}, {', '.join(checkpoints)}, weights SHA-256 {digest.hexdigest()[:12]}"
-    return ModelSummary(str(card.get("model") or folder.name), version, len(entries), str(card.get("description", "")))
+    name = str(card.get("model") or folder.name)
+    if name != folder.name:  # the card names the folder it was trained in; say where it is now
+        name = f"{name} (folder {folder.name})"
+    return ModelSummary(name, version, len(entries), str(card.get("description", "")))
 
 
 def prediction_models(pred_dir: str | Path) -> list[ModelSummary]:
