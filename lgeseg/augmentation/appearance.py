@@ -10,8 +10,11 @@ while keeping the anatomy, so what is left to learn is shape:
   2023): each label region gets its own random scale and shift, blended with smoothed label masks
   (cine's bright myocardium/blood-pool contrast becomes nulled or bright myocardium);
 * ``invert``: contrast inversion within each row's range;
-* ``paint_scar``: bright, blurred blobs painted into the myocardium (labels unchanged), the
-  enhancement pattern of LGE scar that cine and the healthy parts of the phantom lack.
+* ``paint_scar``: bright enhancement painted into the myocardium (labels unchanged), the pattern of
+  LGE scar that cine and the healthy parts of the phantom lack: blurred blobs (patchy, non-ischemic
+  enhancement) or a sector of the ring that starts at the endocardium and reaches a random share
+  of the wall (ischemic scar: subendocardial to transmural within one coronary territory, the
+  "wavefront" of infarction), ``scar_sector_mask``.
 
 Like ``intensity``, every op takes rows ``x`` of shape (n, 1, H, W) and explicit per-row parameters
 (sampled by ``pipeline.sample_intensity``), so the ops are deterministic; label-aware ops also take
@@ -34,7 +37,13 @@ GIN_PARAMETERS: int = (GIN_CHANNELS * 9 + GIN_CHANNELS) + (GIN_CHANNELS * GIN_CH
 BIAS_FIELD_TERMS: int = 10
 #: Blobs per row of ``paint_scar``.
 SCAR_BLOBS: int = 3
-#: Label value of the myocardium.
+#: Per-row parameters of a sector scar: (is a sector 0/1, centre angle as a fraction of a turn,
+#: angular width in degrees, transmural extent as a fraction of the wall from the endocardium).
+SCAR_SECTOR_PARAMETERS: int = 4
+#: Dilation steps (voxels) over which the wall depth of ``scar_sector_mask`` is measured.
+WALL_DEPTH_STEPS: int = 12
+#: Label values of the blood pool and the myocardium.
+BLOOD_POOL: int = 1
 MYOCARDIUM: int = 2
 _EPS = 1e-6
 
@@ -198,10 +207,64 @@ def invert(x: torch.Tensor) -> torch.Tensor:
     return lo + hi - x
 
 
+def _steps_to_reach(mask: torch.Tensor, steps: int) -> torch.Tensor:
+    """Chessboard distance (voxels, capped at ``steps``) of every pixel to ``mask`` (n, 1, H, W) by dilation."""
+    reached, distance = mask, torch.zeros_like(mask)
+    for _ in range(steps):
+        reached = F.max_pool2d(reached, 3, stride=1, padding=1)
+        distance = distance + (1 - reached)
+    return distance
+
+
+def scar_sector_mask(labels: torch.Tensor, sector: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Soft mask (n, 1, H, W) of an ischemic-like scar: a sector of the myocardial ring from the endocardium out.
+
+    Args:
+        labels: (n, H, W) integer labels (1 blood pool, 2 myocardium).
+        sector: (n, ``SCAR_SECTOR_PARAMETERS``): flag (unused here), centre angle in turns [0, 1) around the
+            blood pool's centroid (the myocardium's where a slice has no blood pool), angular width in
+            degrees, transmural extent in (0, 1] (0.3: the inner 30% of the wall; 1: transmural).
+        dtype: of the returned mask.
+
+    Returns:
+        (n, 1, H, W) in [0, 1], zero outside the myocardium and in rows without it; the wall depth of a
+        myocardium pixel is its distance to the blood pool over the sum of its distances to the blood
+        pool and to the outside of the ventricle (``WALL_DEPTH_STEPS`` dilations).
+
+    Example:
+        >>> labels = torch.zeros(1, 32, 32, dtype=torch.long); labels[0, 4:28, 4:28] = 2; labels[0, 10:22, 10:22] = 1
+        >>> half = scar_sector_mask(labels, torch.tensor([[1.0, 0.0, 180.0, 1.0]]))  # right half, transmural
+        >>> bool(half[0, 0, 16, 25] > 0.5), bool(half[0, 0, 16, 6] > 0), bool(half[0, 0, 16, 16] > 0)
+        (True, False, False)
+        >>> inner = scar_sector_mask(labels, torch.tensor([[1.0, 0.0, 180.0, 0.3]]))  # subendocardial only
+        >>> bool(inner[0, 0, 16, 23] > 0.5), bool(inner[0, 0, 16, 27] > 0.5)
+        (True, False)
+    """
+    n, h, w = labels.shape
+    myo = (labels == MYOCARDIUM).to(dtype).unsqueeze(1)
+    blood = (labels == BLOOD_POOL).to(dtype).unsqueeze(1)
+    centre_of = torch.where(blood.flatten(1).sum(1, keepdim=True) > 0, blood.flatten(1), myo.flatten(1))
+    weight = centre_of.sum(1).clamp_min(1)
+    yy = torch.arange(h, device=labels.device, dtype=dtype).view(1, h, 1).expand(1, h, w).reshape(1, -1)
+    xx = torch.arange(w, device=labels.device, dtype=dtype).view(1, 1, w).expand(1, h, w).reshape(1, -1)
+    cy, cx = (centre_of * yy).sum(1) / weight, (centre_of * xx).sum(1) / weight
+    angle = torch.atan2(yy.view(1, h, w) - cy.view(n, 1, 1), xx.view(1, h, w) - cx.view(n, 1, 1))
+    centre = 2 * torch.pi * sector[:, 1].to(dtype).view(n, 1, 1)
+    offset = torch.remainder(angle - centre + torch.pi, 2 * torch.pi) - torch.pi
+    inside = offset.abs() <= torch.deg2rad(sector[:, 2].to(dtype)).view(n, 1, 1) / 2
+    d_in = _steps_to_reach(blood, WALL_DEPTH_STEPS)
+    d_out = _steps_to_reach(1 - ((labels == BLOOD_POOL) | (labels == MYOCARDIUM)).to(dtype).unsqueeze(1),
+                            WALL_DEPTH_STEPS)
+    depth = d_in / (d_in + d_out).clamp_min(_EPS)
+    hard = inside.unsqueeze(1).to(dtype) * (depth <= sector[:, 3].to(dtype).view(n, 1, 1, 1)).to(dtype) * myo
+    return F.avg_pool2d(hard, 3, stride=1, padding=1, count_include_pad=False) * myo
+
+
 def paint_scar(
-    x: torch.Tensor, labels: torch.Tensor, position: torch.Tensor, sigma: torch.Tensor, brightness: torch.Tensor
+    x: torch.Tensor, labels: torch.Tensor, position: torch.Tensor, sigma: torch.Tensor, brightness: torch.Tensor,
+    sector: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Paint ``SCAR_BLOBS`` bright Gaussian blobs into the myocardium (label 2) of every row.
+    """Paint scar into the myocardium (label 2) of every row: ``SCAR_BLOBS`` bright Gaussian blobs, or a sector.
 
     Args:
         x: (n, 1, H, W).
@@ -210,10 +273,13 @@ def paint_scar(
             row-major order) each blob is centred on.
         sigma: (n, ``SCAR_BLOBS``) blob widths in voxels.
         brightness: (n,) in [0, 1]: target intensity as a fraction of the row's [min, max].
+        sector: (n, ``SCAR_SECTOR_PARAMETERS``) or None: rows whose first value is 1 get the sector of
+            ``scar_sector_mask`` instead of the blobs; None: blobs everywhere.
 
     Returns:
         (n, 1, H, W): inside the myocardium ``x + a * max(target - x, 0)`` with ``a`` in [0, 1] the
-        blobs' envelope (only brightens); outside the myocardium unchanged. Labels are not changed.
+        blobs' or the sector's envelope (only brightens); outside the myocardium unchanged. Labels are
+        not changed.
 
     Example:
         >>> labels = torch.zeros(1, 16, 16, dtype=torch.long); labels[0, 4:12, 4:12] = 2; labels[0, 6:10, 6:10] = 1
@@ -236,5 +302,8 @@ def paint_scar(
     d2 = (yy - cy[..., None, None]) ** 2 + (xx - cx[..., None, None]) ** 2
     blobs = torch.exp(-d2 / (2 * sigma.to(x.dtype)[..., None, None] ** 2)).amax(1, keepdim=True)
     envelope = blobs * myo.reshape(n, 1, h, w).to(x.dtype) * (count > 0).to(x.dtype).view(n, 1, 1, 1)
+    if sector is not None:
+        is_sector = (sector[:, 0] > 0.5).view(n, 1, 1, 1)
+        envelope = torch.where(is_sector, scar_sector_mask(labels, sector, x.dtype), envelope)
     target = lo + brightness.to(x.dtype).view(-1, 1, 1, 1) * (hi - lo)
     return x + envelope * (target - x).clamp_min(0)

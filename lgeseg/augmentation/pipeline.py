@@ -89,7 +89,8 @@ def _appearance_samplers(
         "scar": (
             pr.p_scar,
             1.0,
-            lambda: (_rand(blobs, g), _uniform(pr.scar_sigma, blobs, g), _uniform(pr.scar_brightness, shape, g)),
+            lambda: (_rand(blobs, g), _uniform(pr.scar_sigma, blobs, g), _uniform(pr.scar_brightness, shape, g),
+                     *_scar_sectors(pr, shape, g)),
         ),
         "random_conv": (
             pr.p_random_conv,
@@ -103,6 +104,17 @@ def _appearance_samplers(
         ),
         "invert": (pr.p_invert, 1.0, lambda: ()),
     }
+
+
+def _scar_sectors(preset: AugmentationPreset, shape: tuple[int, int],
+                  generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """The sector parameters of ``appearance.paint_scar`` ((*shape, 4)), or none when the preset paints blobs only
+    (so presets without sectors draw the same random numbers as before sectors existed)."""
+    if preset.scar_sector_fraction <= 0:
+        return ()
+    flag = (_rand(shape, generator) < preset.scar_sector_fraction).to(torch.float32)
+    return (torch.stack([flag, _rand(shape, generator), _uniform(preset.scar_sector_width, shape, generator),
+                         _uniform(preset.scar_transmurality, shape, generator)], dim=-1),)
 
 
 def sample_intensity(

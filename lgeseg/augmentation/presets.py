@@ -57,6 +57,9 @@ class AugmentationPreset(JsonRecord):
             ``location_scale_shift`` (a fraction of the intensity range), blended at soft borders.
         p_scar: probability of painting bright blobs (widths ``scar_sigma`` voxels, brightness
             ``scar_brightness`` as a fraction of the intensity range) into the myocardium.
+        scar_sector_fraction: share of the painted scars that are an ischemic-like sector instead of
+            blobs: a sector of the ring ``scar_sector_width`` degrees wide, from the endocardium out to
+            ``scar_transmurality`` of the wall (0.3: subendocardial; 1: transmural).
         p_random_conv: probability of GIN, a random shallow convolutional network whose output is
             mixed with the image by a share from ``random_conv_mix``.
         p_bias_field: probability of a smooth multiplicative field; its cubic log-polynomial
@@ -105,6 +108,9 @@ class AugmentationPreset(JsonRecord):
     p_scar: float = 0.0
     scar_sigma: tuple[float, float] = (1.5, 4.0)
     scar_brightness: tuple[float, float] = (0.6, 1.0)
+    scar_sector_fraction: float = 0.0
+    scar_sector_width: tuple[float, float] = (30.0, 150.0)
+    scar_transmurality: tuple[float, float] = (0.3, 1.0)
     p_random_conv: float = 0.0
     random_conv_mix: tuple[float, float] = (0.0, 1.0)
     p_bias_field: float = 0.0
@@ -216,6 +222,7 @@ _PRESETS["lge_dg"] = dataclasses.replace(
     gamma_range=(0.5, 2.0),
     p_location_scale=0.5,
     p_scar=0.3,
+    scar_sector_fraction=0.5,
     p_random_conv=0.5,
     p_bias_field=0.3,
     p_invert=0.1,
