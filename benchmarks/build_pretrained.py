@@ -280,6 +280,23 @@ def stability_section(work: Path) -> str:
     return "\n".join(lines)
 
 
+def shipped_table() -> str:
+    """The rows of docs/pretrained.md's table, from the packed models' cards."""
+    rows = []
+    for name in ("lge-lv", "lge-lv-cine"):
+        path = PRETRAINED / name / "model_card.json"
+        if not path.is_file():
+            continue
+        card = json.loads(path.read_text())
+        measured = card["validation"]
+        s = measured.get("ensemble") or measured["cross_validated"]
+        how = "ensemble, all 25 MyoPS patients" if "ensemble" in measured else "3-fold cross-validation on MyoPS"
+        data = "ACDC cine (Dijon) + MyoPS LGE (Shanghai)" if name == "lge-lv" else "ACDC cine (Dijon) only"
+        rows.append(f"| `{name}` | {data} | LV {s['lv']['mean']:.3f}, myocardium {s['myocardium']['mean']:.3f}, "
+                    f"worst patient LV {s['lv']['worst']:.3f} ({how}) | {card['size_mb']:.1f} MB |")
+    return "\n".join(rows) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", choices=("lge-lv-cine", "lge-lv"), default=["lge-lv-cine", "lge-lv"])
@@ -304,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.no_pack:
                 print(f"packed {pack(name, built[name], args)}")
     publish_section(stability_section(work), "pretrained_stability", write=not args.no_write)
+    publish_section(shipped_table(), "pretrained_table", write=not args.no_write, path=ROOT / "docs" / "pretrained.md")
     return 0
 
 

@@ -109,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
             results[f"lge-lv-cine member {k}"] = entry
             work.mkdir(parents=True, exist_ok=True)
             record.write_text(json.dumps(results, indent=1))
-    publish_section(section(results), "unlabeled_adaptation", write=not args.no_write)
+    text = section(results)
+    publish_section(text, "unlabeled_adaptation", write=not args.no_write)
+    publish_section(text, "unlabeled_adaptation", write=not args.no_write, path=ROOT / "docs" / "adaptation.md")
     return 0
 
 
