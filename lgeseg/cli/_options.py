@@ -25,6 +25,8 @@ from __future__ import annotations
 import argparse
 import re
 
+from lgeseg.cli._errors import positive_int
+
 #: What ``--device`` accepts: the names ``device.resolve_device`` knows, without importing torch.
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
@@ -72,10 +74,39 @@ def non_negative_int(text: str) -> int:
 
 
 def add_workers_option(parser: argparse.ArgumentParser, help_text: str, default: int | None = None,
-                       extra: tuple[str, ...] = ()) -> None:
-    """Add ``-np``/``--num-workers`` (``args.num_workers``), plus older spellings in ``extra`` as aliases."""
-    parser.add_argument("-np", "--num-workers", *extra, dest="num_workers", type=non_negative_int, default=default,
-                        metavar="N", help=help_text)
+                       extra: tuple[str, ...] = (), minimum: int = 0) -> None:
+    """Add ``-np``/``--num-workers`` (``args.num_workers``), plus older spellings in ``extra`` as aliases.
+
+    ``minimum`` 1 refuses 0 (processes: at least one), 0 accepts it (threads: 0 works in the main thread).
+    """
+    parser.add_argument("-np", "--num-workers", *extra, dest="num_workers", default=default, metavar="N",
+                        type=positive_int if minimum >= 1 else non_negative_int, help=help_text)
+
+
+def positive_float(text: str) -> float:
+    """An argparse ``type``: a finite number > 0 (``--time-budget`` minutes).
+
+    Example:
+        >>> positive_float("90")
+        90.0
+        >>> positive_float("0")
+        Traceback (most recent call last):
+        argparse.ArgumentTypeError: expected a number > 0, found '0'
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, found {text!r}")
+    return value
+
+
+def add_time_budget_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--time-budget MIN`` (``args.time_budget``): the recipe's ``max_minutes``."""
+    parser.add_argument("--time-budget", type=positive_float, default=None, metavar="MIN",
+                        help="stop after the epoch that crosses MIN minutes and finish the model as after its last "
+                             "epoch (the recipe's max_minutes; default: no limit); the log gives the ETA per epoch")
 
 
 def nnunet_configuration(text: str) -> str:
@@ -88,6 +119,9 @@ def nnunet_configuration(text: str) -> str:
         Traceback (most recent call last):
         argparse.ArgumentTypeError: lgeseg has one configuration, 2d (a 2D U-Net on short-axis slices); ...
     """
+    if text.removeprefix("checkpoint_").removesuffix(".pth") in ("final", "best", "latest"):
+        raise argparse.ArgumentTypeError(f"-c is nnU-Net's configuration (2d), found {text!r}: the checkpoint is "
+                                         f"-chk/--checkpoint {text}")
     if text != "2d":
         raise argparse.ArgumentTypeError(
             f"lgeseg has one configuration, 2d (a 2D U-Net on short-axis slices); found {text!r}: a 3d_fullres, "

@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from lgeseg.cli._errors import add_verbose_flag, run_cli
+from lgeseg.cli._options import add_device_option
 from lgeseg.self_training import DEFAULT_EPOCHS, DEFAULT_ITERATIONS, adapt_to_center
 
 
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train", dest="trainable", default="all", metavar="all|encoder:K|decoder:K",
                         help="blocks to fine-tune (default all)")
     parser.add_argument("--seed", type=int, default=0, help="seeds fine-tuning (member k uses seed + k)")
-    parser.add_argument("--device", choices=["cuda", "cpu", "mps"], default=None, help="default: best available")
+    add_device_option(parser)
     parser.add_argument("--keep-flagged", action="store_true",
                         help="also train on the pseudo-labels the quality checks flag (default: dropped)")
     parser.add_argument("--overwrite", action="store_true", help="redo a finished adaptation in --output")

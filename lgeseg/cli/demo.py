@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from lgeseg.cli._errors import add_verbose_flag, run_cli
+from lgeseg.cli._options import add_device_option
 from lgeseg.experiments.demo import DemoConfig, format_results, run_demo
 
 
@@ -26,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="cases predicted per unseen center (default: %(default)s)")
     parser.add_argument("--iterations-per-epoch", type=int, default=DemoConfig.iterations_per_epoch)
     parser.add_argument("--seed", type=int, default=DemoConfig.seed)
-    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    add_device_option(parser)
     add_verbose_flag(parser)
     return parser
 

@@ -11,12 +11,15 @@ from lgeseg.evaluation import check_evaluation_output, evaluate_folders, find_la
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse ``-p PRED_DIR -r REF_DIR -o OUT_DIR``, evaluate, print the table. Returns the exit code."""
+    """Parse ``--pred PRED_DIR -r REF_DIR -o OUT_DIR``, evaluate, print the table. Returns the exit code."""
     parser = argparse.ArgumentParser(
         prog="lgeseg_evaluate", allow_abbrev=False,
         description="Evaluate predicted label maps against references (paired by case id); writes metrics.csv "
                     "and summary.json to the output folder and prints a summary table.")
-    parser.add_argument("-p", "--predictions", required=True, help="folder of predicted <case>.nii.gz files")
+    parser.add_argument("--pred", "--predictions", dest="predictions", default=None, metavar="PRED_DIR",
+                        help="folder of predicted <case>.nii.gz files (required)")
+    # the old spelling, kept; elsewhere -p is the preprocessed folder
+    parser.add_argument("-p", dest="predictions", help=argparse.SUPPRESS)
     parser.add_argument("-r", "--references", required=True,
                         help="folder of reference <case>.nii.gz files, or a raw dataset with labelsTr/ (a folder "
                              "or an nnU-Net dataset id under $nnUNet_raw)")
@@ -29,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="replace metrics.csv and summary.json already in the output folder (otherwise refused)")
     add_verbose_flag(parser)
     args = parser.parse_args(argv)
+    if args.predictions is None:
+        parser.error("the following arguments are required: --pred/--predictions")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     return run_cli("lgeseg_evaluate", lambda: _run(args), args.verbose)
 

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from lgeseg.cli._errors import add_verbose_flag, positive_int, run_cli
+from lgeseg.cli._options import add_device_option
 from lgeseg.experiments.describe import dry_run
 from lgeseg.experiments.grid import SCALES, WINDOWS, make_config
 from lgeseg.experiments.launcher import LAUNCHERS
@@ -100,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--postprocess", choices=("lcc", "lcc_per_label", "none"), default=None,
                        help="postprocessing of every prediction (default: each model's validated choice; paper: lcc)")
     train.add_argument("--mirroring", action="store_true", default=None, help="flip test-time augmentation")
-    train.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: best available)")
+    add_device_option(train)
     add_verbose_flag(parser)
     return parser
 

@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from lgeseg.cli._errors import add_verbose_flag, positive_int, run_cli
+from lgeseg.cli._options import add_device_option, add_time_budget_option, add_workers_option
 from lgeseg.training.finetune import DEFAULT_FINETUNE_EPOCHS, finetune
 
 
@@ -34,9 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--iterations-per-epoch", type=int, default=None, help="default: the pretrained recipe's")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the pretrained recipe's)")
     parser.add_argument("--seed", type=int, default=0, help="picks the cases and seeds training (default 0)")
-    parser.add_argument("--device", choices=["cuda", "cpu", "mps"], default=None, help="default: best available")
-    parser.add_argument("--num-workers", type=int, default=None, help="batch-assembling threads")
-    parser.add_argument("--continue", dest="resume", action="store_true", help="resume an interrupted run")
+    add_device_option(parser, what="training device")
+    add_workers_option(parser, "batch-assembling threads (default min(2, CPUs))")
+    add_time_budget_option(parser)
+    parser.add_argument("--continue", "--c", dest="resume", action="store_true", help="resume an interrupted run")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the model or checkpoints already in the output folder (otherwise refused)")
     add_verbose_flag(parser)
@@ -58,7 +60,7 @@ def _run(args: argparse.Namespace) -> int:
         args.model, args.preprocessed, args.output, trainable=args.trainable, cases=args.cases,
         fraction=args.fraction, epochs=args.epochs, lr=args.lr, seed=args.seed, datasets=args.dataset,
         resume=args.resume, overwrite=args.overwrite, iterations_per_epoch=args.iterations_per_epoch,
-        device=args.device, num_workers=args.num_workers,
+        device=args.device, num_workers=args.num_workers, max_minutes=args.time_budget,
     )
     print(f"model folder: {model_dir}")
     return 0

@@ -15,6 +15,7 @@ import logging
 
 from lgeseg import harmonization
 from lgeseg.cli._errors import add_verbose_flag, run_cli
+from lgeseg.cli._options import add_device_option
 from lgeseg.harmonization.histogram import DEFAULT_LANDMARKS
 
 
@@ -50,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--features", type=int, default=16, help="generator width")
     train.add_argument("--blocks", type=int, default=4, help="generator residual blocks")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    add_device_option(train, default="auto")
     train.add_argument("--continue", dest="resume", action="store_true", help="resume from checkpoint_latest.pt")
     apply = sub.add_parser("cyclegan-apply", allow_abbrev=False, help="translate images with a trained CycleGAN")
     apply.add_argument("-i", "--input", required=True, help="image file or folder (one channel per file)")
@@ -58,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="output folder (same file names and grids); not the input folder nor inside it")
     apply.add_argument("-g", "--gan", required=True, help="GAN folder from cyclegan-train")
     apply.add_argument("--direction", default="target-to-source", choices=["target-to-source", "source-to-target"])
-    apply.add_argument("--device", default="cpu")
+    add_device_option(apply, default="cpu")
     apply.add_argument("--overwrite", action="store_true", help="replace output files of the same names")
     for command in sub.choices.values():
         add_verbose_flag(command)

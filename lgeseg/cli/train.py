@@ -12,14 +12,24 @@ import argparse
 import dataclasses
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
-from lgeseg.cli import exit_without_teardown
+from lgeseg.cli import (
+    LGESEG_PLANS,
+    LGESEG_TRAINER,
+    RESULTS_ENV,
+    exit_without_teardown,
+    is_dataset_id,
+    nnunet_dataset_folder,
+    preprocessed_folder,
+)
 from lgeseg.cli._errors import add_verbose_flag, is_out_of_memory, positive_int, run_cli
+from lgeseg.cli._options import add_device_option, add_time_budget_option, add_workers_option, nnunet_configuration
 from lgeseg.device import resolve_device
 from lgeseg.planning.memory import batch_memory_problem
 from lgeseg.planning.verify import available_memory_bytes
@@ -37,11 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a 2D U-Net (deep supervision, Dice + CE) on preprocessed data. Several -p folders "
                     "and/or -d datasets train one multi-center model with balanced sampling per dataset.",
     )
-    parser.add_argument("-p", "--preprocessed", action="append", required=True,
+    parser.add_argument("nnunet", nargs="*", metavar="DATASET 2d FOLD",
+                        help="nnU-Net's positional form (nnUNetv2_train 4 2d 0): trains on "
+                             "$nnUNet_preprocessed/DatasetNNN_*/lgesegPlans_2d (lgeseg_plan_and_preprocess -d 4 writes "
+                             "it) into $nnUNet_results/DatasetNNN_*/lgesegTrainer__lgesegPlans__2d/fold_FOLD; -p and "
+                             "-o replace either")
+    parser.add_argument("-p", "--preprocessed", action="append", default=None,
                         help="preprocessed folder (from lgeseg_plan_and_preprocess); repeat for several")
-    parser.add_argument("-o", "--output", required=True, help="model folder to create (or to continue)")
+    parser.add_argument("-o", "--output", default=None, help="model folder to create (or to continue)")
     parser.add_argument("-d", "--dataset", action="append", default=None,
-                        help="dataset (center) to train on; repeat for several (default: all)")
+                        help="dataset (center) of the preprocessed folders to train on; repeat for several "
+                             "(default: all)")
+    parser.add_argument("-tr", "--trainer", default=None, metavar="TRAINER",
+                        help="nnU-Net's trainer class, as a recipe: nnUNetTrainer is --recipe nnunet, "
+                             "nnUNetTrainer_<N>epochs also --epochs N (lgeseg has no trainer classes)")
     parser.add_argument("--recipe", choices=available_recipes(), default=None,
                         help=f"training recipe (default: {DEFAULT_RECIPE}: the paper's Adam 1e-3, 250 epochs, with "
                              "the extras of docs/paper.md; paper: the paper as written)")
@@ -52,14 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="slices per batch (default: the plan's); refused when the memory estimate exceeds the "
                              "device's free memory")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the recipe's)")
-    parser.add_argument("--device", "-device", choices=["cuda", "cpu", "mps"], default=None,
-                        help="training device (default: best available)")
+    add_device_option(parser, what="training device")
     parser.add_argument("--seed", type=int, default=None, help="seed of weights, sampling and augmentation")
     parser.add_argument("--subjects-per-center", type=int, default=None,
                         help="keep N subjects of every dataset (center), chosen reproducibly: equal counts per "
                              "center, the paper's Table 4 (default: all subjects, balanced sampling)")
-    parser.add_argument("--fold", type=int, default=None, help="cross-validation fold 0-4 (default 0)")
-    parser.add_argument("--num-workers", type=int, default=None, help="batch-assembling threads (default min(2, CPUs))")
+    parser.add_argument("-f", "--fold", type=int, default=None, help="cross-validation fold 0-4 (default 0)")
+    add_workers_option(parser, "batch-assembling threads (default min(2, CPUs))")
+    add_time_budget_option(parser)
     parser.add_argument("--compile", dest="compile", action="store_true", default=None,
                         help="torch.compile the network (default: on for CUDA)")
     parser.add_argument("--no-compile", dest="compile", action="store_false")
@@ -82,6 +101,77 @@ def build_parser() -> argparse.ArgumentParser:
                         help="debugging: each process appends what its batches were cut from to "
                              "DIR/samples_rank<r>.txt (keep DIR outside the model folder)")
     return parser
+
+
+#: ``-tr nnUNetTrainer_250epochs``: nnU-Net's trainer variants that differ only in epochs.
+_EPOCHS_TRAINER = re.compile(r"nnUNetTrainer_(\d+)epochs")
+
+
+def _nnunet_habits(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """nnU-Net's spellings: ``DATASET 2d FOLD``, ``-tr TRAINER``; ``-p PLANS_NAME`` named as what it is not."""
+    if args.trainer is not None:
+        match = _EPOCHS_TRAINER.fullmatch(args.trainer)
+        if args.trainer in ("nnUNetTrainer", LGESEG_TRAINER) or match:
+            args.recipe = args.recipe or ("nnunet" if args.trainer != LGESEG_TRAINER else None)
+            args.epochs = args.epochs or (int(match.group(1)) if match else None)
+        else:
+            parser.error(f"-tr {args.trainer}: lgeseg has no trainer classes; a variant is a recipe (--recipe "
+                         f"{', '.join(available_recipes())}) with options such as --epochs, --lr, --augmentation; "
+                         "nnUNetTrainer is --recipe nnunet, nnUNetTrainer_<N>epochs adds --epochs N")
+    for folder in args.preprocessed or ():
+        if not Path(folder).exists() and re.fullmatch(r"\w*Plans\w*", folder):
+            parser.error(f"-p {folder}: lgeseg_train's -p is the preprocessed folder, not nnU-Net's plans identifier; "
+                         "the plan is that folder's plans.json (import nnU-Net's with lgeseg_plan_and_preprocess "
+                         "--plans-from nnUNetPlans.json)")
+    if args.nnunet:
+        _positional_form(parser, args)
+    if not args.preprocessed or not args.output:
+        parser.error("the following arguments are required: -p/--preprocessed, -o/--output (or nnU-Net's "
+                     "positional DATASET 2d FOLD with $nnUNet_preprocessed and $nnUNet_results set)")
+
+
+def _positional_form(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``lgeseg_train 4 2d 0``: the preprocessed and model folders of dataset 4's fold 0 under nnU-Net's folders."""
+    if len(args.nnunet) != 3:
+        parser.error(f"nnU-Net's positional form is DATASET CONFIGURATION FOLD (lgeseg_train 4 2d 0), found "
+                     f"{' '.join(args.nnunet)}")
+    dataset, configuration, fold = args.nnunet
+    try:
+        nnunet_configuration(configuration)
+    except argparse.ArgumentTypeError as err:
+        parser.error(f"CONFIGURATION: {err}")
+    if not fold.isdigit() or not is_dataset_id(dataset):
+        parser.error(f"lgeseg_train {' '.join(args.nnunet)}: expected a dataset id (4, Dataset004_Name) and a fold "
+                     "number 0-4 (lgeseg trains one fold per model; nnU-Net's fold 'all' is not one)")
+    if args.fold is not None and args.fold != int(fold):
+        parser.error(f"FOLD {fold} and --fold {args.fold} differ")
+    args.fold = int(fold)
+    exact = (f"lgeseg_train -p PREPROCESSED -o MODEL_FOLDER --fold {fold}, with PREPROCESSED from "
+             f"lgeseg_plan_and_preprocess -d {dataset} -o PREPROCESSED")
+    try:
+        if not args.preprocessed:
+            pre = preprocessed_folder(dataset)
+            if not (pre / "plans.json").is_file():
+                raise FileNotFoundError(f"{pre}: no lgeseg preprocessed data; make it with "
+                                        f"lgeseg_plan_and_preprocess -d {dataset}")
+            args.preprocessed = [str(pre)]
+        if not args.output:
+            name = nnunet_dataset_folder(dataset, RESULTS_ENV).name if _results_has(dataset) else \
+                Path(args.preprocessed[0]).resolve().parent.name
+            args.output = str(Path(os.environ[RESULTS_ENV]) / name / f"{LGESEG_TRAINER}__{LGESEG_PLANS}__2d"
+                              / f"fold_{fold}") if os.environ.get(RESULTS_ENV) else None
+            if args.output is None:
+                raise FileNotFoundError(f"no -o given: set {RESULTS_ENV} (nnU-Net's folder of trained models)")
+    except (FileNotFoundError, ValueError) as err:
+        parser.error(f"{' '.join(args.nnunet)}: {err}; or type: {exact}")
+
+
+def _results_has(dataset: str) -> bool:
+    try:
+        nnunet_dataset_folder(dataset, RESULTS_ENV)
+    except (FileNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _launch(args: argparse.Namespace, argv: list[str]) -> int:
@@ -107,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    _nnunet_habits(parser, args)
     if args.resume and args.overwrite:
         parser.error("--continue and --overwrite exclude each other")
     if args.gpus is not None and args.gpus != 1 and "WORLD_SIZE" not in os.environ:
@@ -187,7 +278,7 @@ def _train(args: argparse.Namespace, distributed: DistributedContext) -> Path:
         augmentation=args.augmentation, epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
         batch_size=args.batch_size, learning_rate=args.lr, device=args.device, seed=args.seed, fold=args.fold,
         subjects_per_center=args.subjects_per_center, num_workers=args.num_workers, compile=args.compile,
-        compile_mode=args.compile_mode, cuda_graph=args.cuda_graph,
+        compile_mode=args.compile_mode, cuda_graph=args.cuda_graph, max_minutes=args.time_budget,
     )
 
 

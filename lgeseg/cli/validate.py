@@ -7,6 +7,7 @@ import logging
 
 from lgeseg.cli import dataset_folder
 from lgeseg.cli._errors import add_verbose_flag, run_cli
+from lgeseg.cli._options import add_workers_option
 from lgeseg.validation import count_problems, format_problems, validate_dataset
 
 
@@ -25,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="raw dataset folder(s), or nnU-Net dataset ids (4, Dataset004_Name) under $nnUNet_raw")
     parser.add_argument("--headers-only", action="store_true",
                         help="check names, headers and geometry only; skip reading voxel data (fast)")
-    parser.add_argument("--workers", type=int, default=1, help="threads reading files in parallel (default 1)")
+    add_workers_option(parser, "threads reading files in parallel (default 1)", default=1, extra=("--workers",),
+                       minimum=1)
     parser.add_argument("--allow-unusual-spacing", action="store_true",
                         help="accept voxel spacing outside 0.1-20 mm in-plane / 0.5-30 mm through-plane")
     add_verbose_flag(parser)
@@ -38,7 +40,7 @@ def _run(args: argparse.Namespace) -> int:
     total_errors = total_warnings = 0
     for spec in args.datasets:
         dataset = dataset_folder(spec)
-        problems = validate_dataset(dataset, check_images=not args.headers_only, num_workers=args.workers,
+        problems = validate_dataset(dataset, check_images=not args.headers_only, num_workers=args.num_workers,
                                     allow_unusual_spacing=args.allow_unusual_spacing)
         errors, warnings = count_problems(problems)
         total_errors += errors

@@ -185,7 +185,7 @@ def _train_epochs(state: TrainingState, run: _Run, resume: bool) -> None:
     config, main = state.config, run.distributed.is_main
     if main:
         _log_start(state, run, resume)
-    result, started = None, time.monotonic()
+    result, started, first = None, time.monotonic(), state.epoch
     while state.epoch < config.epochs and not broadcast_from_main(_out_of_time(config, started), run.distributed):
         sample_log = run.sample_log / f"samples_rank{state.rank}.txt" if run.sample_log else None
         stats = _all_ranks(train_epoch(state, run.sampler, run.augment, run.num_workers, sample_log=sample_log),
@@ -196,8 +196,41 @@ def _train_epochs(state: TrainingState, run: _Run, resume: bool) -> None:
         result = validate(state.model_network, run.val_cases, run.data.plan.labels, run.divisor, state.device,
                           config.batch_size, config.mixed_precision)
         _end_epoch(state, run, stats, result)
+        log.info("%s", eta_text(state.epoch - first, config.epochs - state.epoch, time.monotonic() - started,
+                                config.max_minutes))
     if main:
         _finish(state, run, result)
+
+
+def _duration(seconds: float) -> str:
+    minutes = int(round(seconds / 60))
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+def eta_text(epochs_done: int, epochs_left: int, elapsed_s: float, max_minutes: float | None = None) -> str:
+    """The overall time left, from the mean wall time of this run's epochs (validation and checkpoints included).
+
+    With a time budget (``max_minutes``) the run ends after the epoch that crosses it, so the time left
+    is the smaller of the epochs' and the budget's.
+
+    Example:
+        >>> eta_text(2, 8, 120.0)
+        'ETA 8 min (10 epochs: 2 done, 8 left at 1 min each)'
+        >>> eta_text(2, 98, 120.0, max_minutes=30)
+        'ETA 28 min (time budget 30 min: 2 epochs done, about 28 more in the budget, 70 left unrun)'
+    """
+    per_epoch = elapsed_s / max(1, epochs_done)
+    left = epochs_left * per_epoch
+    total = epochs_done + epochs_left
+    if max_minutes is not None and elapsed_s + left > 60 * max_minutes:
+        budget_left = max(0.0, 60 * max_minutes - elapsed_s)
+        more = min(epochs_left, int(-(-budget_left // per_epoch)))
+        return (f"ETA {_duration(more * per_epoch)} (time budget {max_minutes:g} min: {epochs_done} epochs done, "
+                f"about {more} more in the budget, {epochs_left - more} left unrun)")
+    return (f"ETA {_duration(left)} ({total} epochs: {epochs_done} done, {epochs_left} left at "
+            f"{_duration(per_epoch)} each)")
 
 
 def _all_ranks(stats: EpochStats, device: torch.device, distributed: DistributedContext) -> EpochStats:
