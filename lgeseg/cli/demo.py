@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.cli._options import add_device_option
-from lgeseg.experiments.demo import DemoConfig, format_results, run_demo
+from lgeseg.experiments.demo import DemoConfig, format_results, run_demo, score_shipped_model
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,6 +27,11 @@ def _parser() -> argparse.ArgumentParser:
                         help="cases predicted per unseen center (default: %(default)s)")
     parser.add_argument("--iterations-per-epoch", type=int, default=DemoConfig.iterations_per_epoch)
     parser.add_argument("--seed", type=int, default=DemoConfig.seed)
+    parser.add_argument("--shipped-model", default="lge-lv", metavar="NAME",
+                        help="also score this shipped model on the same test cases, with no training "
+                             "(default: %(default)s; docs/pretrained.md)")
+    parser.add_argument("--no-shipped-model", dest="shipped_model", action="store_const", const=None,
+                        help="only the demo's own model")
     add_device_option(parser)
     add_verbose_flag(parser)
     return parser
@@ -43,10 +48,15 @@ def _run(args: argparse.Namespace) -> int:
     config = DemoConfig(out_dir=args.out, cases_per_center=args.cases_per_center, train_center=args.train_center,
                         train_minutes=args.train_minutes, test_cases_per_center=args.test_cases_per_center,
                         epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch, seed=args.seed,
-                        device=args.device)
+                        device=args.device, shipped_model=args.shipped_model)
     results = run_demo(config)
+    shipped = score_shipped_model(config) if config.shipped_model else None
     print(f"\nMean 3D Dice, model trained on center{config.train_center} only (synthetic LGE):\n")
     print(format_results(results, f"center{config.train_center}"))
+    if shipped is not None:
+        print(f"\nThe shipped model {config.shipped_model} on the same cases, no training (it never saw synthetic "
+              "data; docs/pretrained.md):\n")
+        print(format_results(shipped, "none"))
     overlays = sorted((args.out / "predictions").glob("*/*_overlay.png"))
     print(f"\nOverlays ({len(overlays)}): e.g. {overlays[0] if overlays else 'none'}")
     print(f"Model folder: {args.out / 'model'} (progress.png, model.json); metrics: {args.out / 'metrics'}")

@@ -46,6 +46,8 @@ class DemoConfig:
         in_plane_size: square in-plane matrix of the synthetic cases (None: each center's own);
             small values make tiny data for tests.
         device: torch device, or None for the best available.
+        shipped_model: also score this shipped or installed model (``"lge-lv"``) on the same test
+            cases, with no training (``score_shipped_model``); None: only the demo's own model.
     """
 
     out_dir: Path
@@ -58,6 +60,7 @@ class DemoConfig:
     seed: int = 0
     device: str | None = None
     in_plane_size: int | None = None
+    shipped_model: str | None = None
 
 
 def _copy_cases(case_ids: list[str], dataset_dir: Path, out_dir: Path) -> tuple[Path, Path]:
@@ -112,6 +115,27 @@ def run_demo(config: DemoConfig) -> dict[str, dict[str, float]]:
                                   device=config.device, overlays=True)
         results[name] = score.dice
     logger.info("demo finished in %.1f min", (time.perf_counter() - start) / 60)
+    return results
+
+
+def score_shipped_model(config: DemoConfig) -> dict[str, dict[str, float]]:
+    """Score ``config.shipped_model`` on the test cases ``run_demo`` copied to ``out_dir/test/<center>``.
+
+    Returns ``{center: {label: mean Dice}}`` like ``run_demo``; predictions and metrics go to
+    ``out_dir/predictions_<model>/<center>`` and ``out_dir/metrics_<model>/<center>``. Nothing is trained.
+
+    Usage (after ``run_demo``; ``lgeseg_demo`` does it with ``--shipped-model lge-lv``)::
+
+        results = score_shipped_model(DemoConfig(out_dir=Path("demo"), shipped_model="lge-lv"))
+    """
+    if config.shipped_model is None:
+        raise ValueError("score_shipped_model: DemoConfig.shipped_model is None (name a model, e.g. 'lge-lv')")
+    out, name = Path(config.out_dir), config.shipped_model
+    results: dict[str, dict[str, float]] = {}
+    for test_dir in sorted(p for p in (out / "test").iterdir() if (p / "images").is_dir()):
+        score = predict_and_score(test_dir / "images", test_dir / "labels", [name], out / f"predictions_{name}" /
+                                  test_dir.name, out / f"metrics_{name}" / test_dir.name, device=config.device)
+        results[test_dir.name] = score.dice
     return results
 
 
