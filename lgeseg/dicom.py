@@ -11,6 +11,10 @@ safe for a file name; a series without either is named after its SeriesInstanceU
 picks series by UID, number or description (``select_series``). A series whose slices are not one
 regular stack (several images at one position, as in cine or repeated acquisitions, or uneven
 gaps) is refused with a message naming it: the volumes computed downstream need true spacing.
+
+A multi-frame file (Enhanced MR Image Storage: every slice a frame of one file, the positions in
+its per-frame functional groups) is one series of one file; it is read with pydicom (installed with
+the optional extra ``lgeseg[dicom]``), frame positions checked and sorted like a stack of files.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -34,7 +39,12 @@ logger = logging.getLogger(__name__)
 #: DICOM tags read from each series' first file (SimpleITK's "gggg|eeee" keys).
 TAGS = {"description": "0008|103e", "number": "0020|0011", "modality": "0008|0060", "uid": "0020|000e",
         "manufacturer": "0008|0070", "field_strength": "0018|0087", "institution": "0008|0080",
-        "position": "0020|0032", "orientation": "0020|0037"}
+        "position": "0020|0032", "orientation": "0020|0037", "image_type": "0008|0008",
+        "inversion_time": "0018|0082", "sequence_name": "0018|0024", "cardiac_images": "0018|1090",
+        "frames": "0028|0008", "sop_class": "0008|0016"}
+#: The tags kept in ``DicomSeries.metadata`` (what tells an LGE series from a cine or a localizer, and the site).
+METADATA_TAGS = ("manufacturer", "field_strength", "institution", "image_type", "inversion_time", "sequence_name",
+                 "cardiac_images", "frames", "sop_class")
 #: Largest relative deviation of a slice gap from the median gap accepted as one regular stack.
 GAP_TOLERANCE = 0.1
 
@@ -50,7 +60,8 @@ class DicomSeries:
         number: SeriesNumber ("" when absent).
         modality: Modality (e.g. "MR").
         files: the slice files in GDCM's order (along the slice normal), first slice = z index 0.
-        metadata: manufacturer, field strength and institution of the first file ("" when absent).
+        metadata: ``METADATA_TAGS`` of the first file ("" when absent): manufacturer, field strength,
+            institution, image type, inversion time, sequence name, cardiac images, frames, SOP class.
     """
 
     case_id: str
@@ -120,7 +131,7 @@ def find_series(folder: str | Path) -> list[DicomSeries]:
         found.append(DicomSeries(
             case_id=_case_name(tags["description"], tags["number"], uid), uid=uid, description=tags["description"],
             number=tags["number"], modality=tags["modality"], files=tuple(files),
-            metadata={k: tags[k] for k in ("manufacturer", "field_strength", "institution")}))
+            metadata={k: tags[k] for k in METADATA_TAGS}))
     found.sort(key=lambda s: (int(s.number) if s.number.isdigit() else 1 << 30, s.case_id))
     return _unique_names(found)
 
@@ -233,33 +244,86 @@ def _position_along_normal(tags: dict[str, str]) -> float:
     return float(np.dot(normal, [float(v) for v in tags["position"].split("\\")]))
 
 
-def check_regular_stack(series: DicomSeries) -> None:
-    """Raise ``ValueError`` naming the series unless its slices form one evenly spaced stack.
+def is_multiframe(series: DicomSeries) -> bool:
+    """True for a series of one multi-frame file (Enhanced MR: every slice a frame).
 
-    Several images at one position (cine phases, repeats) and gaps that differ from the median gap
-    by more than ``GAP_TOLERANCE`` are refused; so is a series with a missing orientation or position.
+    Example:
+        >>> one = DicomSeries("LGE_s3", "1.2.3", "LGE", "3", "MR", (Path("a.dcm"),), {"frames": "12"})
+        >>> is_multiframe(one), is_multiframe(DicomSeries("LGE_s3", "1.2.3", "LGE", "3", "MR", (Path("a.dcm"),)))
+        (True, False)
+    """
+    frames = series.metadata.get("frames", "").strip()
+    return len(series.files) == 1 and frames.isdigit() and int(frames) > 1
+
+
+def check_positions(name: str, positions: Sequence[float], labels: Sequence[str]) -> list[int]:
+    """The order that sorts ``positions`` (mm along the slice normal); refuses what is not one regular stack.
+
+    Args:
+        name: the series, for the messages.
+        positions: one per image (file or frame).
+        labels: one per image (file names, ``frame 3``), named when images share a position.
+
+    Raises ``ValueError`` naming the series when images share a position (cine phases, repeats, a
+    duplicate slice: the message names two of them and the position) or when a gap differs from the
+    median gap by more than ``GAP_TOLERANCE``.
+
+    Example:
+        >>> check_positions("LGE_s12", [16.0, 0.0, 8.0], ["c.dcm", "a.dcm", "b.dcm"])
+        [1, 2, 0]
+        >>> check_positions("LGE_s12", [0.0, 8.0, 16.0, 8.0], ["a.dcm", "b.dcm", "c.dcm", "copy.dcm"])
+        Traceback (most recent call last):
+        ValueError: series LGE_s12: several images share one slice position: b.dcm and copy.dcm at 8.00 mm ...; a
+        duplicate slice: remove one of them
+    """
+    order = sorted(range(len(positions)), key=lambda i: positions[i])
+    ordered = np.array([positions[i] for i in order], dtype=float)
+    if len(ordered) < 2:
+        return order
+    gaps = np.diff(ordered)
+    unique = len(np.unique(ordered.round(3)))
+    if np.any(gaps < 1e-3):
+        k = int(np.argmax(gaps < 1e-3))
+        pair = f"{labels[order[k]]} and {labels[order[k + 1]]} at {ordered[k]:.2f} mm"
+        what = ("a duplicate slice: remove one of them" if len(ordered) - unique <= max(1, unique // 4) else
+                "cine phases or repeated acquisitions are not one volume: export a single phase")
+        raise ValueError(f"series {name}: several images share one slice position: {pair} ({len(ordered)} images, "
+                         f"{unique} positions); {what}")
+    median = float(np.median(gaps))
+    if np.any(np.abs(gaps - median) > GAP_TOLERANCE * median):
+        raise ValueError(f"series {name}: slices are not evenly spaced (gaps {', '.join(f'{g:.2f}' for g in gaps)} "
+                         "mm); lgeseg needs one regular stack")
+    return order
+
+
+def check_regular_stack(series: DicomSeries) -> tuple[Path, ...]:
+    """Raise ``ValueError`` naming the series unless its slices form one evenly spaced stack; its files in order.
+
+    Several images at one position (cine phases, repeats, a duplicate slice: ``check_positions``) and gaps
+    that differ from the median gap by more than ``GAP_TOLERANCE`` are refused; so is a series with a
+    missing orientation or position. A multi-frame file is checked frame by frame. Returns the files
+    along the slice normal: GDCM's order when it is one (ascending or descending), else sorted.
 
     Usage (needs DICOM files; ``read_series`` runs it first)::
 
         for series in find_series("export/patient_dicoms"):
             check_regular_stack(series)
     """
+    name = f"{series.case_id} ({series.uid})"
+    if is_multiframe(series):
+        _multiframe_layout(series)
+        return series.files
     if len(series.files) < 2:
-        return
+        return series.files
     try:
-        positions = np.array([_position_along_normal(_tags(f)) for f in series.files])
+        positions = [_position_along_normal(_tags(f)) for f in series.files]
     except (ValueError, IndexError) as err:
-        raise ValueError(f"series {series.case_id} ({series.uid}): ImagePositionPatient/ImageOrientationPatient "
-                         f"missing or malformed in {series.files[0].parent}") from err
-    gaps = np.abs(np.diff(positions))
-    median = float(np.median(gaps))
-    if median < 1e-3 or np.any(gaps < 1e-3):
-        raise ValueError(f"series {series.case_id} ({series.uid}): several images share one slice position "
-                         f"({len(series.files)} images, {len(np.unique(positions.round(3)))} positions); cine phases "
-                         "or repeated acquisitions are not one volume: export a single phase")
-    if np.any(np.abs(gaps - median) > GAP_TOLERANCE * median):
-        raise ValueError(f"series {series.case_id} ({series.uid}): slices are not evenly spaced (gaps "
-                         f"{', '.join(f'{g:.2f}' for g in gaps)} mm); lgeseg needs one regular stack")
+        raise ValueError(f"series {name}: ImagePositionPatient/ImageOrientationPatient missing or malformed in "
+                         f"{series.files[0].parent}") from err
+    order = check_positions(name, positions, [f.name for f in series.files])
+    if order in (list(range(len(order))), list(range(len(order)))[::-1]):
+        return series.files
+    return tuple(series.files[i] for i in order)
 
 
 def read_series(series: DicomSeries) -> tuple[np.ndarray, CaseGeometry]:
@@ -274,9 +338,11 @@ def read_series(series: DicomSeries) -> tuple[np.ndarray, CaseGeometry]:
 
         image, geometry = read_series(select_series(find_series("export/patient_dicoms"), ["*LGE*"])[0])
     """
-    check_regular_stack(series)
+    if is_multiframe(series):
+        return _read_multiframe(series)
+    files = check_regular_stack(series)
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames([str(f) for f in series.files])
+    reader.SetFileNames([str(f) for f in files])
     try:
         image = reader.Execute()
     except RuntimeError as err:
@@ -284,15 +350,90 @@ def read_series(series: DicomSeries) -> tuple[np.ndarray, CaseGeometry]:
                          f"({str(err).strip().splitlines()[-1]})") from err
     if image.GetDimension() == 2:
         image = sitk.JoinSeries(image)
-    if image.GetNumberOfComponentsPerPixel() != 1:
-        raise ValueError(f"series {series.case_id}: expected one value per voxel (greyscale MR), found "
-                         f"{image.GetNumberOfComponentsPerPixel()}")
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        found = f"a {image.GetDimension()}D image with {image.GetNumberOfComponentsPerPixel()} value(s) per voxel"
+        raise ValueError(f"series {series.case_id} ({series.files[0]}): expected one greyscale value per voxel of a "
+                         f"3D stack, found {found}")
     size, spacing = image.GetSize(), image.GetSpacing()
     geometry = CaseGeometry(shape=(int(size[2]), int(size[1]), int(size[0])),
                             spacing=(float(spacing[2]), float(spacing[1]), float(spacing[0])),
                             origin=tuple(float(v) for v in image.GetOrigin()),
                             direction=tuple(float(v) for v in image.GetDirection()))
     return sitk.GetArrayFromImage(image).astype(np.float32, copy=False), geometry
+
+
+def _pydicom() -> Any:
+    try:
+        import pydicom  # deferred: an optional dependency (lgeseg[dicom]), needed only for multi-frame files
+    except ImportError as err:
+        raise ValueError("a multi-frame DICOM file (Enhanced MR) is read with pydicom: pip install 'lgeseg[dicom]' "
+                         "(or pip install pydicom)") from err
+    return pydicom
+
+
+def _group(dataset: Any, frame: Any, sequence: str) -> Any:
+    """The item of functional group ``sequence`` for one frame: its per-frame one, else the shared one."""
+    for source in (frame, *(dataset.get("SharedFunctionalGroupsSequence") or [])):
+        if source is not None and sequence in source and len(source[sequence].value):
+            return source[sequence].value[0]
+    return None
+
+
+def _multiframe_layout(series: DicomSeries) -> tuple[list[int], CaseGeometry, list[tuple[float, float]]]:
+    """Frame order along the normal, geometry, and (slope, intercept) per frame of a multi-frame file."""
+    path = series.files[0]
+    name = f"{series.case_id} ({path})"
+    dataset = _pydicom().dcmread(path, stop_before_pixels=True)
+    frames = list(dataset.get("PerFrameFunctionalGroupsSequence") or [])
+    try:
+        orientation = [float(v) for v in _group(dataset, frames[0], "PlaneOrientationSequence").ImageOrientationPatient]
+        measures = _group(dataset, frames[0], "PixelMeasuresSequence")
+        pixel = [float(v) for v in measures.PixelSpacing]
+        corners = [[float(v) for v in _group(dataset, f, "PlanePositionSequence").ImagePositionPatient] for f in frames]
+    except (AttributeError, IndexError, TypeError, ValueError) as err:
+        raise ValueError(f"series {name}: a multi-frame file without per-frame positions, orientation or pixel "
+                         "spacing (PerFrameFunctionalGroupsSequence / SharedFunctionalGroupsSequence)") from err
+    row, col = np.array(orientation[:3]), np.array(orientation[3:])
+    normal = np.cross(row, col)
+    positions = [float(np.dot(normal, c)) for c in corners]
+    order = check_positions(name, positions, [f"frame {i + 1}" for i in range(len(frames))])
+    gaps = np.diff(sorted(positions))
+    step = float(np.median(gaps)) if len(gaps) else float(getattr(measures, "SliceThickness", 1.0) or 1.0)
+    direction = tuple(float(v) for v in np.stack([row, col, normal], axis=1).ravel())
+    geometry = CaseGeometry(shape=(len(frames), int(dataset.Rows), int(dataset.Columns)), spacing=(step, *pixel),
+                            origin=tuple(corners[order[0]]), direction=direction)
+    rescale = []
+    for frame in frames:
+        item = _group(dataset, frame, "PixelValueTransformationSequence") or dataset
+        rescale.append((float(getattr(item, "RescaleSlope", 1) or 1), float(getattr(item, "RescaleIntercept", 0) or 0)))
+    return order, geometry, rescale
+
+
+def frame_order(series: DicomSeries) -> list[int]:
+    """The frames of a multi-frame series in volume order (z index k is frame ``frame_order(series)[k]``).
+
+    Raises ``ValueError`` naming the file when the frames are not one regular stack.
+
+    Usage (needs a multi-frame DICOM file; ``dicom_seg.write_dicom_seg`` writes its frames in file order)::
+
+        order = frame_order(find_series("export/enhanced_mr")[0])
+    """
+    return _multiframe_layout(series)[0]
+
+
+def _read_multiframe(series: DicomSeries) -> tuple[np.ndarray, CaseGeometry]:
+    order, geometry, rescale = _multiframe_layout(series)
+    path = series.files[0]
+    try:
+        pixels = np.asarray(_pydicom().dcmread(path).pixel_array)
+    except Exception as err:  # noqa: BLE001 - pydicom reports a missing decoder or a damaged payload many ways
+        raise ValueError(f"series {series.case_id} ({path}): the pixel data of the multi-frame file cannot be read "
+                         f"({type(err).__name__}: {str(err).strip()[:200]})") from err
+    if pixels.ndim != 3 or pixels.shape != (len(order), *geometry.shape[1:]):
+        raise ValueError(f"series {series.case_id} ({path}): expected {len(order)} greyscale frames of "
+                         f"{geometry.shape[1]} x {geometry.shape[2]}, found pixel data of shape {pixels.shape}")
+    volume = np.stack([pixels[i].astype(np.float32) * rescale[i][0] + rescale[i][1] for i in order])
+    return volume.astype(np.float32, copy=False), geometry
 
 
 def has_dicom(folder: str | Path) -> bool:

@@ -13,6 +13,7 @@ for the myocardium, "Tissue" for any other label.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from lgeseg import __version__
 from lgeseg.atomic import atomic_output
-from lgeseg.dicom import DicomSeries
+from lgeseg.dicom import DicomSeries, check_regular_stack, frame_order, is_multiframe
 
 
 def dicom_seg_available() -> bool:
@@ -76,7 +77,8 @@ def write_dicom_seg(path: Path, segmentation: np.ndarray, series: DicomSeries, l
     Args:
         path: the ``.dcm`` file to write (atomically).
         segmentation: uint8 (z, y, x) label map on the series' grid (z in ``series.files`` order).
-        series: the source series (its files are read with pydicom for the references).
+        series: the source series (its files are read with pydicom for the references); a multi-frame
+            file's SEG frames are written in the file's frame order.
         labels: label name -> value; values must be 0, 1, ..., K-1 (they become segment numbers).
         model_name: recorded as the algorithm name.
 
@@ -92,10 +94,16 @@ def write_dicom_seg(path: Path, segmentation: np.ndarray, series: DicomSeries, l
     import highdicom as hd  # deferred: optional dependency (lgeseg[dicom]), needed only for --dicom-seg
     import pydicom
 
-    sources = [pydicom.dcmread(f) for f in series.files]
-    if segmentation.shape != (len(sources), int(sources[0].Rows), int(sources[0].Columns)):
+    logging.getLogger("highdicom").setLevel(logging.WARNING)  # its INFO lines (9 per case) are no news to a user
+    sources = [pydicom.dcmread(f) for f in check_regular_stack(series)]  # the label map's slice order
+    slices = int(sources[0].get("NumberOfFrames", 1) or 1) if is_multiframe(series) else len(sources)
+    if segmentation.shape != (slices, int(sources[0].Rows), int(sources[0].Columns)):
         raise ValueError(f"series {series.case_id}: label map {segmentation.shape} does not match its "
-                         f"{len(sources)} slices of {sources[0].Rows} x {sources[0].Columns}")
+                         f"{slices} slices of {sources[0].Rows} x {sources[0].Columns}")
+    if is_multiframe(series):  # the SEG's frames follow the source file's frames, the label map the slice normal
+        in_file_order = np.empty_like(segmentation)
+        in_file_order[frame_order(series)] = segmentation
+        segmentation = in_file_order
     try:
         seg = _segmentation(hd, sources, segmentation, labels, model_name)
     except (ValueError, TypeError, AttributeError) as err:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import locale
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +31,13 @@ def _oblique(shape: tuple[int, int, int], spacing: tuple[float, float, float],
 
 
 def write_dicom_series(folder: Path, volume: np.ndarray, geometry: CaseGeometry, uid: str, number: int,
-                       description: str) -> None:
-    """Write ``volume`` (z, y, x) as one MR slice file per z, the way a scanner export looks."""
+                       description: str, extra: dict[str, str] | None = None, first: int = 1,
+                       name: str = "IM{z:04d}.dcm") -> None:
+    """Write ``volume`` (z, y, x) as one MR slice file per z, the way a scanner export looks.
+
+    ``extra``: more tags ("gggg|eeee" -> value); ``first``: the first InstanceNumber (and SOPInstanceUID suffix);
+    ``name``: the file names, formatted with ``z``.
+    """
     image = io.to_sitk(volume.astype(np.int16), geometry)
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
@@ -39,30 +46,31 @@ def write_dicom_series(folder: Path, volume: np.ndarray, geometry: CaseGeometry,
     # UTF-8 output with the locale's encoding would fail, so the locale is put back afterwards.
     saved_locale = locale.setlocale(locale.LC_ALL)
     try:
-        _write_slices(writer, folder, image, volume.shape[0], geometry, uid, number, description)
+        _write_slices(writer, folder, image, volume.shape[0], geometry, uid, number, description, extra or {}, first,
+                      name)
     finally:
         locale.setlocale(locale.LC_ALL, saved_locale)
 
 
 def _write_slices(writer: sitk.ImageFileWriter, folder: Path, image: sitk.Image, depth: int, geometry: CaseGeometry,
-                  uid: str, number: int, description: str) -> None:
+                  uid: str, number: int, description: str, extra: dict[str, str], first: int, name: str) -> None:
     direction = geometry.direction
     orientation = "\\".join(f"{v:.10f}" for v in (direction[0], direction[3], direction[6],
                                                     direction[1], direction[4], direction[7]))
     for z in range(depth):
         slice_image = image[:, :, z]
         position = image.TransformIndexToPhysicalPoint((0, 0, z))
-        tags = {"0008|0060": "MR", "0008|0016": "1.2.840.10008.5.1.4.1.1.4", "0008|0018": f"{uid}.{z + 1}",
+        tags = {"0008|0060": "MR", "0008|0016": "1.2.840.10008.5.1.4.1.1.4", "0008|0018": f"{uid}.{z + first}",
                 "0020|000d": STUDY_UID, "0020|000e": uid, "0020|0011": str(number), "0008|103e": description,
-                "0020|0013": str(z + 1), "0020|0037": orientation,
+                "0020|0013": str(z + first), "0020|0037": orientation,
                 "0020|0032": "\\".join(f"{v:.10f}" for v in position),
                 "0018|0050": f"{geometry.spacing[0]:.6f}", "0008|0070": "Phantom Medical", "0018|0087": "1.5",
                 "0020|0052": f"{STUDY_UID}.7", "0010|0010": "Phantom^One", "0010|0020": "P001",
                 "0010|0030": "19600101", "0010|0040": "O", "0008|0020": "20260101", "0008|0030": "120000",
-                "0020|0010": "1", "0008|0050": "A1", "0008|0090": "", "0008|0021": "20260101"}
+                "0020|0010": "1", "0008|0050": "A1", "0008|0090": "", "0008|0021": "20260101", **extra}
         for key, value in tags.items():
             slice_image.SetMetaData(key, value)
-        writer.SetFileName(str(folder / f"IM{z:04d}.dcm"))
+        writer.SetFileName(str(folder / name.format(z=z)))
         writer.Execute(slice_image)
 
 
@@ -162,3 +170,166 @@ def test_dicom_seg_on_image_files_is_refused(tmp_path: Path, tiny_model: Path) -
     assert predict_main(["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(tiny_model),
                          "--dicom-seg"]) == 1
     assert not (tmp_path / "out").exists()
+
+
+# --- issue 25 item 3: a study folder as the scanner exports it --------------------------------------------------
+
+
+def write_multiframe(path: Path, volume: np.ndarray, geometry: CaseGeometry, uid: str, number: int,
+                     description: str, frame_order: list[int]) -> None:
+    """Write ``volume`` as one Enhanced MR Image Storage file (every slice a frame), frames in ``frame_order``.
+
+    As the standard puts it: the orientation and pixel spacing in SharedFunctionalGroupsSequence, each
+    frame's ImagePositionPatient in its PerFrameFunctionalGroupsSequence item, a rescale per frame.
+    """
+    import pydicom  # the optional extra lgeseg[dicom] (highdicom's dependency) that multi-frame files need
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    d = np.array(geometry.direction).reshape(3, 3)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"
+    meta.MediaStorageSOPInstanceUID = f"{uid}.1"
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    for key, value in {"SOPClassUID": meta.MediaStorageSOPClassUID, "SOPInstanceUID": f"{uid}.1", "Modality": "MR",
+                       "SeriesInstanceUID": uid, "StudyInstanceUID": STUDY_UID, "SeriesNumber": number,
+                       "SeriesDescription": description, "ImageType": ["ORIGINAL", "PRIMARY", "M", "NONE"],
+                       "PatientName": "Phantom^Two", "PatientID": "P002", "PatientBirthDate": "19600101",
+                       "PatientSex": "F", "StudyID": "1", "StudyDate": "20260101", "StudyTime": "120000",
+                       "AccessionNumber": "A2", "ReferringPhysicianName": "", "FrameOfReferenceUID": f"{STUDY_UID}.8",
+                       "Manufacturer": "Phantom Medical", "InstanceNumber": 1, "ContentDate": "20260101",
+                       "ContentTime": "120000", "AcquisitionDateTime": "20260101120000", "Rows": volume.shape[1],
+                       "Columns": volume.shape[2], "NumberOfFrames": volume.shape[0], "SamplesPerPixel": 1,
+                       "PhotometricInterpretation": "MONOCHROME2", "BitsAllocated": 16, "BitsStored": 16,
+                       "HighBit": 15, "PixelRepresentation": 1}.items():
+        setattr(ds, key, value)
+    measures, plane, shared = Dataset(), Dataset(), Dataset()
+    measures.PixelSpacing = [geometry.spacing[1], geometry.spacing[2]]
+    measures.SliceThickness = geometry.spacing[0]
+    plane.ImageOrientationPatient = [float(v) for v in (*d[:, 0], *d[:, 1])]
+    shared.PixelMeasuresSequence, shared.PlaneOrientationSequence = Sequence([measures]), Sequence([plane])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    frames = []
+    for z in frame_order:
+        position, transform, frame = Dataset(), Dataset(), Dataset()
+        corner = np.array(geometry.origin) + z * geometry.spacing[0] * d[:, 2]
+        position.ImagePositionPatient = [float(v) for v in corner]
+        transform.RescaleSlope, transform.RescaleIntercept, transform.RescaleType = 2, -100, "US"
+        frame.PlanePositionSequence, frame.PixelValueTransformationSequence = (Sequence([position]),
+                                                                               Sequence([transform]))
+        frames.append(frame)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
+    stored = ((volume[frame_order] + 100) // 2).astype(np.int16)  # the rescale gives volume back
+    ds.PixelData = stored.tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pydicom.dcmwrite(path, ds, enforce_file_format=True)
+
+
+@pytest.fixture(scope="module")
+def scanner_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, CaseGeometry]:
+    """A study as the scanner exports it: localizer, cine short axis (2 phases), LGE short axis (known only by its
+    inversion time), a one-slice LGE 4-chamber view and a T1 map, one folder per series."""
+    root = tmp_path_factory.mktemp("study")
+    rng = np.random.default_rng(3)
+    sax = _oblique((5, 36, 32), (8.0, 1.25, 1.40625), (-40.25, 12.5, 101.0))
+    scout = _oblique((3, 20, 24), (6.0, 2.0, 2.0), (10.0, -5.5, 3.25))
+    write_dicom_series(root / "s1", rng.integers(0, 500, size=scout.shape), scout, "1.2.5.1", 1, "localizer",
+                       {"0008|0008": "ORIGINAL\\PRIMARY\\LOCALIZER"})
+    for phase in range(2):  # two cardiac phases at every slice position: one cine series
+        write_dicom_series(root / "s5", rng.integers(0, 500, size=sax.shape), sax, "1.2.5.5", 5, "sa_cine_retro",
+                           {"0018|1090": "2", "0018|1060": str(400 * phase)}, first=1 + 10 * phase,
+                           name=f"P{phase}_{{z:04d}}.dcm")
+    write_dicom_series(root / "s7", rng.integers(0, 500, size=sax.shape), sax, "1.2.5.7", 7, "MOLLI T1 map",
+                       {"0018|0082": "100"})
+    lge = rng.integers(0, 900, size=sax.shape)
+    write_dicom_series(root / "s12", lge, sax, "1.2.5.12", 12, "tfl2d1_SA", {"0018|0082": "300"})
+    write_dicom_series(root / "s13", rng.integers(0, 900, size=(1, 36, 32)), _oblique((1, 36, 32), (8.0, 1.25, 1.25),
+                       (0.0, 0.0, 0.0)), "1.2.5.13", 13, "LGE 4CH", {"0018|0082": "300"})
+    np.save(root / "lge.npy", lge)
+    return root, sax
+
+
+def test_a_study_folder_predicts_its_short_axis_lge_and_skips_the_rest_one_line_each(
+        tmp_path: Path, scanner_study: tuple, tiny_model: Path, caplog: pytest.LogCaptureFixture,
+        capsys: pytest.CaptureFixture) -> None:
+    root, sax = scanner_study
+    assert predict_main(["-i", str(root), "--list-series"]) == 0
+    listing = capsys.readouterr().out
+    assert "lge " in listing and "cine" in listing and "localizer" in listing
+    with caplog.at_level(logging.INFO):
+        assert predict_main(["-i", str(root), "-o", str(tmp_path / "out"), "-m", str(tiny_model),
+                             "--disable_tta"]) == 0  # no --series: the cine series used to abort the run
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.nii.gz")) == ["tfl2d1_SA_s12.nii.gz"]
+    _, geometry = io.read_label(tmp_path / "out" / "tfl2d1_SA_s12.nii.gz")
+    assert io.geometry_mismatch(geometry, sax, tolerance=1e-6) == []
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped series")]
+    assert len(skipped) == 4
+    for number, kind in (("1", "localizer"), ("5", "cine"), ("7", "map"), ("13", "long axis")):
+        assert any(line.startswith(f"skipped series {number} ") and f": {kind} (" in line for line in skipped), skipped
+
+
+def test_a_study_without_lge_names_every_series_and_the_option_to_pick_one(tmp_path: Path, tiny_model: Path,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    geometry = _oblique((2, 16, 16), (8.0, 1.5, 1.5), (0.0, 0.0, 0.0))
+    for phase in range(2):
+        write_dicom_series(tmp_path / "in" / f"p{phase}", np.zeros(geometry.shape), geometry, "1.2.9", 9, "cine")
+    assert predict_main(["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(tiny_model)]) == 1
+    assert "no short-axis LGE series found among 1 series (9 cine (cine)); pick the series to segment with " \
+           "--series" in capsys.readouterr().err
+
+
+def test_a_multiframe_enhanced_mr_file_reads_as_the_same_volume_and_grid_as_its_slices(
+        tmp_path: Path, tiny_model: Path) -> None:
+    geometry = _oblique((5, 36, 32), (8.0, 1.25, 1.40625), (-40.25, 12.5, 101.0))
+    volume = np.random.default_rng(4).integers(0, 900, size=geometry.shape).astype(np.int16) * 2
+    write_dicom_series(tmp_path / "slices", volume, geometry, "1.2.6.1", 3, "SAX LGE")
+    write_multiframe(tmp_path / "enhanced" / "lge.dcm", volume, geometry, "1.2.6.2", 4, "SAX LGE enhanced",
+                     frame_order=[3, 0, 4, 1, 2])  # frames need not be in slice order
+    (from_slices,), (multiframe,) = find_series(tmp_path / "slices"), find_series(tmp_path / "enhanced")
+    expected, expected_geometry = read_series(from_slices)
+    array, found_geometry = read_series(multiframe)  # was: a 4D image, then an internal shape error
+    np.testing.assert_array_equal(array, expected)
+    assert io.geometry_mismatch(found_geometry, expected_geometry, tolerance=1e-6) == []
+    assert predict_main(["-i", str(tmp_path / "enhanced"), "-o", str(tmp_path / "out"), "-m", str(tiny_model),
+                         "--disable_tta"]) == 0
+    _, written = io.read_label(tmp_path / "out" / "SAX_LGE_enhanced_s4.nii.gz")
+    assert io.geometry_mismatch(written, geometry, tolerance=1e-6) == []
+
+
+def test_dicom_seg_of_a_multiframe_file_follows_its_frames_and_highdicom_stays_quiet(
+        tmp_path: Path, tiny_model: Path, caplog: pytest.LogCaptureFixture) -> None:
+    highdicom = pytest.importorskip("highdicom")
+    geometry = _oblique((4, 32, 32), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0))
+    volume = np.zeros(geometry.shape, np.int16)
+    volume[:, 8:24, 8:24] = 800  # a bright square the untrained model labels somewhere
+    write_multiframe(tmp_path / "in" / "lge.dcm", volume, geometry, "1.2.6.3", 5, "LGE", frame_order=[2, 0, 3, 1])
+    with caplog.at_level(logging.INFO):
+        assert predict_main(["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(tiny_model),
+                             "--disable_tta", "--dicom-seg", "--postprocess", "none"]) == 0
+    assert not [r for r in caplog.records if r.name.startswith("highdicom") and r.levelno < logging.WARNING]
+    label, _ = io.read_label(tmp_path / "out" / "LGE_s5.nii.gz")
+    seg = highdicom.seg.segread(tmp_path / "out" / "LGE_s5.seg.dcm")
+    for segment in (int(v) for v in np.unique(label) if v):
+        frames = [i for i, item in enumerate(seg.PerFrameFunctionalGroupsSequence)
+                  if item.SegmentIdentificationSequence[0].ReferencedSegmentNumber == segment]
+        sources = {int(seg.PerFrameFunctionalGroupsSequence[i].DerivationImageSequence[0].SourceImageSequence[0]
+                       .ReferencedFrameNumber) for i in frames}
+        # the label map's slice z is the file's frame [2, 0, 3, 1][z] (1-based in DICOM)
+        assert sources == {[2, 0, 3, 1][z] + 1 for z in range(4) if (label[z] == segment).any()}
+
+
+def test_a_duplicate_slice_is_named_as_one_not_as_an_uneven_gap(tmp_path: Path, tiny_model: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    geometry = _oblique((10, 16, 16), (8.6, 1.5, 1.5), (0.0, 0.0, 0.0))
+    volume = np.random.default_rng(5).integers(0, 900, size=geometry.shape)
+    write_dicom_series(tmp_path / "in", volume, geometry, "1.2.7.1", 12, "SAX LGE")
+    write_dicom_series(tmp_path / "in", volume[:1], dataclasses.replace(geometry, shape=(1, 16, 16)), "1.2.7.1", 12,
+                       "SAX LGE", first=100,
+                       name="ZZ_copy{z:04d}.dcm")  # slice 1 again, exported twice: sorts last by name
+    assert predict_main(["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(tiny_model)]) == 1
+    err = capsys.readouterr().err
+    assert "several images share one slice position: IM0000.dcm and ZZ_copy0000.dcm" in err, err
+    assert "a duplicate slice: remove one of them" in err and "not evenly spaced" not in err

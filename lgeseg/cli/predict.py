@@ -13,6 +13,7 @@ from lgeseg.dicom import find_series
 from lgeseg.errors import OutputConflictError
 from lgeseg.inference import predict_folder
 from lgeseg.inference.adaptation import ADAPT_METHODS, DEFAULT_LR, DEFAULT_STEPS
+from lgeseg.inference.dicom_study import classify_series
 from lgeseg.inference.nnunet_model import nnunet_fold_folders, nnunet_training_folder
 from lgeseg.inference.predictor import fold_model_folders
 from lgeseg.inference.quality import read_quality_report, summary_text
@@ -108,8 +109,9 @@ def _print_series(parser: argparse.ArgumentParser, folder: str) -> int:
     if not found:
         parser.exit(1, f"lgeseg_predict: error: {folder}: no DICOM series found\n")
     for s in found:
+        kind = classify_series(s)
         print(f"{s.number or '-':>5}  {s.description or '-':<32} {len(s.files):>4} file(s)  {s.modality or '-':<3} "
-              f"case {s.case_id}  {s.uid}")
+              f"{kind.kind:<10} case {s.case_id}  {s.uid}")
     return 0
 
 
@@ -162,12 +164,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="accept voxel spacing outside 0.1-20 mm in-plane / 0.5-30 mm through-plane")
     parser.add_argument("--series", action="append", default=None, metavar="PATTERN",
                         help="DICOM input: predict only the series with this SeriesInstanceUID, series number, case "
-                             "name or description (wildcards: '*LGE*'); repeat for several (default: all)")
+                             "name or description (wildcards: '*LGE*'); repeat for several (default: the short-axis "
+                             "LGE stacks, found by their tags; the other series are skipped with one line each)")
     parser.add_argument("--dicom-seg", action="store_true",
                         help="DICOM input: also write <case>.seg.dcm, a DICOM Segmentation of the source slices "
                              "(needs highdicom: pip install 'lgeseg[dicom]')")
     parser.add_argument("--list-series", action="store_true",
-                        help="DICOM input: list the series found in -i (number, description, slices, UID) and exit")
+                        help="DICOM input: list the series found in -i (number, description, files, kind: lge, cine, "
+                             "localizer, ...; UID) and exit")
     parser.add_argument("--report", action="store_true",
                         help="then write the report of the predictions (lgeseg_report OUTPUT -i INPUT): volumes, mass, "
                              "wall thickness, quality flags and contours in OUTPUT/report/index.html")

@@ -12,6 +12,7 @@ from lgeseg import io
 from lgeseg.dataset import split_channel_suffix
 from lgeseg.dicom import DicomSeries, check_regular_stack, find_series, has_dicom, read_series, select_series
 from lgeseg.errors import InvalidInputError
+from lgeseg.inference.dicom_study import pick_series
 from lgeseg.records import CaseGeometry
 
 
@@ -57,7 +58,8 @@ def list_input_cases(input_dir: str | Path, series: list[str] | None = None) -> 
     ``<case>_0000.nii.gz``, ``<case>_0001.nii.gz`` ... are the channels of ``<case>``; a file without
     the ``_NNNN`` suffix is a single-channel case. Hidden files and unsupported endings are ignored.
     A folder without such images but with DICOM series (searched recursively) gives one case per
-    series (``lgeseg.dicom``); ``series`` picks some of them (UID, number or description pattern).
+    series (``lgeseg.dicom``); ``series`` picks some of them (UID, number or description pattern),
+    without it the study's short-axis LGE stacks are taken (``dicom_study.pick_series``).
 
     Returns:
         Cases sorted by id (DICOM: by series number). Raises ``ValueError`` naming the case when its
@@ -76,7 +78,9 @@ def list_input_cases(input_dir: str | Path, series: list[str] | None = None) -> 
     input_dir = Path(input_dir)
     channels = _image_files(input_dir)
     if not channels and has_dicom(input_dir):
-        return [InputCase(s.case_id, s.files, s) for s in select_series(find_series(input_dir), series)]
+        found = find_series(input_dir)
+        chosen = select_series(found, series) if series else pick_series(found)
+        return [InputCase(s.case_id, s.files, s) for s in chosen]
     if series:
         raise ValueError(f"{input_dir}: --series picks DICOM series, but the folder holds image files")
     if not channels:
