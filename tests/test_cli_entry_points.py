@@ -59,3 +59,43 @@ def test_python_m_prints_the_help(module: str, prog: str) -> None:
                           env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"usage: {prog} ")
+
+
+def parser_calls_without_allow_abbrev_false() -> list[str]:
+    """Each ``ArgumentParser(...)``/``add_parser(...)`` call in lgeseg/cli without ``allow_abbrev=False``."""
+    found = []
+    for path in sorted(CLI_DIR.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name not in ("ArgumentParser", "add_parser"):
+                continue
+            keywords = {k.arg: k.value for k in node.keywords}
+            value = keywords.get("allow_abbrev")
+            if not (isinstance(value, ast.Constant) and value.value is False):
+                found.append(f"{path.name}:{node.lineno}")
+    return found
+
+
+def test_no_parser_matches_option_prefixes() -> None:
+    # argparse's prefix matching read nnU-Net's -d 4 as -device 4 and -p nnUNetPlans as -part_id (issue 25)
+    assert parser_calls_without_allow_abbrev_false() == []
+
+
+def test_the_lgeseg_command_runs_every_command_by_its_short_name(capsys: pytest.CaptureFixture,
+                                                                  tmp_path: Path) -> None:
+    from lgeseg.cli.main import COMMANDS, command_module
+    from lgeseg.cli.main import main as lgeseg_main
+
+    assert {f"lgeseg_{m}" for m in COMMAND_MODULES if m != "main"} == set(COMMANDS)
+    assert all(command_module(name) == f"lgeseg.cli.{name.removeprefix('lgeseg_')}" for name in COMMANDS)
+    assert lgeseg_main([]) == 0 and "plan-and-preprocess" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:
+        lgeseg_main(["plan-and-preprocess", "--help"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("usage: lgeseg_plan_and_preprocess ")
+    with pytest.raises(SystemExit):
+        lgeseg_main(["help", "evaluate"])
+    assert capsys.readouterr().out.startswith("usage: lgeseg_evaluate ")
+    assert lgeseg_main(["validate", str(tmp_path / "missing")]) == 1  # the command's own exit code
+    assert lgeseg_main(["fly"]) == 2 and "unknown command 'fly'" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from lgeseg.cli import exit_without_teardown, results_model_folder
@@ -192,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             args.models = [str(results_model_folder(args.dataset, args.configuration, args.trainer, args.plans))]
         except (FileNotFoundError, ValueError) as err:
-            parser.exit(1, f"lgeseg_predict: error: -d {args.dataset}: {err}\n")
+            print(f"lgeseg_predict: error: -d {args.dataset}: {err}", file=sys.stderr)
+            return 1
     elif args.trainer is not None or args.plans is not None:
         parser.error("-tr and -p pick nnU-Net's model folder of a dataset: give -d ID too (or the folder with -m)")
     if not args.models:
