@@ -43,6 +43,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 PRETRAINED = ROOT / "lgeseg" / "pretrained"
 STRUCTURES = ("blood_pool", "myocardium", "lv")
+#: Label and channel names of the shipped models (label values as every lgeseg dataset: 1 and 2).
+SHIPPED_LABELS = {"background": 0, "blood_pool": 1, "myocardium": 2}
+SHIPPED_CHANNELS = {"0": "LGE"}
 LICENCE = ("lgeseg code: Apache-2.0. Weights: research use only, not for clinical decisions; trained on ACDC "
            "(CC BY-NC-SA 4.0){myops}, so non-commercial terms apply to the weights.")
 DESCRIPTIONS = {
@@ -179,8 +182,13 @@ def pack_member(member: Path, target: Path) -> dict:
     info["extras"].pop("preprocessed", None)
     card = info.get("model_card", {})
     card.get("training_data", {}).pop("sources", None)
+    # lgeseg's label names and an LGE channel (ACDC's dataset.json names them LV_bloodpool and "cine")
+    plans = json.loads((member / "plans.json").read_text())
+    plans["labels"] = info["labels"] = dict(SHIPPED_LABELS)
+    info["channel_names"] = dict(SHIPPED_CHANNELS)
+    card.get("task", {}).update(labels=dict(SHIPPED_LABELS), channels=dict(SHIPPED_CHANNELS))
     (target / "model.json").write_text(json.dumps(info, indent=1) + "\n")
-    shutil.copy2(member / "plans.json", target / "plans.json")
+    (target / "plans.json").write_text(json.dumps(plans, indent=1) + "\n")
     parameters = sum(v.numel() for v in weights.values() if torch.is_tensor(v))
     return {"folder": target.name, "seed": info["recipe"]["seed"], "parameters": parameters,
             "sha256": sha256(target / "checkpoint_final.pt")}
@@ -192,8 +200,8 @@ def pack(name: str, built: dict, args: argparse.Namespace) -> Path:
     staging = PRETRAINED / f".{name}.staging"
     shutil.rmtree(staging, ignore_errors=True)
     members = [pack_member(Path(m), staging / f"fold_{k}") for k, m in enumerate(built["members"])]
-    plans = json.loads((Path(built["members"][0]) / "plans.json").read_text())
-    info = json.loads((Path(built["members"][0]) / "model.json").read_text())
+    plans = json.loads((staging / "fold_0" / "plans.json").read_text())
+    info = json.loads((staging / "fold_0" / "model.json").read_text())
     recipe = info["recipe"]
     size = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
     card = {
@@ -201,7 +209,7 @@ def pack(name: str, built: dict, args: argparse.Namespace) -> Path:
         "members": len(members), "size_mb": round(size / 1e6, 2),
         "task": {"labels": info["labels"], "channels": info["channel_names"], "network": "2D U-Net ensemble",
                  "target_spacing_mm_zyx": plans["target_spacing"], "patch_size": plans["patch_size"],
-                 "features": plans["topology"]["features"], "postprocessing": info["postprocessing"]},
+                 "features": plans["topology"]["features_per_stage"], "postprocessing": info["postprocessing"]},
         "training_data": training_data(name, built),
         "budget": {"per_member": f"{recipe['epochs']} epochs x {recipe['iterations_per_epoch']} iterations x batch "
                                  f"{recipe['batch_size']}", "recipe": recipe["name"],
