@@ -1,23 +1,18 @@
 """The options every lgeseg command spells the same way: one vocabulary, nnU-Net's where it has one.
 
-==========================  =====================================  ==========================================
-meaning                     spelling (aliases kept)                commands
-==========================  =====================================  ==========================================
-device                      ``--device``, ``-device``              predict, train, finetune, adapt, demo,
-                                                                   experiments, harmonize cyclegan-*
-parallel workers            ``-np``, ``--num-workers``             validate (``--workers``), plan_and_preprocess,
-                                                                   train, finetune, predict
-preprocessed folder         ``-p``, ``--preprocessed``             train, finetune
-predictions folder          ``--pred``, ``--predictions``          evaluate (``-p`` kept)
-nnU-Net dataset id          ``-d``                                 plan_and_preprocess, validate, evaluate -r,
-                                                                   train (``DATASET``), predict (``$nnUNet_results``)
-fold                        ``-f``, ``--fold(s)``                  train, predict
-time budget                 ``--time-budget MIN``                  train, finetune
-==========================  =====================================  ==========================================
+- device: ``--device``/``-device`` with ``device_name``'s values (predict, train, finetune, adapt,
+  demo, experiments, harmonize cyclegan-*);
+- parallel workers: ``-np``/``--num-workers`` (validate keeps ``--workers``; predict's ``-np`` sets
+  nnU-Net's ``-npp`` and ``-nps``);
+- preprocessed folder: ``-p``/``--preprocessed`` (train, finetune); predictions: ``--pred`` (evaluate,
+  which still takes its old ``-p``);
+- nnU-Net dataset id: ``-d``; configuration: ``-c 2d`` (``nnunet_configuration``); fold: ``-f``;
+- time budget: ``--time-budget MIN`` (train, finetune).
 
 Every parser is built with ``allow_abbrev=False``: argparse's prefix matching read nnU-Net habits as
-other options (``-d 4`` as ``-device 4``, ``-p nnUNetPlans`` as ``-part_id``), so a command takes
-exactly the spellings its ``--help`` lists.
+other options (``-d 4`` as ``-device 4``, ``-p nnUNetPlans`` as ``-part_id``, ``-c best`` as
+``-chk best``), so a command takes exactly the spellings its ``--help`` lists. docs/nnunet.md has
+the tables.
 """
 
 from __future__ import annotations
