@@ -72,6 +72,29 @@ def test_scar_only_brightens_the_myocardium() -> None:
     assert (out[myo] - images[myo]).max() > 0.3  # a blob reaches near the row maximum
 
 
+def test_sector_scar_covers_a_transmural_sector_and_only_the_myocardium() -> None:
+    images, labels = _phantom_batch()
+    n = images.shape[0]
+    sector = torch.tensor([[1.0, 0.25, 120.0, 1.0]]).expand(n, 4)  # a third of the ring, transmural
+    out = appearance.paint_scar(images, labels, torch.full((n, 3), 0.5), torch.full((n, 3), 3.0), torch.ones(n),
+                                sector)
+    myo = (labels == 2)[:, None]
+    assert torch.equal(out[~myo], images[~myo]) and (out >= images - 1e-6).all()
+    changed = ((out - images).abs() > 1e-3) & myo
+    share = changed.flatten(1).sum(1).float() / myo.flatten(1).sum(1).clamp_min(1)
+    assert (share[myo.flatten(1).any(1)] > 0.15).all()  # a sector, not a few small blobs
+
+
+def test_preset_with_sector_scars_draws_sectors_and_one_without_draws_as_before() -> None:
+    import dataclasses
+
+    base = dataclasses.replace(get_preset("none"), p_scar=1.0)
+    sectors = dataclasses.replace(base, scar_sector_fraction=1.0)
+    steps = sample_intensity(sectors, 4, 1, torch.Generator().manual_seed(0))
+    assert len(steps[0].values) == 4 and bool((steps[0].values[3][..., 0] == 1).all())
+    assert len(sample_intensity(base, 4, 1, torch.Generator().manual_seed(0))[0].values) == 3
+
+
 def test_location_scale_changes_the_myocardium_to_blood_pool_contrast() -> None:
     images, labels = _phantom_batch()
     n = images.shape[0]

@@ -222,7 +222,6 @@ _PRESETS["lge_dg"] = dataclasses.replace(
     gamma_range=(0.5, 2.0),
     p_location_scale=0.5,
     p_scar=0.3,
-    scar_sector_fraction=0.5,
     p_random_conv=0.5,
     p_bias_field=0.3,
     p_invert=0.1,
