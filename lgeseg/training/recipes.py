@@ -73,7 +73,7 @@ class TrainConfig(JsonRecord):
         grad_clip: clip the gradient norm to this (None: no clipping).
         dice_smooth: smoothing term of the soft Dice.
         ema_fraction: keep an exponential moving average of the weights whose time constant is this
-            fraction of all training steps; the average is the model (validation, best and final
+            fraction of the training steps done so far; the average is the model (validation, best and final
             checkpoints). It smooths the last, noisy steps of a constant learning rate, which decide how a
             model does on unseen centers (docs/training.md). None or 0: the last weights are the model.
         max_minutes: wall-clock budget of one invocation; training ends (as if finished) after the
