@@ -234,9 +234,10 @@ def training_data(name: str, built: dict) -> dict:
     data = {"datasets": ["acdc_cine: 60 cine volumes (30 patients, ED+ES), University Hospital of Dijon, "
                          "1.5/3 T Siemens"], "validation_split": "fold 0 of 5 of each member's data"}
     if name == "lge-lv":
+        sizes = sorted({sum(len(g) for g in built["groups"]) - len(g) for g in built["groups"]})
         data["datasets"].append("myops_lge: LGE of MyoPS 2020, Shanghai Renji Hospital, Philips 1.5 T: "
-                                f"{sum(len(g) for g in built['groups']) - len(built['groups'][0])} or so of 25 "
-                                "patients per member (all but one group)")
+                                f"{'-'.join(str(n) for n in sizes)} of the 25 patients per member (all but one "
+                                "third, a different third for each)")
     return data
 
 
