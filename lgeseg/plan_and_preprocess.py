@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 from lgeseg.fingerprint import extract_fingerprint
+from lgeseg.model_registry import resolve_model
 from lgeseg.planning.nnunet import load_any_plan
 from lgeseg.planning.planner import plan_experiment
 from lgeseg.planning.verify import verify_memory as verify
@@ -68,6 +69,28 @@ def _check_plan_fits(plan: Plan, fingerprint: Fingerprint, source: Path | None) 
                          f"{channels}: reuse the plan of a model with {channels} channel(s)")
 
 
+def plans_source(plans_from: str | Path) -> Path:
+    """Where ``--plans-from`` reads its plan: itself, or for a model name or ensemble folder its first member.
+
+    Every member of an ensemble shares one plan (``inference.load_models`` checks it), so ``lge-lv`` (a
+    shipped model) or an ``lgeseg_adapt`` output stands for ``<its folder>/fold_0``. Anything that is not
+    a model name is returned as it is (the plan reader then names what it expected).
+
+    Example:
+        >>> plans_source("pre/center1/plans.json").as_posix()  # not a model: unchanged
+        'pre/center1/plans.json'
+        >>> plans_source("lge-lv").name  # a shipped model: its first member's folder
+        'fold_0'
+    """
+    source = Path(plans_from)
+    if source.is_file() or any((source / name).is_file() for name in ("plans.json", "nnUNetPlans.json")):
+        return source
+    try:
+        return resolve_model(source).members[0]
+    except (FileNotFoundError, NotADirectoryError):
+        return source
+
+
 def plan_and_preprocess(
     dataset_dirs: list[Path],
     out_dir: Path,
@@ -119,7 +142,7 @@ def plan_and_preprocess(
     dataset_dirs = [Path(d) for d in dataset_dirs]
     out_dir = Path(out_dir)
     # before any work: the folder, and a reused plan (read and compared with the folder's before fingerprinting)
-    reused = load_any_plan(plans_from) if plans_from is not None else None
+    reused = load_any_plan(plans_source(plans_from)) if plans_from is not None else None
     check_preprocessed_folder(out_dir, reused, dataset_dirs, overwrite)
     validate_datasets(dataset_dirs, allow_unusual_spacing)
     fingerprint = extract_fingerprint(dataset_dirs, num_workers)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from lgeseg.model_folder import find_checkpoint, read_model_metadata
+from lgeseg.model_registry import resolve_model
 from lgeseg.records import Plan, read_plan
 from lgeseg.training.inputs import open_training_data
 from lgeseg.training.recipes import TrainConfig
@@ -155,6 +156,32 @@ def check_not_parent(pretrained: Path, model_dir: Path) -> None:
                          "output folder")
 
 
+def single_model_folder(spec: str | Path) -> Path:
+    """The one model folder that ``spec`` (a folder or a shipped/installed name) names; fine-tuning starts from one.
+
+    Raises ``ValueError`` for an ensemble of several members, naming them and what to do instead, and
+    ``FileNotFoundError`` for an unknown name or folder.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.model_folder import write_untrained_model
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> single_model_folder(write_untrained_model(tmp / "model")).name
+        'model'
+        >>> single_model_folder("lge-lv")
+        Traceback (most recent call last):
+        ValueError: lge-lv is an ensemble of 3 models (fold_0, fold_1, fold_2): fine-tune one of them ...
+        >>> import shutil; shutil.rmtree(tmp)
+    """
+    entry = resolve_model(spec)
+    if len(entry.members) > 1:
+        names = ", ".join(m.name for m in entry.members)
+        raise ValueError(f"{spec} is an ensemble of {len(entry.members)} models ({names}): fine-tune one of them "
+                         f"(-m {entry.path / entry.members[0].name}), or adapt every member to the new center with "
+                         "lgeseg_adapt (docs/adaptation.md)")
+    return entry.members[0]
+
+
 def finetune(pretrained: str | Path, preprocessed: str | Path | Sequence[str | Path], model_dir: str | Path,
              trainable: str | None = None, cases: int | None = None, fraction: float | None = None,
              epochs: int | None = None, lr: float | None = None, seed: int = 0,
@@ -186,7 +213,7 @@ def finetune(pretrained: str | Path, preprocessed: str | Path | Sequence[str | P
         plan_and_preprocess([Path("raw/new_center")], Path("pre_new"), plans_from=Path("models/center1"))
         finetune("models/center1", "pre_new", "models/center1_ft3", cases=3, trainable="encoder:5")
     """
-    pretrained, model_dir = Path(pretrained), Path(model_dir)
+    pretrained, model_dir = single_model_folder(pretrained), Path(model_dir)
     check_not_parent(pretrained, model_dir)
     check_model_folder(model_dir, resume, overwrite)
     folders = [Path(preprocessed)] if isinstance(preprocessed, (str, Path)) else [Path(p) for p in preprocessed]
