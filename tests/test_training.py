@@ -192,6 +192,15 @@ def test_two_datasets_and_bad_selections(tmp_path: Path, make_preprocessed: Call
         open_training_data([first, other])
 
 
+def test_an_unknown_augmentation_preset_is_refused_with_the_recipe_before_any_data(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="augmentation: unknown augmentation preset 'lge_dgx'; choose one of"):
+        get_recipe("default", augmentation="lge_dgx")
+    assert get_recipe("default", augmentation="lge_dg-scar").augmentation == "lge_dg-scar"  # ablations pass
+    with pytest.raises(ValueError, match="unknown augmentation preset"):
+        train(tmp_path / "no_such_folder", tmp_path / "model", augmentation="lge_dgx")  # before the data
+    assert not (tmp_path / "model").exists()
+
+
 def test_unknown_recipe_and_bad_values_name_the_problem() -> None:
     with pytest.raises(ValueError, match="available: default, nnunet, paper"):
         get_recipe("fast")

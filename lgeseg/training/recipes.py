@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from lgeseg.augmentation.presets import get_preset
 from lgeseg.checks import is_int, is_number
 from lgeseg.records import JsonRecord
 
@@ -164,7 +165,18 @@ def _problems(config: TrainConfig) -> list[str]:
          f"cuda_graph captures the whole step as one CUDA graph: compile_mode {c.compile_mode!r} makes CUDA "
          "graphs of its own inside it; use compile_mode default or max-autotune-no-cudagraphs (or no compile)"),
     ]
-    return [message for ok, message in checks if not ok]
+    problems = [message for ok, message in checks if not ok]
+    augmentation = _augmentation_problem(c.augmentation)
+    return problems + ([augmentation] if augmentation else [])
+
+
+def _augmentation_problem(name: Any) -> str | None:
+    """Why ``name`` is not an augmentation preset (checked with the recipe, before any data is loaded)."""
+    try:
+        get_preset(str(name))
+    except ValueError as err:
+        return f"augmentation: {err}"
+    return None
 
 
 def available_recipes() -> list[str]:
