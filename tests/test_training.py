@@ -255,3 +255,10 @@ def test_subjects_per_center_trains_on_equal_counts_per_center(tmp_path: Path, m
     assert sorted(key.split("/")[0] for key in used) == ["center1"] * 3 + ["center2"] * 3
     _, info = read_model_metadata(out)
     assert info.recipe["subjects_per_center"] == 3
+
+
+def test_plans_json_is_written_once_and_model_json_every_epoch(preprocessed_centers: dict[str, Path], tmp_path: Path,
+                                                              tiny_training: dict) -> None:
+    model = train(preprocessed_centers["center1"], tmp_path / "model", **tiny_training)
+    plans, latest = model / "plans.json", model / "checkpoint_latest.pt"
+    assert plans.stat().st_mtime_ns < latest.stat().st_mtime_ns < (model / "model.json").stat().st_mtime_ns

@@ -455,7 +455,7 @@ def _end_epoch(state: TrainingState, run: _Run, stats: EpochStats, result: Valid
         save_state(state, run.model_dir / "checkpoint_best.pt", with_optimizer=False)
     save_state(state, run.model_dir / "checkpoint_latest.pt")
     plot_progress(state.history, run.model_dir / "progress.png")
-    write_model_metadata(run.model_dir, run.data.plan, _model_info(state, run))
+    save_json(_model_info(state, run), run.model_dir / "model.json")  # plans.json is written once, at the start
     dice = " ".join(f"{name} {value:.4f}" for name, value in result.dice.items())
     log.info("epoch %d/%d: train loss %.4f, val loss %.4f, val Dice mean %.4f (%s), lr %.2e, %.1f s, "
              "%.0f samples/s, data wait %.1f%%", state.epoch, state.config.epochs, stats.loss, result.loss,
@@ -471,7 +471,7 @@ def _finish(state: TrainingState, run: _Run, result: ValidationResult | None) ->
                           config.batch_size, config.mixed_precision)
     labels = [v for v in run.data.plan.labels.values() if v != 0]
     postprocessing = select_postprocessing(result.predictions, [c.label for c in run.val_cases], labels)
-    write_model_metadata(run.model_dir, run.data.plan, _model_info(state, run, postprocessing))
+    save_json(_model_info(state, run, postprocessing), run.model_dir / "model.json")
     write_model_card(run.model_dir)
     _write_harmonization_reference(run)
     log.info("finished %d epochs; best val mean Dice %.4f; postprocessing %r; model folder %s",
