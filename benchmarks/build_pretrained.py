@@ -27,7 +27,6 @@ steps are not redone, so an interrupted build resumes.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -159,18 +158,11 @@ def summary(rows: list[dict]) -> dict:
     return out
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def pack_member(member: Path, target: Path) -> dict:
     """Copy one member into the package: fp16 network weights, model.json without paths or case ids."""
     import torch
 
+    from lgeseg.model_archive import file_sha256
     from lgeseg.model_folder import load_checkpoint, save_checkpoint
 
     target.mkdir(parents=True, exist_ok=True)
@@ -191,7 +183,7 @@ def pack_member(member: Path, target: Path) -> dict:
     (target / "plans.json").write_text(json.dumps(plans, indent=1) + "\n")
     parameters = sum(v.numel() for v in weights.values() if torch.is_tensor(v))
     return {"folder": target.name, "seed": info["recipe"]["seed"], "parameters": parameters,
-            "sha256": sha256(target / "checkpoint_final.pt")}
+            "sha256": file_sha256(target / "checkpoint_final.pt")}
 
 
 def pack(name: str, built: dict, args: argparse.Namespace) -> Path:

@@ -55,11 +55,33 @@ MAX_UNPACKED_BYTES = 4 * 1024**3
 STAGING_TAG = "lgeseg-install"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def hash_file_into(digest: Any, path: str | Path) -> None:
+    """Feed the bytes of ``path`` into ``digest`` (a ``hashlib`` object), 1 MiB at a time.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.NamedTemporaryFile() as handle:
+        ...     _ = handle.write(b"weights"); handle.flush()
+        ...     digest = hashlib.sha256(); hash_file_into(digest, handle.name)
+        ...     digest.hexdigest() == hashlib.sha256(b"weights").hexdigest()
+        True
+    """
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, as hex (the manifest's and the model cards' checksum).
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.NamedTemporaryFile() as handle:
+        ...     file_sha256(handle.name)[:12]  # of zero bytes
+        'e3b0c44298fc'
+    """
+    digest = hashlib.sha256()
+    hash_file_into(digest, path)
     return digest.hexdigest()
 
 
@@ -176,7 +198,7 @@ def export_model(model_dir: str | Path, zip_path: str | Path, checkpoints: Itera
         load_checkpoint(path)  # refuse to hand on anything that is not plain weights
     files += weights
     listed = {name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in payloads.items()}
-    listed.update({p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in files})
+    listed.update({p.name: {"sha256": file_sha256(p), "bytes": p.stat().st_size} for p in files})
     manifest = {"format": "lgeseg-model-1", "provenance": "included" if include_provenance else "stripped",
                 "files": listed}
     with atomic_output(zip_path, suffix=".zip") as tmp, zipfile.ZipFile(tmp, "w") as archive:
@@ -279,7 +301,7 @@ def _check_manifest(folder: Path, zip_path: Path) -> None:
     if set(listed) != present:
         raise ValueError(f"{zip_path}: refused: files {sorted(present)} differ from {MANIFEST}'s {sorted(listed)}")
     for name, entry in listed.items():
-        if _sha256(folder / name) != entry.get("sha256"):
+        if file_sha256(folder / name) != entry.get("sha256"):
             raise ValueError(f"{zip_path}: refused: {name} differs from its SHA-256 in {MANIFEST} (damaged or altered)")
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import SimpleITK as sitk
 
 from lgeseg.inference.output_folder import PROVENANCE_FILE
+from lgeseg.model_archive import hash_file_into
 from lgeseg.records import load_json
 
 #: DICOM tags read for the report (SimpleITK's "gggg|eeee" keys).
@@ -205,11 +206,6 @@ def _card_of(folder: Path) -> dict[str, Any]:
     return {}
 
 
-def _add_file(digest: Any, path: Path) -> None:
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-
 
 def _summary(folder: Path, entries: list[dict[str, Any]], lgeseg_version: str) -> ModelSummary:
     checkpoints = sorted({str(e.get("checkpoint", "")) for e in entries})
@@ -219,7 +215,7 @@ def _summary(folder: Path, entries: list[dict[str, Any]], lgeseg_version: str) -
                                          f"with lgeseg {lgeseg_version})", len(entries))
     digest = hashlib.sha256()
     for path in paths:
-        _add_file(digest, path)
+        hash_file_into(digest, path)
     card = _card_of(folder) or _card_of(paths[0].parent)
     trained = card.get("lgeseg_version") or "unknown"
     version = f"trained with lgeseg {trained}, {', '.join(checkpoints)}, weights SHA-256 {digest.hexdigest()[:12]}"
