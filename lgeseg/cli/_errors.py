@@ -18,11 +18,34 @@ import errno
 import sys
 import traceback
 from collections.abc import Callable
+from typing import Any
 
 from lgeseg.errors import LgesegError
 
 #: Exceptions that describe a problem with the user's files, folders or machine (exit 1, no traceback).
 KNOWN_ERRORS: tuple[type[BaseException], ...] = (LgesegError, ValueError, OSError, MemoryError)
+
+
+def checked_number(text: str, convert: Callable[[str], Any], accept: Callable[[Any], bool], expected: str) -> Any:
+    """``convert(text)`` when it parses and ``accept`` holds, else a usage error (exit 2) saying ``expected``.
+
+    The one rule behind the numeric argparse types (``positive_int``, ``cli._options.non_negative_int``,
+    ``cli._options.positive_float``).
+
+    Example:
+        >>> checked_number("0.5", float, lambda v: 0 < v <= 1, "a fraction in (0, 1]")
+        0.5
+        >>> checked_number("x", float, lambda v: 0 < v <= 1, "a fraction in (0, 1]")
+        Traceback (most recent call last):
+        argparse.ArgumentTypeError: expected a fraction in (0, 1], found 'x'
+    """
+    try:
+        value = convert(text)
+    except ValueError:
+        value = None
+    if value is None or not accept(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, found {text!r}")
+    return value
 
 
 def positive_int(text: str) -> int:
@@ -35,13 +58,7 @@ def positive_int(text: str) -> int:
         Traceback (most recent call last):
         argparse.ArgumentTypeError: expected a whole number >= 1, found '0'
     """
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, found {text!r}")
-    return value
+    return checked_number(text, int, lambda value: value >= 1, "a whole number >= 1")
 
 
 def add_verbose_flag(parser: argparse.ArgumentParser, help_text: str = "log details; print tracebacks") -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from lgeseg.cli._errors import positive_int
+from lgeseg.cli._errors import checked_number, positive_int
 
 #: What ``--device`` accepts: the names ``device.resolve_device`` knows, without importing torch.
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -59,13 +59,7 @@ def non_negative_int(text: str) -> int:
         Traceback (most recent call last):
         argparse.ArgumentTypeError: expected a whole number >= 0, found '-1'
     """
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, found {text!r}")
-    return value
+    return checked_number(text, int, lambda value: value >= 0, "a whole number >= 0")
 
 
 def add_workers_option(parser: argparse.ArgumentParser, help_text: str, default: int | None = None,
@@ -88,13 +82,7 @@ def positive_float(text: str) -> float:
         Traceback (most recent call last):
         argparse.ArgumentTypeError: expected a number > 0, found '0'
     """
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, found {text!r}")
-    return value
+    return checked_number(text, float, lambda value: 0 < value < float("inf"), "a number > 0")
 
 
 def add_time_budget_option(parser: argparse.ArgumentParser) -> None:
