@@ -22,7 +22,7 @@ import torch
 
 from lgeseg import io
 from lgeseg.device import resolve_device
-from lgeseg.inference.predictor import fold_model_folders, load_models, predict_volume
+from lgeseg.inference.predictor import _label_lookup, fold_model_folders, load_models, predict_volume
 from lgeseg.model_folder import LoadedModel
 from lgeseg.postprocessing import apply_postprocessing
 from lgeseg.records import CaseGeometry
@@ -96,8 +96,7 @@ def segment(image: Any, model: str = DEFAULT_MODEL, spacing: Sequence[float] | N
         raise ValueError(f"the model {model} takes {len(models[0].info.channel_names)} channel(s) "
                          f"({', '.join(models[0].info.channel_names.values())}), the image has {volume.shape[0]}")
     probabilities = predict_volume(volume, geometry, list(models), mirroring=mirroring)
-    lookup = np.array(sorted(models[0].plan.labels.values()), dtype=np.uint8)
-    labels = apply_postprocessing(lookup[np.argmax(probabilities, axis=0)],
+    labels = apply_postprocessing(_label_lookup(models)[np.argmax(probabilities, axis=0)],
                                   postprocess or models[0].info.postprocessing).astype(np.uint8)
     if isinstance(image, sitk.Image):
         result = sitk.GetImageFromArray(labels)
