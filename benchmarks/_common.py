@@ -124,8 +124,8 @@ def pretrain_center1(work: Path, raw: Path, device: str, **train_options: Any) -
     a CPU, else ``default``) and trained by ``lgeseg.training.train(..., device=device, **train_options)``.
     """
     # deferred: this module imports nothing of lgeseg at load
-    from lgeseg.plan_and_preprocess import plan_and_preprocess
     from lgeseg.training import train
+    from lgeseg.workflows.plan_and_preprocess import plan_and_preprocess
 
     plan_and_preprocess([raw], work / "pre1", preset="cpu" if device == "cpu" else "default")
     base = work / "models" / "pretrained"

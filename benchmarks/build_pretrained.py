@@ -162,8 +162,8 @@ def pack_member(member: Path, target: Path) -> dict:
     """Copy one member into the package: fp16 network weights, model.json without paths or case ids."""
     import torch
 
-    from lgeseg.model_archive import file_sha256
-    from lgeseg.model_folder import load_checkpoint, save_checkpoint
+    from lgeseg.model.archive import file_sha256
+    from lgeseg.model.folder import load_checkpoint, save_checkpoint
 
     target.mkdir(parents=True, exist_ok=True)
     payload = load_checkpoint(member / "checkpoint_final.pt")

@@ -35,11 +35,11 @@ from _common import (
     trained,
 )
 
-from lgeseg.device import resolve_device
-from lgeseg.model_folder import read_model_metadata, write_model_metadata
+from lgeseg.core.device import resolve_device
+from lgeseg.model.folder import read_model_metadata, write_model_metadata
 from lgeseg.network import build_unet
-from lgeseg.plan_and_preprocess import plan_and_preprocess
 from lgeseg.training import save_checkpoint
+from lgeseg.workflows.plan_and_preprocess import plan_and_preprocess
 
 
 def untrained_copy(model_dir: Path, out: Path, seed: int) -> Path:

@@ -32,8 +32,8 @@ from _common import (
     synthetic_centers,
 )
 
-from lgeseg.device import resolve_device
-from lgeseg.plan_and_preprocess import plan_and_preprocess
+from lgeseg.core.device import resolve_device
+from lgeseg.workflows.plan_and_preprocess import plan_and_preprocess
 
 
 def sweep(args: argparse.Namespace) -> dict:

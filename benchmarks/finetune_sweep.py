@@ -41,9 +41,9 @@ from _common import (  # noqa: E402
     synthetic_centers,
 )
 
-from lgeseg.device import resolve_device  # noqa: E402
-from lgeseg.plan_and_preprocess import plan_and_preprocess  # noqa: E402
+from lgeseg.core.device import resolve_device  # noqa: E402
 from lgeseg.training.finetune import pick_target_cases  # noqa: E402
+from lgeseg.workflows.plan_and_preprocess import plan_and_preprocess  # noqa: E402
 
 
 def amount_kwargs(amount: str) -> dict:

@@ -45,8 +45,8 @@ def prepare_data(work: Path, args: argparse.Namespace) -> tuple[Path, dict[int, 
     Returns:
         (preprocessed folder of the training center, {center: its preprocessed folder}, {center: raw test dataset}).
     """
-    from lgeseg.plan_and_preprocess import plan_and_preprocess
     from lgeseg.synth.multicenter import generate_multicenter
+    from lgeseg.workflows.plan_and_preprocess import plan_and_preprocess
 
     centers = (1, 2, 3, 4)
     raw = Path(args.raw) if args.raw else work / "raw"

@@ -21,9 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lgeseg import io  # noqa: E402
+from lgeseg.files import io  # noqa: E402
 from lgeseg.inference import predict_folder  # noqa: E402
-from lgeseg.model_folder import write_untrained_model  # noqa: E402
+from lgeseg.model.folder import write_untrained_model  # noqa: E402
 from tests.conftest import _write_input_image  # noqa: E402
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lgeseg.dataset import list_cases
-from lgeseg.io import read_image, read_label
+from lgeseg.datasets.layout import list_cases
+from lgeseg.files.io import read_image, read_label
 from lgeseg.synth import generate_multicenter
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,12 +17,12 @@ import sys
 
 import torch
 
+from lgeseg.core.records import CaseFingerprint, Fingerprint
 from lgeseg.planning import plan_experiment
 from lgeseg.planning.memory import CUDA_CONTEXT_BYTES, GIB, estimate_memory
 from lgeseg.planning.planner import detect_gpu_memory_gb
 from lgeseg.planning.topology import plan_topology
 from lgeseg.planning.verify import measure_step_peak, verify_memory
-from lgeseg.records import CaseFingerprint, Fingerprint
 
 FINGERPRINT = Fingerprint(cases=tuple(  # five cases like the synthetic LGE data: 12 x ~235 x ~235 at 1.4 mm
     CaseFingerprint(f"c{i}", "synthetic", (8.0, 1.4, 1.4), (12, 256, 256), (12, 230 + i, 240 - i)) for i in range(5)

@@ -40,10 +40,10 @@ def make_model(model_dir: Path, spacing: tuple[float, float, float], preset: str
     ``default``: 32 ... 512 features for a 256 x 256 patch (what a GPU plan gives);
     ``cpu``: the CPU-only preset's 16 ... 256 features for its 128 x 128 patch.
     """
+    from lgeseg.core.records import LABELS, NormalizationConfig, Plan
     from lgeseg.network import build_unet
-    from lgeseg.planning.presets import get_preset
+    from lgeseg.planning.planner_presets import get_preset
     from lgeseg.planning.topology import plan_topology
-    from lgeseg.records import LABELS, NormalizationConfig, Plan
     from lgeseg.training import ModelInfo, save_checkpoint, write_model_metadata
 
     settings = get_preset(preset)
@@ -82,8 +82,8 @@ def make_cases(input_dir: Path, in_plane_spacing: tuple[float, float], count: in
     grid (air around it) and stored with ``in_plane_spacing``: with a model trained on center 1 the
     heart has its usual size in pixels and nothing is resampled.
     """
-    from lgeseg import io
-    from lgeseg.records import CaseGeometry
+    from lgeseg.core.records import CaseGeometry
+    from lgeseg.files import io
     from lgeseg.synth import generate_case
 
     for index in range(count):
@@ -99,7 +99,7 @@ def make_cases(input_dir: Path, in_plane_spacing: tuple[float, float], count: in
 def make_center_cases(root: Path, count: int) -> dict[str, Path]:
     """Write ``count`` synthetic cases of each phantom center on its own grid (spacing, slices, size), with
     their label maps in ``<center>/labels``; returns center name -> image folder. Seed 7: not the demo's cases."""
-    from lgeseg import io
+    from lgeseg.files import io
     from lgeseg.synth import generate_case
 
     folders = {}
@@ -191,7 +191,7 @@ def machine_description(threads: int) -> str:
 
 def describe_model(model_dir: Path) -> str:
     """Preset, feature widths, parameter count and (for a trained model) training data and length, one phrase."""
-    from lgeseg.model_folder import read_model_metadata
+    from lgeseg.model.folder import read_model_metadata
     from lgeseg.network import build_unet, count_parameters
 
     plan, info = read_model_metadata(model_dir)
@@ -208,7 +208,7 @@ def run(repeats: int, threads: int, output_md: Path | None, slices: int = 12, mo
     """Run every measurement; returns the markdown section (and writes it when ``output_md``)."""
     import torch
 
-    from lgeseg.model_folder import read_model_metadata
+    from lgeseg.model.folder import read_model_metadata
 
     spacing = (10.0, 1.25, 1.25) if model is None else (10.0, *read_model_metadata(model)[0].target_spacing[1:])
     rows, networks = [], []

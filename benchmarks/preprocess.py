@@ -20,9 +20,9 @@ from pathlib import Path
 
 from _common import write_section
 
-from lgeseg.fingerprint import extract_fingerprint
 from lgeseg.planning import plan_experiment
 from lgeseg.preprocessing import run_preprocessing
+from lgeseg.preprocessing.fingerprint import extract_fingerprint
 
 SECTION = "## Preprocessing"
 

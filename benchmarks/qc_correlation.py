@@ -29,8 +29,8 @@ import numpy as np
 from _common import markdown_table, publish_section
 from scipy.stats import spearmanr
 
-from lgeseg import io
-from lgeseg.evaluation import dice, pair_cases
+from lgeseg.evaluation.metrics import dice, pair_cases
+from lgeseg.files import io
 from lgeseg.inference import predict_folder
 from lgeseg.inference.quality import CaseQuality, assess_segmentation, read_quality_report
 

@@ -258,7 +258,7 @@ def worst_overlays(work: Path, args: argparse.Namespace, evaluation: Path, count
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lgeseg.io import read_image, read_label
+    from lgeseg.files.io import read_image, read_label
 
     _, rows = load_rows(evaluation)
     written = []

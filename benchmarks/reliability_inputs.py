@@ -19,7 +19,6 @@ import SimpleITK as sitk
 import torch
 from reliability_matrix import TRAIN, Context, Row, _row, _run
 
-from lgeseg import io
 from lgeseg.cli.experiments import main as experiments_main
 from lgeseg.cli.finetune import main as finetune_main
 from lgeseg.cli.plan_and_preprocess import main as plan_main
@@ -27,9 +26,10 @@ from lgeseg.cli.predict import main as predict_main
 from lgeseg.cli.report import main as report_main
 from lgeseg.cli.train import main as train_main
 from lgeseg.cli.validate import main as validate_main
+from lgeseg.core.records import CaseGeometry, load_json, read_plan, save_json
+from lgeseg.files import io
 from lgeseg.planning.memory import batch_memory_problem
 from lgeseg.planning.verify import available_memory_bytes
-from lgeseg.records import CaseGeometry, load_json, read_plan, save_json
 from lgeseg.synth import synthesize_case
 
 #: The SIGKILL of the first checkpoint write (checkpoint_best.pt of epoch 1), half the file on disk.

@@ -37,7 +37,7 @@ from lgeseg.cli.plan_and_preprocess import main as plan_main  # noqa: E402 - aft
 from lgeseg.cli.predict import main as predict_main  # noqa: E402
 from lgeseg.cli.train import main as train_main  # noqa: E402
 from lgeseg.cli.validate import main as validate_main  # noqa: E402
-from lgeseg.records import load_json, save_json  # noqa: E402
+from lgeseg.core.records import load_json, save_json  # noqa: E402
 from lgeseg.synth import defects, generate_multicenter  # noqa: E402
 
 TRAIN = ["--epochs", "1", "--iterations-per-epoch", "2", "--device", "cpu", "--num-workers", "1",

@@ -20,7 +20,6 @@ import numpy as np
 import SimpleITK as sitk
 from reliability_matrix import TRAIN, Context, Row, _row, _run
 
-from lgeseg import io
 from lgeseg.cli.evaluate import main as evaluate_main
 from lgeseg.cli.export_model import main as export_main
 from lgeseg.cli.finetune import main as finetune_main
@@ -30,8 +29,9 @@ from lgeseg.cli.plan_and_preprocess import main as plan_main
 from lgeseg.cli.report import main as report_main
 from lgeseg.cli.synth import main as synth_main
 from lgeseg.cli.train import main as train_main
-from lgeseg.model_archive import export_model
-from lgeseg.records import load_json, save_json
+from lgeseg.core.records import load_json, save_json
+from lgeseg.files import io
+from lgeseg.model.archive import export_model
 
 FINETUNE = ["--epochs", "1", "--iterations-per-epoch", "2", "--device", "cpu", "--num-workers", "1"]
 

@@ -29,9 +29,9 @@ import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lgeseg import io  # noqa: E402
 from lgeseg.cli.predict import main as predict_main  # noqa: E402
 from lgeseg.cli.report import main as report_main  # noqa: E402
+from lgeseg.files import io  # noqa: E402
 from lgeseg.synth import generate_case  # noqa: E402
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from _common import ROOT, write_section
 
-from lgeseg.dataset import list_cases, load_dataset_info
-from lgeseg.io import read_image, read_label
+from lgeseg.datasets.layout import list_cases, load_dataset_info
+from lgeseg.files.io import read_image, read_label
 from lgeseg.synth import generate_multicenter
 
 DOC = ROOT / "docs" / "synthetic_data.md"

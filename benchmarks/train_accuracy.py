@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from _common import RESULTS_MD, ROOT, link_subset, synthetic_centers, write_section
 
-from lgeseg.device import resolve_device
+from lgeseg.core.device import resolve_device
 from lgeseg.experiments.scoring import predict_and_score
-from lgeseg.plan_and_preprocess import plan_and_preprocess
 from lgeseg.training import read_model_metadata, train
+from lgeseg.workflows.plan_and_preprocess import plan_and_preprocess
 
 
 def prepare_synthetic(work: Path, cases: int, test_cases: int) -> tuple[Path, Path]:

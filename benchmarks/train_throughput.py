@@ -37,8 +37,8 @@ import numpy as np
 import torch
 
 from lgeseg.augmentation import augment_batch, get_preset, required_crop_size
-from lgeseg.device import resolve_device
-from lgeseg.records import LABELS, NetworkTopology, NormalizationConfig, Plan
+from lgeseg.core.device import resolve_device
+from lgeseg.core.records import LABELS, NetworkTopology, NormalizationConfig, Plan
 from lgeseg.training.data import BatchLoader, PatchSampler, TrainingCase
 from lgeseg.training.loop import build_state, train_epoch, train_step, use_compile
 from lgeseg.training.recipes import COMPILE_MODES, get_recipe

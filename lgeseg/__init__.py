@@ -2,12 +2,18 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from lgeseg import _moved
+
 try:
     __version__ = version("lgeseg")
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.1.0"
 
 __all__ = ["__version__", "segment"]
+
+# The module paths of lgeseg 0.1 (lgeseg.records, lgeseg.io, ...) import their new modules, with a
+# DeprecationWarning, for one more release.
+_moved.install()
 
 
 def __getattr__(name: str):  # noqa: ANN202 - module-level lazy attribute (PEP 562)

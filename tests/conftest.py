@@ -26,11 +26,7 @@ import numpy as np
 import pytest
 import torch
 
-from lgeseg import io
-from lgeseg.model_folder import write_untrained_model
-from lgeseg.planning import small_plan
-from lgeseg.preprocessing import run_preprocessing
-from lgeseg.records import (
+from lgeseg.core.records import (
     LABELS,
     CaseFingerprint,
     CaseGeometry,
@@ -39,6 +35,10 @@ from lgeseg.records import (
     PreprocessedCase,
     save_json,
 )
+from lgeseg.files import io
+from lgeseg.model.folder import write_untrained_model
+from lgeseg.planning import small_plan
+from lgeseg.preprocessing import run_preprocessing
 from lgeseg.synth import generate_multicenter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,7 +121,7 @@ def tiny_training() -> dict:
 @pytest.fixture(scope="session")
 def make_model() -> Callable[..., Path]:
     """``make_model(model_dir, target_spacing=(6.0, 1.6, 1.6), postprocessing="lcc", seed=0, ...)``: an untrained
-    2-stage, 4-feature model folder (``lgeseg.model_folder.write_untrained_model``)."""
+    2-stage, 4-feature model folder (``lgeseg.model.folder.write_untrained_model``)."""
     return write_untrained_model
 
 

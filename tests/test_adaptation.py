@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from lgeseg import io
 from lgeseg.cli.predict import main as predict_main
+from lgeseg.files import io
 from lgeseg.inference import load_models, predict_folder, predict_volume
 from lgeseg.inference.adaptation import (
     AdaptationSettings,
@@ -22,7 +22,7 @@ from lgeseg.inference.adaptation import (
     norm_affine_parameters,
 )
 from lgeseg.inference.sliding_window import InstanceNormAsGroupNorm, prepare_for_inference
-from lgeseg.model_folder import LoadedModel
+from lgeseg.model.folder import LoadedModel
 from lgeseg.network import build_unet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

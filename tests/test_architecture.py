@@ -2,8 +2,9 @@
 
 The import graph is read from the source with ``ast`` (every ``import``, function-level ones too), so
 the test needs neither torch nor the data. A module's *unit* is its first name under ``lgeseg``
-(``lgeseg/training/trainer.py`` -> ``training``, ``lgeseg/io.py`` -> ``io``); every unit sits in one
-layer below, and a new package or top-level module must be placed there by whoever adds it.
+(``lgeseg/training/trainer.py`` -> ``training``, ``lgeseg/core/records.py`` -> ``core``). Every unit is a
+folder of one layer, or one of the few modules allowed at the package root; a new folder must be
+placed in ``LAYERS`` (and in the tree of docs/ARCHITECTURE.md) by whoever adds it.
 """
 
 from __future__ import annotations
@@ -19,30 +20,34 @@ import lgeseg
 PACKAGE_DIR = Path(lgeseg.__file__).resolve().parent
 
 #: Layers from the bottom up; a unit may import units of its own layer or of a layer below it.
+#: Each unit is one folder (package) of ``lgeseg/``, except the root modules of ``ROOT_MODULES``.
 LAYERS: list[tuple[str, set[str]]] = [
-    # the version, atomic file writes, the JSON records every stage exchanges (with their range checks),
-    # lgeseg's exceptions, and the torch device rule
-    ("foundation", {"lgeseg", "atomic", "records", "errors", "checks", "device"}),
-    # image files <-> (array, geometry); the one module that reads and writes image bytes
-    ("files", {"io", "dicom", "dicom_seg"}),
-    # the one parser of dataset.json and of the case folders
-    ("dataset", {"dataset"}),
-    # what reads or writes raw datasets: validation (built on the parser), the phantom, the converters
-    ("raw datasets", {"validation", "synth", "converters"}),
+    # the version and the old module paths (root modules); atomic file writes, the JSON records every stage
+    # exchanges (with their range checks), lgeseg's exceptions and the torch device rule (core/)
+    ("foundation", {"lgeseg", "_moved", "core"}),
+    # image files <-> (array, geometry); the only readers and writers of image bytes
+    ("files", {"files"}),
+    # the one parser of dataset.json and of the case folders, and the validation built on it
+    ("datasets", {"datasets"}),
+    # what makes raw datasets: the phantom and the converters
+    ("dataset makers", {"synth", "converters"}),
     # array and network building blocks of the stages; none knows of models or of its callers
-    ("building blocks", {"network", "planning", "preprocessing", "fingerprint", "augmentation", "evaluation",
-                         "postprocessing"}),
-    # the model-folder contract (model.json, plans.json, checkpoints) shared by the stages below
-    ("model folder", {"model_folder", "model_card", "model_archive", "model_registry"}),
+    ("building blocks", {"network", "planning", "preprocessing", "augmentation", "evaluation"}),
+    # the model-folder contract (model.json, plans.json, checkpoints), the card, the archive, models by name
+    ("model", {"model"}),
     # intensity harmonization (histogram reference, CycleGAN): training writes it, inference applies it
     ("harmonization", {"harmonization"}),
-    # the two stages that use a model: training and inference
+    # the two stages that use a model (training and inference) and the report of predictions
     ("stages", {"training", "inference", "report"}),
-    # runs of several stages: validate -> fingerprint -> plan -> preprocess, the demo, the paper's experiments
-    ("orchestration", {"plan_and_preprocess", "experiments", "self_training"}),
+    # runs of several stages: validate -> fingerprint -> plan -> preprocess, self-training, the experiments
+    ("orchestration", {"workflows", "experiments"}),
     # the thin command-line front ends and `python -m lgeseg`
     ("commands", {"cli", "__main__"}),
 ]
+
+#: The only modules at the package root (its ``__init__`` is the unit ``lgeseg``): ``__main__`` and at most
+#: two others. ``_moved`` keeps the module paths of lgeseg 0.1 importable for one release.
+ROOT_MODULES = {"__init__", "__main__", "_moved"}
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -176,6 +181,62 @@ def test_the_checks_catch_an_upward_import_and_a_cycle(tmp_path: Path) -> None:
                                                   "pkg.low.part (base) imports pkg.high.run (top), a layer above it"]
     assert find_cycle(graph) is not None
     assert layering_violations(graph, [("base", {"pkg", "low"})])[0] == "high is in no layer (add it to LAYERS)"
+
+
+def folder_problems(root: Path, layers: list[tuple[str, set[str]]], root_modules: set[str]) -> list[str]:
+    """Where the folders do not show the layers, as readable lines.
+
+    Every module lies in a folder of ``root`` that is one unit of exactly one layer, or is one of
+    ``root_modules`` at the root (the root ``__init__`` is the unit named after the package).
+    """
+    listed = [unit for _, units in layers for unit in units]
+    folders = {path.parent.name for path in root.glob("*/__init__.py")}
+    modules = {path.stem for path in root.glob("*.py")}
+    problems = [f"{unit} is in more than one layer" for unit in sorted({u for u in listed if listed.count(u) > 1})]
+    problems += [f"{name}.py lies at the package root (move it into the folder of its layer)"
+                 for name in sorted(modules - root_modules)]
+    problems += [f"{name}/ is in no layer (add it to LAYERS)" for name in sorted(folders - set(listed))]
+    for unit in sorted(set(listed) - {root.name}):
+        if unit in root_modules and unit not in modules:
+            problems.append(f"{unit} is in LAYERS but {unit}.py is not at the package root")
+        elif unit not in root_modules and unit not in folders:
+            problems.append(f"{unit} is in LAYERS but is no folder (package) of {root.name}/")
+    return problems
+
+
+def test_each_folder_is_one_layer_and_the_root_holds_no_stray_module() -> None:
+    assert folder_problems(PACKAGE_DIR, LAYERS, ROOT_MODULES) == []
+    assert len(ROOT_MODULES - {"__init__", "__main__"}) <= 2
+
+
+def test_a_stray_root_module_and_an_unplaced_folder_are_reported(tmp_path: Path) -> None:
+    root = tmp_path / "pkg"
+    for folder in ("low", "high", "extra"):
+        (root / folder).mkdir(parents=True)
+        (root / folder / "__init__.py").write_text("")
+    for name in ("__init__", "__main__", "stray"):
+        (root / f"{name}.py").write_text("")
+    layers = [("base", {"pkg", "low"}), ("top", {"high", "low", "gone", "__main__"})]
+    assert folder_problems(root, layers, {"__init__", "__main__"}) == [
+        "low is in more than one layer",
+        "stray.py lies at the package root (move it into the folder of its layer)",
+        "extra/ is in no layer (add it to LAYERS)",
+        "gone is in LAYERS but is no folder (package) of pkg/",
+    ]
+
+
+def architecture_tree(text: str) -> dict[str, str]:
+    """Folder -> layer, read from the tree of docs/ARCHITECTURE.md (lines ``├── core/   foundation   ...``)."""
+    found = {}
+    for match in re.finditer(r"^[│ ]*[├└]── (\w+)/ +(\w[\w ]*?)(?: {2,}|$)", text, re.M):
+        found[match.group(1)] = match.group(2)
+    return found
+
+
+def test_the_architecture_page_shows_the_same_tree() -> None:
+    tree = architecture_tree((PACKAGE_DIR.parent / "docs" / "ARCHITECTURE.md").read_text())
+    folders = {unit: layer for layer, units in LAYERS for unit in units if unit not in ROOT_MODULES | {"lgeseg"}}
+    assert tree == folders
 
 
 PENDING_REASON: set[tuple[str, str]] = set()  # function-level imports allowed without a reason (none)

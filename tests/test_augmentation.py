@@ -21,7 +21,7 @@ from lgeseg.augmentation import (
     required_crop_size,
     sample_spatial,
 )
-from lgeseg.io import read_label
+from lgeseg.files.io import read_label
 
 SPACING = (1.25, 1.25)
 

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from lgeseg import io
 from lgeseg.cli import convert as convert_cli
 from lgeseg.converters import convert_emidec, convert_mnms, convert_mscmr
 from lgeseg.converters.mnms import read_frames
-from lgeseg.dataset import list_cases, load_dataset_info
-from lgeseg.records import LABELS, CaseGeometry, load_json
-from lgeseg.validation import validate_dataset
+from lgeseg.core.records import LABELS, CaseGeometry, load_json
+from lgeseg.datasets.layout import list_cases, load_dataset_info
+from lgeseg.datasets.validate import validate_dataset
+from lgeseg.files import io
 
 # The mappings of issue 2, written out here so a wrong table in the converters fails the tests.
 EMIDEC_LABELS = {0: 0, 1: 1, 2: 2, 3: 2, 4: 2}  # cavity, myocardium, infarct, no-reflow

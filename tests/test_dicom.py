@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from lgeseg import io
 from lgeseg.cli.convert import main as convert_main
 from lgeseg.cli.predict import main as predict_main
-from lgeseg.dicom import find_series, read_series, select_series
-from lgeseg.records import CaseGeometry, load_json
+from lgeseg.core.records import CaseGeometry, load_json
+from lgeseg.files import io
+from lgeseg.files.dicom import find_series, read_series, select_series
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -32,32 +32,34 @@ MODULES = _modules_with_examples()
 
 #: The Python API (docs/ARCHITECTURE.md): every public function of these modules shows its use.
 API_MODULES = (
-    "atomic.py", "augmentation/appearance.py", "augmentation/intensity.py", "augmentation/pipeline.py",
-    "augmentation/presets.py", "augmentation/preview.py", "augmentation/spatial.py", "checks.py",
-    "converters/common.py", "converters/dicom.py", "converters/emidec.py", "converters/mnms.py",
-    "converters/mscmr.py", "dataset.py", "device.py", "dicom.py", "dicom_seg.py", "evaluation.py",
-    "experiments/cells.py", "experiments/demo.py", "experiments/figures.py", "experiments/grid.py",
-    "experiments/launcher.py", "experiments/run.py", "experiments/scoring.py", "experiments/summary.py",
-    "fingerprint.py", "harmonization/apply.py", "harmonization/cyclegan.py", "harmonization/cyclegan_train.py",
+    "augmentation/appearance.py", "augmentation/intensity.py", "augmentation/pipeline.py",
+    "augmentation/presets.py", "augmentation/preview.py", "augmentation/spatial.py", "converters/common.py",
+    "converters/dicom.py", "converters/emidec.py", "converters/mnms.py", "converters/mscmr.py", "core/atomic.py",
+    "core/checks.py", "core/device.py", "core/records.py", "datasets/layout.py", "datasets/validate.py",
+    "evaluation/metrics.py", "evaluation/postprocessing.py", "experiments/cells.py", "experiments/demo.py",
+    "experiments/figures.py", "experiments/grid.py", "experiments/launcher.py", "experiments/run.py",
+    "experiments/scoring.py", "experiments/summary.py", "files/dicom.py", "files/dicom_seg.py", "files/io.py",
+    "harmonization/apply.py", "harmonization/cyclegan.py", "harmonization/cyclegan_train.py",
     "harmonization/gan_data.py", "harmonization/gan_plots.py", "harmonization/histogram.py",
-    "harmonization/networks.py", "harmonization/translate.py", "inference/adaptation.py", "inference/inputs.py",
-    "inference/nnunet_files.py", "inference/output_folder.py", "inference/overlays.py", "inference/predictor.py",
-    "inference/quality.py", "inference/segment.py", "inference/sliding_window.py", "io.py", "model_archive.py",
-    "model_card.py", "model_folder.py", "model_registry.py", "network/blocks.py", "network/unet.py",
-    "plan_and_preprocess.py", "planning/memory.py", "planning/planner.py", "planning/presets.py",
-    "planning/report.py", "planning/spacing.py", "planning/topology.py", "planning/verify.py", "postprocessing.py",
-    "preprocessing/arrays.py", "preprocessing/crop.py", "preprocessing/normalize.py", "preprocessing/parallel.py",
-    "preprocessing/resample.py", "preprocessing/run.py", "records.py", "report/build.py", "self_training.py",
-    "report/measures.py", "report/page.py", "synth/anatomy.py", "synth/centers.py", "synth/contrast.py",
-    "synth/defects.py", "synth/montage.py", "synth/multicenter.py", "synth/phantom.py", "training/data.py",
-    "training/distributed.py", "training/finetune.py", "training/inputs.py", "training/loop.py", "training/losses.py",
+    "harmonization/networks.py", "harmonization/translate.py", "inference/adaptation.py",
+    "inference/input_cases.py", "inference/nnunet_files.py", "inference/output_folder.py", "inference/overlays.py",
+    "inference/predictor.py", "inference/quality.py", "inference/segment.py", "inference/sliding_window.py",
+    "model/archive.py", "model/card.py", "model/folder.py", "model/registry.py", "network/blocks.py",
+    "network/unet.py", "planning/memory.py", "planning/planner.py", "planning/planner_presets.py",
+    "planning/report.py", "planning/spacing.py", "planning/topology.py", "planning/verify.py",
+    "preprocessing/arrays.py", "preprocessing/crop.py", "preprocessing/fingerprint.py",
+    "preprocessing/normalize.py", "preprocessing/parallel.py", "preprocessing/resample.py", "preprocessing/run.py",
+    "report/build.py", "report/measures.py", "report/page.py", "synth/anatomy.py", "synth/centers.py",
+    "synth/contrast.py", "synth/defects.py", "synth/montage.py", "synth/multicenter.py", "synth/phantom.py",
+    "training/data.py", "training/distributed.py", "training/finetune.py", "training/loop.py", "training/losses.py",
     "training/plots.py", "training/prefetch.py", "training/recipes.py", "training/splits.py", "training/trainer.py",
-    "training/validation.py", "validation.py",
+    "training/training_data.py", "training/validate_epoch.py", "workflows/plan_and_preprocess.py",
+    "workflows/self_training.py",
 )
 
 
 def test_examples_are_found() -> None:
-    assert "lgeseg.dataset" in MODULES and "lgeseg.evaluation" in MODULES
+    assert "lgeseg.datasets.layout" in MODULES and "lgeseg.evaluation.metrics" in MODULES
 
 
 def functions_without_example(path: Path) -> list[str]:

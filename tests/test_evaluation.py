@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lgeseg import io
 from lgeseg.cli.evaluate import main as evaluate_main
-from lgeseg.evaluation import dice, evaluate_case, evaluate_folders, hd95, structures_from_labels
-from lgeseg.records import CaseGeometry
+from lgeseg.core.records import CaseGeometry
+from lgeseg.evaluation.metrics import dice, evaluate_case, evaluate_folders, hd95, structures_from_labels
+from lgeseg.files import io
 
 SPACING = (5.0, 1.5, 0.7)
 

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from lgeseg.cli.experiments import main as experiments_main
+from lgeseg.core.records import save_json
 from lgeseg.experiments.cells import gan_config, load_workspace, run_cell, workspace_for, write_result
 from lgeseg.experiments.describe import split_counts
 from lgeseg.experiments.grid import PAPER_TABLE_4, WINDOWS, Cell, build_grid, cell_folder, gan_pair, make_config
 from lgeseg.experiments.run import run_experiments
 from lgeseg.experiments.summary import format_table, mean_sd, summarize
-from lgeseg.model_folder import load_checkpoint, read_model_metadata
-from lgeseg.records import save_json
+from lgeseg.model.folder import load_checkpoint, read_model_metadata
 from lgeseg.synth import generate_multicenter
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lgeseg.cli.finetune import main as finetune_main
-from lgeseg.records import Plan
+from lgeseg.core.records import Plan
 from lgeseg.training import finetune, load_checkpoint, pick_target_cases, read_model_metadata, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -95,7 +95,7 @@ def test_default_trains_the_first_five_encoder_blocks_when_there_are_five(tmp_pa
                                                                           tiny_plan: Callable[..., Plan],
                                                                           tiny_training: dict) -> None:
     from lgeseg.cli.finetune import build_parser
-    from lgeseg.records import NetworkTopology
+    from lgeseg.core.records import NetworkTopology
     from lgeseg.training.finetune import default_trainable
 
     assert default_trainable(6) == default_trainable(5) == "encoder:5" and default_trainable(4) == "all"

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lgeseg import io, records
-from lgeseg.fingerprint import HISTOGRAM_BINS, extract_fingerprint
+from lgeseg.core import records
+from lgeseg.files import io
+from lgeseg.preprocessing.fingerprint import HISTOGRAM_BINS, extract_fingerprint
 
 MakeRaw = Callable[..., Path]
 

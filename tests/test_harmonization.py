@@ -9,8 +9,9 @@ import pytest
 import torch
 from scipy.stats import wasserstein_distance
 
-from lgeseg import io
 from lgeseg.cli.harmonize import main as harmonize_main
+from lgeseg.core.records import CaseGeometry
+from lgeseg.files import io
 from lgeseg.harmonization import (
     apply_harmonization,
     body_mask,
@@ -23,11 +24,10 @@ from lgeseg.harmonization import (
 from lgeseg.harmonization.cyclegan import CycleGANConfig, read_info
 from lgeseg.harmonization.cyclegan_train import train_cyclegan
 from lgeseg.harmonization.histogram import HistogramReference, normalized_body_values
-from lgeseg.plan_and_preprocess import plan_and_preprocess
 from lgeseg.preprocessing import load_case_arrays, load_preprocessed
-from lgeseg.records import CaseGeometry
 from lgeseg.synth import generate_case
 from lgeseg.training import load_checkpoint
+from lgeseg.workflows.plan_and_preprocess import plan_and_preprocess
 
 TINY_GAN = CycleGANConfig(generator_features=4, generator_blocks=1, discriminator_features=4, discriminator_layers=2,
                           patch_size=(32, 32), epochs=2, iterations_per_epoch=6, pool_size=4, seed=1)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from lgeseg.evaluation import hd95
+from lgeseg.evaluation.metrics import hd95
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "evaluation.md"
 SPACING = (8.0, 1.25, 1.25)

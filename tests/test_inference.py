@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from lgeseg import io
 from lgeseg.cli.predict import main as predict_main
+from lgeseg.core.records import CaseGeometry, NetworkTopology
+from lgeseg.files import io
 from lgeseg.inference import predict_folder, predict_slices
 from lgeseg.inference.sliding_window import (
     foreground_box,
@@ -22,7 +23,6 @@ from lgeseg.inference.sliding_window import (
     ventricle_foreground,
 )
 from lgeseg.network import build_unet
-from lgeseg.records import CaseGeometry, NetworkTopology
 
 
 @pytest.mark.parametrize("shape", [(3, 20, 26), (2, 70, 45)])

@@ -1,4 +1,4 @@
-"""Round-trips of images and geometry through lgeseg.io."""
+"""Round-trips of images and geometry through lgeseg.files.io."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lgeseg import io
-from lgeseg.records import CaseGeometry
+from lgeseg.core.records import CaseGeometry
+from lgeseg.files import io
 
 Oblique = Callable[..., CaseGeometry]
 

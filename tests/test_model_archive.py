@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from lgeseg import io
 from lgeseg.cli.export_model import main as export_main
 from lgeseg.cli.install_model import main as install_main
 from lgeseg.cli.predict import main as predict_main
-from lgeseg.model_archive import export_model, install_model
-from lgeseg.model_card import DEFAULT_INTENDED_USE, build_model_card
-from lgeseg.records import CaseGeometry
+from lgeseg.core.records import CaseGeometry
+from lgeseg.files import io
+from lgeseg.model.archive import export_model, install_model
+from lgeseg.model.card import DEFAULT_INTENDED_USE, build_model_card
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -197,9 +197,9 @@ def test_export_leaves_out_training_paths_case_ids_and_splits_unless_asked(tmp_p
 
 
 def test_model_card_says_validation_dice_is_3d() -> None:
-    """Issue 25, item 9: the card said "2D Dice" where training.validation scores each case's whole volume."""
-    from lgeseg.model_card import VALIDATION_WHAT
-    from lgeseg.training import validation
+    """Issue 25, item 9: the card said "2D Dice" where training.validate_epoch scores each case's whole volume."""
+    from lgeseg.model.card import VALIDATION_WHAT
+    from lgeseg.training import validate_epoch
 
     assert "3D Dice" in VALIDATION_WHAT and "2D" not in VALIDATION_WHAT
-    assert "3D Dice" in (validation.__doc__ or "")  # what the card describes
+    assert "3D Dice" in (validate_epoch.__doc__ or "")  # what the card describes

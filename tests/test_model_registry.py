@@ -9,8 +9,8 @@ import pytest
 
 from lgeseg.cli.install_model import main as install_main
 from lgeseg.cli.predict import main as predict_main
-from lgeseg.model_archive import export_model
-from lgeseg.model_registry import list_models, resolve_model, resolve_model_folders
+from lgeseg.model.archive import export_model
+from lgeseg.model.registry import list_models, resolve_model, resolve_model_folders
 
 
 @pytest.fixture()

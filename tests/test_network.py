@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lgeseg.core.records import NetworkTopology
 from lgeseg.network import build_unet, count_parameters, select_trainable
-from lgeseg.records import NetworkTopology
 
 
 def _topology(in_channels: int = 1, strides: tuple = ((1, 1), (2, 2), (2, 1))) -> NetworkTopology:

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from lgeseg import io
 from lgeseg.cli.evaluate import main as evaluate_main
 from lgeseg.cli.predict import main as predict_main
 from lgeseg.cli.train import main as train_main
 from lgeseg.cli.validate import main as validate_main
-from lgeseg.dataset import load_dataset_info, resolve_dataset
-from lgeseg.evaluation import evaluate_folders
+from lgeseg.core.records import CaseGeometry, save_json
+from lgeseg.datasets.layout import load_dataset_info, resolve_dataset
+from lgeseg.evaluation.metrics import evaluate_folders
+from lgeseg.files import io
 from lgeseg.inference import predict_folder
-from lgeseg.records import CaseGeometry, save_json
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -296,7 +296,7 @@ def write_nnunet_results(root: Path, plans: dict, weights: dict) -> Path:
 
 def test_an_nnunet_2d_model_folder_predicts_as_the_same_weights_do_in_lgeseg(
         tmp_path: Path, write_inputs: Callable, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lgeseg.model_folder import ModelInfo, read_model_metadata, save_checkpoint, write_model_metadata
+    from lgeseg.model.folder import ModelInfo, read_model_metadata, save_checkpoint, write_model_metadata
     from lgeseg.network import build_unet
     from lgeseg.planning.nnunet import plan_from_nnunet
 
@@ -327,7 +327,7 @@ def test_an_nnunet_2d_model_folder_predicts_as_the_same_weights_do_in_lgeseg(
 
 def test_an_nnunet_network_lgeseg_does_not_have_is_refused_in_one_line_naming_what_differs(
         tmp_path: Path, write_inputs: Callable, capsys: pytest.CaptureFixture) -> None:
-    from lgeseg.errors import InvalidInputError
+    from lgeseg.core.errors import InvalidInputError
     from lgeseg.planning.nnunet import plan_from_nnunet
 
     with pytest.raises(InvalidInputError, match="network_class_name: lgeseg needs PlainConvUNet, found "
@@ -346,7 +346,7 @@ def test_an_nnunet_network_lgeseg_does_not_have_is_refused_in_one_line_naming_wh
 def test_plans_from_nnunet_plans_json_preprocesses_with_its_2d_configuration(
         tmp_path: Path, make_raw_dataset: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
     from lgeseg.cli.plan_and_preprocess import main as plan_main
-    from lgeseg.records import read_plan
+    from lgeseg.core.records import read_plan
 
     make_raw_dataset(tmp_path / "raw", "Dataset004_LGE", [(8.0, 1.5, 1.5)] * 2)
     nnunet_pre = tmp_path / "nnUNet_preprocessed" / "Dataset004_LGE"

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from lgeseg import records
+from lgeseg.core import records
 from lgeseg.planning import estimate_memory, format_plan_table, plan_experiment, plan_fingerprint, plan_topology
 from lgeseg.planning.memory import GIB, count_parameters
 from lgeseg.planning.topology import bottleneck_size

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-from lgeseg import io
 from lgeseg.cli.postprocess import main as postprocess_main
-from lgeseg.postprocessing import (
+from lgeseg.core.records import CaseGeometry
+from lgeseg.evaluation.postprocessing import (
     keep_largest_component,
     label_components,
     largest_component_mask,
     select_postprocessing,
 )
-from lgeseg.records import CaseGeometry
+from lgeseg.files import io
 
 
 def _ventricle(shape: tuple[int, int, int] = (6, 40, 40)) -> np.ndarray:

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from lgeseg import io, records
 from lgeseg.cli.plan_and_preprocess import main
-from lgeseg.errors import OutputConflictError
+from lgeseg.core import records
+from lgeseg.core.errors import OutputConflictError
+from lgeseg.files import io
 from lgeseg.planning import plan_topology
 from lgeseg.preprocessing import (
     load_case_arrays,

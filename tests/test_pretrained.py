@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from lgeseg import io
 from lgeseg.cli.predict import main as predict_main
-from lgeseg.evaluation import dice
-from lgeseg.model_folder import load_checkpoint, load_model
-from lgeseg.model_registry import PRETRAINED_DIR, ensemble_card, list_models, resolve_model
+from lgeseg.evaluation.metrics import dice
+from lgeseg.files import io
+from lgeseg.model.folder import load_checkpoint, load_model
+from lgeseg.model.registry import PRETRAINED_DIR, ensemble_card, list_models, resolve_model
 from lgeseg.synth import generate_multicenter
 
 SHIPPED = ("lge-lv", "lge-lv-cine")

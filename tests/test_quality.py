@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from lgeseg import io
 from lgeseg.cli.predict import main as predict_main
+from lgeseg.core.records import CaseGeometry
+from lgeseg.files import io
 from lgeseg.inference import predict_folder, predict_slices
 from lgeseg.inference.quality import (
     COLUMNS,
@@ -23,7 +24,6 @@ from lgeseg.inference.quality import (
     read_quality_report,
     thin_ring_samples,
 )
-from lgeseg.records import CaseGeometry
 from lgeseg.synth import synthesize_case
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lgeseg.records import (
+from lgeseg.core.records import (
     CaseGeometry,
     NetworkTopology,
     NormalizationConfig,

@@ -24,15 +24,15 @@ from typing import Any
 import pytest
 import torch
 
-from lgeseg import io
 from lgeseg.cli._errors import run_cli
 from lgeseg.cli.plan_and_preprocess import main as plan_main
 from lgeseg.cli.predict import main as predict_main
 from lgeseg.cli.train import main as train_main
 from lgeseg.cli.validate import main as validate_main
+from lgeseg.core.records import CaseGeometry, save_json
+from lgeseg.files import io
 from lgeseg.inference.output_folder import LOCK_FILE, PROVENANCE_FILE
 from lgeseg.inference.quality import read_quality_report
-from lgeseg.records import CaseGeometry, save_json
 from lgeseg.synth import defects
 from lgeseg.training import load_checkpoint
 

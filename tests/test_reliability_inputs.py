@@ -21,21 +21,21 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from lgeseg import io
 from lgeseg.cli.experiments import main as experiments_main
 from lgeseg.cli.finetune import main as finetune_main
 from lgeseg.cli.plan_and_preprocess import main as plan_main
 from lgeseg.cli.predict import main as predict_main
 from lgeseg.cli.train import main as train_main
 from lgeseg.cli.validate import main as validate_main
-from lgeseg.dicom import find_series
-from lgeseg.errors import CorruptFileError
+from lgeseg.core.errors import CorruptFileError
+from lgeseg.core.records import CaseGeometry, load_json, save_json
+from lgeseg.files import io
+from lgeseg.files.dicom import find_series
 from lgeseg.inference import predict_folder
 from lgeseg.inference.quality import assess_segmentation, enclosed_fraction, read_quality_report
-from lgeseg.model_folder import load_model, save_checkpoint
+from lgeseg.model.folder import load_model, save_checkpoint
 from lgeseg.planning.memory import GIB, batch_memory_problem
 from lgeseg.planning.topology import plan_topology
-from lgeseg.records import CaseGeometry, load_json, save_json
 from lgeseg.synth import synthesize_case
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -247,7 +247,7 @@ def test_a_failed_checkpoint_write_names_the_checkpoint(error: BaseException, tm
 
 def load_checkpoint_ok(path: Path) -> bool:
     """True when ``path`` still holds the checkpoint written first (a failed write left it as it was)."""
-    from lgeseg.model_folder import load_checkpoint
+    from lgeseg.model.folder import load_checkpoint
 
     return bool(load_checkpoint(path)["network"]["w"].item() == 1.0)
 

@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from lgeseg import io
 from lgeseg.cli.evaluate import main as evaluate_main
 from lgeseg.cli.export_model import main as export_main
 from lgeseg.cli.finetune import main as finetune_main
@@ -32,10 +31,11 @@ from lgeseg.cli.plan_and_preprocess import main as plan_main
 from lgeseg.cli.report import main as report_main
 from lgeseg.cli.synth import main as synth_main
 from lgeseg.cli.train import main as train_main
+from lgeseg.core.records import load_json, load_plan, save_json
+from lgeseg.files import io
 from lgeseg.harmonization import fit_reference_from_files
-from lgeseg.model_archive import export_model
+from lgeseg.model.archive import export_model
 from lgeseg.planning.planner import plan_fingerprint
-from lgeseg.records import load_json, load_plan, save_json
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from lgeseg import io
 from lgeseg.cli.predict import main as predict_main
 from lgeseg.cli.report import main as report_main
-from lgeseg.dicom import find_series, read_series
+from lgeseg.core.records import CaseGeometry
+from lgeseg.files import io
+from lgeseg.files.dicom import find_series, read_series
 from lgeseg.inference.quality import assess_segmentation, write_quality_report
-from lgeseg.records import CaseGeometry
 from lgeseg.report import estimate_enhancement, measure_case
 from lgeseg.report.enhancement import myocardial_segments
 from lgeseg.report.reference import compare_case, load_reference_ranges

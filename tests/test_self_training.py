@@ -12,9 +12,9 @@ import pytest
 from lgeseg.cli.adapt import main as adapt_main
 from lgeseg.inference import predict_folder
 from lgeseg.inference.quality import assess_segmentation
-from lgeseg.model_folder import load_model
-from lgeseg.self_training import RECORD, adapt_to_center, choose_pseudo_labels
+from lgeseg.model.folder import load_model
 from lgeseg.training import train
+from lgeseg.workflows.self_training import RECORD, adapt_to_center, choose_pseudo_labels
 
 
 def _tree_hash(folder: Path) -> str:

@@ -14,11 +14,11 @@ import torch
 from lgeseg.augmentation import augment_batch, get_preset
 from lgeseg.training import get_recipe, read_model_metadata, train
 from lgeseg.training.data import BatchLoader, PatchSampler, load_cases
-from lgeseg.training.inputs import open_training_data
 from lgeseg.training.loop import build_state, train_epoch, train_step
 from lgeseg.training.prefetch import to_device
 from lgeseg.training.recipes import set_capturable
 from lgeseg.training.step_graph import WARMUP_STEPS
+from lgeseg.training.training_data import open_training_data
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

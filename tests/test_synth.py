@@ -10,9 +10,9 @@ import pytest
 from scipy import ndimage
 
 from lgeseg.cli.synth import main as synth_main
-from lgeseg.dataset import list_cases, load_dataset_info
-from lgeseg.errors import OutputConflictError
-from lgeseg.io import geometry_mismatch, read_image, read_label
+from lgeseg.core.errors import OutputConflictError
+from lgeseg.datasets.layout import list_cases, load_dataset_info
+from lgeseg.files.io import geometry_mismatch, read_image, read_label
 from lgeseg.synth import CENTERS, generate_case, generate_multicenter, get_profile, synthesize_case
 from lgeseg.synth.phantom import case_rng, sample_acquisition
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from lgeseg.cli.train import main as train_main
-from lgeseg.errors import OutputConflictError
-from lgeseg.records import LABELS, Plan, load_fingerprint, save_json
+from lgeseg.core.errors import OutputConflictError
+from lgeseg.core.records import LABELS, Plan, load_fingerprint, save_json
 from lgeseg.training import (
     ModelInfo,
     get_recipe,
@@ -25,8 +25,8 @@ from lgeseg.training import (
     write_model_metadata,
 )
 from lgeseg.training.data import BatchLoader, PatchSampler, TrainingCase, extract_crop, load_cases
-from lgeseg.training.inputs import open_training_data
 from lgeseg.training.splits import load_or_create_splits, make_splits
+from lgeseg.training.training_data import open_training_data
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -1,4 +1,4 @@
-"""lgeseg.validation and lgeseg_validate: every planted defect is reported, naming its file."""
+"""lgeseg.datasets.validate and lgeseg_validate: every planted defect is reported, naming its file."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from lgeseg import io
 from lgeseg.cli import validate as validate_cli
-from lgeseg.dataset import Problem, list_cases, load_dataset_info
-from lgeseg.records import LABELS, CaseGeometry, load_json, save_json
-from lgeseg.validation import count_problems, format_problems, validate_dataset
+from lgeseg.core.records import LABELS, CaseGeometry, load_json, save_json
+from lgeseg.datasets.layout import Problem, list_cases, load_dataset_info
+from lgeseg.datasets.validate import count_problems, format_problems, validate_dataset
+from lgeseg.files import io
 
 SHAPE = (3, 8, 9)
 GEOMETRY = CaseGeometry(shape=SHAPE, spacing=(8.0, 1.25, 1.3), origin=(-5.0, 10.0, 2.5),

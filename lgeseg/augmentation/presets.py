@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from lgeseg.records import JsonRecord
+from lgeseg.core.records import JsonRecord
 
 IMAGE_INTERPOLATIONS = ("bilinear", "bicubic")
 LABEL_INTERPOLATIONS = ("nearest", "linear_onehot")

@@ -16,8 +16,8 @@ import torch
 from lgeseg.augmentation.pipeline import IntensityStep, augment_batch_with_params
 from lgeseg.augmentation.presets import get_preset
 from lgeseg.augmentation.spatial import SpatialParams
-from lgeseg.dataset import RawCase, list_cases
-from lgeseg.io import read_image, read_label
+from lgeseg.datasets.layout import RawCase, list_cases
+from lgeseg.files.io import read_image, read_label
 
 logger = logging.getLogger(__name__)
 

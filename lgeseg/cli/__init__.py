@@ -31,11 +31,11 @@ def exit_without_teardown(main: Callable[[], int]) -> None:
 def dataset_folder(spec: str | Path) -> Path:
     """A raw dataset folder from a path or an nnU-Net dataset id (``4``, ``Dataset004_LGE``) under ``$nnUNet_raw``.
 
-    The only place lgeseg reads ``nnUNet_raw``; see ``lgeseg.dataset.resolve_dataset``.
+    The only place lgeseg reads ``nnUNet_raw``; see ``lgeseg.datasets.layout.resolve_dataset``.
     """
     # deferred: every command imports this package, and lgeseg, lgeseg_experiments or lgeseg_export_model
     # start without the dataset parser's NumPy and SimpleITK
-    from lgeseg.dataset import resolve_dataset
+    from lgeseg.datasets.layout import resolve_dataset
 
     return resolve_dataset(spec, os.environ.get(RAW_ENV))
 

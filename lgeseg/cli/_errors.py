@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from lgeseg.errors import LgesegError
+from lgeseg.core.errors import LgesegError
 
 #: Exceptions that describe a problem with the user's files, folders or machine (exit 1, no traceback).
 KNOWN_ERRORS: tuple[type[BaseException], ...] = (LgesegError, ValueError, OSError, MemoryError)

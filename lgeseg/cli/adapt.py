@@ -7,7 +7,7 @@ import logging
 
 from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.cli._options import add_device_option
-from lgeseg.self_training import DEFAULT_EPOCHS, DEFAULT_ITERATIONS, adapt_to_center
+from lgeseg.workflows.self_training import DEFAULT_EPOCHS, DEFAULT_ITERATIONS, adapt_to_center
 
 
 def build_parser() -> argparse.ArgumentParser:

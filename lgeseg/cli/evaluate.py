@@ -7,7 +7,7 @@ import logging
 
 from lgeseg.cli import dataset_folder
 from lgeseg.cli._errors import add_verbose_flag, run_cli
-from lgeseg.evaluation import check_evaluation_output, evaluate_folders, find_labels, format_table
+from lgeseg.evaluation.metrics import check_evaluation_output, evaluate_folders, find_labels, format_table
 
 
 def main(argv: list[str] | None = None) -> int:

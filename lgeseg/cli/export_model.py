@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from lgeseg.cli._errors import add_verbose_flag, run_cli
-from lgeseg.model_archive import export_model
+from lgeseg.model.archive import export_model
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 from lgeseg.cli._errors import add_verbose_flag, run_cli
-from lgeseg.model_archive import install_model
-from lgeseg.model_registry import HOME_ENV, models_home
+from lgeseg.model.archive import install_model
+from lgeseg.model.registry import HOME_ENV, models_home
 
 #: What a model name may be: it is a folder name and typed after ``-m``.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

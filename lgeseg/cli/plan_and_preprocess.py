@@ -9,7 +9,7 @@ from pathlib import Path
 from lgeseg.cli import dataset_folder, preprocessed_folder
 from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.cli._options import add_workers_option, nnunet_configuration
-from lgeseg.planning.presets import PRESETS
+from lgeseg.planning.planner_presets import PRESETS
 from lgeseg.planning.report import format_plan_table
 
 
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     # deferred: the pipeline loads SimpleITK and SciPy; --help and usage errors start without them
-    from lgeseg.plan_and_preprocess import plan_and_preprocess
+    from lgeseg.workflows.plan_and_preprocess import plan_and_preprocess
 
     datasets = [dataset_folder(spec) for spec in args.dataset]
     output = args.output

@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from lgeseg.cli._errors import add_verbose_flag, run_cli
-from lgeseg.postprocessing import postprocess_folder
+from lgeseg.evaluation.postprocessing import postprocess_folder
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,8 +10,9 @@ from pathlib import Path
 from lgeseg.cli import exit_without_teardown, results_model_folder
 from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.cli._options import add_device_option, nnunet_configuration, non_negative_int
-from lgeseg.dicom import find_series
-from lgeseg.errors import OutputConflictError
+from lgeseg.core.errors import OutputConflictError
+from lgeseg.core.records import load_json
+from lgeseg.files.dicom import find_series
 from lgeseg.inference import predict_folder
 from lgeseg.inference.adaptation import ADAPT_METHODS, DEFAULT_LR, DEFAULT_STEPS
 from lgeseg.inference.dicom_study import classify_series
@@ -19,10 +20,9 @@ from lgeseg.inference.nnunet_model import nnunet_fold_folders, nnunet_training_f
 from lgeseg.inference.predictor import fold_model_folders
 from lgeseg.inference.quality import read_quality_report, summary_text
 from lgeseg.inference.sliding_window import check_step
-from lgeseg.model_card import format_model_card, model_card
-from lgeseg.model_registry import ensemble_card, format_model_list, list_models, resolve_model
+from lgeseg.model.card import format_model_card, model_card
+from lgeseg.model.registry import ensemble_card, format_model_list, list_models, resolve_model
 from lgeseg.planning.nnunet import plan_from_nnunet
-from lgeseg.records import load_json
 
 #: ``-chk`` values nnU-Net users type, and lgeseg's names for them.
 CHECKPOINTS = ("final", "best", "latest")

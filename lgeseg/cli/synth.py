@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from lgeseg.cli._errors import add_verbose_flag, run_cli
-from lgeseg.errors import OutputConflictError
+from lgeseg.core.errors import OutputConflictError
 from lgeseg.synth import generate_multicenter, write_montage
 from lgeseg.synth.multicenter import check_center_folders
 

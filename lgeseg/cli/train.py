@@ -30,10 +30,10 @@ from lgeseg.cli import (
 )
 from lgeseg.cli._errors import add_verbose_flag, is_out_of_memory, positive_int, run_cli
 from lgeseg.cli._options import add_device_option, add_time_budget_option, add_workers_option, nnunet_configuration
-from lgeseg.device import resolve_device
+from lgeseg.core.device import resolve_device
+from lgeseg.core.records import Plan, read_plan
 from lgeseg.planning.memory import batch_memory_problem
 from lgeseg.planning.verify import available_memory_bytes
-from lgeseg.records import Plan, read_plan
 from lgeseg.training import train
 from lgeseg.training.distributed import DistributedContext
 from lgeseg.training.loop import check_resumable

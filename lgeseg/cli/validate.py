@@ -8,7 +8,7 @@ import logging
 from lgeseg.cli import dataset_folder
 from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.cli._options import add_workers_option
-from lgeseg.validation import count_problems, format_problems, validate_dataset
+from lgeseg.datasets.validate import count_problems, format_problems, validate_dataset
 
 
 def main(argv: list[str] | None = None) -> int:

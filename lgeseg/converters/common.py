@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from lgeseg import io
-from lgeseg.records import LABELS, CaseGeometry, save_json
-from lgeseg.validation import count_problems, format_problems, validate_dataset
+from lgeseg.core.records import LABELS, CaseGeometry, save_json
+from lgeseg.datasets.validate import count_problems, format_problems, validate_dataset
+from lgeseg.files import io
 
 logger = logging.getLogger(__name__)
 

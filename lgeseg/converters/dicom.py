@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lgeseg.converters.common import ConvertedCase, DatasetMeta, SourceItem, check_destination, write_dataset
-from lgeseg.dicom import DicomSeries, find_series, read_series, select_series
+from lgeseg.files.dicom import DicomSeries, find_series, read_series, select_series
 
 
 def _load(series: DicomSeries) -> list[ConvertedCase]:

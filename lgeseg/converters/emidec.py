@@ -14,7 +14,6 @@ import logging
 from functools import partial
 from pathlib import Path
 
-from lgeseg import io
 from lgeseg.converters.common import (
     ConvertedCase,
     DatasetMeta,
@@ -23,6 +22,7 @@ from lgeseg.converters.common import (
     remap_labels,
     write_dataset,
 )
+from lgeseg.files import io
 
 logger = logging.getLogger(__name__)
 

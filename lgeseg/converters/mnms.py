@@ -28,7 +28,7 @@ from lgeseg.converters.common import (
     remap_labels,
     write_dataset,
 )
-from lgeseg.records import CaseGeometry
+from lgeseg.core.records import CaseGeometry
 
 #: M&Ms label value -> lgeseg label value.
 MNMS_LABELS: dict[int, int] = {0: 0, 1: 1, 2: 2, 3: 0}
@@ -113,7 +113,7 @@ def read_frames(path: Path) -> tuple[np.ndarray, CaseGeometry]:
 
     Returns:
         (array (t, z, y, x), geometry of one 3D frame: spacing/origin/direction of the first
-        three axes). Uses SimpleITK directly because ``lgeseg.io`` reads 3D images only.
+        three axes). Uses SimpleITK directly because ``lgeseg.files.io`` reads 3D images only.
         Raises ``ValueError`` naming the file if it is unreadable or not 4D.
 
     Example:

@@ -14,7 +14,6 @@ import re
 from functools import partial
 from pathlib import Path
 
-from lgeseg import io
 from lgeseg.converters.common import (
     ConvertedCase,
     DatasetMeta,
@@ -23,6 +22,7 @@ from lgeseg.converters.common import (
     remap_labels,
     write_dataset,
 )
+from lgeseg.files import io
 
 #: MS-CMRSeg 2019 label value -> lgeseg label value.
 MSCMR_LABELS: dict[int, int] = {0: 0, 500: 1, 200: 2, 600: 0}

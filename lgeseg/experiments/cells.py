@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lgeseg.core.records import Plan, load_json, save_json
 from lgeseg.experiments.grid import Cell, ExperimentsConfig, cell_folder, gan_pair
-from lgeseg.records import Plan, load_json, save_json
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ def prepare(config: ExperimentsConfig) -> Workspace:
         workspace.preprocessed["center1"], workspace.num_encoder_blocks
     """
     # deferred: the launcher and --summary-only start without torch
-    from lgeseg.device import resolve_device
-    from lgeseg.plan_and_preprocess import plan_and_preprocess
+    from lgeseg.core.device import resolve_device
+    from lgeseg.workflows.plan_and_preprocess import plan_and_preprocess
 
     device = str(resolve_device(config.device))
     train_raw = _raw_data(config)

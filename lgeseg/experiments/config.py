@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lgeseg.augmentation.presets import list_presets
-from lgeseg.records import JsonRecord
+from lgeseg.core.records import JsonRecord
 
 #: Augmentation presets of experiment 1, in the paper's order.
 AUGMENTATIONS = ("none", "spatial", "spatial_intensity")

@@ -18,12 +18,12 @@ import shutil
 import time
 from pathlib import Path
 
-from lgeseg.dataset import list_cases
+from lgeseg.core.records import load_json
+from lgeseg.datasets.layout import list_cases
 from lgeseg.experiments.scoring import predict_and_score
-from lgeseg.plan_and_preprocess import plan_and_preprocess
-from lgeseg.records import load_json
 from lgeseg.synth import generate_multicenter
 from lgeseg.training.trainer import train
+from lgeseg.workflows.plan_and_preprocess import plan_and_preprocess
 
 logger = logging.getLogger(__name__)
 

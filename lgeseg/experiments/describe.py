@@ -20,6 +20,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
+from lgeseg.core.records import Plan, load_json
 from lgeseg.experiments.grid import (
     ExperimentsConfig,
     build_grid,
@@ -27,9 +28,8 @@ from lgeseg.experiments.grid import (
     main_trainable,
     subjects_for,
 )
-from lgeseg.planning.presets import get_preset
+from lgeseg.planning.planner_presets import get_preset
 from lgeseg.planning.topology import plan_topology, round_patch_axis
-from lgeseg.records import Plan, load_json
 
 
 def planned_centers(config: ExperimentsConfig) -> list[str]:
@@ -190,7 +190,7 @@ def dry_run(config: ExperimentsConfig) -> str:
     """
     device = config.device
     if device is None:
-        from lgeseg.device import resolve_device  # deferred: torch, only to know whether a GPU is there
+        from lgeseg.core.device import resolve_device  # deferred: torch, only to know whether a GPU is there
 
         device = str(resolve_device(None))
     blocks, source = planned_blocks(config, device)

@@ -24,7 +24,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from lgeseg import io  # noqa: E402
 from lgeseg.experiments.grid import (  # noqa: E402
     ExperimentsConfig,
     experiment_1_augmentations,
@@ -40,6 +39,7 @@ from lgeseg.experiments.summary import (  # noqa: E402
     per_seed,
     select,
 )
+from lgeseg.files import io  # noqa: E402
 
 logger = logging.getLogger(__name__)
 

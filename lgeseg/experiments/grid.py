@@ -34,6 +34,7 @@ import dataclasses
 import itertools
 from pathlib import Path
 
+from lgeseg.core.records import JsonRecord
 from lgeseg.experiments.config import AUGMENTATIONS as AUGMENTATIONS
 from lgeseg.experiments.config import HARMONIZATIONS as HARMONIZATIONS
 from lgeseg.experiments.config import PAPER_TABLE_4 as PAPER_TABLE_4
@@ -43,7 +44,6 @@ from lgeseg.experiments.config import ExperimentsConfig as ExperimentsConfig
 from lgeseg.experiments.config import experiment_1_augmentations as experiment_1_augmentations
 from lgeseg.experiments.config import make_config as make_config
 from lgeseg.experiments.config import subjects_for as subjects_for
-from lgeseg.records import JsonRecord
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lgeseg.evaluation import evaluate_folders
+from lgeseg.evaluation.metrics import evaluate_folders
 from lgeseg.inference import predict_folder
 
 #: The two structures the paper averages (its Table 5 cells): blood pool and myocardium.

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from lgeseg.core.records import load_json, save_json
 from lgeseg.experiments.grid import (
     Cell,
     ExperimentsConfig,
@@ -32,7 +33,6 @@ from lgeseg.experiments.grid import (
     main_trainable,
     subjects_for,
 )
-from lgeseg.records import load_json, save_json
 
 #: Table 5 column -> header ("experiment: setting"), in the paper's order; a column of an extra
 #: augmentation preset of experiment 1 (``extra_augmentations``) is named after the preset, header ``1: <preset>``.

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from lgeseg import io
-from lgeseg.dataset import split_channel_suffix
-from lgeseg.errors import InvalidInputError, OutputConflictError
+from lgeseg.core.errors import InvalidInputError, OutputConflictError
+from lgeseg.core.records import CaseGeometry
+from lgeseg.datasets.layout import split_channel_suffix
+from lgeseg.files import io
 from lgeseg.harmonization.histogram import (
     DEFAULT_LANDMARKS,
     HistogramReference,
@@ -27,7 +28,6 @@ from lgeseg.harmonization.histogram import (
     write_reference,
 )
 from lgeseg.preprocessing import load_preprocessed
-from lgeseg.records import CaseGeometry
 
 logger = logging.getLogger(__name__)
 
@@ -293,7 +293,7 @@ def fit_reference_from_preprocessed(pre_dir: str | Path | Sequence[str | Path], 
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.plan_and_preprocess import plan_and_preprocess
+        >>> from lgeseg.workflows.plan_and_preprocess import plan_and_preprocess
         >>> from lgeseg.synth import generate_multicenter
         >>> tmp = Path(tempfile.mkdtemp())
         >>> raw = generate_multicenter(tmp / "raw", cases_per_center=2, centers=(1,), in_plane_size=32)[0]

@@ -26,9 +26,9 @@ import torch
 from torch import nn
 
 from lgeseg import __version__
+from lgeseg.core.records import JsonRecord, load_json, save_json
 from lgeseg.harmonization.gan_data import Domain, ImagePool
 from lgeseg.harmonization.networks import PatchDiscriminator, ResnetGenerator, init_weights
-from lgeseg.records import JsonRecord, load_json, save_json
 
 logger = logging.getLogger(__name__)
 

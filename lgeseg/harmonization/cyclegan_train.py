@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lgeseg.device import resolve_device
+from lgeseg.core.device import resolve_device
 from lgeseg.harmonization.cyclegan import (
     INFO_FILE,
     CycleGANConfig,
@@ -27,7 +27,7 @@ from lgeseg.harmonization.cyclegan import (
 )
 from lgeseg.harmonization.gan_data import Domain, load_domain, random_patches, split_cases
 from lgeseg.harmonization.gan_plots import plot_examples, plot_progress
-from lgeseg.model_folder import load_checkpoint, save_checkpoint
+from lgeseg.model.folder import load_checkpoint, save_checkpoint
 
 logger = logging.getLogger(__name__)
 

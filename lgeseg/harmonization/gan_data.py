@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lgeseg.core.records import PreprocessedCase
 from lgeseg.preprocessing import load_case_arrays, load_preprocessed
-from lgeseg.records import PreprocessedCase
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def load_domain(name: str, pre_dir: str | Path, datasets: Sequence[str] | None,
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.fingerprint import extract_fingerprint
+        >>> from lgeseg.preprocessing.fingerprint import extract_fingerprint
         >>> from lgeseg.planning.planner import plan_experiment
         >>> from lgeseg.preprocessing import run_preprocessing
         >>> from lgeseg.synth import generate_multicenter

@@ -25,7 +25,7 @@ from scipy import ndimage
 from skimage.filters import threshold_otsu
 from skimage.morphology import convex_hull_image
 
-from lgeseg.records import JsonRecord, load_json, save_json
+from lgeseg.core.records import JsonRecord, load_json, save_json
 
 logger = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from torch.nn import functional
 
+from lgeseg.core.records import CaseGeometry
 from lgeseg.harmonization.cyclegan import DIRECTIONS, CycleGANInfo, build_generator, read_info, translate_slices
 from lgeseg.harmonization.gan_data import scale_to_unit_range
 from lgeseg.harmonization.networks import ResnetGenerator
-from lgeseg.model_folder import find_checkpoint, load_checkpoint
-from lgeseg.records import CaseGeometry
+from lgeseg.model.folder import find_checkpoint, load_checkpoint
 
 #: Relative in-plane spacing difference above which images are resampled to the GAN's spacing.
 SPACING_TOLERANCE = 0.1
@@ -54,7 +54,7 @@ def load_translator(gan_dir: str | Path, direction: str = "target-to-source", de
     Example:
         >>> import tempfile
         >>> from lgeseg.harmonization.cyclegan import CycleGANConfig, write_info
-        >>> from lgeseg.model_folder import save_checkpoint
+        >>> from lgeseg.model.folder import save_checkpoint
         >>> config = CycleGANConfig(generator_features=4, generator_blocks=1, discriminator_features=4,
         ...                         discriminator_layers=2, patch_size=(32, 32))
         >>> tmp = tempfile.TemporaryDirectory()  # a GAN folder with untrained generators, as train_cyclegan writes it

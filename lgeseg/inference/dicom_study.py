@@ -8,7 +8,7 @@ than one slice when a multi-slice LGE stack exists), and skips every other serie
 saying why. When no series looks like LGE, the stacks that are not localizers, cines or maps are
 predicted, with a warning; when none is left, the error lists every series and its kind.
 
-``classify_series`` works on the tags ``lgeseg.dicom.find_series`` reads from each series' first
+``classify_series`` works on the tags ``lgeseg.files.dicom.find_series`` reads from each series' first
 file, so choosing reads no pixel data.
 """
 
@@ -19,7 +19,7 @@ import logging
 import re
 from collections.abc import Sequence
 
-from lgeseg.dicom import DicomSeries, is_multiframe
+from lgeseg.files.dicom import DicomSeries, is_multiframe
 
 logger = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from lgeseg.atomic import atomic_output
-from lgeseg.records import CaseGeometry, save_json
+from lgeseg.core.atomic import atomic_output
+from lgeseg.core.records import CaseGeometry, save_json
 
 #: The nnU-Net v2 reader/writer whose ``write_seg`` uses the ``sitk_stuff`` written here.
 IMAGE_READER_WRITER = "SimpleITKIO"

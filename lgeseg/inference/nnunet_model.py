@@ -33,10 +33,10 @@ import numpy as np
 import torch
 
 from lgeseg import __version__
-from lgeseg.errors import CorruptFileError, InvalidInputError
-from lgeseg.model_folder import LoadedModel, ModelInfo
+from lgeseg.core.errors import CorruptFileError, InvalidInputError
+from lgeseg.core.records import NetworkTopology, load_json
+from lgeseg.model.folder import LoadedModel, ModelInfo
 from lgeseg.planning.nnunet import CONFIGURATION, is_nnunet_plans, plan_from_nnunet
-from lgeseg.records import NetworkTopology, load_json
 
 logger = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from lgeseg import __version__
-from lgeseg.errors import FolderLockedError, OutputConflictError
-from lgeseg.records import load_json, save_json
+from lgeseg.core.errors import FolderLockedError, OutputConflictError
+from lgeseg.core.records import load_json, save_json
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,8 @@ def check_provenance(output_dir: Path, record: dict[str, Any], overwrite: bool, 
         True
         >>> check_provenance(out, provenance_record([], {"mirror": False}), overwrite=False, outputs_exist=True)
         Traceback (most recent call last):
-        lgeseg.errors.OutputConflictError: ... were made with other settings (mirror True -> False); use --overwrite ...
+        lgeseg.core.errors.OutputConflictError: ... were made with other settings (mirror True -> False); use
+        --overwrite ...
         >>> tmp.cleanup()
     """
     path = output_dir / PROVENANCE_FILE
@@ -163,7 +164,7 @@ def acquire_lock(output_dir: Path) -> Path:
         ('.lgeseg_predict.lock', True)
         >>> acquire_lock(Path(tmp.name))  # this process still holds it
         Traceback (most recent call last):
-        lgeseg.errors.FolderLockedError: ...: another lgeseg_predict run (pid ...) is writing ...
+        lgeseg.core.errors.FolderLockedError: ...: another lgeseg_predict run (pid ...) is writing ...
         >>> release_lock(lock)
         >>> tmp.cleanup()
     """

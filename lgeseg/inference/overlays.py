@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lgeseg.atomic import atomic_output
+from lgeseg.core.atomic import atomic_output
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure  # deferred: matplotlib loads only with --overlays

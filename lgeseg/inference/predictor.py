@@ -23,12 +23,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lgeseg import io
-from lgeseg.atomic import remove_stale_temporaries
-from lgeseg.device import resolve_device
-from lgeseg.dicom_seg import require_dicom_seg, write_dicom_seg
+from lgeseg.core.atomic import remove_stale_temporaries
+from lgeseg.core.device import resolve_device
+from lgeseg.core.records import CaseGeometry, PreprocessedCase, load_json, save_json
+from lgeseg.evaluation.postprocessing import apply_postprocessing
+from lgeseg.files import io
+from lgeseg.files.dicom_seg import require_dicom_seg, write_dicom_seg
 from lgeseg.inference.adaptation import DEFAULT_LR, DEFAULT_STEPS, AdaptationSettings, adapted
-from lgeseg.inference.inputs import (
+from lgeseg.inference.input_cases import (
     InputCase,
     check_case,
     check_folders,
@@ -55,10 +57,8 @@ from lgeseg.inference.quality import (
     write_quality_report,
 )
 from lgeseg.inference.sliding_window import check_step, predict_slices, prepare_for_inference
-from lgeseg.model_folder import LoadedModel, find_checkpoint, load_model
-from lgeseg.model_registry import resolve_model, resolve_model_folders
-from lgeseg.postprocessing import apply_postprocessing
-from lgeseg.records import CaseGeometry, PreprocessedCase, load_json, save_json
+from lgeseg.model.folder import LoadedModel, find_checkpoint, load_model
+from lgeseg.model.registry import resolve_model, resolve_model_folders
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def load_models(model_dirs: Sequence[str | Path], device: torch.device, checkpoi
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.model_folder import write_untrained_model
+        >>> from lgeseg.model.folder import write_untrained_model
         >>> tmp = tempfile.TemporaryDirectory()  # an untrained model folder; a trained one loads the same way
         >>> models = load_models([write_untrained_model(tmp.name)], torch.device("cpu"))
         >>> len(models), models[0].network.training  # several folders (-m A B): an ensemble
@@ -132,7 +132,7 @@ def fold_model_folders(model_dirs: Sequence[str | Path], folds: Sequence[str] | 
 
     Args:
         model_dirs: what ``-m`` gave: model folders, ensemble folders (``fold_<k>`` members), the
-            names of installed or shipped models (``lge-lv``; ``lgeseg.model_registry``) or nnU-Net
+            names of installed or shipped models (``lge-lv``; ``lgeseg.model.registry``) or nnU-Net
             training folders (``nnunet_model.nnunet_fold_folders``).
         folds: fold names (``"0"``, ``"1"``, ..., ``"all"``) or None (every member of each).
 
@@ -142,7 +142,7 @@ def fold_model_folders(model_dirs: Sequence[str | Path], folds: Sequence[str] | 
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.model_folder import write_untrained_model
+        >>> from lgeseg.model.folder import write_untrained_model
         >>> tmp = tempfile.TemporaryDirectory()
         >>> for fold in (0, 1):
         ...     _ = write_untrained_model(Path(tmp.name) / f"fold_{fold}", seed=fold)
@@ -192,7 +192,7 @@ def inference_window(model: LoadedModel, slice_shape: Sequence[int], window: str
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.model_folder import write_untrained_model
+        >>> from lgeseg.model.folder import write_untrained_model
         >>> tmp = tempfile.TemporaryDirectory()  # an untrained 3-stage model: slices padded to a multiple of 4
         >>> models = load_models([write_untrained_model(tmp.name, features=(4, 8, 8))], torch.device("cpu"))
         >>> inference_window(models[0], (50, 70), "slice"), inference_window(models[0], (50, 70), "sliding")
@@ -237,7 +237,7 @@ def predict_volume(image: np.ndarray, geometry: CaseGeometry, models: Sequence[L
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.model_folder import write_untrained_model
+        >>> from lgeseg.model.folder import write_untrained_model
         >>> tmp = tempfile.TemporaryDirectory()  # an untrained model folder; a trained one loads the same way
         >>> models = load_models([write_untrained_model(tmp.name)], torch.device("cpu"))
         >>> geometry = CaseGeometry((4, 40, 40), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
@@ -478,7 +478,7 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
         output_dir: destination; must not be ``input_dir`` or inside it.
         model_dirs: one model folder, or several (folds, seeds) to ensemble by averaging probabilities;
             an ensemble folder (``fold_<k>`` members) or the name of a shipped or installed model
-            (``"lge-lv"``, ``lgeseg.model_registry``) stands for all its members.
+            (``"lge-lv"``, ``lgeseg.model.registry``) stands for all its members.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ... (None: CUDA when available; an unknown name is a
             ``ValueError`` naming it, ``inference_device``).
         mirroring: in-plane flip test-time augmentation (4 passes per tile).
@@ -494,7 +494,7 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
         harmonize: ``"histogram"`` or ``"cyclegan:GAN_DIR"`` (see ``lgeseg.harmonization``), or None.
         checkpoint: ``"final"``, ``"best"`` or ``"latest"``. Without ``checkpoint_final.pt`` a folder holding
             ``checkpoint_latest.pt`` (training not finished) is refused, any other uses ``checkpoint_best.pt``
-            with a warning (``model_folder.checkpoint_for_inference``).
+            with a warning (``model.folder.checkpoint_for_inference``).
         step: sliding-window stride as a fraction of the patch, in (0, 1].
         batch_size: tiles per forward pass (None: a device default).
         window: ``"roi"`` (default), ``"sliding"`` (nnU-Net) or ``"slice"`` (whole slices); see ``predict_volume``.
@@ -503,9 +503,9 @@ def predict_folder(input_dir: str | Path, output_dir: str | Path, model_dirs: Se
         num_readers: threads reading the next cases while one is predicted (nnU-Net's ``-npp``).
         num_writers: threads postprocessing and writing finished cases (nnU-Net's ``-nps``).
         series: for a folder of DICOM series, the ones to predict (UID, series number, case name or
-            description pattern, see ``lgeseg.dicom.select_series``); None predicts every series.
+            description pattern, see ``lgeseg.files.dicom.select_series``); None predicts every series.
         dicom_seg: for DICOM input, also write ``<case>.seg.dcm``, a DICOM Segmentation referencing the
-            source slices (needs highdicom, ``lgeseg[dicom]``; see ``lgeseg.dicom_seg``).
+            source slices (needs highdicom, ``lgeseg[dicom]``; see ``lgeseg.files.dicom_seg``).
         allow_unusual_spacing: accept spacing outside ``io.IN_PLANE_SPACING_MM``/``THROUGH_PLANE_SPACING_MM``
             (zero or negative spacing is refused always).
         adapt: ``"none"`` (default) or ``"entropy"``: before predicting each case, adapt the network's

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from lgeseg.atomic import atomic_output
+from lgeseg.core.atomic import atomic_output
 from lgeseg.inference.ring import MIN_WALL_MM, RING_GAP_MM, enclosed_fraction, thin_ring_samples
 
 #: ``thin_wall`` is flagged when more than this fraction of the ring (blood-pool border samples) is thin.

@@ -20,12 +20,12 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from lgeseg import io
-from lgeseg.device import resolve_device
+from lgeseg.core.device import resolve_device
+from lgeseg.core.records import CaseGeometry
+from lgeseg.evaluation.postprocessing import apply_postprocessing
+from lgeseg.files import io
 from lgeseg.inference.predictor import _label_lookup, fold_model_folders, load_models, predict_volume
-from lgeseg.model_folder import LoadedModel
-from lgeseg.postprocessing import apply_postprocessing
-from lgeseg.records import CaseGeometry
+from lgeseg.model.folder import LoadedModel
 
 #: The model ``segment`` uses when none is named.
 DEFAULT_MODEL = "lge-lv"
@@ -66,7 +66,7 @@ def segment(image: Any, model: str = DEFAULT_MODEL, spacing: Sequence[float] | N
     Args:
         image: a 3D ``SimpleITK.Image``, or a NumPy array (z, y, x) (or (C, z, y, x) for several channels).
         model: a shipped or installed model name (``"lge-lv"``, ``"lge-lv-cine"``), a model folder or an
-            ensemble folder (``lgeseg.model_registry``).
+            ensemble folder (``lgeseg.model.registry``).
         spacing: voxel size in mm, (z, y, x); required for a NumPy array, refused for a SimpleITK image.
         device: ``"cpu"``, ``"cuda"``, ... (None: CUDA when available).
         mirroring: in-plane flip test-time augmentation (4 passes; slower, slightly better).
@@ -80,7 +80,7 @@ def segment(image: Any, model: str = DEFAULT_MODEL, spacing: Sequence[float] | N
     Example:
         >>> import tempfile
         >>> from pathlib import Path
-        >>> from lgeseg.model_folder import write_untrained_model
+        >>> from lgeseg.model.folder import write_untrained_model
         >>> folder = write_untrained_model(Path(tempfile.mkdtemp()) / "model")  # a real model: "lge-lv"
         >>> image = np.random.default_rng(0).random((3, 40, 48), dtype=np.float32)
         >>> labels = segment(image, model=str(folder), spacing=(8.0, 1.25, 1.25), device="cpu", mirroring=False)

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from lgeseg.evaluation.postprocessing import component_sizes
 from lgeseg.inference.quality import MirrorAgreement
-from lgeseg.postprocessing import component_sizes
 
 #: Flips (tensor dims of a (B, C, y, x) batch) used by mirroring TTA: identity, y, x, y and x.
 MIRROR_AXES: tuple[tuple[int, ...], ...] = ((), (2,), (3,), (2, 3))

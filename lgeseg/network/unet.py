@@ -18,8 +18,8 @@ import math
 import torch
 from torch import nn
 
+from lgeseg.core.records import NetworkTopology
 from lgeseg.network.blocks import DecoderBlock, StackedConvs, init_weights
-from lgeseg.records import NetworkTopology
 
 
 def _check_topology(topology: NetworkTopology) -> None:

@@ -6,7 +6,7 @@
 
 from lgeseg.planning.memory import estimate_memory, largest_fitting_batch
 from lgeseg.planning.planner import detect_gpu_memory_gb, plan_experiment, plan_fingerprint, small_plan
-from lgeseg.planning.presets import PRESETS, PlannerPreset, get_preset
+from lgeseg.planning.planner_presets import PRESETS, PlannerPreset, get_preset
 from lgeseg.planning.report import format_plan_table
 from lgeseg.planning.topology import plan_topology
 

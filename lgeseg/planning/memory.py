@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from lgeseg.records import MemoryEstimate, NetworkTopology
+from lgeseg.core.records import MemoryEstimate, NetworkTopology
 
 GIB: int = 1024**3
 

@@ -22,10 +22,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lgeseg.checks import plan_problems
-from lgeseg.dataset import region_labels_problem
-from lgeseg.errors import InvalidInputError
-from lgeseg.records import LABELS, NetworkTopology, NormalizationConfig, Plan, load_json, read_plan
+from lgeseg.core.checks import plan_problems
+from lgeseg.core.errors import InvalidInputError
+from lgeseg.core.records import LABELS, NetworkTopology, NormalizationConfig, Plan, load_json, read_plan
+from lgeseg.datasets.layout import region_labels_problem
 
 #: The configuration lgeseg imports (its one network is 2D).
 CONFIGURATION = "2d"
@@ -243,7 +243,7 @@ def load_any_plan(source: str | Path) -> Plan:
     Example:
         >>> import tempfile
         >>> from lgeseg.planning.planner import small_plan
-        >>> from lgeseg.records import save_json
+        >>> from lgeseg.core.records import save_json
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     save_json(small_plan(), Path(folder) / "plans.json")
         ...     load_any_plan(folder).preset

@@ -7,9 +7,9 @@ import json
 import logging
 from typing import Any
 
-from lgeseg import records
+from lgeseg.core import records
 from lgeseg.planning.memory import GIB, estimate_memory, largest_fitting_batch
-from lgeseg.planning.presets import PlannerPreset, get_preset
+from lgeseg.planning.planner_presets import PlannerPreset, get_preset
 from lgeseg.planning.spacing import median_shape_at_spacing, target_spacing
 from lgeseg.planning.topology import next_smaller_patch_axis, plan_topology, round_patch_axis
 
@@ -82,7 +82,7 @@ def plan_experiment(
     """Plan the 2D configuration for a dataset.
 
     Args:
-        fingerprint: as returned by ``lgeseg.fingerprint.extract_fingerprint``.
+        fingerprint: as returned by ``lgeseg.preprocessing.fingerprint.extract_fingerprint``.
         gpu_memory_gb: memory budget in GB (GiB). None: the free memory of the present CUDA GPU,
             or, without one, the ``cpu`` preset (``preset="default"``) / no budget.
         preset: ``"default"``, ``"paper"`` or ``"cpu"``.
@@ -163,7 +163,7 @@ def small_plan(
 ) -> records.Plan:
     """A hand-written plan for a small 2D U-Net, without a fingerprint or a memory budget.
 
-    For examples, tests and benchmarks that need a plan (or, with ``model_folder.write_untrained_model``,
+    For examples, tests and benchmarks that need a plan (or, with ``model.folder.write_untrained_model``,
     a whole model folder) in milliseconds; a dataset is planned with ``plan_experiment``.
 
     Args:

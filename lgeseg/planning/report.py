@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from lgeseg.core.records import Plan
 from lgeseg.planning.memory import GIB
 from lgeseg.planning.topology import bottleneck_size
-from lgeseg.records import Plan
 
 
 def _gb(value: int) -> str:
@@ -16,7 +16,7 @@ def format_plan_table(plan: Plan) -> str:
 
     Example:
         >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> from lgeseg.core.records import CaseFingerprint, Fingerprint
         >>> cases = (CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (10, 256, 256), (10, 160, 144)),)
         >>> for line in format_plan_table(plan_experiment(Fingerprint(cases=cases), None, "cpu")).splitlines()[:4]:
         ...     print(line)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lgeseg.records import CaseFingerprint, Fingerprint
+from lgeseg.core.records import CaseFingerprint, Fingerprint
 
 
 def _training_cases(fingerprint: Fingerprint) -> tuple[CaseFingerprint, ...]:

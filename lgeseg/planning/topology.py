@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from lgeseg.records import NetworkTopology
+from lgeseg.core.records import NetworkTopology
 
 #: Pool an axis while it is larger than this many pixels.
 MAX_BOTTLENECK: int = 8

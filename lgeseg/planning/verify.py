@@ -6,10 +6,10 @@ import dataclasses
 import logging
 import os
 
-from lgeseg.errors import LgesegError
+from lgeseg.core.errors import LgesegError
+from lgeseg.core.records import Plan
 from lgeseg.planning.memory import CUDA_CONTEXT_BYTES, GIB, estimate_memory
-from lgeseg.planning.presets import PRESETS, get_preset
-from lgeseg.records import Plan
+from lgeseg.planning.planner_presets import PRESETS, get_preset
 
 logger = logging.getLogger(__name__)
 

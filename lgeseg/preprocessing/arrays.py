@@ -6,11 +6,11 @@ import logging
 
 import numpy as np
 
+from lgeseg.core.records import CaseGeometry, Plan, PreprocessedCase
 from lgeseg.planning.spacing import resampled_inplane_shape
 from lgeseg.preprocessing.crop import CropBox, body_bbox, crop, include_foreground, uncrop
 from lgeseg.preprocessing.normalize import normalize
 from lgeseg.preprocessing.resample import resample_inplane, resample_label_inplane
-from lgeseg.records import CaseGeometry, Plan, PreprocessedCase
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def preprocess_arrays(
 
     Example:
         >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> from lgeseg.core.records import CaseFingerprint, Fingerprint
         >>> case = CaseFingerprint("a", "d", spacing=(8.0, 1.25, 1.25), shape=(2, 64, 64), shape_after_crop=(2, 40, 40))
         >>> plan = plan_experiment(Fingerprint(cases=(case,)), gpu_memory_gb=None, preset="cpu")  # 1.25 mm in-plane
         >>> geometry = CaseGeometry((2, 16, 16), (8.0, 2.5, 2.5), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
@@ -115,7 +115,7 @@ def revert_to_original(probabilities: np.ndarray, record: PreprocessedCase) -> n
 
     Example:
         >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> from lgeseg.core.records import CaseFingerprint, Fingerprint
         >>> case = CaseFingerprint("a", "d", spacing=(8.0, 1.25, 1.25), shape=(2, 64, 64), shape_after_crop=(2, 40, 40))
         >>> plan = plan_experiment(Fingerprint(cases=(case,)), gpu_memory_gb=None, preset="cpu")
         >>> geometry = CaseGeometry((2, 16, 16), (8.0, 2.5, 2.5), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lgeseg.records import NormalizationConfig
+from lgeseg.core.records import NormalizationConfig
 
 
 def normalize(image: np.ndarray, config: NormalizationConfig) -> np.ndarray:

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from lgeseg import io
-from lgeseg.atomic import atomic_output
-from lgeseg.dataset import RawCase, list_cases
-from lgeseg.errors import OutputConflictError
+from lgeseg.core.atomic import atomic_output
+from lgeseg.core.errors import OutputConflictError
+from lgeseg.core.records import Plan, PreprocessedCase, load_fingerprint, load_json, save_json
+from lgeseg.datasets.layout import RawCase, list_cases
+from lgeseg.files import io
 from lgeseg.planning.planner import plan_fingerprint
 from lgeseg.preprocessing.arrays import effective_spacing, preprocess_arrays
 from lgeseg.preprocessing.parallel import parallel_map
-from lgeseg.records import Plan, PreprocessedCase, load_fingerprint, load_json, save_json
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def is_up_to_date(case: RawCase, case_dir: Path, plan_hash: str) -> bool:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.fingerprint import extract_fingerprint
+        >>> from lgeseg.preprocessing.fingerprint import extract_fingerprint
         >>> from lgeseg.planning.planner import plan_experiment
         >>> from lgeseg.synth import generate_multicenter
         >>> tmp = tempfile.TemporaryDirectory()
@@ -84,7 +84,7 @@ def preprocess_case(case: RawCase, case_dir: Path, plan: Plan, plan_hash: str | 
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.fingerprint import extract_fingerprint
+        >>> from lgeseg.preprocessing.fingerprint import extract_fingerprint
         >>> from lgeseg.planning.planner import plan_experiment
         >>> from lgeseg.synth import generate_multicenter
         >>> tmp = tempfile.TemporaryDirectory()
@@ -162,7 +162,7 @@ def run_preprocessing(
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.fingerprint import extract_fingerprint
+        >>> from lgeseg.preprocessing.fingerprint import extract_fingerprint
         >>> from lgeseg.planning.planner import plan_experiment
         >>> from lgeseg.synth import generate_multicenter
         >>> tmp = Path(tempfile.mkdtemp())
@@ -225,7 +225,7 @@ def check_preprocessed_folder(out_dir: Path, plan: Plan | None, dataset_dirs: Se
         >>> check_preprocessed_folder(tmp / "pre", small_plan())  # the same plan: a rerun may continue
         >>> check_preprocessed_folder(tmp / "pre", small_plan(batch_size=7))
         Traceback (most recent call last):
-        lgeseg.errors.OutputConflictError: .../plans.json: the preprocessed folder was made with another plan ...
+        lgeseg.core.errors.OutputConflictError: .../plans.json: the preprocessed folder was made with another plan ...
         >>> shutil.rmtree(tmp)
     """
     out_dir = Path(out_dir)
@@ -265,7 +265,7 @@ def remove_other_plan_cases(out_dir: Path, plan_hash: str) -> list[Path]:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.fingerprint import extract_fingerprint
+        >>> from lgeseg.preprocessing.fingerprint import extract_fingerprint
         >>> from lgeseg.planning.planner import plan_experiment
         >>> from lgeseg.synth import generate_multicenter
         >>> tmp = Path(tempfile.mkdtemp())
@@ -307,7 +307,7 @@ def load_preprocessed(pre_dir: Path, datasets: list[str] | None = None) -> list[
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.fingerprint import extract_fingerprint
+        >>> from lgeseg.preprocessing.fingerprint import extract_fingerprint
         >>> from lgeseg.planning.planner import plan_experiment
         >>> from lgeseg.synth import generate_multicenter
         >>> tmp = Path(tempfile.mkdtemp())
@@ -344,7 +344,7 @@ def load_case_arrays(npz_path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.fingerprint import extract_fingerprint
+        >>> from lgeseg.preprocessing.fingerprint import extract_fingerprint
         >>> from lgeseg.planning.planner import plan_experiment
         >>> from lgeseg.synth import generate_multicenter
         >>> tmp = Path(tempfile.mkdtemp())

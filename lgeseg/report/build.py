@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from lgeseg import __version__, io
-from lgeseg.errors import OutputConflictError
-from lgeseg.inference.inputs import list_input_cases, read_case
+from lgeseg import __version__
+from lgeseg.core.errors import OutputConflictError
+from lgeseg.files import io
+from lgeseg.inference.input_cases import list_input_cases, read_case
 from lgeseg.inference.overlays import write_overlay
 from lgeseg.inference.quality import CaseQuality, assess_segmentation, is_constant_image, read_quality_report
 from lgeseg.report.enhancement import DEFAULT_N_SD, EnhancementEstimate, estimate_enhancement
@@ -163,7 +164,8 @@ def check_report_output(pred_dir: Path, out_dir: Path, images_dir: Path | None, 
         >>> _ = (tmp / "pred" / "report").mkdir(parents=True), (tmp / "pred" / "report" / "index.html").write_text("")
         >>> check_report_output(tmp / "pred", tmp / "pred" / "report", None, ["c1"])
         Traceback (most recent call last):
-        lgeseg.errors.OutputConflictError: .../index.html: already exists (a report); use --overwrite to replace ...
+        lgeseg.core.errors.OutputConflictError: .../index.html: already exists (a report); use --overwrite to replace
+        ...
         >>> import shutil; shutil.rmtree(tmp)
     """
     out = out_dir.resolve()

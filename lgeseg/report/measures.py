@@ -31,7 +31,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lgeseg.evaluation import MYOCARDIUM_DENSITY_G_PER_ML
+from lgeseg.evaluation.metrics import MYOCARDIUM_DENSITY_G_PER_ML
 
 #: AHA 17-segment model, segments 1-16: (number, level, name).
 AHA_SEGMENTS: tuple[tuple[int, str, str], ...] = (

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lgeseg.atomic import atomic_output
+from lgeseg.core.atomic import atomic_output
 from lgeseg.report.measures import AHA_SEGMENTS
 
 #: CSV columns before the 16 segment columns: the case and its patient/study, the volumes with their

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lgeseg.records import load_json
+from lgeseg.core.records import load_json
 
 #: Where the default ranges come from.
 KAWEL_BOEHM_2020 = ("Kawel-Boehm N et al. Reference ranges (\"normal values\") for cardiovascular magnetic resonance "

@@ -23,9 +23,9 @@ from typing import Any
 
 import SimpleITK as sitk
 
+from lgeseg.core.records import load_json
 from lgeseg.inference.output_folder import PROVENANCE_FILE
-from lgeseg.model_archive import hash_file_into
-from lgeseg.records import load_json
+from lgeseg.model.archive import hash_file_into
 
 #: DICOM tags read for the report (SimpleITK's "gggg|eeee" keys).
 STUDY_TAGS = {"patient_id": "0010|0020", "sex": "0010|0040", "age": "0010|1010", "size_m": "0010|1020",
@@ -232,7 +232,7 @@ def prediction_models(pred_dir: str | Path) -> list[ModelSummary]:
 
     Example:
         >>> import json, tempfile
-        >>> from lgeseg.model_folder import write_untrained_model
+        >>> from lgeseg.model.folder import write_untrained_model
         >>> tmp = Path(tempfile.mkdtemp())
         >>> model = write_untrained_model(tmp / "lv_model")
         >>> record = {"lgeseg_version": "0.1.0", "models": [{"model": str(model), "checkpoint": "checkpoint_final.pt"}]}

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lgeseg import io
-from lgeseg.records import CaseGeometry
+from lgeseg.core.records import CaseGeometry
+from lgeseg.files import io
 
 
 def _read_raw(path: Path) -> bytes:
@@ -59,7 +59,7 @@ def truncate_gzip(path: Path, fraction: float = 0.5) -> None:
         >>> truncate_gzip(path)
         >>> io.check_image_content(path)
         Traceback (most recent call last):
-        lgeseg.errors.CorruptFileError: .../c_0000.nii.gz: file is truncated (the compressed stream ends early: ...
+        lgeseg.core.errors.CorruptFileError: .../c_0000.nii.gz: file is truncated (the compressed stream ends early: ...
         >>> tmp.cleanup()
     """
     data = path.read_bytes()
@@ -76,7 +76,8 @@ def truncate_payload(path: Path, fraction: float = 0.5) -> None:
         >>> truncate_payload(path)
         >>> io.read_image(path)
         Traceback (most recent call last):
-        lgeseg.errors.CorruptFileError: ...: file is truncated: the voxel data is 64 bytes, the header (...) needs 128
+        lgeseg.core.errors.CorruptFileError: ...: file is truncated: the voxel data is 64 bytes, the header (...)
+        needs 128
         >>> tmp.cleanup()
     """
     data = _read_raw(path)
@@ -94,7 +95,8 @@ def set_pixdim(path: Path, axis: int, value: float) -> None:
         >>> set_pixdim(path, axis=2, value=0.0)
         >>> io.read_image(path)
         Traceback (most recent call last):
-        lgeseg.errors.InvalidInputError: ...: voxel spacing in the header (pixdim, x, y, z) is 1.25, 1.25, 0 mm; ...
+        lgeseg.core.errors.InvalidInputError: ...: voxel spacing in the header (pixdim, x, y, z) is 1.25, 1.25, 0 mm;
+        ...
         >>> tmp.cleanup()
     """
     data = bytearray(_read_raw(path))
@@ -130,7 +132,7 @@ def with_nan_voxel(path: Path, value: float = float("nan")) -> None:
         >>> with_nan_voxel(path)
         >>> io.read_image(path)
         Traceback (most recent call last):
-        lgeseg.errors.InvalidInputError: .../c_0000.nii.gz: image holds 1 NaN and 0 Inf voxel(s) of 32
+        lgeseg.core.errors.InvalidInputError: .../c_0000.nii.gz: image holds 1 NaN and 0 Inf voxel(s) of 32
         >>> tmp.cleanup()
     """
     content = io.read_nifti_content(path)
@@ -168,7 +170,7 @@ def beyond_float32(path: Path) -> None:
         >>> beyond_float32(path)
         >>> io.read_image(path)
         Traceback (most recent call last):
-        lgeseg.errors.InvalidInputError: .../c_0000.nii.gz: values up to 2e+39 do not fit float32 (largest 3.4e+38)
+        lgeseg.core.errors.InvalidInputError: .../c_0000.nii.gz: values up to 2e+39 do not fit float32 (largest 3.4e+38)
         >>> tmp.cleanup()
     """
     geometry, _ = io.read_geometry(path)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lgeseg.dataset import list_cases
-from lgeseg.io import read_image, read_label
+from lgeseg.datasets.layout import list_cases
+from lgeseg.files.io import read_image, read_label
 
 #: Contour colours: endocardium (label 1 border), epicardium (border of labels 1 + 2).
 CONTOUR_COLOURS = {1: "#ffdd00", 2: "#00c8ff"}

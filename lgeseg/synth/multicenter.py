@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from lgeseg.errors import OutputConflictError
-from lgeseg.io import write_image, write_label
-from lgeseg.records import LABELS, load_json, save_json
+from lgeseg.core.errors import OutputConflictError
+from lgeseg.core.records import LABELS, load_json, save_json
+from lgeseg.files.io import write_image, write_label
 from lgeseg.synth.centers import CenterProfile, get_profile
 from lgeseg.synth.phantom import SyntheticCase, synthesize_case
 
@@ -120,7 +120,7 @@ def check_center_folders(out_dir: str | Path, centers: Sequence[int | str], over
         >>> check_center_folders(tmp.name, [1], overwrite=True)  # a synthetic dataset may be replaced
         >>> check_center_folders(tmp.name, [1], overwrite=False)
         Traceback (most recent call last):
-        lgeseg.errors.OutputConflictError: .../center1: already exists; use --overwrite to replace it ...
+        lgeseg.core.errors.OutputConflictError: .../center1: already exists; use --overwrite to replace it ...
         >>> tmp.cleanup()
     """
     for center in centers:

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from lgeseg.records import CaseGeometry
+from lgeseg.core.records import CaseGeometry
 from lgeseg.synth import anatomy
 from lgeseg.synth.centers import CenterProfile, get_profile
 from lgeseg.synth.contrast import Acquisition, acquire, tissue_signals

@@ -1,11 +1,11 @@
-"""Training: losses, data loading, the loop, checkpoints; writes the model folder (`lgeseg.model_folder`).
+"""Training: losses, data loading, the loop, checkpoints; writes the model folder (`lgeseg.model.folder`).
 
 Public entry points: ``train`` / ``run_training`` (preprocessed data -> model folder),
 ``finetune`` (pretrained model + new center -> model folder), ``get_recipe``/``TrainConfig``,
-and, re-exported from ``lgeseg.model_folder``, the model-folder helpers (``load_model``, ...).
+and, re-exported from ``lgeseg.model.folder``, the model-folder helpers (``load_model``, ...).
 """
 
-from lgeseg.model_folder import (
+from lgeseg.model.folder import (
     LoadedModel,
     ModelInfo,
     find_checkpoint,

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lgeseg.records import PreprocessedCase
+from lgeseg.core.records import PreprocessedCase
 
 #: At most this many foreground voxels per class are kept per case for centring patches.
 MAX_FOREGROUND_POINTS = 20000
@@ -55,7 +55,7 @@ def case_key(record: PreprocessedCase) -> str:
     """``"<dataset>/<case_id>"``: how splits and model.json name a case.
 
     Example:
-        >>> from lgeseg.records import CaseGeometry
+        >>> from lgeseg.core.records import CaseGeometry
         >>> geometry = CaseGeometry((2, 8, 8), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
         >>> case_key(PreprocessedCase("p1", "center1", None, geometry, ((0, 2), (0, 8), (0, 8)), (2, 8, 8),
         ...                           (8.0, 1.25, 1.25), (2, 8, 8)))
@@ -83,7 +83,7 @@ def load_case(record: PreprocessedCase, npz_path: Path) -> TrainingCase:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.records import CaseGeometry
+        >>> from lgeseg.core.records import CaseGeometry
         >>> tmp = tempfile.TemporaryDirectory()
         >>> geometry = CaseGeometry((2, 8, 8), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
         >>> record = PreprocessedCase("p1", "center1", None, geometry, ((0, 2), (0, 8), (0, 8)), (2, 8, 8),
@@ -114,7 +114,7 @@ def load_cases(entries: Sequence[tuple[PreprocessedCase, Path]], keys: Sequence[
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.records import CaseGeometry
+        >>> from lgeseg.core.records import CaseGeometry
         >>> tmp = tempfile.TemporaryDirectory()
         >>> geometry = CaseGeometry((2, 8, 8), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
         >>> record = PreprocessedCase("p1", "center1", None, geometry, ((0, 2), (0, 8), (0, 8)), (2, 8, 8),

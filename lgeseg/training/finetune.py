@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from lgeseg.model_folder import find_checkpoint, read_model_metadata
-from lgeseg.model_registry import resolve_model
-from lgeseg.records import Plan, read_plan
-from lgeseg.training.inputs import open_training_data
+from lgeseg.core.records import Plan, read_plan
+from lgeseg.model.folder import find_checkpoint, read_model_metadata
+from lgeseg.model.registry import resolve_model
 from lgeseg.training.recipes import TrainConfig
 from lgeseg.training.splits import subject_of
 from lgeseg.training.trainer import FinetuneSpec, check_model_folder, run_training
+from lgeseg.training.training_data import open_training_data
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +109,9 @@ def check_same_plans(model_dir: Path, preprocessed: Sequence[Path]) -> Plan:
 
     Example:
         >>> import dataclasses, tempfile
-        >>> from lgeseg.model_folder import write_untrained_model
+        >>> from lgeseg.model.folder import write_untrained_model
         >>> from lgeseg.planning import small_plan
-        >>> from lgeseg.records import save_json
+        >>> from lgeseg.core.records import save_json
         >>> tmp = Path(tempfile.mkdtemp())
         >>> plan = small_plan()  # the plan write_untrained_model writes
         >>> _ = write_untrained_model(tmp / "model")
@@ -164,7 +164,7 @@ def single_model_folder(spec: str | Path) -> Path:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.model_folder import write_untrained_model
+        >>> from lgeseg.model.folder import write_untrained_model
         >>> tmp = Path(tempfile.mkdtemp())
         >>> single_model_folder(write_untrained_model(tmp / "model")).name
         'model'
@@ -207,7 +207,7 @@ def finetune(pretrained: str | Path, preprocessed: str | Path | Sequence[str | P
 
     Usage (needs a trained model; ``lgeseg_finetune`` is the same call)::
 
-        from lgeseg.plan_and_preprocess import plan_and_preprocess
+        from lgeseg.workflows.plan_and_preprocess import plan_and_preprocess
         from lgeseg.training import finetune
 
         plan_and_preprocess([Path("raw/new_center")], Path("pre_new"), plans_from=Path("models/center1"))

@@ -23,17 +23,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lgeseg.atomic import remove_stale_temporaries
-from lgeseg.model_folder import load_checkpoint, save_checkpoint
+from lgeseg.core.atomic import remove_stale_temporaries
+from lgeseg.core.records import Plan
+from lgeseg.model.folder import load_checkpoint, save_checkpoint
 from lgeseg.network import build_unet, select_trainable
-from lgeseg.records import Plan
 from lgeseg.training.data import BatchLoader, PatchSampler
 from lgeseg.training.distributed import SINGLE_PROCESS, DistributedContext, wrap_data_parallel
 from lgeseg.training.losses import DeepSupervisionLoss, deep_supervision_weights
 from lgeseg.training.prefetch import to_device
 from lgeseg.training.recipes import CUDA_GRAPH_MODES, TrainConfig, build_optimizer, learning_rate_at, set_capturable
 from lgeseg.training.step_graph import StepGraph
-from lgeseg.training.validation import autocast_for
+from lgeseg.training.validate_epoch import autocast_for
 
 logger = logging.getLogger(__name__)
 
@@ -374,7 +374,7 @@ def checkpoint_payload(state: TrainingState, with_optimizer: bool) -> dict[str, 
 
 
 def save_state(state: TrainingState, path: str | Path, with_optimizer: bool = True) -> None:
-    """Write the state to ``path`` atomically (``model_folder.save_checkpoint``).
+    """Write the state to ``path`` atomically (``model.folder.save_checkpoint``).
 
     Example:
         >>> import tempfile

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lgeseg.atomic import atomic_output
+from lgeseg.core.atomic import atomic_output
 
 
 def plot_progress(history: dict[str, list[float]], path: str | Path) -> None:

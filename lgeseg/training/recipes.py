@@ -19,8 +19,8 @@ from typing import Any
 import torch
 
 from lgeseg.augmentation.presets import get_preset
-from lgeseg.checks import is_int, is_number
-from lgeseg.records import JsonRecord
+from lgeseg.core.checks import is_int, is_number
+from lgeseg.core.records import JsonRecord
 
 #: The recipe used when none is named: the paper's optimizer and length (Adam 1e-3 constant, 250
 #: epochs, a quarter of nnU-Net's 1000) with the extras docs/paper.md names (250-iteration epochs,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lgeseg.records import load_json, save_json
+from lgeseg.core.records import load_json, save_json
 
 log = logging.getLogger(__name__)
 

@@ -22,15 +22,15 @@ from typing import Any
 import torch
 
 from lgeseg import __version__
-from lgeseg.atomic import remove_stale_temporaries
 from lgeseg.augmentation import augment_batch, get_preset, required_crop_size
-from lgeseg.device import resolve_device
-from lgeseg.errors import InvalidInputError, OutputConflictError
+from lgeseg.core.atomic import remove_stale_temporaries
+from lgeseg.core.device import resolve_device
+from lgeseg.core.errors import InvalidInputError, OutputConflictError
+from lgeseg.core.records import save_json
+from lgeseg.evaluation.postprocessing import select_postprocessing
 from lgeseg.harmonization import fit_reference_from_preprocessed
-from lgeseg.model_card import write_model_card
-from lgeseg.model_folder import ModelInfo, load_checkpoint, read_model_metadata, write_model_metadata
-from lgeseg.postprocessing import select_postprocessing
-from lgeseg.records import save_json
+from lgeseg.model.card import write_model_card
+from lgeseg.model.folder import ModelInfo, load_checkpoint, read_model_metadata, write_model_metadata
 from lgeseg.training.data import PatchSampler, TrainingCase, case_key, load_cases
 from lgeseg.training.distributed import (
     SINGLE_PROCESS,
@@ -41,7 +41,6 @@ from lgeseg.training.distributed import (
     reduce_numbers,
     split_batch,
 )
-from lgeseg.training.inputs import TrainingData, open_training_data
 from lgeseg.training.loop import (
     EpochStats,
     TrainingState,
@@ -54,7 +53,8 @@ from lgeseg.training.loop import (
 from lgeseg.training.plots import plot_progress
 from lgeseg.training.recipes import DEFAULT_RECIPE, TrainConfig, get_recipe
 from lgeseg.training.splits import fold_of, limit_subjects, load_or_create_splits
-from lgeseg.training.validation import ValidationResult, validate
+from lgeseg.training.training_data import TrainingData, open_training_data
+from lgeseg.training.validate_epoch import ValidationResult, validate
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def train(preprocessed: str | Path | Sequence[str | Path], model_dir: str | Path
 
     Usage (minutes of training, so doctest does not run it; ``lgeseg_train`` is the same call)::
 
-        from lgeseg.plan_and_preprocess import plan_and_preprocess
+        from lgeseg.workflows.plan_and_preprocess import plan_and_preprocess
         from lgeseg.training import train
 
         plan, _ = plan_and_preprocess([Path("raw/center1")], Path("pre"), preset="cpu")
@@ -297,7 +297,8 @@ def check_model_folder(model_dir: Path, resume: bool, overwrite: bool = False) -
         >>> (Path(tmp.name) / "model.json").touch()
         >>> check_model_folder(Path(tmp.name), resume=False)
         Traceback (most recent call last):
-        lgeseg.errors.OutputConflictError: ...: already holds a model (model.json); use --overwrite to replace it, ...
+        lgeseg.core.errors.OutputConflictError: ...: already holds a model (model.json); use --overwrite to replace
+        it, ...
         >>> check_model_folder(Path(tmp.name), resume=True)
         Traceback (most recent call last):
         FileNotFoundError: .../checkpoint_latest.pt: nothing to continue (no checkpoint_latest.pt in ...)
@@ -305,7 +306,8 @@ def check_model_folder(model_dir: Path, resume: bool, overwrite: bool = False) -
         >>> (Path(tmp.name) / "plans.json").touch()  # the user's own plans.json, no model
         >>> check_model_folder(Path(tmp.name), resume=False, overwrite=True)
         Traceback (most recent call last):
-        lgeseg.errors.OutputConflictError: ...: not an lgeseg model folder (no model.json or checkpoint; it holds ...
+        lgeseg.core.errors.OutputConflictError: ...: not an lgeseg model folder (no model.json or checkpoint; it
+        holds ...
         >>> tmp.cleanup()
     """
     latest = model_dir / "checkpoint_latest.pt"

@@ -12,10 +12,10 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from lgeseg.errors import InvalidInputError
+from lgeseg.core.errors import InvalidInputError
+from lgeseg.core.records import Fingerprint, Plan, PreprocessedCase, load_fingerprint, load_json, read_plan
 from lgeseg.planning.planner import plan_fingerprint
 from lgeseg.preprocessing import load_preprocessed
-from lgeseg.records import Fingerprint, Plan, PreprocessedCase, load_fingerprint, load_json, read_plan
 from lgeseg.training.data import case_key
 
 
@@ -79,13 +79,14 @@ def check_case_plans(entries: Sequence[tuple[PreprocessedCase, Path]], plan: Pla
 
     Example:
         >>> from lgeseg.planning import small_plan
-        >>> from lgeseg.records import CaseGeometry
+        >>> from lgeseg.core.records import CaseGeometry
         >>> geometry = CaseGeometry((1, 4, 4), (6.0, 1.6, 1.6), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
         >>> record = PreprocessedCase("c1_000", "center1", None, geometry, ((0, 1), (0, 4), (0, 4)), (1, 4, 4),
         ...                           (6.0, 1.6, 1.6), (1, 4, 4), plan_fingerprint="0123456789abcdef")
         >>> check_case_plans([(record, Path("pre/center1/c1_000.npz"))], small_plan())
         Traceback (most recent call last):
-        lgeseg.errors.InvalidInputError: pre/center1/c1_000.json: case c1_000 was preprocessed with another plan ...
+        lgeseg.core.errors.InvalidInputError: pre/center1/c1_000.json: case c1_000 was preprocessed with another plan
+        ...
     """
     expected = plan_fingerprint(plan)
     for record, npz in entries:
@@ -112,7 +113,7 @@ def open_training_data(preprocessed: str | Path | Sequence[str | Path],
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.fingerprint import extract_fingerprint
+        >>> from lgeseg.preprocessing.fingerprint import extract_fingerprint
         >>> from lgeseg.planning.planner import plan_experiment
         >>> from lgeseg.preprocessing import run_preprocessing
         >>> from lgeseg.synth import generate_multicenter

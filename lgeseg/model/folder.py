@@ -30,11 +30,11 @@ from typing import Any
 import torch
 
 from lgeseg import __version__
-from lgeseg.atomic import atomic_output
-from lgeseg.checks import model_info_problems, model_plan_problems, raise_problems
-from lgeseg.errors import CorruptFileError, InvalidInputError
+from lgeseg.core.atomic import atomic_output
+from lgeseg.core.checks import model_info_problems, model_plan_problems, raise_problems
+from lgeseg.core.errors import CorruptFileError, InvalidInputError
+from lgeseg.core.records import LABELS, Fingerprint, JsonRecord, Plan, load_json, read_plan, save_json
 from lgeseg.planning.nnunet import is_nnunet_plans
-from lgeseg.records import LABELS, Fingerprint, JsonRecord, Plan, load_json, read_plan, save_json
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class ModelInfo(JsonRecord):
         target_cases: fine-tuning cases of the new center, or None.
         epochs_trained: completed epochs.
         extras: free-form (timings, validation Dice, ...).
-        model_card: training data, budget, validation Dice and intended use (``lgeseg.model_card``).
+        model_card: training data, budget, validation Dice and intended use (``lgeseg.model.card``).
     """
 
     lgeseg_version: str
@@ -165,7 +165,7 @@ def write_model_metadata(model_dir: str | Path, plan: Plan, info: ModelInfo,
     Example:
         >>> import tempfile
         >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.records import CaseFingerprint
+        >>> from lgeseg.core.records import CaseFingerprint
         >>> tmp = tempfile.TemporaryDirectory()
         >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (10, 64, 64), (10, 40, 40)),))
         >>> plan = plan_experiment(fingerprint, gpu_memory_gb=None, preset="cpu")
@@ -187,7 +187,7 @@ def read_model_metadata(model_dir: str | Path) -> tuple[Plan, ModelInfo]:
     """Read ``plans.json`` and ``model.json`` of a model folder.
 
     Raises ``FileNotFoundError``/``ValueError`` naming the folder and the missing or bad file (and
-    its bad fields: see ``lgeseg.checks``), also when ``model.json``'s labels or channels disagree
+    its bad fields: see ``lgeseg.core.checks``), also when ``model.json``'s labels or channels disagree
     with the network of ``plans.json`` (``checks.model_plan_problems``).
 
     Example:

@@ -18,7 +18,7 @@ The new center's images are only read; nothing is written next to them.
 
 Usage (a trained model and a folder of the new center's images)::
 
-    from lgeseg.self_training import adapt_to_center
+    from lgeseg.workflows.self_training import adapt_to_center
     adapt_to_center("lge-lv-cine", "new_center/images", "models/adapted", source=["pre/cine"])
 """
 
@@ -29,17 +29,18 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from lgeseg import __version__, io
-from lgeseg.errors import OutputConflictError
+from lgeseg import __version__
+from lgeseg.core.errors import OutputConflictError
+from lgeseg.core.records import load_json, save_json
+from lgeseg.files import io
 from lgeseg.inference import predict_folder
-from lgeseg.inference.inputs import list_input_cases, read_case
+from lgeseg.inference.input_cases import list_input_cases, read_case
 from lgeseg.inference.predictor import output_ending
 from lgeseg.inference.quality import CaseQuality, read_quality_report
-from lgeseg.model_folder import read_model_metadata
-from lgeseg.model_registry import resolve_model
-from lgeseg.plan_and_preprocess import plan_and_preprocess
-from lgeseg.records import load_json, save_json
+from lgeseg.model.folder import read_model_metadata
+from lgeseg.model.registry import resolve_model
 from lgeseg.training.finetune import finetune
+from lgeseg.workflows.plan_and_preprocess import plan_and_preprocess
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,8 @@ def check_output(out_dir: Path, images_dir: Path, overwrite: bool) -> None:
         >>> check_output(tmp / "new", tmp / "images", overwrite=False)  # a new folder is fine
         >>> check_output(tmp / "mine", tmp / "images", overwrite=False)
         Traceback (most recent call last):
-        lgeseg.errors.OutputConflictError: .../mine: exists and is not an lgeseg_adapt output (no adaptation.json); ...
+        lgeseg.core.errors.OutputConflictError: .../mine: exists and is not an lgeseg_adapt output (no
+        adaptation.json); ...
         >>> import shutil; shutil.rmtree(tmp)
     """
     out, images = out_dir.resolve(), images_dir.resolve()

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from lgeseg import io
-from lgeseg.dataset import split_channel_suffix
-from lgeseg.dicom import DicomSeries, check_regular_stack, find_series, has_dicom, read_series, select_series
-from lgeseg.errors import InvalidInputError
+from lgeseg.core.errors import InvalidInputError
+from lgeseg.core.records import CaseGeometry
+from lgeseg.datasets.layout import split_channel_suffix
+from lgeseg.files import io
+from lgeseg.files.dicom import DicomSeries, check_regular_stack, find_series, has_dicom, read_series, select_series
 from lgeseg.inference.dicom_study import pick_series
-from lgeseg.records import CaseGeometry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +58,7 @@ def list_input_cases(input_dir: str | Path, series: list[str] | None = None) -> 
     ``<case>_0000.nii.gz``, ``<case>_0001.nii.gz`` ... are the channels of ``<case>``; a file without
     the ``_NNNN`` suffix is a single-channel case. Hidden files and unsupported endings are ignored.
     A folder without such images but with DICOM series (searched recursively) gives one case per
-    series (``lgeseg.dicom``); ``series`` picks some of them (UID, number or description pattern),
+    series (``lgeseg.files.dicom``); ``series`` picks some of them (UID, number or description pattern),
     without it the study's short-axis LGE stacks are taken (``dicom_study.pick_series``).
 
     Returns:

@@ -4,7 +4,7 @@ A hand-edited or damaged file must fail when it is read, with the file and the f
 later as a ``ZeroDivisionError`` in resampling or a ``RuntimeError`` inside torch. Each
 ``*_problems`` function returns one ``"field: expected ..., found ..."`` string per problem (empty
 when the record is usable); ``raise_problems`` raises them as one ``InvalidInputError`` naming the
-file. The readers (``records.read_plan``, ``model_folder.read_model_info``) call them.
+file. The readers (``records.read_plan``, ``model.folder.read_model_info``) call them.
 
 Usage (``plan`` a ``records.Plan`` whose spacing holds a 0)::
 
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lgeseg.errors import InvalidInputError
+from lgeseg.core.errors import InvalidInputError
 
 #: Label interpolation schemes of the preprocessing (``preprocessing.arrays``).
 LABEL_INTERPOLATIONS: tuple[str, ...] = ("nearest", "linear_onehot")
@@ -69,7 +69,7 @@ def topology_problems(topology: Any, prefix: str = "topology.") -> list[str]:
     """Problems of a ``NetworkTopology`` (types, positive sizes, one kernel and stride per stage).
 
     Example:
-        >>> from lgeseg.records import NetworkTopology
+        >>> from lgeseg.core.records import NetworkTopology
         >>> topology_problems(NetworkTopology(1, 1, (8, 16), ((3, 3), (3, 3)), ((1, 1), (2, 2)), 2))
         ['topology.num_classes: expected an integer >= 2 (with background), found 1']
     """
@@ -121,7 +121,7 @@ def plan_problems(plan: Any) -> list[str]:
     Example:
         >>> import dataclasses
         >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.records import CaseFingerprint, Fingerprint
+        >>> from lgeseg.core.records import CaseFingerprint, Fingerprint
         >>> case = CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (9, 64, 64), (9, 40, 40))
         >>> plan = plan_experiment(Fingerprint(cases=(case,)), None, "cpu")
         >>> plan_problems(plan), plan_problems(dataclasses.replace(plan, batch_size=0))
@@ -163,7 +163,7 @@ def model_info_problems(info: Any) -> list[str]:
 
     Example:
         >>> import dataclasses
-        >>> from lgeseg.model_folder import ModelInfo
+        >>> from lgeseg.model.folder import ModelInfo
         >>> labels = {"background": 0, "blood_pool": 1, "myocardium": 2}
         >>> info = ModelInfo("0.1.0", labels, {"0": "LGE"}, recipe={}, augmentation="none", datasets=("d",))
         >>> model_info_problems(info), len(model_info_problems(dataclasses.replace(info, channel_names={"1": "LGE"})))
@@ -190,7 +190,7 @@ def model_plan_problems(info: Any, plan: Any) -> list[str]:
     network's outputs wrongly (or index past them), so it is refused when the model folder is read.
 
     Example:
-        >>> from lgeseg.model_folder import ModelInfo
+        >>> from lgeseg.model.folder import ModelInfo
         >>> from lgeseg.planning import small_plan
         >>> plan = small_plan((8.0, 1.5, 1.5))  # background, blood_pool, myocardium: a 3-class network
         >>> four = {"background": 0, "blood_pool": 1, "myocardium": 2, "scar": 3}
@@ -218,7 +218,8 @@ def raise_problems(path: str | Path, what: str, problems: list[str]) -> None:
         >>> raise_problems("model/plans.json", "plan", ["batch_size: expected an integer >= 1, found 0"])
         Traceback (most recent call last):
         ...
-        lgeseg.errors.InvalidInputError: model/plans.json: invalid plan: batch_size: expected an integer >= 1, found 0
+        lgeseg.core.errors.InvalidInputError: model/plans.json: invalid plan: batch_size: expected an integer >= 1,
+        found 0
     """
     if problems:
         raise InvalidInputError(f"{path}: invalid {what}: " + "; ".join(problems))

@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from lgeseg import io
-from lgeseg.dataset import RawCase, list_cases, load_dataset_info
+from lgeseg.core.records import Fingerprint
+from lgeseg.datasets.layout import RawCase, list_cases, load_dataset_info
+from lgeseg.files import io
 from lgeseg.preprocessing.crop import body_bbox, include_foreground
 from lgeseg.preprocessing.parallel import parallel_map
-from lgeseg.records import Fingerprint
 
 logger = logging.getLogger(__name__)
 

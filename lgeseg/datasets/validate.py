@@ -1,6 +1,6 @@
 """Check a raw dataset and report every problem at once (``lgeseg_validate``).
 
-``validate_dataset`` takes ``lgeseg.dataset.parse_dataset``'s problems with ``dataset.json`` and the
+``validate_dataset`` takes ``lgeseg.datasets.layout.parse_dataset``'s problems with ``dataset.json`` and the
 file names, then reads every header (and, by default, the voxels) and returns a list of ``Problem``s,
 each naming the file it is about. It never writes, moves or touches anything in the dataset.
 
@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from lgeseg import io
-from lgeseg.dataset import DatasetJson, Problem, RawCase, parse_dataset, strip_path
-from lgeseg.records import CaseGeometry
+from lgeseg.core.records import CaseGeometry
+from lgeseg.datasets.layout import DatasetJson, Problem, RawCase, parse_dataset, strip_path
+from lgeseg.files import io
 
 #: Show a progress bar from this many cases on.
 _PROGRESS_MIN_CASES = 16

@@ -24,9 +24,9 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
-from lgeseg import io
-from lgeseg.evaluation import dice
-from lgeseg.records import LABELS
+from lgeseg.core.records import LABELS
+from lgeseg.evaluation.metrics import dice
+from lgeseg.files import io
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ def postprocess_folder(input_dir: str | Path, output_dir: str | Path, per_label:
 
     Example:
         >>> import shutil, tempfile
-        >>> from lgeseg.records import CaseGeometry
+        >>> from lgeseg.core.records import CaseGeometry
         >>> tmp = Path(tempfile.mkdtemp())
         >>> geometry = CaseGeometry((1, 3, 6), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
         >>> labels = np.zeros((1, 3, 6), np.uint8); labels[0, :, :3] = 1; labels[0, 0, 5] = 2

@@ -9,20 +9,20 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from lgeseg.fingerprint import extract_fingerprint
-from lgeseg.model_registry import resolve_model
+from lgeseg.core.records import Fingerprint, Plan, save_json
+from lgeseg.datasets.validate import validate_dataset
+from lgeseg.model.registry import resolve_model
 from lgeseg.planning.nnunet import load_any_plan
 from lgeseg.planning.planner import plan_experiment
 from lgeseg.planning.verify import verify_memory as verify
+from lgeseg.preprocessing.fingerprint import extract_fingerprint
 from lgeseg.preprocessing.run import check_preprocessed_folder, run_preprocessing
-from lgeseg.records import Fingerprint, Plan, save_json
-from lgeseg.validation import validate_dataset
 
 logger = logging.getLogger(__name__)
 
 
 def validate_datasets(dataset_dirs: list[Path], allow_unusual_spacing: bool = False) -> None:
-    """Raise ``ValueError`` listing every error ``lgeseg.validation.validate_dataset`` finds; log warnings.
+    """Raise ``ValueError`` listing every error ``lgeseg.datasets.validate.validate_dataset`` finds; log warnings.
 
     Example:
         >>> import tempfile

@@ -38,10 +38,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from lgeseg.atomic import atomic_output
-from lgeseg.errors import OutputConflictError
-from lgeseg.model_card import build_model_card
-from lgeseg.records import load_json
+from lgeseg.core.atomic import atomic_output
+from lgeseg.core.errors import OutputConflictError
+from lgeseg.core.records import load_json
+from lgeseg.model.card import build_model_card
 
 #: Files a model folder may hand on, besides the checkpoints.
 METADATA_FILES: tuple[str, ...] = ("model.json", "plans.json", "fingerprint.json", "splits.json",
@@ -160,7 +160,7 @@ def export_model(model_dir: str | Path, zip_path: str | Path, checkpoints: Itera
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.model_folder import write_untrained_model
+        >>> from lgeseg.model.folder import write_untrained_model
         >>> tmp = Path(tempfile.mkdtemp())
         >>> model_dir = write_untrained_model(tmp / "model")  # untrained; a trained model folder reads the same
         >>> zip_path = export_model(model_dir, tmp / "model.zip")
@@ -171,11 +171,11 @@ def export_model(model_dir: str | Path, zip_path: str | Path, checkpoints: Itera
         'stripped'
         >>> export_model(model_dir, tmp / "model.zip")
         Traceback (most recent call last):
-        lgeseg.errors.OutputConflictError: .../model.zip: already exists; use --overwrite to replace it, ...
+        lgeseg.core.errors.OutputConflictError: .../model.zip: already exists; use --overwrite to replace it, ...
         >>> shutil.rmtree(tmp)
     """
-    # deferred: model_folder loads torch; lgeseg_export_model and lgeseg_install_model --help start without it
-    from lgeseg.model_folder import find_checkpoint, load_checkpoint, read_model_metadata
+    # deferred: model.folder loads torch; lgeseg_export_model and lgeseg_install_model --help start without it
+    from lgeseg.model.folder import find_checkpoint, load_checkpoint, read_model_metadata
 
     model_dir, zip_path = Path(model_dir), Path(zip_path)
     _check_export_target(model_dir, zip_path, overwrite)
@@ -255,7 +255,7 @@ def check_archive(zip_path: str | Path) -> list[zipfile.ZipInfo]:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.model_folder import write_untrained_model
+        >>> from lgeseg.model.folder import write_untrained_model
         >>> tmp = Path(tempfile.mkdtemp())
         >>> model_dir = write_untrained_model(tmp / "model")  # untrained; a trained model folder reads the same
         >>> names = [entry.filename for entry in check_archive(export_model(model_dir, tmp / "model.zip"))]
@@ -306,7 +306,7 @@ def _check_manifest(folder: Path, zip_path: Path) -> None:
 
 
 def _check_unpacked(folder: Path, zip_path: Path) -> None:
-    from lgeseg.model_folder import load_checkpoint, load_model  # deferred: torch, as in export_model
+    from lgeseg.model.folder import load_checkpoint, load_model  # deferred: torch, as in export_model
 
     _check_manifest(folder, zip_path)
     for path in sorted(folder.glob("*.json")):
@@ -356,7 +356,7 @@ def install_model(zip_path: str | Path, dest: str | Path, overwrite: bool = Fals
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.model_folder import write_untrained_model
+        >>> from lgeseg.model.folder import write_untrained_model
         >>> tmp = Path(tempfile.mkdtemp())
         >>> model_dir = write_untrained_model(tmp / "model")  # untrained; a trained model folder reads the same
         >>> installed = install_model(export_model(model_dir, tmp / "model.zip"), tmp / "installed")
@@ -364,7 +364,8 @@ def install_model(zip_path: str | Path, dest: str | Path, overwrite: bool = Fals
         ['checkpoint_final.pt', 'manifest.json', 'model.json', 'plans.json']
         >>> install_model(tmp / "model.zip", tmp, overwrite=True)  # tmp holds much more than a model
         Traceback (most recent call last):
-        lgeseg.errors.OutputConflictError: ...: refused: the destination holds the archive itself (...model.zip); ...
+        lgeseg.core.errors.OutputConflictError: ...: refused: the destination holds the archive itself
+        (...model.zip); ...
         >>> shutil.rmtree(tmp)
     """
     zip_path, dest = Path(zip_path), Path(dest)
@@ -417,7 +418,8 @@ def check_install_destination(zip_path: str | Path, dest: str | Path, overwrite:
         >>> _ = (tmp / "thesis.tex").write_text("years of work")
         >>> check_install_destination(tmp.parent / "m.zip", tmp, overwrite=True)
         Traceback (most recent call last):
-        lgeseg.errors.OutputConflictError: ...: refused: not a model folder (no model.json; it holds thesis.tex); ...
+        lgeseg.core.errors.OutputConflictError: ...: refused: not a model folder (no model.json; it holds
+        thesis.tex); ...
         >>> check_install_destination(tmp.parent / "m.zip", tmp / "new_model", overwrite=False)  # absent: fine
         >>> shutil.rmtree(tmp)
     """

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lgeseg.evaluation import dice
+from lgeseg.evaluation.metrics import dice
 from lgeseg.training.data import TrainingCase
 from lgeseg.training.losses import DiceCELoss
 

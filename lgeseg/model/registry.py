@@ -21,12 +21,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lgeseg.records import load_json
+from lgeseg.core.records import load_json
 
 #: Optional environment variable: lgeseg's home folder (installed models live in ``$LGESEG_HOME/models``).
 HOME_ENV = "LGESEG_HOME"
 #: The shipped pretrained models, one folder per name.
-PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"  # lgeseg/pretrained
 #: The card of an ensemble folder (a single model folder keeps its card in ``model.json``).
 ENSEMBLE_CARD = "model_card.json"
 
@@ -71,7 +71,7 @@ def model_members(folder: str | Path) -> tuple[Path, ...]:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.model_folder import write_untrained_model
+        >>> from lgeseg.model.folder import write_untrained_model
         >>> tmp = Path(tempfile.mkdtemp())
         >>> for k in (0, 1):
         ...     _ = write_untrained_model(tmp / "ensemble" / f"fold_{k}", seed=k)
@@ -143,7 +143,7 @@ def resolve_model(spec: str | Path) -> ModelEntry:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.model_folder import write_untrained_model
+        >>> from lgeseg.model.folder import write_untrained_model
         >>> tmp = Path(tempfile.mkdtemp())
         >>> entry = resolve_model(write_untrained_model(tmp / "my_model"))  # a folder is used as it is
         >>> entry.source, [p.name for p in entry.members]
@@ -173,7 +173,7 @@ def resolve_model_folders(specs: list[str | Path] | tuple[str | Path, ...]) -> l
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.model_folder import write_untrained_model
+        >>> from lgeseg.model.folder import write_untrained_model
         >>> tmp = Path(tempfile.mkdtemp())
         >>> a, b = write_untrained_model(tmp / "a"), write_untrained_model(tmp / "e" / "fold_0")
         >>> [p.relative_to(tmp).as_posix() for p in resolve_model_folders([a, tmp / "e"])]

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from lgeseg.atomic import atomic_output
-from lgeseg.errors import CorruptFileError, InvalidInputError
-from lgeseg.records import CaseGeometry
+from lgeseg.core.atomic import atomic_output
+from lgeseg.core.errors import CorruptFileError, InvalidInputError
+from lgeseg.core.records import CaseGeometry
 
 #: File endings lgeseg reads and writes (anything SimpleITK reads; these are the common ones).
 SUPPORTED_ENDINGS: tuple[str, ...] = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd")
@@ -505,7 +505,7 @@ def check_image_content(path: str | Path, array: np.ndarray | None = None) -> No
         >>> check_image_content(Path(tmp.name) / "c_0000.nii.gz")
         Traceback (most recent call last):
         ...
-        lgeseg.errors.InvalidInputError: .../c_0000.nii.gz: image holds 1 NaN and 0 Inf voxel(s) of 2
+        lgeseg.core.errors.InvalidInputError: .../c_0000.nii.gz: image holds 1 NaN and 0 Inf voxel(s) of 2
         >>> tmp.cleanup()
     """
     path = Path(path)

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from lgeseg import __version__
-from lgeseg.atomic import atomic_output
-from lgeseg.dicom import DicomSeries, check_regular_stack, frame_order, is_multiframe
+from lgeseg.core.atomic import atomic_output
+from lgeseg.files.dicom import DicomSeries, check_regular_stack, frame_order, is_multiframe
 
 
 def dicom_seg_available() -> bool:

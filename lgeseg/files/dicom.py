@@ -1,6 +1,6 @@
 """DICOM series as cases: find the series in a folder, name them, read one as a volume.
 
-The DICOM counterpart of ``lgeseg/io.py`` (the only other module that reads images with
+The DICOM counterpart of ``lgeseg/files/io.py`` (the only other module that reads images with
 SimpleITK). A folder (searched recursively) may hold several series, as a PACS export does:
 each series (one SeriesInstanceUID) becomes one case, read with SimpleITK's ``ImageSeriesReader``
 (GDCM sorts the slices by position along the slice normal), so a volume gets the same origin,
@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from lgeseg.errors import CorruptFileError
-from lgeseg.records import CaseGeometry
+from lgeseg.core.errors import CorruptFileError
+from lgeseg.core.records import CaseGeometry
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def check_left_out_file(path: Path) -> None:
         ...     _ = (Path(folder) / "IM0004.dcm").write_bytes(bytes(128) + b"DICM" + bytes(20))  # cut short
         ...     check_left_out_file(Path(folder) / "IM0004.dcm")
         Traceback (most recent call last):
-        lgeseg.errors.CorruptFileError: .../IM0004.dcm: DICOM file cannot be read (...); ...
+        lgeseg.core.errors.CorruptFileError: .../IM0004.dcm: DICOM file cannot be read (...); ...
     """
     if path.name.startswith(".") or path.name.upper() == "DICOMDIR" or not path.is_file():
         return

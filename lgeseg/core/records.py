@@ -20,9 +20,9 @@ import json
 from pathlib import Path
 from typing import Any, TypeVar
 
-from lgeseg.atomic import atomic_output
-from lgeseg.checks import plan_problems, raise_problems
-from lgeseg.errors import InvalidInputError
+from lgeseg.core.atomic import atomic_output
+from lgeseg.core.checks import plan_problems, raise_problems
+from lgeseg.core.errors import InvalidInputError
 
 T = TypeVar("T")
 
@@ -389,7 +389,7 @@ def read_plan(path: str | Path) -> Plan:
         ...     read_plan(Path(folder) / "plans.json")
         Traceback (most recent call last):
         ...
-        lgeseg.errors.InvalidInputError: .../plans.json: invalid plan: ...
+        lgeseg.core.errors.InvalidInputError: .../plans.json: invalid plan: ...
     """
     data = load_json(path)
     if not isinstance(data, dict):

@@ -14,7 +14,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from lgeseg.records import load_json, save_json
+from lgeseg.core.records import load_json, save_json
 
 #: Intended use written unless the model's author states another.
 DEFAULT_INTENDED_USE = (
@@ -25,7 +25,7 @@ DEFAULT_INTENDED_USE = (
     "(lgeseg_evaluate); harmonization or fine-tuning (docs/finetuning.md) may be needed."
 )
 
-#: What the card's validation numbers are (``lgeseg.training.validation.validate``): each held-out case is
+#: What the card's validation numbers are (``lgeseg.training.validate_epoch.validate``): each held-out case is
 #: predicted slice by slice on whole slices at the preprocessed resolution, then scored with one Dice over
 #: its whole volume (3D), and the per-case values are averaged.
 VALIDATION_WHAT = ("3D Dice per structure (one Dice over each case's whole volume, predicted on whole slices at "
@@ -63,7 +63,7 @@ def build_model_card(model_dir: str | Path, intended_use: str | None = None) -> 
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.model_folder import write_untrained_model
+        >>> from lgeseg.model.folder import write_untrained_model
         >>> tmp = Path(tempfile.mkdtemp())
         >>> model_dir = write_untrained_model(tmp / "model")  # untrained; a trained model folder reads the same
         >>> card = build_model_card(model_dir)
@@ -71,8 +71,8 @@ def build_model_card(model_dir: str | Path, intended_use: str | None = None) -> 
         ({'background': 0, 'blood_pool': 1, 'myocardium': 2}, [32, 32], True)
         >>> import shutil; shutil.rmtree(tmp)
     """
-    # deferred: model_folder loads torch; lgeseg_export_model and lgeseg_install_model start without it
-    from lgeseg.model_folder import read_model_metadata
+    # deferred: model.folder loads torch; lgeseg_export_model and lgeseg_install_model start without it
+    from lgeseg.model.folder import read_model_metadata
 
     model_dir = Path(model_dir)
     plan, info = read_model_metadata(model_dir)
@@ -102,7 +102,7 @@ def write_model_card(model_dir: str | Path, intended_use: str | None = None) -> 
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.model_folder import write_untrained_model
+        >>> from lgeseg.model.folder import write_untrained_model
         >>> tmp = Path(tempfile.mkdtemp())
         >>> model_dir = write_untrained_model(tmp / "model")  # untrained; a trained model folder reads the same
         >>> card = write_model_card(model_dir, intended_use="Research on the phantom only.")
@@ -110,7 +110,7 @@ def write_model_card(model_dir: str | Path, intended_use: str | None = None) -> 
         'Research on the phantom only.'
         >>> import shutil; shutil.rmtree(tmp)
     """
-    from lgeseg.model_folder import read_model_metadata  # deferred: torch, as in build_model_card
+    from lgeseg.model.folder import read_model_metadata  # deferred: torch, as in build_model_card
 
     model_dir = Path(model_dir)
     _, info = read_model_metadata(model_dir)
@@ -124,14 +124,14 @@ def model_card(model_dir: str | Path) -> dict[str, Any]:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.model_folder import write_untrained_model
+        >>> from lgeseg.model.folder import write_untrained_model
         >>> tmp = Path(tempfile.mkdtemp())
         >>> model_dir = write_untrained_model(tmp / "model")  # untrained; a trained model folder reads the same
         >>> model_card(model_dir)["budget"]["augmentation"]  # no card stored yet: built from the folder
         'none'
         >>> import shutil; shutil.rmtree(tmp)
     """
-    from lgeseg.model_folder import read_model_metadata  # deferred: torch, as in build_model_card
+    from lgeseg.model.folder import read_model_metadata  # deferred: torch, as in build_model_card
 
     _, info = read_model_metadata(model_dir)
     return dict(info.model_card) or build_model_card(model_dir)
@@ -152,7 +152,7 @@ def format_model_card(card: dict[str, Any]) -> str:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.model_folder import write_untrained_model
+        >>> from lgeseg.model.folder import write_untrained_model
         >>> tmp = Path(tempfile.mkdtemp())
         >>> model_dir = write_untrained_model(tmp / "model")  # untrained; a trained model folder reads the same
         >>> for line in format_model_card(build_model_card(model_dir)).splitlines()[:3]:

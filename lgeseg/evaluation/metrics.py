@@ -35,11 +35,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from lgeseg import io
-from lgeseg.atomic import atomic_output
-from lgeseg.dataset import read_evaluation_labels
-from lgeseg.errors import OutputConflictError
-from lgeseg.records import save_json
+from lgeseg.core.atomic import atomic_output
+from lgeseg.core.errors import OutputConflictError
+from lgeseg.core.records import save_json
+from lgeseg.datasets.layout import read_evaluation_labels
+from lgeseg.files import io
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ def pair_cases(pred_dir: str | Path, ref_dir: str | Path) -> tuple[list[tuple[st
     Example:
         >>> import tempfile
         >>> tmp = Path(tempfile.mkdtemp())
-        >>> from lgeseg.records import CaseGeometry
+        >>> from lgeseg.core.records import CaseGeometry
         >>> geometry = CaseGeometry((1, 2, 2), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
         >>> for path in ("pred/c1.nii.gz", "ref/c1.nii.gz", "ref/c2.nii.gz"):
         ...     io.write_label(tmp / path, np.ones((1, 2, 2)), geometry)
@@ -370,7 +370,7 @@ def check_evaluation_output(pred_dir: str | Path, ref_dir: str | Path, out_dir: 
         >>> _ = (tmp / "eval").mkdir(), (tmp / "eval" / "summary.json").write_text("{}")
         >>> check_evaluation_output(tmp / "pred", tmp / "ref", tmp / "eval", overwrite=False)
         Traceback (most recent call last):
-        lgeseg.errors.OutputConflictError: .../summary.json: already exists; use --overwrite to replace it, ...
+        lgeseg.core.errors.OutputConflictError: .../summary.json: already exists; use --overwrite to replace it, ...
         >>> import shutil; shutil.rmtree(tmp)
     """
     out = Path(out_dir).resolve()
@@ -409,7 +409,7 @@ def evaluate_folders(pred_dir: str | Path, ref_dir: str | Path, out_dir: str | P
     Example:
         >>> import tempfile
         >>> tmp = Path(tempfile.mkdtemp())
-        >>> from lgeseg.records import CaseGeometry
+        >>> from lgeseg.core.records import CaseGeometry
         >>> geometry = CaseGeometry((1, 4, 4), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
         >>> ref = np.zeros((1, 4, 4), np.uint8); ref[0, 1:3, 1:3] = 1; ref[0, 0, :] = 2
         >>> pred = ref.copy(); pred[0, 0, 0] = 0

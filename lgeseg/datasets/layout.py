@@ -7,7 +7,7 @@ optionally ``imagesTs/`` (and ``labelsTs/``), and ``dataset.json`` with ``channe
 
 ``parse_dataset`` reads names only (never voxels) and returns the dataset with every problem it
 found; ``load_dataset_info`` and ``list_cases`` are its strict and lenient faces, and
-``lgeseg.validation`` adds the checks that read the files.
+``lgeseg.datasets.validate`` adds the checks that read the files.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lgeseg.io import SUPPORTED_ENDINGS, file_ending, strip_ending
-from lgeseg.records import load_json
+from lgeseg.core.records import load_json
+from lgeseg.files.io import SUPPORTED_ENDINGS, file_ending, strip_ending
 
 #: ``<case>_<4-digit channel>``: the name of one image channel without its file ending.
 CHANNEL_SUFFIX = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
@@ -267,7 +267,7 @@ def strip_path(err: BaseException, path: Path) -> str:
 def parse_dataset(dataset_dir: str | Path) -> ParsedDataset:
     """Read ``dataset.json`` and group ``images<subset>``/``labels<subset>`` into cases, reporting every problem.
 
-    Reads file names only: the voxel and header checks are ``lgeseg.validation.validate_dataset``'s.
+    Reads file names only: the voxel and header checks are ``lgeseg.datasets.validate.validate_dataset``'s.
 
     Args:
         dataset_dir: raw dataset folder (nnU-Net v2 layout).
