@@ -23,8 +23,9 @@ LAYERS: list[tuple[str, set[str]]] = [
     # the version, atomic file writes, the JSON records every stage exchanges (with their range checks),
     # lgeseg's exceptions, and the torch device rule
     ("foundation", {"lgeseg", "atomic", "records", "errors", "checks", "device"}),
-    # image files <-> (array, geometry); the one module that reads and writes image bytes
-    ("files", {"io", "dicom", "dicom_seg"}),
+    # image files <-> (array, geometry); the one module that reads and writes image bytes; which DICOM series of
+    # a study are the LGE stacks (from the tags dicom reads: the converter and inference pick alike)
+    ("files", {"io", "dicom", "dicom_study", "dicom_seg"}),
     # the one parser of dataset.json and of the case folders
     ("dataset", {"dataset"}),
     # what reads or writes raw datasets: validation (built on the parser), the phantom, the converters

@@ -35,7 +35,7 @@ API_MODULES = (
     "atomic.py", "augmentation/appearance.py", "augmentation/intensity.py", "augmentation/pipeline.py",
     "augmentation/presets.py", "augmentation/preview.py", "augmentation/spatial.py", "checks.py",
     "converters/common.py", "converters/dicom.py", "converters/emidec.py", "converters/mnms.py",
-    "converters/mscmr.py", "dataset.py", "device.py", "dicom.py", "dicom_seg.py", "evaluation.py",
+    "converters/mscmr.py", "dataset.py", "device.py", "dicom.py", "dicom_seg.py", "dicom_study.py", "evaluation.py",
     "experiments/cells.py", "experiments/demo.py", "experiments/figures.py", "experiments/grid.py",
     "experiments/launcher.py", "experiments/run.py", "experiments/scoring.py", "experiments/summary.py",
     "fingerprint.py", "harmonization/apply.py", "harmonization/cyclegan.py", "harmonization/cyclegan_train.py",

@@ -11,10 +11,10 @@ from lgeseg.cli import exit_without_teardown, results_model_folder
 from lgeseg.cli._errors import add_verbose_flag, run_cli
 from lgeseg.cli._options import add_device_option, nnunet_configuration, non_negative_int
 from lgeseg.dicom import find_series
+from lgeseg.dicom_study import classify_series
 from lgeseg.errors import OutputConflictError
 from lgeseg.inference import predict_folder
 from lgeseg.inference.adaptation import ADAPT_METHODS, DEFAULT_LR, DEFAULT_STEPS
-from lgeseg.inference.dicom_study import classify_series
 from lgeseg.inference.nnunet_model import nnunet_fold_folders, nnunet_training_folder
 from lgeseg.inference.predictor import fold_model_folders
 from lgeseg.inference.quality import read_quality_report, summary_text

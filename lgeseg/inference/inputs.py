@@ -11,8 +11,8 @@ import numpy as np
 from lgeseg import io
 from lgeseg.dataset import split_channel_suffix
 from lgeseg.dicom import DicomSeries, check_regular_stack, find_series, has_dicom, read_series, select_series
+from lgeseg.dicom_study import pick_series
 from lgeseg.errors import InvalidInputError
-from lgeseg.inference.dicom_study import pick_series
 from lgeseg.records import CaseGeometry
 
 
@@ -59,7 +59,7 @@ def list_input_cases(input_dir: str | Path, series: list[str] | None = None) -> 
     the ``_NNNN`` suffix is a single-channel case. Hidden files and unsupported endings are ignored.
     A folder without such images but with DICOM series (searched recursively) gives one case per
     series (``lgeseg.dicom``); ``series`` picks some of them (UID, number or description pattern),
-    without it the study's short-axis LGE stacks are taken (``dicom_study.pick_series``).
+    without it the study's short-axis LGE stacks are taken (``lgeseg.dicom_study.pick_series``).
 
     Returns:
         Cases sorted by id (DICOM: by series number). Raises ``ValueError`` naming the case when its
