@@ -46,6 +46,7 @@ MOVED: dict[str, str] = {
     "lgeseg.training.validation": "lgeseg.training.validate_epoch",
     "lgeseg.training.inputs": "lgeseg.training.training_data",
     "lgeseg.inference.inputs": "lgeseg.inference.input_cases",
+    "lgeseg.inference.dicom_study": "lgeseg.files.dicom_study",
 }
 
 

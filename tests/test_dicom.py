@@ -130,7 +130,15 @@ def test_convert_dicom_writes_the_raw_layout_with_the_series_geometry(tmp_path: 
     np.testing.assert_array_equal(image, np.load(root / "lge.npy"))
     dataset = load_json(tmp_path / "raw" / "dataset.json")
     assert dataset["vendor"] == "Phantom Medical" and dataset["field_strength"] == "1.5T"
-    assert dataset["dicom_series"]["localizer_s2"]["series_instance_uid"] == "1.2.3.4.2"
+    assert list(dataset["dicom_series"]) == ["SAX_LGE_PSIR_s12"]  # the localizer is skipped by default
+    assert dataset["dicom_series"]["SAX_LGE_PSIR_s12"]["series_instance_uid"] == "1.2.3.4.12"
+    assert convert_main(["dicom", str(root), str(tmp_path / "all"), "--all-series"]) == 0
+    every = sorted(p.name for p in (tmp_path / "all" / "imagesTs").iterdir())
+    assert every == ["SAX_LGE_PSIR_s12_0000.nii.gz", "localizer_s2_0000.nii.gz"]
+    _, geometry = io.read_image(tmp_path / "all" / "imagesTs" / "localizer_s2_0000.nii.gz")
+    assert io.geometry_mismatch(geometry, geometries["localizer_s2"], tolerance=1e-6) == []
+    assert load_json(tmp_path / "all" / "dataset.json")["dicom_series"]["localizer_s2"]["series_instance_uid"] == \
+        "1.2.3.4.2"
 
 
 def test_cine_phases_in_one_series_are_refused_by_name(tmp_path: Path) -> None:
@@ -269,6 +277,44 @@ def test_a_study_folder_predicts_its_short_axis_lge_and_skips_the_rest_one_line_
     assert len(skipped) == 4
     for number, kind in (("1", "localizer"), ("5", "cine"), ("7", "map"), ("13", "long axis")):
         assert any(line.startswith(f"skipped series {number} ") and f": {kind} (" in line for line in skipped), skipped
+
+
+def test_convert_dicom_takes_the_short_axis_lge_of_a_study_and_skips_the_rest_one_line_each(
+        tmp_path: Path, scanner_study: tuple, caplog: pytest.LogCaptureFixture,
+        capsys: pytest.CaptureFixture) -> None:
+    root, sax = scanner_study
+    with caplog.at_level(logging.INFO):
+        assert convert_main(["dicom", str(root), str(tmp_path / "lge")]) == 0  # no --series: the cine used to abort
+    assert sorted(p.name for p in (tmp_path / "lge" / "imagesTs").iterdir()) == ["tfl2d1_SA_s12_0000.nii.gz"]
+    image, geometry = io.read_image(tmp_path / "lge" / "imagesTs" / "tfl2d1_SA_s12_0000.nii.gz")
+    assert io.geometry_mismatch(geometry, sax, tolerance=1e-6) == []
+    np.testing.assert_array_equal(image, np.load(root / "lge.npy"))
+    assert list(load_json(tmp_path / "lge" / "dataset.json")["dicom_series"]) == ["tfl2d1_SA_s12"]
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped series")]
+    assert len(skipped) == 4 and all("\n" not in line for line in skipped)
+    for number, kind in (("1", "localizer"), ("5", "cine"), ("7", "map"), ("13", "long axis")):
+        assert any(line.startswith(f"skipped series {number} ") and f": {kind} (" in line
+                   and line.endswith(f"--series {number} takes it anyway") for line in skipped), skipped
+    # --series still takes exactly the named series, whatever its kind
+    assert convert_main(["dicom", str(root), str(tmp_path / "scout"), "--series", "1"]) == 0
+    assert sorted(p.name for p in (tmp_path / "scout" / "imagesTs").iterdir()) == ["localizer_s1_0000.nii.gz"]
+    # --all-series takes the cine too, which is refused by name (its two phases are not one volume)
+    capsys.readouterr()
+    assert convert_main(["dicom", str(root), str(tmp_path / "every"), "--all-series"]) == 1
+    assert "sa_cine_retro_s5" in capsys.readouterr().err and not (tmp_path / "every").exists()
+    with pytest.raises(SystemExit) as usage_error:
+        convert_main(["dicom", str(root), str(tmp_path / "both"), "--all-series", "--series", "12"])
+    assert usage_error.value.code == 2
+
+
+def test_convert_dicom_of_a_study_without_lge_names_every_series_and_both_options(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    scout = _oblique((3, 20, 24), (6.0, 2.0, 2.0), (10.0, -5.5, 3.25))
+    write_dicom_series(tmp_path / "in", np.zeros(scout.shape), scout, "1.2.8", 2, "localizer")
+    assert convert_main(["dicom", str(tmp_path / "in"), str(tmp_path / "out")]) == 1
+    error = capsys.readouterr().err
+    assert "no short-axis LGE series found among 1 series (2 localizer (localizer))" in error
+    assert "--series NUMBER" in error and "or take every series with --all-series" in error
 
 
 def test_a_study_without_lge_names_every_series_and_the_option_to_pick_one(tmp_path: Path, tiny_model: Path,

@@ -21,8 +21,9 @@ from lgeseg.files import io
 from lgeseg.files.dicom import find_series, read_series
 from lgeseg.inference.quality import assess_segmentation, write_quality_report
 from lgeseg.report import estimate_enhancement, measure_case
+from lgeseg.report.build import NOTES
 from lgeseg.report.enhancement import myocardial_segments
-from lgeseg.report.reference import compare_case, load_reference_ranges
+from lgeseg.report.reference import DEFAULT_RANGES, compare_case, load_reference_ranges
 from lgeseg.synth import generate_case
 
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
@@ -152,6 +153,7 @@ def test_report_names_patient_study_and_date_from_dicom_and_compares_with_refere
     assert "<title>LV report: patient PAT-4711, study CMR-88 / ACC123 / Cardiac MRI, 2024-03-12</title>" in page
     assert "pred</title>" not in page and "<script" not in page
     assert "Enhancement (scar) burden, an automatic estimate" in page
+    assert "NOT verified against the paper" in page  # the default reference ranges' caveat
 
 
 def test_command_line_sex_height_and_weight_and_file_name_dates(tmp_path: Path) -> None:
@@ -180,6 +182,33 @@ def test_reference_ranges_by_sex_per_bsa_and_a_sites_own_file(tmp_path: Path) ->
     path.write_text(json.dumps([{"quantity": "edv", "sex": "F", "mean": 120}]))
     with pytest.raises(ValueError, match=r"ranges.json: entry 0: expected quantity, sex, mean, sd, lower, upper"):
         load_reference_ranges(path)
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+#: Rows of docs/clinical_use.md's "Reference ranges" table -> DEFAULT_RANGES quantities.
+DOC_ROWS = {"EDV (mL)": "edv", "EDV / BSA (mL/m2)": "edv_per_bsa", "LV mass (g)": "mass",
+            "LV mass / BSA (g/m2)": "mass_per_bsa"}
+
+
+def test_default_reference_ranges_are_the_documented_table_and_carry_their_caveat() -> None:
+    """The numbers could not be checked against Kawel-Boehm et al. 2020 (docs/clinical_use.md says what was
+    searched): code and docs must at least hold the same ones, and the report must say they are unverified."""
+    text = (DOCS / "clinical_use.md").read_text()
+    table = text[text.index("### Reference ranges"):].split("\n\n")[1]
+    documented = {}
+    for line in table.splitlines()[2:]:
+        name, men, women = (cell.strip() for cell in line.strip("|").split("|"))
+        for sex, cell in (("M", men), ("F", women)):
+            mean, rest = cell.split(" +- ")
+            sd, limits = rest.split(" (")
+            lower, upper = limits.rstrip(")").split("-")
+            documented[(DOC_ROWS[name], sex)] = tuple(float(v) for v in (mean, sd, lower, upper))
+    in_code = {(r.quantity, r.sex): (r.mean, r.sd, r.lower, r.upper) for r in DEFAULT_RANGES}
+    assert documented == in_code and len(in_code) == 8
+    assert all(r.lower == r.mean - 2 * r.sd and r.upper == r.mean + 2 * r.sd for r in DEFAULT_RANGES)
+    assert all("NOT verified" in r.source for r in DEFAULT_RANGES)
+    assert any("NOT verified against the paper" in note for note in NOTES)
+    assert "**These numbers are not verified**" in text
 
 
 def test_scar_burden_by_n_sd_above_the_darkest_segment_and_by_fwhm() -> None:

@@ -21,7 +21,8 @@ def _parser() -> argparse.ArgumentParser:
     helps = {"emidec": "EMIDEC: SRC/Case_*/Images and Contours",
              "mscmr": "MS-CMRSeg 2019 LGE: patientN_LGE.nii.gz and patientN_LGE_manual.nii.gz",
              "mnms": "M&Ms: <code>/<code>_sa.nii.gz (+ _sa_gt) and the information CSV",
-             "dicom": "DICOM: every series below SRC (a PACS export) -> imagesTs/<series>_0000.nii.gz"}
+             "dicom": "DICOM: the short-axis LGE series below SRC (a PACS export; others skipped, one line each) "
+                      "-> imagesTs/<series>_0000.nii.gz"}
     for name, text in helps.items():
         command = sub.add_parser(name, allow_abbrev=False, help=text, description=text)
         command.add_argument("src", type=Path, metavar="SRC", help="the unpacked source dataset")
@@ -35,9 +36,13 @@ def _parser() -> argparse.ArgumentParser:
                                  help="write one dataset per centre, DST/mnms_centre<k>")
         add_verbose_flag(command)
         if name == "dicom":
-            command.add_argument("--series", action="append", default=None, metavar="PATTERN",
-                                 help="convert only the series with this UID, number, case name or description "
-                                      "(wildcards: '*LGE*'); repeat for several (default: all)")
+            which = command.add_mutually_exclusive_group()
+            which.add_argument("--series", action="append", default=None, metavar="PATTERN",
+                               help="convert the series with this UID, number, case name or description (wildcards: "
+                                    "'*LGE*'), whatever its kind; repeat for several (default: the study's short-axis "
+                                    "LGE stacks, found by inversion time, sequence name, description and image type)")
+            which.add_argument("--all-series", action="store_true",
+                               help="convert every series (localizers, cines, maps too), not only the LGE stacks")
     return parser
 
 
@@ -50,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.dataset == "dicom":
-        count = convert_dicom(args.src, args.dst, args.overwrite, series=args.series)
+        count = convert_dicom(args.src, args.dst, args.overwrite, series=args.series, all_series=args.all_series)
     elif args.dataset == "mnms":
         count = convert_mnms(args.src, args.dst, args.overwrite, info_csv=args.info, split_centers=args.split_centers)
     else:

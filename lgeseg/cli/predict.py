@@ -13,9 +13,9 @@ from lgeseg.cli._options import add_device_option, nnunet_configuration, non_neg
 from lgeseg.core.errors import OutputConflictError
 from lgeseg.core.records import load_json
 from lgeseg.files.dicom import find_series
+from lgeseg.files.dicom_study import classify_series
 from lgeseg.inference import predict_folder
 from lgeseg.inference.adaptation import ADAPT_METHODS, DEFAULT_LR, DEFAULT_STEPS
-from lgeseg.inference.dicom_study import classify_series
 from lgeseg.inference.nnunet_model import nnunet_fold_folders, nnunet_training_folder
 from lgeseg.inference.predictor import fold_model_folders
 from lgeseg.inference.quality import read_quality_report, summary_text

@@ -13,7 +13,7 @@ from lgeseg.core.records import CaseGeometry
 from lgeseg.datasets.layout import split_channel_suffix
 from lgeseg.files import io
 from lgeseg.files.dicom import DicomSeries, check_regular_stack, find_series, has_dicom, read_series, select_series
-from lgeseg.inference.dicom_study import pick_series
+from lgeseg.files.dicom_study import pick_series
 
 
 @dataclasses.dataclass(frozen=True)

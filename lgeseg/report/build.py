@@ -60,9 +60,9 @@ NOTES = (
     "inside the myocardium per slice; AHA segments are placed from the image orientation (septum towards "
     "the patient's right-anterior), to within about 30 degrees, without the right-ventricular insertion points.",
     "Reference ranges: adults, cine bSSFP, by sex (both sexes' limits together when the sex is unknown), per BSA "
-    "(Mosteller) when height and weight are known; default values transcribed from Kawel-Boehm et al. 2020 "
-    "(Table 2) and not yet re-checked against the paper: verify them, or give the site's own with "
-    "--reference-ranges. The LGE volume "
+    "(Mosteller) when height and weight are known; the default values are meant as Kawel-Boehm et al. 2020 "
+    "(Table 2) but were entered from memory and are NOT verified against the paper: check them, or give the "
+    "site's own with --reference-ranges. The LGE volume "
     "is not a cine EDV and lgeseg counts papillary muscles as blood pool: compare with care.",
     "Enhancement (scar) burden: an automatic estimate from the image intensities inside the predicted myocardium "
     "(n-SD above the darkest myocardial segment, and FWHM); it is only as good as the myocardial contour and was "

@@ -1,15 +1,19 @@
 """Published adult reference ranges for the LV end-diastolic volume and mass, by sex, absolute and per BSA.
 
-The default table (``DEFAULT_RANGES``) is that of Kawel-Boehm et al., "Reference ranges ("normal values")
-for cardiovascular magnetic resonance (CMR) in adults and children: 2020 update", J Cardiovasc Magn
-Reson 2020;22:87, Table 2: adults, cine bSSFP at 1.5 T, papillary muscles and trabeculae counted in the
-LV mass; weighted means and SDs over the pooled studies, limits = mean +- 2 SD. A site may give its own
-table (``load_reference_ranges``, ``lgeseg_report --reference-ranges FILE.json``).
+The default table (``DEFAULT_RANGES``) was meant to be that of Kawel-Boehm et al., "Reference ranges
+("normal values") for cardiovascular magnetic resonance (CMR) in adults and children: 2020 update", J
+Cardiovasc Magn Reson 2020;22:87, Table 2 (adults, cine bSSFP, weighted means and SDs over the pooled
+studies, limits = mean +- 2 SD). Its numbers were entered from memory and are NOT verified: the paper's
+table could not be found to compare them with (docs/clinical_use.md, "Reference ranges", says what was
+searched). What was checked is the paper's Table 1, the studies behind its adult LV values: twelve
+short-axis bSSFP studies at 1.5 T and 3 T, eight counting the papillary muscles in the LV mass and four
+in the LV volume; which convention the pooled values follow was not checked either. A site should give
+its own table (``load_reference_ranges``, ``lgeseg_report --reference-ranges FILE.json``).
 
 Two caveats the report prints with the ranges: they are for a cine end-diastolic volume, while the LGE
 volume is that of one (usually mid-diastolic) phase and tends to be lower; and lgeseg's labels count the
 papillary muscles as blood pool (as ACDC and MyoPS annotate them), which makes the volume larger and
-the mass smaller than the table's convention.
+the mass smaller than a table that counts them in the mass.
 
 The body surface area is Mosteller's: sqrt(height cm x weight kg / 3600) m^2.
 """
@@ -27,7 +31,7 @@ from lgeseg.core.records import load_json
 #: Where the default ranges come from.
 KAWEL_BOEHM_2020 = ("Kawel-Boehm N et al. Reference ranges (\"normal values\") for cardiovascular magnetic resonance "
                     "(CMR) in adults and children: 2020 update. J Cardiovasc Magn Reson 2020;22:87, Table 2 (adults, "
-                    "bSSFP, papillary muscles in the LV mass; limits = mean +- 2 SD)")
+                    "bSSFP; limits = mean +- 2 SD); values entered from memory, NOT verified against the paper")
 #: Quantities a range can be given for, with their units.
 QUANTITIES: dict[str, str] = {"edv": "mL", "edv_per_bsa": "mL/m2", "mass": "g", "mass_per_bsa": "g/m2"}
 #: Reference ranges apply from this age (years); younger patients get none.
@@ -59,9 +63,10 @@ def _two_sd(quantity: str, sex: str, mean: float, sd: float) -> ReferenceRange:
     return ReferenceRange(quantity, sex, mean, sd, mean - 2 * sd, mean + 2 * sd)
 
 
-#: Kawel-Boehm et al. 2020, Table 2 (see the module docstring). Entered by hand when this module was written,
-#: without the paper at hand to re-check every number: compare them with the table before relying on them,
-#: or give the site's own ranges (``load_reference_ranges``).
+#: Meant as Kawel-Boehm et al. 2020, Table 2 (see the module docstring), but entered from memory and NOT verified:
+#: a search of the stored copies of the paper and of public code citing it did not find the table's numbers
+#: (docs/clinical_use.md lists what was searched). Compare them with the table before relying on them, or give
+#: the site's own ranges (``load_reference_ranges``). docs/clinical_use.md shows the same numbers (a test checks).
 DEFAULT_RANGES: tuple[ReferenceRange, ...] = (
     _two_sd("edv", "M", 162.0, 28.0), _two_sd("edv", "F", 130.0, 22.0),
     _two_sd("edv_per_bsa", "M", 82.0, 12.0), _two_sd("edv_per_bsa", "F", 76.0, 11.0),

@@ -1,15 +1,16 @@
-"""Which series of a DICOM study to segment: the short-axis LGE stacks, found by their tags.
+"""Which series of a DICOM study to take: the short-axis LGE stacks, found by their tags.
 
 A scanner's study folder holds localizers, cines, T1/T2 maps, a TI scout and the LGE series, often
-in several views. Without ``--series``, ``lgeseg_predict`` keeps the series that are LGE (an
-inversion time, or LGE words in the SeriesDescription, ImageType or SequenceName: LGE, late,
-delayed, PSIR, MAG IR, viability, ...) and a short-axis stack (not named a long-axis view, and more
-than one slice when a multi-slice LGE stack exists), and skips every other series with one line
-saying why. When no series looks like LGE, the stacks that are not localizers, cines or maps are
-predicted, with a warning; when none is left, the error lists every series and its kind.
+in several views. Without ``--series``, ``lgeseg_predict`` and ``lgeseg_convert dicom`` keep the
+series that are LGE (an inversion time, or LGE words in the SeriesDescription, ImageType or
+SequenceName: LGE, late, delayed, PSIR, MAG IR, viability, ...) and a short-axis stack (not named a
+long-axis view, and more than one slice when a multi-slice LGE stack exists), and skip every other
+series with one line saying why. When no series looks like LGE, the stacks that are not localizers,
+cines or maps are taken, with a warning; when none is left, the error lists every series and its kind.
 
-``classify_series`` works on the tags ``lgeseg.files.dicom.find_series`` reads from each series' first
-file, so choosing reads no pixel data.
+``classify_series`` works on the tags ``lgeseg.dicom.find_series`` reads from each series' first
+file, so choosing reads no pixel data. (Importable from ``lgeseg.files.dicom_study`` too, where
+it lived before the converter needed it.)
 """
 
 from __future__ import annotations
@@ -105,14 +106,15 @@ def _slices(series: DicomSeries) -> int:
     return int(frames) if is_multiframe(series) and frames.isdigit() else len(series.files)
 
 
-def pick_series(found: Sequence[DicomSeries]) -> list[DicomSeries]:
-    """The series of a study to segment when the user named none (``--series``): its short-axis LGE stacks.
+def pick_series(found: Sequence[DicomSeries], all_option: str = "") -> list[DicomSeries]:
+    """The series of a study to take when the user named none (``--series``): its short-axis LGE stacks.
 
     Every other series is skipped with one log line saying what it is. Single-slice LGE series
     (long-axis views, exported one per series) are skipped when a multi-slice LGE stack exists.
     Without any LGE series, the ``unknown`` stacks are taken with a warning (a study of one series
-    of unknown kind is predicted as before). Raises ``ValueError`` listing every series and its kind
-    when nothing is left, with the ``--series`` option that picks one anyway.
+    of unknown kind is taken as before). Raises ``ValueError`` listing every series and its kind
+    when nothing is left, with the ``--series`` option that picks one anyway and ``all_option``, the
+    caller's option that takes every series (``"--all-series"`` for ``lgeseg_convert dicom``), if any.
 
     Example:
         >>> def series(number, description, files=10, **tags):
@@ -132,15 +134,16 @@ def pick_series(found: Sequence[DicomSeries]) -> list[DicomSeries]:
     chosen = lge or [s for s in found if kinds[s.uid].kind == "unknown"]
     if not chosen:
         listing = "; ".join(f"{s.number or '-'} {s.description or '-'} ({kinds[s.uid].kind})" for s in found)
+        every = f", or take every series with {all_option}" if all_option else ""
         raise ValueError(f"no short-axis LGE series found among {len(found)} series ({listing}); pick the series to "
-                         "segment with --series NUMBER or --series '*PATTERN*' (lgeseg_predict --list-series)")
+                         f"segment with --series NUMBER or --series '*PATTERN*' (lgeseg_predict --list-series){every}")
     if not lge:
         logger.warning("no series is recognisably LGE (no inversion time, no LGE/PSIR/late/delayed in its "
-                       "description): predicting %s; name the LGE stack with --series if it is another",
+                       "description): taking %s; name the LGE stack with --series if it is another",
                        ", ".join(f"{s.number or '-'} {s.description or '-'}" for s in chosen))
     for s in found:
         if s not in chosen:
-            logger.info("skipped series %s %r: %s (%s, %d image(s)); --series %s predicts it anyway",
+            logger.info("skipped series %s %r: %s (%s, %d image(s)); --series %s takes it anyway",
                         s.number or "-", s.description or s.uid, kinds[s.uid].kind.replace("_", " "),
                         kinds[s.uid].reason, _slices(s), s.number or s.uid)
     return list(chosen)
