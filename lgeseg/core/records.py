@@ -29,6 +29,11 @@ T = TypeVar("T")
 #: Label values used by every lgeseg dataset.
 LABELS: dict[str, int] = {"background": 0, "blood_pool": 1, "myocardium": 2}
 
+#: File names of the records a preprocessed folder and a model folder share (the model folder's
+#: other names are in ``lgeseg.model.folder``, which re-exports these two).
+PLANS_FILE = "plans.json"
+FINGERPRINT_FILE = "fingerprint.json"
+
 
 def _to_jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -369,9 +374,9 @@ def load_plan(source: Path) -> Plan:
         FileNotFoundError: .../plans.json: no plans.json found (give a model folder or a plans.json file)
     """
     source = Path(source)
-    path = source / "plans.json" if source.is_dir() else source
+    path = source / PLANS_FILE if source.is_dir() else source
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no plans.json found (give a model folder or a plans.json file)")
+        raise FileNotFoundError(f"{path}: no {PLANS_FILE} found (give a model folder or a {PLANS_FILE} file)")
     return read_plan(path)
 
 

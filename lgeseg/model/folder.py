@@ -33,12 +33,51 @@ from lgeseg import __version__
 from lgeseg.core.atomic import atomic_output
 from lgeseg.core.checks import model_info_problems, model_plan_problems, raise_problems
 from lgeseg.core.errors import CorruptFileError, InvalidInputError
-from lgeseg.core.records import LABELS, Fingerprint, JsonRecord, Plan, load_json, read_plan, save_json
+from lgeseg.core.records import (
+    FINGERPRINT_FILE,
+    LABELS,
+    PLANS_FILE,
+    Fingerprint,
+    JsonRecord,
+    Plan,
+    load_json,
+    read_plan,
+    save_json,
+)
 from lgeseg.planning.nnunet import is_nnunet_plans
 
 logger = logging.getLogger(__name__)
 
+# The file names of a model folder (the layout in the module docstring). Code names them through these
+# constants; ``PLANS_FILE`` and ``FINGERPRINT_FILE`` come from ``core.records`` (a preprocessed folder has them too).
+MODEL_INFO_FILE = "model.json"
+SPLITS_FILE = "splits.json"
+HARMONIZATION_REFERENCE_FILE = "harmonization_reference.json"
+TRAINING_LOG_FILE = "training_log.txt"
+PROGRESS_PLOT_FILE = "progress.png"
+
+#: Checkpoints by name, in ``find_checkpoint``'s fallback order; ``checkpoint_file(name)`` is the file.
 CHECKPOINT_NAMES: tuple[str, ...] = ("final", "best", "latest")
+
+
+def checkpoint_file(name: str) -> str:
+    """The file name of checkpoint ``name`` (``"final"``, ``"best"`` or ``"latest"``).
+
+    Example:
+        >>> checkpoint_file("final")
+        'checkpoint_final.pt'
+    """
+    return f"checkpoint_{name}.pt"
+
+
+CHECKPOINT_FINAL_FILE = checkpoint_file("final")
+CHECKPOINT_BEST_FILE = checkpoint_file("best")
+CHECKPOINT_LATEST_FILE = checkpoint_file("latest")
+#: Every checkpoint file, in ``CHECKPOINT_NAMES`` order.
+CHECKPOINT_FILES: tuple[str, ...] = tuple(checkpoint_file(name) for name in CHECKPOINT_NAMES)
+#: The files of a model folder other than checkpoints.
+METADATA_FILES: tuple[str, ...] = (MODEL_INFO_FILE, PLANS_FILE, FINGERPRINT_FILE, SPLITS_FILE,
+                                   HARMONIZATION_REFERENCE_FILE, TRAINING_LOG_FILE, PROGRESS_PLOT_FILE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,10 +216,10 @@ def write_model_metadata(model_dir: str | Path, plan: Plan, info: ModelInfo,
         >>> tmp.cleanup()
     """
     model_dir = Path(model_dir)
-    save_json(plan, model_dir / "plans.json")
-    save_json(info, model_dir / "model.json")
+    save_json(plan, model_dir / PLANS_FILE)
+    save_json(info, model_dir / MODEL_INFO_FILE)
     if fingerprint is not None:
-        save_json(fingerprint, model_dir / "fingerprint.json")
+        save_json(fingerprint, model_dir / FINGERPRINT_FILE)
 
 
 def read_model_metadata(model_dir: str | Path) -> tuple[Plan, ModelInfo]:
@@ -204,7 +243,7 @@ def read_model_metadata(model_dir: str | Path) -> tuple[Plan, ModelInfo]:
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{model_dir}: model folder not found")
-    for name in ("plans.json", "model.json"):
+    for name in (PLANS_FILE, MODEL_INFO_FILE):
         if not (model_dir / name).is_file():
             if _is_nnunet_folder(model_dir):
                 raise FileNotFoundError(
@@ -212,11 +251,11 @@ def read_model_metadata(model_dir: str | Path) -> tuple[Plan, ModelInfo]:
                     f"{model_dir} predicts with it (a 2d PlainConvUNet; docs/nnunet.md); training, fine-tuning and "
                     "export need an lgeseg model folder")
             raise FileNotFoundError(f"{model_dir}: incomplete model folder, {name} is missing")
-    plan = read_plan(model_dir / "plans.json")
-    info = read_model_info(model_dir / "model.json")
+    plan = read_plan(model_dir / PLANS_FILE)
+    info = read_model_info(model_dir / MODEL_INFO_FILE)
     problems = model_plan_problems(info, plan)
     if problems:  # the network's outputs would be named (or counted) wrongly
-        raise InvalidInputError(f"{model_dir / 'model.json'}: does not match {model_dir / 'plans.json'}: "
+        raise InvalidInputError(f"{model_dir / MODEL_INFO_FILE}: does not match {model_dir / PLANS_FILE}: "
                                 + "; ".join(problems) + "; restore model.json from the trained model folder or archive")
     return plan, info
 
@@ -225,7 +264,7 @@ def _is_nnunet_folder(folder: Path) -> bool:
     """True for an nnU-Net training folder or one of its folds (``checkpoint_*.pth``, nnU-Net's plans.json)."""
     if any(folder.glob("checkpoint_*.pth")) or any(folder.glob("fold_*/checkpoint_*.pth")):
         return True
-    plans = folder / "plans.json"
+    plans = folder / PLANS_FILE
     try:
         return plans.is_file() and is_nnunet_plans(load_json(plans))
     except ValueError:
@@ -252,7 +291,7 @@ def read_model_info(path: str | Path) -> ModelInfo:
         raise InvalidInputError(f"{path}: invalid model.json: {err}") from err
     if info is None:
         raise InvalidInputError(f"{path}: invalid model.json: expected a JSON object, found {type(data).__name__}")
-    raise_problems(path, "model.json", model_info_problems(info))
+    raise_problems(path, MODEL_INFO_FILE, model_info_problems(info))
     return info
 
 
@@ -272,10 +311,11 @@ def find_checkpoint(model_dir: str | Path, checkpoint: str = "final") -> Path:
     model_dir = Path(model_dir)
     order = [checkpoint] + ([n for n in CHECKPOINT_NAMES if n != checkpoint] if checkpoint == "final" else [])
     for name in order:
-        path = model_dir / f"checkpoint_{name}.pt"
+        path = model_dir / checkpoint_file(name)
         if path.is_file():
             return path
-    raise FileNotFoundError(f"{model_dir}: incomplete model folder, no checkpoint_{checkpoint}.pt (nothing trained?)")
+    raise FileNotFoundError(
+        f"{model_dir}: incomplete model folder, no {checkpoint_file(checkpoint)} (nothing trained?)")
 
 
 def checkpoint_for_inference(model_dir: str | Path, checkpoint: str = "final") -> Path:
@@ -300,20 +340,20 @@ def checkpoint_for_inference(model_dir: str | Path, checkpoint: str = "final") -
         >>> tmp.cleanup()
     """
     model_dir = Path(model_dir)
-    wanted = model_dir / f"checkpoint_{checkpoint}.pt"
+    wanted = model_dir / checkpoint_file(checkpoint)
     if checkpoint != "final" or wanted.is_file():
         if not wanted.is_file():
-            raise FileNotFoundError(f"{model_dir}: no checkpoint_{checkpoint}.pt (--checkpoint {checkpoint}); "
+            raise FileNotFoundError(f"{model_dir}: no {wanted.name} (--checkpoint {checkpoint}); "
                                     f"found: {_checkpoints_in(model_dir)}")
         return wanted
-    if (model_dir / "checkpoint_latest.pt").is_file():
+    if (model_dir / CHECKPOINT_LATEST_FILE).is_file():
         unfinished = " or ".join(f"--checkpoint {n}" for n in ("best", "latest")
-                                 if (model_dir / f"checkpoint_{n}.pt").is_file())
+                                 if (model_dir / checkpoint_file(n)).is_file())
         raise FileNotFoundError(
             f"{model_dir}: no checkpoint_final.pt: training has not finished (checkpoint_latest.pt is there); finish "
             f"it with lgeseg_train --continue -o {model_dir} (and its -p), or predict with the unfinished weights "
             f"with {unfinished}")
-    best = model_dir / "checkpoint_best.pt"
+    best = model_dir / CHECKPOINT_BEST_FILE
     if not best.is_file():
         raise FileNotFoundError(f"{model_dir}: incomplete model folder, no checkpoint_final.pt (nothing trained?)")
     logger.warning("%s: no checkpoint_final.pt; using %s (the best validation epoch) instead", model_dir, best.name)
@@ -321,7 +361,7 @@ def checkpoint_for_inference(model_dir: str | Path, checkpoint: str = "final") -
 
 
 def _checkpoints_in(model_dir: Path) -> str:
-    found = [f"checkpoint_{n}.pt" for n in CHECKPOINT_NAMES if (model_dir / f"checkpoint_{n}.pt").is_file()]
+    found = [name for name in CHECKPOINT_FILES if (model_dir / name).is_file()]
     return ", ".join(found) or "no checkpoint"
 
 
@@ -355,7 +395,7 @@ def load_model(model_dir: str | Path, device: str | torch.device = "cpu", checkp
     try:
         network.load_state_dict(payload["network"])
     except RuntimeError as err:
-        raise ValueError(f"{path}: weights do not match the network in {model_dir / 'plans.json'}: {err}") from err
+        raise ValueError(f"{path}: weights do not match the network in {model_dir / PLANS_FILE}: {err}") from err
     network.deep_supervision = False
     network.eval()
     return LoadedModel(network=network.to(device), plan=plan, info=info, model_dir=model_dir, checkpoint=path)
@@ -420,7 +460,7 @@ def write_untrained_model(
                      channel_names={str(c): name for c, name in enumerate(names)}, recipe={}, augmentation="none",
                      datasets=(), postprocessing=postprocessing)
     model_dir = Path(model_dir)
-    raise_problems(model_dir / "model.json", "model.json", model_info_problems(info))  # before writing anything
+    raise_problems(model_dir / MODEL_INFO_FILE, MODEL_INFO_FILE, model_info_problems(info))  # before writing anything
     write_model_metadata(model_dir, plan, info)
-    save_checkpoint(model_dir / "checkpoint_final.pt", {"network": build_unet(plan.topology, seed=seed).state_dict()})
+    save_checkpoint(model_dir / CHECKPOINT_FINAL_FILE, {"network": build_unet(plan.topology, seed=seed).state_dict()})
     return model_dir
