@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from lgeseg.augmentation import (
     SpatialParams,
     apply_spatial,
     augment_batch,
+    augment_batch_with_params,
     get_preset,
     intensity,
     list_presets,
@@ -79,6 +81,16 @@ def test_same_seed_same_batch_and_other_seed_other_batch() -> None:
     other = augment_batch(images, labels, preset, (64, 64), SPACING, _gen(6))
     assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
     assert not torch.equal(first[0], other[0])
+
+
+def test_augment_batch_is_augment_batch_with_params_without_the_params() -> None:
+    images, labels = _square_batch(4, 72)
+    preset, short, full = get_preset("lge_dg"), _gen(5), _gen(5)
+    x, y = augment_batch(images, labels, preset, (64, 48), SPACING, short, num_classes=3)
+    x_full, y_full, _, _ = augment_batch_with_params(images, labels, preset, (64, 48), SPACING, full, 3)
+    assert torch.equal(x, x_full) and torch.equal(y, y_full)
+    assert torch.equal(torch.rand(4, generator=short), torch.rand(4, generator=full))  # the same draws, in order
+    assert inspect.signature(augment_batch).parameters == inspect.signature(augment_batch_with_params).parameters
 
 
 def _params(flip_x: bool = False, angle: float = 0.0, step: float = 1.0) -> SpatialParams:

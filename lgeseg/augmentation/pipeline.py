@@ -7,13 +7,18 @@ Everything runs on the device the batch lives on; no Python loop visits individu
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 import torch
 
 from lgeseg.augmentation import appearance, intensity
 from lgeseg.augmentation.presets import AugmentationPreset
 from lgeseg.augmentation.spatial import SpatialParams, apply_spatial, centre_crop, sample_spatial
+
+_Args = ParamSpec("_Args")
+_Result = TypeVar("_Result")
 
 #: Intensity steps in the order they are applied.
 STEP_ORDER: tuple[str, ...] = (
@@ -274,45 +279,19 @@ def _check_inputs(images: torch.Tensor, labels: torch.Tensor, patch_size: tuple[
         raise ValueError(f"augment_batch: patch_size {tuple(patch_size)} must fit in the input crop {(h, w)}")
 
 
-def augment_batch(
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    preset: AugmentationPreset,
-    patch_size: tuple[int, int],
-    spacing_yx: tuple[float, float],
-    generator: torch.Generator,
-    num_classes: int | None = None,
-    sync_free: bool | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Augment a batch of crops and cut the training patches out of them.
+def _arguments_of(full: Callable[_Args, object]) -> Callable[[Callable[..., _Result]], Callable[_Args, _Result]]:
+    """Give the decorated function the parameters of ``full``: one parameter list serves both.
 
-    Args:
-        images: (B, C, H, W) float, crops centred where the patch should be, H >= ph, W >= pw.
-        labels: (B, H, W) integer label maps aligned with ``images``.
-        preset: e.g. ``get_preset("spatial_intensity")``.
-        patch_size: (ph, pw) voxels of the output.
-        spacing_yx: (sy, sx) mm of the input pixels (drives the paper's spacing-based rescaling).
-        generator: all randomness comes from it; a generator on the batch's device avoids copies.
-        num_classes: number of label values (default: ``labels.max() + 1``, which syncs a GPU).
-        sync_free: how intensity steps find their rows (``apply_intensity``); None: without a
-            host-device synchronisation off the CPU, by gathering the rows on the CPU.
-
-    Returns:
-        (images (B, C, ph, pw) of the input dtype, labels (B, ph, pw) long) on the input device;
-        labels only take values present in the input. Raises ``ValueError`` for bad shapes.
-
-    Example:
-        >>> from lgeseg.augmentation import get_preset
-        >>> g = torch.Generator().manual_seed(0)
-        >>> x, y = augment_batch(torch.rand(2, 1, 80, 80), torch.zeros(2, 80, 80, dtype=torch.long),
-        ...                      get_preset("spatial_intensity"), (64, 64), (1.25, 1.25), g)
-        >>> tuple(x.shape), tuple(y.shape)
-        ((2, 1, 64, 64), (2, 64, 64))
+    The decorated function takes ``*args, **kwargs`` and passes them on to ``full``; its signature
+    (``help``, ``inspect.signature``) and its type are ``full``'s parameters with its own return.
     """
-    out_images, out_labels, _, _ = augment_batch_with_params(
-        images, labels, preset, patch_size, spacing_yx, generator, num_classes, sync_free
-    )
-    return out_images, out_labels
+
+    def decorate(short: Callable[..., _Result]) -> Callable[_Args, _Result]:
+        returns = inspect.signature(short).return_annotation
+        short.__signature__ = inspect.signature(full).replace(return_annotation=returns)  # type: ignore[attr-defined]
+        return short
+
+    return decorate
 
 
 def augment_batch_with_params(
@@ -364,3 +343,34 @@ def augment_batch_with_params(
     steps = sample_intensity(preset, b, c, generator, k)
     out_images = apply_intensity(out_images, steps, preset, generator, out_labels, sync_free)
     return out_images, out_labels, params, steps
+
+
+@_arguments_of(augment_batch_with_params)
+def augment_batch(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augment a batch of crops and cut the training patches out of them.
+
+    Args:
+        images: (B, C, H, W) float, crops centred where the patch should be, H >= ph, W >= pw.
+        labels: (B, H, W) integer label maps aligned with ``images``.
+        preset: e.g. ``get_preset("spatial_intensity")``.
+        patch_size: (ph, pw) voxels of the output.
+        spacing_yx: (sy, sx) mm of the input pixels (drives the paper's spacing-based rescaling).
+        generator: all randomness comes from it; a generator on the batch's device avoids copies.
+        num_classes: number of label values (default: ``labels.max() + 1``, which syncs a GPU).
+        sync_free: how intensity steps find their rows (``apply_intensity``); None: without a
+            host-device synchronisation off the CPU, by gathering the rows on the CPU.
+
+    Returns:
+        (images (B, C, ph, pw) of the input dtype, labels (B, ph, pw) long) on the input device;
+        labels only take values present in the input. Raises ``ValueError`` for bad shapes.
+
+    Example:
+        >>> from lgeseg.augmentation import get_preset
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x, y = augment_batch(torch.rand(2, 1, 80, 80), torch.zeros(2, 80, 80, dtype=torch.long),
+        ...                      get_preset("spatial_intensity"), (64, 64), (1.25, 1.25), g)
+        >>> tuple(x.shape), tuple(y.shape)
+        ((2, 1, 64, 64), (2, 64, 64))
+    """
+    out_images, out_labels, _, _ = augment_batch_with_params(*args, **kwargs)
+    return out_images, out_labels
