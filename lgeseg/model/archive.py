@@ -42,12 +42,21 @@ from lgeseg.core.atomic import atomic_output
 from lgeseg.core.errors import OutputConflictError
 from lgeseg.core.records import load_json
 from lgeseg.model.card import build_model_card
+from lgeseg.model.folder import (
+    CHECKPOINT_FILES,
+    FINGERPRINT_FILE,
+    METADATA_FILES,
+    MODEL_INFO_FILE,
+    PLANS_FILE,
+    SPLITS_FILE,
+    TRAINING_LOG_FILE,
+    find_checkpoint,
+    load_checkpoint,
+    load_model,
+    read_model_metadata,
+)
 
-#: Files a model folder may hand on, besides the checkpoints.
-METADATA_FILES: tuple[str, ...] = ("model.json", "plans.json", "fingerprint.json", "splits.json",
-                                   "harmonization_reference.json", "training_log.txt", "progress.png")
-#: Checkpoint files (``checkpoint_<name>.pt``) an archive may hold.
-CHECKPOINT_FILES: tuple[str, ...] = ("checkpoint_final.pt", "checkpoint_best.pt", "checkpoint_latest.pt")
+# An archive holds the files of a model folder: METADATA_FILES and CHECKPOINT_FILES (lgeseg.model.folder).
 MANIFEST = "manifest.json"
 #: Largest total unpacked size accepted by ``install_model`` (bytes).
 MAX_UNPACKED_BYTES = 4 * 1024**3
@@ -86,7 +95,7 @@ def file_sha256(path: str | Path) -> str:
 
 
 #: Files left out of an archive unless provenance is included: they list training case ids and data paths.
-PROVENANCE_FILES: tuple[str, ...] = ("splits.json", "training_log.txt")
+PROVENANCE_FILES: tuple[str, ...] = (SPLITS_FILE, TRAINING_LOG_FILE)
 #: ``model.json`` ``extras`` keys that hold training data paths.
 PROVENANCE_EXTRAS: tuple[str, ...] = ("preprocessed",)
 
@@ -174,24 +183,21 @@ def export_model(model_dir: str | Path, zip_path: str | Path, checkpoints: Itera
         lgeseg.core.errors.OutputConflictError: .../model.zip: already exists; use --overwrite to replace it, ...
         >>> shutil.rmtree(tmp)
     """
-    # deferred: model.folder loads torch; lgeseg_export_model and lgeseg_install_model --help start without it
-    from lgeseg.model.folder import find_checkpoint, load_checkpoint, read_model_metadata
-
     model_dir, zip_path = Path(model_dir), Path(zip_path)
     _check_export_target(model_dir, zip_path, overwrite)
     _, info = read_model_metadata(model_dir)
     card = build_model_card(model_dir, intended_use)
     model = dataclasses.replace(info, model_card=card).to_dict()
-    skipped = {"model.json"}
+    skipped = {MODEL_INFO_FILE}
     payloads: dict[str, bytes] = {}
     if not include_provenance:
-        fingerprint_path = model_dir / "fingerprint.json"
+        fingerprint_path = model_dir / FINGERPRINT_FILE
         fingerprint = load_json(fingerprint_path) if fingerprint_path.is_file() else None
         model, fingerprint = strip_provenance(model, fingerprint)
         if fingerprint is not None:
-            payloads["fingerprint.json"] = _json_bytes(fingerprint)
-        skipped.update({*PROVENANCE_FILES, "fingerprint.json"})
-    payloads["model.json"] = _json_bytes(model)
+            payloads[FINGERPRINT_FILE] = _json_bytes(fingerprint)
+        skipped.update({*PROVENANCE_FILES, FINGERPRINT_FILE})
+    payloads[MODEL_INFO_FILE] = _json_bytes(model)
     files = [model_dir / name for name in METADATA_FILES if name not in skipped and (model_dir / name).is_file()]
     weights = sorted({find_checkpoint(model_dir, name) for name in checkpoints})
     for path in weights:
@@ -280,7 +286,7 @@ def check_archive(zip_path: str | Path) -> list[zipfile.ZipInfo]:
     seen: set[str] = set()
     for info in entries:
         _check_entry(info, zip_path, seen)
-    for required in ("model.json", "plans.json", MANIFEST):
+    for required in (MODEL_INFO_FILE, PLANS_FILE, MANIFEST):
         if required not in seen:
             raise ValueError(f"{zip_path}: refused: {required} is missing")
     if not seen & set(CHECKPOINT_FILES):
@@ -306,8 +312,6 @@ def _check_manifest(folder: Path, zip_path: Path) -> None:
 
 
 def _check_unpacked(folder: Path, zip_path: Path) -> None:
-    from lgeseg.model.folder import load_checkpoint, load_model  # deferred: torch, as in export_model
-
     _check_manifest(folder, zip_path)
     for path in sorted(folder.glob("*.json")):
         try:
@@ -441,9 +445,9 @@ def check_install_destination(zip_path: str | Path, dest: str | Path, overwrite:
     own = _model_entries()
     foreign = [name for name in present  # a killed writer's atomic temporaries (.model.json.<8 chars>...) are ours
                if name not in own and not any(name.startswith(f".{file}.") for file in own)]
-    if "model.json" not in present or foreign:
+    if MODEL_INFO_FILE not in present or foreign:
         shown = ", ".join((foreign or present)[:5]) + (" ..." if len(foreign or present) > 5 else "")
-        why = "no model.json" if "model.json" not in present else "files that are not part of a model"
+        why = f"no {MODEL_INFO_FILE}" if MODEL_INFO_FILE not in present else "files that are not part of a model"
         raise OutputConflictError(f"{dest}: refused: not a model folder ({why}; it holds {shown}); --overwrite "
                                   "replaces only a model folder: choose a new folder for the model")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lgeseg.core.records import load_json, save_json
+from lgeseg.model.folder import FINGERPRINT_FILE, MODEL_INFO_FILE, read_model_metadata
 
 #: Intended use written unless the model's author states another.
 DEFAULT_INTENDED_USE = (
@@ -36,7 +37,7 @@ VALIDATION_WHAT = ("3D Dice per structure (one Dice over each case's whole volum
 def _training_data(model_dir: Path, info: Any) -> dict[str, Any]:
     data: dict[str, Any] = {"datasets": list(info.datasets), "train_cases": info.extras.get("train_cases"),
                             "validation_cases": info.extras.get("val_cases"), "fold": info.fold}
-    fingerprint_path = model_dir / "fingerprint.json"
+    fingerprint_path = model_dir / FINGERPRINT_FILE
     if fingerprint_path.is_file():
         fingerprint = load_json(fingerprint_path)
         data["sources"] = [{key: entry.get(key) for key in ("name", "center", "vendor", "field_strength", "num_cases")}
@@ -71,9 +72,6 @@ def build_model_card(model_dir: str | Path, intended_use: str | None = None) -> 
         ({'background': 0, 'blood_pool': 1, 'myocardium': 2}, [32, 32], True)
         >>> import shutil; shutil.rmtree(tmp)
     """
-    # deferred: model.folder loads torch; lgeseg_export_model and lgeseg_install_model start without it
-    from lgeseg.model.folder import read_model_metadata
-
     model_dir = Path(model_dir)
     plan, info = read_model_metadata(model_dir)
     recipe, extras = info.recipe, info.extras
@@ -110,12 +108,10 @@ def write_model_card(model_dir: str | Path, intended_use: str | None = None) -> 
         'Research on the phantom only.'
         >>> import shutil; shutil.rmtree(tmp)
     """
-    from lgeseg.model.folder import read_model_metadata  # deferred: torch, as in build_model_card
-
     model_dir = Path(model_dir)
     _, info = read_model_metadata(model_dir)
     card = build_model_card(model_dir, intended_use)
-    save_json(dataclasses.replace(info, model_card=card), model_dir / "model.json")
+    save_json(dataclasses.replace(info, model_card=card), model_dir / MODEL_INFO_FILE)
     return card
 
 
@@ -131,8 +127,6 @@ def model_card(model_dir: str | Path) -> dict[str, Any]:
         'none'
         >>> import shutil; shutil.rmtree(tmp)
     """
-    from lgeseg.model.folder import read_model_metadata  # deferred: torch, as in build_model_card
-
     _, info = read_model_metadata(model_dir)
     return dict(info.model_card) or build_model_card(model_dir)
 

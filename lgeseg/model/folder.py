@@ -25,9 +25,7 @@ import pickle
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from lgeseg import __version__
 from lgeseg.core.atomic import atomic_output
@@ -44,7 +42,9 @@ from lgeseg.core.records import (
     read_plan,
     save_json,
 )
-from lgeseg.planning.nnunet import is_nnunet_plans
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -135,13 +135,15 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     old file as it was and raises an ``OSError`` naming ``path`` (``atomic.atomic_output``).
 
     Example:
-        >>> import tempfile
+        >>> import tempfile, torch
         >>> tmp = tempfile.TemporaryDirectory()
         >>> save_checkpoint(Path(tmp.name) / "checkpoint_final.pt", {"network": {"w": torch.ones(2)}, "epoch": 3})
         >>> load_checkpoint(Path(tmp.name) / "checkpoint_final.pt")["epoch"]
         3
         >>> tmp.cleanup()
     """
+    import torch  # deferred: model.json, plans.json and the file names are read without torch (card, registry)
+
     with atomic_output(path) as tmp:
         try:
             torch.save(payload, tmp)
@@ -160,13 +162,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     (for example one crafted to run code on load).
 
     Example:
-        >>> import tempfile
+        >>> import tempfile, torch
         >>> tmp = tempfile.TemporaryDirectory()
         >>> save_checkpoint(Path(tmp.name) / "checkpoint_best.pt", {"network": {"w": torch.arange(3.0)}})
         >>> load_checkpoint(Path(tmp.name) / "checkpoint_best.pt")["network"]["w"].tolist()
         [0.0, 1.0, 2.0]
         >>> tmp.cleanup()
     """
+    import torch  # deferred: as in save_checkpoint
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
@@ -262,6 +266,9 @@ def read_model_metadata(model_dir: str | Path) -> tuple[Plan, ModelInfo]:
 
 def _is_nnunet_folder(folder: Path) -> bool:
     """True for an nnU-Net training folder or one of its folds (``checkpoint_*.pth``, nnU-Net's plans.json)."""
+    # deferred: the nnU-Net reader loads SimpleITK (datasets.layout); only a folder lgeseg refuses needs it
+    from lgeseg.planning.nnunet import is_nnunet_plans
+
     if any(folder.glob("checkpoint_*.pth")) or any(folder.glob("fold_*/checkpoint_*.pth")):
         return True
     plans = folder / PLANS_FILE
@@ -378,7 +385,7 @@ def load_model(model_dir: str | Path, device: str | torch.device = "cpu", checkp
         ``LoadedModel`` with the network in eval mode and deep supervision off, and the checkpoint file.
 
     Example:
-        >>> import tempfile
+        >>> import tempfile, torch
         >>> tmp = tempfile.TemporaryDirectory()
         >>> model = load_model(write_untrained_model(tmp.name))  # a trained model folder loads the same way
         >>> model.network.training, tuple(model.network(torch.zeros(1, 1, 32, 32))[0].shape)  # (slices, classes, y, x)

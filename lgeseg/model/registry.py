@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lgeseg.core.records import load_json
+from lgeseg.model.folder import MODEL_INFO_FILE
 
 #: Optional environment variable: lgeseg's home folder (installed models live in ``$LGESEG_HOME/models``).
 HOME_ENV = "LGESEG_HOME"
@@ -80,9 +81,9 @@ def model_members(folder: str | Path) -> tuple[Path, ...]:
         >>> import shutil; shutil.rmtree(tmp)
     """
     folder = Path(folder)
-    if (folder / "model.json").is_file():
+    if (folder / MODEL_INFO_FILE).is_file():
         return (folder,)
-    members = sorted((p for p in folder.glob("fold_*") if (p / "model.json").is_file()),
+    members = sorted((p for p in folder.glob("fold_*") if (p / MODEL_INFO_FILE).is_file()),
                      key=lambda p: (len(p.name), p.name))
     if not members:
         raise FileNotFoundError(f"{folder}: not a model folder (no model.json) and no fold_<k> model folders in it")
