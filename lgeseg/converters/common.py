@@ -4,7 +4,9 @@ A converter lists its source cases as ``SourceItem``s (a name and a loader), and
 ``write_dataset`` does the rest: refuses a non-empty destination unless asked to overwrite,
 writes every case into a hidden temporary folder beside the destination (so a failed
 conversion leaves nothing half-written), writes ``dataset.json``, moves the result into place
-and runs ``validate_dataset`` on it.
+and runs ``validate_dataset`` on it. ``convert_source`` is a converter's whole run (check the
+destination, list the cases, write them) and ``load_image_case`` loads a case stored as one 3D image
+file and one label file (EMIDEC, MS-CMRSeg).
 """
 
 from __future__ import annotations
@@ -123,6 +125,73 @@ def remap_labels(array: np.ndarray, mapping: Mapping[int, int], source: Path) ->
         if target:
             out[array == value] = target
     return out
+
+
+def load_image_case(case_id: str, image_path: Path, label_path: Path | None,
+                    label_map: Mapping[int, int]) -> list[ConvertedCase]:
+    """Read one 3D image file (and its label file, remapped with ``label_map``) into a case.
+
+    Args:
+        case_id: output case identifier.
+        image_path: the source image; its geometry is copied unchanged.
+        label_path: the source label map, or None for an unlabelled case (written to ``imagesTs``).
+        label_map: source label value -> lgeseg label value (``remap_labels``).
+
+    Returns:
+        ``[ConvertedCase]``, the loader a ``SourceItem`` wants (bind the arguments with ``functools.partial``).
+        Raises ``ValueError`` naming the label file when it holds a value ``label_map`` does not list.
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.synth import synthesize_case
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> case = synthesize_case(1, index=0, seed=0, in_plane_size=32)
+        >>> io.write_image(Path(tmp.name) / "p1.nii.gz", case.image, case.geometry)
+        >>> io.write_label(Path(tmp.name) / "p1_gt.nii.gz", case.label * 100, case.geometry)  # source labels 100, 200
+        >>> [loaded] = load_image_case("p1", Path(tmp.name) / "p1.nii.gz", Path(tmp.name) / "p1_gt.nii.gz",
+        ...                            {0: 0, 100: 1, 200: 2})
+        >>> loaded.case_id, sorted(np.unique(loaded.label).tolist()), loaded.image_geometry.shape == case.image.shape
+        ('p1', [0, 1, 2], True)
+        >>> load_image_case("p1", Path(tmp.name) / "p1.nii.gz", None, {0: 0})[0].label is None  # for imagesTs
+        True
+        >>> tmp.cleanup()
+    """
+    image, image_geometry = io.read_image(image_path)
+    if label_path is None:
+        return [ConvertedCase(case_id, image, image_geometry)]
+    raw_label, label_geometry = io.read_image(label_path)
+    label = remap_labels(raw_label, label_map, label_path)
+    return [ConvertedCase(case_id, image, image_geometry, label, label_geometry)]
+
+
+def convert_source(src: Path, dst: Path, overwrite: bool, find_cases: Callable[[Path], Sequence[SourceItem]],
+                   meta: DatasetMeta, nothing_found: str) -> int:
+    """A converter's whole run: check ``dst``, list the cases below ``src``, write them (``write_dataset``).
+
+    Args:
+        src, dst, overwrite: as given to ``convert_<name>``.
+        find_cases: lists the source cases below ``src`` (e.g. ``find_emidec_cases``).
+        meta: the ``dataset.json`` fields.
+        nothing_found: the ``FileNotFoundError`` text when ``find_cases`` lists none (after ``"{src}: "``).
+
+    Returns:
+        Number of cases written. ``dst`` is checked before ``src`` is searched.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     convert_source(Path(folder) / "src", Path(folder) / "dst", False, lambda src: [],
+        ...                    DatasetMeta("Mine", "nothing yet"), "no cases found (expected *.nii.gz)")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: .../src: no cases found (expected *.nii.gz)
+    """
+    src, dst = Path(src), Path(dst)
+    check_destination(dst, overwrite)
+    items = find_cases(src)
+    if not items:
+        raise FileNotFoundError(f"{src}: {nothing_found}")
+    return write_dataset(items, dst, meta, overwrite)
 
 
 def compact_image(array: np.ndarray) -> np.ndarray:

@@ -14,15 +14,7 @@ import logging
 from functools import partial
 from pathlib import Path
 
-from lgeseg.converters.common import (
-    ConvertedCase,
-    DatasetMeta,
-    SourceItem,
-    check_destination,
-    remap_labels,
-    write_dataset,
-)
-from lgeseg.files import io
+from lgeseg.converters.common import DatasetMeta, SourceItem, convert_source, load_image_case
 
 logger = logging.getLogger(__name__)
 
@@ -37,15 +29,6 @@ META = DatasetMeta(
     vendor="Siemens",
     field_strength=None,  # 1.5 T and 3 T scanners, not recorded per case
 )
-
-
-def _load_case(image_path: Path, label_path: Path | None) -> list[ConvertedCase]:
-    image, image_geometry = io.read_image(image_path)
-    if label_path is None:
-        return [ConvertedCase(image_path.parent.parent.name, image, image_geometry)]
-    raw_label, label_geometry = io.read_image(label_path)
-    label = remap_labels(raw_label, EMIDEC_LABELS, label_path)
-    return [ConvertedCase(image_path.parent.parent.name, image, image_geometry, label, label_geometry)]
 
 
 def find_emidec_cases(src: Path) -> list[SourceItem]:
@@ -71,8 +54,8 @@ def find_emidec_cases(src: Path) -> list[SourceItem]:
         label_path = case_dir / "Contours" / f"{case_dir.name}.nii.gz"
         if not label_path.is_file():
             logger.info("%s: no Contours file, written to imagesTs", case_dir)
-        items.append(SourceItem(str(case_dir), partial(_load_case, image_path,
-                                                       label_path if label_path.is_file() else None)))
+        items.append(SourceItem(str(case_dir), partial(load_image_case, case_dir.name, image_path,
+                                                       label_path if label_path.is_file() else None, EMIDEC_LABELS)))
     return items
 
 
@@ -93,9 +76,5 @@ def convert_emidec(src: Path, dst: Path, overwrite: bool = False) -> int:
 
         convert_emidec(Path("downloads/emidec-dataset-1.0.1"), Path("raw/Dataset101_EMIDEC"))
     """
-    src, dst = Path(src), Path(dst)
-    check_destination(dst, overwrite)
-    items = find_emidec_cases(src)
-    if not items:
-        raise FileNotFoundError(f"{src}: no EMIDEC cases found (expected Case_*/Images/Case_*.nii.gz)")
-    return write_dataset(items, dst, META, overwrite)
+    return convert_source(src, dst, overwrite, find_emidec_cases, META,
+                          "no EMIDEC cases found (expected Case_*/Images/Case_*.nii.gz)")

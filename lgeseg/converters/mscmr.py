@@ -14,15 +14,7 @@ import re
 from functools import partial
 from pathlib import Path
 
-from lgeseg.converters.common import (
-    ConvertedCase,
-    DatasetMeta,
-    SourceItem,
-    check_destination,
-    remap_labels,
-    write_dataset,
-)
-from lgeseg.files import io
+from lgeseg.converters.common import ConvertedCase, DatasetMeta, SourceItem, convert_source, load_image_case
 
 #: MS-CMRSeg 2019 label value -> lgeseg label value.
 MSCMR_LABELS: dict[int, int] = {0: 0, 500: 1, 200: 2, 600: 0}
@@ -53,15 +45,6 @@ def _find(src: Path, pattern: re.Pattern[str]) -> tuple[dict[str, Path], list[st
     return found, duplicates
 
 
-def _load_case(case_id: str, image_path: Path, label_path: Path | None) -> list[ConvertedCase]:
-    image, image_geometry = io.read_image(image_path)
-    if label_path is None:
-        return [ConvertedCase(case_id, image, image_geometry)]
-    raw_label, label_geometry = io.read_image(label_path)
-    label = remap_labels(raw_label, MSCMR_LABELS, label_path)
-    return [ConvertedCase(case_id, image, image_geometry, label, label_geometry)]
-
-
 def _missing_image(label_path: Path) -> list[ConvertedCase]:
     raise FileNotFoundError(f"{label_path}: manual label without a matching *_LGE.nii.gz image below the source")
 
@@ -84,7 +67,7 @@ def find_mscmr_cases(src: Path) -> list[SourceItem]:
     labels, duplicate_labels = _find(src, _LABEL)
     if duplicate_images or duplicate_labels:
         raise ValueError("ambiguous MS-CMRSeg source:\n  " + "\n  ".join(duplicate_images + duplicate_labels))
-    items = [SourceItem(str(path), partial(_load_case, case_id, path, labels.get(case_id)))
+    items = [SourceItem(str(path), partial(load_image_case, case_id, path, labels.get(case_id), MSCMR_LABELS))
              for case_id, path in images.items()]
     items += [SourceItem(str(path), partial(_missing_image, path))
               for case_id, path in labels.items() if case_id not in images]
@@ -108,9 +91,5 @@ def convert_mscmr(src: Path, dst: Path, overwrite: bool = False) -> int:
 
         convert_mscmr(Path("downloads/MS-CMRSeg2019"), Path("raw/Dataset102_MSCMR"))
     """
-    src, dst = Path(src), Path(dst)
-    check_destination(dst, overwrite)
-    items = find_mscmr_cases(src)
-    if not items:
-        raise FileNotFoundError(f"{src}: no MS-CMRSeg LGE images found (expected patientN_LGE.nii.gz)")
-    return write_dataset(items, dst, META, overwrite)
+    return convert_source(src, dst, overwrite, find_mscmr_cases, META,
+                          "no MS-CMRSeg LGE images found (expected patientN_LGE.nii.gz)")
