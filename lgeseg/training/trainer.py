@@ -88,7 +88,6 @@ class _Run:
     val_cases: list[TrainingCase]
     sampler: PatchSampler
     augment: Any
-    divisor: tuple[int, int]
     num_workers: int
     finetune: FinetuneSpec | None
     distributed: DistributedContext
@@ -193,8 +192,8 @@ def _train_epochs(state: TrainingState, run: _Run, resume: bool) -> None:
         if not main:
             state.epoch += 1
             continue
-        result = validate(state.model_network, run.val_cases, run.data.plan.labels, run.divisor, state.device,
-                          config.batch_size, config.mixed_precision)
+        result = validate(state.model_network, run.val_cases, run.data.plan.labels, state.network.divisor,
+                          state.device, config.batch_size, config.mixed_precision)
         _end_epoch(state, run, stats, result)
         log.info("%s", eta_text(state.epoch - first, config.epochs - state.epoch, time.monotonic() - started,
                                 config.max_minutes))
@@ -402,9 +401,8 @@ def _prepare_run(state: TrainingState, data: TrainingData, model_dir: Path, fine
     def augment(images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> Any:
         return augment_batch(images, labels, preset, tuple(plan.patch_size), spacing_yx, generator, num_classes)
 
-    divisor = tuple(math.prod(s[axis] for s in plan.topology.strides) for axis in (0, 1))
     workers = config.num_workers if config.num_workers is not None else min(2, os.cpu_count() or 1)
-    run = _Run(data, model_dir, train_cases, val_cases, sampler, augment, divisor, workers, finetune,
+    run = _Run(data, model_dir, train_cases, val_cases, sampler, augment, workers, finetune,
                distributed, Path(sample_log) if sample_log is not None else None)
     if distributed.is_main:
         write_model_metadata(model_dir, plan, _model_info(state, run), data.fingerprint)
@@ -469,8 +467,8 @@ def _finish(state: TrainingState, run: _Run, result: ValidationResult | None) ->
     save_state(state, run.model_dir / "checkpoint_final.pt", with_optimizer=False)
     if result is None:  # resumed a finished run: validate the final weights once
         config = state.config
-        result = validate(state.model_network, run.val_cases, run.data.plan.labels, run.divisor, state.device,
-                          config.batch_size, config.mixed_precision)
+        result = validate(state.model_network, run.val_cases, run.data.plan.labels, state.network.divisor,
+                          state.device, config.batch_size, config.mixed_precision)
     labels = [v for v in run.data.plan.labels.values() if v != 0]
     postprocessing = select_postprocessing(result.predictions, [c.label for c in run.val_cases], labels)
     save_json(_model_info(state, run, postprocessing), run.model_dir / "model.json")
