@@ -91,13 +91,10 @@ def load_domain(name: str, pre_dir: str | Path, datasets: Sequence[str] | None,
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.preprocessing.fingerprint import extract_fingerprint
-        >>> from lgeseg.planning.planner import plan_experiment
         >>> from lgeseg.preprocessing import run_preprocessing
-        >>> from lgeseg.synth import generate_multicenter
+        >>> from lgeseg.preprocessing.example_data import tiny_planned_dataset
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> raw = generate_multicenter(Path(tmp.name) / "raw", cases_per_center=2, centers=(1,), in_plane_size=32)[0]
-        >>> plan = plan_experiment(extract_fingerprint([raw]), None, "cpu")
+        >>> raw, plan = tiny_planned_dataset(Path(tmp.name), cases=2)
         >>> _ = run_preprocessing([raw], Path(tmp.name) / "pre", plan)
         >>> domain = load_domain("source", Path(tmp.name) / "pre", None, (0.5, 99.5))
         >>> sorted(set(domain.case_ids)), domain.slices[0].ndim, float(domain.slices[0].max())  # (C, y, x) in [-1, 1]

@@ -43,12 +43,9 @@ def is_up_to_date(case: RawCase, case_dir: Path, plan_hash: str) -> bool:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.preprocessing.fingerprint import extract_fingerprint
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.synth import generate_multicenter
+        >>> from lgeseg.preprocessing.example_data import tiny_planned_dataset
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> raw = generate_multicenter(Path(tmp.name) / "raw", cases_per_center=1, centers=(1,), in_plane_size=32)[0]
-        >>> plan = plan_experiment(extract_fingerprint([raw]), gpu_memory_gb=None, preset="cpu")
+        >>> raw, plan = tiny_planned_dataset(Path(tmp.name))
         >>> case = list_cases(raw)[0]
         >>> is_up_to_date(case, Path(tmp.name) / "pre", plan_fingerprint(plan))
         False
@@ -84,12 +81,9 @@ def preprocess_case(case: RawCase, case_dir: Path, plan: Plan, plan_hash: str | 
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.preprocessing.fingerprint import extract_fingerprint
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.synth import generate_multicenter
+        >>> from lgeseg.preprocessing.example_data import tiny_planned_dataset
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> raw = generate_multicenter(Path(tmp.name) / "raw", cases_per_center=1, centers=(1,), in_plane_size=32)[0]
-        >>> plan = plan_experiment(extract_fingerprint([raw]), gpu_memory_gb=None, preset="cpu")
+        >>> raw, plan = tiny_planned_dataset(Path(tmp.name))
         >>> npz = preprocess_case(list_cases(raw)[0], Path(tmp.name) / "pre", plan)
         >>> npz.name, sorted(p.name for p in npz.parent.iterdir())
         ('c1_000.npz', ['c1_000.json', 'c1_000.npz'])
@@ -162,12 +156,9 @@ def run_preprocessing(
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.preprocessing.fingerprint import extract_fingerprint
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.synth import generate_multicenter
+        >>> from lgeseg.preprocessing.example_data import tiny_planned_dataset
         >>> tmp = Path(tempfile.mkdtemp())
-        >>> raw = generate_multicenter(tmp / "raw", cases_per_center=2, centers=(1,), in_plane_size=32)[0]
-        >>> plan = plan_experiment(extract_fingerprint([raw]), gpu_memory_gb=None, preset="cpu")
+        >>> raw, plan = tiny_planned_dataset(tmp, cases=2)
         >>> [p.relative_to(tmp).as_posix() for p in run_preprocessing([raw], tmp / "pre", plan)]
         ['pre/center1/c1_000.npz', 'pre/center1/c1_001.npz']
         >>> sorted(p.name for p in (tmp / "pre").iterdir())
@@ -265,12 +256,10 @@ def remove_other_plan_cases(out_dir: Path, plan_hash: str) -> list[Path]:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.preprocessing.fingerprint import extract_fingerprint
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.synth import generate_multicenter
+        >>> from lgeseg.preprocessing.example_data import tiny_planned_dataset
         >>> tmp = Path(tempfile.mkdtemp())
-        >>> raw = generate_multicenter(tmp / "raw", cases_per_center=1, centers=(1,), in_plane_size=32)[0]
-        >>> _ = run_preprocessing([raw], tmp / "pre", plan_experiment(extract_fingerprint([raw]), None, "cpu"))
+        >>> raw, plan = tiny_planned_dataset(tmp)
+        >>> _ = run_preprocessing([raw], tmp / "pre", plan)
         >>> [p.name for p in remove_other_plan_cases(tmp / "pre", plan_hash="another plan")]
         ['c1_000.json', 'c1_000.npz']
         >>> shutil.rmtree(tmp)
@@ -307,12 +296,10 @@ def load_preprocessed(pre_dir: Path, datasets: list[str] | None = None) -> list[
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.preprocessing.fingerprint import extract_fingerprint
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.synth import generate_multicenter
+        >>> from lgeseg.preprocessing.example_data import tiny_planned_dataset
         >>> tmp = Path(tempfile.mkdtemp())
-        >>> raw = generate_multicenter(tmp / "raw", cases_per_center=2, centers=(1,), in_plane_size=32)[0]
-        >>> _ = run_preprocessing([raw], tmp / "pre", plan_experiment(extract_fingerprint([raw]), None, "cpu"))
+        >>> raw, plan = tiny_planned_dataset(tmp, cases=2)
+        >>> _ = run_preprocessing([raw], tmp / "pre", plan)
         >>> record, npz = load_preprocessed(tmp / "pre")[0]
         >>> record.case_id, record.dataset, record.original.shape, npz.name
         ('c1_000', 'center1', (6, 32, 32), 'c1_000.npz')
@@ -344,12 +331,10 @@ def load_case_arrays(npz_path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.preprocessing.fingerprint import extract_fingerprint
-        >>> from lgeseg.planning.planner import plan_experiment
-        >>> from lgeseg.synth import generate_multicenter
+        >>> from lgeseg.preprocessing.example_data import tiny_planned_dataset
         >>> tmp = Path(tempfile.mkdtemp())
-        >>> raw = generate_multicenter(tmp / "raw", cases_per_center=1, centers=(1,), in_plane_size=32)[0]
-        >>> npz = run_preprocessing([raw], tmp / "pre", plan_experiment(extract_fingerprint([raw]), None, "cpu"))[0]
+        >>> raw, plan = tiny_planned_dataset(tmp)
+        >>> npz = run_preprocessing([raw], tmp / "pre", plan)[0]
         >>> image, label = load_case_arrays(npz)
         >>> image.dtype, image.ndim, label.dtype, sorted(np.unique(label).tolist())
         (dtype('float32'), 4, dtype('uint8'), [0, 1, 2])
