@@ -100,13 +100,11 @@ def figure_6(rows: Sequence[Row], config: ExperimentsConfig, path: Path) -> Path
     Example:
         >>> import tempfile
         >>> from lgeseg.experiments.grid import make_config, train_cell
-        >>> from lgeseg.experiments.summary import case_row
+        >>> from lgeseg.experiments.example_rows import scored_rows
         >>> config = make_config("tiny", out_dir=Path("runs/tiny"))
-        >>> dice = {"blood_pool": 0.85, "myocardium": 0.75}  # one test case's scores
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> rows = [case_row(train_cell(("center1",), augmentation, 0), center, "none", f"{center}_{i}", dice)
-        ...         for augmentation in experiment_1_augmentations(config) for center in ("center1", "center2")
-        ...         for i in range(2)]
+        >>> cells = [train_cell(("center1",), augmentation, 0) for augmentation in experiment_1_augmentations(config)]
+        >>> rows = scored_rows(cells, ("center1", "center2"), cases=2)
         >>> figure_6(rows, config, Path(tmp.name) / "figure_6.png").name
         'figure_6.png'
         >>> figure_6([], config, Path(tmp.name) / "no.png") is None  # no rows of experiment 1: skipped
@@ -137,21 +135,18 @@ def figure_7(rows: Sequence[Row], config: ExperimentsConfig, path: Path) -> Path
     Example:
         >>> import tempfile
         >>> from lgeseg.experiments.grid import cyclegan_cell, make_config, train_cell
-        >>> from lgeseg.experiments.summary import case_row
+        >>> from lgeseg.experiments.example_rows import scored_rows
         >>> config = make_config("tiny", out_dir=Path("runs/tiny"))
-        >>> dice = {"blood_pool": 0.85, "myocardium": 0.75}  # one test case's scores
         >>> tmp = tempfile.TemporaryDirectory()
         >>> model = train_cell(("center1",), "spatial_intensity", 0)
-        >>> rows = [case_row(model, "center2", harmonization, f"c2_{i}", dice)
-        ...         for harmonization in ("none", "histogram") for i in range(2)]
+        >>> rows = scored_rows([model], ("center2",), ("none", "histogram"), cases=2)
         >>> figure_7(rows, config, Path(tmp.name) / "figure_7.png").name
         'figure_7.png'
         >>> figure_7(rows[:2], config, Path(tmp.name) / "no.png") is None  # no harmonized rows: skipped
         True
         >>> other = train_cell(("center2",), "spatial_intensity", 0)  # a pair's GAN scores both centers' models
         >>> pair = cyclegan_cell(model, "center2", reverse=other)
-        >>> rows += [case_row(other, "center1", "none", "c1_0", dice),
-        ...          case_row(pair, "center1", "cyclegan", "c1_0", dice)]
+        >>> rows += scored_rows([other], ("center1",)) + scored_rows([pair], ("center1",), ("cyclegan",))
         >>> figure_7(rows, config, Path(tmp.name) / "figure_7.png").name  # two rows: trained on center1, center2
         'figure_7.png'
         >>> tmp.cleanup()
@@ -204,13 +199,12 @@ def figure_8(rows: Sequence[Row], config: ExperimentsConfig, blocks: int, path: 
     Example:
         >>> import tempfile
         >>> from lgeseg.experiments.grid import finetune_cell, make_config, train_cell
-        >>> from lgeseg.experiments.summary import case_row
+        >>> from lgeseg.experiments.example_rows import scored_rows
         >>> config = make_config("tiny", out_dir=Path("runs/tiny"))
-        >>> dice = {"blood_pool": 0.85, "myocardium": 0.75}  # one test case's scores
         >>> tmp = tempfile.TemporaryDirectory()
         >>> base = train_cell(("center1",), "spatial_intensity", 0)
-        >>> rows = [case_row(finetune_cell(base, "center2", trainable, "1"), "center2", "none", "c2_0", dice)
-        ...         for trainable in ("encoder:1", "decoder:1")]
+        >>> tuned = [finetune_cell(base, "center2", trainable, "1") for trainable in ("encoder:1", "decoder:1")]
+        >>> rows = scored_rows(tuned, ("center2",))
         >>> figure_8(rows, config, 4, Path(tmp.name) / "figure_8.png").name
         'figure_8.png'
         >>> figure_8(rows[:1], config, 4, Path(tmp.name) / "no.png") is None  # one setting: no sweep to draw
@@ -244,13 +238,12 @@ def figure_9(rows: Sequence[Row], config: ExperimentsConfig, blocks: int, path: 
     Example:
         >>> import tempfile
         >>> from lgeseg.experiments.grid import finetune_cell, make_config, train_cell
-        >>> from lgeseg.experiments.summary import case_row
+        >>> from lgeseg.experiments.example_rows import scored_rows
         >>> config = make_config("tiny", out_dir=Path("runs/tiny"))
-        >>> dice = {"blood_pool": 0.85, "myocardium": 0.75}  # one test case's scores
         >>> tmp = tempfile.TemporaryDirectory()
         >>> multi = train_cell(("center1", "center2"), "spatial_intensity", 0, config.subjects_per_center)
         >>> tuned = finetune_cell(train_cell(("center1",), "spatial_intensity", 0), "center2", "all", "1")
-        >>> rows = [case_row(cell, "center2", "none", "c2_0", dice) for cell in (multi, tuned)]
+        >>> rows = scored_rows([multi, tuned], ("center2",))
         >>> figure_9(rows, config, 4, Path(tmp.name) / "figure_9.png").name
         'figure_9.png'
         >>> figure_9(rows[:1], config, 4, Path(tmp.name) / "no.png") is None  # no fine-tuned model to compare
@@ -281,20 +274,19 @@ def figure_10(rows: Sequence[Row], config: ExperimentsConfig, blocks: int, path:
     Example:
         >>> import tempfile
         >>> from lgeseg.experiments.grid import finetune_cell, make_config, train_cell
-        >>> from lgeseg.experiments.summary import case_row
+        >>> from lgeseg.experiments.example_rows import scored_rows
         >>> config = make_config("tiny", out_dir=Path("runs/tiny"))
-        >>> dice = {"blood_pool": 0.85, "myocardium": 0.75}  # one test case's scores
         >>> tmp = tempfile.TemporaryDirectory()
         >>> base = train_cell(("center1",), "spatial_intensity", 0)
-        >>> rows = [case_row(finetune_cell(base, "center2", "all", amount), "center2", "none", "c2_0", dice)
-        ...         for amount in ("1", "100%")]
+        >>> tuned = [finetune_cell(base, "center2", "all", amount) for amount in ("1", "100%")]
+        >>> rows = scored_rows(tuned, ("center2",))
         >>> figure_10(rows, config, 4, Path(tmp.name) / "figure_10.png").name
         'figure_10.png'
         >>> figure_10(rows[:1], config, 4, Path(tmp.name) / "no.png") is None  # one amount: no sweep to draw
         True
         >>> cine = train_cell(("acdc_cine",), "spatial_intensity", 0)  # the grey line: pretrained on cine
-        >>> rows += [case_row(finetune_cell(cine, "center2", "all", amount, "acdc_cine"), "center2", "none", "c2_0",
-        ...                   dice) for amount in ("1", "100%")]
+        >>> from_cine = [finetune_cell(cine, "center2", "all", amount, "acdc_cine") for amount in ("1", "100%")]
+        >>> rows += scored_rows(from_cine, ("center2",))
         >>> figure_10(rows, config, 4, Path(tmp.name) / "figure_10.png").name
         'figure_10.png'
         >>> tmp.cleanup()
@@ -326,12 +318,11 @@ def figure_11(rows: Sequence[Row], config: ExperimentsConfig, path: Path) -> Pat
     Example:
         >>> import tempfile
         >>> from lgeseg.experiments.grid import make_config, train_cell
-        >>> from lgeseg.experiments.summary import case_row
+        >>> from lgeseg.experiments.example_rows import scored_rows
         >>> config = make_config("tiny", out_dir=Path("runs/tiny"))
-        >>> dice = {"blood_pool": 0.85, "myocardium": 0.75}  # one test case's scores
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> rows = [case_row(train_cell(centers, "none", 0), test, "none", f"{test}_0", dice)
-        ...         for centers in (("center1",), ("center1", "center2")) for test in ("center1", "center2")]
+        >>> rows = scored_rows([train_cell(centers, "none", 0) for centers in (("center1",), ("center1", "center2"))],
+        ...                    ("center1", "center2"))
         >>> figure_11(rows, config, Path(tmp.name) / "figure_11.png").name
         'figure_11.png'
         >>> figure_11(rows[:2], config, Path(tmp.name) / "no.png") is None  # single-center models only
@@ -431,12 +422,11 @@ def render_figures(rows: Sequence[Row], config: ExperimentsConfig, test: dict[st
     Example:
         >>> import tempfile
         >>> from lgeseg.experiments.grid import make_config, train_cell
-        >>> from lgeseg.experiments.summary import case_row
+        >>> from lgeseg.experiments.example_rows import scored_rows
         >>> config = make_config("tiny", out_dir=Path("runs/tiny"))
-        >>> dice = {"blood_pool": 0.85, "myocardium": 0.75}  # one test case's scores
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> rows = [case_row(train_cell(("center1",), augmentation, 0), center, "none", f"{center}_0", dice)
-        ...         for augmentation in experiment_1_augmentations(config) for center in ("center1", "center2")]
+        >>> cells = [train_cell(("center1",), augmentation, 0) for augmentation in experiment_1_augmentations(config)]
+        >>> rows = scored_rows(cells, ("center1", "center2"))
         >>> test = {center: Path(tmp.name) / "test" / center for center in ("center1", "center2")}
         >>> [path.name for path in render_figures(rows, config, test, 4, Path(tmp.name))]  # what experiment 1 shows
         ['figure_6.png', 'figure_12.png']
