@@ -31,7 +31,7 @@ from lgeseg.cli import (
 from lgeseg.cli._errors import add_verbose_flag, is_out_of_memory, positive_int, run_cli
 from lgeseg.cli._options import add_device_option, add_time_budget_option, add_workers_option, nnunet_configuration
 from lgeseg.core.device import resolve_device
-from lgeseg.core.records import Plan, read_plan
+from lgeseg.core.records import PLANS_FILE, Plan, read_plan
 from lgeseg.planning.memory import batch_memory_problem
 from lgeseg.planning.verify import available_memory_bytes
 from lgeseg.training import train
@@ -151,7 +151,7 @@ def _positional_form(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     try:
         if not args.preprocessed:
             pre = preprocessed_folder(dataset)
-            if not (pre / "plans.json").is_file():
+            if not (pre / PLANS_FILE).is_file():
                 raise FileNotFoundError(f"{pre}: no lgeseg preprocessed data; make it with "
                                         f"lgeseg_plan_and_preprocess -d {dataset}")
             args.preprocessed = [str(pre)]
@@ -229,7 +229,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _first_plan(args: argparse.Namespace) -> tuple[Path, Plan] | None:
     """The first -p folder's plans.json and plan; None when it has none (``train`` names that problem)."""
-    path = Path(args.preprocessed[0]) / "plans.json"
+    path = Path(args.preprocessed[0]) / PLANS_FILE
     return (path, read_plan(path)) if path.is_file() else None
 
 
@@ -250,8 +250,8 @@ def _check_before_training(args: argparse.Namespace, distributed: DistributedCon
     output = Path(args.output)
     if args.resume:
         check_resumable(output)
-        if (output / "plans.json").is_file():
-            _check_same_plan(output / "plans.json", [Path(folder) / "plans.json" for folder in args.preprocessed])
+        if (output / PLANS_FILE).is_file():
+            _check_same_plan(output / PLANS_FILE, [Path(folder) / PLANS_FILE for folder in args.preprocessed])
     first = _first_plan(args)
     if first is None:
         return None

@@ -26,8 +26,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lgeseg.core.records import Plan, load_json, save_json
+from lgeseg.core.records import PLANS_FILE, Plan, load_json, save_json
 from lgeseg.experiments.grid import Cell, ExperimentsConfig, cell_folder, gan_pair
+from lgeseg.model.folder import CHECKPOINT_FINAL_FILE, CHECKPOINT_LATEST_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -104,14 +105,14 @@ def prepare(config: ExperimentsConfig) -> Workspace:
         raise FileNotFoundError(f"test_dir: no test dataset (dataset.json) for center(s) {', '.join(missing)}")
     pre = folders.preprocessed
     for name in pre:
-        if (pre[name] / "plans.json").is_file():
+        if (pre[name] / PLANS_FILE).is_file():
             continue
         if name == config.train_center:
             preset = config.preset or ("cpu" if device == "cpu" else "default")
             plan_and_preprocess([raw[name]], pre[name], preset=preset)
         else:
-            plan_and_preprocess([raw[name]], pre[name], plans_from=pre[config.train_center] / "plans.json")
-    plan = Plan.from_dict(load_json(pre[config.train_center] / "plans.json"))
+            plan_and_preprocess([raw[name]], pre[name], plans_from=pre[config.train_center] / PLANS_FILE)
+    plan = Plan.from_dict(load_json(pre[config.train_center] / PLANS_FILE))
     return dataclasses.replace(folders, num_encoder_blocks=plan.topology.num_stages)
 
 
@@ -180,13 +181,13 @@ def load_workspace(path: str | Path) -> tuple[Workspace, dict[str, Cell]]:
 
 
 def _done(folder: Path) -> bool:
-    return (folder / "checkpoint_final.pt").is_file()
+    return (folder / CHECKPOINT_FINAL_FILE).is_file()
 
 
 def _resumable(folder: Path) -> bool:
     """True when ``folder`` holds an interrupted run to continue; a run that stopped before its first
     checkpoint is removed so it can start afresh."""
-    if (folder / "checkpoint_latest.pt").is_file():
+    if (folder / CHECKPOINT_LATEST_FILE).is_file():
         return True
     if folder.exists():
         shutil.rmtree(folder)

@@ -21,6 +21,7 @@ from pathlib import Path
 from lgeseg.core.records import load_json
 from lgeseg.datasets.layout import list_cases
 from lgeseg.experiments.scoring import predict_and_score
+from lgeseg.model.folder import SPLITS_FILE
 from lgeseg.synth import generate_multicenter
 from lgeseg.training.trainer import train
 from lgeseg.workflows.plan_and_preprocess import plan_and_preprocess
@@ -101,7 +102,7 @@ def run_demo(config: DemoConfig) -> dict[str, dict[str, float]]:
           max_minutes=config.train_minutes, seed=config.seed, device=config.device)
     logger.info("trained in %.1f min", (time.perf_counter() - start) / 60)
 
-    folds = load_json(model_dir / "splits.json")
+    folds = load_json(model_dir / SPLITS_FILE)
     results: dict[str, dict[str, float]] = {}
     for raw_dir in raw_dirs:
         name = raw_dir.name

@@ -20,7 +20,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from lgeseg.core.records import Plan, load_json
+from lgeseg.core.records import PLANS_FILE, Plan, load_json
 from lgeseg.experiments.grid import (
     ExperimentsConfig,
     build_grid,
@@ -68,7 +68,7 @@ def planned_blocks(config: ExperimentsConfig, device: str) -> tuple[int, str]:
         >>> planned_blocks(make_config("quick", out_dir=Path("runs/none")), "cpu")
         (5, "preset 'cpu': at most, for its largest patch (128 x 128); the data decides")
     """
-    plans = Path(config.out_dir) / "preprocessed" / config.train_center / "plans.json"
+    plans = Path(config.out_dir) / "preprocessed" / config.train_center / PLANS_FILE
     if plans.is_file():
         return Plan.from_dict(load_json(plans)).topology.num_stages, f"the plan in {plans}"
     name = config.preset or ("cpu" if device == "cpu" else "default")

@@ -26,6 +26,7 @@ from skimage.filters import threshold_otsu
 from skimage.morphology import convex_hull_image
 
 from lgeseg.core.records import JsonRecord, load_json, save_json
+from lgeseg.model.folder import HARMONIZATION_REFERENCE_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ DEFAULT_LANDMARKS: tuple[float, ...] = (1, 2, 5, 10, 20, 30, 40, 50, 60, 70, 80,
 #: Percentiles of the body intensities that define the per-image min-max normalization.
 NORMALIZATION_PERCENTILES: tuple[float, float] = (0.5, 99.5)
 #: File name of the reference inside a model folder.
-REFERENCE_FILE = "harmonization_reference.json"
+REFERENCE_FILE = HARMONIZATION_REFERENCE_FILE
 _FORMAT = "lgeseg-histogram-reference"
 
 

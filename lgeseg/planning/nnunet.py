@@ -24,7 +24,7 @@ from typing import Any
 
 from lgeseg.core.checks import plan_problems
 from lgeseg.core.errors import InvalidInputError
-from lgeseg.core.records import LABELS, NetworkTopology, NormalizationConfig, Plan, load_json, read_plan
+from lgeseg.core.records import LABELS, PLANS_FILE, NetworkTopology, NormalizationConfig, Plan, load_json, read_plan
 from lgeseg.datasets.layout import region_labels_problem
 
 #: The configuration lgeseg imports (its one network is 2D).
@@ -250,7 +250,7 @@ def load_any_plan(source: str | Path) -> Plan:
         'manual'
     """
     source = Path(source)
-    candidates = [source / "plans.json", source / "nnUNetPlans.json"] if source.is_dir() else [source]
+    candidates = [source / PLANS_FILE, source / "nnUNetPlans.json"] if source.is_dir() else [source]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
         raise FileNotFoundError(f"{candidates[0]}: no plans.json found (give a model folder, a preprocessed folder, "

@@ -26,6 +26,7 @@ import SimpleITK as sitk
 from lgeseg.core.records import load_json
 from lgeseg.inference.output_folder import PROVENANCE_FILE
 from lgeseg.model.archive import hash_file_into
+from lgeseg.model.folder import MODEL_INFO_FILE
 
 #: DICOM tags read for the report (SimpleITK's "gggg|eeee" keys).
 STUDY_TAGS = {"patient_id": "0010|0020", "sex": "0010|0040", "age": "0010|1010", "size_m": "0010|1020",
@@ -199,8 +200,8 @@ def _card_of(folder: Path) -> dict[str, Any]:
     if (folder / "model_card.json").is_file():
         card = load_json(folder / "model_card.json")
         return card if isinstance(card, dict) else {}
-    if (folder / "model.json").is_file():
-        data = load_json(folder / "model.json")
+    if (folder / MODEL_INFO_FILE).is_file():
+        data = load_json(folder / MODEL_INFO_FILE)
         if isinstance(data, dict):
             return {"lgeseg_version": data.get("lgeseg_version"), **(data.get("model_card") or {})}
     return {}

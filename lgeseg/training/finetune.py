@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from lgeseg.core.records import Plan, read_plan
+from lgeseg.core.records import PLANS_FILE, Plan, read_plan
 from lgeseg.model.folder import find_checkpoint, read_model_metadata
 from lgeseg.model.registry import resolve_model
 from lgeseg.training.recipes import TrainConfig
@@ -127,12 +127,12 @@ def check_same_plans(model_dir: Path, preprocessed: Sequence[Path]) -> Plan:
     """
     plan, _ = read_model_metadata(model_dir)
     for folder in preprocessed:
-        path = folder / "plans.json"
+        path = folder / PLANS_FILE
         if not path.is_file():
             raise FileNotFoundError(f"{folder}: not a preprocessed folder (plans.json missing)")
         if read_plan(path) != plan:
             raise ValueError(
-                f"{path} differs from {model_dir / 'plans.json'}: the new center must be preprocessed with the "
+                f"{path} differs from {model_dir / PLANS_FILE}: the new center must be preprocessed with the "
                 "pretrained model's plans. Run: lgeseg_plan_and_preprocess -d NEW_CENTER -o OUT "
                 f"--plans-from {model_dir}"
             )

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from lgeseg.core.atomic import remove_stale_temporaries
 from lgeseg.core.records import Plan
-from lgeseg.model.folder import load_checkpoint, save_checkpoint
+from lgeseg.model.folder import CHECKPOINT_LATEST_FILE, MODEL_INFO_FILE, load_checkpoint, save_checkpoint
 from lgeseg.network import build_unet, select_trainable
 from lgeseg.training.data import BatchLoader, PatchSampler
 from lgeseg.training.distributed import SINGLE_PROCESS, DistributedContext, wrap_data_parallel
@@ -413,7 +413,7 @@ def check_resumable(model_dir: str | Path) -> None:
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{model_dir}: nothing to continue (the model folder does not exist); train without "
                                 "--continue")
-    if (model_dir / "checkpoint_latest.pt").is_file():
+    if (model_dir / CHECKPOINT_LATEST_FILE).is_file():
         return
     removed = remove_stale_temporaries(model_dir)
     debris = f"; removed {len(removed)} temporary file(s) of an interrupted checkpoint write" if removed else ""
@@ -423,7 +423,7 @@ def check_resumable(model_dir: str | Path) -> None:
                                 f"{', '.join(checkpoints)}: use them as they are, train again with --overwrite to "
                                 "replace them, or train into another folder")
     advice = ("train again with --overwrite (same -o; it replaces the model.json of the stopped run)"
-              if (model_dir / "model.json").exists()
+              if (model_dir / MODEL_INFO_FILE).exists()
               else "train again without --continue (same -o), or with --overwrite")
     raise FileNotFoundError(f"{model_dir}: no complete checkpoint to continue from (the run stopped before its first "
                             f"checkpoint was written{debris}); {advice}")

@@ -30,7 +30,21 @@ from lgeseg.core.records import save_json
 from lgeseg.evaluation.postprocessing import select_postprocessing
 from lgeseg.harmonization import fit_reference_from_preprocessed
 from lgeseg.model.card import write_model_card
-from lgeseg.model.folder import ModelInfo, load_checkpoint, read_model_metadata, write_model_metadata
+from lgeseg.model.folder import (
+    CHECKPOINT_BEST_FILE,
+    CHECKPOINT_FILES,
+    CHECKPOINT_FINAL_FILE,
+    CHECKPOINT_LATEST_FILE,
+    METADATA_FILES,
+    MODEL_INFO_FILE,
+    PROGRESS_PLOT_FILE,
+    SPLITS_FILE,
+    TRAINING_LOG_FILE,
+    ModelInfo,
+    load_checkpoint,
+    read_model_metadata,
+    write_model_metadata,
+)
 from lgeseg.training.data import PatchSampler, TrainingCase, case_key, load_cases
 from lgeseg.training.distributed import (
     SINGLE_PROCESS,
@@ -126,12 +140,12 @@ def train(preprocessed: str | Path | Sequence[str | Path], model_dir: str | Path
         model_dir = train(Path("pre"), Path("models/center1"), augmentation="lge_dg", epochs=20, device="cpu")
     """
     model_dir = Path(model_dir)
-    if resume and (model_dir / "model.json").is_file():
+    if resume and (model_dir / MODEL_INFO_FILE).is_file():
         _, info = read_model_metadata(model_dir)
         try:
             config = TrainConfig.from_dict(info.recipe).replace(**overrides)
         except ValueError as err:
-            raise InvalidInputError(f"{model_dir / 'model.json'}: field recipe: {err}") from err
+            raise InvalidInputError(f"{model_dir / MODEL_INFO_FILE}: field recipe: {err}") from err
     else:
         config = get_recipe(recipe or DEFAULT_RECIPE, **overrides)
     return run_training(config, preprocessed, model_dir, datasets, resume, overwrite=overwrite,
@@ -168,11 +182,11 @@ def run_training(config: TrainConfig, preprocessed: str | Path | Sequence[str | 
         if resume:
             if main:
                 remove_stale_temporaries(model_dir)  # a half-written checkpoint of the interrupted run
-            restore_state(state, model_dir / "checkpoint_latest.pt")
+            restore_state(state, model_dir / CHECKPOINT_LATEST_FILE)
         elif overwrite and main:
             clear_model_folder(model_dir)
         cleanup = _remove_if_failed_early(model_dir) if main else contextlib.nullcontext()
-        logging_to_file = _log_to_file(model_dir / "training_log.txt") if main else contextlib.nullcontext()
+        logging_to_file = _log_to_file(model_dir / TRAINING_LOG_FILE) if main else contextlib.nullcontext()
         with cleanup, logging_to_file:
             run = _prepare_run(state, data, model_dir, finetune, distributed, sample_log)
             _train_epochs(state, run, resume)
@@ -251,10 +265,9 @@ def _out_of_time(config: TrainConfig, started: float) -> bool:
 
 
 #: Files a training run writes into its model folder (``--overwrite`` removes exactly these).
-MODEL_FILES: tuple[str, ...] = (
-    "model.json", "plans.json", "fingerprint.json", "splits.json", "checkpoint_final.pt", "checkpoint_best.pt",
-    "checkpoint_latest.pt", "training_log.txt", "progress.png", "harmonization_reference.json",
-)
+MODEL_FILES: tuple[str, ...] = (*METADATA_FILES, *CHECKPOINT_FILES)
+#: The files that make a folder a model (or the start of one): ``model.json`` and the checkpoints.
+_MODEL_MARKERS: tuple[str, ...] = (MODEL_INFO_FILE, *CHECKPOINT_FILES)
 
 
 def is_model_folder(model_dir: Path) -> bool:
@@ -272,11 +285,11 @@ def is_model_folder(model_dir: Path) -> bool:
         True
         >>> tmp.cleanup()
     """
-    if any((model_dir / name).exists() for name in MODEL_FILES if name.endswith((".pt", "model.json"))):
+    if any((model_dir / name).exists() for name in _MODEL_MARKERS):
         return True
     names = [p.name for p in model_dir.iterdir()] if model_dir.is_dir() else []
     own = set(MODEL_FILES)
-    return "training_log.txt" in names and all(
+    return TRAINING_LOG_FILE in names and all(
         name in own or any(name.startswith(f".{file}.") for file in own) for name in names)
 
 
@@ -309,7 +322,7 @@ def check_model_folder(model_dir: Path, resume: bool, overwrite: bool = False) -
         holds ...
         >>> tmp.cleanup()
     """
-    latest = model_dir / "checkpoint_latest.pt"
+    latest = model_dir / CHECKPOINT_LATEST_FILE
     if model_dir.exists() and not model_dir.is_dir():
         raise NotADirectoryError(f"{model_dir}: the model folder is a file")
     if resume:
@@ -322,7 +335,7 @@ def check_model_folder(model_dir: Path, resume: bool, overwrite: bool = False) -
         raise OutputConflictError(f"{model_dir}: not an lgeseg model folder (no model.json or checkpoint; it holds "
                                   f"{shown}); training would write {', '.join(MODEL_FILES[:2])} ... into it: choose "
                                   "a new or empty output folder")
-    found = [name for name in MODEL_FILES if name.endswith((".pt", "model.json")) and (model_dir / name).exists()]
+    found = [name for name in _MODEL_MARKERS if (model_dir / name).exists()]
     if found and not overwrite:
         hint = "--continue to resume it, " if latest.is_file() else ""
         raise OutputConflictError(f"{model_dir}: already holds a model ({', '.join(found)}); use {hint}--overwrite "
@@ -353,7 +366,7 @@ def _remove_if_failed_early(model_dir: Path) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        if created and model_dir.is_dir() and not (model_dir / "checkpoint_latest.pt").exists():
+        if created and model_dir.is_dir() and not (model_dir / CHECKPOINT_LATEST_FILE).exists():
             shutil.rmtree(model_dir, ignore_errors=True)
         raise
 
@@ -371,10 +384,10 @@ def _split(config: TrainConfig, data: TrainingData, model_dir: Path,
            finetune: FinetuneSpec | None) -> tuple[list[str], list[str]]:
     """Training and validation case keys of the run; writes ``splits.json`` (call on rank 0 only)."""
     if finetune is None:
-        folds = load_or_create_splits(model_dir / "splits.json", data.case_keys, config.num_folds)
-        return fold_of(folds, config.fold, model_dir / "splits.json")
+        folds = load_or_create_splits(model_dir / SPLITS_FILE, data.case_keys, config.num_folds)
+        return fold_of(folds, config.fold, model_dir / SPLITS_FILE)
     train_keys, val_keys = list(finetune.target_cases), list(finetune.val_cases)
-    save_json([{"train": train_keys, "val": val_keys}], model_dir / "splits.json")
+    save_json([{"train": train_keys, "val": val_keys}], model_dir / SPLITS_FILE)
     return train_keys, val_keys
 
 
@@ -452,10 +465,10 @@ def _end_epoch(state: TrainingState, run: _Run, stats: EpochStats, result: Valid
         state.history.setdefault(key, []).append(float(value))
     if not math.isnan(result.mean_dice) and result.mean_dice > state.best_dice:
         state.best_dice = result.mean_dice
-        save_state(state, run.model_dir / "checkpoint_best.pt", with_optimizer=False)
-    save_state(state, run.model_dir / "checkpoint_latest.pt")
-    plot_progress(state.history, run.model_dir / "progress.png")
-    save_json(_model_info(state, run), run.model_dir / "model.json")  # plans.json is written once, at the start
+        save_state(state, run.model_dir / CHECKPOINT_BEST_FILE, with_optimizer=False)
+    save_state(state, run.model_dir / CHECKPOINT_LATEST_FILE)
+    plot_progress(state.history, run.model_dir / PROGRESS_PLOT_FILE)
+    save_json(_model_info(state, run), run.model_dir / MODEL_INFO_FILE)  # plans.json is written once, at the start
     dice = " ".join(f"{name} {value:.4f}" for name, value in result.dice.items())
     log.info("epoch %d/%d: train loss %.4f, val loss %.4f, val Dice mean %.4f (%s), lr %.2e, %.1f s, "
              "%.0f samples/s, data wait %.1f%%", state.epoch, state.config.epochs, stats.loss, result.loss,
@@ -464,14 +477,14 @@ def _end_epoch(state: TrainingState, run: _Run, stats: EpochStats, result: Valid
 
 
 def _finish(state: TrainingState, run: _Run, result: ValidationResult | None) -> None:
-    save_state(state, run.model_dir / "checkpoint_final.pt", with_optimizer=False)
+    save_state(state, run.model_dir / CHECKPOINT_FINAL_FILE, with_optimizer=False)
     if result is None:  # resumed a finished run: validate the final weights once
         config = state.config
         result = validate(state.model_network, run.val_cases, run.data.plan.labels, state.network.divisor,
                           state.device, config.batch_size, config.mixed_precision)
     labels = [v for v in run.data.plan.labels.values() if v != 0]
     postprocessing = select_postprocessing(result.predictions, [c.label for c in run.val_cases], labels)
-    save_json(_model_info(state, run, postprocessing), run.model_dir / "model.json")
+    save_json(_model_info(state, run, postprocessing), run.model_dir / MODEL_INFO_FILE)
     write_model_card(run.model_dir)
     _write_harmonization_reference(run)
     log.info("finished %d epochs; best val mean Dice %.4f; postprocessing %r; model folder %s",

@@ -13,7 +13,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lgeseg.core.errors import InvalidInputError
-from lgeseg.core.records import Fingerprint, Plan, PreprocessedCase, load_fingerprint, load_json, read_plan
+from lgeseg.core.records import (
+    FINGERPRINT_FILE,
+    PLANS_FILE,
+    Fingerprint,
+    Plan,
+    PreprocessedCase,
+    load_fingerprint,
+    load_json,
+    read_plan,
+)
 from lgeseg.planning.planner import plan_fingerprint
 from lgeseg.preprocessing import load_preprocessed
 from lgeseg.training.data import case_key
@@ -91,7 +100,7 @@ def check_case_plans(entries: Sequence[tuple[PreprocessedCase, Path]], plan: Pla
     expected = plan_fingerprint(plan)
     for record, npz in entries:
         if record.plan_fingerprint and record.plan_fingerprint != expected:
-            plans_path = npz.parent.parent / "plans.json"
+            plans_path = npz.parent.parent / PLANS_FILE
             raise InvalidInputError(
                 f"{npz.with_suffix('.json')}: case {record.case_id} was preprocessed with another plan (plan hash "
                 f"{record.plan_fingerprint}) than {plans_path} holds ({expected}); training on it would mix plans: "
@@ -128,14 +137,14 @@ def open_training_data(preprocessed: str | Path | Sequence[str | Path],
     folders = (Path(preprocessed),) if isinstance(preprocessed, (str, Path)) else tuple(Path(p) for p in preprocessed)
     plans_dicts = []
     for folder in folders:
-        if not (folder / "plans.json").is_file():
+        if not (folder / PLANS_FILE).is_file():
             raise FileNotFoundError(f"{folder}: not a preprocessed folder (plans.json missing); "
                                     "run lgeseg_plan_and_preprocess first")
-        read_plan(folder / "plans.json")  # checks every field, naming the file
-        plans_dicts.append(load_json(folder / "plans.json"))
+        read_plan(folder / PLANS_FILE)  # checks every field, naming the file
+        plans_dicts.append(load_json(folder / PLANS_FILE))
     for folder, plans in zip(folders[1:], plans_dicts[1:], strict=True):
         if plans != plans_dicts[0]:
-            raise ValueError(f"{folder / 'plans.json'} differs from {folders[0] / 'plans.json'}: all preprocessed "
+            raise ValueError(f"{folder / PLANS_FILE} differs from {folders[0] / PLANS_FILE}: all preprocessed "
                              "folders of one model must share one plan (use --plans-from when preprocessing)")
     found = {folder: available_datasets(folder) for folder in folders}
     owner: dict[str, Path] = {}
@@ -158,7 +167,7 @@ def open_training_data(preprocessed: str | Path | Sequence[str | Path],
         raise ValueError(f"no preprocessed cases in {', '.join(map(str, folders))}")
     plan = Plan.from_dict(plans_dicts[0])
     check_case_plans(entries, plan)
-    fingerprint_path = folders[0] / "fingerprint.json"
+    fingerprint_path = folders[0] / FINGERPRINT_FILE
     return TrainingData(
         folders=folders, plan=plan,
         fingerprint=load_fingerprint(fingerprint_path) if fingerprint_path.is_file() else None,

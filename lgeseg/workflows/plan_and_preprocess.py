@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from lgeseg.core.records import Fingerprint, Plan, save_json
+from lgeseg.core.records import FINGERPRINT_FILE, PLANS_FILE, Fingerprint, Plan, save_json
 from lgeseg.datasets.validate import validate_dataset
 from lgeseg.model.registry import resolve_model
 from lgeseg.planning.nnunet import load_any_plan
@@ -83,7 +83,7 @@ def plans_source(plans_from: str | Path) -> Path:
         'fold_0'
     """
     source = Path(plans_from)
-    if source.is_file() or any((source / name).is_file() for name in ("plans.json", "nnUNetPlans.json")):
+    if source.is_file() or any((source / name).is_file() for name in (PLANS_FILE, "nnUNetPlans.json")):
         return source
     try:
         return resolve_model(source).members[0]
@@ -155,7 +155,7 @@ def plan_and_preprocess(
     if verify_memory:
         plan = verify(plan)
     check_preprocessed_folder(out_dir, plan, dataset_dirs, overwrite)  # before fingerprint.json is replaced
-    save_json(fingerprint, out_dir / "fingerprint.json")
-    paths = run_preprocessing(dataset_dirs, out_dir, plan, num_workers, out_dir / "fingerprint.json", overwrite)
+    save_json(fingerprint, out_dir / FINGERPRINT_FILE)
+    paths = run_preprocessing(dataset_dirs, out_dir, plan, num_workers, out_dir / FINGERPRINT_FILE, overwrite)
     return plan, paths
 
