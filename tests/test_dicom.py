@@ -16,6 +16,7 @@ from lgeseg.cli.predict import main as predict_main
 from lgeseg.core.records import CaseGeometry, load_json
 from lgeseg.files import io
 from lgeseg.files.dicom import find_series, read_series, select_series
+from lgeseg.inference import input_cases
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -120,6 +121,17 @@ def test_predict_reads_a_dicom_folder_and_writes_nifti_on_the_series_grid(
     assert not (tmp_path / "out" / "localizer_s2.nii.gz").exists()
     record = load_json(tmp_path / "out" / "dicom_series.json")
     assert record["SAX_LGE_PSIR_s12"]["series_instance_uid"] == "1.2.3.4.12"
+
+
+def test_each_predicted_series_is_read_once(tmp_path: Path, pacs_export: tuple, tiny_model: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[str] = []
+    original = input_cases.read_series
+    monkeypatch.setattr(input_cases, "read_series", lambda series: reads.append(series.case_id) or original(series))
+    root, _ = pacs_export
+    assert predict_main(["-i", str(root), "-o", str(tmp_path / "out"), "-m", str(tiny_model), "--series", "12",
+                         "--series", "2", "--disable_tta"]) == 0
+    assert sorted(reads) == ["SAX_LGE_PSIR_s12", "localizer_s2"]  # checked from the tags, read when predicted
 
 
 def test_convert_dicom_writes_the_raw_layout_with_the_series_geometry(tmp_path: Path, pacs_export: tuple) -> None:

@@ -204,7 +204,7 @@ def test_ensemble_of_two_models_writes_labels_on_input_grid(tmp_path: Path, tiny
 
 
 def test_whole_slice_window_is_padded_to_the_divisor_and_falls_back_to_tiles(tiny_model: Path) -> None:
-    from lgeseg.inference.predictor import MAX_WHOLE_SLICE, inference_window
+    from lgeseg.inference.ensemble import MAX_WHOLE_SLICE, inference_window
     from lgeseg.training import load_model
 
     model = load_model(tiny_model)

@@ -180,9 +180,9 @@ def test_bad_predict_options_are_usage_errors_naming_them(option: str, value: st
                                     "sliding", option, value], capsys)
     assert code == 2
     _clear_error(code, err, option, repr(value))
-    with pytest.raises(ValueError, match=r"step \(--step\).*\(0, 1\]"):
+    with pytest.raises(ValueError, match=r"PredictionSettings.step: expected .*\(0, 1\].*; found 0.0"):
         predict_folder(images, tmp_path / "out", [model], device="cpu", step=0.0)
-    with pytest.raises(ValueError, match="--device 'quantum': not a torch device"):
+    with pytest.raises(ValueError, match="PredictionSettings.device: expected cpu, cuda.*; found 'quantum'"):
         predict_folder(images, tmp_path / "out", [model], device="quantum")
 
 

@@ -14,18 +14,16 @@ from lgeseg.core.errors import OutputConflictError
 from lgeseg.core.records import load_json
 from lgeseg.files.dicom import find_series
 from lgeseg.files.dicom_study import classify_series
-from lgeseg.inference import predict_folder
-from lgeseg.inference.adaptation import ADAPT_METHODS, DEFAULT_LR, DEFAULT_STEPS
+from lgeseg.inference.adaptation import ADAPT_METHODS, DEFAULT_LR, DEFAULT_STEPS, AdaptationSettings
+from lgeseg.inference.ensemble import fold_model_folders
 from lgeseg.inference.nnunet_model import nnunet_fold_folders, nnunet_training_folder
-from lgeseg.inference.predictor import fold_model_folders
-from lgeseg.inference.quality import read_quality_report, summary_text
+from lgeseg.inference.prediction_settings import CHECKPOINTS, WINDOWS, PredictionSettings
+from lgeseg.inference.predictor import Predictor
+from lgeseg.inference.quality import summary_text
 from lgeseg.inference.sliding_window import check_step
 from lgeseg.model.card import format_model_card, model_card
 from lgeseg.model.registry import ensemble_card, format_model_list, list_models, resolve_model
 from lgeseg.planning.nnunet import plan_from_nnunet
-
-#: ``-chk`` values nnU-Net users type, and lgeseg's names for them.
-CHECKPOINTS = ("final", "best", "latest")
 
 
 def checkpoint_name(text: str) -> str:
@@ -145,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="'histogram' or 'cyclegan:GAN_DIR': harmonize images before predicting")
     parser.add_argument("--checkpoint", "-chk", type=checkpoint_name, default="final",
                         help="weights to use: final (default), best or latest (checkpoint_best.pth accepted)")
-    parser.add_argument("--window", choices=("roi", "sliding", "slice"), default="roi",
+    parser.add_argument("--window", choices=WINDOWS, default="roi",
                         help="roi (default): whole slices find the ventricle, a box around it is refined; "
                              "sliding: training-patch tiles everywhere (nnU-Net, slowest); slice: whole slices only "
                              "(less accurate when slices are larger than the training patch)")
@@ -211,21 +209,20 @@ def _run(args: argparse.Namespace) -> int:
     if args.report and report.exists() and not args.overwrite:  # refused before minutes of prediction
         raise OutputConflictError(f"{report}: already exists (a report); use --overwrite to predict and report "
                                   f"again, or report elsewhere: lgeseg_report {args.output} -i {args.input} -o OTHER")
-    models = fold_model_folders(args.models, args.folds)
-    written = predict_folder(args.input, args.output, models, device=args.device,
-                             mirroring=not args.no_mirroring, save_probabilities=args.save_probabilities,
-                             postprocess=args.postprocess, overlays=args.overlays, overwrite=args.overwrite,
-                             harmonize=args.harmonize, checkpoint=args.checkpoint, step=args.step,
-                             window=args.window, num_parts=args.num_parts, part_id=args.part_id,
-                             num_readers=_workers(args.preprocessing_workers, args.num_workers),
-                             num_writers=_workers(args.export_workers, args.num_workers),
-                             series=args.series, dicom_seg=args.dicom_seg,
-                             allow_unusual_spacing=args.allow_unusual_spacing, adapt=args.adapt,
-                             adapt_steps=args.adapt_steps, adapt_lr=args.adapt_lr)
-    print(f"wrote {len(written)} prediction(s) to {args.output}")
-    records = read_quality_report(args.output)
-    if records:
-        print(summary_text(records))
+    settings = PredictionSettings(
+        checkpoint=args.checkpoint, device=args.device, window=args.window, step=args.step,
+        mirroring=not args.no_mirroring, postprocess=args.postprocess, harmonize=args.harmonize,
+        adaptation=AdaptationSettings(args.adapt, args.adapt_steps, args.adapt_lr),
+        save_probabilities=args.save_probabilities, overlays=args.overlays, dicom_seg=args.dicom_seg,
+        allow_unusual_spacing=args.allow_unusual_spacing,
+        num_readers=_workers(args.preprocessing_workers, args.num_workers),
+        num_writers=_workers(args.export_workers, args.num_workers))
+    predictor = Predictor.from_model(args.models, settings, folds=args.folds)
+    result = predictor.predict_folder(args.input, args.output, overwrite=args.overwrite, series=args.series,
+                                      num_parts=args.num_parts, part_id=args.part_id)
+    print(f"wrote {len(result.written)} prediction(s) to {args.output}")
+    if result.quality:
+        print(summary_text(result.quality))
     if args.report:
         # deferred: the report's plotting loads matplotlib, which a plain prediction does not need
         from lgeseg.report import make_report

@@ -1,6 +1,9 @@
-"""Inference: sliding-window prediction of folders of images with one or several trained models."""
+"""Inference: segment images with one or several trained models (``Predictor``, ``PredictionSettings``)."""
 
-from lgeseg.inference.predictor import load_models, predict_folder, predict_volume
+from lgeseg.inference.ensemble import load_models, predict_volume
+from lgeseg.inference.prediction_settings import PredictionSettings
+from lgeseg.inference.predictor import CasePrediction, FolderPrediction, Predictor, predict_folder
 from lgeseg.inference.sliding_window import predict_slices
 
-__all__ = ["load_models", "predict_folder", "predict_slices", "predict_volume"]
+__all__ = ["CasePrediction", "FolderPrediction", "PredictionSettings", "Predictor", "load_models", "predict_folder",
+           "predict_slices", "predict_volume"]

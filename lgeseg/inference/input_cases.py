@@ -115,16 +115,16 @@ def _image_files(input_dir: Path) -> dict[str, dict[int, Path]]:
     return channels
 
 
-def check_case(case: InputCase, channel_names: dict[str, str], allow_unusual_spacing: bool = False) -> CaseGeometry:
+def check_case(case: InputCase, channel_names: dict[str, str], allow_unusual_spacing: bool = False) -> None:
     """Read the headers of a case's files and check them against the model's channels.
 
-    Returns the case geometry. Raises ``ValueError`` naming the file when it is unreadable or not
-    3D, when the number of channels differs from the model's ``channel_names``, when a channel's
-    grid differs from channel 0's, when its spacing is zero, negative or (unless
-    ``allow_unusual_spacing``) implausible (``io.spacing_problem``), and ``CorruptFileError`` when a
-    NIfTI file is truncated or damaged, or holds NaN/Inf or beyond-float32 values (its bytes are
-    checked here, before any prediction);
-    for a DICOM series, when it is not one regular stack.
+    Raises ``ValueError`` naming the file when it is unreadable or not 3D, when the number of
+    channels differs from the model's ``channel_names``, when a channel's grid differs from channel
+    0's, when its spacing is zero, negative or (unless ``allow_unusual_spacing``) implausible
+    (``io.spacing_problem``), and ``CorruptFileError`` when a NIfTI file is truncated or damaged, or
+    holds NaN/Inf or beyond-float32 values (its bytes are checked here, before any prediction); for a
+    DICOM series, when its slices are not one regular stack (from their tags: the pixel data are read
+    once, by ``read_case``).
 
     Example:
         >>> import tempfile
@@ -132,8 +132,7 @@ def check_case(case: InputCase, channel_names: dict[str, str], allow_unusual_spa
         >>> geometry = CaseGeometry((2, 8, 8), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
         >>> io.write_image(Path(tmp.name) / "p1_0000.nii.gz", np.ones((2, 8, 8), np.float32), geometry)
         >>> case = list_input_cases(tmp.name)[0]
-        >>> check_case(case, {"0": "LGE"}).spacing
-        (8.0, 1.25, 1.25)
+        >>> check_case(case, {"0": "LGE"})  # passes: returns None
         >>> check_case(case, {"0": "LGE", "1": "T2"})
         Traceback (most recent call last):
         ValueError: ...p1_0000.nii.gz: case p1 has 1 channel file(s) but the model expects 2: _0000 (LGE), _0001 (T2)
@@ -144,24 +143,25 @@ def check_case(case: InputCase, channel_names: dict[str, str], allow_unusual_spa
             raise ValueError(f"series {case.case_id}: a DICOM series is one channel, the model expects "
                              f"{len(channel_names)} ({channel_names})")
         check_regular_stack(case.series)
-        return read_series(case.series)[1]
+        return
     if len(case.paths) != len(channel_names):
         names = ", ".join(f"_{int(k):04d} ({v})" for k, v in sorted(channel_names.items(), key=lambda kv: int(kv[0])))
         raise ValueError(f"{case.paths[0]}: case {case.case_id} has {len(case.paths)} channel file(s) but the model "
                          f"expects {len(channel_names)}: {names}")
-    geometry, components = io.read_geometry(case.paths[0])
+    geometry: CaseGeometry | None = None
     for path in case.paths:
         other, components = io.read_geometry(path)
         if components != 1:
             raise ValueError(f"{path}: expected one value per voxel, found {components}")
+        geometry = geometry or other
         problems = io.geometry_mismatch(other, geometry)
         if problems:
             raise ValueError(f"{path}: grid differs from {case.paths[0].name}: {'; '.join(problems)}")
         io.check_image_content(path)  # NIfTI bytes: complete, spacing > 0, finite float32 values
+    assert geometry is not None  # a case has at least one file
     problem = io.spacing_problem(geometry.spacing, allow_unusual_spacing)
     if problem:
         raise InvalidInputError(f"{case.paths[0]}: {problem}")
-    return geometry
 
 
 def read_case(case: InputCase) -> tuple[np.ndarray, CaseGeometry]:

@@ -67,6 +67,16 @@ def check_consecutive_labels(labels: dict[str, int]) -> None:
                          f"labels {labels} are not consecutive from 0")
 
 
+def probability_files(output_dir: Path, case_id: str) -> tuple[Path, Path]:
+    """``(<case>.npz, <case>.pkl)`` in ``output_dir``: the files ``write_case_probabilities`` writes.
+
+    Example:
+        >>> [p.name for p in probability_files(Path("out"), "p1")]
+        ['p1.npz', 'p1.pkl']
+    """
+    return output_dir / f"{case_id}.npz", output_dir / f"{case_id}.pkl"
+
+
 def write_case_probabilities(output_dir: Path, case_id: str, probabilities: np.ndarray, geometry: CaseGeometry,
                              labels: dict[str, int]) -> list[Path]:
     """Write ``<case>.npz`` and ``<case>.pkl`` for one case; returns both paths.
@@ -89,7 +99,24 @@ def write_case_probabilities(output_dir: Path, case_id: str, probabilities: np.n
         (['p1.npz', 'p1.pkl'], (3, 2, 3, 4))
         >>> tmp.cleanup()
     """
-    npz, pkl = output_dir / f"{case_id}.npz", output_dir / f"{case_id}.pkl"
+    return write_probability_files(probability_files(output_dir, case_id), probabilities, geometry, labels)
+
+
+def write_probability_files(files: tuple[Path, Path], probabilities: np.ndarray, geometry: CaseGeometry,
+                            labels: dict[str, int]) -> list[Path]:
+    """``write_case_probabilities`` into the given ``(npz, pkl)`` files (``probability_files``); returns them.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> geometry = CaseGeometry((1, 2, 2), (8.0, 1.25, 1.25), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        >>> files = probability_files(Path(tmp.name), "p1")
+        >>> paths = write_probability_files(files, np.full((2, 1, 2, 2), 0.5, np.float32), geometry, {"bg": 0, "lv": 1})
+        >>> [p.name for p in paths]
+        ['p1.npz', 'p1.pkl']
+        >>> tmp.cleanup()
+    """
+    npz, pkl = files
     with atomic_output(npz, suffix=".npz") as tmp:
         np.savez_compressed(tmp, probabilities=probabilities.astype(np.float32, copy=False),
                             label_values=np.array(sorted(labels.values())),

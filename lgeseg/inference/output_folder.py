@@ -9,6 +9,8 @@
   (on this host) is taken over.
 - Temporary files of ``atomic_output`` left by a killed run are removed once the lock is held, when
   no other run can be writing them (``atomic.remove_stale_temporaries``).
+- ``case_outputs`` names the files one case writes (``CaseOutputs``: the label map with the input's
+  ending, and the optional DICOM SEG, probabilities and overlay), once per case.
 
 Usage (``out`` an output folder, ``record`` from ``provenance_record``)::
 
@@ -19,6 +21,7 @@ Usage (``out`` an output folder, ``record`` from ``provenance_record``)::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -31,11 +34,16 @@ from typing import Any
 from lgeseg import __version__
 from lgeseg.core.errors import FolderLockedError, OutputConflictError
 from lgeseg.core.records import load_json, save_json
+from lgeseg.files.io import file_ending
+from lgeseg.inference.input_cases import InputCase
+from lgeseg.inference.nnunet_files import probability_files
 
 logger = logging.getLogger(__name__)
 
 PROVENANCE_FILE = "lgeseg_predictions.json"
 LOCK_FILE = ".lgeseg_predict.lock"
+#: For DICOM input: which series each case came from.
+SERIES_FILE = "dicom_series.json"
 
 
 def model_identity(model_dir: Path, checkpoint: Path) -> dict[str, Any]:
@@ -240,3 +248,60 @@ def check_writable(output_dir: Path) -> None:
         raise PermissionError(err.errno, f"cannot write to the output folder ({err.strerror})",
                               str(output_dir)) from err
     probe.unlink(missing_ok=True)
+
+
+def output_ending(case: InputCase) -> str:
+    """The ending of ``case``'s label map: the input's (``.nii.gz``, ``.nii``, ``.mha``, ``.nrrd``).
+
+    ``.mhd`` inputs (header + separate data file) give ``.mha``, the same format in one file, which
+    can be written atomically; DICOM series give ``.nii.gz``.
+
+    Example:
+        >>> nifti, metaimage = InputCase("p1", (Path("in/p1_0000.nii.gz"),)), InputCase("p2", (Path("p2.mhd"),))
+        >>> output_ending(nifti), output_ending(metaimage)
+        ('.nii.gz', '.mha')
+    """
+    if case.series is not None:
+        return ".nii.gz"
+    ending = file_ending(case.paths[0])
+    return ".mha" if ending in ("", ".mhd") else ending
+
+
+@dataclasses.dataclass(frozen=True)
+class CaseOutputs:
+    """The files one predicted case writes into the output folder (``case_outputs`` builds them once).
+
+    Attributes:
+        label_map: ``<case><ending>`` (``output_ending``: the input's ending).
+        dicom_seg: ``<case>.seg.dcm``, or None.
+        probabilities: ``(<case>.npz, <case>.pkl)`` (``nnunet_files.probability_files``), or None.
+        overlay: ``<case>_overlay.png``, or None.
+    """
+
+    label_map: Path
+    dicom_seg: Path | None = None
+    probabilities: tuple[Path, Path] | None = None
+    overlay: Path | None = None
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every file of the case, the label map first."""
+        optional = [self.dicom_seg, *(self.probabilities or ()), self.overlay]
+        return [self.label_map, *(path for path in optional if path is not None)]
+
+
+def case_outputs(case: InputCase, output_dir: Path, dicom_seg: bool = False, save_probabilities: bool = False,
+                 overlays: bool = False) -> CaseOutputs:
+    """The files ``case``'s prediction writes into ``output_dir``: the label map and the ones asked for.
+
+    Example:
+        >>> outputs = case_outputs(InputCase("p1", (Path("in/p1_0000.nii.gz"),)), Path("out"), overlays=True)
+        >>> outputs.label_map, [p.name for p in outputs.paths]
+        (PosixPath('out/p1.nii.gz'), ['p1.nii.gz', 'p1_overlay.png'])
+    """
+    return CaseOutputs(
+        label_map=output_dir / f"{case.case_id}{output_ending(case)}",
+        dicom_seg=output_dir / f"{case.case_id}.seg.dcm" if dicom_seg else None,
+        probabilities=probability_files(output_dir, case.case_id) if save_probabilities else None,
+        overlay=output_dir / f"{case.case_id}_overlay.png" if overlays else None,
+    )

@@ -59,6 +59,10 @@ MISSING_MYOCARDIUM_FRACTION = 0.1
 #: ``mirror_unstable`` is flagged above this disagreement (the flipped passes' Dice with their average < 0.9).
 MIRROR_DISAGREEMENT_LIMIT = 0.1
 
+#: The quality report of a prediction folder: records as JSON (read back) and as a table (for people).
+QUALITY_JSON_FILE = "qc.json"
+QUALITY_CSV_FILE = "qc.csv"
+
 #: Record fields in file order (qc.csv columns, qc.json keys).
 COLUMNS = ("case_id", "flagged", "score", "reasons", "mirror_disagreement", "input_constant", "no_foreground",
            "blood_pool_ml", "myocardium_ml", "volume_implausible", "blood_pool_slices", "slices_missing_myocardium",
@@ -297,7 +301,7 @@ def read_quality_report(output_dir: str | Path) -> list[CaseQuality]:
         [('c1', ('no_foreground',))]
         >>> tmp.cleanup()
     """
-    path = Path(output_dir) / "qc.json"
+    path = Path(output_dir) / QUALITY_JSON_FILE
     if not path.exists():
         return []
     try:
@@ -335,9 +339,9 @@ def write_quality_report(records: Sequence[CaseQuality], output_dir: str | Path)
                   "not_enclosed_slice_fraction": NOT_ENCLOSED_SLICE_FRACTION, "min_blood_pool_mm2": MIN_BLOOD_POOL_MM2,
                   "missing_myocardium_fraction": MISSING_MYOCARDIUM_FRACTION,
                   "mirror_disagreement_limit": MIRROR_DISAGREEMENT_LIMIT}
-    with atomic_output(output_dir / "qc.json", suffix=".json") as tmp:
+    with atomic_output(output_dir / QUALITY_JSON_FILE, suffix=".json") as tmp:
         tmp.write_text(json.dumps({"thresholds": thresholds, "cases": [r.to_dict() for r in ordered]}, indent=1))
-    with atomic_output(output_dir / "qc.csv", suffix=".csv") as tmp, tmp.open("w", newline="") as handle:
+    with atomic_output(output_dir / QUALITY_CSV_FILE, suffix=".csv") as tmp, tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         for record in ordered:

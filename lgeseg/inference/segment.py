@@ -22,9 +22,9 @@ import torch
 
 from lgeseg.core.device import resolve_device
 from lgeseg.core.records import CaseGeometry
-from lgeseg.evaluation.postprocessing import apply_postprocessing
 from lgeseg.files import io
-from lgeseg.inference.predictor import _label_lookup, fold_model_folders, load_models, predict_volume
+from lgeseg.inference.ensemble import fold_model_folders, load_models
+from lgeseg.inference.predictor import PredictionSettings, Predictor
 from lgeseg.model.folder import LoadedModel
 
 #: The model ``segment`` uses when none is named.
@@ -95,9 +95,8 @@ def segment(image: Any, model: str = DEFAULT_MODEL, spacing: Sequence[float] | N
     if volume.shape[0] != len(models[0].info.channel_names):
         raise ValueError(f"the model {model} takes {len(models[0].info.channel_names)} channel(s) "
                          f"({', '.join(models[0].info.channel_names.values())}), the image has {volume.shape[0]}")
-    probabilities = predict_volume(volume, geometry, list(models), mirroring=mirroring)
-    labels = apply_postprocessing(_label_lookup(models)[np.argmax(probabilities, axis=0)],
-                                  postprocess or models[0].info.postprocessing).astype(np.uint8)
+    settings = PredictionSettings(checkpoint=checkpoint, mirroring=mirroring, postprocess=postprocess)
+    labels = Predictor(models, settings).predict_case(volume, geometry).labels
     if isinstance(image, sitk.Image):
         result = sitk.GetImageFromArray(labels)
         result.CopyInformation(image)

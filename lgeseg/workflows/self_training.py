@@ -31,13 +31,14 @@ from pathlib import Path
 
 from lgeseg import __version__
 from lgeseg.core.errors import OutputConflictError
-from lgeseg.core.records import load_json, save_json
+from lgeseg.core.records import PLANS_FILE, load_json, save_json
 from lgeseg.files import io
-from lgeseg.inference import predict_folder
 from lgeseg.inference.input_cases import list_input_cases, read_case
-from lgeseg.inference.predictor import output_ending
-from lgeseg.inference.quality import CaseQuality, read_quality_report
-from lgeseg.model.folder import read_model_metadata
+from lgeseg.inference.output_folder import case_outputs
+from lgeseg.inference.prediction_settings import PredictionSettings
+from lgeseg.inference.predictor import Predictor
+from lgeseg.inference.quality import CaseQuality
+from lgeseg.model.folder import CHECKPOINT_FINAL_FILE, CHECKPOINT_LATEST_FILE, read_model_metadata
 from lgeseg.model.registry import resolve_model
 from lgeseg.training.finetune import finetune
 from lgeseg.workflows.plan_and_preprocess import plan_and_preprocess
@@ -115,7 +116,7 @@ def write_pseudo_dataset(images_dir: Path, labels_dir: Path, case_ids: Sequence[
         image, geometry = read_case(cases[case_id])
         for channel, array in enumerate(image):
             io.write_image(out_dir / "imagesTr" / f"{case_id}_{channel:04d}.nii.gz", array, geometry)
-        label, _ = io.read_label(labels_dir / f"{case_id}{output_ending(cases[case_id])}")
+        label, _ = io.read_label(case_outputs(cases[case_id], labels_dir).label_map)
         io.write_label(out_dir / "labelsTr" / f"{case_id}.nii.gz", label, geometry)
     save_json({"name": TARGET_DATASET, "description": f"pseudo-labels of {images_dir} (lgeseg_adapt)",
                "channel_names": channel_names, "labels": labels, "numTraining": len(case_ids),
@@ -178,7 +179,7 @@ def adapt_to_center(model: str | Path, images_dir: str | Path, out_dir: str | Pa
     Usage (``lgeseg_adapt -m lge-lv-cine -i new_center -o models/adapted -s pre/cine`` is the same call)::
 
         adapted = adapt_to_center("lge-lv-cine", "new_center", "models/adapted", source=["pre/cine"])
-        predict_folder("new_center", "predictions", [adapted])
+        Predictor.from_model(adapted).predict_folder("new_center", "predictions")
     """
     images_dir, out_dir = Path(images_dir), Path(out_dir)
     if not images_dir.is_dir():
@@ -193,8 +194,9 @@ def adapt_to_center(model: str | Path, images_dir: str | Path, out_dir: str | Pa
               "seed": seed, "keep_flagged": keep_flagged, "finished": False}
     save_json(record, out_dir / RECORD)
     pseudo = out_dir / "pseudo_labels"
-    predict_folder(images_dir, pseudo, list(teacher.members), device=device, mirroring=True, overwrite=overwrite)
-    records = read_quality_report(pseudo)
+    teacher_predictor = Predictor.from_model(list(teacher.members), PredictionSettings(device=device, mirroring=True))
+    quality = teacher_predictor.predict_folder(images_dir, pseudo, overwrite=overwrite).quality
+    records = sorted(quality, key=lambda record: record.case_id)  # qc.json's order
     choice = choose_pseudo_labels([dataclasses.replace(r, flagged=False) for r in records] if keep_flagged
                                   else records)
     log.info("pseudo-labels: %d case(s) kept, %d dropped by the quality checks (%s)", len(choice.kept),
@@ -202,15 +204,15 @@ def adapt_to_center(model: str | Path, images_dir: str | Path, out_dir: str | Pa
     raw = write_pseudo_dataset(images_dir, pseudo, choice.kept, out_dir / "raw" / TARGET_DATASET,
                                dict(info.labels), dict(info.channel_names))
     pre = out_dir / "pre"
-    if not (pre / "plans.json").is_file() or overwrite:
+    if not (pre / PLANS_FILE).is_file() or overwrite:
         plan_and_preprocess([raw], pre, plans_from=teacher.members[0], overwrite=overwrite)
     record.update(kept=list(choice.kept), dropped={c: list(r) for c, r in choice.dropped.items()})
     save_json(record, out_dir / RECORD)
     for k, member in enumerate(teacher.members):
         student = out_dir / f"fold_{k}"
-        if (student / "checkpoint_final.pt").is_file() and not overwrite:
+        if (student / CHECKPOINT_FINAL_FILE).is_file() and not overwrite:
             continue
-        resume = (student / "checkpoint_latest.pt").is_file() and not overwrite
+        resume = (student / CHECKPOINT_LATEST_FILE).is_file() and not overwrite
         finetune(member, [pre, *[Path(s) for s in source]], student, trainable=trainable, epochs=epochs, lr=lr,
                  seed=seed + k, resume=resume, overwrite=overwrite and student.exists(),
                  iterations_per_epoch=iterations_per_epoch, device=device)
