@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import locale
 import os
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
 import torch
+from _planted_inputs import (
+    add_label_to_model_json,
+    discs_with_arcs,
+    raising,
+    thick_myocardium,
+    truncate_to_half,
+    write_dicom_series,
+    write_nan_into_label,
+    write_skewed_copy,
+)
 from reliability_matrix import TRAIN, Context, Row, _row, _run
 
 from lgeseg.cli.experiments import main as experiments_main
@@ -71,13 +80,6 @@ def _patched(owner: Any, name: str, value: Any) -> Iterator[None]:
         setattr(owner, name, saved)
 
 
-def _raising(error: BaseException) -> Callable[..., None]:
-    def fail(*args: object, **kwargs: object) -> None:
-        raise error
-
-    return fail
-
-
 def _error_line(text: str, work: Path) -> str:
     """The command's ``error:`` line (else its last line), the work folder left out, shortened for the table."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -106,36 +108,13 @@ def _predict(ctx: Context, images: Path, model: Path | None = None, *extra: str,
                                "--device", "cpu", "--no-mirroring", *extra])
 
 
-def _write_dicom_series(folder: Path, volume: np.ndarray) -> None:
-    """One MR slice file per z of ``volume`` (8 mm slices), as a scanner export looks."""
-    image = io.to_sitk(volume.astype(np.int16), CaseGeometry(volume.shape, (8.0, 1.5, 1.5), (0.0, 0.0, 0.0),
-                                                              (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)))
-    writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
-    folder.mkdir(parents=True)
-    saved_locale = locale.setlocale(locale.LC_ALL)  # GDCM's writer switches the C locale: put it back
-    try:
-        for z in range(volume.shape[0]):
-            plane = image[:, :, z]
-            position = "\\".join(f"{v:.6f}" for v in image.TransformIndexToPhysicalPoint((0, 0, z)))
-            for key, value in {"0008|0060": "MR", "0008|0016": "1.2.840.10008.5.1.4.1.1.4",
-                               "0008|0018": f"1.2.3.7.{z + 1}", "0020|000d": "1.2.3", "0020|000e": "1.2.3.7",
-                               "0020|0011": "7", "0008|103e": "LGE", "0020|0013": str(z + 1),
-                               "0020|0037": "1\\0\\0\\0\\1\\0", "0020|0032": position}.items():
-                plane.SetMetaData(key, value)
-            writer.SetFileName(str(folder / f"IM{z:04d}.dcm"))
-            writer.Execute(plane)
-    finally:
-        locale.setlocale(locale.LC_ALL, saved_locale)
-
-
 def _lost_data_rows(ctx: Context) -> list[Row]:
     """A truncated DICOM slice, broken links among the inputs, QC of cases finished by an interrupted run."""
     dicom = ctx.fresh("dicom")
     volume, _ = io.read_image(sorted(ctx.images.iterdir())[0])
-    _write_dicom_series(dicom / "series7", np.clip(volume[:4] * 1000, 0, 30000))
+    write_dicom_series(dicom / "series7", np.clip(volume[:4] * 1000, 0, 30000))
     last = dicom / "series7" / "IM0003.dcm"
-    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    truncate_to_half(last)
     found = [_row("DICOM series whose last slice file is truncated", "lgeseg_predict", "error",
                   _predict(ctx, dicom), last)]
     for kind in ("dangling", "looping"):
@@ -145,7 +124,7 @@ def _lost_data_rows(ctx: Context) -> list[Row]:
         found.append(_row(f"{kind} symlink case_0000.nii.gz among the inputs", "lgeseg_predict", "error",
                           _predict(ctx, images), link))
     out = ctx.fresh("out")
-    with _patched(sys.modules["lgeseg.inference.predictor"], "write_quality_report", _raising(KeyboardInterrupt())):
+    with _patched(sys.modules["lgeseg.inference.predictor"], "write_quality_report", raising(KeyboardInterrupt())):
         interrupted = _predict(ctx, ctx.images, out=out)
     rerun = _predict(ctx, ctx.images, out=out)
     cases = sorted(path.name.split("_0000")[0] for path in ctx.images.iterdir())
@@ -205,17 +184,17 @@ def _write_failure_rows(ctx: Context) -> list[Row]:
                 "[Errno 27] File too large while writing a checkpoint": OSError(errno.EFBIG, os.strerror(errno.EFBIG))}
     for defect, error in failures.items():
         out = ctx.fresh("model") / "model"
-        with _patched(torch, "save", _raising(error)):
+        with _patched(torch, "save", raising(error)):
             result = _run(train_main, ["-p", str(ctx.pre), "-o", str(out), *TRAIN])
         found.append(_row(defect, "lgeseg_train", "error", result, out / "checkpoint_best.pt"))
     images = ctx.images
     out = ctx.fresh("out")
-    with _patched(sitk, "WriteImage", _raising(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))):
+    with _patched(sitk, "WriteImage", raising(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))):
         result = _predict(ctx, images, out=out)
     first = sorted(p.name.replace("_0000", "") for p in images.iterdir())[0]
     found.append(_row("disk full while writing a label map", "lgeseg_predict", "error", result, out / first))
     predictor = sys.modules["lgeseg.inference.predictor"]
-    with _patched(predictor, "predict_volume", _raising(MemoryError())):
+    with _patched(predictor, "predict_volume", raising(MemoryError())):
         result = _predict(ctx, images)
     found.append(_row("out of memory (no detail) while predicting", "lgeseg_predict", "error", result,
                       sorted(images.iterdir())[0]))
@@ -239,21 +218,12 @@ def _report_flags(ctx: Context, labels: np.ndarray, spacing: tuple[float, float,
 
 def _garbage_rows(ctx: Context) -> list[Row]:
     """Label maps no heart gives (QC must flag them, a phantom must pass); NaN labels; skewed directions."""
-    size, spacing = 160, 1.6
-    yy, xx = np.mgrid[:size, :size]
-    discs = np.zeros((8, size, size), np.uint8)
-    for cy, cx in ((50, 50), (110, 60), (80, 120)):  # bright discs with myocardium on part of the border
-        radius, angle = np.hypot(yy - cy, xx - cx) * spacing, np.arctan2(yy - cy, xx - cx)
-        discs[:, (radius >= 20) & (radius < 28) & (angle > -0.5)] = 2
-        discs[:, radius < 20] = 1
-    radius = np.hypot(yy - 80, xx - 80) * spacing
-    thick = np.stack([np.where(radius < 25, 1, np.where(radius < 80, 2, 0))] * 10).astype(np.uint8)
+    (discs, discs_spacing), (thick, thick_spacing) = discs_with_arcs(), thick_myocardium()
     phantom = synthesize_case(1, 0, seed=0)
     found = []
     for defect, labels, label_spacing, wanted in (
-            ("QC: bright discs labelled LV, no ring around them", discs, (10.0, spacing, spacing),
-             "blood_pool_not_enclosed"),
-            ("QC: a 55 mm thick myocardium (1800 mL)", thick, (10.0, spacing, spacing), "volume_implausible"),
+            ("QC: bright discs labelled LV, no ring around them", discs, discs_spacing, "blood_pool_not_enclosed"),
+            ("QC: a 55 mm thick myocardium (1800 mL)", thick, thick_spacing, "volume_implausible"),
             ("QC: a phantom's reference label map (must pass)", phantom.label, phantom.geometry.spacing, "")):
         code, text, reasons = _report_flags(ctx, labels, tuple(label_spacing))
         handled = code == 0 and (wanted in reasons.split(";") if wanted else reasons == "")
@@ -262,19 +232,12 @@ def _garbage_rows(ctx: Context) -> list[Row]:
     raw = ctx.fresh("raw") / "center1"
     shutil.copytree(ctx.raw, raw)
     label = sorted((raw / "labelsTr").iterdir())[1]
-    values, geometry = io.read_label(label)
-    with_nan = values.astype(np.float32)
-    with_nan[0, 0, 0] = np.nan
-    io.write_image(label, with_nan, geometry)
+    write_nan_into_label(label, (0, 0, 0))
     found.append(_row("NaN in a label map", "lgeseg_validate", "error", _run(validate_main, [str(raw)]), label))
     images = ctx.fresh("images")
     source = sorted(ctx.images.iterdir())[0]
-    image, geometry = io.read_image(source)
-    skewed = list(geometry.direction)
-    skewed[0] *= 1.7
     target = images / source.name.replace(".nii.gz", ".mha")
-    sitk.WriteImage(io.to_sitk(image, CaseGeometry(geometry.shape, geometry.spacing, geometry.origin, tuple(skewed))),
-                    str(target))
+    write_skewed_copy(source, target)
     found.append(_row("non-orthonormal direction matrix in .mha", "lgeseg_predict", "error", _predict(ctx, images),
                       target))
     return found
@@ -285,9 +248,7 @@ def _model_folder_rows(ctx: Context) -> list[Row]:
     found = []
     model = ctx.fresh("model") / "model"
     shutil.copytree(ctx.model, model)
-    info = load_json(model / "model.json")
-    info["labels"] = {**info["labels"], "scar": 3}
-    save_json(info, model / "model.json")
+    add_label_to_model_json(model)
     found.append(_row("model.json with 4 labels for a 3-class network", "lgeseg_predict", "error",
                       _predict(ctx, ctx.images, model), model / "model.json"))
     unfinished = ctx.fresh("model") / "model"

@@ -11,7 +11,9 @@ another):
   memory); ``tiny_plan`` and ``tiny_training``: settings for a few-second CPU training.
 - ``make_model`` and ``tiny_model`` (read-only): an untrained model folder; ``oblique_geometry`` and
   ``write_input_image``: prediction inputs on an oblique anisotropic grid.
-- ``benchmarks_common``: ``benchmarks/_common.py``, which the reliability test shares with its benchmark.
+- ``benchmarks_common``: ``benchmarks/_common.py``, which the reliability test shares with its benchmark;
+  ``planted_inputs``: ``benchmarks/_planted_inputs.py``, issue 24's input defects, planted alike by
+  ``tests/test_reliability_inputs.py`` and ``benchmarks/reliability_inputs.py``.
 """
 
 from __future__ import annotations
@@ -143,14 +145,25 @@ def write_input_image() -> Callable[..., CaseGeometry]:
     return _write_input_image
 
 
-@pytest.fixture(scope="session")
-def benchmarks_common() -> ModuleType:
-    """``benchmarks/_common.py``, loaded as the benchmark scripts load it (their folder is no package)."""
-    spec = importlib.util.spec_from_file_location("_common", ROOT / "benchmarks" / "_common.py")
+def _benchmarks_module(name: str) -> ModuleType:
+    """``benchmarks/<name>.py``, loaded as the benchmark scripts load it (their folder is no package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def benchmarks_common() -> ModuleType:
+    """``benchmarks/_common.py``, loaded as the benchmark scripts load it (their folder is no package)."""
+    return _benchmarks_module("_common")
+
+
+@pytest.fixture(scope="session")
+def planted_inputs() -> ModuleType:
+    """``benchmarks/_planted_inputs.py``: the input defects of issue 24, one owner for test and benchmark."""
+    return _benchmarks_module("_planted_inputs")
 
 
 TINY_TRAINING = {"epochs": 2, "iterations_per_epoch": 4, "device": "cpu", "num_workers": 1, "augmentation": "none"}

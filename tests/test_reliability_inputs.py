@@ -8,13 +8,13 @@ option and what to do, never "internal error ... please report it"; garbage must
 from __future__ import annotations
 
 import errno
-import locale
 import logging
 import math
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -28,7 +28,7 @@ from lgeseg.cli.predict import main as predict_main
 from lgeseg.cli.train import main as train_main
 from lgeseg.cli.validate import main as validate_main
 from lgeseg.core.errors import CorruptFileError
-from lgeseg.core.records import CaseGeometry, load_json, save_json
+from lgeseg.core.records import CaseGeometry
 from lgeseg.files import io
 from lgeseg.files.dicom import find_series
 from lgeseg.inference import predict_folder
@@ -40,7 +40,6 @@ from lgeseg.synth import synthesize_case
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 TRAIN_ARGS = ["--epochs", "1", "--iterations-per-epoch", "1", "--device", "cpu", "--num-workers", "1",
               "--augmentation", "none"]
 
@@ -80,37 +79,13 @@ def model(tmp_path: Path, tiny_model: Path) -> Path:
 # --- silently lost data ----------------------------------------------------------------------------------------
 
 
-def _write_dicom_series(folder: Path, volume: np.ndarray, uid: str) -> None:
-    """One MR slice file per z of ``volume`` (identity orientation, 8 mm slices), as a scanner exports them."""
-    geometry = CaseGeometry(volume.shape, (8.0, 1.5, 1.5), (0.0, 0.0, 0.0), IDENTITY)
-    image = io.to_sitk(volume.astype(np.int16), geometry)
-    writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
-    folder.mkdir(parents=True)
-    saved_locale = locale.setlocale(locale.LC_ALL)  # GDCM's writer switches the C locale: put it back
-    try:
-        for z in range(volume.shape[0]):
-            plane = image[:, :, z]
-            position = image.TransformIndexToPhysicalPoint((0, 0, z))
-            tags = {"0008|0060": "MR", "0008|0016": "1.2.840.10008.5.1.4.1.1.4", "0008|0018": f"{uid}.{z + 1}",
-                    "0020|000d": "1.2.3", "0020|000e": uid, "0020|0011": "7", "0008|103e": "LGE",
-                    "0020|0013": str(z + 1), "0020|0037": "1\\0\\0\\0\\1\\0",
-                    "0020|0032": "\\".join(f"{v:.6f}" for v in position), "0018|0050": "8.0"}
-            for key, value in tags.items():
-                plane.SetMetaData(key, value)
-            writer.SetFileName(str(folder / f"IM{z:04d}.dcm"))
-            writer.Execute(plane)
-    finally:
-        locale.setlocale(locale.LC_ALL, saved_locale)
-
-
-def test_a_truncated_dicom_slice_is_an_error_naming_it(tmp_path: Path, model: Path,
+def test_a_truncated_dicom_slice_is_an_error_naming_it(tmp_path: Path, model: Path, planted_inputs: ModuleType,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     series = tmp_path / "dicom" / "series7"
-    _write_dicom_series(series, np.random.default_rng(0).integers(0, 900, size=(4, 24, 24)), "1.2.3.7")
+    planted_inputs.write_dicom_series(series, np.random.default_rng(0).integers(0, 900, size=(4, 24, 24)), "1.2.3.7")
     assert [len(s.files) for s in find_series(tmp_path / "dicom")] == [4]
     last = series / "IM0003.dcm"
-    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # GDCM would leave it out: 3 of 4 slices
+    planted_inputs.truncate_to_half(last)  # GDCM would leave it out: 3 of 4 slices
     with pytest.raises(CorruptFileError, match="IM0003.dcm.*truncated or damaged"):
         find_series(tmp_path / "dicom")
     code, err = _run(predict_main, ["-i", str(tmp_path / "dicom"), "-o", str(tmp_path / "out"), "-m", str(model),
@@ -218,24 +193,17 @@ def test_continue_with_another_plan_names_both_plans(tmp_path: Path, make_prepro
     _clear_error(code, err, str(pre / "plans.json"), str(model / "plans.json"), "--continue", "target_spacing")
 
 
-def _raise(error: BaseException) -> Callable[..., None]:
-    def fail(*args: object, **kwargs: object) -> None:
-        raise error
-
-    return fail
-
-
 @pytest.mark.parametrize("error", [
     OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), OSError(errno.ENOSPC), OSError(errno.EFBIG, "File too large"),
     RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 4736 vs 4630"),
 ], ids=["ENOSPC", "ENOSPC-bare", "EFBIG", "unexpected-pos"])
 def test_a_failed_checkpoint_write_names_the_checkpoint(error: BaseException, tmp_path: Path,
                                                         make_preprocessed: Callable[..., Path],
-                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        planted_inputs: ModuleType, monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "model" / "checkpoint_best.pt"
     save_checkpoint(target, {"network": {"w": torch.ones(1)}})
-    monkeypatch.setattr(torch, "save", _raise(error))
+    monkeypatch.setattr(torch, "save", planted_inputs.raising(error))
     with pytest.raises(OSError, match="checkpoint_best.pt"):
         save_checkpoint(target, {"network": {}})
     assert load_checkpoint_ok(target) and [p.name for p in target.parent.iterdir()] == ["checkpoint_best.pt"]
@@ -255,9 +223,9 @@ def load_checkpoint_ok(path: Path) -> bool:
 @pytest.mark.parametrize("error", [OSError(errno.ENOSPC), OSError(errno.EFBIG, "File too large")],
                          ids=["ENOSPC", "EFBIG"])
 def test_a_failed_label_map_write_names_the_output_file(error: OSError, images: Path, tmp_path: Path, model: Path,
-                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        planted_inputs: ModuleType, monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(sitk, "WriteImage", _raise(error))
+    monkeypatch.setattr(sitk, "WriteImage", planted_inputs.raising(error))
     code, err = _run(predict_main, ["-i", str(images), "-o", str(tmp_path / "out"), "-m", str(model),
                                     "--device", "cpu", "--no-mirroring"], capsys)
     _clear_error(code, err, str(tmp_path / "out" / "p1.nii.gz"))
@@ -266,13 +234,14 @@ def test_a_failed_label_map_write_names_the_output_file(error: OSError, images: 
 
 def test_out_of_memory_without_detail_names_the_case_or_the_run(images: Path, tmp_path: Path, model: Path,
                                                                  make_preprocessed: Callable[..., Path],
+                                                                 planted_inputs: ModuleType,
                                                                  monkeypatch: pytest.MonkeyPatch,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr("lgeseg.inference.predictor.predict_volume", _raise(MemoryError()))
+    monkeypatch.setattr("lgeseg.inference.predictor.predict_volume", planted_inputs.raising(MemoryError()))
     code, err = _run(predict_main, ["-i", str(images), "-o", str(tmp_path / "out"), "-m", str(model),
                                     "--device", "cpu"], capsys)
     _clear_error(code, err, "out of memory", "case p1", str(images / "p1_0000.nii.gz"))
-    monkeypatch.setattr("lgeseg.cli.train.train", _raise(MemoryError()))
+    monkeypatch.setattr("lgeseg.cli.train.train", planted_inputs.raising(MemoryError()))
     pre = make_preprocessed(tmp_path / "pre", {"center1": 2})
     code, err = _run(train_main, ["-p", str(pre), "-o", str(tmp_path / "model_out"), *TRAIN_ARGS], capsys)
     _clear_error(code, err, "out of memory", f"training {tmp_path / 'model_out'}")
@@ -281,20 +250,8 @@ def test_out_of_memory_without_detail_names_the_case_or_the_run(images: Path, tm
 # --- garbage accepted ------------------------------------------------------------------------------------------
 
 
-def _discs_with_arcs(radius_mm: float = 20.0) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """Three bright discs labelled blood pool, each with myocardium on ~60% of its border (no heart)."""
-    spacing, size = 1.6, 160
-    yy, xx = np.mgrid[:size, :size]
-    labels = np.zeros((8, size, size), np.uint8)
-    for cy, cx in ((50, 50), (110, 60), (80, 120)):
-        radius, angle = np.hypot(yy - cy, xx - cx) * spacing, np.arctan2(yy - cy, xx - cx)
-        labels[:, (radius >= radius_mm) & (radius < radius_mm + 8) & (angle > -0.5)] = 2
-        labels[:, radius < radius_mm] = 1
-    return labels, (10.0, spacing, spacing)
-
-
-def test_bright_discs_without_a_surrounding_wall_are_flagged_and_phantoms_are_not() -> None:
-    labels, spacing = _discs_with_arcs()
+def test_bright_discs_without_a_surrounding_wall_are_flagged_and_phantoms_are_not(planted_inputs: ModuleType) -> None:
+    labels, spacing = planted_inputs.discs_with_arcs()
     quality = assess_segmentation(labels, spacing, "discs")
     assert 150 < quality.blood_pool_ml < 500 and quality.reasons == ("blood_pool_not_enclosed",)
     assert quality.slices_not_enclosed == 8 and quality.flagged
@@ -309,23 +266,18 @@ def test_bright_discs_without_a_surrounding_wall_are_flagged_and_phantoms_are_no
     assert enclosed_fraction(radius < 6, gap, (1.5, 1.5)) == 1.0
 
 
-def test_an_implausible_myocardial_volume_is_flagged() -> None:
-    yy, xx = np.mgrid[:128, :128]
-    radius = np.hypot(yy - 64, xx - 64) * 1.5  # mm
-    labels = np.stack([np.where(radius < 25, 1, np.where(radius < 80, 2, 0))] * 10).astype(np.uint8)
-    quality = assess_segmentation(labels, (10.0, 1.5, 1.5), "thick")  # a 55 mm wall
+def test_an_implausible_myocardial_volume_is_flagged(planted_inputs: ModuleType) -> None:
+    labels, spacing = planted_inputs.thick_myocardium()
+    quality = assess_segmentation(labels, spacing, "thick")  # a 55 mm wall
     assert 10 < quality.blood_pool_ml < 500 and quality.myocardium_ml > 1000  # only the myocardium is wrong
     assert quality.reasons == ("volume_implausible",)
 
 
 def test_nan_in_a_label_map_fails_validation(tmp_path: Path, make_raw_dataset: Callable[..., Path],
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+                                             planted_inputs: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
     raw = make_raw_dataset(tmp_path, "center1", [(8.0, 1.5, 1.5)] * 2)
     path = raw / "labelsTr" / "center1_001.nii.gz"
-    labels, geometry = io.read_label(path)
-    with_nan = labels.astype(np.float32)
-    with_nan[1, 20, 20] = np.nan  # ITK reads a NIfTI NaN as 0: the label map looked valid
-    io.write_image(path, with_nan, geometry)
+    planted_inputs.write_nan_into_label(path, (1, 20, 20))  # ITK reads a NIfTI NaN as 0: the label map looked valid
     with pytest.raises(ValueError, match="center1_001.nii.gz: label map holds 1 NaN"):
         io.read_label(path)
     code = validate_main([str(raw)])
@@ -335,12 +287,9 @@ def test_nan_in_a_label_map_fails_validation(tmp_path: Path, make_raw_dataset: C
 
 
 def test_a_non_orthonormal_direction_is_an_error_naming_the_file(images: Path, tmp_path: Path, model: Path,
+                                                                 planted_inputs: ModuleType,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    image, geometry = io.read_image(images / "p1_0000.nii.gz")
-    skewed = list(geometry.direction)
-    skewed[0] *= 1.7  # a stretched column: no rotation
-    sitk.WriteImage(io.to_sitk(image, CaseGeometry(geometry.shape, geometry.spacing, geometry.origin,
-                                                   tuple(skewed))), str(tmp_path / "skewed_0000.mha"))
+    planted_inputs.write_skewed_copy(images / "p1_0000.nii.gz", tmp_path / "skewed_0000.mha")
     with pytest.raises(ValueError, match="skewed_0000.mha: direction matrix .* is not orthonormal"):
         io.read_image(tmp_path / "skewed_0000.mha")
     folder = tmp_path / "in"
@@ -352,10 +301,9 @@ def test_a_non_orthonormal_direction_is_an_error_naming_the_file(images: Path, t
 
 
 def test_model_json_with_more_labels_than_the_network_is_refused(images: Path, tmp_path: Path, model: Path,
+                                                                 planted_inputs: ModuleType,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    info = load_json(model / "model.json")
-    info["labels"] = {**info["labels"], "scar": 3}
-    save_json(info, model / "model.json")
+    planted_inputs.add_label_to_model_json(model)
     with pytest.raises(ValueError, match="model.json: does not match"):
         load_model(model)
     code, err = _run(predict_main, ["-i", str(images), "-o", str(tmp_path / "out"), "-m", str(model),
