@@ -7,7 +7,9 @@
 A NumPy array needs its spacing: ``lgeseg.segment(array, spacing=(10.0, 1.4, 1.4))`` returns a uint8
 array of the same shape ((z, y, x) voxels; spacing in mm in the same order). The label map is on the
 input's exact grid (0 background, 1 LV blood pool, 2 LV myocardium) after the model's postprocessing.
-Models are loaded once per (model, device, checkpoint) and kept for the next call.
+Models are loaded once per (model, device, checkpoint) and kept for the next call; each call predicts
+with a ``Predictor`` over them (``Predictor.predict_case``), so a constant (blank) image gets an empty
+label map, as in ``lgeseg_predict``.
 """
 
 from __future__ import annotations
