@@ -52,8 +52,8 @@ def make_model(model_dir: Path, spacing: tuple[float, float, float], preset: str
                              max_features=settings.max_features)
     plan = Plan(name="2d", preset=preset, target_spacing=spacing, patch_size=patch, batch_size=12,
                 normalization=NormalizationConfig(), topology=topology, labels=dict(LABELS))
-    info = ModelInfo(lgeseg_version="bench", labels=dict(LABELS), channel_names={"0": "LGE"}, recipe={},
-                     augmentation="none", datasets=("bench",), postprocessing="lcc")
+    info = ModelInfo(lgeseg_version="bench", labels=dict(LABELS), channel_names={"0": "LGE"}, recipe=None,
+                     datasets=("bench",), postprocessing="lcc")
     write_model_metadata(model_dir, plan, info)
     save_checkpoint(model_dir / "checkpoint_final.pt", {"network": build_unet(topology, seed=0).state_dict()})
 
@@ -197,9 +197,9 @@ def describe_model(model_dir: Path) -> str:
     plan, info = read_model_metadata(model_dir)
     million = count_parameters(build_unet(plan.topology)) / 1e6
     text = f"`{plan.preset}` preset, features {plan.topology.features_per_stage}, {million:.2f} M parameters"
-    if info.recipe.get("epochs") and info.datasets != ("bench",):
-        text += (f", trained on {', '.join(info.datasets)} for {info.recipe['epochs']} epochs x "
-                 f"{info.recipe.get('iterations_per_epoch')} iterations of {info.recipe.get('batch_size')} slices")
+    if info.recipe is not None and info.datasets != ("bench",):
+        text += (f", trained on {', '.join(info.datasets)} for {info.recipe.epochs} epochs x "
+                 f"{info.recipe.iterations_per_epoch} iterations of {info.recipe.batch_size} slices")
     return text
 
 

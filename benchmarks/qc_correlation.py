@@ -116,7 +116,7 @@ def _model_note(model_dir: Path) -> str:
     recipe = info.get("recipe", {})
     return (f"model `{model_dir.name}` trained on {', '.join(info.get('datasets', []))}, "
             f"{recipe.get('epochs')} epochs x {recipe.get('iterations_per_epoch')} iterations x batch "
-            f"{recipe.get('batch_size')}, augmentation {info.get('augmentation')}, device "
+            f"{recipe.get('batch_size')}, augmentation {recipe.get('augmentation')}, device "
             f"{info.get('extras', {}).get('device', recipe.get('device'))}")
 
 

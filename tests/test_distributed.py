@@ -40,7 +40,7 @@ def test_two_gloo_processes_train_one_model_written_by_rank_0_alone(tmp_path: Pa
     assert log_text.count("starting:") == 1 and log_text.count("epoch 1/1:") == 1  # one process logged
     assert "data parallel: 2 processes (gloo), global batch 4 split [2, 2]" in log_text
     _, info = read_model_metadata(model_dir)
-    assert info.extras["processes"] == 2 and info.recipe["batch_size"] == 4
+    assert info.extras["processes"] == 2 and info.recipe.batch_size == 4
 
     rank0, rank1 = (_batches(samples / f"samples_rank{r}.txt") for r in (0, 1))
     assert set(rank0) == set(rank1) == {("0", str(i)) for i in range(3)}

@@ -48,7 +48,7 @@ def test_encoder_2_changes_only_the_first_two_encoder_blocks(pretrained: Path, n
     _, info = read_model_metadata(out)
     assert info.parent == str(pretrained.resolve()) and info.trainable == "encoder:2"
     assert info.epochs_trained == 1 and info.datasets == ("center2",)
-    assert info.recipe["learning_rate"] == 2e-3  # an explicit rate wins over the default
+    assert info.recipe.learning_rate == 2e-3  # an explicit rate wins over the default
 
 
 def test_one_case_for_a_seed_is_the_same_every_time_and_recorded(pretrained: Path, new_center: Path,
@@ -64,7 +64,7 @@ def test_one_case_for_a_seed_is_the_same_every_time_and_recorded(pretrained: Pat
     _, info = read_model_metadata(out)
     assert info.target_cases == picks.pop()
     _, parent = read_model_metadata(pretrained)  # no --lr: the parent's rate, as in the paper
-    assert info.recipe["learning_rate"] == parent.recipe["learning_rate"]
+    assert info.recipe.learning_rate == parent.recipe.learning_rate
     split = json.loads((out / "splits.json").read_text())
     assert split[0]["train"] == list(info.target_cases) and not set(split[0]["val"]) & set(info.target_cases)
 

@@ -307,7 +307,7 @@ def test_an_nnunet_2d_model_folder_predicts_as_the_same_weights_do_in_lgeseg(
     ours = build_unet(plan.topology, seed=3).state_dict()
     nnunet = write_nnunet_results(tmp_path / "results", plans, plain_conv_unet_state_dict(ours, 2, 2))
     lgeseg_model = tmp_path / "lgeseg_model"  # the same plan and weights as an lgeseg model folder
-    write_model_metadata(lgeseg_model, plan, ModelInfo("0", dict(plan.labels), {"0": "LGE"}, {}, "none", (),
+    write_model_metadata(lgeseg_model, plan, ModelInfo("0", dict(plan.labels), {"0": "LGE"}, recipe=None, datasets=(),
                                                        postprocessing="none"))
     save_checkpoint(lgeseg_model / "checkpoint_final.pt", {"network": ours})
     write_inputs(tmp_path / "in", 2)

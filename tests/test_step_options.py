@@ -66,7 +66,7 @@ def test_compile_mode_is_a_recorded_recipe_field(pre: Path, tmp_path: Path) -> N
     model_dir = train(pre, tmp_path / "model", epochs=1, iterations_per_epoch=2, device="cpu", num_workers=0,
                       augmentation="none", compile_mode="max-autotune")
     _, info = read_model_metadata(model_dir)
-    assert info.recipe["compile_mode"] == "max-autotune" and info.extras["compiled"] is False  # CPU: not compiled
+    assert info.recipe.compile_mode == "max-autotune" and info.extras["compiled"] is False  # CPU: not compiled
 
 
 def test_cuda_graph_is_refused_with_graphing_compile_modes_and_ignored_off_cuda(
@@ -104,7 +104,7 @@ def test_compiled_cuda_training_learns(pre: Path, tmp_path: Path, mode: str) -> 
                       augmentation="spatial_intensity", compile=True, compile_mode=mode)
     _, info = read_model_metadata(model_dir)
     history = torch.load(model_dir / "checkpoint_latest.pt", weights_only=True)["history"]
-    assert info.extras["compiled"] is True and info.recipe["compile_mode"] == mode
+    assert info.extras["compiled"] is True and info.recipe.compile_mode == mode
     assert history["train_loss"][-1] < history["train_loss"][0]
 
 

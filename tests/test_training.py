@@ -25,6 +25,7 @@ from lgeseg.training import (
     write_model_metadata,
 )
 from lgeseg.training.data import BatchLoader, PatchSampler, TrainingCase, extract_crop, load_cases
+from lgeseg.training.recipes import resolve_batch_size
 from lgeseg.training.splits import load_or_create_splits, make_splits
 from lgeseg.training.training_data import open_training_data
 
@@ -61,7 +62,9 @@ def test_train_writes_a_self_contained_model_folder(pre: Path, tmp_path: Path, t
         assert (model_dir / name).is_file(), name
     plan, info = read_model_metadata(model_dir)
     assert info.epochs_trained == 2 and info.datasets == ("center1",)
-    assert info.recipe["optimizer"] == "adam" and info.recipe["batch_size"] == 4
+    assert info.recipe.optimizer == "adam" and info.recipe.batch_size == 4  # the plan's: the recipe leaves it open
+    written = json.loads((model_dir / "model.json").read_text())
+    assert "augmentation" not in written and written["recipe"]["augmentation"] == info.augmentation == "none"
     assert info.postprocessing in ("none", "lcc", "lcc_per_label")
     assert set(info.extras["last_val_dice"]) == {"blood_pool", "myocardium"}
     card = info.model_card  # written when training ends (lgeseg_predict --model-info prints it)
@@ -107,7 +110,8 @@ def test_checkpoint_crafted_to_run_code_is_refused(tmp_path: Path, tiny_plan: Ca
     with pytest.raises(ValueError, match="refused"):
         load_checkpoint(path)
     assert not marker.exists()
-    write_model_metadata(tmp_path, tiny_plan(), ModelInfo("0", dict(LABELS), {"0": "LGE"}, {}, "none", ("c",)))
+    info = ModelInfo("0", dict(LABELS), {"0": "LGE"}, recipe=None, datasets=("c",))
+    write_model_metadata(tmp_path, tiny_plan(), info)
     with pytest.raises(ValueError, match="refused"):  # also when a whole model folder is loaded
         load_model(tmp_path)
     assert not marker.exists()
@@ -238,8 +242,8 @@ def test_paper_epoch_is_one_pass_over_the_training_slices(tmp_path: Path, make_p
                   augmentation="none")
     _, info = read_model_metadata(model)
     train_slices = 3 * len(json.loads((model / "splits.json").read_text())[0]["train"])  # 3 slices per case
-    assert info.recipe["iterations_per_epoch"] == -(-train_slices // 4)
-    assert info.recipe["mixed_precision"] is False and info.recipe["grad_clip"] is None
+    assert info.recipe.iterations_per_epoch == -(-train_slices // 4)
+    assert info.recipe.mixed_precision is False and info.recipe.grad_clip is None
 
 
 def test_subjects_per_center_trains_on_equal_counts_per_center(tmp_path: Path, make_preprocessed: Callable[...,
@@ -254,7 +258,26 @@ def test_subjects_per_center_trains_on_equal_counts_per_center(tmp_path: Path, m
     used = fold["train"] + fold["val"]
     assert sorted(key.split("/")[0] for key in used) == ["center1"] * 3 + ["center2"] * 3
     _, info = read_model_metadata(out)
-    assert info.recipe["subjects_per_center"] == 3
+    assert info.recipe.subjects_per_center == 3
+
+
+def test_the_batch_size_is_resolved_once_and_recorded(pre: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    plan = open_training_data(pre).plan
+    assert resolve_batch_size(get_recipe("default"), plan).batch_size == plan.batch_size == 4  # null: the plan's
+    assert resolve_batch_size(get_recipe("paper"), plan).batch_size == 16  # the recipe's own
+    out = tmp_path / "model"
+    args = ["-p", str(pre), "-o", str(out), "--iterations-per-epoch", "2", "--device", "cpu", "--num-workers", "1",
+            "--augmentation", "none"]
+    assert train_main([*args, "--epochs", "1", "--batch-size", "3"]) == 0
+    assert read_model_metadata(out)[1].recipe.batch_size == 3  # the override, recorded resolved
+    monkeypatch.setattr("lgeseg.cli.train.available_memory_bytes", lambda device: 1)
+    assert train_main([*args, "--epochs", "2", "--continue"]) == 1  # the memory check weighs the recorded batch
+    assert "batch_size 3 of the recipe 'default': batch size 3:" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert train_main([*args, "--epochs", "2", "--continue"]) == 0
+    _, info = read_model_metadata(out)
+    assert (info.recipe.batch_size, info.epochs_trained) == (3, 2)
 
 
 def test_plans_json_is_written_once_and_model_json_every_epoch(preprocessed_centers: dict[str, Path], tmp_path: Path,

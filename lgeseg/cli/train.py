@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -37,7 +38,8 @@ from lgeseg.planning.verify import available_memory_bytes
 from lgeseg.training import train
 from lgeseg.training.distributed import DistributedContext
 from lgeseg.training.loop import check_resumable
-from lgeseg.training.recipes import COMPILE_MODES, DEFAULT_RECIPE, available_recipes, get_recipe
+from lgeseg.training.recipes import COMPILE_MODES, DEFAULT_RECIPE, available_recipes, resolve_batch_size
+from lgeseg.training.trainer import recipe_for_run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -212,7 +214,7 @@ def _run(args: argparse.Namespace) -> int:
                          "(WORLD_SIZE): leave --gpus out under torchrun")
     prefix = f"[rank {distributed.rank}] " if distributed.enabled else ""
     logging.basicConfig(level=logging.INFO if distributed.is_main else logging.WARNING, format=prefix + "%(message)s")
-    plan = _check_before_training(args, distributed)
+    batch = _check_before_training(args, distributed)
     try:
         model_dir = _train(args, distributed)
     except Exception as err:  # noqa: BLE001 - only running out of memory is named here; the rest re-raised
@@ -220,7 +222,6 @@ def _run(args: argparse.Namespace) -> int:
             raise
         # a bare MemoryError names nothing: say which run and batch ran out
         detail = str(err).strip().splitlines()[0] if str(err).strip() else "no detail"
-        batch = args.batch_size or (plan.batch_size if plan else "the plan's")
         raise MemoryError(f"training {args.output} (batch {batch}): {detail}") from err
     if distributed.is_main:
         print(f"model folder: {model_dir}")
@@ -245,8 +246,12 @@ def _check_same_plan(model_plans: Path, preprocessed_plans: list[Path]) -> None:
                              "--continue")
 
 
-def _check_before_training(args: argparse.Namespace, distributed: DistributedContext) -> Plan | None:
-    """What must hold before any allocation: a resumable folder, the model's plan, a batch that fits memory."""
+def _check_before_training(args: argparse.Namespace, distributed: DistributedContext) -> int | str:
+    """What must hold before any allocation: a resumable folder, the model's plan, a batch that fits memory.
+
+    Returns the run's batch size (``recipes.resolve_batch_size`` of the run's recipe, as ``train`` will
+    resolve it), or ``"the plan's"`` when the first -p folder has no plan (``train`` names that problem).
+    """
     output = Path(args.output)
     if args.resume:
         check_resumable(output)
@@ -254,32 +259,35 @@ def _check_before_training(args: argparse.Namespace, distributed: DistributedCon
             _check_same_plan(output / PLANS_FILE, [Path(folder) / PLANS_FILE for folder in args.preprocessed])
     first = _first_plan(args)
     if first is None:
-        return None
+        return "the plan's"
     plan_path, plan = first
     device = resolve_device(args.device)
     if device.type == "cuda" and distributed.enabled:
         device = torch.device("cuda", distributed.local_rank)
     available = available_memory_bytes(str(device))
-    recipe = get_recipe(args.recipe or DEFAULT_RECIPE)
-    batch = args.batch_size or recipe.batch_size or plan.batch_size
+    recipe = recipe_for_run(args.recipe, output, args.resume, **_overrides(args))
+    batch = resolve_batch_size(recipe, plan).batch_size
     problem = None if available is None else batch_memory_problem(
         plan.topology, tuple(plan.patch_size), batch, available, device.type, recipe.mixed_precision,
         recipe.optimizer, distributed.world_size)
     if problem:
-        source = "--batch-size" if args.batch_size else f"batch_size of {plan_path}"
+        source = ("--batch-size" if args.batch_size else f"batch_size of {plan_path}" if recipe.batch_size is None
+                  else f"batch_size {recipe.batch_size} of the recipe {recipe.name!r}")
         raise ValueError(f"{source}: {problem} (network and patch of {plan_path})")
-    return plan
+    return batch
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The recipe fields the command line sets (None: the recipe's)."""
+    return dict(augmentation=args.augmentation, epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
+                batch_size=args.batch_size, learning_rate=args.lr, device=args.device, seed=args.seed, fold=args.fold,
+                subjects_per_center=args.subjects_per_center, num_workers=args.num_workers, compile=args.compile,
+                compile_mode=args.compile_mode, cuda_graph=args.cuda_graph, max_minutes=args.time_budget)
 
 
 def _train(args: argparse.Namespace, distributed: DistributedContext) -> Path:
-    return train(
-        args.preprocessed, args.output, recipe=args.recipe, datasets=args.dataset, resume=args.resume,
-        overwrite=args.overwrite, distributed=distributed, sample_log=args.sample_log,
-        augmentation=args.augmentation, epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
-        batch_size=args.batch_size, learning_rate=args.lr, device=args.device, seed=args.seed, fold=args.fold,
-        subjects_per_center=args.subjects_per_center, num_workers=args.num_workers, compile=args.compile,
-        compile_mode=args.compile_mode, cuda_graph=args.cuda_graph, max_minutes=args.time_budget,
-    )
+    return train(args.preprocessed, args.output, recipe=args.recipe, datasets=args.dataset, resume=args.resume,
+                 overwrite=args.overwrite, distributed=distributed, sample_log=args.sample_log, **_overrides(args))
 
 
 if __name__ == "__main__":

@@ -165,7 +165,7 @@ def model_info_problems(info: Any) -> list[str]:
         >>> import dataclasses
         >>> from lgeseg.model.folder import ModelInfo
         >>> labels = {"background": 0, "blood_pool": 1, "myocardium": 2}
-        >>> info = ModelInfo("0.1.0", labels, {"0": "LGE"}, recipe={}, augmentation="none", datasets=("d",))
+        >>> info = ModelInfo("0.1.0", labels, {"0": "LGE"}, recipe=None, datasets=("d",))
         >>> model_info_problems(info), len(model_info_problems(dataclasses.replace(info, channel_names={"1": "LGE"})))
         ([], 1)
     """
@@ -174,7 +174,6 @@ def model_info_problems(info: Any) -> list[str]:
     _check(problems, isinstance(channels, dict) and bool(channels)
            and sorted(channels, key=str) == [str(i) for i in range(len(channels))], "channel_names",
            'an object {"0": name, "1": name, ...}', channels)
-    _check(problems, isinstance(info.recipe, dict), "recipe", "an object", info.recipe)
     _check(problems, info.postprocessing in POSTPROCESSING_VARIANTS, "postprocessing",
            " or ".join(POSTPROCESSING_VARIANTS), info.postprocessing)
     _check(problems, is_int(info.epochs_trained, 0), "epochs_trained", "an integer >= 0", info.epochs_trained)
@@ -194,7 +193,7 @@ def model_plan_problems(info: Any, plan: Any) -> list[str]:
         >>> from lgeseg.planning import small_plan
         >>> plan = small_plan((8.0, 1.5, 1.5))  # background, blood_pool, myocardium: a 3-class network
         >>> four = {"background": 0, "blood_pool": 1, "myocardium": 2, "scar": 3}
-        >>> info = ModelInfo("0.1.0", four, {"0": "LGE"}, recipe={}, augmentation="none", datasets=())
+        >>> info = ModelInfo("0.1.0", four, {"0": "LGE"}, recipe=None, datasets=())
         >>> model_plan_problems(info, plan)  # doctest: +NORMALIZE_WHITESPACE
         ["labels: expected the 3 labels of plans.json (topology.num_classes 3: {'background': 0, 'blood_pool': 1,
          'myocardium': 2}), found 4 ({'background': 0, 'blood_pool': 1, 'myocardium': 2, 'scar': 3})"]

@@ -76,6 +76,7 @@ def build_model_card(model_dir: str | Path, intended_use: str | None = None) -> 
     plan, info = read_model_metadata(model_dir)
     recipe, extras = info.recipe, info.extras
     seconds = extras.get("seconds_per_epoch")
+    recorded = recipe.to_dict() if recipe is not None else {}  # no recipe: an untrained example folder
     return {
         "model": model_dir.resolve().name,
         "lgeseg_version": info.lgeseg_version,
@@ -83,9 +84,9 @@ def build_model_card(model_dir: str | Path, intended_use: str | None = None) -> 
                  "network": "2D U-Net", "target_spacing_mm_zyx": list(plan.target_spacing),
                  "patch_size": list(plan.patch_size), "postprocessing": info.postprocessing},
         "training_data": _training_data(model_dir, info),
-        "budget": {"epochs_trained": info.epochs_trained, "epochs_planned": recipe.get("epochs"),
-                   "iterations_per_epoch": recipe.get("iterations_per_epoch"),
-                   "batch_size": recipe.get("batch_size"), "augmentation": info.augmentation,
+        "budget": {"epochs_trained": info.epochs_trained, "epochs_planned": recorded.get("epochs"),
+                   "iterations_per_epoch": recorded.get("iterations_per_epoch"),
+                   "batch_size": recorded.get("batch_size"), "augmentation": info.augmentation,
                    "trainable": info.trainable, "device": extras.get("device"),
                    "training_hours": None if seconds is None else round(seconds * info.epochs_trained / 3600, 3)},
         "validation": {"cases": extras.get("val_cases"), "best_mean_dice": extras.get("best_val_mean_dice"),

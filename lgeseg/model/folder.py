@@ -42,6 +42,7 @@ from lgeseg.core.records import (
     read_plan,
     save_json,
 )
+from lgeseg.core.train_config import TrainConfig
 
 if TYPE_CHECKING:
     import torch
@@ -80,7 +81,7 @@ METADATA_FILES: tuple[str, ...] = (MODEL_INFO_FILE, PLANS_FILE, FINGERPRINT_FILE
                                    HARMONIZATION_REFERENCE_FILE, TRAINING_LOG_FILE, PROGRESS_PLOT_FILE)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, init=False)
 class ModelInfo(JsonRecord):
     """Contents of ``model.json``.
 
@@ -88,8 +89,9 @@ class ModelInfo(JsonRecord):
         lgeseg_version: version that wrote the folder.
         labels: label name -> value.
         channel_names: channel index (as string) -> name.
-        recipe: the resolved training recipe (optimizer, lr, epochs, ...), as a dict.
-        augmentation: augmentation preset name.
+        recipe: the resolved training recipe (``TrainConfig``: optimizer, lr, epochs, the batch size
+            trained with, the augmentation preset, ...); None for a model lgeseg did not train (an
+            untrained example folder, an nnU-Net model read for prediction).
         datasets: names of the preprocessed datasets trained on.
         fold: cross-validation fold.
         postprocessing: ``"lcc"``, ``"lcc_per_label"`` or ``"none"`` (chosen on validation cases).
@@ -99,22 +101,80 @@ class ModelInfo(JsonRecord):
         epochs_trained: completed epochs.
         extras: free-form (timings, validation Dice, ...).
         model_card: training data, budget, validation Dice and intended use (``lgeseg.model.card``).
+
+    The augmentation preset is kept once, in the recipe; ``augmentation`` reads it from there. Arguments
+    after ``channel_names`` are keywords. ``model.json`` files of lgeseg 0.1 still load (``from_dict``):
+    they also kept the preset at the top level and wrote ``"recipe": {}`` for no recipe.
+
+    Example:
+        >>> from lgeseg.core.train_config import TrainConfig
+        >>> labels = {"background": 0, "blood_pool": 1, "myocardium": 2}
+        >>> info = ModelInfo("0.2.0", labels, {"0": "LGE"}, recipe=TrainConfig(augmentation="nnunet"), datasets=("d",))
+        >>> info.augmentation, "augmentation" in info.to_dict(), info.to_dict()["recipe"]["augmentation"]
+        ('nnunet', False, 'nnunet')
+        >>> old = dict(info.to_dict(), augmentation="nnunet")  # as lgeseg 0.1 wrote it
+        >>> ModelInfo.from_dict(old) == info
+        True
     """
 
     lgeseg_version: str
     labels: dict[str, int]
     channel_names: dict[str, str]
-    recipe: dict[str, Any]
-    augmentation: str
+    recipe: TrainConfig | None
     datasets: tuple[str, ...]
-    fold: int = 0
-    postprocessing: str = "lcc"
-    parent: str | None = None
-    trainable: str = "all"
-    target_cases: tuple[str, ...] | None = None
-    epochs_trained: int = 0
-    extras: dict[str, Any] = dataclasses.field(default_factory=dict)
-    model_card: dict[str, Any] = dataclasses.field(default_factory=dict)
+    fold: int
+    postprocessing: str
+    parent: str | None
+    trainable: str
+    target_cases: tuple[str, ...] | None
+    epochs_trained: int
+    extras: dict[str, Any]
+    model_card: dict[str, Any]
+
+    def __init__(self, lgeseg_version: str, labels: dict[str, int], channel_names: dict[str, str], *,
+                 recipe: TrainConfig | dict[str, Any] | None, datasets: tuple[str, ...], fold: int = 0,
+                 postprocessing: str = "lcc", parent: str | None = None, trainable: str = "all",
+                 target_cases: tuple[str, ...] | None = None, epochs_trained: int = 0,
+                 extras: dict[str, Any] | None = None, model_card: dict[str, Any] | None = None,
+                 augmentation: str | None = None) -> None:
+        # recipe as a dict and augmentation: lgeseg 0.1's form, which lgeseg/inference/nnunet_model.py still
+        # uses; the dict becomes the record and augmentation must agree with it (see _recipe_record)
+        values = {"lgeseg_version": lgeseg_version, "labels": labels, "channel_names": channel_names,
+                  "recipe": _recipe_record(recipe, augmentation), "datasets": datasets, "fold": fold,
+                  "postprocessing": postprocessing, "parent": parent, "trainable": trainable,
+                  "target_cases": target_cases, "epochs_trained": epochs_trained,
+                  "extras": {} if extras is None else extras, "model_card": {} if model_card is None else model_card}
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def augmentation(self) -> str:
+        """The augmentation preset the model was trained with (the recipe's); ``"none"`` without a recipe."""
+        return self.recipe.augmentation if self.recipe is not None else "none"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelInfo:
+        """Read ``model.json``'s object, also as lgeseg 0.1 wrote it (``ValueError`` names a bad field)."""
+        data = dict(data)
+        augmentation = data.pop("augmentation", None)  # lgeseg 0.1 kept the preset beside the recipe's
+        info = super().from_dict(data)
+        _recipe_record(info.recipe, augmentation)  # refuses a top-level preset the recipe contradicts
+        return info
+
+
+def _recipe_record(recipe: TrainConfig | dict[str, Any] | None, augmentation: str | None = None) -> TrainConfig | None:
+    """``ModelInfo.recipe`` from what lgeseg wrote: a record, None, or (0.1) a dict, ``{}`` for none.
+
+    ``{}`` and the ``{"nnunet_trainer": ...}`` an nnU-Net model carries in memory are no lgeseg recipe: None.
+    ``augmentation``, lgeseg 0.1's second copy of the preset, must match the recipe's.
+    """
+    if isinstance(recipe, dict):
+        recipe = None if set(recipe) <= {"nnunet_trainer"} else TrainConfig.from_dict(recipe)
+    if recipe is not None and not isinstance(recipe, TrainConfig):
+        raise ValueError(f"ModelInfo: recipe must be a training recipe (an object) or null, found {recipe!r}")
+    if augmentation is not None and recipe is not None and augmentation != recipe.augmentation:
+        raise ValueError(f"augmentation {augmentation!r} differs from the recipe's {recipe.augmentation!r}")
+    return recipe
 
 
 @dataclasses.dataclass
@@ -213,7 +273,7 @@ def write_model_metadata(model_dir: str | Path, plan: Plan, info: ModelInfo,
         >>> fingerprint = Fingerprint(cases=(CaseFingerprint("a", "d", (8.0, 1.25, 1.25), (10, 64, 64), (10, 40, 40)),))
         >>> plan = plan_experiment(fingerprint, gpu_memory_gb=None, preset="cpu")
         >>> labels = {"background": 0, "blood_pool": 1, "myocardium": 2}
-        >>> info = ModelInfo("0.1.0", labels, {"0": "LGE"}, recipe={}, augmentation="none", datasets=("d",))
+        >>> info = ModelInfo("0.1.0", labels, {"0": "LGE"}, recipe=None, datasets=("d",))
         >>> write_model_metadata(tmp.name, plan, info, fingerprint)
         >>> sorted(p.name for p in Path(tmp.name).iterdir())
         ['fingerprint.json', 'model.json', 'plans.json']
@@ -285,7 +345,7 @@ def read_model_info(path: str | Path) -> ModelInfo:
         >>> import json, tempfile
         >>> tmp = tempfile.TemporaryDirectory()
         >>> labels = {"background": 0, "blood_pool": 1, "myocardium": 2}
-        >>> info = ModelInfo("0.1.0", labels, {"0": "LGE"}, recipe={}, augmentation="none", datasets=("d",))
+        >>> info = ModelInfo("0.1.0", labels, {"0": "LGE"}, recipe=None, datasets=("d",))
         >>> save_json(info, Path(tmp.name) / "model.json")
         >>> read_model_info(Path(tmp.name) / "model.json").postprocessing
         'lcc'
@@ -464,8 +524,8 @@ def write_untrained_model(
         raise ValueError(f"channel_names: expected {in_channels} name(s), one per input channel, found {names}")
     plan = small_plan(target_spacing, in_channels, dict(labels or LABELS), patch_size, features)
     info = ModelInfo(lgeseg_version=__version__, labels=dict(plan.labels),
-                     channel_names={str(c): name for c, name in enumerate(names)}, recipe={}, augmentation="none",
-                     datasets=(), postprocessing=postprocessing)
+                     channel_names={str(c): name for c, name in enumerate(names)}, recipe=None, datasets=(),
+                     postprocessing=postprocessing)
     model_dir = Path(model_dir)
     raise_problems(model_dir / MODEL_INFO_FILE, MODEL_INFO_FILE, model_info_problems(info))  # before writing anything
     write_model_metadata(model_dir, plan, info)

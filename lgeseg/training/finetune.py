@@ -224,7 +224,7 @@ def finetune(pretrained: str | Path, preprocessed: str | Path | Sequence[str | P
     train_keys, val_keys = pick_target_cases(data.case_keys, cases, fraction, seed)
     log.info("fine-tuning %s (%s trainable) on %d case(s): %s", pretrained, trainable, len(train_keys),
              ", ".join(train_keys))
-    parent_config = TrainConfig.from_dict(parent_info.recipe)
+    parent_config = parent_info.recipe or TrainConfig()  # an untrained parent has no recipe: the record's defaults
     config = parent_config.replace(
         epochs=epochs or DEFAULT_FINETUNE_EPOCHS, learning_rate=finetune_learning_rate(parent_config.learning_rate, lr),
         seed=seed, fold=0, **overrides)

@@ -65,7 +65,7 @@ from lgeseg.training.loop import (
     use_compile,
 )
 from lgeseg.training.plots import plot_progress
-from lgeseg.training.recipes import DEFAULT_RECIPE, TrainConfig, get_recipe
+from lgeseg.training.recipes import DEFAULT_RECIPE, TrainConfig, check_augmentation, get_recipe, resolve_batch_size
 from lgeseg.training.splits import fold_of, limit_subjects, load_or_create_splits
 from lgeseg.training.training_data import TrainingData, open_training_data
 from lgeseg.training.validate_epoch import ValidationResult, validate
@@ -139,17 +139,31 @@ def train(preprocessed: str | Path | Sequence[str | Path], model_dir: str | Path
         plan, _ = plan_and_preprocess([Path("raw/center1")], Path("pre"), preset="cpu")
         model_dir = train(Path("pre"), Path("models/center1"), augmentation="lge_dg", epochs=20, device="cpu")
     """
-    model_dir = Path(model_dir)
-    if resume and (model_dir / MODEL_INFO_FILE).is_file():
-        _, info = read_model_metadata(model_dir)
-        try:
-            config = TrainConfig.from_dict(info.recipe).replace(**overrides)
-        except ValueError as err:
-            raise InvalidInputError(f"{model_dir / MODEL_INFO_FILE}: field recipe: {err}") from err
-    else:
-        config = get_recipe(recipe or DEFAULT_RECIPE, **overrides)
+    config = recipe_for_run(recipe, model_dir, resume, **overrides)
     return run_training(config, preprocessed, model_dir, datasets, resume, overwrite=overwrite,
                         distributed=distributed, sample_log=sample_log)
+
+
+def recipe_for_run(recipe: str | None, model_dir: str | Path, resume: bool = False, **overrides: Any) -> TrainConfig:
+    """The recipe ``train`` runs with, before the plan resolves its batch size (``recipes.resolve_batch_size``).
+
+    Resuming a model folder that has a ``model.json``: its recorded recipe (``recipe`` is ignored); else the
+    named recipe (``"default"`` when None). ``overrides`` are ``TrainConfig`` fields; None values are ignored.
+    ``lgeseg_train`` calls it too, to check the run's batch against the device's memory before training.
+
+    Example:
+        >>> config = recipe_for_run("paper", "models/new", epochs=3)  # a fresh run: the named recipe
+        >>> config.name, config.epochs, config.batch_size
+        ('paper', 3, 16)
+    """
+    model_dir = Path(model_dir)
+    if not (resume and (model_dir / MODEL_INFO_FILE).is_file()):
+        return get_recipe(recipe or DEFAULT_RECIPE, **overrides)
+    _, info = read_model_metadata(model_dir)
+    try:  # lgeseg 0.1 wrote "recipe": {} for a folder without one: the record's defaults
+        return check_augmentation((info.recipe or TrainConfig()).replace(**overrides))
+    except ValueError as err:
+        raise InvalidInputError(f"{model_dir / MODEL_INFO_FILE}: field recipe: {err}") from err
 
 
 def run_training(config: TrainConfig, preprocessed: str | Path | Sequence[str | Path], model_dir: str | Path,
@@ -169,12 +183,13 @@ def run_training(config: TrainConfig, preprocessed: str | Path | Sequence[str | 
         model_dir = run_training(get_recipe("default", epochs=50, seed=0), ["work/preprocessed"], "work/model")
     """
     model_dir = Path(model_dir)
+    check_augmentation(config)  # before any data is read
     check_model_folder(model_dir, resume, overwrite)
     data = open_training_data(preprocessed, datasets)
     if config.subjects_per_center is not None and finetune is None:
         kept = set(limit_subjects(data.case_keys, config.subjects_per_center))
         data = dataclasses.replace(data, entries=[e for e in data.entries if case_key(e[0]) in kept])
-    config = config.replace(batch_size=config.batch_size or data.plan.batch_size)
+    config = resolve_batch_size(config, data.plan)  # the run's batch, recorded in model.json
     device = rank_device(resolve_device(config.device), distributed)
     main = distributed.is_main
     with process_group(distributed, device):
@@ -443,7 +458,7 @@ def _model_info(state: TrainingState, run: _Run, postprocessing: str = "lcc",
     summary.update(extras or {})
     return ModelInfo(
         lgeseg_version=__version__, labels=dict(run.data.plan.labels), channel_names=run.data.channel_names,
-        recipe=state.config.to_dict(), augmentation=state.config.augmentation, datasets=run.data.datasets,
+        recipe=state.config, datasets=run.data.datasets,
         fold=state.config.fold, postprocessing=postprocessing,
         parent=finetune.parent if finetune else None, trainable=state.trainable,
         target_cases=finetune.target_cases if finetune else None, epochs_trained=state.epoch, extras=summary,
