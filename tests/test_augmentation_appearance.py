@@ -117,6 +117,31 @@ def test_random_convolution_without_mixing_only_rescales() -> None:
     torch.testing.assert_close(out, images, atol=1e-4, rtol=0)
 
 
+def test_random_convolution_with_a_mixing_grid_changes_only_where_the_grid_says() -> None:
+    """A 2 x 2 grid of shares: GIN's appearance on the left edge, the original image on the right edge."""
+    images, _ = _phantom_batch()
+    n = images.shape[0]
+    weights = torch.randn(n, appearance.GIN_PARAMETERS, generator=_gen())
+    torch.testing.assert_close(appearance.random_convolution(images, weights, torch.zeros(n, 4, 4)), images,
+                               atol=1e-4, rtol=0)  # a grid of zeros is the image, as the scalar 0
+    left_gin = torch.tensor([[1.0, 0.0], [1.0, 0.0]]).expand(n, 2, 2)
+    out = appearance.random_convolution(images, weights, left_gin)
+
+    def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1])
+
+    for row in range(n):
+        right = correlation(out[row, 0, :, -4:], images[row, 0, :, -4:])
+        left = correlation(out[row, 0, :, :4], images[row, 0, :, :4])
+        assert right > 0.99 and left < right - 0.05  # the right edge keeps the image up to a linear map
+
+
+def test_lge_dg_mixes_gin_through_a_spatial_grid() -> None:
+    steps = sample_intensity(get_preset("lge_dg"), 8, 1, _gen())
+    (gin,) = [step for step in steps if step.op == "random_conv"]
+    assert tuple(gin.values[1].shape) == (8, 1, 4, 4)  # a 4 x 4 grid of shares per sample-channel
+
+
 def test_bias_field_is_smooth_and_zero_coefficients_change_nothing() -> None:
     flat = torch.full((1, 1, 32, 32), 0.5)
     flat[..., 0, 0] = 0.0  # a dark pixel, so the row's range is [0, 0.5]

@@ -83,7 +83,12 @@ def random_convolution(x: torch.Tensor, weights: torch.Tensor, mix: torch.Tensor
     Args:
         x: (n, 1, H, W).
         weights: (n, ``GIN_PARAMETERS``) the network's weights and biases, e.g. standard normal.
-        mix: (n,) in [0, 1], share of the network's output (0 returns ``x``).
+        mix: (n,) in [0, 1], share of the network's output (0 returns ``x``); or (n, G, G): per row a
+            G x G grid of shares, bicubically interpolated (corners on the image corners) into a smooth
+            field over the slice, clamped to [0, 1], so the share varies across the image: some regions
+            keep the original appearance while others take the network's (in the spirit of the
+            interventional pseudo-correlation augmentation of Ouyang et al., 2022, which blends GIN views
+            with smooth random masks).
 
     Returns:
         (n, 1, H, W): ``mix * net(x) + (1 - mix) * x`` on standardized intensities, min-max rescaled
@@ -96,6 +101,10 @@ def random_convolution(x: torch.Tensor, weights: torch.Tensor, mix: torch.Tensor
         >>> out = random_convolution(images, weights, mix=torch.tensor([0.0, 1.0]))
         >>> torch.allclose(out[0], images[0], atol=1e-5), bool(out[1].min() >= images[1].min() - 1e-5)  # mix 0: x
         (True, True)
+        >>> left_only = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]]).expand(2, 2, 2)  # 2 x 2 grid: GIN left, image right
+        >>> spatial = random_convolution(images, weights, mix=left_only)
+        >>> spatial.shape == images.shape
+        True
     """
     n, _, h, w = x.shape
     k = GIN_CHANNELS
@@ -106,7 +115,10 @@ def random_convolution(x: torch.Tensor, weights: torch.Tensor, mix: torch.Tensor
     y = F.leaky_relu(_grouped_conv(y, w1 / 3.0, b1, 1, k), 0.2)
     y = F.leaky_relu(_grouped_conv(y, w2 / (3.0 * k**0.5), b2, k, k), 0.2)
     y = _grouped_conv(y, w3 / (3.0 * k**0.5), b3, k, 1).reshape(n, 1, h, w)
-    m = mix.to(x.dtype).view(-1, 1, 1, 1)
+    if mix.dim() == 3:  # a grid of shares per row -> a smooth field over the slice
+        m = F.interpolate(mix.to(x.dtype).unsqueeze(1), size=(h, w), mode="bicubic", align_corners=True).clamp(0, 1)
+    else:
+        m = mix.to(x.dtype).view(-1, 1, 1, 1)
     return rescale_to(m * _standardize(y) + (1 - m) * _standardize(x), lo, hi)
 
 

@@ -100,7 +100,7 @@ def _appearance_samplers(
         "random_conv": (
             pr.p_random_conv,
             1.0,
-            lambda: (normal((*shape, appearance.GIN_PARAMETERS), 1.0), _uniform(pr.random_conv_mix, shape, g)),
+            lambda: (normal((*shape, appearance.GIN_PARAMETERS), 1.0), _gin_mix(pr, shape, g)),
         ),
         "bias_field": (
             pr.p_bias_field,
@@ -109,6 +109,12 @@ def _appearance_samplers(
         ),
         "invert": (pr.p_invert, 1.0, lambda: ()),
     }
+
+
+def _gin_mix(preset: AugmentationPreset, shape: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
+    """GIN's share per sample-channel (B, C), or per control point of its spatial field (B, C, G, G)."""
+    grid = preset.random_conv_grid
+    return _uniform(preset.random_conv_mix, (*shape, grid, grid) if grid else shape, generator)
 
 
 def _scar_sectors(preset: AugmentationPreset, shape: tuple[int, int],

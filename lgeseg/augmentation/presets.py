@@ -62,6 +62,9 @@ class AugmentationPreset(JsonRecord):
             ``scar_transmurality`` of the wall (0.3: subendocardial; 1: transmural).
         p_random_conv: probability of GIN, a random shallow convolutional network whose output is
             mixed with the image by a share from ``random_conv_mix``.
+        random_conv_grid: 0: one share per image; G > 0: a share per point of a G x G grid, drawn
+            independently and interpolated into a smooth field, so GIN's appearance and the original
+            one meet within the slice (``appearance.random_convolution``).
         p_bias_field: probability of a smooth multiplicative field; its cubic log-polynomial
             coefficients are normal with standard deviation ``bias_field_strength``.
         p_invert: probability of contrast inversion (min + max - x).
@@ -113,6 +116,7 @@ class AugmentationPreset(JsonRecord):
     scar_transmurality: tuple[float, float] = (0.3, 1.0)
     p_random_conv: float = 0.0
     random_conv_mix: tuple[float, float] = (0.0, 1.0)
+    random_conv_grid: int = 0
     p_bias_field: float = 0.0
     bias_field_strength: float = 0.3
     p_invert: float = 0.0
@@ -223,6 +227,7 @@ _PRESETS["lge_dg"] = dataclasses.replace(
     p_location_scale=0.5,
     p_scar=0.3,
     p_random_conv=0.5,
+    random_conv_grid=4,
     p_bias_field=0.3,
     p_invert=0.1,
 )
