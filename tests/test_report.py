@@ -153,7 +153,7 @@ def test_report_names_patient_study_and_date_from_dicom_and_compares_with_refere
     assert "<title>LV report: patient PAT-4711, study CMR-88 / ACC123 / Cardiac MRI, 2024-03-12</title>" in page
     assert "pred</title>" not in page and "<script" not in page
     assert "Enhancement (scar) burden, an automatic estimate" in page
-    assert "NOT verified against the paper" in page  # the default reference ranges' caveat
+    assert "The absolute mass range is NOT verified" in page  # the one unverified default range
 
 
 def test_command_line_sex_height_and_weight_and_file_name_dates(tmp_path: Path) -> None:
@@ -188,27 +188,66 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 #: Rows of docs/clinical_use.md's "Reference ranges" table -> DEFAULT_RANGES quantities.
 DOC_ROWS = {"EDV (mL)": "edv", "EDV / BSA (mL/m2)": "edv_per_bsa", "LV mass (g)": "mass",
             "LV mass / BSA (g/m2)": "mass_per_bsa"}
+#: (quantity, sex) -> (mean, SD) as printed in the abstracts read (docs/clinical_use.md quotes them):
+PUBLISHED = {
+    # Hudsmith LE et al., J Cardiovasc Magn Reson 2005;7:775-782, doi:10.1080/10976640500295516, abstract:
+    # "LV end-diastolic volume 160 +/- 29 mL vs. 135 +/- 26 mL" (males vs. females), SSFP.
+    ("edv", "M"): (160.0, 29.0), ("edv", "F"): (135.0, 26.0),
+    # Alfakih et al., J Magn Reson Imaging 2003;17(3):323-329, doi:10.1002/jmri.10262, abstract: LV EDV/BSA
+    # (mL/m2) "in SSFP in males it was 82.3 +/- 14.7 and in females it was 77.7 +/- 10.8".
+    ("edv_per_bsa", "M"): (82.3, 14.7), ("edv_per_bsa", "F"): (77.7, 10.8),
+    # Petersen SE et al. (UK Biobank), J Cardiovasc Magn Reson 2017, doi:10.1186/s12968-017-0327-9, abstract:
+    # "LV mass was significantly higher in males compared to females (mean ± SD of 53 ± 9 g/m2 vs 42 ± 7 g/m2)".
+    ("mass_per_bsa", "M"): (53.0, 9.0), ("mass_per_bsa", "F"): (42.0, 7.0),
+}
+#: The DOI each verified quantity's source string must name.
+DOIS = {"edv": "10.1080/10976640500295516", "edv_per_bsa": "10.1002/jmri.10262",
+        "mass_per_bsa": "10.1186/s12968-017-0327-9"}
 
 
-def test_default_reference_ranges_are_the_documented_table_and_carry_their_caveat() -> None:
-    """The numbers could not be checked against Kawel-Boehm et al. 2020 (docs/clinical_use.md says what was
-    searched): code and docs must at least hold the same ones, and the report must say they are unverified."""
+def _documented_ranges() -> dict[tuple[str, str], tuple[float, ...]]:
     text = (DOCS / "clinical_use.md").read_text()
     table = text[text.index("### Reference ranges"):].split("\n\n")[1]
     documented = {}
     for line in table.splitlines()[2:]:
-        name, men, women = (cell.strip() for cell in line.strip("|").split("|"))
+        name, men, women, _source = (cell.strip() for cell in line.strip("|").split("|"))
         for sex, cell in (("M", men), ("F", women)):
             mean, rest = cell.split(" +- ")
             sd, limits = rest.split(" (")
             lower, upper = limits.rstrip(")").split("-")
             documented[(DOC_ROWS[name], sex)] = tuple(float(v) for v in (mean, sd, lower, upper))
+    return documented
+
+
+def test_default_reference_ranges_are_the_published_means_and_sds() -> None:
+    """Each verified default is the mean and SD its source prints, limits mean +- 2 SD, the source named."""
+    in_code = {(r.quantity, r.sex): r for r in DEFAULT_RANGES}
+    assert len(in_code) == len(DEFAULT_RANGES) == 8
+    for key, (mean, sd) in PUBLISHED.items():
+        found = in_code[key]
+        assert (found.mean, found.sd) == (mean, sd), key
+        assert (found.lower, found.upper) == pytest.approx((mean - 2 * sd, mean + 2 * sd)), key
+        assert DOIS[key[0]] in found.source and "NOT verified" not in found.source, key
+    for sex in ("M", "F"):  # the one quantity no readable source gave: kept, and marked
+        assert "NOT verified" in in_code[("mass", sex)].source
+    men, women = compare_case(230.0, 100.0, "M")[0], compare_case(230.0, 100.0, "F")[0]
+    assert men.range_text == "102-218 mL (men)" and women.range_text == "83-187 mL (women)"
+
+
+def test_documented_reference_ranges_are_the_code_and_carry_their_caveat() -> None:
+    """docs/clinical_use.md shows the same table as the code, quotes the sources' numbers, and the report
+    page and the docs say which row is not verified."""
+    documented = _documented_ranges()
     in_code = {(r.quantity, r.sex): (r.mean, r.sd, r.lower, r.upper) for r in DEFAULT_RANGES}
-    assert documented == in_code and len(in_code) == 8
-    assert all(r.lower == r.mean - 2 * r.sd and r.upper == r.mean + 2 * r.sd for r in DEFAULT_RANGES)
-    assert all("NOT verified" in r.source for r in DEFAULT_RANGES)
-    assert any("NOT verified against the paper" in note for note in NOTES)
-    assert "**These numbers are not verified**" in text
+    assert documented.keys() == in_code.keys()
+    for key, values in in_code.items():
+        assert documented[key] == pytest.approx(values, abs=0.051), key  # limits shown to 0.1
+    text = " ".join((DOCS / "clinical_use.md").read_text().split())  # quotes may wrap
+    for quoted in ("160 +/- 29 mL vs. 135 +/- 26 mL", "82.3 +/- 14.7 and in females it was 77.7 +/- 10.8",
+                   "53 ± 9 g/m2 vs 42 ± 7 g/m2"):
+        assert quoted in text
+    assert "| LV mass (g) |" in text and "**not verified** (from memory" in text
+    assert any("The absolute mass range is NOT verified" in note for note in NOTES)
 
 
 def test_scar_burden_by_n_sd_above_the_darkest_segment_and_by_fwhm() -> None:

@@ -59,11 +59,13 @@ NOTES = (
     "Myocardial mass: myocardial volume x 1.05 g/mL. Wall thickness: median length of 360 radial rays "
     "inside the myocardium per slice; AHA segments are placed from the image orientation (septum towards "
     "the patient's right-anterior), to within about 30 degrees, without the right-ventricular insertion points.",
-    "Reference ranges: adults, cine bSSFP, by sex (both sexes' limits together when the sex is unknown), per BSA "
-    "(Mosteller) when height and weight are known; the default values are meant as Kawel-Boehm et al. 2020 "
-    "(Table 2) but were entered from memory and are NOT verified against the paper: check them, or give the "
-    "site's own with --reference-ranges. The LGE volume "
-    "is not a cine EDV and lgeseg counts papillary muscles as blood pool: compare with care.",
+    "Reference ranges: adults, cine SSFP, by sex (both sexes' limits together when the sex is unknown), per BSA "
+    "(Mosteller) when height and weight are known; limits = published mean +- 2 SD. EDV: Hudsmith et al., "
+    "J Cardiovasc Magn Reson 2005 (papillary muscles in the mass); EDV/BSA: Alfakih et al., J Magn Reson Imaging "
+    "2003; mass/BSA: Petersen et al. (UK Biobank), J Cardiovasc Magn Reson 2017 (papillary muscles in the volume, "
+    "as lgeseg counts them). The absolute mass range is NOT verified against a publication: check it, or give "
+    "the site's own ranges with --reference-ranges. The LGE volume is not a cine EDV and lgeseg counts papillary "
+    "muscles as blood pool: compare with care.",
     "Enhancement (scar) burden: an automatic estimate from the image intensities inside the predicted myocardium "
     "(n-SD above the darkest myocardial segment, and FWHM); it is only as good as the myocardial contour and was "
     "not compared with manual scar quantification.",
@@ -220,7 +222,7 @@ def make_report(pred_dir: str | Path, out_dir: str | Path | None = None, images_
         >>> with open(tmp / "predictions" / "report" / "report.csv") as handle:
         ...     row = next(csv.DictReader(handle))
         >>> row["patient_id"], row["study_date"], round(float(row["edv_ml"])), row["edv_ref"], row["edv_vs_ref"]
-        ('P017', '2024-03-12', 93, '106-218 mL (men)', 'below')
+        ('P017', '2024-03-12', 93, '102-218 mL (men)', 'below')
         >>> page = (tmp / "predictions" / "report" / "index.html").read_text()
         >>> "<title>LV report: patient P017, 2024-03-12</title>" in page  # the study, not the folder
         True

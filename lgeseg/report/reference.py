@@ -1,19 +1,30 @@
 """Published adult reference ranges for the LV end-diastolic volume and mass, by sex, absolute and per BSA.
 
-The default table (``DEFAULT_RANGES``) was meant to be that of Kawel-Boehm et al., "Reference ranges
-("normal values") for cardiovascular magnetic resonance (CMR) in adults and children: 2020 update", J
-Cardiovasc Magn Reson 2020;22:87, Table 2 (adults, cine bSSFP, weighted means and SDs over the pooled
-studies, limits = mean +- 2 SD). Its numbers were entered from memory and are NOT verified: the paper's
-table could not be found to compare them with (docs/clinical_use.md, "Reference ranges", says what was
-searched). What was checked is the paper's Table 1, the studies behind its adult LV values: twelve
-short-axis bSSFP studies at 1.5 T and 3 T, eight counting the papillary muscles in the LV mass and four
-in the LV volume; which convention the pooled values follow was not checked either. A site should give
-its own table (``load_reference_ranges``, ``lgeseg_report --reference-ranges FILE.json``).
+The default table (``DEFAULT_RANGES``) takes each quantity's mean and SD from a publication whose text
+was read (docs/clinical_use.md, "Reference ranges", quotes the sentences and says what was searched):
+
+- EDV (mL): Hudsmith et al. 2005 (``HUDSMITH_2005``), abstract: 160 +- 29 mL men, 135 +- 26 mL women;
+  108 healthy volunteers (63 men, 45 women), SSFP cine, manual analysis.
+- EDV/BSA (mL/m2): Alfakih et al. 2003 (``ALFAKIH_2003``), abstract, SSFP rows: 82.3 +- 14.7 men,
+  77.7 +- 10.8 women; 60 subjects (30 men, 30 women) aged 20-65, short-axis cine, modified Simpson's rule.
+- LV mass/BSA (g/m2): Petersen et al. 2017, UK Biobank (``PETERSEN_2017``), abstract: 53 +- 9 men,
+  42 +- 7 women; 804 healthy Caucasian adults aged 45-74, SSFP at 1.5 T, manual analysis.
+- LV mass (g): NOT verified. 128 +- 22 g men, 90 +- 16 g women were entered from memory as Kawel-Boehm et
+  al. 2020 (Table 2), whose table could not be found; no readable source gave an absolute SSFP mass by sex.
+
+The publications give mean +- SD; the limits of normal are lgeseg's, mean +- 2 SD (``LIMIT_SDS``: about the
+central 95% of a normal distribution), not limits printed in the papers. Conventions differ (Kawel-Boehm et
+al. 2020, Table 1, read on the journal's page): Hudsmith 2005 (1.5 T, ages 21-68) counts the papillary
+muscles in the LV mass, so not in the EDV; Petersen 2017 counts them in the LV volume, so not in the mass, as
+lgeseg's labels do; Alfakih 2003 is not in that table and its abstract does not say. The three cohorts
+differ in size and age, so the rows are not one population's. A site should give its own table
+(``load_reference_ranges``, ``lgeseg_report --reference-ranges FILE.json``).
 
 Two caveats the report prints with the ranges: they are for a cine end-diastolic volume, while the LGE
 volume is that of one (usually mid-diastolic) phase and tends to be lower; and lgeseg's labels count the
 papillary muscles as blood pool (as ACDC and MyoPS annotate them), which makes the volume larger and
-the mass smaller than a table that counts them in the mass.
+the mass smaller than a table that counts them in the mass (as Hudsmith 2005's EDV does; the unverified
+mass rows' convention is unknown).
 
 The body surface area is Mosteller's: sqrt(height cm x weight kg / 3600) m^2.
 """
@@ -28,14 +39,28 @@ from typing import Any
 
 from lgeseg.core.records import load_json
 
-#: Where the default ranges come from.
-KAWEL_BOEHM_2020 = ("Kawel-Boehm N et al. Reference ranges (\"normal values\") for cardiovascular magnetic resonance "
-                    "(CMR) in adults and children: 2020 update. J Cardiovasc Magn Reson 2020;22:87, Table 2 (adults, "
-                    "bSSFP; limits = mean +- 2 SD); values entered from memory, NOT verified against the paper")
+#: The sources of the default ranges, as read (docs/clinical_use.md quotes the sentences).
+HUDSMITH_2005 = ("Hudsmith LE, Petersen SE, Francis JM, Robson MD, Neubauer S. Normal human left and right "
+                 "ventricular and left atrial dimensions using steady state free precession magnetic resonance "
+                 "imaging. J Cardiovasc Magn Reson 2005;7:775-782 (doi:10.1080/10976640500295516), abstract: "
+                 "LV end-diastolic volume 160 +- 29 mL (men) vs 135 +- 26 mL (women); limits = mean +- 2 SD")
+ALFAKIH_2003 = ("Alfakih et al. Normal human left and right ventricular dimensions for MRI as assessed by turbo "
+                "gradient echo and steady-state free precession imaging sequences. J Magn Reson Imaging "
+                "2003;17(3):323-329 (doi:10.1002/jmri.10262, PMID 12594722), abstract, SSFP: LV EDV/BSA "
+                "82.3 +- 14.7 (men), 77.7 +- 10.8 (women) mL/m2; limits = mean +- 2 SD")
+PETERSEN_2017 = ("Petersen SE, Aung N, Sanghvi MM, et al. Reference ranges for cardiac structure and function using "
+                 "cardiovascular magnetic resonance (CMR) in Caucasians from the UK Biobank population cohort. "
+                 "J Cardiovasc Magn Reson 2017 (doi:10.1186/s12968-017-0327-9), abstract: LV mass 53 +- 9 g/m2 (men) "
+                 "vs 42 +- 7 g/m2 (women); limits = mean +- 2 SD")
+UNVERIFIED_MASS = ("LV mass entered from memory as Kawel-Boehm N et al., J Cardiovasc Magn Reson 2020;22:87, Table 2; "
+                   "NOT verified: the table could not be read, and no readable source gave an absolute SSFP LV mass "
+                   "by sex; limits = mean +- 2 SD")
 #: Quantities a range can be given for, with their units.
 QUANTITIES: dict[str, str] = {"edv": "mL", "edv_per_bsa": "mL/m2", "mass": "g", "mass_per_bsa": "g/m2"}
 #: Reference ranges apply from this age (years); younger patients get none.
 ADULT_AGE = 18.0
+#: The default limits of normal are mean +- this many SDs (the sources give mean +- SD only).
+LIMIT_SDS = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,22 +81,22 @@ class ReferenceRange:
     sd: float
     lower: float
     upper: float
-    source: str = KAWEL_BOEHM_2020
+    source: str = ""
 
 
-def _two_sd(quantity: str, sex: str, mean: float, sd: float) -> ReferenceRange:
-    return ReferenceRange(quantity, sex, mean, sd, mean - 2 * sd, mean + 2 * sd)
+def _published(quantity: str, sex: str, mean: float, sd: float, source: str) -> ReferenceRange:
+    return ReferenceRange(quantity, sex, mean, sd, mean - LIMIT_SDS * sd, mean + LIMIT_SDS * sd, source)
 
 
-#: Meant as Kawel-Boehm et al. 2020, Table 2 (see the module docstring), but entered from memory and NOT verified:
-#: a search of the stored copies of the paper and of public code citing it did not find the table's numbers
-#: (docs/clinical_use.md lists what was searched). Compare them with the table before relying on them, or give
-#: the site's own ranges (``load_reference_ranges``). docs/clinical_use.md shows the same numbers (a test checks).
+#: Each row's mean and SD as its source prints them (the module docstring; tests/test_report.py checks the
+#: numbers against the quoted text, and that docs/clinical_use.md shows the same table). The absolute mass
+#: rows are NOT verified; give the site's own ranges (``load_reference_ranges``) to replace them.
 DEFAULT_RANGES: tuple[ReferenceRange, ...] = (
-    _two_sd("edv", "M", 162.0, 28.0), _two_sd("edv", "F", 130.0, 22.0),
-    _two_sd("edv_per_bsa", "M", 82.0, 12.0), _two_sd("edv_per_bsa", "F", 76.0, 11.0),
-    _two_sd("mass", "M", 128.0, 22.0), _two_sd("mass", "F", 90.0, 16.0),
-    _two_sd("mass_per_bsa", "M", 64.0, 9.0), _two_sd("mass_per_bsa", "F", 53.0, 8.0),
+    _published("edv", "M", 160.0, 29.0, HUDSMITH_2005), _published("edv", "F", 135.0, 26.0, HUDSMITH_2005),
+    _published("edv_per_bsa", "M", 82.3, 14.7, ALFAKIH_2003), _published("edv_per_bsa", "F", 77.7, 10.8, ALFAKIH_2003),
+    _published("mass", "M", 128.0, 22.0, UNVERIFIED_MASS), _published("mass", "F", 90.0, 16.0, UNVERIFIED_MASS),
+    _published("mass_per_bsa", "M", 53.0, 9.0, PETERSEN_2017),
+    _published("mass_per_bsa", "F", 42.0, 7.0, PETERSEN_2017),
 )
 
 
@@ -84,7 +109,7 @@ class Comparison:
         value: the measured value in the quantity's unit (NaN when it cannot be computed, e.g. no BSA).
         lower, upper: the range used (NaN when none applies).
         status: ``"within"``, ``"below"``, ``"above"`` or ``""`` (no range applies).
-        range_text: e.g. ``"106-218 mL (men)"``, or why there is no range.
+        range_text: e.g. ``"102-218 mL (men)"``, or why there is no range.
     """
 
     quantity: str
@@ -122,9 +147,9 @@ def compare(quantity: str, value: float, sex: str = "", age_years: float | None 
 
     Example:
         >>> compare("edv", 230.0, "M").status, compare("edv", 230.0, "M").range_text
-        ('above', '106-218 mL (men)')
+        ('above', '102-218 mL (men)')
         >>> compare("edv", 100.0).range_text  # sex unknown: from the women's lower to the men's upper limit
-        '86-218 mL (sex unknown: men and women together)'
+        '83-218 mL (sex unknown: men and women together)'
         >>> compare("mass", 100.0, "F", age_years=12).status, compare("mass", 100.0, "F", age_years=12).range_text
         ('', 'no adult range for a patient under 18')
     """
