@@ -27,7 +27,14 @@ from lgeseg.harmonization.cyclegan import (
 )
 from lgeseg.harmonization.gan_data import Domain, load_domain, random_patches, split_cases
 from lgeseg.harmonization.gan_plots import plot_examples, plot_progress
-from lgeseg.model.folder import load_checkpoint, save_checkpoint
+from lgeseg.model.folder import (  # the GAN folder names its checkpoints, log and plot as a model folder does
+    CHECKPOINT_FINAL_FILE,
+    CHECKPOINT_LATEST_FILE,
+    PROGRESS_PLOT_FILE,
+    TRAINING_LOG_FILE,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -82,13 +89,13 @@ def _finish_epoch(state: CycleGANState, info: CycleGANInfo, output_dir: Path, me
     for key, value in means.items():
         state.history.setdefault(key, []).append(value)
     state.epoch += 1
-    save_checkpoint(output_dir / "checkpoint_latest.pt", state.to_payload())
+    save_checkpoint(output_dir / CHECKPOINT_LATEST_FILE, state.to_payload())
     info = dataclasses.replace(info, epochs_trained=state.epoch)
     write_info(output_dir, info)
-    plot_progress(state.history, output_dir / "progress.png")
+    plot_progress(state.history, output_dir / PROGRESS_PLOT_FILE)
     plot_examples(state, val, output_dir / "examples" / f"epoch_{state.epoch:03d}.png")
     line = f"epoch {state.epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items())
-    with open(output_dir / "training_log.txt", "a") as handle:
+    with open(output_dir / TRAINING_LOG_FILE, "a") as handle:
         handle.write(line + "\n")
     logger.info(line)
     return info
@@ -141,13 +148,13 @@ def train_cyclegan(source: str | Path, target: str | Path, output_dir: str | Pat
     torch_device = resolve_device(device)
     state = make_state(config, torch_device)
     if resume:
-        state.load_payload(load_checkpoint(output_dir / "checkpoint_latest.pt", map_location=torch_device))
+        state.load_payload(load_checkpoint(output_dir / CHECKPOINT_LATEST_FILE, map_location=torch_device))
     output_dir.mkdir(parents=True, exist_ok=True)
     write_info(output_dir, info)
     while state.epoch < config.epochs:
         started = time.perf_counter()
         means = _run_epoch(state, config, train, torch_device)
         info = _finish_epoch(state, info, output_dir, means, val, time.perf_counter() - started)
-    save_checkpoint(output_dir / "checkpoint_final.pt",
+    save_checkpoint(output_dir / CHECKPOINT_FINAL_FILE,
                     {"network": {k: m.state_dict() for k, m in state.generators.items()}, "epoch": state.epoch})
     return info

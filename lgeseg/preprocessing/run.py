@@ -14,7 +14,15 @@ import numpy as np
 
 from lgeseg.core.atomic import atomic_output
 from lgeseg.core.errors import OutputConflictError
-from lgeseg.core.records import Plan, PreprocessedCase, load_fingerprint, load_json, save_json
+from lgeseg.core.records import (
+    FINGERPRINT_FILE,
+    PLANS_FILE,
+    Plan,
+    PreprocessedCase,
+    load_fingerprint,
+    load_json,
+    save_json,
+)
 from lgeseg.datasets.layout import RawCase, list_cases
 from lgeseg.files import io
 from lgeseg.planning.planner import plan_fingerprint
@@ -171,9 +179,9 @@ def run_preprocessing(
     if overwrite:
         remove_other_plan_cases(out_dir, plan_hash)
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_json(plan, out_dir / "plans.json")
-    if fingerprint_path is not None and Path(fingerprint_path).resolve() != (out_dir / "fingerprint.json").resolve():
-        save_json(load_fingerprint(fingerprint_path), out_dir / "fingerprint.json")
+    save_json(plan, out_dir / PLANS_FILE)
+    if fingerprint_path is not None and Path(fingerprint_path).resolve() != (out_dir / FINGERPRINT_FILE).resolve():
+        save_json(load_fingerprint(fingerprint_path), out_dir / FINGERPRINT_FILE)
     jobs: list[_Job] = []
     for dataset_dir in dataset_dirs:
         dataset_dir = Path(dataset_dir)
@@ -228,10 +236,10 @@ def check_preprocessed_folder(out_dir: Path, plan: Plan | None, dataset_dirs: Se
                              "it, or its parent (inputs are never overwritten): choose another output folder")
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputConflictError(f"{out_dir}: exists and is a file; the preprocessed output must be a folder")
-    plans = out_dir / "plans.json"
+    plans = out_dir / PLANS_FILE
     if not plans.is_file():
         present = sorted(p.name for p in out_dir.iterdir()) if out_dir.is_dir() else []
-        others = [name for name in present if name != "fingerprint.json"]
+        others = [name for name in present if name != FINGERPRINT_FILE]
         if others:
             shown = ", ".join(others[:5]) + (" ..." if len(others) > 5 else "")
             raise OutputConflictError(f"{out_dir}: not a preprocessed folder (no plans.json; it holds {shown}); "

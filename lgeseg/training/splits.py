@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from lgeseg.core.records import load_json, save_json
+from lgeseg.model.folder import SPLITS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def load_or_create_splits(path: str | Path, keys: Sequence[str], num_folds: int 
 
 
 def fold_of(folds: list[dict[str, list[str]]], fold: int,
-            path: str | Path = "splits.json") -> tuple[list[str], list[str]]:
+            path: str | Path = SPLITS_FILE) -> tuple[list[str], list[str]]:
     """(train keys, validation keys) of ``fold``; ``ValueError`` naming the file when it has fewer folds.
 
     Example:
