@@ -5,16 +5,20 @@ stderr and an exit code: 1 for an error (a user error such as a bad file, a refu
 a permission problem or exhausted memory, and also an unexpected internal error), 130 for Ctrl-C.
 Usage errors stay argparse's (exit 2). The traceback is printed only with ``-v``/``--verbose``.
 
+``run_command(parser, args, body)`` is the tail of every command's ``main``: logging set up, then
+``body(args)`` through ``run_cli`` under the parser's name.
+
 Example:
     >>> def main(argv=None) -> int:
     ...     args = parser.parse_args(argv)
-    ...     return run_cli("lgeseg_x", lambda: _run(args), args.verbose)
+    ...     return run_command(parser, args, _run)
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import sys
 import traceback
 from collections.abc import Callable
@@ -118,3 +122,20 @@ def run_cli(prog: str, body: Callable[[], int | None], verbose: bool = False) ->
             print(f"{prog}: internal error: {type(err).__name__}: {describe_error(err)} (please report it{hint})",
                   file=sys.stderr)
         return 1
+
+
+def run_command(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                body: Callable[[argparse.Namespace], int | None], level: int | None = logging.INFO,
+                log_format: str = "%(message)s", datefmt: str | None = None, prog: str | None = None) -> int:
+    """Set up logging, then run ``body(args)`` as ``run_cli`` does; returns the exit code.
+
+    Args:
+        parser: the command's parser; its ``prog`` prefixes the messages unless ``prog`` is given.
+        args: the parsed arguments, with ``verbose`` (``add_verbose_flag``).
+        body: the command's work (its ``_run``).
+        level, log_format, datefmt: ``logging.basicConfig``'s; ``level`` None leaves logging as it is.
+        prog: the name in messages when it is not ``parser.prog`` (a subcommand: ``lgeseg_convert dicom``).
+    """
+    if level is not None:
+        logging.basicConfig(level=level, format=log_format, datefmt=datefmt)
+    return run_cli(prog or parser.prog, lambda: body(args), args.verbose)

@@ -9,18 +9,52 @@
 - nnU-Net dataset id: ``-d``; configuration: ``-c 2d`` (``nnunet_configuration``); fold: ``-f``;
 - time budget: ``--time-budget MIN`` (train, finetune).
 
-Every parser is built with ``allow_abbrev=False``: argparse's prefix matching read nnU-Net habits as
-other options (``-d 4`` as ``-device 4``, ``-p nnUNetPlans`` as ``-part_id``, ``-c best`` as
-``-chk best``), so a command takes exactly the spellings its ``--help`` lists. docs/nnunet.md has
-the tables.
+Every parser is built with ``allow_abbrev=False`` (``command_parser``, ``add_subcommand``): argparse's
+prefix matching read nnU-Net habits as other options (``-d 4`` as ``-device 4``, ``-p nnUNetPlans`` as
+``-part_id``, ``-c best`` as ``-chk best``), so a command takes exactly the spellings its ``--help``
+lists. docs/nnunet.md has the tables.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+from typing import Any
 
 from lgeseg.cli._errors import checked_number, positive_int
+
+
+def command_parser(prog: str, description: str, **options: Any) -> argparse.ArgumentParser:
+    """The argument parser of the command ``prog``: ``allow_abbrev=False``, ``description`` heads its ``--help``.
+
+    ``options`` go to ``argparse.ArgumentParser`` (``usage``, ``formatter_class``, ...).
+
+    Example:
+        >>> parser = command_parser("lgeseg_x", "Do x.")
+        >>> parser.prog, parser.allow_abbrev, parser.description
+        ('lgeseg_x', False, 'Do x.')
+    """
+    return argparse.ArgumentParser(prog=prog, allow_abbrev=False, description=description, **options)
+
+
+def add_subcommand(subparsers: Any, name: str, help_text: str, **options: Any) -> argparse.ArgumentParser:
+    """Add the subcommand ``name`` (``lgeseg_convert emidec``) to ``parser.add_subparsers()``'s result.
+
+    Its parser, like ``command_parser``'s, takes no abbreviations; ``options`` go to ``add_parser``
+    (``description``, ...).
+
+    Example:
+        >>> sub = command_parser("lgeseg_x", "Do x.").add_subparsers(dest="what")
+        >>> add_subcommand(sub, "fast", "do x fast").prog
+        'lgeseg_x fast'
+    """
+    return subparsers.add_parser(name, allow_abbrev=False, help=help_text, **options)
+
+
+def add_overwrite_flag(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """Add ``--overwrite`` (``args.overwrite``): what the command may replace, in its own words."""
+    parser.add_argument("--overwrite", action="store_true", help=help_text)
+
 
 #: What ``--device`` accepts: the names ``device.resolve_device`` knows, without importing torch.
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
-from lgeseg.cli._errors import add_verbose_flag, run_cli
-from lgeseg.cli._options import add_device_option
+from lgeseg.cli._errors import add_verbose_flag, run_command
+from lgeseg.cli._options import add_device_option, add_overwrite_flag, command_parser
 from lgeseg.workflows.self_training import DEFAULT_EPOCHS, DEFAULT_ITERATIONS, adapt_to_center
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``lgeseg_adapt``."""
-    parser = argparse.ArgumentParser(
-        prog="lgeseg_adapt", allow_abbrev=False,
-        description="Adapt a model to a new hospital that has images but no annotations: the model segments the "
-                    "images, the cases its quality checks flag are dropped, and every member is fine-tuned on the "
-                    "rest (pseudo-labels), mixed with labelled --source data when given. The images are only read. "
-                    "Predict with the result: lgeseg_predict -m OUTPUT (docs/adaptation.md).")
+    parser = command_parser(
+        "lgeseg_adapt",
+        "Adapt a model to a new hospital that has images but no annotations: the model segments the "
+        "images, the cases its quality checks flag are dropped, and every member is fine-tuned on the "
+        "rest (pseudo-labels), mixed with labelled --source data when given. The images are only read. "
+        "Predict with the result: lgeseg_predict -m OUTPUT (docs/adaptation.md).")
     parser.add_argument("-m", "--model", required=True,
                         help="model folder, ensemble folder or name (lge-lv, lge-lv-cine: "
                              "lgeseg_predict --list-models)")
@@ -39,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_option(parser)
     parser.add_argument("--keep-flagged", action="store_true",
                         help="also train on the pseudo-labels the quality checks flag (default: dropped)")
-    parser.add_argument("--overwrite", action="store_true", help="redo a finished adaptation in --output")
+    add_overwrite_flag(parser, "redo a finished adaptation in --output")
     add_verbose_flag(parser)
     return parser
 
@@ -51,8 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs < 1 or args.iterations_per_epoch < 1:
         parser.error(f"--epochs and --iterations-per-epoch must be >= 1, found {args.epochs} and "
                      f"{args.iterations_per_epoch}")
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    return run_cli("lgeseg_adapt", lambda: _run(args), args.verbose)
+    return run_command(parser, args, _run)
 
 
 def _run(args: argparse.Namespace) -> int:

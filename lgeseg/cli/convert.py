@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
-from lgeseg.cli._errors import add_verbose_flag, run_cli
+from lgeseg.cli._errors import add_verbose_flag, run_command
+from lgeseg.cli._options import add_overwrite_flag, add_subcommand, command_parser
 from lgeseg.converters import convert_dicom, convert_emidec, convert_mnms, convert_mscmr
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lgeseg_convert", allow_abbrev=False,
-        description="Convert EMIDEC, MS-CMRSeg 2019 (LGE), M&Ms or DICOM series into lgeseg's raw format "
+    parser = command_parser(
+        "lgeseg_convert",
+        "Convert EMIDEC, MS-CMRSeg 2019 (LGE), M&Ms or DICOM series into lgeseg's raw format "
         "(nnU-Net v2 layout, labels 0 background, 1 LV blood pool, 2 LV myocardium) and validate the result. "
-        "See docs/datasets.md.",
-    )
+        "See docs/datasets.md.")
     sub = parser.add_subparsers(dest="dataset", required=True, metavar="{emidec,mscmr,mnms,dicom}")
     helps = {"emidec": "EMIDEC: SRC/Case_*/Images and Contours",
              "mscmr": "MS-CMRSeg 2019 LGE: patientN_LGE.nii.gz and patientN_LGE_manual.nii.gz",
@@ -24,11 +23,10 @@ def _parser() -> argparse.ArgumentParser:
              "dicom": "DICOM: the short-axis LGE series below SRC (a PACS export; others skipped, one line each) "
                       "-> imagesTs/<series>_0000.nii.gz"}
     for name, text in helps.items():
-        command = sub.add_parser(name, allow_abbrev=False, help=text, description=text)
+        command = add_subcommand(sub, name, text, description=text)
         command.add_argument("src", type=Path, metavar="SRC", help="the unpacked source dataset")
         command.add_argument("dst", type=Path, metavar="DST", help="destination raw dataset folder (empty)")
-        command.add_argument("--overwrite", action="store_true",
-                             help="replace imagesTr, labelsTr, imagesTs and dataset.json in a non-empty DST")
+        add_overwrite_flag(command, "replace imagesTr, labelsTr, imagesTs and dataset.json in a non-empty DST")
         if name == "mnms":
             command.add_argument("--info", type=Path, default=None, metavar="CSV",
                                  help="M&Ms information CSV (default: the one CSV with its columns below SRC)")
@@ -48,9 +46,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one converter. Returns 0 on success, 1 with a message on stderr otherwise."""
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return run_cli(f"lgeseg_convert {args.dataset}", lambda: _run(args), args.verbose)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    return run_command(parser, args, _run, log_format="%(levelname)s %(name)s: %(message)s",
+                       prog=f"lgeseg_convert {args.dataset}")
 
 
 def _run(args: argparse.Namespace) -> int:

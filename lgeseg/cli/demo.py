@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
-from lgeseg.cli._errors import add_verbose_flag, run_cli
-from lgeseg.cli._options import add_device_option
+from lgeseg.cli._errors import add_verbose_flag, run_command
+from lgeseg.cli._options import add_device_option, command_parser
 from lgeseg.experiments.demo import DemoConfig, format_results, run_demo, score_shipped_model
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lgeseg_demo", allow_abbrev=False,
-        description="Generate four synthetic LGE centers, train on one, predict all, print a Dice table.",
-    )
+    parser = command_parser(
+        "lgeseg_demo",
+        "Generate four synthetic LGE centers, train on one, predict all, print a Dice table.")
     parser.add_argument("-o", "--out", type=Path, default=Path("lgeseg_demo"),
                         help="work folder (default: %(default)s)")
     parser.add_argument("--cases-per-center", type=int, default=DemoConfig.cases_per_center)
@@ -38,9 +36,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; prints the Dice table and where the overlays are. Returns the exit code."""
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    return run_cli("lgeseg_demo", lambda: _run(args), args.verbose)
+    parser = _parser()
+    return run_command(parser, parser.parse_args(argv), _run, log_format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
 
 def _run(args: argparse.Namespace) -> int:

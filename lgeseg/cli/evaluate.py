@@ -6,16 +6,17 @@ import argparse
 import logging
 
 from lgeseg.cli import dataset_folder
-from lgeseg.cli._errors import add_verbose_flag, run_cli
+from lgeseg.cli._errors import add_verbose_flag, run_command
+from lgeseg.cli._options import add_overwrite_flag, command_parser
 from lgeseg.evaluation.metrics import check_evaluation_output, evaluate_folders, find_labels, format_table
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``--pred PRED_DIR -r REF_DIR -o OUT_DIR``, evaluate, print the table. Returns the exit code."""
-    parser = argparse.ArgumentParser(
-        prog="lgeseg_evaluate", allow_abbrev=False,
-        description="Evaluate predicted label maps against references (paired by case id); writes metrics.csv "
-                    "and summary.json to the output folder and prints a summary table.")
+    parser = command_parser(
+        "lgeseg_evaluate",
+        "Evaluate predicted label maps against references (paired by case id); writes metrics.csv "
+        "and summary.json to the output folder and prints a summary table.")
     parser.add_argument("--pred", "--predictions", dest="predictions", default=None, metavar="PRED_DIR",
                         help="folder of predicted <case>.nii.gz files (required)")
     # the old spelling, kept; elsewhere -p is the preprocessed folder
@@ -28,14 +29,12 @@ def main(argv: list[str] | None = None) -> int:
                              "lgeseg's labels 1 blood pool, 2 myocardium); region labels are scored as unions")
     parser.add_argument("-o", "--output", required=True,
                         help="folder for metrics.csv and summary.json (not the -p or -r folder, nor inside them)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace metrics.csv and summary.json already in the output folder (otherwise refused)")
+    add_overwrite_flag(parser, "replace metrics.csv and summary.json already in the output folder (otherwise refused)")
     add_verbose_flag(parser)
     args = parser.parse_args(argv)
     if args.predictions is None:
         parser.error("the following arguments are required: --pred/--predictions")
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    return run_cli("lgeseg_evaluate", lambda: _run(args), args.verbose)
+    return run_command(parser, args, _run, logging.WARNING)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
-from lgeseg.cli._errors import add_verbose_flag, positive_int, run_cli
-from lgeseg.cli._options import add_device_option
+from lgeseg.cli._errors import add_verbose_flag, positive_int, run_command
+from lgeseg.cli._options import add_device_option, command_parser
 from lgeseg.experiments.describe import dry_run
 from lgeseg.experiments.grid import SCALES, WINDOWS, make_config
 from lgeseg.experiments.launcher import LAUNCHERS
@@ -16,12 +15,12 @@ from lgeseg.experiments.summary import format_table
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lgeseg_experiments", allow_abbrev=False,
-        description="Train on one center and measure on held-out cases of every center the paper's experiments: "
-                    "(1) augmentation, (2) histogram matching / CycleGAN, (3) transfer learning, (4) multi-center "
-                    "training on 1-4 centers; Table 5 (mean ± SD over seeds) and Figures 6-12 into OUT. Every "
-                    "model is an independent, resumable cell; rerun to continue. Default data: synthetic centers.")
+    parser = command_parser(
+        "lgeseg_experiments",
+        "Train on one center and measure on held-out cases of every center the paper's experiments: "
+        "(1) augmentation, (2) histogram matching / CycleGAN, (3) transfer learning, (4) multi-center "
+        "training on 1-4 centers; Table 5 (mean ± SD over seeds) and Figures 6-12 into OUT. Every "
+        "model is an independent, resumable cell; rerun to continue. Default data: synthetic centers.")
     parser.add_argument("-o", "--out", type=Path, default=None,
                         help="work folder (data, cells, results, figures); required unless --dry-run")
     parser.add_argument("--scale", choices=list(SCALES), default="quick",
@@ -118,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.out is None and not args.dry_run:
         parser.error("the following arguments are required: -o/--out (unless --dry-run)")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    return run_cli("lgeseg_experiments", lambda: _run(args), args.verbose)
+    return run_command(parser, args, _run, log_format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import argparse
 
-from lgeseg.cli._errors import add_verbose_flag, run_cli
+from lgeseg.cli._errors import add_verbose_flag, run_command
+from lgeseg.cli._options import add_overwrite_flag, command_parser
 from lgeseg.model.archive import export_model
 
 
 def main(argv: list[str] | None = None) -> int:
     """Export the model; returns 0, 1 with a message on stderr, or 2 for a usage error."""
-    parser = argparse.ArgumentParser(
-        prog="lgeseg_export_model", allow_abbrev=False,
-        description="Pack a model folder (model.json with its model card, plans.json, weights, training records "
-                    "and a SHA-256 manifest) into one zip that lgeseg_install_model checks and unpacks. The model "
-                    "folder is only read (the card is built into the zip). By default the zip holds no training "
-                    "data path, no training case id and no split (splits.json, training_log.txt and the per-case "
-                    "fingerprint entries are left out; counts and summaries stay); --include-provenance keeps them.")
+    parser = command_parser(
+        "lgeseg_export_model",
+        "Pack a model folder (model.json with its model card, plans.json, weights, training records "
+        "and a SHA-256 manifest) into one zip that lgeseg_install_model checks and unpacks. The model "
+        "folder is only read (the card is built into the zip). By default the zip holds no training "
+        "data path, no training case id and no split (splits.json, training_log.txt and the per-case "
+        "fingerprint entries are left out; counts and summaries stay); --include-provenance keeps them.")
     parser.add_argument("model", metavar="MODEL", help="trained model folder")
     parser.add_argument("zip", metavar="OUT.zip", help="zip file to write")
     parser.add_argument("--checkpoint", action="append", choices=("final", "best", "latest"), default=None,
@@ -25,10 +26,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="the model card's intended use (default: keep the card's, or lgeseg's standard text)")
     parser.add_argument("--include-provenance", action="store_true",
                         help="keep the training data paths, case ids and splits in the zip (default: left out)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT.zip (otherwise refused)")
+    add_overwrite_flag(parser, "replace an existing OUT.zip (otherwise refused)")
     add_verbose_flag(parser)
     args = parser.parse_args(argv)
-    return run_cli("lgeseg_export_model", lambda: _run(args), args.verbose)
+    return run_command(parser, args, _run, level=None)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
-from lgeseg.cli._errors import add_verbose_flag, positive_int, run_cli
-from lgeseg.cli._options import add_device_option, add_time_budget_option, add_workers_option
+from lgeseg.cli._errors import add_verbose_flag, positive_int, run_command
+from lgeseg.cli._options import (
+    add_device_option,
+    add_overwrite_flag,
+    add_time_budget_option,
+    add_workers_option,
+    command_parser,
+)
 from lgeseg.training.finetune import DEFAULT_FINETUNE_EPOCHS, finetune
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``lgeseg_finetune``."""
-    parser = argparse.ArgumentParser(
-        prog="lgeseg_finetune", allow_abbrev=False,
-        description="Fine-tune the blocks of a pretrained model on a few cases of a new center (transfer "
-                    "learning). Preprocess the new center first with: lgeseg_plan_and_preprocess -d NEW "
-                    "-o OUT --plans-from PRETRAINED_MODEL",
-    )
+    parser = command_parser(
+        "lgeseg_finetune",
+        "Fine-tune the blocks of a pretrained model on a few cases of a new center (transfer "
+        "learning). Preprocess the new center first with: lgeseg_plan_and_preprocess -d NEW "
+        "-o OUT --plans-from PRETRAINED_MODEL")
     parser.add_argument("-m", "--model", required=True, help="pretrained model folder")
     parser.add_argument("-p", "--preprocessed", action="append", required=True,
                         help="the new center's preprocessed folder (made with the model's plans)")
@@ -39,8 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_workers_option(parser, "batch-assembling threads (default min(2, CPUs))")
     add_time_budget_option(parser)
     parser.add_argument("--continue", "--c", dest="resume", action="store_true", help="resume an interrupted run")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the model or checkpoints already in the output folder (otherwise refused)")
+    add_overwrite_flag(parser, "replace the model or checkpoints already in the output folder (otherwise refused)")
     add_verbose_flag(parser)
     return parser
 
@@ -51,8 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.resume and args.overwrite:
         parser.error("--continue and --overwrite exclude each other")
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    return run_cli("lgeseg_finetune", lambda: _run(args), args.verbose)
+    return run_command(parser, args, _run)
 
 
 def _run(args: argparse.Namespace) -> int:

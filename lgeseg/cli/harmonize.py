@@ -11,19 +11,17 @@ Subcommands::
 from __future__ import annotations
 
 import argparse
-import logging
 
 from lgeseg import harmonization
-from lgeseg.cli._errors import add_verbose_flag, run_cli
-from lgeseg.cli._options import add_device_option
+from lgeseg.cli._errors import add_verbose_flag, run_command
+from lgeseg.cli._options import add_device_option, add_overwrite_flag, add_subcommand, command_parser
 from lgeseg.harmonization.histogram import DEFAULT_LANDMARKS
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lgeseg_harmonize", allow_abbrev=False, description=__doc__.split("\n\n")[0])
+    parser = command_parser("lgeseg_harmonize", __doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    fit = sub.add_parser("fit-reference", allow_abbrev=False,
-                         help="fit the training center's histogram reference into a model folder")
+    fit = add_subcommand(sub, "fit-reference", "fit the training center's histogram reference into a model folder")
     source = fit.add_mutually_exclusive_group(required=True)
     source.add_argument("-i", "--input", help="training images (folder, e.g. RAW/imagesTr, or file)")
     source.add_argument("--preprocessed", help="preprocessed folder PRE: use the raw images of its cases")
@@ -31,14 +29,13 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("-m", "--model", required=True, help="model folder receiving harmonization_reference.json")
     fit.add_argument("--landmarks", type=float, nargs="+", default=list(DEFAULT_LANDMARKS),
                      help="percentiles used as landmarks (default: %(default)s)")
-    hist = sub.add_parser("histogram", allow_abbrev=False, help="match image histograms to a model's training center")
+    hist = add_subcommand(sub, "histogram", "match image histograms to a model's training center")
     hist.add_argument("-i", "--input", required=True, help="image file or folder")
     hist.add_argument("-o", "--output", required=True,
                       help="output folder (same file names and grids); not the input folder nor inside it")
     hist.add_argument("-m", "--model", required=True, help="model folder with harmonization_reference.json")
-    hist.add_argument("--overwrite", action="store_true", help="replace output files of the same names")
-    train = sub.add_parser("cyclegan-train", allow_abbrev=False,
-                           help="train a CycleGAN between two centers' preprocessed data")
+    add_overwrite_flag(hist, "replace output files of the same names")
+    train = add_subcommand(sub, "cyclegan-train", "train a CycleGAN between two centers' preprocessed data")
     train.add_argument("--source", required=True, help="preprocessed folder of the source (training) center")
     train.add_argument("--target", required=True, help="preprocessed folder of the target (unseen) center")
     train.add_argument("-o", "--output", required=True, help="GAN folder to write")
@@ -53,14 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     add_device_option(train, default="auto")
     train.add_argument("--continue", dest="resume", action="store_true", help="resume from checkpoint_latest.pt")
-    apply = sub.add_parser("cyclegan-apply", allow_abbrev=False, help="translate images with a trained CycleGAN")
+    apply = add_subcommand(sub, "cyclegan-apply", "translate images with a trained CycleGAN")
     apply.add_argument("-i", "--input", required=True, help="image file or folder (one channel per file)")
     apply.add_argument("-o", "--output", required=True,
                        help="output folder (same file names and grids); not the input folder nor inside it")
     apply.add_argument("-g", "--gan", required=True, help="GAN folder from cyclegan-train")
     apply.add_argument("--direction", default="target-to-source", choices=["target-to-source", "source-to-target"])
     add_device_option(apply, default="cpu")
-    apply.add_argument("--overwrite", action="store_true", help="replace output files of the same names")
+    add_overwrite_flag(apply, "replace output files of the same names")
     for command in sub.choices.values():
         add_verbose_flag(command)
     return parser
@@ -97,9 +94,8 @@ def _run(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``lgeseg_harmonize``; returns 0 on success, 1 with a one-line error otherwise."""
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    return run_cli("lgeseg_harmonize", lambda: print(_run(args)), args.verbose)
+    parser = _parser()
+    return run_command(parser, parser.parse_args(argv), lambda args: print(_run(args)))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ import argparse
 import re
 from pathlib import Path
 
-from lgeseg.cli._errors import add_verbose_flag, run_cli
+from lgeseg.cli._errors import add_verbose_flag, run_command
+from lgeseg.cli._options import add_overwrite_flag, command_parser
 from lgeseg.model.archive import install_model
 from lgeseg.model.registry import HOME_ENV, models_home
 
@@ -29,10 +30,10 @@ def model_name(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Install the model; returns 0, or 1 with a message on stderr (nothing is left at DEST then)."""
-    parser = argparse.ArgumentParser(
-        prog="lgeseg_install_model", allow_abbrev=False,
-        description="Check a model zip (only the expected files, no path traversal, no links, SHA-256 manifest, "
-                    "weights-only checkpoints, a network that loads) and unpack it into a model folder.")
+    parser = command_parser(
+        "lgeseg_install_model",
+        "Check a model zip (only the expected files, no path traversal, no links, SHA-256 manifest, "
+        "weights-only checkpoints, a network that loads) and unpack it into a model folder.")
     parser.add_argument("zip", metavar="ZIP", help="zip written by lgeseg_export_model")
     parser.add_argument("dest", metavar="DEST", nargs="?", default=None,
                         help=f"model folder to create (default: ${HOME_ENV}/models/<zip name>, "
@@ -40,11 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", type=model_name, default=None,
                         help=f"install as ${HOME_ENV}/models/NAME, so that lgeseg_predict -m NAME finds it "
                              "(default name: the zip's file name)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing DEST that is a model folder (other folders are never replaced)")
+    add_overwrite_flag(parser, "replace an existing DEST that is a model folder (other folders are never replaced)")
     add_verbose_flag(parser)
     args = parser.parse_args(argv)
-    return run_cli("lgeseg_install_model", lambda: _run(args), args.verbose)
+    return run_command(parser, args, _run, level=None)
 
 
 def _run(args: argparse.Namespace) -> int:

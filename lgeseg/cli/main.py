@@ -13,6 +13,7 @@ import importlib
 import sys
 
 from lgeseg import __version__
+from lgeseg.cli._options import command_parser
 
 COMMANDS: dict[str, str] = {
     "lgeseg_demo": "the main job on the embedded synthetic multi-center data",
@@ -68,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         # deferred: each command loads what it needs (torch, SimpleITK); `lgeseg --version` loads none of it
         command = importlib.import_module(module)
         return int(command.main(argv[1:]) or 0)
-    parser = argparse.ArgumentParser(prog="lgeseg", allow_abbrev=False, usage="lgeseg COMMAND [options]",
-                                     description=_listing(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("lgeseg", _listing(), usage="lgeseg COMMAND [options]",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"lgeseg {__version__}")
     parser.parse_args([a for a in argv if a != "help"])
     print(_listing())

@@ -7,18 +7,17 @@ import logging
 from pathlib import Path
 
 from lgeseg.cli import dataset_folder, preprocessed_folder
-from lgeseg.cli._errors import add_verbose_flag, run_cli
-from lgeseg.cli._options import add_workers_option, nnunet_configuration
+from lgeseg.cli._errors import add_verbose_flag, run_command
+from lgeseg.cli._options import add_overwrite_flag, add_workers_option, command_parser, nnunet_configuration
 from lgeseg.planning.planner_presets import PRESETS
 from lgeseg.planning.report import format_plan_table
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lgeseg_plan_and_preprocess", allow_abbrev=False,
-        description="Validate raw datasets, fingerprint them, plan the 2D U-Net for a memory budget and "
-        "preprocess every case into OUT (plans.json, fingerprint.json, OUT/<dataset>/<case>.npz).",
-    )
+    parser = command_parser(
+        "lgeseg_plan_and_preprocess",
+        "Validate raw datasets, fingerprint them, plan the 2D U-Net for a memory budget and "
+        "preprocess every case into OUT (plans.json, fingerprint.json, OUT/<dataset>/<case>.npz).")
     parser.add_argument("-d", "--dataset", action="extend", nargs="+", required=True,
                         help="raw dataset folder (nnU-Net v2 layout), or an nnU-Net dataset id (4, Dataset004_Name) "
                         "under $nnUNet_raw; several: -d A B or -d A -d B")
@@ -44,9 +43,8 @@ def _parser() -> argparse.ArgumentParser:
                         "batch; labels from the dataset.json beside it)")
     parser.add_argument("--allow-unusual-spacing", action="store_true",
                         help="accept voxel spacing outside 0.1-20 mm in-plane / 0.5-30 mm through-plane")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace a preprocessed OUT made with another plan (its cases of that plan are removed; "
-                        "other files stay); without it such a folder is refused")
+    add_overwrite_flag(parser, "replace a preprocessed OUT made with another plan (its cases of that plan are removed; "
+                               "other files stay); without it such a folder is refused")
     parser.add_argument("--verify_dataset_integrity", "--verify-dataset-integrity", action="store_true",
                         help="accepted for nnU-Net habits: lgeseg always validates the datasets first")
     add_verbose_flag(parser)
@@ -60,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.planner is not None:
         parser.error(f"-pl {args.planner}: lgeseg has no planner classes; its planner presets are --preset "
                      f"{', '.join(sorted(PRESETS))} (and --gpu-memory GB sets the budget)")
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    return run_cli("lgeseg_plan_and_preprocess", lambda: _run(args), args.verbose)
+    return run_command(parser, args, _run, logging.INFO if args.verbose else logging.WARNING,
+                       "%(levelname)s %(message)s")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -3,27 +3,26 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
-from lgeseg.cli._errors import add_verbose_flag, run_cli
+from lgeseg.cli._errors import add_verbose_flag, run_command
+from lgeseg.cli._options import add_overwrite_flag, command_parser
 from lgeseg.evaluation.postprocessing import postprocess_folder
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``-i IN -o OUT [--per-label] [--overwrite]`` and postprocess the folder. Returns the exit code."""
-    parser = argparse.ArgumentParser(
-        prog="lgeseg_postprocess", allow_abbrev=False,
-        description="Keep the largest 3D connected component of the whole LV (labels > 0) in every label map "
-                    "of a folder; the geometry of each file is kept.")
+    parser = command_parser(
+        "lgeseg_postprocess",
+        "Keep the largest 3D connected component of the whole LV (labels > 0) in every label map "
+        "of a folder; the geometry of each file is kept.")
     parser.add_argument("-i", "--input", required=True, help="folder of label maps (.nii.gz, .nii, .mha, .nrrd)")
     parser.add_argument("-o", "--output", required=True, help="output folder (must differ from the input)")
     parser.add_argument("--per-label", action="store_true",
                         help="also keep only the largest component of each label (lcc_per_label)")
-    parser.add_argument("--overwrite", action="store_true", help="rewrite outputs that already exist")
+    add_overwrite_flag(parser, "rewrite outputs that already exist")
     add_verbose_flag(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    return run_cli("lgeseg_postprocess", lambda: _run(args), args.verbose)
+    return run_command(parser, args, _run)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -6,21 +6,22 @@ from __future__ import annotations
 import argparse
 import logging
 
-from lgeseg.cli._errors import add_verbose_flag, run_cli
+from lgeseg.cli._errors import add_verbose_flag, run_command
+from lgeseg.cli._options import add_overwrite_flag, command_parser
 from lgeseg.report import make_report
 from lgeseg.report.enhancement import DEFAULT_N_SD
 
 
 def main(argv: list[str] | None = None) -> int:
     """Write the report; returns 0, or 1 with a message on stderr."""
-    parser = argparse.ArgumentParser(
-        prog="lgeseg_report", allow_abbrev=False,
-        description="For predictions without a reference: per case the patient and study (DICOM tags, else the "
-                    "file name), LV end-diastolic volume (mL), myocardial volume and mass (g) against published "
-                    "reference ranges (by sex; per BSA with height and weight), an estimate of the enhancement (scar) "
-                    "burden (with -i), wall thickness per AHA segment, the quality flags of lgeseg_predict, the model "
-                    "and a montage of every slice with contours; one static HTML page (OUT/index.html) and "
-                    "report.csv. Methods and limits: docs/clinical_use.md.")
+    parser = command_parser(
+        "lgeseg_report",
+        "For predictions without a reference: per case the patient and study (DICOM tags, else the "
+        "file name), LV end-diastolic volume (mL), myocardial volume and mass (g) against published "
+        "reference ranges (by sex; per BSA with height and weight), an estimate of the enhancement (scar) "
+        "burden (with -i), wall thickness per AHA segment, the quality flags of lgeseg_predict, the model "
+        "and a montage of every slice with contours; one static HTML page (OUT/index.html) and "
+        "report.csv. Methods and limits: docs/clinical_use.md.")
     parser.add_argument("predictions", metavar="PRED_DIR", help="folder of predicted label maps (lgeseg_predict -o)")
     parser.add_argument("-i", "--images", default=None, metavar="IMAGES",
                         help="the images that were predicted (files or DICOM series), to draw the contours on")
@@ -37,11 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference-ranges", default=None, metavar="FILE.json",
                         help="your site's reference ranges (a JSON list, docs/clinical_use.md) instead of the "
                              "published ones")
-    parser.add_argument("--overwrite", action="store_true", help="replace a report already in OUT (otherwise refused)")
+    add_overwrite_flag(parser, "replace a report already in OUT (otherwise refused)")
     add_verbose_flag(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    return run_cli("lgeseg_report", lambda: _run(args), args.verbose)
+    return run_command(parser, args, _run, logging.WARNING, "%(levelname)s %(message)s")
 
 
 def _sex(text: str) -> str:

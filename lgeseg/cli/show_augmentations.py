@@ -7,14 +7,14 @@ import logging
 
 from lgeseg.augmentation import DEFAULT_PRESET, list_presets
 from lgeseg.augmentation.preview import render_augmentation_grid
-from lgeseg.cli._errors import add_verbose_flag, run_cli
+from lgeseg.cli._errors import add_verbose_flag, run_command
+from lgeseg.cli._options import command_parser
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lgeseg_show_augmentations", allow_abbrev=False,
-        description="Augment one slice of a raw dataset many times and save a grid PNG with label contours.",
-    )
+    parser = command_parser(
+        "lgeseg_show_augmentations",
+        "Augment one slice of a raw dataset many times and save a grid PNG with label contours.")
     parser.add_argument("dataset", help="raw dataset folder (nnU-Net v2 layout)")
     parser.add_argument("--preset", default=DEFAULT_PRESET, choices=list_presets(), help="augmentation preset")
     parser.add_argument("-o", "--output", required=True, help="PNG file to write")
@@ -29,11 +29,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns 0 on success, 2 for bad input (message on stderr)."""
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.n < 1:
-        _parser().error("--n must be at least 1")
-    return run_cli("lgeseg_show_augmentations", lambda: _run(args), args.verbose)
+        parser.error("--n must be at least 1")
+    return run_command(parser, args, _run, logging.WARNING, "%(levelname)s %(message)s")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -6,7 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from lgeseg.cli._errors import add_verbose_flag, run_cli
+from lgeseg.cli._errors import add_verbose_flag, run_command
+from lgeseg.cli._options import add_overwrite_flag, command_parser
 from lgeseg.core.errors import OutputConflictError
 from lgeseg.synth import generate_multicenter, write_montage
 from lgeseg.synth.multicenter import check_center_folders
@@ -24,27 +25,24 @@ def _centers(text: str) -> tuple[int, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, write the datasets and ``OUTDIR/montage.png``; returns the exit code."""
-    parser = argparse.ArgumentParser(
-        prog="lgeseg_synth", allow_abbrev=False,
-        description="Write synthetic LGE short-axis datasets imitating the four centers of the paper "
+    parser = command_parser(
+        "lgeseg_synth",
+        "Write synthetic LGE short-axis datasets imitating the four centers of the paper "
         "(OUTDIR/center1 .. center4, nnU-Net v2 layout) and a montage of mid slices (OUTDIR/montage.png). "
-        "Existing center folders are refused unless --overwrite.",
-    )
+        "Existing center folders are refused unless --overwrite.")
     parser.add_argument("outdir", type=Path, help="output folder")
     parser.add_argument("--cases-per-center", type=int, default=10, help="cases per center (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed; a case depends only on seed, center, index")
     parser.add_argument("--centers", type=_centers, default=(1, 2, 3, 4), help="comma-separated centers (1,2,3,4)")
     # Developer option for fast tests: square in-plane matrix, spacing no longer the center's.
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace existing center folders that lgeseg_synth wrote (their dataset.json says so) "
-                             "and montage.png; other folders are never replaced")
+    add_overwrite_flag(parser, "replace existing center folders that lgeseg_synth wrote (their dataset.json says so) "
+                               "and montage.png; other folders are never replaced")
     parser.add_argument("--in-plane-size", type=int, default=None, help=argparse.SUPPRESS)
     add_verbose_flag(parser)
     args = parser.parse_args(argv)
     if args.cases_per_center < 1:
         parser.error(f"--cases-per-center must be at least 1, found {args.cases_per_center}")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return run_cli("lgeseg_synth", lambda: _run(args), args.verbose)
+    return run_command(parser, args, _run, logging.WARNING, "%(levelname)s %(name)s: %(message)s")
 
 
 def _run(args: argparse.Namespace) -> int:

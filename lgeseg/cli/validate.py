@@ -6,8 +6,8 @@ import argparse
 import logging
 
 from lgeseg.cli import dataset_folder
-from lgeseg.cli._errors import add_verbose_flag, run_cli
-from lgeseg.cli._options import add_workers_option
+from lgeseg.cli._errors import add_verbose_flag, run_command
+from lgeseg.cli._options import add_workers_option, command_parser
 from lgeseg.datasets.validate import count_problems, format_problems, validate_dataset
 
 
@@ -17,11 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         1 if any dataset has an error, else 0 (warnings alone give 0).
     """
-    parser = argparse.ArgumentParser(
-        prog="lgeseg_validate", allow_abbrev=False,
-        description="Check raw datasets (nnU-Net v2 layout) and report every problem at once. "
-        "Never modifies the datasets. Exit code 1 on errors, 0 otherwise (warnings allowed).",
-    )
+    parser = command_parser(
+        "lgeseg_validate",
+        "Check raw datasets (nnU-Net v2 layout) and report every problem at once. "
+        "Never modifies the datasets. Exit code 1 on errors, 0 otherwise (warnings allowed).")
     parser.add_argument("datasets", nargs="+", metavar="DATASET",
                         help="raw dataset folder(s), or nnU-Net dataset ids (4, Dataset004_Name) under $nnUNet_raw")
     parser.add_argument("--headers-only", action="store_true",
@@ -32,8 +31,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="accept voxel spacing outside 0.1-20 mm in-plane / 0.5-30 mm through-plane")
     add_verbose_flag(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return run_cli("lgeseg_validate", lambda: _run(args), args.verbose)
+    return run_command(parser, args, _run, logging.WARNING, "%(levelname)s %(name)s: %(message)s")
 
 
 def _run(args: argparse.Namespace) -> int:
