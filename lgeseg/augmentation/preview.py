@@ -64,9 +64,9 @@ def load_slice(
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.synth import generate_multicenter
+        >>> from lgeseg.synth import tiny_dataset
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> raw = generate_multicenter(Path(tmp.name) / "raw", cases_per_center=1, centers=(1,), in_plane_size=32)[0]
+        >>> raw = tiny_dataset(Path(tmp.name) / "raw")
         >>> image, label, spacing, title = load_slice(raw)  # the first labelled case, its slice with most foreground
         >>> image.shape, float(image.max()), sorted(np.unique(label).tolist()), title
         ((1, 32, 32), 1.0, [0, 1, 2], 'c1_000 slice 0')
@@ -148,9 +148,9 @@ def render_augmentation_grid(
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.synth import generate_multicenter
+        >>> from lgeseg.synth import tiny_dataset
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> raw = generate_multicenter(Path(tmp.name) / "raw", cases_per_center=1, centers=(1,), in_plane_size=32)[0]
+        >>> raw = tiny_dataset(Path(tmp.name) / "raw")
         >>> render_augmentation_grid(raw, Path(tmp.name) / "preview.png", n=3, patch_size=(32, 32)).name
         'preview.png'
         >>> tmp.cleanup()

@@ -277,9 +277,9 @@ def parse_dataset(dataset_dir: str | Path) -> ParsedDataset:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.synth import generate_multicenter
+        >>> from lgeseg.synth import tiny_dataset
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> raw = generate_multicenter(tmp.name, cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> raw = tiny_dataset(tmp.name, cases=2)
         >>> _ = (raw / "imagesTr" / "c1_001_0000.nii.gz").rename(raw / "imagesTr" / "c1_001.nii.gz")
         >>> parsed = parse_dataset(raw)
         >>> [case.case_id for case in parsed.cases["Tr"]], parsed.declared.num_channels
@@ -313,9 +313,9 @@ def load_dataset_info(dataset_dir: str | Path) -> DatasetInfo:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.synth import generate_multicenter
+        >>> from lgeseg.synth import tiny_dataset
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> raw = generate_multicenter(tmp.name, cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> raw = tiny_dataset(tmp.name, cases=2)
         >>> info = load_dataset_info(raw)
         >>> info.name, info.labels, info.file_ending, info.num_training
         ('center1', {'background': 0, 'blood_pool': 1, 'myocardium': 2}, '.nii.gz', 2)
@@ -355,9 +355,9 @@ def list_cases(dataset_dir: str | Path, subset: str = "Tr") -> list[RawCase]:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.synth import generate_multicenter
+        >>> from lgeseg.synth import tiny_dataset
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> raw = generate_multicenter(tmp.name, cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> raw = tiny_dataset(tmp.name, cases=2)
         >>> [(case.case_id, case.image_paths[0].name, case.label_path.name) for case in list_cases(raw)]
         [('c1_000', 'c1_000_0000.nii.gz', 'c1_000.nii.gz'), ('c1_001', 'c1_001_0000.nii.gz', 'c1_001.nii.gz')]
         >>> tmp.cleanup()
@@ -499,9 +499,9 @@ def scan_subset(dataset_dir: Path, subset: str, declared: DatasetJson) -> tuple[
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.synth import generate_multicenter
+        >>> from lgeseg.synth import tiny_dataset
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> raw = generate_multicenter(tmp.name, cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> raw = tiny_dataset(tmp.name, cases=2)
         >>> (raw / "imagesTr" / "c1_001_0000.nii.gz").unlink()
         >>> cases, problems = scan_subset(raw, "Tr", read_dataset_json(raw / "dataset.json")[0])
         >>> [case.case_id for case in cases], [problem.message for problem in problems]

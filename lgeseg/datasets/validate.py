@@ -11,10 +11,10 @@ malformed ``dataset.json``); warnings are worth a look but do not stop anything 
 
 Example:
     >>> import tempfile
-    >>> from lgeseg.synth import generate_multicenter
+    >>> from lgeseg.synth import tiny_dataset
     >>> tmp = tempfile.TemporaryDirectory()
     >>> root = Path(tmp.name)
-    >>> center1 = generate_multicenter(root, cases_per_center=1, centers=(1,), in_plane_size=32)[0]
+    >>> center1 = tiny_dataset(root)
     >>> print(format_problems(validate_dataset(center1), root=center1))
     no problems found
     >>> (center1 / "labelsTr" / "c1_000.nii.gz").unlink()
@@ -95,9 +95,9 @@ def validate_dataset(dataset_dir: str | Path, check_images: bool = True, num_wor
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.synth import generate_multicenter
+        >>> from lgeseg.synth import tiny_dataset
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> raw = generate_multicenter(tmp.name, cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> raw = tiny_dataset(tmp.name, cases=2)
         >>> validate_dataset(raw)
         []
         >>> label, geometry = io.read_label(raw / "labelsTr" / "c1_001.nii.gz")

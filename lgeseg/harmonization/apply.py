@@ -51,9 +51,9 @@ def make_harmonizer(spec: str, model_dir: str | Path | None = None, device: str 
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.synth import generate_multicenter, synthesize_case
+        >>> from lgeseg.synth import synthesize_case, tiny_dataset
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> train = generate_multicenter(tmp.name, cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> train = tiny_dataset(tmp.name, cases=2)
         >>> _ = fit_reference_from_files(train / "imagesTr", Path(tmp.name) / "model")
         >>> harmonize = make_harmonizer("histogram", Path(tmp.name) / "model")  # reads the reference once
         >>> case = synthesize_case(2, index=0, seed=0, in_plane_size=32)  # a case of another center
@@ -92,9 +92,9 @@ def apply_harmonization(images: np.ndarray, geometry: CaseGeometry, spec: str,
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.synth import generate_multicenter, synthesize_case
+        >>> from lgeseg.synth import synthesize_case, tiny_dataset
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> train = generate_multicenter(tmp.name, cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> train = tiny_dataset(tmp.name, cases=2)
         >>> _ = fit_reference_from_files(train / "imagesTr", Path(tmp.name) / "model")
         >>> case = synthesize_case(2, index=0, seed=0, in_plane_size=32)
         >>> matched = apply_harmonization(case.image[None], case.geometry, "histogram", Path(tmp.name) / "model")
@@ -110,9 +110,9 @@ def image_files(path: str | Path) -> list[Path]:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.synth import generate_multicenter
+        >>> from lgeseg.synth import tiny_dataset
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> raw = generate_multicenter(tmp.name, cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> raw = tiny_dataset(tmp.name, cases=2)
         >>> [p.name for p in image_files(raw / "imagesTr")]
         ['c1_000_0000.nii.gz', 'c1_001_0000.nii.gz']
         >>> tmp.cleanup()
@@ -294,9 +294,9 @@ def fit_reference_from_preprocessed(pre_dir: str | Path | Sequence[str | Path], 
     Example:
         >>> import tempfile
         >>> from lgeseg.workflows.plan_and_preprocess import plan_and_preprocess
-        >>> from lgeseg.synth import generate_multicenter
+        >>> from lgeseg.synth import tiny_dataset
         >>> tmp = Path(tempfile.mkdtemp())
-        >>> raw = generate_multicenter(tmp / "raw", cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> raw = tiny_dataset(tmp / "raw", cases=2)
         >>> _ = plan_and_preprocess([raw], tmp / "pre", preset="cpu")
         >>> references = fit_reference_from_preprocessed(tmp / "pre", tmp / "model", case_ids=["c1_000"])
         >>> len(references), references[0].num_images
@@ -344,9 +344,9 @@ def fit_reference_from_files(input_path: str | Path, model_dir: str | Path,
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.synth import generate_multicenter
+        >>> from lgeseg.synth import tiny_dataset
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> train = generate_multicenter(tmp.name, cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> train = tiny_dataset(tmp.name, cases=2)
         >>> references = fit_reference_from_files(train / "imagesTr", Path(tmp.name) / "model")
         >>> len(references), references[0].num_images, sorted(p.name for p in (Path(tmp.name) / "model").iterdir())
         (1, 2, ['harmonization_reference.json'])

@@ -11,7 +11,7 @@ from pathlib import Path
 from lgeseg.core.records import Plan
 from lgeseg.planning.planner import plan_experiment
 from lgeseg.preprocessing.fingerprint import extract_fingerprint
-from lgeseg.synth import generate_multicenter
+from lgeseg.synth import tiny_dataset
 
 
 def tiny_planned_dataset(folder: Path, cases: int = 1) -> tuple[Path, Plan]:
@@ -19,7 +19,7 @@ def tiny_planned_dataset(folder: Path, cases: int = 1) -> tuple[Path, Plan]:
 
     Args:
         folder: where ``raw/center1`` is written (created if missing).
-        cases: phantom cases of center 1 (``c1_000``, ``c1_001``, ...), 32 x 32 pixels in-plane.
+        cases: phantom cases of center 1 (``c1_000``, ``c1_001``, ...): ``synth.tiny_dataset``.
 
     Returns:
         (the raw dataset folder, its plan: ``plan_experiment(extract_fingerprint([raw]), None, "cpu")``).
@@ -32,5 +32,5 @@ def tiny_planned_dataset(folder: Path, cases: int = 1) -> tuple[Path, Plan]:
         ('raw/center1', ['c1_000.nii.gz', 'c1_001.nii.gz'], 'cpu')
         >>> tmp.cleanup()
     """
-    raw = generate_multicenter(Path(folder) / "raw", cases_per_center=cases, centers=(1,), in_plane_size=32)[0]
+    raw = tiny_dataset(Path(folder) / "raw", cases)
     return raw, plan_experiment(extract_fingerprint([raw]), gpu_memory_gb=None, preset="cpu")

@@ -74,9 +74,9 @@ def fingerprint_case(case: RawCase) -> tuple[dict[str, Any], list[np.ndarray]]:
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.synth import generate_multicenter
+        >>> from lgeseg.synth import tiny_dataset
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> raw = generate_multicenter(tmp.name, cases_per_center=1, centers=(1,), in_plane_size=32)[0]
+        >>> raw = tiny_dataset(tmp.name)
         >>> entry, samples = fingerprint_case(list_cases(raw)[0])
         >>> entry["case_id"], entry["shape"], entry["label_voxels"]["2"] > 0, len(samples)
         ('c1_000', [6, 32, 32], True, 1)
@@ -122,9 +122,9 @@ def summarize(cases: list[dict[str, Any]], samples: list[list[np.ndarray]]) -> d
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.synth import generate_multicenter
+        >>> from lgeseg.synth import tiny_dataset
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> raw = generate_multicenter(tmp.name, cases_per_center=2, centers=(1,), in_plane_size=32)[0]
+        >>> raw = tiny_dataset(tmp.name, cases=2)
         >>> entries, samples = zip(*(fingerprint_case(case) for case in list_cases(raw)))
         >>> summary = summarize(list(entries), list(samples))
         >>> summary["num_cases"], summary["shape"]["median"], summary["histogram"][0]["bins"]

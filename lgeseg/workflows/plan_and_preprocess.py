@@ -26,9 +26,9 @@ def validate_datasets(dataset_dirs: list[Path], allow_unusual_spacing: bool = Fa
 
     Example:
         >>> import tempfile
-        >>> from lgeseg.synth import generate_multicenter
+        >>> from lgeseg.synth import tiny_dataset
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> raw = generate_multicenter(tmp.name, cases_per_center=1, centers=(1,), in_plane_size=32)[0]
+        >>> raw = tiny_dataset(tmp.name)
         >>> validate_datasets([raw])  # a valid dataset: nothing happens
         >>> (raw / "labelsTr" / "c1_000.nii.gz").unlink()
         >>> validate_datasets([raw])
