@@ -47,6 +47,22 @@ class MnmsInfo:
     es: int
 
 
+def _write_example_source(src: Path, cine: bool = True) -> None:
+    """A one-patient M&Ms source below ``src``, the set-up of this module's examples.
+
+    ``src/info.csv`` lists patient ``A1B2C3`` (Siemens, vendor A, centre 1, ED frame 0, ES frame 9);
+    with ``cine``, ``src/A1B2C3/A1B2C3_sa.nii.gz`` is its 4D cine: 10 frames of 2 x 8 x 8 zeros,
+    1.25 x 1.25 x 8 mm, no labels.
+    """
+    src.mkdir(parents=True, exist_ok=True)
+    (src / "info.csv").write_text(",".join(INFO_COLUMNS) + "\nA1B2C3,Siemens,A,1,0,9\n")
+    if cine:
+        (src / "A1B2C3").mkdir()
+        frame = sitk.GetImageFromArray(np.zeros((2, 8, 8), np.float32))
+        frame.SetSpacing((1.25, 1.25, 8.0))
+        sitk.WriteImage(sitk.JoinSeries([frame] * 10), str(src / "A1B2C3" / "A1B2C3_sa.nii.gz"))
+
+
 def read_mnms_info(csv_path: Path) -> dict[str, MnmsInfo]:
     """Read the M&Ms information CSV into ``{external code: MnmsInfo}``.
 
@@ -55,10 +71,8 @@ def read_mnms_info(csv_path: Path) -> dict[str, MnmsInfo]:
     Example:
         >>> import tempfile
         >>> tmp = tempfile.TemporaryDirectory()
-        >>> src = Path(tmp.name)
-        >>> rows = "External code,VendorName,Vendor,Centre,ED,ES\\nA1B2C3,Siemens,A,1,0,9\\n"
-        >>> _ = (src / "info.csv").write_text(rows)
-        >>> read_mnms_info(src / "info.csv")
+        >>> _write_example_source(Path(tmp.name), cine=False)  # info.csv: one patient, A1B2C3
+        >>> read_mnms_info(Path(tmp.name) / "info.csv")
         {'A1B2C3': MnmsInfo(code='A1B2C3', vendor_name='Siemens', vendor='A', centre='1', ed=0, es=9)}
         >>> tmp.cleanup()
     """
@@ -87,8 +101,7 @@ def find_info_csv(src: Path) -> Path:
         >>> import tempfile
         >>> tmp = tempfile.TemporaryDirectory()
         >>> src = Path(tmp.name)
-        >>> rows = "External code,VendorName,Vendor,Centre,ED,ES\\nA1B2C3,Siemens,A,1,0,9\\n"
-        >>> _ = (src / "info.csv").write_text(rows)
+        >>> _write_example_source(src, cine=False)  # info.csv
         >>> _ = (src / "notes.csv").write_text("patient,comment\\n")
         >>> find_info_csv(src).name  # the CSV with the information columns
         'info.csv'
@@ -120,10 +133,7 @@ def read_frames(path: Path) -> tuple[np.ndarray, CaseGeometry]:
         >>> import tempfile
         >>> tmp = tempfile.TemporaryDirectory()
         >>> src = Path(tmp.name)
-        >>> (src / "A1B2C3").mkdir()
-        >>> frame = sitk.GetImageFromArray(np.zeros((2, 8, 8), np.float32))
-        >>> frame.SetSpacing((1.25, 1.25, 8.0))
-        >>> sitk.WriteImage(sitk.JoinSeries([frame] * 10), str(src / "A1B2C3" / "A1B2C3_sa.nii.gz"))  # 10 frames
+        >>> _write_example_source(src)  # A1B2C3/A1B2C3_sa.nii.gz: 10 frames of 2 x 8 x 8, 1.25 x 1.25 x 8 mm
         >>> frames, geometry = read_frames(src / "A1B2C3" / "A1B2C3_sa.nii.gz")
         >>> frames.shape, geometry.shape, geometry.spacing  # (t, z, y, x); one frame's geometry
         ((10, 2, 8, 8), (2, 8, 8), (8.0, 1.25, 1.25))
@@ -175,12 +185,7 @@ def find_mnms_cases(src: Path, info: dict[str, MnmsInfo], csv_path: Path) -> lis
         >>> import tempfile
         >>> tmp = tempfile.TemporaryDirectory()
         >>> src = Path(tmp.name)
-        >>> rows = "External code,VendorName,Vendor,Centre,ED,ES\\nA1B2C3,Siemens,A,1,0,9\\n"
-        >>> _ = (src / "info.csv").write_text(rows)
-        >>> (src / "A1B2C3").mkdir()
-        >>> frame = sitk.GetImageFromArray(np.zeros((2, 8, 8), np.float32))
-        >>> frame.SetSpacing((1.25, 1.25, 8.0))
-        >>> sitk.WriteImage(sitk.JoinSeries([frame] * 10), str(src / "A1B2C3" / "A1B2C3_sa.nii.gz"))  # 10 frames
+        >>> _write_example_source(src)  # info.csv (ED frame 0, ES frame 9) and A1B2C3/A1B2C3_sa.nii.gz
         >>> items = find_mnms_cases(src, read_mnms_info(src / "info.csv"), src / "info.csv")
         >>> [(row.code, Path(item.name).name) for row, item in items]
         [('A1B2C3', 'A1B2C3_sa.nii.gz')]
