@@ -56,6 +56,21 @@ def add_overwrite_flag(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument("--overwrite", action="store_true", help=help_text)
 
 
+def add_resume_options(parser: argparse.ArgumentParser, resume_help: str) -> None:
+    """Add ``--continue``/``--c`` (``args.resume``) and ``--overwrite`` of a command that trains into a model folder.
+
+    They exclude each other: ``check_resume_options`` refuses both (lgeseg_train, lgeseg_finetune).
+    """
+    parser.add_argument("--continue", "--c", dest="resume", action="store_true", help=resume_help)
+    add_overwrite_flag(parser, "replace the model or checkpoints already in the output folder (otherwise refused)")
+
+
+def check_resume_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A usage error (exit 2) when both ``--continue`` and ``--overwrite`` were given (``add_resume_options``)."""
+    if args.resume and args.overwrite:
+        parser.error("--continue and --overwrite exclude each other")
+
+
 #: What ``--device`` accepts: the names ``device.resolve_device`` knows, without importing torch.
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 

@@ -7,9 +7,10 @@ import argparse
 from lgeseg.cli._errors import add_verbose_flag, positive_int, run_command
 from lgeseg.cli._options import (
     add_device_option,
-    add_overwrite_flag,
+    add_resume_options,
     add_time_budget_option,
     add_workers_option,
+    check_resume_options,
     command_parser,
 )
 from lgeseg.training.finetune import DEFAULT_FINETUNE_EPOCHS, finetune
@@ -42,8 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_option(parser, what="training device")
     add_workers_option(parser, "batch-assembling threads (default min(2, CPUs))")
     add_time_budget_option(parser)
-    parser.add_argument("--continue", "--c", dest="resume", action="store_true", help="resume an interrupted run")
-    add_overwrite_flag(parser, "replace the model or checkpoints already in the output folder (otherwise refused)")
+    add_resume_options(parser, "resume an interrupted run")
     add_verbose_flag(parser)
     return parser
 
@@ -52,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``lgeseg_finetune``; returns the exit code (0 success, 1 error on stderr, 2 usage)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.resume and args.overwrite:
-        parser.error("--continue and --overwrite exclude each other")
+    check_resume_options(parser, args)
     return run_command(parser, args, _run)
 
 

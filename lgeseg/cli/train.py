@@ -29,8 +29,16 @@ from lgeseg.cli import (
     nnunet_dataset_folder,
     preprocessed_folder,
 )
-from lgeseg.cli._errors import add_verbose_flag, is_out_of_memory, positive_int, run_cli
-from lgeseg.cli._options import add_device_option, add_time_budget_option, add_workers_option, nnunet_configuration
+from lgeseg.cli._errors import add_verbose_flag, is_out_of_memory, positive_int, run_command
+from lgeseg.cli._options import (
+    add_device_option,
+    add_resume_options,
+    add_time_budget_option,
+    add_workers_option,
+    check_resume_options,
+    command_parser,
+    nnunet_configuration,
+)
 from lgeseg.core.device import resolve_device
 from lgeseg.core.records import PLANS_FILE, Plan, read_plan
 from lgeseg.planning.memory import batch_memory_problem
@@ -44,11 +52,10 @@ from lgeseg.training.trainer import recipe_for_run
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``lgeseg_train``."""
-    parser = argparse.ArgumentParser(
-        prog="lgeseg_train", allow_abbrev=False,
-        description="Train a 2D U-Net (deep supervision, Dice + CE) on preprocessed data. Several -p folders "
-                    "and/or -d datasets train one multi-center model with balanced sampling per dataset.",
-    )
+    parser = command_parser(
+        "lgeseg_train",
+        "Train a 2D U-Net (deep supervision, Dice + CE) on preprocessed data. Several -p folders "
+        "and/or -d datasets train one multi-center model with balanced sampling per dataset.")
     parser.add_argument("nnunet", nargs="*", metavar="DATASET 2d FOLD",
                         help="nnU-Net's positional form (nnUNetv2_train 4 2d 0): trains on "
                              "$nnUNet_preprocessed/DatasetNNN_*/lgesegPlans_2d (lgeseg_plan_and_preprocess -d 4 writes "
@@ -91,10 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="capture the whole training step (forward, loss, backward, optimizer) as one CUDA "
                              "graph and replay it; CUDA and one process only (default: the recipe's, off)")
     parser.add_argument("--no-cuda-graph", dest="cuda_graph", action="store_false")
-    parser.add_argument("--continue", "--c", dest="resume", action="store_true",
-                        help="resume from checkpoint_latest.pt in the output folder")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the model or checkpoints already in the output folder (otherwise refused)")
+    add_resume_options(parser, "resume from checkpoint_latest.pt in the output folder")
     add_verbose_flag(parser)
     parser.add_argument("--gpus", type=int, default=None,
                         help="train on N processes, one per GPU, with DistributedDataParallel (starts torchrun); "
@@ -200,11 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _nnunet_habits(parser, args)
-    if args.resume and args.overwrite:
-        parser.error("--continue and --overwrite exclude each other")
+    check_resume_options(parser, args)
     if args.gpus is not None and args.gpus != 1 and "WORLD_SIZE" not in os.environ:
         return _launch(args, argv)
-    return run_cli("lgeseg_train", lambda: _run(args), args.verbose)
+    return run_command(parser, args, _run, level=None)  # _run sets up logging: a rank's prefix
 
 
 def _run(args: argparse.Namespace) -> int:
