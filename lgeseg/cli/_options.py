@@ -7,7 +7,10 @@
 - preprocessed folder: ``-p``/``--preprocessed`` (train, finetune); predictions: ``--pred`` (evaluate,
   which still takes its old ``-p``);
 - nnU-Net dataset id: ``-d``; configuration: ``-c 2d`` (``nnunet_configuration``); fold: ``-f``;
-- time budget: ``--time-budget MIN`` (train, finetune).
+- time budget: ``--time-budget MIN`` (train, finetune);
+- writing: ``--overwrite`` in each command's words (``add_overwrite_flag``); ``--continue``/``--c``
+  and ``--overwrite``, which exclude each other, for the commands that train a model folder
+  (``add_resume_options``, ``check_resume_options``).
 
 Every parser is built with ``allow_abbrev=False`` (``command_parser``, ``add_subcommand``): argparse's
 prefix matching read nnU-Net habits as other options (``-d 4`` as ``-device 4``, ``-p nnUNetPlans`` as
