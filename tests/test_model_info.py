@@ -25,16 +25,26 @@ from lgeseg.model.registry import PRETRAINED_DIR
 SHIPPED = sorted(PRETRAINED_DIR.glob("*/fold_*/model.json"))
 
 
-def test_shipped_models_are_lgeseg_0_1_files_and_still_load() -> None:
+def test_shipped_models_load_and_keep_the_preset_once() -> None:
     assert len(SHIPPED) >= 6
     for path in SHIPPED:
-        old = json.loads(path.read_text())
-        assert old["augmentation"] == old["recipe"]["augmentation"]  # 0.1 kept the preset twice
+        written = json.loads(path.read_text())
+        assert "augmentation" not in written  # the preset lives in the recipe only
         info = read_model_info(path)
-        assert isinstance(info.recipe, TrainConfig) and info.augmentation == old["augmentation"]
-        assert info.recipe.to_dict() == old["recipe"]  # the recipe reads back as it was written
-        assert info.to_dict() == {key: value for key, value in old.items() if key != "augmentation"}
+        assert isinstance(info.recipe, TrainConfig) and info.augmentation == written["recipe"]["augmentation"]
+        assert info.to_dict() == written  # reads back as it was written
         read_model_metadata(path.parent)
+
+
+def test_a_model_json_of_lgeseg_0_1_with_the_preset_twice_still_loads(tmp_path: Path) -> None:
+    for path in SHIPPED:
+        old = json.loads(path.read_text())
+        old["augmentation"] = old["recipe"]["augmentation"]  # 0.1 kept the preset twice
+        (tmp_path / MODEL_INFO_FILE).write_text(json.dumps(old))
+        info = read_model_info(tmp_path / MODEL_INFO_FILE)
+        assert info.augmentation == old["augmentation"]
+        assert info.recipe is not None and info.recipe.to_dict() == old["recipe"]
+        assert info.to_dict() == {key: value for key, value in old.items() if key != "augmentation"}
 
 
 def test_a_model_written_by_an_earlier_version_loads_and_predicts(tmp_path: Path) -> None:
