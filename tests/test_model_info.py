@@ -98,7 +98,7 @@ def test_model_json_keeps_the_augmentation_once(tmp_path: Path) -> None:
 
 
 def test_the_old_constructor_form_still_builds_a_record() -> None:
-    """``recipe`` as a dict and ``augmentation=``: what lgeseg/inference/nnunet_model.py passes."""
+    """``recipe`` as a dict and ``augmentation=``: lgeseg 0.1's form (and what inference/nnunet_model.py passed)."""
     nnunet = ModelInfo("0.2.0", dict(LABELS), {"0": "LGE"}, recipe={"nnunet_trainer": "nnUNetTrainer"},
                        augmentation="nnunet", datasets=("d",))
     assert nnunet.recipe is None and "augmentation" not in nnunet.to_dict()

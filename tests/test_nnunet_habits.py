@@ -321,6 +321,9 @@ def test_an_nnunet_2d_model_folder_predicts_as_the_same_weights_do_in_lgeseg(
         expected, _ = io.read_label(tmp_path / "ours" / f"{case}.nii.gz")
         for folder in ("theirs", "by_id"):
             np.testing.assert_array_equal(io.read_label(tmp_path / folder / f"{case}.nii.gz")[0], expected)
+    from lgeseg.inference.nnunet_model import load_nnunet_model
+    info = load_nnunet_model(nnunet / "fold_0").info  # no lgeseg recipe; the trainer's name in extras
+    assert info.recipe is None and info.augmentation == "none" and info.extras == {"nnunet_trainer": "nnUNetTrainer"}
     with pytest.raises(FileNotFoundError, match="a model folder of nnU-Net v2, not of lgeseg"):
         read_model_metadata(nnunet / "fold_0")  # fine-tuning or exporting it: the folder is named for what it is
 

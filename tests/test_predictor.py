@@ -15,12 +15,14 @@ import lgeseg.inference.ensemble
 import lgeseg.inference.output_folder
 import lgeseg.inference.predictor
 from lgeseg.cli.predict import main as predict_main
+from lgeseg.core.errors import CorruptFileError
 from lgeseg.core.records import CaseGeometry
 from lgeseg.files import io
 from lgeseg.harmonization import apply_harmonization, fit_reference_from_files
 from lgeseg.inference import PredictionSettings, Predictor, predict_folder
 from lgeseg.inference.input_cases import list_input_cases, read_case
 from lgeseg.inference.quality import read_quality_report
+from lgeseg.synth import defects
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -143,3 +145,20 @@ def test_the_quality_records_come_back_to_the_command_without_reading_qc_json_ag
     assert "wrote 3 prediction(s)" in printed and "quality check: " in printed and "of 3 case(s) flagged" in printed
     again = Predictor.from_model(tiny_model, CPU).predict_folder(images, out)  # every case skipped
     assert again.written == () and list(again.quality) == read_quality_report(out)
+
+
+def test_each_nifti_input_is_decompressed_and_checked_once_and_a_damaged_one_refused_before_any_case(
+        tmp_path: Path, images: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    checked = _counting(monkeypatch, io, "_nifti_bytes")  # the byte check of io.check_image_content
+    predictor = Predictor.from_model(tiny_model, CPU)
+    assert len(predictor.predict_folder(images, tmp_path / "out").written) == 3
+    assert sorted(Path(args[0]).name for args in checked) == ["p1_0000.nii.gz", "p2_0000.nii.gz"]  # once each
+    values_read = _counting(monkeypatch, io, "value_problem")  # still checked for the MetaImage (from its array)
+    read_case(list_input_cases(images)[2], checked=True)
+    assert len(values_read) == 1
+    defects.truncate_payload(images / "p2_0000.nii.gz")
+    with pytest.raises(CorruptFileError, match=r"p2_0000\.nii\.gz: file is truncated"):
+        predictor.predict_folder(images, tmp_path / "again")
+    assert not (tmp_path / "again").exists()  # refused by the up-front check, before p1 was predicted
+    with pytest.raises(CorruptFileError, match=r"p2_0000\.nii\.gz: file is truncated"):
+        read_case(list_input_cases(images)[1])  # other callers of read_case still check the bytes

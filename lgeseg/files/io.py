@@ -161,11 +161,14 @@ def read_geometry(path: str | Path) -> tuple[CaseGeometry, int]:
     return _checked_geometry(path, geometry), int(reader.GetNumberOfComponents())
 
 
-def read_image(path: str | Path) -> tuple[np.ndarray, CaseGeometry]:
+def read_image(path: str | Path, check_content: bool = True) -> tuple[np.ndarray, CaseGeometry]:
     """Read a 3D image.
 
     Args:
         path: .nii.gz, .nii, .mha, .mhd or .nrrd file.
+        check_content: False when ``check_image_content(path)`` already passed for this file (the
+            prediction's up-front check, ``input_cases.check_case``): a NIfTI file's bytes are then not
+            decompressed and checked again. Other formats are always checked, from the array read here.
 
     Returns:
         (array float32 of shape (z, y, x), geometry). Raises ``ValueError`` naming the file for
@@ -194,7 +197,8 @@ def read_image(path: str | Path) -> tuple[np.ndarray, CaseGeometry]:
         raise ValueError(f"{path}: {err}") from err
     _checked_geometry(path, geometry)
     array = sitk.GetArrayFromImage(image)
-    check_image_content(path, array)
+    if check_content or file_ending(path) not in (".nii", ".nii.gz"):  # only NIfTI is checked without the array
+        check_image_content(path, array)
     problem = spacing_problem(geometry.spacing, allow_unusual=True)
     if problem:
         raise InvalidInputError(f"{path}: {problem}")

@@ -122,9 +122,9 @@ def check_case(case: InputCase, channel_names: dict[str, str], allow_unusual_spa
     channels differs from the model's ``channel_names``, when a channel's grid differs from channel
     0's, when its spacing is zero, negative or (unless ``allow_unusual_spacing``) implausible
     (``io.spacing_problem``), and ``CorruptFileError`` when a NIfTI file is truncated or damaged, or
-    holds NaN/Inf or beyond-float32 values (its bytes are checked here, before any prediction); for a
-    DICOM series, when its slices are not one regular stack (from their tags: the pixel data are read
-    once, by ``read_case``).
+    holds NaN/Inf or beyond-float32 values (its bytes are checked here, before any prediction, and
+    not again by ``read_case(case, checked=True)``); for a DICOM series, when its slices are not one
+    regular stack (from their tags: the pixel data are read once, by ``read_case``).
 
     Example:
         >>> import tempfile
@@ -164,8 +164,11 @@ def check_case(case: InputCase, channel_names: dict[str, str], allow_unusual_spa
         raise InvalidInputError(f"{case.paths[0]}: {problem}")
 
 
-def read_case(case: InputCase) -> tuple[np.ndarray, CaseGeometry]:
+def read_case(case: InputCase, checked: bool = False) -> tuple[np.ndarray, CaseGeometry]:
     """Read all channels of ``case``: returns (float32 (C, Z, Y, X), geometry of channel 0).
+
+    ``checked``: ``check_case`` already passed for ``case``, so its NIfTI files' bytes are not checked
+    again (``io.read_image(check_content=False)``); each file is then decompressed for the check once.
 
     Example:
         >>> import tempfile
@@ -184,7 +187,7 @@ def read_case(case: InputCase) -> tuple[np.ndarray, CaseGeometry]:
         return array[None], geometry
     arrays, geometry = [], None
     for path in case.paths:
-        array, this = io.read_image(path)
+        array, this = io.read_image(path, check_content=not checked)
         arrays.append(array)
         geometry = geometry or this
     assert geometry is not None  # a case has at least one file

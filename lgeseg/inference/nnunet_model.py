@@ -298,10 +298,10 @@ def load_nnunet_model(fold_dir: str | Path, device: str | torch.device = "cpu",
     channels = dataset.get("channel_names") or dataset.get("modality") or {"0": "LGE"}
     info = ModelInfo(lgeseg_version=__version__, labels=dict(plan.labels),
                      channel_names={str(k): str(v) for k, v in channels.items()},
-                     recipe={"nnunet_trainer": str(payload.get("trainer_name") or training.name.split("__")[0])},
-                     augmentation="nnunet", datasets=(str(dataset.get("name") or training.parent.name),),
+                     recipe=None, datasets=(str(dataset.get("name") or training.parent.name),),
                      fold=_fold_number(fold_dir), postprocessing="none",
-                     epochs_trained=int(payload.get("current_epoch") or 0))
+                     epochs_trained=int(payload.get("current_epoch") or 0),
+                     extras={"nnunet_trainer": str(payload.get("trainer_name") or training.name.split("__")[0])})
     if len(info.channel_names) != plan.topology.in_channels:
         raise InvalidInputError(f"{training / 'dataset.json'}: channel_names has {len(info.channel_names)} "
                                 f"channel(s), the network of plans.json {plan.topology.in_channels}")

@@ -389,7 +389,7 @@ def _assess_finished(finished: Sequence[InputCase], outputs: dict[str, CaseOutpu
         if case.case_id in records:
             continue
         labels, geometry = io.read_label(outputs[case.case_id].label_map)
-        constant = is_constant_image(read_case(case)[0])
+        constant = is_constant_image(read_case(case, checked=True)[0])  # predict_folder ran check_case
         assessed.append(assess_segmentation(labels, geometry.spacing, case.case_id, input_constant=constant))
     if assessed:
         logger.info("%s: quality records of %d finished case(s) were missing (an interrupted run); assessed them "
@@ -426,7 +426,7 @@ def naming_case(case: InputCase) -> Iterator[None]:
 
 def _read(case: InputCase) -> tuple[np.ndarray, CaseGeometry]:
     with naming_case(case):
-        return read_case(case)
+        return read_case(case, checked=True)  # predict_folder ran check_case on every case
 
 
 def _prefetch(pool: ThreadPoolExecutor, function: Callable[[Any], Any], items: Sequence[Any],

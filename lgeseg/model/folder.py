@@ -137,8 +137,8 @@ class ModelInfo(JsonRecord):
                  target_cases: tuple[str, ...] | None = None, epochs_trained: int = 0,
                  extras: dict[str, Any] | None = None, model_card: dict[str, Any] | None = None,
                  augmentation: str | None = None) -> None:
-        # recipe as a dict and augmentation: lgeseg 0.1's form, which lgeseg/inference/nnunet_model.py still
-        # uses; the dict becomes the record and augmentation must agree with it (see _recipe_record)
+        # recipe as a dict and augmentation: lgeseg 0.1's form, still accepted; the dict becomes the record
+        # and augmentation must agree with it (see _recipe_record)
         values = {"lgeseg_version": lgeseg_version, "labels": labels, "channel_names": channel_names,
                   "recipe": _recipe_record(recipe, augmentation), "datasets": datasets, "fold": fold,
                   "postprocessing": postprocessing, "parent": parent, "trainable": trainable,
@@ -165,7 +165,8 @@ class ModelInfo(JsonRecord):
 def _recipe_record(recipe: TrainConfig | dict[str, Any] | None, augmentation: str | None = None) -> TrainConfig | None:
     """``ModelInfo.recipe`` from what lgeseg wrote: a record, None, or (0.1) a dict, ``{}`` for none.
 
-    ``{}`` and the ``{"nnunet_trainer": ...}`` an nnU-Net model carries in memory are no lgeseg recipe: None.
+    ``{}`` and ``{"nnunet_trainer": ...}`` (what ``inference.nnunet_model`` passed before it gave ``recipe=None``
+    and the trainer in ``extras``; kept for callers of that form) are no lgeseg recipe: None.
     ``augmentation``, lgeseg 0.1's second copy of the preset, must match the recipe's.
     """
     if isinstance(recipe, dict):
