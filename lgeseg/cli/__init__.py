@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+
+from lgeseg.datasets.ids import DATASET_ID, dataset_id_folders, describe_matches
 
 #: nnU-Net v2's environment variable naming the folder of raw ``DatasetNNN_Name`` datasets.
 RAW_ENV = "nnUNet_raw"
@@ -47,7 +48,6 @@ RESULTS_ENV = "nnUNet_results"
 #: ``lgesegTrainer__lgesegPlans__2d/fold_<k>`` beside nnU-Net's ``nnUNetTrainer__nnUNetPlans__2d``, and
 #: ``lgesegPlans_2d`` beside nnU-Net's ``nnUNetPlans_2d``.
 LGESEG_TRAINER, LGESEG_PLANS = "lgesegTrainer", "lgesegPlans"
-_ID = re.compile(r"(?:Dataset)?(?P<id>\d{1,3})(?:_.*)?")
 
 
 def is_dataset_id(text: str) -> bool:
@@ -57,7 +57,7 @@ def is_dataset_id(text: str) -> bool:
         >>> is_dataset_id("4"), is_dataset_id("Dataset004_LGE"), is_dataset_id("raw/center1")
         (True, True, False)
     """
-    return _ID.fullmatch(str(text)) is not None
+    return DATASET_ID.fullmatch(str(text)) is not None
 
 
 def nnunet_dataset_folder(spec: str, env: str) -> Path:
@@ -75,18 +75,16 @@ def nnunet_dataset_folder(spec: str, env: str) -> Path:
         'Dataset004_LGE'
         >>> del os.environ["nnUNet_results"]
     """
-    match = _ID.fullmatch(str(spec))
+    match = DATASET_ID.fullmatch(str(spec))
     if match is None:
         raise ValueError(f"{spec!r}: not an nnU-Net dataset id (4, 004, Dataset004 or Dataset004_Name)")
     root = os.environ.get(env)
     if not root:
         raise FileNotFoundError(f"dataset id {spec}: set {env} to the folder holding nnU-Net's DatasetNNN_Name folders "
                                 "(or give the folders themselves)")
-    pattern = f"Dataset{int(match.group('id')):03d}_*"
-    found = sorted(p for p in Path(root).glob(pattern) if p.is_dir())
+    pattern, found = dataset_id_folders(root, int(match.group("id")))
     if len(found) != 1:
-        what = "no folder" if not found else f"{len(found)} folders ({', '.join(p.name for p in found)})"
-        raise FileNotFoundError(f"dataset id {spec}: {what} {pattern} in ${env} ({root})")
+        raise FileNotFoundError(f"dataset id {spec}: {describe_matches(found)} {pattern} in ${env} ({root})")
     return found[0]
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lgeseg.core.records import load_json
+from lgeseg.datasets.ids import DATASET_ID, dataset_id_folders, describe_matches
 from lgeseg.files.io import SUPPORTED_ENDINGS, file_ending, strip_ending
 
 #: ``<case>_<4-digit channel>``: the name of one image channel without its file ending.
@@ -193,9 +194,6 @@ def read_evaluation_labels(path: str | Path) -> dict[str, int | list[int]]:
     return {str(k): (list(v) if isinstance(v, (list, tuple)) else int(v)) for k, v in labels.items()}
 
 
-_DATASET_ID = re.compile(r"^(?:Dataset)?(?P<id>\d{1,3})(?:_.*)?$")
-
-
 def resolve_dataset(spec: str | Path, raw_root: str | Path | None) -> Path:
     """A raw dataset folder from a path or an nnU-Net v2 dataset id.
 
@@ -222,17 +220,16 @@ def resolve_dataset(spec: str | Path, raw_root: str | Path | None) -> Path:
     path = Path(spec)
     if path.is_dir():
         return path
-    match = _DATASET_ID.match(str(spec))
+    match = DATASET_ID.fullmatch(str(spec))
     if match is None:
         return path  # a path: whoever reads it reports a missing folder in its own way
     if raw_root is None:
         raise FileNotFoundError(f"{spec}: not a folder; to use it as a dataset id set nnUNet_raw to the folder that "
                                 "holds DatasetNNN_Name folders")
-    pattern = f"Dataset{int(match.group('id')):03d}_*"
-    found = sorted(p for p in Path(raw_root).glob(pattern) if p.is_dir())
+    pattern, found = dataset_id_folders(raw_root, int(match.group("id")))
     if len(found) != 1:
-        what = "no folder" if not found else f"{len(found)} folders ({', '.join(p.name for p in found)})"
-        raise FileNotFoundError(f"{spec}: dataset id {int(match.group('id'))} matches {what} {pattern} in {raw_root}")
+        raise FileNotFoundError(f"{spec}: dataset id {int(match.group('id'))} matches {describe_matches(found)} "
+                                f"{pattern} in {raw_root}")
     return found[0]
 
 
