@@ -23,7 +23,13 @@ from lgeseg.inference.quality import assess_segmentation, write_quality_report
 from lgeseg.report import estimate_enhancement, measure_case
 from lgeseg.report.build import NOTES
 from lgeseg.report.enhancement import myocardial_segments
-from lgeseg.report.reference import DEFAULT_RANGES, compare_case, load_reference_ranges
+from lgeseg.report.reference import (
+    DEFAULT_RANGES,
+    MASS_NEEDS_BSA,
+    MASS_PER_BSA_ONLY,
+    compare_case,
+    load_reference_ranges,
+)
 from lgeseg.synth import generate_case
 
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
@@ -153,7 +159,9 @@ def test_report_names_patient_study_and_date_from_dicom_and_compares_with_refere
     assert "<title>LV report: patient PAT-4711, study CMR-88 / ACC123 / Cardiac MRI, 2024-03-12</title>" in page
     assert "pred</title>" not in page and "<script" not in page
     assert "Enhancement (scar) burden, an automatic estimate" in page
-    assert "The absolute mass range is NOT verified" in page  # the one unverified default range
+    # height and weight from the DICOM tags: the mass is compared per BSA, and has no absolute range
+    assert row["mass_ref"] == MASS_PER_BSA_ONLY and row["mass_vs_ref"] == ""
+    assert row["mass_per_bsa_vs_ref"] in ("within", "below", "above") and "verified" not in page.lower()
 
 
 def test_command_line_sex_height_and_weight_and_file_name_dates(tmp_path: Path) -> None:
@@ -164,10 +172,39 @@ def test_command_line_sex_height_and_weight_and_file_name_dates(tmp_path: Path) 
     assert (row["patient_id"], row["study_date"], row["sex"]) == ("P017", "2024-03-12", "M")
     assert row["study_source"] == "file name + command line" and float(row["bsa_m2"]) == pytest.approx(2.0)
     assert row["edv_ref"].endswith("(men)") and row["edv_per_bsa_ref"].endswith("mL/m2 (men)")
+    assert row["mass_per_bsa_ref"] == "35-71 g/m2 (men)" and row["mass_ref"] == MASS_PER_BSA_ONLY
     assert row["scar_nsd_percent"] == "" and "no image given" in row["scar_note"]  # no -i: no estimate
     with pytest.raises(SystemExit) as usage_error:
         report_main([str(tmp_path / "pred"), "--sex", "X", "--overwrite"])
     assert usage_error.value.code == 2
+
+
+def test_lv_mass_has_no_absolute_range_and_the_report_says_it_needs_height_and_weight(tmp_path: Path) -> None:
+    """The default table gives the LV mass per BSA only (Petersen 2017): without height and weight the mass
+    has no range and the report says why and which options give them; with them, the indexed range."""
+    mass, indexed = compare_case(150.0, 120.0, "M", 50)[2:]
+    assert (mass.status, mass.range_text, math.isnan(indexed.value)) == ("", MASS_NEEDS_BSA, True)
+    assert all(name in MASS_NEEDS_BSA for name in ("--height-cm", "--weight-kg", "PatientSize", "PatientWeight"))
+    mass, indexed = compare_case(150.0, 120.0, "F", 50, bsa_m2=2.0)[2:]
+    assert (mass.status, mass.range_text) == ("", MASS_PER_BSA_ONLY)
+    assert (indexed.value, indexed.status, indexed.range_text) == (60.0, "above", "28-56 g/m2 (women)")
+    assert compare_case(150.0, 120.0, "F", 15)[2].range_text.startswith("no adult range")  # a child: no range
+    own = tmp_path / "ranges.json"  # a site's table with an absolute mass range: used
+    own.write_text(json.dumps([{"quantity": "mass", "sex": "F", "mean": 100, "sd": 15, "lower": 70, "upper": 130}]))
+    assert compare_case(150.0, 120.0, "F", ranges=load_reference_ranges(own))[2].range_text == "70-130 g (women)"
+
+    _, label, geometry = generate_case(1, 0, seed=3, in_plane_size=64, num_slices=6)
+    io.write_label(tmp_path / "pred" / "P017_2024-03-12.nii.gz", label, geometry)
+    assert report_main([str(tmp_path / "pred"), "--sex", "F"]) == 0  # no height, no weight
+    row = next(csv.DictReader((tmp_path / "pred" / "report" / "report.csv").open()))
+    assert (row["mass_ref"], row["mass_vs_ref"], row["mass_per_bsa_ref"]) == (MASS_NEEDS_BSA, "", "")
+    page = (tmp_path / "pred" / "report" / "index.html").read_text()
+    assert "none: the LV mass reference range is per BSA and needs the patient&#x27;s height and weight" in page
+    assert report_main([str(tmp_path / "pred"), "--sex", "F", "--height-cm", "165", "--weight-kg", "60",
+                        "--overwrite"]) == 0
+    row = next(csv.DictReader((tmp_path / "pred" / "report" / "report.csv").open()))
+    assert (row["mass_ref"], row["mass_per_bsa_ref"]) == (MASS_PER_BSA_ONLY, "28-56 g/m2 (women)")
+    assert row["mass_per_bsa_vs_ref"] in ("within", "below", "above")
 
 
 def test_reference_ranges_by_sex_per_bsa_and_a_sites_own_file(tmp_path: Path) -> None:
@@ -186,8 +223,7 @@ def test_reference_ranges_by_sex_per_bsa_and_a_sites_own_file(tmp_path: Path) ->
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 #: Rows of docs/clinical_use.md's "Reference ranges" table -> DEFAULT_RANGES quantities.
-DOC_ROWS = {"EDV (mL)": "edv", "EDV / BSA (mL/m2)": "edv_per_bsa", "LV mass (g)": "mass",
-            "LV mass / BSA (g/m2)": "mass_per_bsa"}
+DOC_ROWS = {"EDV (mL)": "edv", "EDV / BSA (mL/m2)": "edv_per_bsa", "LV mass / BSA (g/m2)": "mass_per_bsa"}
 #: (quantity, sex) -> (mean, SD) as printed in the abstracts read (docs/clinical_use.md quotes them):
 PUBLISHED = {
     # Hudsmith LE et al., J Cardiovasc Magn Reson 2005;7:775-782, doi:10.1080/10976640500295516, abstract:
@@ -200,7 +236,7 @@ PUBLISHED = {
     # "LV mass was significantly higher in males compared to females (mean ± SD of 53 ± 9 g/m2 vs 42 ± 7 g/m2)".
     ("mass_per_bsa", "M"): (53.0, 9.0), ("mass_per_bsa", "F"): (42.0, 7.0),
 }
-#: The DOI each verified quantity's source string must name.
+#: The DOI each quantity's source string must name.
 DOIS = {"edv": "10.1080/10976640500295516", "edv_per_bsa": "10.1002/jmri.10262",
         "mass_per_bsa": "10.1186/s12968-017-0327-9"}
 
@@ -220,23 +256,22 @@ def _documented_ranges() -> dict[tuple[str, str], tuple[float, ...]]:
 
 
 def test_default_reference_ranges_are_the_published_means_and_sds() -> None:
-    """Each verified default is the mean and SD its source prints, limits mean +- 2 SD, the source named."""
+    """Each default is the mean and SD its source prints, limits mean +- 2 SD, the source named; there is no
+    absolute mass row (no readable source gave one)."""
     in_code = {(r.quantity, r.sex): r for r in DEFAULT_RANGES}
-    assert len(in_code) == len(DEFAULT_RANGES) == 8
+    assert len(in_code) == len(DEFAULT_RANGES) == 6 and in_code.keys() == PUBLISHED.keys()
     for key, (mean, sd) in PUBLISHED.items():
         found = in_code[key]
         assert (found.mean, found.sd) == (mean, sd), key
         assert (found.lower, found.upper) == pytest.approx((mean - 2 * sd, mean + 2 * sd)), key
-        assert DOIS[key[0]] in found.source and "NOT verified" not in found.source, key
-    for sex in ("M", "F"):  # the one quantity no readable source gave: kept, and marked
-        assert "NOT verified" in in_code[("mass", sex)].source
+        assert DOIS[key[0]] in found.source and "verified" not in found.source.lower(), key
     men, women = compare_case(230.0, 100.0, "M")[0], compare_case(230.0, 100.0, "F")[0]
     assert men.range_text == "102-218 mL (men)" and women.range_text == "83-187 mL (women)"
 
 
 def test_documented_reference_ranges_are_the_code_and_carry_their_caveat() -> None:
-    """docs/clinical_use.md shows the same table as the code, quotes the sources' numbers, and the report
-    page and the docs say which row is not verified."""
+    """docs/clinical_use.md shows the same table as the code and quotes the sources' numbers; the report
+    page and the docs say that the absolute mass has no range and that height and weight give the indexed one."""
     documented = _documented_ranges()
     in_code = {(r.quantity, r.sex): (r.mean, r.sd, r.lower, r.upper) for r in DEFAULT_RANGES}
     assert documented.keys() == in_code.keys()
@@ -246,8 +281,9 @@ def test_documented_reference_ranges_are_the_code_and_carry_their_caveat() -> No
     for quoted in ("160 +/- 29 mL vs. 135 +/- 26 mL", "82.3 +/- 14.7 and in females it was 77.7 +/- 10.8",
                    "53 ± 9 g/m2 vs 42 ± 7 g/m2"):
         assert quoted in text
-    assert "| LV mass (g) |" in text and "**not verified** (from memory" in text
-    assert any("The absolute mass range is NOT verified" in note for note in NOTES)
+    assert "| LV mass (g) |" not in text and "absolute LV mass has no reference range, on purpose" in text
+    assert "not verified" not in text.lower() and "from memory" not in text
+    assert any("No absolute myocardial mass range" in note and "--height-cm and --weight-kg" in note for note in NOTES)
 
 
 def test_scar_burden_by_n_sd_above_the_darkest_segment_and_by_fwhm() -> None:
@@ -290,7 +326,8 @@ def test_an_implausible_myocardium_is_flagged_in_the_report(tmp_path: Path) -> N
     yy, xx = np.mgrid[:120, :120] - 59.5
     ring = np.where(np.hypot(yy, xx) < 10, 1, np.where(np.hypot(yy, xx) < 58, 2, 0)).astype(np.uint8)
     io.write_label(tmp_path / "pred" / "huge.nii.gz", np.repeat(ring[None], 10, axis=0), geometry)
-    assert report_main([str(tmp_path / "pred")]) == 0
+    assert report_main([str(tmp_path / "pred"), "--height-cm", "170", "--weight-kg", "70"]) == 0
     row = next(csv.DictReader((tmp_path / "pred" / "report" / "report.csv").open()))
     assert float(row["myocardium_ml"]) > 1000 and row["qc_flagged"] == "yes"
-    assert "volume_implausible" in row["qc_reasons"] and row["mass_vs_ref"] == "above"
+    assert "volume_implausible" in row["qc_reasons"] and row["mass_per_bsa_vs_ref"] == "above"
+    assert "(<span class='out'>above</span> per BSA)" in (tmp_path / "pred" / "report" / "index.html").read_text()

@@ -63,9 +63,10 @@ NOTES = (
     "(Mosteller) when height and weight are known; limits = published mean +- 2 SD. EDV: Hudsmith et al., "
     "J Cardiovasc Magn Reson 2005 (papillary muscles in the mass); EDV/BSA: Alfakih et al., J Magn Reson Imaging "
     "2003; mass/BSA: Petersen et al. (UK Biobank), J Cardiovasc Magn Reson 2017 (papillary muscles in the volume, "
-    "as lgeseg counts them). The absolute mass range is NOT verified against a publication: check it, or give "
-    "the site's own ranges with --reference-ranges. The LGE volume is not a cine EDV and lgeseg counts papillary "
-    "muscles as blood pool: compare with care.",
+    "as lgeseg counts them). No absolute myocardial mass range (no source whose table could be read): the mass "
+    "range is per BSA and needs the patient's height and weight (--height-cm and --weight-kg, or the DICOM tags "
+    "PatientSize and PatientWeight). A site's own ranges: --reference-ranges. The LGE volume is not a cine EDV "
+    "and lgeseg counts papillary muscles as blood pool: compare with care.",
     "Enhancement (scar) burden: an automatic estimate from the image intensities inside the predicted myocardium "
     "(n-SD above the darkest myocardial segment, and FWHM); it is only as good as the myocardial contour and was "
     "not compared with manual scar quantification.",

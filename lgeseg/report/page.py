@@ -106,7 +106,9 @@ def _summary_table(rows: Sequence[dict[str, Any]]) -> str:
             if row["qc_flagged"] else "passed"
         case = html.escape(row["case"])
         edv = _cell(row["edv_ml"]) + (f" ({_status(row['edv_vs_ref'])})" if row["edv_vs_ref"] else "")
-        mass = _cell(row["myocardium_mass_g"]) + (f" ({_status(row['mass_vs_ref'])})" if row["mass_vs_ref"] else "")
+        mass_status = (_status(row["mass_vs_ref"]) if row["mass_vs_ref"] else  # the default ranges: per BSA only
+                       f"{_status(row['mass_per_bsa_vs_ref'])} per BSA" if row["mass_per_bsa_vs_ref"] else "")
+        mass = _cell(row["myocardium_mass_g"]) + (f" ({mass_status})" if mass_status else "")
         lines.append(f"<tr{' class=flag' if row['qc_flagged'] else ''}><td class='l'><a href='#{case}'>{case}</a>"
                      f"</td><td class='l'>{html.escape(str(row['patient_id']))}</td>"
                      f"<td class='l'>{html.escape(str(row['study_date']) or '-')}</td><td>{edv}</td><td>{mass}</td>"

@@ -9,8 +9,11 @@ was read (docs/clinical_use.md, "Reference ranges", quotes the sentences and say
   77.7 +- 10.8 women; 60 subjects (30 men, 30 women) aged 20-65, short-axis cine, modified Simpson's rule.
 - LV mass/BSA (g/m2): Petersen et al. 2017, UK Biobank (``PETERSEN_2017``), abstract: 53 +- 9 men,
   42 +- 7 women; 804 healthy Caucasian adults aged 45-74, SSFP at 1.5 T, manual analysis.
-- LV mass (g): NOT verified. 128 +- 22 g men, 90 +- 16 g women were entered from memory as Kawel-Boehm et
-  al. 2020 (Table 2), whose table could not be found; no readable source gave an absolute SSFP mass by sex.
+
+The absolute LV mass (g) has no default range, on purpose: no source whose table could be read gave
+an absolute SSFP LV mass by sex. The mass is compared per BSA only, so it needs the patient's height
+and weight; without them ``compare_case`` says so in the mass row's range text (``MASS_NEEDS_BSA``).
+A site's own table (``load_reference_ranges``) may give an absolute mass range, and is then used.
 
 The publications give mean +- SD; the limits of normal are lgeseg's, mean +- 2 SD (``LIMIT_SDS``: about the
 central 95% of a normal distribution), not limits printed in the papers. Conventions differ (Kawel-Boehm et
@@ -23,8 +26,7 @@ differ in size and age, so the rows are not one population's. A site should give
 Two caveats the report prints with the ranges: they are for a cine end-diastolic volume, while the LGE
 volume is that of one (usually mid-diastolic) phase and tends to be lower; and lgeseg's labels count the
 papillary muscles as blood pool (as ACDC and MyoPS annotate them), which makes the volume larger and
-the mass smaller than a table that counts them in the mass (as Hudsmith 2005's EDV does; the unverified
-mass rows' convention is unknown).
+the mass smaller than a table that counts them in the mass (as Hudsmith 2005's EDV does).
 
 The body surface area is Mosteller's: sqrt(height cm x weight kg / 3600) m^2.
 """
@@ -52,15 +54,20 @@ PETERSEN_2017 = ("Petersen SE, Aung N, Sanghvi MM, et al. Reference ranges for c
                  "cardiovascular magnetic resonance (CMR) in Caucasians from the UK Biobank population cohort. "
                  "J Cardiovasc Magn Reson 2017 (doi:10.1186/s12968-017-0327-9), abstract: LV mass 53 +- 9 g/m2 (men) "
                  "vs 42 +- 7 g/m2 (women); limits = mean +- 2 SD")
-UNVERIFIED_MASS = ("LV mass entered from memory as Kawel-Boehm N et al., J Cardiovasc Magn Reson 2020;22:87, Table 2; "
-                   "NOT verified: the table could not be read, and no readable source gave an absolute SSFP LV mass "
-                   "by sex; limits = mean +- 2 SD")
-#: Quantities a range can be given for, with their units.
+#: Quantities a range can be given for, with their units (the default table has no absolute ``mass`` row;
+#: a site's own table may give one).
 QUANTITIES: dict[str, str] = {"edv": "mL", "edv_per_bsa": "mL/m2", "mass": "g", "mass_per_bsa": "g/m2"}
 #: Reference ranges apply from this age (years); younger patients get none.
 ADULT_AGE = 18.0
 #: The default limits of normal are mean +- this many SDs (the sources give mean +- SD only).
 LIMIT_SDS = 2.0
+#: A comparison's range text when the ranges have no row for the quantity.
+NO_RANGE = "no reference range for this quantity"
+#: The absolute mass's range text when the ranges give the mass per BSA only and the BSA is unknown.
+MASS_NEEDS_BSA = ("none: the LV mass reference range is per BSA and needs the patient's height and weight "
+                  "(lgeseg_report --height-cm CM --weight-kg KG, or the DICOM tags PatientSize and PatientWeight)")
+#: The absolute mass's range text when the ranges give the mass per BSA only and the BSA is known.
+MASS_PER_BSA_ONLY = "none: the LV mass reference range is per BSA (mass / BSA)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,12 +96,11 @@ def _published(quantity: str, sex: str, mean: float, sd: float, source: str) -> 
 
 
 #: Each row's mean and SD as its source prints them (the module docstring; tests/test_report.py checks the
-#: numbers against the quoted text, and that docs/clinical_use.md shows the same table). The absolute mass
-#: rows are NOT verified; give the site's own ranges (``load_reference_ranges``) to replace them.
+#: numbers against the quoted text, and that docs/clinical_use.md shows the same table). No absolute mass
+#: row: no readable source gave one (the module docstring); the mass is compared per BSA.
 DEFAULT_RANGES: tuple[ReferenceRange, ...] = (
     _published("edv", "M", 160.0, 29.0, HUDSMITH_2005), _published("edv", "F", 135.0, 26.0, HUDSMITH_2005),
     _published("edv_per_bsa", "M", 82.3, 14.7, ALFAKIH_2003), _published("edv_per_bsa", "F", 77.7, 10.8, ALFAKIH_2003),
-    _published("mass", "M", 128.0, 22.0, UNVERIFIED_MASS), _published("mass", "F", 90.0, 16.0, UNVERIFIED_MASS),
     _published("mass_per_bsa", "M", 53.0, 9.0, PETERSEN_2017),
     _published("mass_per_bsa", "F", 42.0, 7.0, PETERSEN_2017),
 )
@@ -161,7 +167,7 @@ def compare(quantity: str, value: float, sex: str = "", age_years: float | None 
         return Comparison(quantity, value, math.nan, math.nan, "", "")
     found = _range_for(ranges, quantity, sex if sex in ("M", "F") else "")
     if found is None:
-        return Comparison(quantity, value, math.nan, math.nan, "", "no reference range for this quantity")
+        return Comparison(quantity, value, math.nan, math.nan, "", NO_RANGE)
     lower, upper, text = found
     status = "below" if value < lower else "above" if value > upper else "within"
     return Comparison(quantity, value, lower, upper, status, text)
@@ -171,13 +177,35 @@ def compare_case(edv_ml: float, mass_g: float, sex: str = "", age_years: float |
                  bsa_m2: float = math.nan, ranges: Sequence[ReferenceRange] = DEFAULT_RANGES) -> list[Comparison]:
     """EDV and mass, absolute and (when ``bsa_m2`` is known) per BSA, against ``ranges``.
 
+    Args:
+        edv_ml: the LV blood-pool volume, mL.
+        mass_g: the myocardial mass, g.
+        sex: ``"M"``, ``"F"``, else unknown (both sexes' limits together).
+        age_years: the patient's age; under ``ADULT_AGE`` no range applies. None: unknown (taken as adult).
+        bsa_m2: the body surface area, m^2 (``body_surface_area``); NaN when height or weight is unknown.
+        ranges: the reference table (default ``DEFAULT_RANGES``).
+
+    Returns:
+        Four ``Comparison``: ``edv``, ``edv_per_bsa``, ``mass``, ``mass_per_bsa`` (a per-BSA value is NaN
+        without ``bsa_m2``). When ``ranges`` give the mass per BSA only (as the default table does), the
+        absolute mass has no range and its ``range_text`` says why: ``MASS_NEEDS_BSA`` without a BSA,
+        ``MASS_PER_BSA_ONLY`` with one.
+
     Example:
         >>> [(c.quantity, round(c.value), c.status) for c in compare_case(150.0, 120.0, "M", 50, bsa_m2=2.0)]
-        [('edv', 150, 'within'), ('edv_per_bsa', 75, 'within'), ('mass', 120, 'within'), ('mass_per_bsa', 60, 'within')]
+        [('edv', 150, 'within'), ('edv_per_bsa', 75, 'within'), ('mass', 120, ''), ('mass_per_bsa', 60, 'within')]
+        >>> compare_case(150.0, 120.0, "M", 50, bsa_m2=2.0)[3].range_text
+        '35-71 g/m2 (men)'
+        >>> without_bsa = compare_case(150.0, 120.0, "M", 50)[2].range_text  # no height and weight: no BSA
+        >>> without_bsa.startswith("none: the LV mass reference range is per BSA"), "--height-cm" in without_bsa
+        (True, True)
     """
+    mass = compare("mass", mass_g, sex, age_years, ranges)
+    if mass.range_text == NO_RANGE and _range_for(ranges, "mass_per_bsa", sex if sex in ("M", "F") else ""):
+        mass = dataclasses.replace(mass, range_text=MASS_PER_BSA_ONLY if bsa_m2 > 0 else MASS_NEEDS_BSA)
     return [compare("edv", edv_ml, sex, age_years, ranges),
             compare("edv_per_bsa", edv_ml / bsa_m2 if bsa_m2 > 0 else math.nan, sex, age_years, ranges),
-            compare("mass", mass_g, sex, age_years, ranges),
+            mass,
             compare("mass_per_bsa", mass_g / bsa_m2 if bsa_m2 > 0 else math.nan, sex, age_years, ranges)]
 
 
