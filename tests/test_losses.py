@@ -66,3 +66,52 @@ def test_deep_supervision_loss_ignores_the_lowest_output_and_weights_the_rest() 
     assert float(loss(worse, target)) == pytest.approx(expected, rel=1e-4)
     with pytest.raises(ValueError, match="expected 3 network outputs"):
         loss(perfect[:2], target)
+
+
+def _random_case(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(2, 3, 8, 8, generator=generator) * 3, torch.randint(0, 3, (2, 8, 8), generator=generator)
+
+
+def test_ignore_index_none_is_bit_identical_to_the_plain_loss() -> None:
+    logits, target = _random_case(0)
+    plain = torch.nn.functional.cross_entropy(logits, target) + soft_dice_loss(logits, target)
+    assert torch.equal(DiceCELoss()(logits, target), plain)
+    assert torch.equal(DiceCELoss(ignore_index=None)(logits, target), DiceCELoss()(logits, target))
+    outputs = [logits, logits[..., ::2, ::2].contiguous()]
+    weights = deep_supervision_weights(2)
+    assert torch.equal(DeepSupervisionLoss(weights)(outputs, target),
+                       DeepSupervisionLoss(weights, ignore_index=None)(outputs, target))
+
+
+def test_ignored_voxels_count_nowhere_whatever_the_logits_there() -> None:
+    logits, target = _random_case(1)
+    ignored = torch.zeros_like(target, dtype=torch.bool)
+    ignored[:, :3] = True  # the top three rows of both images
+    masked = torch.where(ignored, 3, target)
+    loss = DiceCELoss(ignore_index=3)
+    value = loss(logits, masked)
+    # the reference: the same loss on the counted voxels only (rows 3..7 of each image as one batch)
+    kept_logits, kept_target = logits[:, :, 3:], target[:, 3:]
+    expected = (torch.nn.functional.cross_entropy(kept_logits, kept_target)
+                + soft_dice_loss(kept_logits, kept_target))
+    torch.testing.assert_close(value, expected)
+    other = logits.clone()
+    other[:, :, :3] = torch.randn(2, 3, 3, 8) * 100  # anything at the ignored voxels
+    torch.testing.assert_close(loss(other, masked), value)
+    other.requires_grad_(True)
+    loss(other, masked).backward()
+    assert other.grad is not None and float(other.grad[:, :, :3].abs().max()) == 0.0
+    assert float(other.grad[:, :, 3:].abs().max()) > 0.0
+
+
+def test_everything_ignored_gives_a_finite_loss_and_deep_supervision_keeps_the_ignore_value() -> None:
+    logits, target = _random_case(2)
+    value = DiceCELoss(ignore_index=3)(logits, torch.full_like(target, 3))
+    assert float(value) == 0.0  # nothing counted: no loss, no NaN
+    masked = target.clone()
+    masked[:, ::2, ::2] = 3  # every voxel the nearest-neighbour downsampling keeps
+    outputs = [logits, logits[..., ::2, ::2].contiguous()]
+    loss = DeepSupervisionLoss([0.5, 0.5], ignore_index=3)
+    expected = 0.5 * DiceCELoss(ignore_index=3)(logits, masked)  # the low level holds only ignored voxels: 0
+    torch.testing.assert_close(loss(outputs, masked), expected)

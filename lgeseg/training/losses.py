@@ -6,6 +6,11 @@
 * ``DeepSupervisionLoss``: weighted sum over the decoder outputs; weights halve per level, the
   lowest resolution gets weight 0 and the rest are normalized to sum to 1 (nnU-Net's scheme).
   Targets are downsampled to each output's size by nearest neighbour.
+* ``ignore_index`` (all three; None by default, which leaves the loss exactly as without it): target
+  voxels holding this value (the dataset's ``"ignore"`` label, one above the classes, nnU-Net's ignore
+  label) count in neither term: cross-entropy is the mean over the other voxels, and soft Dice sums
+  probabilities and one-hot targets over the other voxels only. Whatever the logits are there, the
+  loss and its gradient do not change.
 
 Example:
     >>> loss = DeepSupervisionLoss(deep_supervision_weights(3))
@@ -39,13 +44,15 @@ def deep_supervision_weights(num_outputs: int) -> list[float]:
     return [w / total for w in weights]
 
 
-def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1e-5) -> torch.Tensor:
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1e-5,
+                   ignore_index: int | None = None) -> torch.Tensor:
     """Batch soft Dice loss over the foreground classes.
 
     Args:
         logits: (B, K, H, W) raw scores, K classes including background 0.
-        target: (B, H, W) long class indices.
+        target: (B, H, W) long class indices (0..K-1, and ``ignore_index`` where set).
         smooth: added to numerator and denominator (keeps empty classes defined).
+        ignore_index: a target value whose voxels count nowhere (None: every voxel counts).
 
     Returns:
         Scalar ``1 - mean_k Dice_k`` over classes 1..K-1 (0 when perfect).
@@ -56,9 +63,18 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1
         >>> logits = 20 * F.one_hot(target, 2).permute(0, 3, 1, 2).float()  # confident and right
         >>> round(float(soft_dice_loss(logits, target)), 4), round(float(soft_dice_loss(-logits, target)), 4)
         (0.0, 1.0)
+        >>> target[:, 0] = 2  # the first row is ignored: wrong logits there change nothing
+        >>> round(float(soft_dice_loss(logits, target, ignore_index=2)), 4)
+        0.0
     """
     probs = torch.softmax(logits.float(), dim=1)
-    onehot = F.one_hot(target, num_classes=logits.shape[1]).permute(0, 3, 1, 2).to(probs.dtype)
+    if ignore_index is None:
+        onehot = F.one_hot(target, num_classes=logits.shape[1]).permute(0, 3, 1, 2).to(probs.dtype)
+    else:
+        valid = (target != ignore_index)[:, None]
+        onehot = F.one_hot(torch.where(valid[:, 0], target, 0), num_classes=logits.shape[1])
+        onehot = onehot.permute(0, 3, 1, 2).to(probs.dtype) * valid
+        probs = torch.where(valid, probs, 0.0)  # where, not a product: NaN logits there stay out too
     dims = (0, 2, 3)
     intersection = (probs * onehot).sum(dims)
     denominator = probs.sum(dims) + onehot.sum(dims)
@@ -66,17 +82,41 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1
     return 1.0 - dice[1:].mean()
 
 
-class DiceCELoss(nn.Module):
-    """Soft Dice (batch, foreground) + cross-entropy on one output; both weighted 1."""
+def masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int | None = None) -> torch.Tensor:
+    """Mean cross-entropy of ``logits`` (B, K, H, W) against ``target`` (B, H, W) long over the counted voxels.
 
-    def __init__(self, smooth: float = 1e-5) -> None:
+    With ``ignore_index`` the mean is over the voxels not holding it, and 0 (not NaN) when every voxel
+    does; the count stays a tensor, so the step needs no host-device sync (CUDA graphs).
+
+    Example:
+        >>> target = torch.tensor([[[0, 1], [2, 2]]])
+        >>> logits = torch.zeros(1, 2, 2, 2)
+        >>> round(float(masked_cross_entropy(logits, target, ignore_index=2)), 4)  # log 2 over the two counted
+        0.6931
+        >>> float(masked_cross_entropy(logits, torch.full_like(target, 2), ignore_index=2))
+        0.0
+    """
+    if ignore_index is None:
+        return F.cross_entropy(logits.float(), target)
+    total = F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction="sum")
+    return total / (target != ignore_index).sum().clamp_min(1)
+
+
+class DiceCELoss(nn.Module):
+    """Soft Dice (batch, foreground) + cross-entropy on one output; both weighted 1.
+
+    ``ignore_index`` (None: none) is a target value whose voxels count in neither term.
+    """
+
+    def __init__(self, smooth: float = 1e-5, ignore_index: int | None = None) -> None:
         super().__init__()
         self.smooth = smooth
+        self.ignore_index = ignore_index
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Loss of ``logits`` (B, K, H, W) against ``target`` (B, H, W) long; a scalar tensor."""
-        ce = F.cross_entropy(logits.float(), target)
-        return ce + soft_dice_loss(logits, target, self.smooth)
+        ce = masked_cross_entropy(logits, target, self.ignore_index)
+        return ce + soft_dice_loss(logits, target, self.smooth, self.ignore_index)
 
 
 def downsample_target(target: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -93,12 +133,16 @@ def downsample_target(target: torch.Tensor, size: tuple[int, int]) -> torch.Tens
 
 
 class DeepSupervisionLoss(nn.Module):
-    """Weighted ``DiceCELoss`` over the network's outputs (highest resolution first)."""
+    """Weighted ``DiceCELoss`` over the network's outputs (highest resolution first).
 
-    def __init__(self, weights: list[float], smooth: float = 1e-5) -> None:
+    ``ignore_index`` (None: none) is a target value whose voxels count nowhere; the nearest-neighbour
+    downsampling of the target keeps it.
+    """
+
+    def __init__(self, weights: list[float], smooth: float = 1e-5, ignore_index: int | None = None) -> None:
         super().__init__()
         self.weights = list(weights)
-        self.loss = DiceCELoss(smooth)
+        self.loss = DiceCELoss(smooth, ignore_index)
 
     def forward(self, outputs: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
         """Weighted loss of ``outputs`` (each (B, K, h, w)) against ``target`` (B, H, W) long."""
