@@ -264,3 +264,21 @@ def test_show_augmentations_cli_writes_a_grid_of_the_labelled_slice(tmp_path: Pa
     assert main([str(dataset), "--preset", "nnunet", "-o", str(out), "--n", "3", "--patch", "32", "32"]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main([str(dataset), "-o", str(out), "--case", "nope"]) == 1
+
+
+@pytest.mark.parametrize("name", ["spatial", "nnunet", "lge_dg"])
+def test_augment_carries_an_ignore_label_and_never_invents_it(name: str) -> None:
+    images, labels = _square_batch(8, 72)
+    labels[:, 10:14, 30:38] = 1
+    with_ignore = labels.clone()
+    with_ignore[:, 14:18, 28:40] = 3  # an unsure band inside the square
+    preset = get_preset(name)
+    _, out = augment_batch(images, with_ignore, preset, (64, 48), SPACING, _gen(2), num_classes=3, ignore_label=3)
+    assert set(out.unique().tolist()) == {0, 1, 2, 3}  # carried through rotation, scaling and flips
+    fraction_in, fraction_out = float((with_ignore == 3).float().mean()), float((out == 3).float().mean())
+    assert 0.4 * fraction_in < fraction_out < 2.5 * fraction_in
+    plain_images, plain = augment_batch(images, labels, preset, (64, 48), SPACING, _gen(2), num_classes=3)
+    again_images, again = augment_batch(images, labels, preset, (64, 48), SPACING, _gen(2), num_classes=3,
+                                        ignore_label=3)
+    assert 3 not in again.unique().tolist()  # no ignore voxel in: none out
+    assert torch.equal(again, plain) and torch.equal(again_images, plain_images)  # the same draws and results

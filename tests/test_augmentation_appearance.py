@@ -168,3 +168,38 @@ def test_label_steps_need_labels_and_ablation_names_switch_steps_off() -> None:
     assert get_preset("lge_dg-scar").p_location_scale == get_preset("lge_dg").p_location_scale
     with pytest.raises(ValueError, match="cannot switch off"):
         get_preset("lge_dg-sparkle")
+
+
+def _with_ignore_band(labels: torch.Tensor, value: int = 3) -> torch.Tensor:
+    """``labels`` with the value ``value`` on a band across the myocardium's outer edge (the unsure voxels)."""
+    heart = (labels > 0).float()[:, None]
+    grown = torch.nn.functional.max_pool2d(heart, 5, stride=1, padding=2)[:, 0] > 0
+    shrunk = -torch.nn.functional.max_pool2d(-heart, 5, stride=1, padding=2)[:, 0] > 0
+    return torch.where(grown & ~shrunk, value, labels)
+
+
+@pytest.mark.parametrize("step", ["location_scale", "scar"])
+def test_label_steps_count_an_ignore_label_in_no_class(step: str) -> None:
+    images, labels = _phantom_batch()
+    masked = _with_ignore_band(labels)
+    out, out_labels = augment_batch(images, masked, _only(step), (64, 64), SPACING, _gen(3), num_classes=3,
+                                    ignore_label=3)
+    assert torch.equal(out_labels, masked) and torch.isfinite(out).all()
+    lo, hi = images.amin(dim=(-2, -1)), images.amax(dim=(-2, -1))
+    assert (out.amin(dim=(-2, -1)) >= lo - 1e-5).all() and (out.amax(dim=(-2, -1)) <= hi + 1e-5).all()
+    if step == "scar":  # scar is painted into the myocardium only, never into the unsure band
+        assert torch.equal(out[:, 0][masked == 3], images[:, 0][masked == 3])
+
+
+def test_location_scale_class_means_leave_ignored_voxels_out() -> None:
+    images, labels = _phantom_batch()
+    masked = labels.clone()
+    masked[:, :4] = 3  # ignored rows at the top of every image
+    images = images.clone()
+    images[:, 0, :4] = 1.0  # bright there: counted as myocardium (the old clamp) they would shift its mean
+    n = images.shape[0]
+    shift = torch.tensor([[0.0, 0.0, 0.3]]).expand(n, 3)
+    out = appearance.location_scale(images, masked, torch.ones(n, 3), shift)
+    reference = appearance.location_scale(images, torch.where(masked == 3, 0, masked), torch.ones(n, 3), shift)
+    inside = labels == 2  # myocardium, far from the top rows: as if the ignored voxels were background
+    torch.testing.assert_close(out[:, 0][inside], reference[:, 0][inside], atol=0.02, rtol=0)

@@ -210,3 +210,54 @@ def test_plans_from_with_other_label_values_is_refused_and_with_other_names_acce
         assert "labels" in capsys.readouterr().err and not written.exists()
     else:
         assert records.load_json(written)["labels"] == labels
+
+
+def test_preprocessing_keeps_a_declared_ignore_label_out_of_the_classes(
+        tmp_path: Path, make_raw_dataset: Callable[..., Path]) -> None:
+    from lgeseg.datasets.layout import load_dataset_info
+    from lgeseg.datasets.validate import validate_dataset
+    from lgeseg.training.training_data import open_training_data
+    from lgeseg.workflows.plan_and_preprocess import plan_and_preprocess
+
+    labels = {**records.LABELS, "ignore": 3}
+    dataset = make_raw_dataset(tmp_path / "raw", "target", [SPACING, SPACING], labels=labels)
+    path = dataset / "labelsTr" / "target_000.nii.gz"
+    label, geometry = io.read_label(path)
+    in_plane = np.zeros((3, 3, 3), bool)
+    in_plane[1] = ndimage.generate_binary_structure(2, 1)
+    heart = label > 0
+    ring = (ndimage.binary_dilation(heart, in_plane, iterations=2)
+            & ~ndimage.binary_erosion(heart, in_plane, iterations=2))
+    io.write_label(path, np.where(ring, 3, label).astype(np.uint8), geometry)  # an unsure band around the LV
+    info = load_dataset_info(dataset)
+    assert info.labels == dict(records.LABELS) and info.ignore_label == 3
+    assert [p for p in validate_dataset(dataset) if p.severity == "error"] == []
+
+    plan, npzs = plan_and_preprocess([dataset], tmp_path / "pre", preset="cpu")
+    assert plan.labels == dict(records.LABELS) and plan.topology.num_classes == 3  # no output for "ignore"
+    kept = load_case_arrays(npzs[0])[1]
+    assert set(np.unique(kept)) == {0, 1, 2, 3}  # resampled as one more one-hot channel: carried, not dropped
+    assert set(np.unique(load_case_arrays(npzs[1])[1])) == {0, 1, 2}  # never invented
+    assert open_training_data(tmp_path / "pre").ignore_label == 3
+
+
+@pytest.mark.parametrize("value", [2, 300])
+def test_preprocess_refuses_an_ignore_label_that_is_not_above_the_classes(tmp_path: Path, value: int) -> None:
+    from lgeseg.datasets.layout import read_dataset_json
+
+    path = tmp_path / "dataset.json"
+    records.save_json({"channel_names": {"0": "LGE"}, "labels": {**records.LABELS, "ignore": value},
+                       "numTraining": 1, "file_ending": ".nii.gz"}, path)
+    declared, problems = read_dataset_json(path)
+    assert declared.ignore_label is None and any("highest value" in p.message for p in problems)
+
+
+def test_preprocess_arrays_resamples_the_ignore_label_with_the_classes(lv_phantom: Phantom) -> None:
+    image, label = lv_phantom(np.random.default_rng(5))
+    label[:, 20:24, 20:40] = 3
+    with pytest.raises(ValueError, match=r"\[3\]"):  # undeclared: refused as before
+        preprocess_arrays(image[None], _geometry(), _plan(), label)
+    _, label_pp, _, _ = preprocess_arrays(image[None], _geometry(), _plan(), label, ignore_label=3)
+    assert set(np.unique(label_pp)) == {0, 1, 2, 3}
+    area_raw = np.sum(label == 3) * SPACING[1] * SPACING[2]  # mm², the plan's grid is 1 x 1 mm in-plane
+    assert 0.8 < area_raw / np.sum(label_pp == 3) < 1.25  # about the same area ignored after resampling

@@ -285,3 +285,53 @@ def test_plans_json_is_written_once_and_model_json_every_epoch(preprocessed_cent
     model = train(preprocessed_centers["center1"], tmp_path / "model", **tiny_training)
     plans, latest = model / "plans.json", model / "checkpoint_latest.pt"
     assert plans.stat().st_mtime_ns < latest.stat().st_mtime_ns < (model / "model.json").stat().st_mtime_ns
+
+
+class _EchoNetwork(torch.nn.Module):
+    """Predicts the class written in the image's first channel (confidently): a stand-in with known outputs."""
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        classes = x[:, 0].round().long().clamp(0, 2)
+        return [20.0 * torch.nn.functional.one_hot(classes, 3).permute(0, 3, 1, 2).float()]
+
+
+def test_validate_counts_no_dice_and_no_loss_on_ignored_voxels() -> None:
+    from lgeseg.training.validate_epoch import validate
+
+    label = np.zeros((2, 16, 16), np.uint8)
+    label[:, 4:12, 4:12] = 2
+    label[:, 6:10, 6:10] = 1
+    image = label.astype(np.float32)[None].copy()
+    reference = label.copy()
+    reference[:, 4:6, 4:12] = 3  # ignored; the "prediction" there stays myocardium
+    image[0, :, 2:4, 4:12] = 1.0  # and a wrong blood pool where the reference is unsure too
+    reference[:, 2:4, 4:12] = 3
+    case = TrainingCase("d/p1", "d", image, reference, [])
+    network = _EchoNetwork()
+    counted = validate(network, [case], dict(LABELS), (1, 1), torch.device("cpu"), ignore_label=3)
+    assert counted.dice == {"blood_pool": 1.0, "myocardium": 1.0} and counted.loss < 1e-3
+    assert counted.predictions[0].max() <= 2  # predictions are plain label maps
+    plain = validate(network, [TrainingCase("d/p1", "d", image, np.where(reference == 3, 0, reference), [])],
+                     dict(LABELS), (1, 1), torch.device("cpu"))
+    assert plain.dice["blood_pool"] < 1.0  # the same voxels counted as background would cost Dice
+
+
+def test_training_data_with_an_ignore_label_trains_and_refuses_two_values(
+        tmp_path: Path, make_preprocessed: Callable[..., Path], tiny_training: dict) -> None:
+    source = make_preprocessed(tmp_path / "pre_source", {"source": 3})
+    target = make_preprocessed(tmp_path / "pre_target", {"target": 3}, seed=1)
+    save_json({"channel_names": {"0": "LGE"}, "labels": {**LABELS, "ignore": 3}}, target / "target" / "dataset.json")
+    for npz in sorted((target / "target").glob("*.npz")):
+        with np.load(npz) as data:
+            image, label = data["image"], data["label"].copy()
+        label[:, :, :6] = 3  # a strip of unsure voxels
+        np.savez(npz, image=image, label=label)
+    data = open_training_data([source, target])
+    assert data.ignore_label == 3 and open_training_data(source).ignore_label is None
+    model = train([source, target], tmp_path / "model", **{**tiny_training, "augmentation": "lge_dg"})
+    info = json.loads((model / "model.json").read_text())
+    assert info["labels"] == dict(LABELS)  # the network has no output for "ignore"
+    assert load_model(model).network.heads[0].out_channels == 3
+    save_json({"channel_names": {"0": "LGE"}, "labels": {**LABELS, "ignore": 4}}, source / "source" / "dataset.json")
+    with pytest.raises(ValueError, match="different ignore labels"):
+        open_training_data([source, target])

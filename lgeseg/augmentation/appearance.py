@@ -156,9 +156,21 @@ def bias_field(x: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
     return rescale_to((x - lo) * torch.exp(log_field), lo, hi)
 
 
+def _class_onehot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(n, K, H, W) float one-hot of ``labels`` (n, H, W); a value outside 0..K-1 (an ignore label) is in no class."""
+    labels = labels.long()
+    onehot = F.one_hot(labels.clamp(0, num_classes - 1), num_classes)
+    onehot.masked_fill_(((labels < 0) | (labels >= num_classes))[..., None], 0)
+    return onehot.permute(0, 3, 1, 2).float()  # this layout keeps the class sums bit for bit as they were
+
+
 def _soft_masks(labels: torch.Tensor, num_classes: int, sigma: float) -> torch.Tensor:
-    """(n, K, H, W) one-hot masks blurred with a Gaussian of ``sigma`` voxels, summing to 1."""
-    onehot = F.one_hot(labels.long().clamp(0, num_classes - 1), num_classes).permute(0, 3, 1, 2).float()
+    """(n, K, H, W) one-hot masks blurred with a Gaussian of ``sigma`` voxels, summing to 1.
+
+    A voxel of no class (an ignore label) takes the blend of the classes around it; one with no class
+    within the blur's reach counts as background.
+    """
+    onehot = _class_onehot(labels, num_classes)
     radius = max(1, int(3 * sigma))
     t = torch.arange(-radius, radius + 1, device=labels.device, dtype=torch.float32)
     kernel = torch.exp(-(t**2) / (2 * sigma**2))
@@ -168,7 +180,9 @@ def _soft_masks(labels: torch.Tensor, num_classes: int, sigma: float) -> torch.T
     y = F.conv2d(F.pad(y, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
     y = F.conv2d(F.pad(y, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
     y = y.reshape(n, k, h, w)
-    return y / y.sum(1, keepdim=True).clamp_min(_EPS)
+    total = y.sum(1, keepdim=True)
+    background = (torch.arange(k, device=labels.device) == 0).to(y.dtype).view(1, -1, 1, 1)
+    return torch.where(total > _EPS, y / total.clamp_min(_EPS), background)
 
 
 def location_scale(
@@ -181,7 +195,8 @@ def location_scale(
 
     Args:
         x: (n, 1, H, W).
-        labels: (n, H, W) integer labels 0 .. K-1 (higher values count as K-1).
+        labels: (n, H, W) integer labels 0 .. K-1; any other value (an ignore label) is in no class: it
+            counts in no class mean and takes the blend of the transforms of the classes around it.
         scale, shift: (n, K) per class; shift in units of the row's intensity range.
         sigma: blur of the class masks, voxels.
 
@@ -199,7 +214,7 @@ def location_scale(
     lo, hi = _row_range(x)
     k = scale.shape[1]
     masks = _soft_masks(labels, k, sigma).to(x.dtype)
-    hard = F.one_hot(labels.long().clamp(0, k - 1), k).permute(0, 3, 1, 2).to(x.dtype)
+    hard = _class_onehot(labels, k).to(x.dtype)
     count = hard.sum(dim=(-2, -1), keepdim=True)
     mean = (hard * x).sum(dim=(-2, -1), keepdim=True) / count.clamp_min(1)
     mean = torch.where(count > 0, mean, x.mean(dim=(-2, -1), keepdim=True))

@@ -309,6 +309,7 @@ def augment_batch_with_params(
     generator: torch.Generator,
     num_classes: int | None = None,
     sync_free: bool | None = None,
+    ignore_label: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, SpatialParams, list[IntensityStep]]:
     """``augment_batch`` that also returns what was sampled (for previews and debugging).
 
@@ -329,6 +330,9 @@ def augment_batch_with_params(
     _check_inputs(images, labels, patch_size)
     b, c = images.shape[:2]
     k = int(labels.max()) + 1 if num_classes is None else int(num_classes)
+    if ignore_label is not None:  # the classes lie below it; the spatial one-hot carries it as one more channel
+        k = min(k, int(ignore_label))
+    carried = k if ignore_label is None else int(ignore_label) + 1
     if preset.is_spatial_identity:
         params = SpatialParams.identity(b, images.device)
         out_images, out_labels = centre_crop(images, patch_size).clone(), centre_crop(labels, patch_size).long()
@@ -341,7 +345,7 @@ def augment_batch_with_params(
             labels,
             params,
             patch_size,
-            k,
+            carried,
             preset.image_interpolation,
             preset.label_interpolation,
             preset.padding,
@@ -365,6 +369,11 @@ def augment_batch(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor
         num_classes: number of label values (default: ``labels.max() + 1``, which syncs a GPU).
         sync_free: how intensity steps find their rows (``apply_intensity``); None: without a
             host-device synchronisation off the CPU, by gathering the rows on the CPU.
+        ignore_label: the training data's ignore value (voxels of unknown class, above every class), or
+            None. The spatial transform carries it like a class (one more one-hot channel), so it moves
+            with the image and is never invented; the label-reading intensity steps count it in no class
+            (``location_scale`` blends the neighbouring classes' transforms there, ``scar`` paints only
+            myocardium). The classes are the values below it, whatever ``num_classes`` says.
 
     Returns:
         (images (B, C, ph, pw) of the input dtype, labels (B, ph, pw) long) on the input device;

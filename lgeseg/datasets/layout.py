@@ -5,6 +5,11 @@ optionally ``imagesTs/`` (and ``labelsTs/``), and ``dataset.json`` with ``channe
 ``labels``, ``numTraining``, ``file_ending`` and lgeseg's optional ``center``, ``vendor`` and
 ``field_strength``.
 
+``labels`` may name one extra value ``"ignore"`` (nnU-Net's ignore label): it must be the highest
+value, above every class. Its voxels are unknown, not a class: the parsed ``labels`` leave it out (the
+classes, which the network predicts) and ``ignore_label`` holds it, so a plan, a fingerprint and a model
+never count it; preprocessing keeps it in the label maps and training skips it in the loss.
+
 ``parse_dataset`` reads names only (never voxels) and returns the dataset with every problem it
 found; ``load_dataset_info`` and ``list_cases`` are its strict and lenient faces, and
 ``lgeseg.datasets.validate`` adds the checks that read the files.
@@ -25,6 +30,8 @@ from lgeseg.files.io import SUPPORTED_ENDINGS, file_ending, strip_ending
 #: ``<case>_<4-digit channel>``: the name of one image channel without its file ending.
 CHANNEL_SUFFIX = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 SUBSETS: tuple[str, ...] = ("Tr", "Ts")
+#: The ``labels`` name of nnU-Net's ignore label: voxels whose class is unknown (not a class).
+IGNORE_LABEL = "ignore"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,11 +68,13 @@ class DatasetJson:
 
     Attributes:
         channel_names: channel index (as string) -> name, e.g. {"0": "LGE"}.
-        labels: label name -> value, e.g. {"background": 0, "blood_pool": 1, "myocardium": 2}.
+        labels: label name -> value of the classes, e.g. {"background": 0, "blood_pool": 1, "myocardium": 2}
+            (without ``"ignore"``).
         file_ending: lower-case, one of ``io.SUPPORTED_ENDINGS``.
         num_training: ``numTraining``.
         center, vendor, field_strength: optional acquisition metadata.
         raw: the whole parsed JSON ({} when unreadable).
+        ignore_label: the value of ``labels["ignore"]`` (voxels counted in no class), or None.
     """
 
     channel_names: dict[str, str] | None = None
@@ -76,6 +85,13 @@ class DatasetJson:
     vendor: str | None = None
     field_strength: str | None = None
     raw: dict[str, Any] = dataclasses.field(default_factory=dict)
+    ignore_label: int | None = None
+
+    @property
+    def label_values(self) -> set[int]:
+        """Every value a label map may hold: the classes' and the ignore label's (empty when undeclared)."""
+        values = set((self.labels or {}).values())
+        return values if self.ignore_label is None else values | {self.ignore_label}
 
     @property
     def num_channels(self) -> int | None:
@@ -90,11 +106,13 @@ class DatasetInfo:
     Attributes:
         name: the dataset folder's name.
         channel_names: channel index (as string) -> name, e.g. {"0": "LGE"}.
-        labels: label name -> value, e.g. {"background": 0, "blood_pool": 1, "myocardium": 2}.
+        labels: label name -> value of the classes, e.g. {"background": 0, "blood_pool": 1, "myocardium": 2}
+            (without ``"ignore"``).
         num_training: ``numTraining`` as declared (0 when absent).
         file_ending: e.g. ".nii.gz".
         center, vendor, field_strength: optional acquisition metadata.
         raw: the whole parsed JSON.
+        ignore_label: the value of ``labels["ignore"]`` (voxels counted in no class), or None.
     """
 
     name: str
@@ -106,6 +124,7 @@ class DatasetInfo:
     vendor: str | None = None
     field_strength: str | None = None
     raw: dict[str, Any] = dataclasses.field(default_factory=dict)
+    ignore_label: int | None = None
 
     @property
     def num_channels(self) -> int:
@@ -170,7 +189,8 @@ def region_labels_problem(labels: Any) -> str:
 def read_evaluation_labels(path: str | Path) -> dict[str, int | list[int]]:
     """The ``labels`` field of a dataset.json for scoring: name -> value, or -> list of values (a region).
 
-    Raises ``ValueError`` naming the file when the field is missing or holds anything else.
+    An ``"ignore"`` entry (nnU-Net's ignore label) is no structure and is left out. Raises ``ValueError``
+    naming the file when the field is missing or holds anything else.
 
     Example:
         >>> import json, tempfile
@@ -191,7 +211,8 @@ def read_evaluation_labels(path: str | Path) -> dict[str, int | list[int]]:
 
     if not isinstance(labels, dict) or not labels or not all(valid(v) for v in labels.values()):
         raise ValueError(f"{path}: field 'labels' must map names to an integer or a list of integers, found {labels!r}")
-    return {str(k): (list(v) if isinstance(v, (list, tuple)) else int(v)) for k, v in labels.items()}
+    return {str(k): (list(v) if isinstance(v, (list, tuple)) else int(v)) for k, v in labels.items()
+            if k != IGNORE_LABEL}
 
 
 def resolve_dataset(spec: str | Path, raw_root: str | Path | None) -> Path:
@@ -334,6 +355,7 @@ def load_dataset_info(dataset_dir: str | Path) -> DatasetInfo:
         vendor=declared.vendor,
         field_strength=declared.field_strength,
         raw=declared.raw,
+        ignore_label=declared.ignore_label,
     )
 
 
@@ -411,7 +433,7 @@ def read_dataset_json(path: Path) -> tuple[DatasetJson, list[Problem]]:
         if key not in raw:
             report(f"missing field '{key}' (e.g. {example})", severity)
     channels = _check_channels(raw.get("channel_names"), report) if "channel_names" in raw else None
-    labels = _check_labels(raw.get("labels"), report) if "labels" in raw else None
+    labels, ignore = _check_labels(raw.get("labels"), report) if "labels" in raw else (None, None)
     ending = raw.get("file_ending")
     if "file_ending" in raw and (not isinstance(ending, str) or ending.lower() not in SUPPORTED_ENDINGS):
         report(f"field 'file_ending' must be one of {', '.join(SUPPORTED_ENDINGS)}, found {ending!r}")
@@ -428,7 +450,7 @@ def read_dataset_json(path: Path) -> tuple[DatasetJson, list[Problem]]:
     declared = DatasetJson(
         channel_names=channels, labels=labels, file_ending=None if ending is None else ending.lower(),
         num_training=num_training, center=raw.get("center"), vendor=raw.get("vendor"),
-        field_strength=None if field_strength is None else str(field_strength), raw=raw,
+        field_strength=None if field_strength is None else str(field_strength), raw=raw, ignore_label=ignore,
     )
     return declared, problems
 
@@ -453,24 +475,31 @@ def _check_channels(channels: Any, report: Callable[[str], None]) -> dict[str, s
     return {str(k): str(v) for k, v in channels.items()}
 
 
-def _check_labels(labels: Any, report: Callable[..., None]) -> dict[str, int] | None:
+def _check_labels(labels: Any, report: Callable[..., None]) -> tuple[dict[str, int] | None, int | None]:
+    """(classes name -> value without ``"ignore"``, the ignore value or None); None for unusable fields."""
     regions = region_labels_problem(labels)
     if regions:
         report(regions)
-        return None
+        return None, None
     if not isinstance(labels, dict) or not labels or not all(
         isinstance(v, int) and not isinstance(v, bool) for v in labels.values()
     ):
         report(f"field 'labels' must map names to integer values, found {labels!r}")
-        return None
-    values = sorted(labels.values())
+        return None, None
+    classes = {str(k): int(v) for k, v in labels.items() if k != IGNORE_LABEL}
+    ignore = labels.get(IGNORE_LABEL)
+    values = sorted(classes.values())
     if 0 not in values:
         report(f"field 'labels' must declare background as 0, found {labels}")
     if len(set(values)) != len(values):
         report(f"field 'labels' gives one value to several names: {labels}")
     elif values != list(range(len(values))):
         report(f"label values are not consecutive from 0: {values}", "warning")
-    return {str(k): int(v) for k, v in labels.items()}
+    if ignore is not None and values and not (values[-1] < ignore <= 255):
+        report(f"field 'labels': \"{IGNORE_LABEL}\" must be the highest value (above every class, at most 255; "
+               f"nnU-Net's ignore label), found {ignore} with classes {classes}")
+        ignore = None
+    return classes, ignore
 
 
 def _check_num_training(path: Path, declared: DatasetJson, found: int) -> list[Problem]:

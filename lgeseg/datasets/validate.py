@@ -33,7 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lgeseg.core.records import CaseGeometry
-from lgeseg.datasets.layout import DatasetJson, Problem, RawCase, parse_dataset, strip_path
+from lgeseg.datasets.layout import IGNORE_LABEL, DatasetJson, Problem, RawCase, parse_dataset, strip_path
 from lgeseg.files import io
 
 #: Show a progress bar from this many cases on.
@@ -193,9 +193,11 @@ def _check_label_values(path: Path, declared: DatasetJson, problems: list[Proble
         return
     values = [int(v) for v in np.unique(array)]
     if declared.labels is not None:
-        undeclared = sorted(set(values) - set(declared.labels.values()))
+        undeclared = sorted(set(values) - declared.label_values)  # the ignore label's value is declared too
         if undeclared:
-            text = f"label value(s) {undeclared} not declared in dataset.json labels {declared.labels}"
+            shown = declared.labels if declared.ignore_label is None else {**declared.labels,
+                                                                           IGNORE_LABEL: declared.ignore_label}
+            text = f"label value(s) {undeclared} not declared in dataset.json labels {shown}"
             problems.append(Problem.error(path, text))
     if values == [0]:
         problems.append(Problem.warning(path, "label is empty (all background)"))

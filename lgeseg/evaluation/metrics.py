@@ -129,6 +129,27 @@ def dice(pred: np.ndarray, ref: np.ndarray, label: int | Sequence[int], empty: f
     return 2.0 * int(np.count_nonzero(p & r)) / total
 
 
+def without_ignored(pred: np.ndarray, ref: np.ndarray, ignore_label: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """``pred`` and ``ref`` (z, y, x) with background in both where ``ref`` holds ``ignore_label``.
+
+    An ignore label (nnU-Net's; voxels of unknown class) then adds nothing to any Dice: neither a hit, a
+    miss nor a false positive. ``ignore_label`` None (or absent from ``ref``) returns the inputs themselves.
+
+    Example:
+        >>> ref = np.array([[[1, 1, 3, 3]]], np.uint8)  # 3: ignored
+        >>> pred = np.array([[[1, 1, 1, 2]]], np.uint8)
+        >>> scored, reference = without_ignored(pred, ref, 3)
+        >>> dice(scored, reference, 1), dice(scored, reference, 2), round(dice(pred, ref, 1), 3)  # unmasked: 0.8
+        (1.0, 1.0, 0.8)
+    """
+    if ignore_label is None:
+        return pred, ref
+    ignored = np.asarray(ref) == ignore_label
+    if not ignored.any():
+        return pred, ref
+    return np.where(ignored, 0, pred).astype(np.asarray(pred).dtype), np.where(ignored, 0, ref).astype(ref.dtype)
+
+
 def _surface(mask: np.ndarray) -> np.ndarray:
     """Voxels of ``mask`` with at least one face neighbour outside it (the image border counts as outside)."""
     from scipy import ndimage  # deferred: postprocessing imports dice, and lgeseg_predict starts without SciPy

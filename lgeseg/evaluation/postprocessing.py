@@ -25,7 +25,7 @@ import SimpleITK as sitk
 from tqdm import tqdm
 
 from lgeseg.core.records import LABELS
-from lgeseg.evaluation.metrics import dice
+from lgeseg.evaluation.metrics import dice, without_ignored
 from lgeseg.files import io
 
 logger = logging.getLogger(__name__)
@@ -145,19 +145,22 @@ def apply_postprocessing(label_map: np.ndarray, variant: str) -> np.ndarray:
 
 
 def _mean_dice(predictions: Sequence[np.ndarray], references: Sequence[np.ndarray],
-               labels: Sequence[int]) -> float:
-    scores = [dice(p, r, label) for p, r in zip(predictions, references, strict=True) for label in labels]
+               labels: Sequence[int], ignore_label: int | None = None) -> float:
+    pairs = [without_ignored(p, r, ignore_label) for p, r in zip(predictions, references, strict=True)]
+    scores = [dice(p, r, label) for p, r in pairs for label in labels]
     return float(np.mean(scores)) if scores else 0.0
 
 
 def select_postprocessing(predictions: list[np.ndarray], references: list[np.ndarray],
-                          labels: Sequence[int] | None = None) -> str:
+                          labels: Sequence[int] | None = None, ignore_label: int | None = None) -> str:
     """Choose the postprocessing variant with the best mean Dice on validation cases.
 
     Args:
         predictions: raw network label maps, uint8 (z, y, x), one per case.
         references: reference label maps of the same shapes.
         labels: label values to average Dice over (default: blood pool and myocardium).
+        ignore_label: a reference value whose voxels count in no Dice (``metrics.without_ignored``, applied
+            after postprocessing), or None.
 
     Returns:
         ``"none"``, ``"lcc"`` or ``"lcc_per_label"``. A variant must improve the mean Dice by more
@@ -181,7 +184,7 @@ def select_postprocessing(predictions: list[np.ndarray], references: list[np.nda
     best, best_score = "none", -1.0
     for variant in POSTPROCESSING_VARIANTS:
         processed = [apply_postprocessing(p, variant) for p in predictions]
-        score = _mean_dice(processed, references, labels)
+        score = _mean_dice(processed, references, labels, ignore_label)
         logger.info("postprocessing %-14s mean Dice %.5f", variant, score)
         if score > best_score + 1e-6:
             best, best_score = variant, score

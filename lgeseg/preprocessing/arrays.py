@@ -16,7 +16,8 @@ logger = logging.getLogger(__name__)
 
 
 def preprocess_arrays(
-    image: np.ndarray, geometry: CaseGeometry, plan: Plan, label: np.ndarray | None = None
+    image: np.ndarray, geometry: CaseGeometry, plan: Plan, label: np.ndarray | None = None,
+    ignore_label: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, CropBox, tuple[int, int, int]]:
     """Crop to the body, normalize per channel, resample in-plane to the plan's spacing.
 
@@ -24,7 +25,9 @@ def preprocess_arrays(
         image: (C, Z, Y, X) raw intensities (any float/int dtype).
         geometry: the raw image's geometry (spacing in mm, z y x).
         plan: the plan (target spacing, normalization, interpolation order, labels).
-        label: optional (Z, Y, X) label map with values from ``plan.labels``.
+        label: optional (Z, Y, X) label map with values from ``plan.labels`` (and ``ignore_label``).
+        ignore_label: the dataset's ``"ignore"`` value (voxels of unknown class), or None. It is resampled
+            like one more label (its own one-hot channel), so it survives and is never invented.
 
     Returns:
         (image float32 (C, z, y', x'), label uint8 (z, y', x') or None, crop box in raw voxels
@@ -53,7 +56,7 @@ def preprocess_arrays(
         raise ValueError(f"plan expects {plan.topology.in_channels} channel(s), image has {image.shape[0]}")
     box = body_bbox(image)
     if label is not None:
-        label = _check_label(label, image.shape[1:], plan)
+        label = _check_label(label, image.shape[1:], plan, ignore_label)
         grown = include_foreground(box, label)
         if grown != box:
             logger.debug("crop box %s grown to %s to keep the labelled voxels", box, grown)
@@ -68,20 +71,28 @@ def preprocess_arrays(
         if plan.label_interpolation == "nearest":
             label_pp = np.rint(resample_inplane(label_crop, new_yx, order=0)).astype(np.uint8)
         else:
-            label_pp = resample_label_inplane(label_crop, new_yx, tuple(sorted(plan.labels.values())))
+            values = set(plan.labels.values()) | ({ignore_label} if ignore_label is not None else set())
+            label_pp = resample_label_inplane(label_crop, new_yx, tuple(sorted(values)))
     return np.ascontiguousarray(image_pp, dtype=np.float32), label_pp, box, shape_after_crop  # type: ignore[return-value]
 
 
-def _check_label(label: np.ndarray, shape: tuple[int, ...], plan: Plan) -> np.ndarray:
+def _check_label(label: np.ndarray, shape: tuple[int, ...], plan: Plan, ignore_label: int | None) -> np.ndarray:
     label = np.asarray(label)
     if tuple(label.shape) != tuple(shape):
         raise ValueError(f"label shape {label.shape} does not match image shape {tuple(shape)}")
     if label.dtype != np.uint8 and (label.min() < 0 or label.max() > 255):
         raise ValueError(f"label values must lie in 0..255, found {label.min()}..{label.max()}")
     present = np.flatnonzero(np.bincount(label.astype(np.uint8, copy=False).ravel(), minlength=256))
-    unknown = sorted(set(present.tolist()) - set(plan.labels.values()))
+    allowed = set(plan.labels.values())
+    if ignore_label is not None:
+        if ignore_label <= max(allowed):
+            raise ValueError(f"ignore label {ignore_label} must lie above every class of the plan's labels "
+                             f"{plan.labels}")
+        allowed.add(ignore_label)
+    unknown = sorted(set(present.tolist()) - allowed)
     if unknown:
-        raise ValueError(f"label holds value(s) {unknown} not in the plan's labels {plan.labels}")
+        ignore = "" if ignore_label is None else f" (ignore label {ignore_label})"
+        raise ValueError(f"label holds value(s) {unknown} not in the plan's labels {plan.labels}{ignore}")
     return label.astype(np.uint8, copy=False)
 
 

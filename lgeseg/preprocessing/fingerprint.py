@@ -66,8 +66,11 @@ def _channel_entry(channel: np.ndarray, foreground: np.ndarray) -> tuple[dict[st
     return entry, values[::step][:SAMPLES_PER_CASE].astype(np.float32)
 
 
-def fingerprint_case(case: RawCase) -> tuple[dict[str, Any], list[np.ndarray]]:
+def fingerprint_case(case: RawCase, ignore_label: int | None = None) -> tuple[dict[str, Any], list[np.ndarray]]:
     """Fingerprint of one raw case and a sample of its raw foreground intensities per channel.
+
+    ``ignore_label`` (the dataset's ``"ignore"`` value, or None): its voxels are counted in
+    ``label_voxels`` but are no foreground (their class is unknown).
 
     Returns:
         (JSON-ready case entry, one float32 sample array per channel; empty arrays without label).
@@ -103,6 +106,8 @@ def fingerprint_case(case: RawCase) -> tuple[dict[str, Any], list[np.ndarray]]:
         entry["label_voxels"] = {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
         slices = tuple(slice(start, end) for start, end in box)
         foreground = label[slices] > 0
+        if ignore_label is not None:
+            foreground &= label[slices] != ignore_label
         if foreground.any():
             results = [_channel_entry(channel[slices], foreground) for channel in image]
             entry["foreground"] = [entry_c for entry_c, _ in results]
@@ -163,8 +168,16 @@ def summarize(cases: list[dict[str, Any]], samples: list[list[np.ndarray]]) -> d
     return summary
 
 
-def _dataset_entries(dataset_dirs: list[Path]) -> tuple[list[dict[str, Any]], list[RawCase], dict[str, int]]:
-    entries, cases, labels = [], [], None
+def _fingerprint_job(job: tuple[RawCase, int | None]) -> tuple[dict[str, Any], list[np.ndarray]]:
+    return fingerprint_case(*job)
+
+
+def _dataset_entries(dataset_dirs: list[Path]
+                     ) -> tuple[list[dict[str, Any]], list[tuple[RawCase, int | None]], dict[str, int]]:
+    """Per dataset its entry, the (case, ignore value) of its labelled cases, and the labels they share."""
+    entries: list[dict[str, Any]] = []
+    cases: list[tuple[RawCase, int | None]] = []
+    labels = None
     for directory in dataset_dirs:
         info = load_dataset_info(directory)
         if labels is not None and info.labels != labels:
@@ -176,7 +189,7 @@ def _dataset_entries(dataset_dirs: list[Path]) -> tuple[list[dict[str, Any]], li
         entries.append({"name": info.name, "path": str(Path(directory).resolve()), "center": info.center,
                         "vendor": info.vendor, "field_strength": info.field_strength, "num_cases": len(found),
                         "channel_names": info.channel_names, "labels": info.labels})
-        cases += found
+        cases += [(case, info.ignore_label) for case in found]
     return entries, cases, labels or {}
 
 
@@ -207,7 +220,7 @@ def extract_fingerprint(dataset_dirs: list[Path], num_workers: int = 1) -> Finge
     channel_counts = {len(d["channel_names"]) for d in datasets}
     if len(channel_counts) != 1:
         raise ValueError(f"datasets have different numbers of channels: {[d['name'] for d in datasets]}")
-    results = parallel_map(fingerprint_case, cases, num_workers, desc="fingerprint")
+    results = parallel_map(_fingerprint_job, cases, num_workers, desc="fingerprint")
     entries = [entry for entry, _ in results]
     samples = [sample for _, sample in results]
     by_center: dict[str, list[int]] = {}

@@ -23,7 +23,7 @@ from lgeseg.core.records import (
     load_json,
     save_json,
 )
-from lgeseg.datasets.layout import RawCase, list_cases
+from lgeseg.datasets.layout import RawCase, list_cases, read_dataset_json
 from lgeseg.files import io
 from lgeseg.planning.planner import plan_fingerprint
 from lgeseg.preprocessing.arrays import effective_spacing, preprocess_arrays
@@ -38,6 +38,7 @@ class _Job:
     out_dir: Path
     plan: Plan
     plan_hash: str
+    ignore_label: int | None = None
 
 
 def _source_files(case: RawCase) -> tuple[str, ...]:
@@ -81,8 +82,11 @@ def _save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
         np.savez_compressed(handle, **arrays)
 
 
-def preprocess_case(case: RawCase, case_dir: Path, plan: Plan, plan_hash: str | None = None) -> Path:
+def preprocess_case(case: RawCase, case_dir: Path, plan: Plan, plan_hash: str | None = None,
+                    ignore_label: int | None = None) -> Path:
     """Read one raw case, preprocess it with ``plan`` and write ``case_dir/<case>.npz`` + ``.json``.
+
+    ``ignore_label``: the dataset's ``"ignore"`` value (``DatasetInfo.ignore_label``), kept in the label.
 
     The ``.npz`` is written first and the ``.json`` last, both atomically, so a case whose
     ``.json`` exists is complete. Returns the ``.npz`` path.
@@ -114,7 +118,8 @@ def preprocess_case(case: RawCase, case_dir: Path, plan: Plan, plan_hash: str | 
         if mismatch:
             raise ValueError(f"{case.label_path}: label geometry differs from the image: {'; '.join(mismatch)}")
     try:
-        image_pp, label_pp, box, shape_after_crop = preprocess_arrays(np.stack(channels), geometry, plan, label)
+        image_pp, label_pp, box, shape_after_crop = preprocess_arrays(np.stack(channels), geometry, plan, label,
+                                                                      ignore_label)
     except ValueError as err:
         raise ValueError(f"{case.image_paths[0]}: {err}") from err
     arrays = {"image": image_pp} if label_pp is None else {"image": image_pp, "label": label_pp}
@@ -141,7 +146,7 @@ def _run_job(job: _Job) -> tuple[Path, bool]:
     """Preprocess one case unless it is up to date; returns (npz path, whether it was skipped)."""
     if is_up_to_date(job.case, job.out_dir, job.plan_hash):
         return job.out_dir / f"{job.case.case_id}.npz", True
-    return preprocess_case(job.case, job.out_dir, job.plan, job.plan_hash), False
+    return preprocess_case(job.case, job.out_dir, job.plan, job.plan_hash, job.ignore_label), False
 
 
 def run_preprocessing(
@@ -191,7 +196,8 @@ def run_preprocessing(
         case_dir = out_dir / dataset_dir.resolve().name
         case_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(dataset_dir / "dataset.json", case_dir / "dataset.json")
-        jobs += [_Job(case, case_dir, plan, plan_hash) for case in cases]
+        ignore_label = read_dataset_json(dataset_dir / "dataset.json")[0].ignore_label  # kept in the labels
+        jobs += [_Job(case, case_dir, plan, plan_hash, ignore_label) for case in cases]
     results = parallel_map(_run_job, jobs, num_workers, desc="preprocess")
     skipped = sum(1 for _, was_skipped in results if was_skipped)
     logger.info("%d case(s) preprocessed, %d already up to date", len(results) - skipped, skipped)

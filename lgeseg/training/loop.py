@@ -112,8 +112,11 @@ def use_compile(config: TrainConfig, device: torch.device) -> bool:
 
 def build_state(config: TrainConfig, plan: Plan, device: torch.device,
                 init_weights: dict[str, torch.Tensor] | None = None, trainable: str = "all",
-                distributed: DistributedContext = SINGLE_PROCESS) -> TrainingState:
+                distributed: DistributedContext = SINGLE_PROCESS, ignore_index: int | None = None) -> TrainingState:
     """Network from the plan (seeded), optional initial weights, frozen parameters, optimizer and loss.
+
+    ``ignore_index``: the training data's ignore label (``TrainingData.ignore_label``), whose voxels the
+    loss skips; None (no ignore label) leaves the loss as it always was.
 
     Parameters outside ``trainable`` get ``requires_grad=False`` and are not given to the optimizer.
     In a data-parallel run (``distributed.enabled``, process group joined) the training steps go
@@ -144,7 +147,7 @@ def build_state(config: TrainConfig, plan: Plan, device: torch.device,
     optimizer = build_optimizer(config, [p for p in network.parameters() if p.requires_grad],
                                 capturable=step_graph is not None)
     outputs = plan.topology.num_stages - 1 if getattr(network, "deep_supervision", True) else 1
-    loss_fn = DeepSupervisionLoss(deep_supervision_weights(max(outputs, 1)), config.dice_smooth)
+    loss_fn = DeepSupervisionLoss(deep_supervision_weights(max(outputs, 1)), config.dice_smooth, ignore_index)
     step_network = wrap_data_parallel(network, device, distributed)
     if use_compile(config, device):
         step_network = torch.compile(step_network, mode=config.compile_mode)

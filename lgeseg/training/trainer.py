@@ -222,7 +222,7 @@ def _train_epochs(state: TrainingState, run: _Run, resume: bool) -> None:
             state.epoch += 1
             continue
         result = validate(state.model_network, run.val_cases, run.data.plan.labels, state.network.divisor,
-                          state.device, config.batch_size, config.mixed_precision)
+                          state.device, config.batch_size, config.mixed_precision, run.data.ignore_label)
         _end_epoch(state, run, stats, result)
         log.info("%s", eta_text(state.epoch - first, config.epochs - state.epoch, time.monotonic() - started,
                                 config.max_minutes))
@@ -389,10 +389,10 @@ def _remove_if_failed_early(model_dir: Path) -> Iterator[None]:
 def _initial_state(config: TrainConfig, data: TrainingData, device: torch.device,
                    finetune: FinetuneSpec | None, distributed: DistributedContext) -> TrainingState:
     if finetune is None:
-        return build_state(config, data.plan, device, distributed=distributed)
+        return build_state(config, data.plan, device, distributed=distributed, ignore_index=data.ignore_label)
     weights = load_checkpoint(finetune.init_checkpoint)["network"]
     return build_state(config, data.plan, device, init_weights=weights, trainable=finetune.trainable,
-                       distributed=distributed)
+                       distributed=distributed, ignore_index=data.ignore_label)
 
 
 def _split(config: TrainConfig, data: TrainingData, model_dir: Path,
@@ -418,7 +418,7 @@ def _prepare_run(state: TrainingState, data: TrainingData, model_dir: Path, fine
         state.config = config = config.replace(iterations_per_epoch=max(1, math.ceil(slices / config.batch_size)))
     preset = get_preset(config.augmentation)
     spacing_yx = tuple(plan.target_spacing[1:])
-    num_classes = plan.topology.num_classes
+    num_classes, ignore_label = plan.topology.num_classes, data.ignore_label  # the ignore value is no output class
     # Crops cover the preset's rotation/zoom-out, capped at crop_margin * patch (beyond: zero padding).
     needed = required_crop_size(preset, tuple(plan.patch_size), spacing_yx)
     crop = tuple(max(p, min(n, int(math.ceil(p * config.crop_margin))))
@@ -427,7 +427,8 @@ def _prepare_run(state: TrainingState, data: TrainingData, model_dir: Path, fine
     sampler = PatchSampler(train_cases, plan.patch_size, crop, rank_batch, config.foreground_fraction)
 
     def augment(images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> Any:
-        return augment_batch(images, labels, preset, tuple(plan.patch_size), spacing_yx, generator, num_classes)
+        return augment_batch(images, labels, preset, tuple(plan.patch_size), spacing_yx, generator, num_classes,
+                             ignore_label=ignore_label)
 
     workers = config.num_workers if config.num_workers is not None else min(2, os.cpu_count() or 1)
     run = _Run(data, model_dir, train_cases, val_cases, sampler, augment, workers, finetune,
@@ -496,9 +497,10 @@ def _finish(state: TrainingState, run: _Run, result: ValidationResult | None) ->
     if result is None:  # resumed a finished run: validate the final weights once
         config = state.config
         result = validate(state.model_network, run.val_cases, run.data.plan.labels, state.network.divisor,
-                          state.device, config.batch_size, config.mixed_precision)
+                          state.device, config.batch_size, config.mixed_precision, run.data.ignore_label)
     labels = [v for v in run.data.plan.labels.values() if v != 0]
-    postprocessing = select_postprocessing(result.predictions, [c.label for c in run.val_cases], labels)
+    postprocessing = select_postprocessing(result.predictions, [c.label for c in run.val_cases], labels,
+                                           run.data.ignore_label)
     save_json(_model_info(state, run, postprocessing), run.model_dir / MODEL_INFO_FILE)
     write_model_card(run.model_dir)
     _write_harmonization_reference(run)

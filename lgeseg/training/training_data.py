@@ -23,6 +23,7 @@ from lgeseg.core.records import (
     load_json,
     read_plan,
 )
+from lgeseg.datasets.layout import read_dataset_json
 from lgeseg.planning.planner import plan_fingerprint
 from lgeseg.preprocessing import load_preprocessed
 from lgeseg.training.data import case_key
@@ -39,6 +40,9 @@ class TrainingData:
         entries: (record, npz path) of every selected case.
         datasets: selected dataset names, sorted.
         channel_names: channel index (string) -> name, from the datasets' ``dataset.json``.
+        ignore_label: the ``"ignore"`` value that any selected dataset's ``dataset.json`` declares (nnU-Net's
+            ignore label: voxels of unknown class, skipped by the loss and the validation Dice), or None.
+            Datasets without one simply never hold it.
     """
 
     folders: tuple[Path, ...]
@@ -47,6 +51,7 @@ class TrainingData:
     entries: list[tuple[PreprocessedCase, Path]]
     datasets: tuple[str, ...]
     channel_names: dict[str, str]
+    ignore_label: int | None = None
 
     @property
     def case_keys(self) -> list[str]:
@@ -77,6 +82,45 @@ def _channel_names(folder: Path, dataset: str) -> dict[str, str]:
         if isinstance(names, dict) and names:
             return {str(k): str(v) for k, v in names.items()}
     return {"0": "LGE"}
+
+
+def selected_ignore_label(owner: dict[str, Path], datasets: Sequence[str], plan: Plan) -> int | None:
+    """The one ignore value the ``datasets`` (name -> preprocessed folder) declare, or None when none does.
+
+    ``InvalidInputError`` when two datasets declare different values or one is not above every class of
+    ``plan.labels`` (the network's outputs must not include it).
+
+    Example:
+        >>> import json, tempfile
+        >>> from lgeseg.planning import small_plan
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> for name, labels in (("source", {"background": 0, "blood_pool": 1, "myocardium": 2}),
+        ...                      ("target", {"background": 0, "blood_pool": 1, "myocardium": 2, "ignore": 3})):
+        ...     (tmp / name).mkdir()
+        ...     _ = (tmp / name / "dataset.json").write_text(json.dumps({"labels": labels}))
+        >>> selected_ignore_label({"source": tmp, "target": tmp}, ["source", "target"], small_plan())
+        3
+        >>> selected_ignore_label({"source": tmp}, ["source"], small_plan()) is None
+        True
+        >>> import shutil; shutil.rmtree(tmp)
+    """
+    found: dict[int, str] = {}
+    for name in datasets:
+        path = owner[name] / name / "dataset.json"
+        if path.is_file():
+            value = read_dataset_json(path)[0].ignore_label
+            if value is not None:
+                found.setdefault(value, str(path))
+    if len(found) > 1:
+        raise InvalidInputError(f"datasets declare different ignore labels ({found}); one run takes one value: "
+                                "give every dataset the same \"ignore\" value in dataset.json")
+    if not found:
+        return None
+    value, path = next(iter(found.items()))
+    if value <= max(plan.labels.values()):
+        raise InvalidInputError(f"{path}: ignore label {value} must lie above every class of the plan's labels "
+                                f"{plan.labels}")
+    return value
 
 
 def check_case_plans(entries: Sequence[tuple[PreprocessedCase, Path]], plan: Plan) -> None:
@@ -172,4 +216,5 @@ def open_training_data(preprocessed: str | Path | Sequence[str | Path],
         folders=folders, plan=plan,
         fingerprint=load_fingerprint(fingerprint_path) if fingerprint_path.is_file() else None,
         entries=entries, datasets=tuple(wanted), channel_names=_channel_names(owner[wanted[0]], wanted[0]),
+        ignore_label=selected_ignore_label(owner, wanted, plan),
     )

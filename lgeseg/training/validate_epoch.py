@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lgeseg.evaluation.metrics import dice
+from lgeseg.evaluation.metrics import dice, without_ignored
 from lgeseg.training.data import TrainingCase
 from lgeseg.training.losses import DiceCELoss
 
@@ -65,8 +65,10 @@ def _pad_to(tensor: torch.Tensor, divisor: Sequence[int]) -> torch.Tensor:
 @torch.inference_mode()
 def predict_case(network: torch.nn.Module, image: np.ndarray, divisor: Sequence[int], device: torch.device,
                  label: np.ndarray | None = None, batch_size: int = 16,
-                 mixed_precision: bool = True) -> tuple[np.ndarray, float, int]:
+                 mixed_precision: bool = True, ignore_label: int | None = None) -> tuple[np.ndarray, float, int]:
     """Segment every slice of ``image`` float32 (C, z, y, x).
+
+    ``ignore_label``: a value of ``label`` whose voxels the loss skips (``DiceCELoss(ignore_index=...)``).
 
     Returns:
         (label map uint8 (z, y, x), summed loss over slices (0 when ``label`` is None), slice count).
@@ -80,7 +82,7 @@ def predict_case(network: torch.nn.Module, image: np.ndarray, divisor: Sequence[
         >>> labels.shape, labels.dtype, loss, slices  # 30 x 30 slices padded to the divisor (4, 4), cut back
         ((3, 30, 30), dtype('uint8'), 0.0, 3)
     """
-    loss_fn = DiceCELoss()
+    loss_fn = DiceCELoss(ignore_index=ignore_label)
     prediction = np.zeros(image.shape[1:], dtype=np.uint8)
     total_loss = 0.0
     for start in range(0, image.shape[1], batch_size):
@@ -98,7 +100,7 @@ def predict_case(network: torch.nn.Module, image: np.ndarray, divisor: Sequence[
 
 def validate(network: torch.nn.Module, cases: Sequence[TrainingCase], labels: dict[str, int],
              divisor: Sequence[int], device: torch.device, batch_size: int = 16,
-             mixed_precision: bool = True) -> ValidationResult:
+             mixed_precision: bool = True, ignore_label: int | None = None) -> ValidationResult:
     """Predict ``cases`` on whole slices and score them.
 
     Args:
@@ -109,6 +111,8 @@ def validate(network: torch.nn.Module, cases: Sequence[TrainingCase], labels: di
         device: where ``network`` lives.
         batch_size: slices per forward pass.
         mixed_precision: bf16 autocast on CUDA.
+        ignore_label: the training data's ignore value (``TrainingData.ignore_label``), or None: its voxels
+            count in neither the loss nor any Dice (``evaluation.metrics.without_ignored``).
 
     Example:
         >>> from lgeseg.network import build_unet
@@ -129,11 +133,12 @@ def validate(network: torch.nn.Module, cases: Sequence[TrainingCase], labels: di
     try:
         for case in cases:
             pred, case_loss, count = predict_case(network, case.image, divisor, device, case.label,
-                                                  batch_size, mixed_precision)
+                                                  batch_size, mixed_precision, ignore_label)
             predictions.append(pred)
             loss_sum, slices = loss_sum + case_loss, slices + count
+            scored, reference = without_ignored(pred, case.label, ignore_label)
             for name in per_label:
-                per_label[name].append(dice(pred, case.label, labels[name], empty=math.nan))
+                per_label[name].append(dice(scored, reference, labels[name], empty=math.nan))
     finally:
         network.train(was_training)
     means = {name: _nanmean(values) for name, values in per_label.items()}
