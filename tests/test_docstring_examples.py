@@ -59,7 +59,7 @@ API_MODULES = (
     "training/data.py", "training/distributed.py", "training/finetune.py", "training/loop.py", "training/losses.py",
     "training/plots.py", "training/prefetch.py", "training/recipes.py", "training/splits.py", "training/trainer.py",
     "training/training_data.py", "training/validate_epoch.py", "workflows/plan_and_preprocess.py",
-    "workflows/self_training.py",
+    "workflows/self_training.py", "workflows/uncertain_voxels.py",
 )
 
 

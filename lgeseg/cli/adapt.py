@@ -7,6 +7,7 @@ import argparse
 from lgeseg.cli._errors import add_verbose_flag, run_command
 from lgeseg.cli._options import add_device_option, add_overwrite_flag, command_parser
 from lgeseg.workflows.self_training import DEFAULT_EPOCHS, DEFAULT_ITERATIONS, adapt_to_center
+from lgeseg.workflows.uncertain_voxels import DEFAULT_CONFIDENCE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_option(parser)
     parser.add_argument("--keep-flagged", action="store_true",
                         help="also train on the pseudo-labels the quality checks flag (default: dropped)")
+    parser.add_argument("--mask-uncertain", dest="uncertain_voxels", action="store_const", const="mask",
+                        default="keep",
+                        help="give the voxels where the teacher is unsure (averaged top class probability below "
+                             "--confidence, near its predicted heart) the ignore label, which the student's loss "
+                             "skips, and keep the cases flagged only mirror_unstable (docs/adaptation.md)")
+    parser.add_argument("--no-mask-uncertain", dest="uncertain_voxels", action="store_const", const="keep",
+                        help="train on the teacher's labels everywhere and drop every flagged case (the default)")
+    parser.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE,
+                        help=f"with --mask-uncertain: a voxel is unsure below this averaged top class probability "
+                             f"(default {DEFAULT_CONFIDENCE})")
     add_overwrite_flag(parser, "redo a finished adaptation in --output")
     add_verbose_flag(parser)
     return parser
@@ -47,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``lgeseg_adapt``; returns the exit code (0 success, 1 error on stderr, 2 usage)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not 0.0 < args.confidence <= 1.0:
+        parser.error(f"--confidence must be in (0, 1], found {args.confidence}")
     if args.epochs < 1 or args.iterations_per_epoch < 1:
         parser.error(f"--epochs and --iterations-per-epoch must be >= 1, found {args.epochs} and "
                      f"{args.iterations_per_epoch}")
@@ -57,7 +70,8 @@ def _run(args: argparse.Namespace) -> int:
     out = adapt_to_center(args.model, args.input, args.output, source=args.source, epochs=args.epochs,
                           iterations_per_epoch=args.iterations_per_epoch, lr=args.lr, trainable=args.trainable,
                           device=args.device, seed=args.seed, keep_flagged=args.keep_flagged,
-                          overwrite=args.overwrite)
+                          overwrite=args.overwrite, uncertain_voxels=args.uncertain_voxels,
+                          confidence=args.confidence)
     print(f"adapted model: {out}; predict with: lgeseg_predict -i IN -o OUT -m {out}")
     return 0
 

@@ -6,6 +6,10 @@
    ``out/pseudo_labels`` and checks each case (``inference.quality``: mirror disagreement, missing
    myocardium, thin wall, implausible volume, empty prediction);
 2. cases the check flags are dropped: a wrong pseudo-label would teach the model its own mistake;
+   with ``uncertain_voxels="mask"`` (``--mask-uncertain``) a case flagged only ``mirror_unstable`` is
+   kept, and in every kept case the voxels where the teacher is unsure get the ignore label
+   (``workflows.uncertain_voxels``: averaged top class probability below ``confidence``, near the
+   predicted heart), which the student's loss skips;
 3. the kept images with their pseudo-labels become a raw dataset (``out/raw``), preprocessed with
    the model's plans (``out/pre``);
 4. each member is fine-tuned (all blocks, the parent's recipe and augmentation, a weight average as
@@ -28,12 +32,17 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from lgeseg import __version__
 from lgeseg.core.errors import OutputConflictError
 from lgeseg.core.records import PLANS_FILE, load_json, save_json
+from lgeseg.datasets.layout import IGNORE_LABEL
 from lgeseg.files import io
 from lgeseg.inference.input_cases import list_input_cases, read_case
+from lgeseg.inference.nnunet_files import probability_files
 from lgeseg.inference.output_folder import case_outputs
 from lgeseg.inference.prediction_settings import PredictionSettings
 from lgeseg.inference.predictor import Predictor
@@ -42,6 +51,7 @@ from lgeseg.model.folder import CHECKPOINT_FINAL_FILE, CHECKPOINT_LATEST_FILE, r
 from lgeseg.model.registry import resolve_model
 from lgeseg.training.finetune import finetune
 from lgeseg.workflows.plan_and_preprocess import plan_and_preprocess
+from lgeseg.workflows.uncertain_voxels import DEFAULT_BAND_MM, DEFAULT_CONFIDENCE, RULE, mask_uncertain
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +62,11 @@ TARGET_DATASET = "target"
 #: Default fine-tuning budget per member: epochs x iterations (half the README training budget).
 DEFAULT_EPOCHS = 5
 DEFAULT_ITERATIONS = 100
+#: What to do with the voxels where the teacher is unsure: ``"keep"`` its label there (and drop every
+#: flagged case), or ``"mask"`` them with the ignore label (and keep cases flagged only for them).
+UNCERTAIN_VOXEL_MODES = ("keep", "mask")
+#: The quality flags that masking answers: a case flagged for these alone is kept with ``"mask"``.
+MASKED_FLAGS = ("mirror_unstable",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,8 +82,12 @@ class PseudoLabelChoice:
     dropped: dict[str, tuple[str, ...]]
 
 
-def choose_pseudo_labels(records: Sequence[CaseQuality], min_cases: int = 1) -> PseudoLabelChoice:
+def choose_pseudo_labels(records: Sequence[CaseQuality], min_cases: int = 1,
+                         tolerated: Sequence[str] = ()) -> PseudoLabelChoice:
     """Keep the cases no quality check flagged; raise ``ValueError`` when fewer than ``min_cases`` remain.
+
+    ``tolerated``: flags (``CaseQuality.reasons``) that alone do not drop a case (``MASKED_FLAGS`` when
+    the unsure voxels are masked); a case with any other flag is still dropped.
 
     Example:
         >>> import numpy as np
@@ -81,9 +100,14 @@ def choose_pseudo_labels(records: Sequence[CaseQuality], min_cases: int = 1) -> 
         >>> choice = choose_pseudo_labels(records)
         >>> choice.kept, choice.dropped
         (('good',), {'empty': ('no_foreground',)})
+        >>> choose_pseudo_labels(records, tolerated=("no_foreground",)).kept
+        ('good', 'empty')
     """
-    kept = tuple(r.case_id for r in records if not r.flagged)
-    dropped = {r.case_id: tuple(r.reasons) for r in records if r.flagged}
+    def dropped_case(record: CaseQuality) -> bool:
+        return record.flagged and not set(record.reasons) <= set(tolerated)
+
+    kept = tuple(r.case_id for r in records if not dropped_case(r))
+    dropped = {r.case_id: tuple(r.reasons) for r in records if dropped_case(r)}
     if len(kept) < min_cases:
         raise ValueError(f"only {len(kept)} of {len(records)} pseudo-labelled case(s) passed the quality checks "
                          f"(at least {min_cases} needed); the model is too far from this center to teach itself: "
@@ -124,6 +148,53 @@ def write_pseudo_dataset(images_dir: Path, labels_dir: Path, case_ids: Sequence[
     return out_dir
 
 
+def mask_pseudo_dataset(dataset_dir: Path, pseudo_dir: Path, confidence: float = DEFAULT_CONFIDENCE,
+                        band_mm: float = DEFAULT_BAND_MM) -> dict[str, Any]:
+    """Give the unsure voxels of every pseudo-label in ``dataset_dir/labelsTr`` the ignore label, in place.
+
+    The ignore value is one above the classes of ``dataset_dir/dataset.json``, which gets ``"ignore"``
+    in its ``labels``; the teacher's probabilities are ``pseudo_dir/<case>.npz`` (``probabilities``
+    (K, z, y, x) on the case's grid, as ``lgeseg_predict --save-probabilities`` writes them). The rule is
+    ``uncertain_voxels.mask_uncertain``'s; ``pseudo_dir``'s label maps are left as they are.
+
+    Args:
+        dataset_dir: a dataset ``write_pseudo_dataset`` wrote.
+        pseudo_dir: the teacher's prediction folder, with probabilities.
+        confidence, band_mm: the rule's threshold (averaged top class probability) and band (mm, in-plane).
+
+    Returns:
+        What ``adaptation.json`` records: ``rule``, ``confidence``, ``band_mm``, ``ignore_label``,
+        ``masked_voxels`` and ``masked_fraction`` per case (ignored / (predicted foreground or ignored)).
+
+    Usage (after ``write_pseudo_dataset`` from a prediction made with ``save_probabilities``)::
+
+        mask_pseudo_dataset(Path("raw/target"), Path("pseudo"), confidence=0.8)
+    """
+    meta = load_json(dataset_dir / "dataset.json")
+    classes = {k: int(v) for k, v in meta["labels"].items() if k != IGNORE_LABEL}
+    ignore = max(classes.values()) + 1
+    voxels: dict[str, int] = {}
+    fractions: dict[str, float] = {}
+    for path in sorted((dataset_dir / "labelsTr").glob("*.nii.gz")):
+        case_id = path.name[: -len(".nii.gz")]
+        label, geometry = io.read_label(path)
+        npz = probability_files(pseudo_dir, case_id)[0]
+        if not npz.is_file():
+            raise FileNotFoundError(f"{npz}: the teacher's probabilities of case {case_id} are missing; predict "
+                                    "with save_probabilities (lgeseg_adapt does) or run without --mask-uncertain")
+        with np.load(npz) as data:
+            probabilities = data["probabilities"]
+        label = np.where(label == ignore, 0, label).astype(np.uint8)  # a rerun: start from the teacher's labels
+        masked = mask_uncertain(label, probabilities, geometry.spacing, ignore, confidence, band_mm)
+        io.write_label(path, masked.labels, geometry)
+        voxels[case_id], fractions[case_id] = masked.masked_voxels, round(masked.masked_fraction, 4)
+    save_json({**meta, "labels": {**classes, IGNORE_LABEL: ignore}}, dataset_dir / "dataset.json")
+    log.info("unsure voxels masked (ignore label %d): %s", ignore,
+             ", ".join(f"{c} {100 * f:.1f}%" for c, f in fractions.items()) or "no case")
+    return {"rule": RULE, "confidence": confidence, "band_mm": band_mm, "ignore_label": ignore,
+            "masked_voxels": voxels, "masked_fraction": fractions}
+
+
 def check_output(out_dir: Path, images_dir: Path, overwrite: bool) -> None:
     """Refuse an output folder that holds anything but an earlier adaptation, or one inside the images.
 
@@ -155,7 +226,8 @@ def adapt_to_center(model: str | Path, images_dir: str | Path, out_dir: str | Pa
                     source: Sequence[str | Path] = (), epochs: int = DEFAULT_EPOCHS,
                     iterations_per_epoch: int = DEFAULT_ITERATIONS, lr: float | None = None,
                     trainable: str = "all", device: str | None = None, seed: int = 0,
-                    keep_flagged: bool = False, overwrite: bool = False) -> Path:
+                    keep_flagged: bool = False, overwrite: bool = False, uncertain_voxels: str = "keep",
+                    confidence: float = DEFAULT_CONFIDENCE) -> Path:
     """Self-train ``model`` on the unlabeled images of a new center; returns the adapted ensemble folder.
 
     Args:
@@ -172,6 +244,13 @@ def adapt_to_center(model: str | Path, images_dir: str | Path, out_dir: str | Pa
         keep_flagged: train on every pseudo-label, flagged ones too (not recommended: for a center where
             the checks flag nearly everything, e.g. unusual anatomy).
         overwrite: redo a finished adaptation in ``out_dir``.
+        uncertain_voxels: ``"keep"`` (default): the pseudo-labels are the teacher's label maps and every
+            flagged case is dropped. ``"mask"``: the voxels where the teacher is unsure (its averaged top
+            class probability below ``confidence``, within ``uncertain_voxels.DEFAULT_BAND_MM`` in-plane of
+            its predicted foreground) get the ignore label, which the student's loss skips, and a case
+            flagged only ``mirror_unstable`` is kept (``MASKED_FLAGS``); the teacher then also writes its
+            probabilities (``pseudo_labels/<case>.npz``).
+        confidence: the threshold of ``"mask"``, in (0, 1] (default 0.8; ``workflows.uncertain_voxels``).
 
     Raises ``OutputConflictError`` for an output folder that is not an adaptation's, ``ValueError``
     when no pseudo-label passes the quality checks, and the errors of prediction and fine-tuning.
@@ -182,6 +261,12 @@ def adapt_to_center(model: str | Path, images_dir: str | Path, out_dir: str | Pa
         Predictor.from_model(adapted).predict_folder("new_center", "predictions")
     """
     images_dir, out_dir = Path(images_dir), Path(out_dir)
+    if uncertain_voxels not in UNCERTAIN_VOXEL_MODES:
+        raise ValueError(f"uncertain_voxels: expected one of {', '.join(UNCERTAIN_VOXEL_MODES)}, found "
+                         f"{uncertain_voxels!r}")
+    if not 0.0 < confidence <= 1.0:
+        raise ValueError(f"confidence: expected a probability in (0, 1], found {confidence}")
+    masking = uncertain_voxels == "mask"
     if not images_dir.is_dir():
         raise FileNotFoundError(f"{images_dir}: image folder not found")
     check_output(out_dir, images_dir, overwrite)
@@ -191,18 +276,26 @@ def adapt_to_center(model: str | Path, images_dir: str | Path, out_dir: str | Pa
     record = {"lgeseg_version": __version__, "teacher": str(teacher.path), "teacher_members": len(teacher.members),
               "images": str(images_dir.resolve()), "source": [str(Path(s).resolve()) for s in source],
               "epochs": epochs, "iterations_per_epoch": iterations_per_epoch, "lr": lr, "trainable": trainable,
-              "seed": seed, "keep_flagged": keep_flagged, "finished": False}
+              "seed": seed, "keep_flagged": keep_flagged,
+              "uncertain_voxels": {"mode": uncertain_voxels, **({"confidence": confidence} if masking else {})},
+              "finished": False}
     save_json(record, out_dir / RECORD)
     pseudo = out_dir / "pseudo_labels"
-    teacher_predictor = Predictor.from_model(list(teacher.members), PredictionSettings(device=device, mirroring=True))
+    settings = PredictionSettings(device=device, mirroring=True, save_probabilities=masking)  # one prediction
+    teacher_predictor = Predictor.from_model(list(teacher.members), settings)
     quality = teacher_predictor.predict_folder(images_dir, pseudo, overwrite=overwrite).quality
     records = sorted(quality, key=lambda record: record.case_id)  # qc.json's order
     choice = choose_pseudo_labels([dataclasses.replace(r, flagged=False) for r in records] if keep_flagged
-                                  else records)
+                                  else records, tolerated=MASKED_FLAGS if masking else ())
     log.info("pseudo-labels: %d case(s) kept, %d dropped by the quality checks (%s)", len(choice.kept),
              len(choice.dropped), ", ".join(f"{c}: {'/'.join(r)}" for c, r in choice.dropped.items()) or "none")
     raw = write_pseudo_dataset(images_dir, pseudo, choice.kept, out_dir / "raw" / TARGET_DATASET,
                                dict(info.labels), dict(info.channel_names))
+    if masking:
+        masked = mask_pseudo_dataset(raw, pseudo, confidence)
+        flagged = {r.case_id: list(r.reasons) for r in records if r.flagged and r.case_id in choice.kept}
+        record["uncertain_voxels"] = {"mode": uncertain_voxels, "tolerated_flags": list(MASKED_FLAGS),
+                                      "kept_flagged": flagged, **masked}
     pre = out_dir / "pre"
     if not (pre / PLANS_FILE).is_file() or overwrite:
         plan_and_preprocess([raw], pre, plans_from=teacher.members[0], overwrite=overwrite)
