@@ -57,6 +57,24 @@ def test_adapt_fine_tunes_on_pseudo_labels_and_leaves_the_images_alone(
     assert len(written) == 2
 
 
+def test_adapt_rerun_after_an_interruption_before_the_first_checkpoint_finishes(
+        teacher: Path, raw_centers: dict[str, Path], preprocessed_centers: dict[str, Path], tmp_path: Path) -> None:
+    """Ctrl-C during a member's first epoch leaves fold_0 with model.json and no checkpoint: a rerun must finish it."""
+    images = raw_centers["center2"] / "imagesTr"
+    settings = dict(source=[preprocessed_centers["center1"]], epochs=1, iterations_per_epoch=2, device="cpu",
+                    keep_flagged=True)
+    out = adapt_to_center(teacher, images, tmp_path / "adapted", **settings)
+    record = json.loads((out / RECORD).read_text())
+    (out / RECORD).write_text(json.dumps({**record, "finished": False}))  # as if stopped inside member 0
+    for checkpoint in (out / "fold_0").glob("checkpoint_*.pt"):
+        checkpoint.unlink()
+    assert (out / "fold_0" / "model.json").is_file()
+    adapt_to_center(teacher, images, out, **settings)
+    assert json.loads((out / RECORD).read_text())["finished"]
+    assert (out / "fold_0" / "checkpoint_final.pt").is_file()
+    load_model(out / "fold_0")
+
+
 def test_adapt_refuses_a_folder_it_did_not_make_and_a_finished_run(teacher: Path, raw_centers: dict[str, Path],
                                                                     tmp_path: Path,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:

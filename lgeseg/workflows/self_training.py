@@ -306,8 +306,11 @@ def adapt_to_center(model: str | Path, images_dir: str | Path, out_dir: str | Pa
         if (student / CHECKPOINT_FINAL_FILE).is_file() and not overwrite:
             continue
         resume = (student / CHECKPOINT_LATEST_FILE).is_file() and not overwrite
+        # A member folder without a checkpoint is this adaptation's own start, interrupted before its first
+        # epoch ended (out_dir holds adaptation.json, so check_output let us in): begin that member again.
+        restart = student.is_dir() and any(student.iterdir()) and not resume
         finetune(member, [pre, *[Path(s) for s in source]], student, trainable=trainable, epochs=epochs, lr=lr,
-                 seed=seed + k, resume=resume, overwrite=overwrite and student.exists(),
+                 seed=seed + k, resume=resume, overwrite=(overwrite or restart) and student.exists(),
                  iterations_per_epoch=iterations_per_epoch, device=device)
     record["finished"] = True
     save_json(record, out_dir / RECORD)
