@@ -10,7 +10,8 @@ The starting model is a member of ``lge-lv-cine`` as ``benchmarks/build_pretrain
 * 1-case fine-tuning (``lgeseg_finetune --cases 1 --lr 1e-4``, 3 x 50 steps), 5 folds of one patient each,
   scored on the other 24 patients of each fold.
 
-    nice python benchmarks/unlabeled_adaptation.py --members 0          # ~15 min on 2 CPU cores
+    OMP_NUM_THREADS=1 python benchmarks/unlabeled_adaptation.py                # 3 members, ~15 min each
+    python benchmarks/unlabeled_adaptation.py --members 0 --variants default keep_flagged mask_uncertain
     python benchmarks/unlabeled_adaptation.py --report-only
 """
 
@@ -32,13 +33,22 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
 
-def adapt(work: Path, args: argparse.Namespace, teacher: Path) -> Path:
+#: ``lgeseg_adapt`` settings compared (``--variants``): name -> extra options. ``default`` is what a user gets.
+VARIANTS = {"default": [], "keep_flagged": ["--keep-flagged"], "mask_uncertain": ["--mask-uncertain"],
+            "two_rounds": ["--rounds", "2"]}
+#: Row labels of the variants in the published table.
+VARIANT_LABELS = {"default": "lgeseg_adapt (defaults), unlabeled", "keep_flagged": "lgeseg_adapt --keep-flagged",
+                  "mask_uncertain": "lgeseg_adapt --mask-uncertain", "two_rounds": "lgeseg_adapt --rounds 2"}
+
+
+def adapt(work: Path, args: argparse.Namespace, teacher: Path, variant: str) -> Path:
     """``lgeseg_adapt`` of ``teacher`` on the myops_lge images (no labels), cine as source; the output folder."""
-    out = work / "adapted" / f"{teacher.parent.name}_{teacher.name}"
+    suffix = "" if variant == "default" else f"_{variant}"
+    out = work / "adapted" / f"{teacher.parent.name}_{teacher.name}{suffix}"
     if (out / "adaptation.json").is_file() and json.loads((out / "adaptation.json").read_text()).get("finished"):
         return out
     cli("adapt", ["-m", str(teacher), "-i", str(args.lge / "imagesTr"), "-o", str(out), "-s", str(args.source),
-                  "--device", "cpu"], work / "logs" / f"adapt_{out.name}.txt")
+                  "--device", "cpu", *VARIANTS[variant]], work / "logs" / f"adapt_{out.name}.txt")
     return out
 
 
@@ -65,26 +75,44 @@ def finetune_one_case(work: Path, args: argparse.Namespace, teacher: Path) -> li
     return evaluations
 
 
+def _row(start: str, label: str, paths: list[str]) -> list[str]:
+    s = summary([r for p in paths for r in read_metrics(Path(p))])
+    return [start, label] + [f"{s[x]['mean']:.3f} ± {s[x]['sd']:.3f}" for x in STRUCTURES] + [f"{s['lv']['worst']:.3f}"]
+
+
+def _myocardium(path: str) -> float:
+    return summary(read_metrics(Path(path)))["myocardium"]["mean"]
+
+
 def section(results: dict) -> str:
-    """The docs/RESULTS.md section from the recorded evaluations."""
-    rows = []
-    for teacher, entry in results.items():
-        for label, paths in (("starting model (cine only)", [entry["teacher"]]),
-                             ("lgeseg_adapt, unlabeled (25 images)", [entry["adapted"]]),
-                             ("1-case fine-tuning (5 folds, other 24 scored)", entry["finetuned"])):
-            s = summary([r for p in paths for r in read_metrics(p)])
-            rows.append([teacher, label] + [f"{s[x]['mean']:.3f} ± {s[x]['sd']:.3f}" for x in STRUCTURES]
-                        + [f"{s['lv']['worst']:.3f}"])
+    """The docs/RESULTS.md section from the recorded evaluations: every model, then each variant's gain."""
+    rows, gains = [], {}
+    for start, entry in results.items():
+        rows.append(_row(start, "starting model (cine only)", [entry["teacher"]]))
+        for variant, adapted in entry.get("variants", {}).items():
+            rows.append(_row(start, VARIANT_LABELS.get(variant, variant), [adapted["evaluation"]]))
+            gains.setdefault(variant, []).append(_myocardium(adapted["evaluation"]) - _myocardium(entry["teacher"]))
+        if entry.get("finetuned"):
+            rows.append(_row(start, "1-case fine-tuning (5 folds, other 24 scored)", entry["finetuned"]))
+    gain_rows = [[VARIANT_LABELS.get(v, v), str(len(g)), f"{np.mean(g):+.3f}", f"{min(g):+.3f}",
+                  ", ".join(f"{x:+.3f}" for x in g)] for v, g in gains.items()]
     return "\n".join(["Unlabeled adaptation on myops_lge (`benchmarks/unlabeled_adaptation.py`): 3D Dice, mean ± SD "
                       "over patients; all 25 patients except for the fine-tuning rows. The adaptation saw the 25 "
-                      "images without labels (the labels only score it), which is how a hospital would use it.", "",
+                      "images without labels (the labels only score it), which is how a hospital would use it. "
+                      "Each start is one member of `lge-lv-cine` (cine only, README budget).", "",
                       *markdown_table(["start", "model", "blood pool", "myocardium", "whole LV", "worst LV"], rows),
+                      "", "Myocardium gain of each setting over the model it starts from, per member:", "",
+                      *markdown_table(["setting", "members", "mean gain", "smallest gain", "per member"], gain_rows),
                       ""])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--members", type=int, nargs="+", default=[0], help="lge-lv-cine members to start from")
+    parser.add_argument("--members", type=int, nargs="+", default=[0, 1, 2], help="lge-lv-cine members to start from")
+    parser.add_argument("--variants", nargs="+", default=["default"], choices=sorted(VARIANTS),
+                        help="lgeseg_adapt settings to compare (default: the defaults only)")
+    parser.add_argument("--finetune-members", type=int, nargs="*", default=[0],
+                        help="members whose 1-case fine-tuning is measured too (5 folds each)")
     parser.add_argument("--folds", type=int, default=5, help="1-case fine-tuning folds")
     parser.add_argument("--pretrained-work", type=Path, default=ROOT / "runs" / "pretrained",
                         help="build_pretrained.py's work folder (members and preprocessed cine)")
@@ -98,15 +126,18 @@ def main(argv: list[str] | None = None) -> int:
     record = work / "results.json"
     results = json.loads(record.read_text()) if record.is_file() else {}
     if not args.report_only:
+        images = args.lge / "imagesTr"
         for k in args.members:
             teacher = args.pretrained_work.resolve() / "members" / "lge-lv-cine" / f"fold_{k}"
-            images = args.lge / "imagesTr"
-            entry = {"teacher": str(predict(work, args, f"teacher_{k}", [teacher], images))}
-            adapted = adapt(work, args, teacher)
-            entry["adapted"] = str(predict(work, args, f"adapted_{k}", [adapted], images))
-            entry["kept"] = json.loads((adapted / "adaptation.json").read_text())["kept"]
-            entry["finetuned"] = [str(p) for p in finetune_one_case(work, args, teacher)]
-            results[f"lge-lv-cine member {k}"] = entry
+            entry = results.setdefault(f"lge-lv-cine member {k}", {})
+            entry["teacher"] = str(predict(work, args, f"teacher_{k}", [teacher], images))
+            for variant in args.variants:
+                adapted = adapt(work, args, teacher, variant)
+                entry.setdefault("variants", {})[variant] = {
+                    "evaluation": str(predict(work, args, f"adapted_{adapted.name}", [adapted], images)),
+                    "kept": json.loads((adapted / "adaptation.json").read_text())["kept"]}
+            if k in args.finetune_members:
+                entry["finetuned"] = [str(p) for p in finetune_one_case(work, args, teacher)]
             work.mkdir(parents=True, exist_ok=True)
             record.write_text(json.dumps(results, indent=1))
     text = section(results)

@@ -75,6 +75,24 @@ def test_adapt_rerun_after_an_interruption_before_the_first_checkpoint_finishes(
     load_model(out / "fold_0")
 
 
+def test_adapt_in_two_rounds_teaches_round_two_with_round_one(
+        teacher: Path, raw_centers: dict[str, Path], preprocessed_centers: dict[str, Path], tmp_path: Path) -> None:
+    images = raw_centers["center2"] / "imagesTr"
+    argv = ["-m", str(teacher), "-i", str(images), "-o", str(tmp_path / "adapted"), "-s",
+            str(preprocessed_centers["center1"]), "--epochs", "1", "--iterations-per-epoch", "2", "--device", "cpu",
+            "--keep-flagged", "--rounds", "2"]
+    assert adapt_main(argv) == 0
+    out, first = tmp_path / "adapted", tmp_path / "adapted" / "rounds" / "round_1"
+    record, first_record = (json.loads((folder / RECORD).read_text()) for folder in (out, first))
+    assert record["finished"] and first_record["finished"] and record["rounds"] == 2
+    assert first_record["teacher"] == str(teacher.resolve()) and record["teacher"] == str(first.resolve())
+    info = json.loads((out / "fold_0" / "model.json").read_text())
+    assert info["parent"] == str((first / "fold_0").resolve())  # round 2 fine-tunes round 1's member
+    assert adapt_main(argv) == 1  # finished: refused without --overwrite, nothing redone
+    with pytest.raises(SystemExit, match="2"):
+        adapt_main(argv[:-2] + ["--rounds", "0"])
+
+
 def test_adapt_refuses_a_folder_it_did_not_make_and_a_finished_run(teacher: Path, raw_centers: dict[str, Path],
                                                                     tmp_path: Path,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,7 +6,7 @@ import argparse
 
 from lgeseg.cli._errors import add_verbose_flag, run_command
 from lgeseg.cli._options import add_device_option, add_overwrite_flag, command_parser
-from lgeseg.workflows.self_training import DEFAULT_EPOCHS, DEFAULT_ITERATIONS, adapt_to_center
+from lgeseg.workflows.self_training import DEFAULT_EPOCHS, DEFAULT_ITERATIONS, DEFAULT_ROUNDS, adapt_to_center
 from lgeseg.workflows.uncertain_voxels import DEFAULT_CONFIDENCE
 
 
@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE,
                         help=f"with --mask-uncertain: a voxel is unsure below this averaged top class probability "
                              f"(default {DEFAULT_CONFIDENCE})")
+    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
+                        help="rounds of self-training: round r > 1 is taught by round r - 1's adapted model, kept "
+                             f"in OUTPUT/rounds/round_<r> (default {DEFAULT_ROUNDS})")
     add_overwrite_flag(parser, "redo a finished adaptation in --output")
     add_verbose_flag(parser)
     return parser
@@ -60,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0.0 < args.confidence <= 1.0:
         parser.error(f"--confidence must be in (0, 1], found {args.confidence}")
+    if args.rounds < 1:
+        parser.error(f"--rounds must be >= 1, found {args.rounds}")
     if args.epochs < 1 or args.iterations_per_epoch < 1:
         parser.error(f"--epochs and --iterations-per-epoch must be >= 1, found {args.epochs} and "
                      f"{args.iterations_per_epoch}")
@@ -71,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
                           iterations_per_epoch=args.iterations_per_epoch, lr=args.lr, trainable=args.trainable,
                           device=args.device, seed=args.seed, keep_flagged=args.keep_flagged,
                           overwrite=args.overwrite, uncertain_voxels=args.uncertain_voxels,
-                          confidence=args.confidence)
+                          confidence=args.confidence, rounds=args.rounds)
     print(f"adapted model: {out}; predict with: lgeseg_predict -i IN -o OUT -m {out}")
     return 0
 

@@ -62,6 +62,8 @@ TARGET_DATASET = "target"
 #: Default fine-tuning budget per member: epochs x iterations (half the README training budget).
 DEFAULT_EPOCHS = 5
 DEFAULT_ITERATIONS = 100
+#: Default rounds of self-training (``adapt_to_center(rounds=...)``, ``lgeseg_adapt --rounds``).
+DEFAULT_ROUNDS = 1
 #: What to do with the voxels where the teacher is unsure: ``"keep"`` its label there (and drop every
 #: flagged case), or ``"mask"`` them with the ignore label (and keep cases flagged only for them).
 UNCERTAIN_VOXEL_MODES = ("keep", "mask")
@@ -227,7 +229,7 @@ def adapt_to_center(model: str | Path, images_dir: str | Path, out_dir: str | Pa
                     iterations_per_epoch: int = DEFAULT_ITERATIONS, lr: float | None = None,
                     trainable: str = "all", device: str | None = None, seed: int = 0,
                     keep_flagged: bool = False, overwrite: bool = False, uncertain_voxels: str = "keep",
-                    confidence: float = DEFAULT_CONFIDENCE) -> Path:
+                    confidence: float = DEFAULT_CONFIDENCE, rounds: int = DEFAULT_ROUNDS) -> Path:
     """Self-train ``model`` on the unlabeled images of a new center; returns the adapted ensemble folder.
 
     Args:
@@ -251,6 +253,9 @@ def adapt_to_center(model: str | Path, images_dir: str | Path, out_dir: str | Pa
             flagged only ``mirror_unstable`` is kept (``MASKED_FLAGS``); the teacher then also writes its
             probabilities (``pseudo_labels/<case>.npz``).
         confidence: the threshold of ``"mask"``, in (0, 1] (default 0.8; ``workflows.uncertain_voxels``).
+        rounds: rounds of self-training (>= 1). Round r > 1 takes round r - 1's adapted members as its
+            teacher and as the members it fine-tunes; rounds before the last are kept in
+            ``out_dir/rounds/round_<r>`` (each a complete adaptation folder), the last is ``out_dir``.
 
     Raises ``OutputConflictError`` for an output folder that is not an adaptation's, ``ValueError``
     when no pseudo-label passes the quality checks, and the errors of prediction and fine-tuning.
@@ -266,17 +271,43 @@ def adapt_to_center(model: str | Path, images_dir: str | Path, out_dir: str | Pa
                          f"{uncertain_voxels!r}")
     if not 0.0 < confidence <= 1.0:
         raise ValueError(f"confidence: expected a probability in (0, 1], found {confidence}")
-    masking = uncertain_voxels == "mask"
+    if not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"rounds: expected a whole number >= 1, found {rounds!r}")
     if not images_dir.is_dir():
         raise FileNotFoundError(f"{images_dir}: image folder not found")
     check_output(out_dir, images_dir, overwrite)
+    settings = {"source": source, "epochs": epochs, "iterations_per_epoch": iterations_per_epoch, "lr": lr,
+                "trainable": trainable, "device": device, "seed": seed, "keep_flagged": keep_flagged,
+                "overwrite": overwrite, "uncertain_voxels": uncertain_voxels, "confidence": confidence}
+    teacher: str | Path = model
+    if rounds > 1:  # the record first: out_dir is an adaptation's before its rounds/ folder appears
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not (out_dir / RECORD).is_file():
+            save_json({"lgeseg_version": __version__, "rounds": rounds, "finished": False}, out_dir / RECORD)
+    for r in range(1, rounds):
+        folder = out_dir / "rounds" / f"round_{r}"
+        done = (folder / RECORD).is_file() and load_json(folder / RECORD).get("finished")
+        if not done or overwrite:
+            log.info("self-training round %d of %d -> %s", r, rounds, folder)
+            _self_train(teacher, images_dir, folder, **settings)
+        teacher = folder
+    log.info("self-training round %d of %d -> %s", rounds, rounds, out_dir)
+    return _self_train(teacher, images_dir, out_dir, rounds=rounds, **settings)
+
+
+def _self_train(model: str | Path, images_dir: Path, out_dir: Path, source: Sequence[str | Path], epochs: int,
+                iterations_per_epoch: int, lr: float | None, trainable: str, device: str | None, seed: int,
+                keep_flagged: bool, overwrite: bool, uncertain_voxels: str, confidence: float,
+                rounds: int = 1) -> Path:
+    """One round of ``adapt_to_center``: ``model`` teaches, its members are fine-tuned into ``out_dir``."""
+    masking = uncertain_voxels == "mask"
     teacher = resolve_model(model)
     _, info = read_model_metadata(teacher.members[0])
     out_dir.mkdir(parents=True, exist_ok=True)
     record = {"lgeseg_version": __version__, "teacher": str(teacher.path), "teacher_members": len(teacher.members),
               "images": str(images_dir.resolve()), "source": [str(Path(s).resolve()) for s in source],
               "epochs": epochs, "iterations_per_epoch": iterations_per_epoch, "lr": lr, "trainable": trainable,
-              "seed": seed, "keep_flagged": keep_flagged,
+              "seed": seed, "keep_flagged": keep_flagged, "rounds": rounds,
               "uncertain_voxels": {"mode": uncertain_voxels, **({"confidence": confidence} if masking else {})},
               "finished": False}
     save_json(record, out_dir / RECORD)
