@@ -42,7 +42,8 @@ def test_adapt_fine_tunes_on_pseudo_labels_and_leaves_the_images_alone(
     images = raw_centers["center2"] / "imagesTr"
     before = _tree_hash(raw_centers["center2"])
     out = adapt_to_center(teacher, images, tmp_path / "adapted", source=[preprocessed_centers["center1"]], epochs=1,
-                          iterations_per_epoch=2, device="cpu", keep_flagged=True)
+                          iterations_per_epoch=2, device="cpu", keep_flagged=True,
+                          uncertain_voxels="keep", rounds=1)
     assert _tree_hash(raw_centers["center2"]) == before
     record = json.loads((out / RECORD).read_text())
     assert record["finished"] and sorted(record["kept"]) == ["c2_000", "c2_001"]
@@ -62,7 +63,7 @@ def test_adapt_rerun_after_an_interruption_before_the_first_checkpoint_finishes(
     """Ctrl-C during a member's first epoch leaves fold_0 with model.json and no checkpoint: a rerun must finish it."""
     images = raw_centers["center2"] / "imagesTr"
     settings = dict(source=[preprocessed_centers["center1"]], epochs=1, iterations_per_epoch=2, device="cpu",
-                    keep_flagged=True)
+                    keep_flagged=True, rounds=1)
     out = adapt_to_center(teacher, images, tmp_path / "adapted", **settings)
     record = json.loads((out / RECORD).read_text())
     (out / RECORD).write_text(json.dumps({**record, "finished": False}))  # as if stopped inside member 0
@@ -75,22 +76,23 @@ def test_adapt_rerun_after_an_interruption_before_the_first_checkpoint_finishes(
     load_model(out / "fold_0")
 
 
-def test_adapt_in_two_rounds_teaches_round_two_with_round_one(
+def test_adapt_by_default_in_two_rounds_teaches_round_two_with_round_one(
         teacher: Path, raw_centers: dict[str, Path], preprocessed_centers: dict[str, Path], tmp_path: Path) -> None:
     images = raw_centers["center2"] / "imagesTr"
     argv = ["-m", str(teacher), "-i", str(images), "-o", str(tmp_path / "adapted"), "-s",
             str(preprocessed_centers["center1"]), "--epochs", "1", "--iterations-per-epoch", "2", "--device", "cpu",
-            "--keep-flagged", "--rounds", "2"]
-    assert adapt_main(argv) == 0
+            "--keep-flagged"]
+    assert adapt_main(argv) == 0  # the defaults: two rounds, unsure voxels masked
     out, first = tmp_path / "adapted", tmp_path / "adapted" / "rounds" / "round_1"
     record, first_record = (json.loads((folder / RECORD).read_text()) for folder in (out, first))
     assert record["finished"] and first_record["finished"] and record["rounds"] == 2
+    assert record["uncertain_voxels"]["mode"] == first_record["uncertain_voxels"]["mode"] == "mask"
     assert first_record["teacher"] == str(teacher.resolve()) and record["teacher"] == str(first.resolve())
     info = json.loads((out / "fold_0" / "model.json").read_text())
     assert info["parent"] == str((first / "fold_0").resolve())  # round 2 fine-tunes round 1's member
     assert adapt_main(argv) == 1  # finished: refused without --overwrite, nothing redone
     with pytest.raises(SystemExit, match="2"):
-        adapt_main(argv[:-2] + ["--rounds", "0"])
+        adapt_main(argv + ["--rounds", "0"])
 
 
 def test_adapt_refuses_a_folder_it_did_not_make_and_a_finished_run(teacher: Path, raw_centers: dict[str, Path],
@@ -137,7 +139,7 @@ def test_adapt_with_mask_uncertain_keeps_mirror_unstable_cases_and_masks_unsure_
     images = raw_centers["center2"] / "imagesTr"
     out = tmp_path / "adapted"
     argv = ["-m", str(teacher), "-i", str(images), "-o", str(out), "-s", str(preprocessed_centers["center1"]),
-            "--epochs", "1", "--iterations-per-epoch", "2", "--device", "cpu", "--mask-uncertain",
+            "--epochs", "1", "--iterations-per-epoch", "2", "--device", "cpu", "--mask-uncertain", "--rounds", "1",
             "--confidence", "0.99"]
     assert adapt_main(argv) == 0
     record = json.loads((out / RECORD).read_text())

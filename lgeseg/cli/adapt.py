@@ -40,12 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep-flagged", action="store_true",
                         help="also train on the pseudo-labels the quality checks flag (default: dropped)")
     parser.add_argument("--mask-uncertain", dest="uncertain_voxels", action="store_const", const="mask",
-                        default="keep",
+                        default="mask",
                         help="give the voxels where the teacher is unsure (averaged top class probability below "
                              "--confidence, near its predicted heart) the ignore label, which the student's loss "
-                             "skips, and keep the cases flagged only mirror_unstable (docs/adaptation.md)")
+                             "skips, and keep the cases flagged only mirror_unstable (the default; "
+                             "docs/adaptation.md)")
     parser.add_argument("--no-mask-uncertain", dest="uncertain_voxels", action="store_const", const="keep",
-                        help="train on the teacher's labels everywhere and drop every flagged case (the default)")
+                        help="train on the teacher's labels everywhere and drop every flagged case")
     parser.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE,
                         help=f"with --mask-uncertain: a voxel is unsure below this averaged top class probability "
                              f"(default {DEFAULT_CONFIDENCE})")
