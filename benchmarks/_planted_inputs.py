@@ -8,7 +8,6 @@ here reads ``../shared/data``. The benchmark imports this file as ``_planted_inp
 
 from __future__ import annotations
 
-import locale
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import SimpleITK as sitk
 
 from lgeseg.core.records import CaseGeometry, load_json, save_json
 from lgeseg.files import io
+from lgeseg.synth import dicom_series as synth_dicom
 
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
@@ -33,25 +33,8 @@ def raising(error: BaseException) -> Callable[..., None]:
 def write_dicom_series(folder: Path, volume: np.ndarray, uid: str = "1.2.3.7") -> None:
     """One MR slice file per z of ``volume`` (identity orientation, 8 mm slices), as a scanner exports them."""
     geometry = CaseGeometry(volume.shape, (8.0, 1.5, 1.5), (0.0, 0.0, 0.0), IDENTITY)
-    image = io.to_sitk(volume.astype(np.int16), geometry)
-    writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
     folder.mkdir(parents=True)
-    saved_locale = locale.setlocale(locale.LC_ALL)  # GDCM's writer switches the C locale: put it back
-    try:
-        for z in range(volume.shape[0]):
-            plane = image[:, :, z]
-            position = image.TransformIndexToPhysicalPoint((0, 0, z))
-            tags = {"0008|0060": "MR", "0008|0016": "1.2.840.10008.5.1.4.1.1.4", "0008|0018": f"{uid}.{z + 1}",
-                    "0020|000d": "1.2.3", "0020|000e": uid, "0020|0011": "7", "0008|103e": "LGE",
-                    "0020|0013": str(z + 1), "0020|0037": "1\\0\\0\\0\\1\\0",
-                    "0020|0032": "\\".join(f"{v:.6f}" for v in position), "0018|0050": "8.0"}
-            for key, value in tags.items():
-                plane.SetMetaData(key, value)
-            writer.SetFileName(str(folder / f"IM{z:04d}.dcm"))
-            writer.Execute(plane)
-    finally:
-        locale.setlocale(locale.LC_ALL, saved_locale)
+    synth_dicom.write_dicom_series(folder, volume, geometry, uid, 7, "LGE", {"0020|000d": "1.2.3"})
 
 
 def truncate_to_half(path: Path) -> None:

@@ -25,14 +25,13 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lgeseg.cli.predict import main as predict_main  # noqa: E402
 from lgeseg.cli.report import main as report_main  # noqa: E402
-from lgeseg.files import io  # noqa: E402
 from lgeseg.synth import generate_case  # noqa: E402
+from lgeseg.synth.dicom_series import write_dicom_series  # noqa: E402
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars")
@@ -52,24 +51,9 @@ PATIENTS: tuple[dict[str, str], ...] = (
 def write_series(folder: Path, image: np.ndarray, geometry: object, number: int, description: str,
                  patient: dict[str, str] | None = None) -> None:
     """One MR slice file per z with the position, orientation and identifiers a scanner writes, and ``patient``."""
-    volume = io.to_sitk(np.clip(image, -32768, 32767).astype(np.int16), geometry)  # type: ignore[arg-type]
-    d = volume.GetDirection()
-    orientation = "\\".join(f"{v:.10f}" for v in (d[0], d[3], d[6], d[1], d[4], d[7]))
     uid = f"1.2.826.0.1.3680043.8.498.{number}"
-    writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
-    folder.mkdir(parents=True, exist_ok=True)
-    for z in range(volume.GetSize()[2]):
-        plane = volume[:, :, z]
-        position = "\\".join(f"{v:.10f}" for v in volume.TransformIndexToPhysicalPoint((0, 0, z)))
-        for key, value in {"0008|0060": "MR", "0020|000e": uid, "0020|0011": str(number), "0008|103e": description,
-                           "0020|0013": str(z + 1), "0020|0037": orientation, "0020|0032": position,
-                           "0008|0018": f"{uid}.{z + 1}", "0020|000d": f"{uid}.0", "0020|0052": f"{uid}.7",
-                           "0008|0016": "1.2.840.10008.5.1.4.1.1.4", "0008|0070": "Phantom Medical",
-                           "0018|0050": f"{volume.GetSpacing()[2]:.6f}", **(patient or {})}.items():
-            plane.SetMetaData(key, value)
-        writer.SetFileName(str(folder / f"IM{z:04d}.dcm"))
-        writer.Execute(plane)
+    write_dicom_series(folder, image, geometry, uid, number, description,  # type: ignore[arg-type]
+                       {"0020|0052": f"{uid}.7", "0008|0070": "Phantom Medical", **(patient or {})})
 
 
 def screenshot(page: Path, target: Path, width: int, height: int) -> None:

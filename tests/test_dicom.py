@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import locale
 import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 
 from lgeseg.cli.convert import main as convert_main
 from lgeseg.cli.predict import main as predict_main
@@ -17,6 +15,7 @@ from lgeseg.core.records import CaseGeometry, load_json
 from lgeseg.files import io
 from lgeseg.files.dicom import find_series, read_series, select_series
 from lgeseg.inference import input_cases
+from lgeseg.synth import dicom_series as synth_dicom
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -31,6 +30,13 @@ def _oblique(shape: tuple[int, int, int], spacing: tuple[float, float, float],
     return CaseGeometry(shape=shape, spacing=spacing, origin=origin, direction=tuple((rz @ rx).ravel().tolist()))
 
 
+#: What this test's scanner writes into every slice besides the geometry and identifiers of the series.
+SCANNER_TAGS = {"0020|000d": STUDY_UID, "0008|0070": "Phantom Medical", "0018|0087": "1.5",
+                "0020|0052": f"{STUDY_UID}.7", "0010|0010": "Phantom^One", "0010|0020": "P001",
+                "0010|0030": "19600101", "0010|0040": "O", "0008|0020": "20260101", "0008|0030": "120000",
+                "0020|0010": "1", "0008|0050": "A1", "0008|0090": "", "0008|0021": "20260101"}
+
+
 def write_dicom_series(folder: Path, volume: np.ndarray, geometry: CaseGeometry, uid: str, number: int,
                        description: str, extra: dict[str, str] | None = None, first: int = 1,
                        name: str = "IM{z:04d}.dcm") -> None:
@@ -39,40 +45,8 @@ def write_dicom_series(folder: Path, volume: np.ndarray, geometry: CaseGeometry,
     ``extra``: more tags ("gggg|eeee" -> value); ``first``: the first InstanceNumber (and SOPInstanceUID suffix);
     ``name``: the file names, formatted with ``z``.
     """
-    image = io.to_sitk(volume.astype(np.int16), geometry)
-    writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
-    folder.mkdir(parents=True, exist_ok=True)
-    # GDCM's writer switches the process's C locale to "C" (ASCII): later tests that decode a subprocess's
-    # UTF-8 output with the locale's encoding would fail, so the locale is put back afterwards.
-    saved_locale = locale.setlocale(locale.LC_ALL)
-    try:
-        _write_slices(writer, folder, image, volume.shape[0], geometry, uid, number, description, extra or {}, first,
-                      name)
-    finally:
-        locale.setlocale(locale.LC_ALL, saved_locale)
-
-
-def _write_slices(writer: sitk.ImageFileWriter, folder: Path, image: sitk.Image, depth: int, geometry: CaseGeometry,
-                  uid: str, number: int, description: str, extra: dict[str, str], first: int, name: str) -> None:
-    direction = geometry.direction
-    orientation = "\\".join(f"{v:.10f}" for v in (direction[0], direction[3], direction[6],
-                                                    direction[1], direction[4], direction[7]))
-    for z in range(depth):
-        slice_image = image[:, :, z]
-        position = image.TransformIndexToPhysicalPoint((0, 0, z))
-        tags = {"0008|0060": "MR", "0008|0016": "1.2.840.10008.5.1.4.1.1.4", "0008|0018": f"{uid}.{z + first}",
-                "0020|000d": STUDY_UID, "0020|000e": uid, "0020|0011": str(number), "0008|103e": description,
-                "0020|0013": str(z + first), "0020|0037": orientation,
-                "0020|0032": "\\".join(f"{v:.10f}" for v in position),
-                "0018|0050": f"{geometry.spacing[0]:.6f}", "0008|0070": "Phantom Medical", "0018|0087": "1.5",
-                "0020|0052": f"{STUDY_UID}.7", "0010|0010": "Phantom^One", "0010|0020": "P001",
-                "0010|0030": "19600101", "0010|0040": "O", "0008|0020": "20260101", "0008|0030": "120000",
-                "0020|0010": "1", "0008|0050": "A1", "0008|0090": "", "0008|0021": "20260101", **extra}
-        for key, value in tags.items():
-            slice_image.SetMetaData(key, value)
-        writer.SetFileName(str(folder / name.format(z=z)))
-        writer.Execute(slice_image)
+    synth_dicom.write_dicom_series(folder, volume, geometry, uid, number, description,
+                                   {**SCANNER_TAGS, **(extra or {})}, first_instance=first, file_name=name)
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import locale
 import math
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 
 from lgeseg.cli.predict import main as predict_main
 from lgeseg.cli.report import main as report_main
@@ -31,6 +29,7 @@ from lgeseg.report.reference import (
     load_reference_ranges,
 )
 from lgeseg.synth import generate_case
+from lgeseg.synth.dicom_series import write_dicom_series
 
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 SPACING = (8.0, 0.5, 0.5)
@@ -117,26 +116,7 @@ PATIENT_TAGS = {"0010|0020": "PAT-4711", "0010|0040": "F", "0010|1010": "054Y", 
 
 def _write_dicom(folder: Path, image: np.ndarray, geometry: CaseGeometry, tags: dict[str, str]) -> None:
     """One MR slice file per z with a scanner's geometry tags and ``tags`` (the patient and study)."""
-    volume = io.to_sitk(np.clip(image, 0, 32767).astype(np.int16), geometry)
-    d = geometry.direction
-    orientation = "\\".join(f"{v:.10f}" for v in (d[0], d[3], d[6], d[1], d[4], d[7]))
-    uid = "1.2.826.0.1.3680043.8.498.25"
-    writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
-    folder.mkdir(parents=True, exist_ok=True)
-    saved_locale = locale.setlocale(locale.LC_ALL)  # GDCM's writer switches the C locale; put it back
-    try:
-        for z in range(volume.GetSize()[2]):
-            plane = volume[:, :, z]
-            position = "\\".join(f"{v:.10f}" for v in volume.TransformIndexToPhysicalPoint((0, 0, z)))
-            for key, value in {"0008|0060": "MR", "0020|000e": uid, "0020|0011": "12", "0008|103e": "SAX LGE",
-                               "0020|0013": str(z + 1), "0020|0037": orientation, "0020|0032": position,
-                               "0008|0018": f"{uid}.{z + 1}", "0020|000d": f"{uid}.0", **tags}.items():
-                plane.SetMetaData(key, value)
-            writer.SetFileName(str(folder / f"IM{z:04d}.dcm"))
-            writer.Execute(plane)
-    finally:
-        locale.setlocale(locale.LC_ALL, saved_locale)
+    write_dicom_series(folder, np.clip(image, 0, 32767), geometry, "1.2.826.0.1.3680043.8.498.25", 12, "SAX LGE", tags)
 
 
 def test_report_names_patient_study_and_date_from_dicom_and_compares_with_reference_ranges(tmp_path: Path) -> None:
