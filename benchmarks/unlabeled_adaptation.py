@@ -30,6 +30,8 @@ from _common import link_subset, markdown_table, publish_section  # noqa: E402
 from build_pretrained import STRUCTURES, predict, read_metrics, summary  # noqa: E402
 from real_lge import case_ids, cli  # noqa: E402
 
+from lgeseg.workflows.self_training import is_finished  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
@@ -53,7 +55,7 @@ def adapt(work: Path, args: argparse.Namespace, teacher: Path, variant: str) -> 
     """``lgeseg_adapt`` of ``teacher`` on the myops_lge images (no labels), cine as source; the output folder."""
     suffix = "" if variant == "default" else f"_{variant}"
     out = work / "adapted" / f"{teacher.parent.name}_{teacher.name}{suffix}"
-    if (out / "adaptation.json").is_file() and json.loads((out / "adaptation.json").read_text()).get("finished"):
+    if is_finished(out):
         return out
     cli("adapt", ["-m", str(teacher), "-i", str(args.lge / "imagesTr"), "-o", str(out), "-s", str(args.source),
                   "--device", "cpu", *VARIANTS[variant]], work / "logs" / f"adapt_{out.name}.txt")

@@ -219,10 +219,18 @@ def check_output(out_dir: Path, images_dir: Path, overwrite: bool) -> None:
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / RECORD).is_file():
         raise OutputConflictError(f"{out_dir}: exists and is not an lgeseg_adapt output (no {RECORD}); "
                                   "choose a new -o (nothing was changed)")
-    if (out_dir / RECORD).is_file() and not overwrite:
-        record = load_json(out_dir / RECORD)
-        if record.get("finished"):
-            raise OutputConflictError(f"{out_dir}: holds a finished adaptation; use --overwrite to redo it")
+    if is_finished(out_dir) and not overwrite:
+        raise OutputConflictError(f"{out_dir}: holds a finished adaptation; use --overwrite to redo it")
+
+
+def is_finished(out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds a finished adaptation (its ``adaptation.json`` says so).
+
+    Example:
+        >>> is_finished(Path("no/such/folder"))
+        False
+    """
+    return (out_dir / RECORD).is_file() and bool(load_json(out_dir / RECORD).get("finished"))
 
 
 def adapt_to_center(model: str | Path, images_dir: str | Path, out_dir: str | Path,
@@ -287,8 +295,7 @@ def adapt_to_center(model: str | Path, images_dir: str | Path, out_dir: str | Pa
             save_json({"lgeseg_version": __version__, "rounds": rounds, "finished": False}, out_dir / RECORD)
     for r in range(1, rounds):
         folder = out_dir / "rounds" / f"round_{r}"
-        done = (folder / RECORD).is_file() and load_json(folder / RECORD).get("finished")
-        if not done or overwrite:
+        if not is_finished(folder) or overwrite:
             log.info("self-training round %d of %d -> %s", r, rounds, folder)
             _self_train(teacher, images_dir, folder, **settings)
         teacher = folder
