@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from itertools import combinations
 from pathlib import Path
 
@@ -86,7 +87,8 @@ def test_all_seven_figures_are_written(tiny_run: tuple[Path, dict]) -> None:
     assert all((out / "figures" / name).stat().st_size > 5000 for name in names)
 
 
-def test_summary_only_collects_what_finished_and_a_rerun_reuses_every_cell(tiny_run: tuple[Path, dict]) -> None:
+def test_summary_only_collects_what_finished_and_a_rerun_reuses_every_cell(tiny_run: tuple[Path, dict],
+                                                                           caplog: pytest.LogCaptureFixture) -> None:
     out, results = tiny_run
     moved = cell_folder(out, "cyclegan_center1_center2_s1") / "result.json"
     moved.rename(out / "moved.json")
@@ -99,8 +101,11 @@ def test_summary_only_collects_what_finished_and_a_rerun_reuses_every_cell(tiny_
         (out / "moved.json").rename(moved)
     results_files = sorted((out / "cells").glob("*/result.json"))
     before = {p: p.stat().st_mtime_ns for p in results_files}
-    again = run_experiments(make_config("tiny", out_dir=out, **TINY), threads=1)
+    with caplog.at_level(logging.INFO, logger="lgeseg"):
+        again = run_experiments(make_config("tiny", out_dir=out, **TINY), threads=1)
     assert {p: p.stat().st_mtime_ns for p in results_files} == before
+    assert f"({len(results_files)} finished, 0 to run" in caplog.text  # the log says nothing is left to do
+    assert "== cell" not in caplog.text  # and no cell is started
     assert again["table5"] == results["table5"]
 
 

@@ -318,6 +318,16 @@ def _same_cell(stored: Any, cell: Cell) -> bool:
         return False
 
 
+def finished_result(out_dir: str | Path, cell: Cell) -> dict[str, Any] | None:
+    """The stored result of ``cell`` (``OUT/cells/<id>/result.json`` recording this very cell), or None
+    while the cell is not finished (no result yet, or one left by a different cell of the same id)."""
+    result_path = cell_folder(out_dir, cell) / "result.json"
+    if not result_path.is_file():
+        return None
+    stored = load_json(result_path)
+    return stored if _same_cell(stored.get("cell"), cell) else None
+
+
 def run_cell(workspace: Workspace, cell: Cell) -> dict[str, Any]:
     """Make the cell's model and score it; returns (and writes to ``result.json``) the result.
 
@@ -336,12 +346,10 @@ def run_cell(workspace: Workspace, cell: Cell) -> dict[str, Any]:
         12.0
         >>> tmp.cleanup()
     """
+    stored = finished_result(workspace.config.out_dir, cell)
+    if stored is not None:
+        return stored
     folder = cell_folder(workspace.config.out_dir, cell)
-    result_path = folder / "result.json"
-    if result_path.is_file():
-        stored = load_json(result_path)
-        if _same_cell(stored.get("cell"), cell):
-            return stored
     start = time.perf_counter()
     logger.info("== cell %s", cell.id)
     model = _make_model(workspace, cell, folder)

@@ -32,7 +32,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from lgeseg.experiments.cells import load_workspace, run_cell
+from lgeseg.experiments.cells import finished_result, load_workspace, run_cell
 from lgeseg.experiments.grid import Cell, cell_folder
 
 logger = logging.getLogger(__name__)
@@ -118,10 +118,16 @@ def launch(cells: Sequence[Cell], grid_path: Path, launcher: str = "local", jobs
     if jobs < 1 or threads < 1:
         raise ValueError(f"jobs and threads must be >= 1, found jobs={jobs}, threads={threads}")
     failed: list[str] = []
+    out_dir = Path(grid_path).parent
     for wave in sorted({cell.wave for cell in cells}):
         todo = [c for c in cells if c.wave == wave and not set(c.needs) & set(failed)]
         failed += [c.id for c in cells if c.wave == wave and set(c.needs) & set(failed)]
-        logger.info("wave %d: %d cell(s), %s launcher, %d at once", wave, len(todo), launcher, jobs)
+        finished = [c for c in todo if finished_result(out_dir, c) is not None]
+        todo = [c for c in todo if c not in finished]
+        logger.info("wave %d: %d cell(s) to run (%d already finished), %s launcher, %d at once", wave, len(todo),
+                    len(finished), launcher, jobs)
+        if not todo:
+            continue
         if launcher == "submitit":
             failed += _run_submitit(todo, grid_path, jobs, threads, submitit_options or {})
         elif jobs == 1:
