@@ -320,7 +320,20 @@ def _same_cell(stored: Any, cell: Cell) -> bool:
 
 def finished_result(out_dir: str | Path, cell: Cell) -> dict[str, Any] | None:
     """The stored result of ``cell`` (``OUT/cells/<id>/result.json`` recording this very cell), or None
-    while the cell is not finished (no result yet, or one left by a different cell of the same id)."""
+    while the cell is not finished (no result yet, or one left by a different cell of the same id).
+
+    Example:
+        >>> import tempfile
+        >>> from lgeseg.experiments.grid import train_cell
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> cell = train_cell(("center1",), "none", seed=0)
+        >>> finished_result(tmp.name, cell) is None  # nothing run yet
+        True
+        >>> _ = write_result(tmp.name, cell, [], seconds=12.0, device="cpu")
+        >>> finished_result(tmp.name, cell)["seconds"]
+        12.0
+        >>> tmp.cleanup()
+    """
     result_path = cell_folder(out_dir, cell) / "result.json"
     if not result_path.is_file():
         return None
