@@ -38,6 +38,8 @@ from lgeseg.experiments.grid import make_config
 from lgeseg.experiments.summary import format_table
 
 IMAGES = ROOT / "docs" / "images"
+#: Where the published runs ran, unless ``--machine`` says otherwise.
+DEFAULT_MACHINE = "one torch thread each, on 2 cores shared with other work"
 #: ``lgeseg_experiments`` options rebuilt from the run's config: (config field, option), lists as values.
 _OPTIONS = (("experiments", "-e"), ("extra_augmentations", "--extra-augmentations"),
             ("block_counts", "--block-counts"), ("amounts", "--amounts"),
@@ -135,8 +137,10 @@ def copy_figures(run: Path, name: str) -> list[str]:
     return copied
 
 
-def section(run: Path, results: dict, figures: list[str]) -> str:
-    """The markdown of the section: command, settings, Table 5, its myocardium version, seeds, time, figures."""
+def section(run: Path, results: dict, figures: list[str], machine: str = DEFAULT_MACHINE) -> str:
+    """The markdown of the section: command, settings, Table 5, its myocardium version, seeds, time, figures.
+
+    ``machine`` says where the cells ran (results.json records the device, not the cores or the load)."""
     config, seconds = results["config"], results["seconds"]
     seeds = seeds_per_column(results["table5"])
     seed_text = ", ".join(f"{column} {n}" for column, n in seeds.items())
@@ -152,7 +156,7 @@ def section(run: Path, results: dict, figures: list[str]) -> str:
         f"`benchmarks/paper_table5.py` writes this section). {data_text(config, centers)}; "
         f"{settings_text(config, centers)}. The {results['cells']['finished']} finished cells took "
         f"{seconds['cells_total'] / 3600:.1f} hours (the sum of their wall-clock times), "
-        f"one torch thread each, on 2 cores shared with other work"
+        f"{machine}"
         + (f" ({len(missing)} cells of the grid not run yet)" if missing else "") + ". "
         f"Seeds per column: {seed_text}.",
         "",
@@ -174,6 +178,8 @@ def main() -> None:
     parser.add_argument("--marker", default="paper_table5", help="section key in docs/RESULTS.md")
     parser.add_argument("--images", default=None,
                         help="name in the copied figures' file names (default: the run's scale)")
+    parser.add_argument("--machine", default=DEFAULT_MACHINE,
+                        help=f"where the cells ran, for the time sentence (default: {DEFAULT_MACHINE!r})")
     parser.add_argument("--no-write", action="store_true", help="print the section, leave docs/ alone")
     args = parser.parse_args()
     results_file = args.run / "results.json"
@@ -182,7 +188,7 @@ def main() -> None:
     results = json.loads(results_file.read_text())
     name = args.images or results["config"]["scale"]
     figures = [] if args.no_write else copy_figures(args.run, name)
-    publish_section(section(args.run, results, figures), args.marker, write=not args.no_write)
+    publish_section(section(args.run, results, figures, args.machine), args.marker, write=not args.no_write)
 
 
 if __name__ == "__main__":
