@@ -117,15 +117,15 @@ def launch(cells: Sequence[Cell], grid_path: Path, launcher: str = "local", jobs
         raise ValueError(f"launcher must be one of {', '.join(LAUNCHERS)}, found {launcher!r}")
     if jobs < 1 or threads < 1:
         raise ValueError(f"jobs and threads must be >= 1, found jobs={jobs}, threads={threads}")
+    finished = {c.id for c in cells if finished_result(Path(grid_path).parent, c) is not None}
+    to_run = [c for c in cells if c.id not in finished]
+    logger.info("%d cells (%d finished, %d to run: %d trained from scratch, %d built on them)", len(cells),
+                len(finished), len(to_run), sum(c.wave == 1 for c in to_run), sum(c.wave > 1 for c in to_run))
     failed: list[str] = []
-    out_dir = Path(grid_path).parent
     for wave in sorted({cell.wave for cell in cells}):
-        todo = [c for c in cells if c.wave == wave and not set(c.needs) & set(failed)]
-        failed += [c.id for c in cells if c.wave == wave and set(c.needs) & set(failed)]
-        finished = [c for c in todo if finished_result(out_dir, c) is not None]
-        todo = [c for c in todo if c not in finished]
-        logger.info("wave %d: %d cell(s) to run (%d already finished), %s launcher, %d at once", wave, len(todo),
-                    len(finished), launcher, jobs)
+        todo = [c for c in to_run if c.wave == wave and not set(c.needs) & set(failed)]
+        failed += [c.id for c in to_run if c.wave == wave and set(c.needs) & set(failed)]
+        logger.info("wave %d: %d cell(s) to run, %s launcher, %d at once", wave, len(todo), launcher, jobs)
         if not todo:
             continue
         if launcher == "submitit":

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lgeseg.experiments.cells import GRID_FILE, Workspace, finished_result, load_workspace, prepare, write_grid
+from lgeseg.experiments.cells import GRID_FILE, Workspace, load_workspace, prepare, write_grid
 from lgeseg.experiments.grid import Cell, ExperimentsConfig, build_grid
 from lgeseg.experiments.launcher import launch
 from lgeseg.experiments.summary import collect, summarize
@@ -67,10 +67,7 @@ def run_experiments(config: ExperimentsConfig, launcher: str = "local", jobs: in
     cells = build_grid(config, list(workspace.test), workspace.num_encoder_blocks)
     grid_path = write_grid(workspace, cells)
     prepared = time.perf_counter() - start
-    to_run = [cell for cell in cells if finished_result(config.out_dir, cell) is None]
-    logger.info("grid: %d cells in %s (%d finished, %d to run: %d trained from scratch, %d built on them)",
-                len(cells), grid_path, len(cells) - len(to_run), len(to_run), sum(c.wave == 1 for c in to_run),
-                sum(c.wave > 1 for c in to_run))
+    logger.info("grid: %d cells in %s", len(cells), grid_path)
     failed = launch(cells, grid_path, launcher, jobs, threads or default_threads(jobs), submitit_options)
     seconds = {"prepare": prepared, "wall": time.perf_counter() - start}
     results = _summarize(workspace, cells, seconds)
